@@ -1,0 +1,18 @@
+# hepsnake: ROOT/xAOD → HDF5 → prepared splits → trained, evaluated, exported classifiers.
+from snakemake.utils import min_version
+
+min_version("9.27")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/convert.smk"
+
+
+rule all:
+    input:
+        expand("results/h5/{sample}.h5", sample=SAMPLES),
+    default_target: True

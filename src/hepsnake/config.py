@@ -1,0 +1,171 @@
+"""Load and validate the workflow config; cut it into the slice each stage needs."""
+
+import csv
+import glob
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hepsnake.errors import HepsnakeError
+
+SCHEMA = Path(__file__).with_name("config.schema.yaml")
+SAMPLE_COLUMNS = ("name", "files", "reader", "tree", "role", "label", "params", "xsec")
+REMOTE_PREFIXES = ("root://", "s3://", "http://", "https://", "xroot://")
+
+
+def validate(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate against the JSON schema (filling defaults) and normalise the sample list, in place.
+
+    An unknown or mistyped key raises HepsnakeError naming the key.
+    """
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+    from snakemake.utils import validate as snakemake_validate
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    error = best_match(Draft202012Validator(schema).iter_errors(config))
+    if error is not None:
+        path = "/".join(str(p) for p in error.absolute_path)
+        raise HepsnakeError(f"config: {path or '<top>'}", error.message.splitlines()[0])
+    snakemake_validate(config, str(SCHEMA), set_default=True)
+    config["samples"] = load_samples(config["samples"])
+    names = [s["name"] for s in config["samples"]]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise HepsnakeError("config: samples", f"duplicate sample name '{dupes[0]}'")
+    for sample in config["samples"]:
+        check_sample(config, sample)
+    return config
+
+
+def load(source: str) -> dict[str, Any]:
+    """A config from a YAML file path (validated) or an inline JSON stage slice (trusted).
+
+    Relative paths inside the config (sample sheet, files) are relative to the working
+    directory, as in Snakemake.
+    """
+    if source.lstrip().startswith("{"):
+        return json.loads(source)
+    path = Path(source)
+    if not path.is_file():
+        raise HepsnakeError(source, "config file not found")
+    with path.open() as fh:
+        config = yaml.safe_load(fh) or {}
+    return validate(config)
+
+
+def parse_params(text: str) -> dict[str, float]:
+    """``"mS=16;ctau=1"`` → ``{"mS": 16.0, "ctau": 1.0}``."""
+    params = {}
+    for item in filter(None, (p.strip() for p in text.split(";"))):
+        key, sep, value = item.partition("=")
+        try:
+            params[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise HepsnakeError("samples: params", f"'{item}' is not NAME=NUMBER")
+    return params
+
+
+def load_samples(samples: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sample list from the config list or a TSV sample sheet, with uniform keys."""
+    if isinstance(samples, str):
+        path = Path(samples)
+        if not path.is_file():
+            raise HepsnakeError(samples, "sample sheet not found")
+        with path.open(newline="") as fh:
+            rows = [
+                {k: v for k, v in row.items() if v not in (None, "")}
+                for row in csv.DictReader(
+                    (line for line in fh if not line.startswith("#")), delimiter="\t"
+                )
+            ]
+        for row in rows:
+            unknown = set(row) - set(SAMPLE_COLUMNS)
+            if unknown:
+                raise HepsnakeError(samples, f"unknown column '{sorted(unknown)[0]}'")
+            if "files" in row:
+                row["files"] = row["files"].replace(",", " ").split()
+            if "xsec" in row:
+                row["xsec"] = float(row["xsec"])
+        samples = rows
+    out = []
+    for row in samples:
+        sample = dict(row)
+        if isinstance(sample.get("files"), str):
+            sample["files"] = sample["files"].split()
+        if isinstance(sample.get("params"), str):
+            sample["params"] = parse_params(sample["params"])
+        sample.setdefault("params", {})
+        sample.setdefault("xsec", 1.0)
+        sample.setdefault("role", "train")
+        out.append(sample)
+    return out
+
+
+def check_sample(config: dict[str, Any], sample: dict[str, Any]) -> None:
+    """Cross-field checks the schema cannot express."""
+    where = f"config: samples: {sample.get('name', '?')}"
+    for key in ("name", "files", "reader"):
+        if not sample.get(key):
+            raise HepsnakeError(where, f"missing '{key}'")
+    if sample["reader"] not in config["readers"]:
+        raise HepsnakeError(where, f"unknown reader '{sample['reader']}'")
+    label = sample.get("label")
+    if sample["role"] == "control":
+        if label not in ("data", "mc"):
+            raise HepsnakeError(where, "a control sample needs label 'data' or 'mc'")
+    elif label is not None and label not in config["class_names"]:
+        raise HepsnakeError(where, f"label '{label}' is not one of class_names")
+
+
+def sample_by_name(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The sample called ``name``."""
+    for sample in config["samples"]:
+        if sample["name"] == name:
+            return sample
+    raise HepsnakeError("config: samples", f"no sample named '{name}'")
+
+
+def is_remote(path: str) -> bool:
+    """Whether ``path`` is a URL read through XRootD/fsspec rather than a local file."""
+    return path.startswith(REMOTE_PREFIXES)
+
+
+def expand_files(sample: dict[str, Any]) -> list[str]:
+    """Local globs expanded (sorted), URLs kept; a pattern matching nothing is an error."""
+    files: list[str] = []
+    for pattern in sample["files"]:
+        if is_remote(pattern) or not glob.has_magic(pattern):
+            files.append(pattern)
+            continue
+        matched = sorted(glob.glob(pattern))
+        if not matched:
+            raise HepsnakeError(pattern, f"no file matches (sample '{sample['name']}')")
+        files.extend(matched)
+    return files
+
+
+def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
+    """The JSON slice of ``config`` that ``stage`` reads, passed as a rule param.
+
+    Snakemake reruns a job when its params change, so each job sees only the keys it uses:
+    changing one model's hyperparameters does not rerun the conversion.
+    """
+    if stage == "simulate":
+        part = {"simulate": {**config["simulate"], "samples": None}}
+        part["simulate"]["samples"] = {wildcards["toy"]: config["simulate"]["samples"][wildcards["toy"]]}
+    elif stage == "convert":
+        sample = sample_by_name(config, wildcards["sample"])
+        part = {
+            "class_names": config["class_names"],
+            "samples": [sample],
+            "readers": {sample["reader"]: config["readers"][sample["reader"]]},
+            "convert": config["convert"],
+        }
+    else:
+        raise HepsnakeError("stage", f"unknown stage '{stage}'")
+    return json.dumps(part, sort_keys=True)

@@ -1,0 +1,1 @@
+"""ROOT/xAOD → FTAG-layout HDF5 conversion."""

@@ -1,0 +1,221 @@
+"""The ``convert`` stage: stream a sample's ROOT files into one FTAG-layout HDF5 file."""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import h5py
+import numpy as np
+import xxhash
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from hepsnake import __version__
+from hepsnake.config import expand_files, is_remote, sample_by_name
+from hepsnake.convert.cuts import apply_cuts
+from hepsnake.errors import HepsnakeError
+from hepsnake.io.chunks import JetChunk, pad
+from hepsnake.io.atomic import atomic_path, write_json
+from hepsnake.io.h5 import TableWriter, set_attrs
+from hepsnake.io.physlite import PhysliteSource
+from hepsnake.io.root import FlatSource
+
+DEFAULT_MAX_CONSTITUENTS = 40
+
+
+class Source(Protocol):
+    """What a reader offers the converter."""
+
+    num_entries: int
+
+    def chunks(self, step: int) -> Iterator[tuple[int, JetChunk]]: ...
+
+
+READERS: dict[str, type] = {"flat": FlatSource, "physlite": PhysliteSource}
+
+
+def open_source(path: str, reader: dict[str, Any], tree: str | None) -> Source:
+    """Open ``path`` with the reader type named in ``reader`` (``tree`` overrides its tree)."""
+    if not is_remote(path) and not os.path.exists(path):
+        raise HepsnakeError(path, "file not found")
+    spec = dict(reader)
+    kind = spec.pop("type")
+    if tree:
+        spec["tree"] = tree
+    return READERS[kind](path, spec)
+
+
+def file_record(path: str) -> dict[str, Any]:
+    """Size and xxh3-64 checksum of a local input file (remote files: the URL only)."""
+    if is_remote(path):
+        return {"path": path}
+    digest = xxhash.xxh3_64()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            digest.update(block)
+    return {"path": path, "size": os.path.getsize(path), "xxh3_64": digest.hexdigest()}
+
+
+def storage_dtype(values: np.ndarray) -> np.dtype:
+    """float32 for floating columns; integers and booleans keep their type."""
+    return np.dtype(np.float32) if values.dtype.kind == "f" else values.dtype
+
+
+def check_finite(chunk: JetChunk, where: str) -> None:
+    """Raise naming the first variable that holds NaN or inf."""
+    columns = [("jets", k, v) for k, v in chunk.jets.items()]
+    columns += [(c, k, v) for c, jag in chunk.collections.items() for k, v in jag.fields.items()]
+    for coll, key, values in columns:
+        if values.dtype.kind == "f":
+            bad = np.count_nonzero(~np.isfinite(values))
+            if bad:
+                raise HepsnakeError(where, f"{bad} non-finite (NaN/inf) values in '{coll}.{key}'")
+
+
+class SampleWriter:
+    """Turns chunks into the FTAG tables of one output file, with per-file rollback."""
+
+    def __init__(self, h5: h5py.File, config: dict[str, Any], sample: dict[str, Any]) -> None:
+        conv = config["convert"]
+        self.writer = TableWriter(h5, conv["compression"])
+        self.h5 = h5
+        self.max_n = conv["max_constituents"]
+        self.sort_by = conv["sort_by"]
+        label = sample.get("label")
+        self.label = config["class_names"].index(label) if label in config["class_names"] else -1
+        self.xsec = float(sample["xsec"])
+        self.params = sample["params"]
+        self.dtypes: dict[str, np.dtype] = {}
+        self.truncated = 0
+
+    def jets_table(self, chunk: JetChunk) -> np.ndarray:
+        n = len(chunk)
+        cols = dict(chunk.jets)
+        cols["label"] = np.full(n, self.label, dtype=np.int32)
+        base = cols.get("mcEventWeight", np.ones(n))
+        cols["weight"] = (np.asarray(base, dtype=np.float64) * self.xsec).astype(np.float32)
+        for key, value in self.params.items():
+            cols[key] = np.full(n, value, dtype=np.float32)
+        return self.table("jets", cols)
+
+    def table(self, name: str, cols: dict[str, np.ndarray]) -> np.ndarray:
+        if name not in self.dtypes:
+            self.dtypes[name] = np.dtype([(k, storage_dtype(v)) for k, v in cols.items()])
+        dtype = self.dtypes[name]
+        if set(cols) != set(dtype.names):
+            raise HepsnakeError(name, f"variables changed between files: {sorted(cols)}")
+        out = np.empty(len(next(iter(cols.values()))), dtype=dtype)
+        for key in dtype.names:
+            out[key] = cols[key]
+        return out
+
+    def write(self, chunk: JetChunk) -> None:
+        self.writer.append("jets", self.jets_table(chunk))
+        for name, jag in chunk.collections.items():
+            max_n = self.max_n.get(name, DEFAULT_MAX_CONSTITUENTS)
+            if name not in self.dtypes:
+                fields = [("valid", np.dtype(bool))]
+                fields += [(k, storage_dtype(v)) for k, v in jag.fields.items()]
+                self.dtypes[name] = np.dtype(fields)
+            self.truncated += int(np.clip(jag.counts - max_n, 0, None).sum())
+            self.writer.append(name, pad(jag, max_n, self.dtypes[name], self.sort_by.get(name)))
+
+    def lengths(self) -> dict[str, int]:
+        return {name: ds.shape[0] for name, ds in self.h5.items()}
+
+    def rollback(self, lengths: dict[str, int]) -> None:
+        for name, ds in self.h5.items():
+            ds.resize(lengths.get(name, 0), axis=0)
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Progress]:
+    """A rich progress bar over entries read (silent when disabled)."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, disable=not enabled) as progress:
+        yield progress
+
+
+def convert(
+    config: dict[str, Any],
+    sample_name: str,
+    output: str | Path,
+    summary: str | Path,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Convert every file of ``sample_name``; write ``output`` (HDF5) and ``summary`` (JSON).
+
+    Returns the summary: per-file entries and jets, skipped files with reasons, totals.
+    """
+    sample = sample_by_name(config, sample_name)
+    conv = config["convert"]
+    reader = config["readers"][sample["reader"]]
+    files = expand_files(sample)
+    report: dict[str, Any] = {"sample": sample_name, "files": [], "skipped": []}
+    with atomic_path(output) as tmp, h5py.File(tmp, "w") as h5, progress_bar(show_progress) as bar:
+        out = SampleWriter(h5, config, sample)
+        task = bar.add_task(f"convert {sample_name}", total=0)
+        for path in files:
+            before = out.lengths()
+            try:
+                record = convert_file(path, reader, sample, conv, out, bar, task)
+            except HepsnakeError as exc:
+                if not conv["skip_bad_files"]:
+                    raise
+                out.rollback(before)
+                report["skipped"].append({"path": path, "reason": str(exc)})
+                continue
+            report["files"].append(record)
+        n_jets = h5["jets"].shape[0] if "jets" in h5 else 0
+        if n_jets == 0:
+            why = f"zero jets after cuts {conv['cuts']}" if report["files"] else "no readable file"
+            raise HepsnakeError(f"sample '{sample_name}'", why)
+        report["jets"] = n_jets
+        report["truncated_constituents"] = out.truncated
+        h5["jets"].attrs["class_names"] = config["class_names"]
+        h5["jets"].attrs["flavour_label"] = "label"
+        set_attrs(
+            h5,
+            {
+                "hepsnake_version": __version__,
+                "sample": sample_name,
+                "role": sample["role"],
+                "inputs": report["files"],
+                "skipped": report["skipped"],
+                "config": config,
+            },
+        )
+    write_json(summary, report)
+    return report
+
+
+def convert_file(
+    path: str,
+    reader: dict[str, Any],
+    sample: dict[str, Any],
+    conv: dict[str, Any],
+    out: SampleWriter,
+    bar: Progress,
+    task: Any,
+) -> dict[str, Any]:
+    """Stream one input file into ``out``; return its record (checksum, entries, jets kept)."""
+    source = open_source(path, reader, sample.get("tree"))
+    bar.update(task, total=bar.tasks[task].total + source.num_entries)
+    jets_read = jets_kept = 0
+    for n_entries, chunk in source.chunks(conv["chunk_size"]):
+        jets_read += len(chunk)
+        chunk = chunk.select(apply_cuts(chunk.jets, conv["cuts"], path))
+        check_finite(chunk, path)
+        if len(chunk):
+            out.write(chunk)
+        jets_kept += len(chunk)
+        bar.advance(task, n_entries)
+    record = file_record(path)
+    record.update(entries=source.num_entries, jets_read=jets_read, jets_written=jets_kept)
+    return record

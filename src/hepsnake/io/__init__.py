@@ -1,0 +1,1 @@
+"""Reading ROOT/xAOD inputs and writing FTAG-layout HDF5."""

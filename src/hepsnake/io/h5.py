@@ -1,0 +1,60 @@
+"""FTAG-layout HDF5: resizable structured datasets appended chunk by chunk, JSON attributes."""
+
+import json
+from typing import Any
+
+import h5py
+import numpy as np
+
+from hepsnake.errors import HepsnakeError
+
+COMPRESSION = {"none": None, "lzf": "lzf", "gzip": "gzip"}
+
+
+def set_attrs(obj: h5py.HLObject, attrs: dict[str, Any]) -> None:
+    """Store attributes; dicts and lists of non-strings are stored as JSON strings."""
+    for key, value in attrs.items():
+        if isinstance(value, dict) or (
+            isinstance(value, list | tuple) and not all(isinstance(v, str) for v in value)
+        ):
+            value = json.dumps(value, sort_keys=True)
+        obj.attrs[key] = value
+
+
+def read_json_attr(obj: h5py.HLObject, key: str) -> Any:
+    """Read back an attribute written by :func:`set_attrs` as JSON."""
+    return json.loads(obj.attrs[key])
+
+
+class TableWriter:
+    """Appends structured arrays to resizable, chunked datasets of an open HDF5 file.
+
+    Jet tables are (N,), constituent tables (N, max_n); every dataset grows along axis 0.
+    """
+
+    def __init__(
+        self, h5: h5py.File, compression: str = "lzf", chunk_jets: int = 1000
+    ) -> None:
+        if compression not in COMPRESSION:
+            raise HepsnakeError("compression", f"unknown '{compression}' (none, lzf, gzip)")
+        self.h5 = h5
+        self.compression = COMPRESSION[compression]
+        self.chunk_jets = chunk_jets
+
+    def append(self, name: str, table: np.ndarray) -> None:
+        """Append ``table`` along axis 0 of dataset ``name``, creating it on first use."""
+        if name not in self.h5:
+            self.h5.create_dataset(
+                name,
+                shape=(0, *table.shape[1:]),
+                maxshape=(None, *table.shape[1:]),
+                dtype=table.dtype,
+                chunks=(self.chunk_jets, *table.shape[1:]),
+                compression=self.compression,
+            )
+        ds = self.h5[name]
+        if ds.dtype != table.dtype:
+            raise HepsnakeError(name, f"dtype changed between chunks: {ds.dtype} vs {table.dtype}")
+        start = ds.shape[0]
+        ds.resize(start + len(table), axis=0)
+        ds[start:] = table

@@ -1,0 +1,305 @@
+"""ATLAS DAOD_PHYSLITE reader: jets of one container with their associated tracks.
+
+Works on the TTree (``CollectionTree``, branches ``Container.var``) and RNTuple (``EventData``,
+fields ``Container:var``) forms. Tracks are attached to jets by ghost-association element links
+(``GhostTrack``) or by a ΔR cone; everything is computed with numpy over flat offsets.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from hepsnake.errors import HepsnakeError
+from hepsnake.io.chunks import Jagged, JetChunk
+from hepsnake.io.root import first_line, flat_values, iterate, open_tree, require_keys, tree_keys
+
+DEFAULTS: dict[str, Any] = {
+    "tree": None,  # None: CollectionTree (TTree) or EventData (RNTuple), whichever the file has
+    "jet_container": "AnalysisJets",
+    "track_container": "InDetTrackParticles",
+    "event_info": "EventInfo",
+    "jets": ["pt", "eta", "phi", "m", "HadronConeExclTruthLabelID"],
+    "tracks": [
+        "pt",
+        "eta",
+        "phi",
+        "d0",
+        "z0SinTheta",
+        "qOverP",
+        "theta",
+        "deta",
+        "dphi",
+        "dr",
+        "numberOfPixelHits",
+        "numberOfSCTHits",
+    ],
+    "association": "ghost",  # "ghost" (GhostTrack element links) or "dr" (cone of dr_cone)
+    "track_key": 490246363,  # store-gate key of InDetTrackParticles; None: any non-zero key
+    "dr_fallback": 0.4,  # cone used when the file has no GhostTrack links; None: error instead
+    "dr_cone": 0.4,  # cone used by association "dr"
+}
+
+TREE_NAMES = ("CollectionTree", "EventData")
+
+# Track variables computed from stored ones (never read from the file), with their inputs.
+DERIVED: dict[str, tuple[str, ...]] = {
+    "pt": ("theta", "qOverP"),
+    "eta": ("theta",),
+    "z0SinTheta": ("z0", "theta"),
+    "deta": ("theta",),
+    "dphi": ("phi",),
+    "dr": ("theta", "phi"),
+}
+
+
+def open_physlite(path: str, tree: str | None) -> Any:
+    """Open the PHYSLITE event tree ``tree``, or the first of TREE_NAMES the file has."""
+    if tree is not None:
+        return open_tree(path, tree)
+    for name in TREE_NAMES:
+        try:
+            return open_tree(path, name)
+        except HepsnakeError as exc:
+            if not exc.cause.startswith(f"no tree '{name}'"):
+                raise
+    looked = " or ".join(f"'{n}'" for n in TREE_NAMES)
+    raise HepsnakeError(path, f"no PHYSLITE tree ({looked}); set 'tree' explicitly")
+
+
+def wrap_phi(dphi: np.ndarray) -> np.ndarray:
+    """Angles wrapped into [-pi, pi)."""
+    return (dphi + np.pi) % (2 * np.pi) - np.pi
+
+
+def exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
+    """Start offsets of consecutive blocks of ``counts`` items."""
+    starts = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts
+
+
+@dataclass
+class PhysliteSource:
+    """Jets of a PHYSLITE file, one chunk of events at a time, with their tracks.
+
+    Jet columns are the ``jets`` aux variables plus ``eventNumber`` and ``mcEventWeight``
+    (first MC weight, 1.0 where the file has none); the ``tracks`` collection holds the
+    ``tracks`` variables of each jet's associated tracks, in jet order.
+    """
+
+    path: str
+    spec: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.spec) - set(DEFAULTS))
+        if unknown:
+            raise HepsnakeError(self.path, f"unknown physlite option '{unknown[0]}'")
+        self.spec = {**DEFAULTS, **self.spec}
+        if self.spec["association"] not in ("ghost", "dr"):
+            raise HepsnakeError(
+                self.path, f"association must be 'ghost' or 'dr', not {self.spec['association']!r}"
+            )
+        self.tree = open_physlite(self.path, self.spec["tree"])
+        self.sep = "." if hasattr(self.tree, "branches") else ":"
+        self.jet_vars: list[str] = list(self.spec["jets"])
+        self.track_vars: list[str] = list(self.spec["tracks"])
+        keys = tree_keys(self.tree)
+
+        jet_needed = dict.fromkeys([*self.jet_vars, "eta", "phi"])
+        self.jet_branches = {v: self.aux(self.spec["jet_container"], v) for v in jet_needed}
+        stored = [v for v in self.track_vars if v not in DERIVED]
+        inputs = [i for v in self.track_vars if v in DERIVED for i in DERIVED[v]]
+        track_needed = dict.fromkeys(["theta", "phi", *stored, *inputs])
+        self.track_branches = {v: self.aux(self.spec["track_container"], v) for v in track_needed}
+
+        info = self.spec["event_info"]
+        candidates = [self.aux(info, "eventNumber")]
+        candidates.append(
+            f"{info}Aux./{info}Aux.eventNumber" if self.sep == "." else f"{info}Aux:eventNumber"
+        )
+        self.event_number = next((c for c in candidates if c in keys), candidates[0])
+        weights = self.aux(info, "mcEventWeights")
+        self.weights = weights if weights in keys else None
+
+        # the association actually used: GhostTrack links, or a ΔR cone of radius self.cone
+        self.links: str | None = None
+        self.cone = float(self.spec["dr_cone"])
+        if self.spec["association"] == "ghost":
+            link_branch = self.aux(self.spec["jet_container"], "GhostTrack")
+            if link_branch in keys or self.spec["dr_fallback"] is None:
+                self.links = link_branch
+            else:
+                self.cone = float(self.spec["dr_fallback"])
+
+        self.branches = list(
+            dict.fromkeys(
+                [
+                    *self.jet_branches.values(),
+                    *self.track_branches.values(),
+                    self.event_number,
+                    *([self.links] if self.links else []),
+                    *([self.weights] if self.weights else []),
+                ]
+            )
+        )
+        require_keys(self.path, self.tree, self.branches)
+
+    def aux(self, container: str, var: str) -> str:
+        """The branch (TTree) or field (RNTuple) name of dynamic aux variable ``var``."""
+        return f"{container}AuxDyn{self.sep}{var}"
+
+    @property
+    def num_entries(self) -> int:
+        """Events in the tree, for progress bars."""
+        return int(self.tree.num_entries)
+
+    def chunks(self, step: int) -> Iterator[tuple[int, JetChunk]]:
+        """Yield (events read, chunk of their jets) in blocks of ``step`` events."""
+        offset = 0
+        for arrays in iterate(self.path, self.tree, self.branches, step):
+            n_events = len(arrays)
+            yield n_events, self._to_chunk(arrays, offset)
+            offset += n_events
+
+    def _to_chunk(self, arrays: ak.Array, offset: int) -> JetChunk:
+        n_events = len(arrays)
+        jets_per_event = self._counts(arrays, self.jet_branches["eta"])
+        event_of_jet = np.repeat(np.arange(n_events), jets_per_event)
+        jet_cols = {v: self._flat(arrays, b, jets_per_event) for v, b in self.jet_branches.items()}
+        jets = {v: jet_cols[v] for v in self.jet_vars}
+        jets["eventNumber"] = np.asarray(ak.to_numpy(arrays[self.event_number]))[event_of_jet]
+        if self.weights is None:
+            jets["mcEventWeight"] = np.ones(len(event_of_jet), dtype=np.float32)
+        else:
+            first = ak.fill_none(ak.firsts(arrays[self.weights], axis=1), 1.0)
+            jets["mcEventWeight"] = ak.to_numpy(first).astype(np.float32)[event_of_jet]
+
+        tracks_per_event = self._counts(arrays, self.track_branches["theta"])
+        track_cols = {
+            v: self._flat(arrays, b, tracks_per_event) for v, b in self.track_branches.items()
+        }
+        track_start = exclusive_cumsum(tracks_per_event)
+        if self.links is not None:
+            jet_of_track, track_index = self._ghost(
+                arrays[self.links], offset, jets_per_event, event_of_jet, tracks_per_event
+            )
+            track_index += track_start[event_of_jet[jet_of_track]]
+        else:
+            jet_of_track, track_index = self._cone(
+                jet_cols, track_cols, event_of_jet, tracks_per_event, track_start
+            )
+        counts = np.bincount(jet_of_track, minlength=len(event_of_jet)).astype(np.int64)
+        fields = self._track_fields(jet_cols, track_cols, jet_of_track, track_index)
+        return JetChunk(jets, {"tracks": Jagged(counts, fields)})
+
+    def _counts(self, arrays: ak.Array, branch: str) -> np.ndarray:
+        """Items per event of a jagged per-event branch."""
+        values = arrays[branch]
+        if values.ndim != 2:
+            raise HepsnakeError(self.path, f"'{branch}' is not one number per object")
+        return ak.to_numpy(ak.num(values, axis=1)).astype(np.int64)
+
+    def _flat(self, arrays: ak.Array, branch: str, per_event: np.ndarray) -> np.ndarray:
+        """Flat values of a per-object branch, checked against the object counts."""
+        values = arrays[branch]
+        if values.ndim != 2 or not np.array_equal(ak.to_numpy(ak.num(values, axis=1)), per_event):
+            raise HepsnakeError(self.path, f"'{branch}' is not one number per object")
+        try:
+            return flat_values(values)
+        except Exception as exc:
+            raise HepsnakeError(
+                self.path, f"'{branch}' is not numeric ({first_line(exc)})"
+            ) from exc
+
+    def _ghost(
+        self,
+        links: ak.Array,
+        offset: int,
+        jets_per_event: np.ndarray,
+        event_of_jet: np.ndarray,
+        tracks_per_event: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(jet, index within its event's tracks) of every kept GhostTrack link, in jet order."""
+        if not np.array_equal(ak.to_numpy(ak.num(links, axis=1)), jets_per_event):
+            raise HepsnakeError(self.path, f"'{self.links}' does not have one entry per jet")
+        per_jet = ak.flatten(links, axis=1)
+        links_per_jet = ak.to_numpy(ak.num(per_jet, axis=1))
+        key = flat_values(per_jet["m_persKey"])
+        index = flat_values(per_jet["m_persIndex"]).astype(np.int64)
+        jet_of_link = np.repeat(np.arange(len(event_of_jet)), links_per_jet)
+        wanted = self.spec["track_key"]
+        keep = key != 0
+        if wanted is not None:
+            keep &= key == wanted
+        jet_of_link, index = jet_of_link[keep], index[keep]
+        event = event_of_jet[jet_of_link]
+        outside = index >= tracks_per_event[event]
+        if outside.any():
+            first = int(np.argmax(outside))
+            raise HepsnakeError(
+                self.path,
+                f"'{self.links}' index {index[first]} is out of range for "
+                f"'{self.spec['track_container']}' ({tracks_per_event[event[first]]} tracks) "
+                f"in entry {offset + int(event[first])}",
+            )
+        return jet_of_link, index
+
+    def _cone(
+        self,
+        jet_cols: dict[str, np.ndarray],
+        track_cols: dict[str, np.ndarray],
+        event_of_jet: np.ndarray,
+        tracks_per_event: np.ndarray,
+        track_start: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(jet, flat track index) of every track of the event within ΔR < cone of the jet."""
+        candidates = tracks_per_event[event_of_jet]
+        jet_of_pair = np.repeat(np.arange(len(event_of_jet)), candidates)
+        local = np.arange(int(candidates.sum())) - np.repeat(
+            exclusive_cumsum(candidates), candidates
+        )
+        track_index = track_start[event_of_jet][jet_of_pair] + local
+        theta = track_cols["theta"][track_index].astype(np.float64)
+        deta = -np.log(np.tan(theta / 2)) - jet_cols["eta"][jet_of_pair]
+        phi = track_cols["phi"][track_index].astype(np.float64)
+        dphi = wrap_phi(phi - jet_cols["phi"][jet_of_pair])
+        keep = np.hypot(deta, dphi) < self.cone
+        return jet_of_pair[keep], track_index[keep]
+
+    def _track_fields(
+        self,
+        jet_cols: dict[str, np.ndarray],
+        track_cols: dict[str, np.ndarray],
+        jet_of_track: np.ndarray,
+        track_index: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """The requested track variables of the associated tracks, stored or derived."""
+        theta = track_cols["theta"][track_index].astype(np.float64)
+        eta = -np.log(np.tan(theta / 2))
+        phi = track_cols["phi"][track_index].astype(np.float64)
+        deta = eta - jet_cols["eta"][jet_of_track]
+        dphi = wrap_phi(phi - jet_cols["phi"][jet_of_track])
+        fields: dict[str, np.ndarray] = {}
+        for var in self.track_vars:
+            if var == "pt":
+                q_over_p = track_cols["qOverP"][track_index].astype(np.float64)
+                with np.errstate(divide="ignore"):
+                    value = np.abs(np.sin(theta) / q_over_p)
+            elif var == "eta":
+                value = eta
+            elif var == "z0SinTheta":
+                value = track_cols["z0"][track_index] * np.sin(theta)
+            elif var == "deta":
+                value = deta
+            elif var == "dphi":
+                value = dphi
+            elif var == "dr":
+                value = np.hypot(deta, dphi)
+            else:
+                fields[var] = track_cols[var][track_index]
+                continue
+            fields[var] = value.astype(np.float32)
+        return fields

@@ -1,0 +1,1 @@
+"""Toy CalRatio-like long-lived-particle sample with exact class likelihoods."""

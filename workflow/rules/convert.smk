@@ -1,0 +1,20 @@
+rule convert:
+    input:
+        sample_files,
+    output:
+        h5="results/h5/{sample}.h5",
+        summary="results/h5/{sample}.summary.json",
+    params:
+        config=lambda w: stage_config(config, "convert", sample=w.sample),
+    log:
+        "results/logs/convert/{sample}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/convert.yaml"
+    wildcard_constraints:
+        sample="|".join(SAMPLES),
+    shell:
+        "hepsnake convert --config {params.config:q} --sample {wildcards.sample}"
+        " --output {output.h5} --summary {output.summary} > {log} 2>&1"
