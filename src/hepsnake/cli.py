@@ -36,7 +36,9 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"hepsnake {__version__}")
     verbs = top.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    def verb(name: str, func: Callable[[argparse.Namespace], None], text: str) -> argparse.ArgumentParser:
+    def verb(
+        name: str, func: Callable[[argparse.Namespace], None], text: str
+    ) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=text, description=text)
         sub.add_argument(
             "--config",
@@ -53,7 +55,9 @@ def parser() -> argparse.ArgumentParser:
     conv = verb("convert", cmd_convert, "convert one sample's ROOT files to FTAG-layout HDF5")
     conv.add_argument("--sample", required=True, help="a sample name from the sample list")
     conv.add_argument("--output", required=True, help="output .h5")
-    conv.add_argument("--summary", required=True, help="output JSON: per-file counts, skipped files")
+    conv.add_argument(
+        "--summary", required=True, help="output JSON: per-file counts, skipped files"
+    )
     conv.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

@@ -157,7 +157,9 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
     """
     if stage == "simulate":
         part = {"simulate": {**config["simulate"], "samples": None}}
-        part["simulate"]["samples"] = {wildcards["toy"]: config["simulate"]["samples"][wildcards["toy"]]}
+        part["simulate"]["samples"] = {
+            wildcards["toy"]: config["simulate"]["samples"][wildcards["toy"]]
+        }
     elif stage == "convert":
         sample = sample_by_name(config, wildcards["sample"])
         part = {

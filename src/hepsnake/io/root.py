@@ -60,7 +60,9 @@ def iterate(path: str, tree: Any, names: list[str], step: int) -> Iterator[ak.Ar
     except HepsnakeError:
         raise
     except Exception as exc:
-        raise HepsnakeError(path, f"cannot read '{tree.name}' ({first_line(exc)})") from exc
+        raise HepsnakeError(
+            path, f"cannot read '{tree.name}': truncated or corrupt file ({first_line(exc)})"
+        ) from exc
 
 
 def flat_values(array: ak.Array) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Class-conditional densities of the toy sample: every feature is drawn from them and scored by them.
+"""Class-conditional densities of the toy sample: features are drawn from and scored by them.
 
 A jet of class c has independent jet variables, a truncated-Poisson number of tracks and of
 clusters, and i.i.d. constituents, so its exact log-likelihood is a sum of 1-D terms. Signal

@@ -9,8 +9,8 @@ import numpy as np
 import uproot
 from scipy.special import logsumexp
 
-from hepsnake.io.chunks import Jagged
 from hepsnake.io.atomic import atomic_path
+from hepsnake.io.chunks import Jagged
 from hepsnake.simulate.densities import ClassModel, class_model
 
 TREE = "jets"
@@ -46,7 +46,7 @@ def draw(model: ClassModel, n_jets: int, rng: np.random.Generator) -> ToyJets:
 
 
 def log_likelihood(model: ClassModel, toy: ToyJets) -> np.ndarray:
-    """Exact log-density of every jet under ``model`` (jet terms + multiplicities + constituents)."""
+    """Exact log-density of every jet under ``model``: jet terms, multiplicities, constituents."""
     logp = sum(d.logpdf(toy.jets[k]) for k, d in model.jets.items())
     for name, n_dist, fields in (
         ("tracks", model.n_tracks, model.tracks),
@@ -113,10 +113,7 @@ def simulate(
     for coll, prefix in COLLECTIONS.items():
         jag = toy.collections[coll]
         branches[prefix] = ak.zip(
-            {
-                k: ak.unflatten(v.astype(np.float32), jag.counts)
-                for k, v in jag.fields.items()
-            }
+            {k: ak.unflatten(v.astype(np.float32), jag.counts) for k, v in jag.fields.items()}
         )
     return branches
 
@@ -132,7 +129,7 @@ def write_root(branches: dict[str, np.ndarray | ak.Array], output: str | Path) -
 
 
 def simulate_sample(config: dict, name: str, output: str | Path) -> int:
-    """The ``simulate`` stage: write toy sample ``name`` from ``config['simulate']`` to ``output``."""
+    """The ``simulate`` stage: write toy sample ``name`` of ``config['simulate']`` to ``output``."""
     sim = config["simulate"]
     spec = sim["samples"][name]
     train = list(sim["masses"]["train"])

@@ -1,0 +1,275 @@
+"""ROOT → FTAG HDF5 conversion: toy and real PHYSLITE files, layout, and bad input."""
+
+import json
+import shutil
+import subprocess
+
+import awkward as ak
+import h5py
+import numpy as np
+import pytest
+import uproot
+from conftest import PHYSLITE_FILES
+
+from hepsnake.convert.convert import convert
+from hepsnake.errors import HepsnakeError
+from hepsnake.io.h5 import read_json_attr
+from hepsnake.simulate.toy import simulate, write_root
+
+GRID = {"train_masses": [5, 16, 55], "all_masses": [5, 16, 40, 55]}
+
+
+@pytest.fixture(scope="module")
+def toy_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    paths = {}
+    for name, process, mass in (("qcd", "qcd", None), ("sig", "sig", 16.0)):
+        paths[name] = root / f"{name}.root"
+        write_root(simulate(name, process, 2000, 5, mass=mass, **GRID), paths[name])
+    return paths
+
+
+def run(config, sample, tmp_path):
+    out, summary = tmp_path / f"{sample}.h5", tmp_path / f"{sample}.json"
+    report = convert(config, sample, out, summary, show_progress=False)
+    return out, report
+
+
+def no_leftovers(directory):
+    return not [p.name for p in directory.iterdir() if p.name.startswith(".")]
+
+
+def test_toy_layout(toy_files, tmp_path, config_factory):
+    config = config_factory(
+        [
+            {
+                "name": "sig",
+                "files": [str(toy_files["sig"])],
+                "reader": "toy",
+                "label": "sig",
+                "params": "mS=16",
+                "xsec": 2.0,
+            }
+        ],
+        convert={"chunk_size": 700, "max_constituents": {"tracks": 6, "clusters": 30}},
+    )
+    out, report = run(config, "sig", tmp_path)
+    tree = uproot.open(toy_files["sig"])["jets"]
+    pt, eta = tree["jet_pt"].array(library="np"), tree["jet_eta"].array(library="np")
+    passing = (pt > 20) & (np.abs(eta) < 2.5)
+    with h5py.File(out) as h5:
+        jets, tracks, clusters = h5["jets"][:], h5["tracks"][:], h5["clusters"][:]
+        assert list(h5["jets"].attrs["class_names"]) == ["qcd", "sig", "bib"]
+        assert h5["tracks"].chunks[1:] == (6,) and h5["tracks"].compression == "lzf"
+        inputs = read_json_attr(h5, "inputs")
+        assert inputs[0]["size"] == toy_files["sig"].stat().st_size and inputs[0]["xxh3_64"]
+        assert read_json_attr(h5, "config")["convert"]["max_constituents"]["tracks"] == 6
+    assert len(jets) == passing.sum() == report["jets"]
+    np.testing.assert_array_equal(jets["pt"], pt[passing])
+    assert np.all(jets["label"] == 1) and np.all(jets["mS"] == 16)
+    weights = tree["mcEventWeight"].array(library="np")[passing]
+    np.testing.assert_allclose(jets["weight"], 2.0 * weights, rtol=1e-6)
+    assert tracks.shape == (len(jets), 6) and tracks.dtype.names[0] == "valid"
+    # valid constituents packed first, ordered by descending pt, truncated at 6
+    n_true = ak.num(tree["track_pt"].array())[passing].to_numpy()
+    np.testing.assert_array_equal(tracks["valid"].sum(1), np.minimum(n_true, 6))
+    valid = tracks["valid"]
+    assert not np.any(~valid[:, :-1] & valid[:, 1:])
+    assert np.all(np.diff(np.where(valid, tracks["pt"], 0.0), axis=1) <= 0)
+    assert np.all(tracks["pt"][~valid] == 0)
+    top = ak.sort(tree["track_pt"].array()[passing], axis=1, ascending=False)[:, :6]
+    np.testing.assert_allclose(tracks["pt"][valid], ak.flatten(top).to_numpy())
+    assert report["truncated_constituents"] == int(np.clip(n_true - 6, 0, None).sum())
+    assert clusters.shape[1] == 30 and clusters["valid"].sum() > 0
+    assert no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(PHYSLITE_FILES))
+def test_physlite_files(name, data_dir, tmp_path, config_factory):
+    config = config_factory(
+        [{"name": "p", "files": [str(data_dir / name)], "reader": "physlite"}],
+        convert={"cuts": [], "max_constituents": {"tracks": 40}},
+    )
+    out, report = run(config, "p", tmp_path)
+    expected_tracks = {
+        "uproot-physlite-rntuple_v1-0-0-0.root": 2154,
+        "uproot-issue-951.root": 1130,
+        "uproot-issue-798.root": 169,
+    }
+    with h5py.File(out) as h5:
+        jets, tracks = h5["jets"][:], h5["tracks"][:]
+    assert len(jets) == PHYSLITE_FILES[name] == report["files"][0]["jets_written"]
+    assert tracks["valid"].sum() == expected_tracks[name]
+    assert np.all(jets["label"] == -1)
+    if name.startswith("uproot-physlite"):
+        labels, counts = np.unique(jets["HadronConeExclTruthLabelID"], return_counts=True)
+        assert dict(zip(labels.tolist(), counts.tolist(), strict=True)) == {
+            0: 613,
+            4: 58,
+            5: 194,
+            15: 16,
+        }
+    # constituent pt is ordered, derived from qOverP/theta, in MeV like the jets
+    valid = tracks["valid"]
+    real = tracks[valid]
+    np.testing.assert_allclose(
+        real["pt"], np.abs(np.sin(real["theta"]) / real["qOverP"]), rtol=1e-5
+    )
+
+
+def test_physlite_glob_and_cuts(data_dir, tmp_path, config_factory):
+    config = config_factory(
+        [{"name": "p", "files": [str(data_dir / "uproot-issue-*.root")], "reader": "physlite"}],
+        convert={"cuts": ["pt > 30000", "abs(eta) < 2.0"]},
+    )
+    out, report = run(config, "p", tmp_path)
+    with h5py.File(out) as h5:
+        jets = h5["jets"][:]
+    assert [f["entries"] for f in report["files"]] == [40, 50]
+    assert 0 < len(jets) < 372 + 455
+    assert jets["pt"].min() > 30000 and np.abs(jets["eta"]).max() < 2.0
+
+
+def test_flat_reader_per_event_entries(data_dir, tmp_path, config_factory):
+    config = config_factory(
+        [
+            {
+                "name": "hzz",
+                "files": [str(data_dir / "uproot-HZZ.root")],
+                "reader": "hzz",
+                "label": "qcd",
+            }
+        ],
+        readers={
+            "hzz": {
+                "type": "flat",
+                "tree": "events",
+                "entry": "event",
+                "jets": {
+                    "px": "Jet_Px",
+                    "py": "Jet_Py",
+                    "btag": "Jet_btag",
+                    "mcEventWeight": "EventWeight",
+                },
+            }
+        },
+        convert={"cuts": []},
+    )
+    out, _ = run(config, "hzz", tmp_path)
+    tree = uproot.open(data_dir / "uproot-HZZ.root")["events"]
+    with h5py.File(out) as h5:
+        jets = h5["jets"][:]
+    assert len(jets) == 2773
+    n_jets = ak.num(tree["Jet_Px"].array()).to_numpy()
+    np.testing.assert_array_equal(jets["eventNumber"], np.repeat(np.arange(len(n_jets)), n_jets))
+    np.testing.assert_allclose(
+        jets["mcEventWeight"], np.repeat(tree["EventWeight"].array(library="np"), n_jets)
+    )
+
+
+def bad_inputs(tmp_path, toy_files, data_dir):
+    text = tmp_path / "notroot.root"
+    text.write_text("hello, I am not a ROOT file\n" * 100)
+    truncated = tmp_path / "truncated.root"
+    blob = toy_files["sig"].read_bytes()
+    truncated.write_bytes(blob[: len(blob) // 2])
+    empty = tmp_path / "empty.root"
+    with uproot.recreate(empty) as f:
+        f.mktree("jets", {"jet_pt": np.float32})
+    nan = tmp_path / "nan.root"
+    branches = simulate("n", "qcd", 50, 1, **GRID)
+    branches["jet_eta"][7] = np.nan
+    write_root(branches, nan)
+    hzz = str(data_dir / "uproot-HZZ.root")
+    return [
+        (text, "toy", [], "not a readable ROOT file"),
+        (truncated, "toy", [], "truncated.root: "),
+        (tmp_path / "missing.root", "toy", [], "file not found"),
+        (hzz, "toy", [], "no tree 'jets' (has: events)"),
+        (toy_files["qcd"], "toy_extra", [], "missing branch 'jet_charge'"),
+        (empty, "toy", [], "tree 'jets' is empty"),
+        (toy_files["qcd"], "toy", ["pt > 1e9"], "zero jets after cuts"),
+        (toy_files["qcd"], "toy", ["charge > 1"], "unknown jet variable 'charge'"),
+        (nan, "toy", [], "1 non-finite (NaN/inf) values in 'jets.eta'"),
+    ]
+
+
+def test_bad_input_one_clear_error_no_output(toy_files, tmp_path, data_dir, config_factory):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    base = config_factory([{"name": "x", "files": ["x"], "reader": "toy"}])
+    extra = json.loads(json.dumps(base["readers"]["toy"]))
+    extra["jets"]["charge"] = "jet_charge"
+    for path, reader, cuts, needle in bad_inputs(inputs, toy_files, data_dir):
+        config = config_factory(
+            [{"name": "bad", "files": [str(path)], "reader": "toy" if reader == "toy" else "x"}],
+            readers={"x": extra},
+            convert={"cuts": cuts},
+        )
+        out = tmp_path / "out"
+        out.mkdir(exist_ok=True)
+        with pytest.raises(HepsnakeError) as err:
+            run(config, "bad", out)
+        message = str(err.value)
+        assert needle in message, message
+        assert "\n" not in message
+        if "zero jets" not in needle:
+            assert str(path).split("/")[-1] in message
+        assert list(out.iterdir()) == [], needle
+
+
+def test_skip_bad_files(toy_files, tmp_path, config_factory):
+    bad = tmp_path / "bad.root"
+    bad.write_bytes(toy_files["sig"].read_bytes()[:5000])
+    files = [str(toy_files["qcd"]), str(bad)]
+    config = config_factory(
+        [{"name": "q", "files": files, "reader": "toy", "label": "qcd"}],
+        convert={"skip_bad_files": True, "chunk_size": 500},
+    )
+    out, report = run(config, "q", tmp_path)
+    assert [s["path"] for s in report["skipped"]] == [str(bad)]
+    assert str(bad) in report["skipped"][0]["reason"]
+    summary = json.loads((tmp_path / "q.json").read_text())
+    assert summary["skipped"] == report["skipped"] and summary["jets"] == report["jets"]
+    with h5py.File(out) as h5:
+        assert h5["jets"].shape[0] == report["files"][0]["jets_written"] == report["jets"]
+        assert h5["tracks"].shape[0] == report["jets"]
+
+
+def test_cli_error_line_and_exit_code(tmp_path):
+    bad = tmp_path / "bad.root"
+    bad.write_text("nope")
+    config = {
+        "class_names": ["a", "b"],
+        "samples": [{"name": "s", "files": [str(bad)], "reader": "r"}],
+        "readers": {"r": {"type": "flat", "tree": "t", "jets": {"pt": "pt"}}},
+        "convert": {},
+    }
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps(config))
+    out = tmp_path / "o.h5"
+    hepsnake = shutil.which("hepsnake")
+    assert hepsnake, "the hepsnake console script is installed"
+    proc = subprocess.run(
+        [
+            hepsnake,
+            "convert",
+            "--config",
+            str(cfg),
+            "--sample",
+            "s",
+            "--output",
+            str(out),
+            "--summary",
+            str(tmp_path / "s.json"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hepsnake convert: error: ")
+    assert "bad.root: not a readable ROOT file" in lines[0]
+    assert not out.exists()
