@@ -10,9 +10,12 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/convert.smk"
+include: "workflow/rules/prepare.smk"
 
 
 rule all:
     input:
         expand("results/h5/{sample}.h5", sample=SAMPLES),
+        rules.prepare_norm.output,
+        rules.prepare_control.output if CONTROL_SAMPLES else [],
     default_target: True

@@ -31,6 +31,25 @@ def cmd_convert(args: argparse.Namespace) -> None:
     log.info("convert %s: %d jets → %s", args.sample, report["jets"], args.output)
 
 
+def cmd_split(args: argparse.Namespace) -> None:
+    from hepsnake.prepare.split import split
+
+    outputs = dict(zip(("train", "val", "test"), args.outputs, strict=True))
+    debug = dict(zip(("train", "val", "test"), args.debug, strict=True)) if args.debug else None
+    report = split(
+        load(args.config), args.inputs, outputs, args.summary, debug, args.control, args.plot
+    )
+    counts = {s: sum(r["jets"] for r in report["rows"] if r["split"] == s) for s in outputs}
+    log.info("split (%s): %s", report["kind"], counts)
+
+
+def cmd_norm(args: argparse.Namespace) -> None:
+    from hepsnake.prepare.norm import norm_stats
+
+    norm = norm_stats(load(args.config), args.train, args.norm, args.class_dict)
+    log.info("norm: %d variables → %s", sum(len(v) for v in norm.values()), args.norm)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="hepsnake", description=__doc__)
     top.add_argument("--version", action="version", version=f"hepsnake {__version__}")
@@ -64,6 +83,18 @@ def parser() -> argparse.ArgumentParser:
         default=True,
         help="show a rich progress bar (a final line only, when stderr is not a terminal)",
     )
+    spl = verb("split", cmd_split, "event-level train/val/test splits with weights")
+    spl.add_argument("--inputs", nargs="+", required=True, help="converted sample .h5 files")
+    spl.add_argument("--outputs", nargs=3, required=True, metavar=("TRAIN", "VAL", "TEST"))
+    spl.add_argument("--debug", nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="debug subsets")
+    spl.add_argument("--summary", required=True, help="output JSON: jets per split/sample/class")
+    spl.add_argument("--control", action="store_true", help="control-region (data/MC) samples")
+    spl.add_argument("--plot", help="reweighting check plot (PNG)")
+
+    nrm = verb("norm", cmd_norm, "normalisation stats and class weights from the train split")
+    nrm.add_argument("--train", required=True)
+    nrm.add_argument("--norm", required=True, help="output norm_dict.yaml")
+    nrm.add_argument("--class-dict", required=True, help="output class_dict.yaml")
     return top
 
 

@@ -122,6 +122,11 @@ def check_sample(config: dict[str, Any], sample: dict[str, Any]) -> None:
         raise HepsnakeError(where, f"label '{label}' is not one of class_names")
 
 
+def samples_with_role(config: dict[str, Any], *roles: str) -> list[str]:
+    """Names of the samples whose role is one of ``roles``."""
+    return [s["name"] for s in config["samples"] if s["role"] in roles]
+
+
 def sample_by_name(config: dict[str, Any], name: str) -> dict[str, Any]:
     """The sample called ``name``."""
     for sample in config["samples"]:
@@ -167,6 +172,20 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
             "samples": [sample],
             "readers": {sample["reader"]: config["readers"][sample["reader"]]},
             "convert": config["convert"],
+        }
+    elif stage == "split":
+        part = {
+            "class_names": config["class_names"],
+            "samples": [
+                {k: s[k] for k in ("name", "role", "label") if k in s} for s in config["samples"]
+            ],
+            "prepare": config["prepare"],
+        }
+    elif stage == "norm":
+        part = {
+            "class_names": config["class_names"],
+            "inputs": config["inputs"],
+            "prepare": {"std_floor": config["prepare"]["std_floor"]},
         }
     else:
         raise HepsnakeError("stage", f"unknown stage '{stage}'")

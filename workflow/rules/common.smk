@@ -1,12 +1,17 @@
 # Config validation and the input functions the rules share; the logic lives in hepsnake.config.
-from hepsnake.config import expand_files, is_remote, stage_config, validate
+from hepsnake.config import expand_files, is_remote, samples_with_role, stage_config, validate
+from hepsnake.prepare.guard import check_inputs
 from snakemake.utils import validate as validate_schema
 
 validate_schema(config, "../schemas/config.schema.yaml")
 validate(config)
+check_inputs(config["inputs"])
 
 SAMPLES = [s["name"] for s in config["samples"]]
+MAIN_SAMPLES = samples_with_role(config, "train", "test")
+CONTROL_SAMPLES = samples_with_role(config, "control")
 TOYS = list(config.get("simulate", {}).get("samples", {}))
+SPLITS = ["train", "val", "test"]
 
 
 def sample_files(wildcards):

@@ -37,6 +37,43 @@ class JetChunk:
         )
 
 
+def descending_key(values: np.ndarray) -> np.ndarray | None:
+    """float32 ``values`` as uint32 that sort like ``-values`` (NaN last); None otherwise.
+
+    -0.0 and +0.0 map to the same key, as they compare equal. float64 values that are all
+    exactly float32 take the same path.
+    """
+    if values.dtype == np.float64:
+        with np.errstate(over="ignore", invalid="ignore"):
+            narrow = values.astype(np.float32)
+        same = (narrow == values) | (np.isnan(values) & np.isnan(narrow))
+        if not same.all():
+            return None
+        values = narrow
+    if values.dtype != np.float32:
+        return None
+    bits = (values + np.float32(0)).view(np.uint32)  # -0.0 -> +0.0
+    ascending = np.where(bits >> 31 != 0, ~bits, bits | np.uint32(0x80000000))
+    descending = ~ascending
+    descending[np.isnan(values)] = np.uint32(0xFFFFFFFF)
+    return descending
+
+
+def segment_order(jet_of: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Permutation grouping by ``jet_of`` (non-decreasing), descending ``key`` within a jet.
+
+    Ties keep their original order, exactly as ``np.lexsort((-key, jet_of))``.
+    """
+    descending = descending_key(key)
+    if descending is None:
+        return np.lexsort((-key, jet_of))
+    # one 64-bit key: jet in the high word, the order-preserving key in the low word. The
+    # stable sort (timsort) finds the jets already in order, so this is nearly linear.
+    packed = jet_of.astype(np.uint64) << np.uint64(32)
+    packed |= descending
+    return np.argsort(packed, kind="stable")
+
+
 def pad(
     jagged: Jagged,
     max_n: int,
@@ -46,30 +83,40 @@ def pad(
     """Scatter a jagged collection into a (N, max_n) structured array with a ``valid`` field.
 
     Real constituents are packed first (descending in ``sort_by`` when given) and truncated
-    at ``max_n``; padded slots are zero with ``valid`` false. One numpy scatter over flat
-    offsets, no per-jet Python work.
+    at ``max_n``; padded slots are zero with ``valid`` false. No per-jet Python work: the
+    kept constituents are gathered, in output order, into contiguous records, which one
+    boolean-mask assignment places into the padded slots (row-major order is slot order).
     """
-    counts = jagged.counts.astype(np.int64)
+    dtype = np.dtype(dtype)
+    counts = np.asarray(jagged.counts).astype(np.int64, copy=False)
     n_jets = len(counts)
-    starts = np.zeros(n_jets, dtype=np.int64)
-    np.cumsum(counts[:-1], out=starts[1:])
-    jet_of = np.repeat(np.arange(n_jets), counts)
-    slot = np.arange(len(jet_of), dtype=np.int64) - np.repeat(starts, counts)
-    order = None
-    if sort_by is not None and len(jet_of):
-        # stable lexsort: by jet, then by descending key, so the slot order is the sorted order
-        order = np.lexsort((-jagged.fields[sort_by], jet_of))
-    keep = slot < max_n
     out = np.zeros((n_jets, max_n), dtype=dtype)
-    rows, cols = jet_of[keep], slot[keep]
+    total = int(counts.sum())
+    if total == 0:
+        return out
+    select: np.ndarray | None = None  # flat indices of the kept constituents, in output order
+    truncate = int(counts.max()) > max_n
+    if sort_by is not None or truncate:
+        starts = np.zeros(n_jets, dtype=np.int64)
+        np.cumsum(counts[:-1], out=starts[1:])
+        jet_of = np.repeat(np.arange(n_jets, dtype=np.int64), counts)
+        if sort_by is not None:
+            select = segment_order(jet_of, jagged.fields[sort_by])
+        if truncate:
+            slot = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+            keep = slot < max_n
+            select = np.flatnonzero(keep) if select is None else select[keep]
+    n_kept = total if select is None else len(select)
+    packed = sum(dtype[name].itemsize for name in dtype.names) == dtype.itemsize
+    records = (np.empty if packed else np.zeros)(n_kept, dtype=dtype)
     for name in dtype.names:
-        if name == "valid":
-            continue
-        values = jagged.fields[name]
-        if order is not None:
-            values = values[order]
-        out[name][rows, cols] = values[keep]
-    out["valid"][rows, cols] = True
+        if name != "valid":
+            values = jagged.fields[name]
+            records[name] = values if select is None else values[select]
+    records["valid"] = True
+    mask = np.arange(max_n) < counts[:, None]
+    whole = np.dtype((np.void, dtype.itemsize))  # move records as opaque bytes
+    out.view(whole)[mask] = records.view(whole)
     return out
 
 

@@ -1,0 +1,1 @@
+"""Between conversion and training: splits, weights, normalisation, truth-leak guard."""

@@ -1,0 +1,253 @@
+"""The ``split`` stage: event-level train/val/test splits, merged, shuffled and weighted."""
+
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from hepsnake import __version__
+from hepsnake.errors import HepsnakeError
+from hepsnake.io.atomic import atomic_path, write_json
+from hepsnake.io.h5 import TableWriter, set_attrs
+from hepsnake.prepare.hashing import assign_splits, event_uniform
+from hepsnake.prepare.weights import base_weights, control_weights, fit_reweighter, resample
+
+SPLITS = ("train", "val", "test")
+
+
+def check_fractions(fractions: dict[str, float]) -> None:
+    """The split fractions must cover train, val, test and sum to 1."""
+    if set(fractions) != set(SPLITS):
+        raise HepsnakeError("config: prepare/fractions", "needs exactly train, val and test")
+    total = sum(fractions.values())
+    if abs(total - 1.0) > 1e-9:
+        raise HepsnakeError("config: prepare/fractions", f"sum to {total:g}, not 1")
+
+
+class Input:
+    """One converted sample: its jets table, labels and per-split row selections."""
+
+    def __init__(self, path: str, config: dict[str, Any], control: bool) -> None:
+        self.path = path
+        try:
+            self.h5 = h5py.File(path, "r")
+        except OSError as exc:
+            raise HepsnakeError(path, f"not a readable HDF5 file ({exc})") from exc
+        if "jets" not in self.h5:
+            raise HepsnakeError(path, "no 'jets' dataset")
+        self.name = str(self.h5.attrs.get("sample", Path(path).stem))
+        sample = next((s for s in config["samples"] if s["name"] == self.name), None)
+        if sample is None:
+            raise HepsnakeError(path, f"sample '{self.name}' is not in the config")
+        self.jets = self.h5["jets"][:]
+        if len(self.jets) == 0:
+            raise HepsnakeError(path, "empty sample: no jets")
+        self.keep = np.ones(len(self.jets), dtype=bool)
+        self.is_data = control and sample.get("label") == "data"
+        if not control:
+            self.relabel(config["prepare"].get("label_map"))
+        prep = config["prepare"]
+        if sample["role"] == "test":
+            which = np.full(len(self.jets), SPLITS.index("test"))
+        else:
+            u = event_uniform(self.name, self.jets["eventNumber"], prep["seed"])
+            which = assign_splits(u, [prep["fractions"][s] for s in SPLITS])
+        self.rows = {s: np.flatnonzero((which == i) & self.keep) for i, s in enumerate(SPLITS)}
+        self.collections = sorted(k for k in self.h5 if k != "jets")
+
+    def relabel(self, label_map: dict[str, Any] | None) -> None:
+        """Apply ``prepare.label_map`` to jets without a sample label; drop unmapped values."""
+        unlabelled = self.jets["label"] < 0
+        if not unlabelled.any():
+            return
+        if not label_map:
+            raise HepsnakeError(self.path, "jets have no class label and prepare.label_map is unset")
+        variable = label_map["variable"]
+        if variable not in self.jets.dtype.names:
+            raise HepsnakeError(self.path, f"label_map variable '{variable}' is not a jet field")
+        raw = self.jets[variable]
+        mapped = np.full(len(raw), -1, dtype=np.int32)
+        for value, cls in label_map["map"].items():
+            mapped[raw == float(value)] = cls
+        self.jets["label"] = np.where(unlabelled, mapped, self.jets["label"])
+        self.keep &= self.jets["label"] >= 0
+
+
+def union_dtype(inputs: list[Input], control: bool) -> np.dtype:
+    """Every jet field of every input (first-seen order) plus sample, weights and is_data."""
+    fields: dict[str, np.dtype] = {}
+    for inp in inputs:
+        for name in inp.jets.dtype.names:
+            fields.setdefault(name, inp.jets.dtype[name])
+    fields["sample"] = np.dtype(np.int16)
+    fields["train_weight"] = np.dtype(np.float32)
+    if control:
+        fields["is_data"] = np.dtype(bool)
+    return np.dtype(list(fields.items()))
+
+
+def merged_jets(inputs: list[Input], split: str, dtype: np.dtype, names: list[str]) -> np.ndarray:
+    """The jets of ``split`` from every input in one table; fields an input lacks are NaN/-1."""
+    parts = []
+    for inp in inputs:
+        rows = inp.rows[split]
+        part = np.empty(len(rows), dtype=dtype)
+        for field in dtype.names:
+            if field in inp.jets.dtype.names:
+                part[field] = inp.jets[field][rows]
+            elif dtype[field].kind == "f":
+                part[field] = np.nan
+            else:
+                part[field] = -1
+        part["sample"] = names.index(inp.name)
+        if "is_data" in dtype.names:
+            part["is_data"] = inp.is_data
+        parts.append(part)
+    return np.concatenate(parts)
+
+
+def split(
+    config: dict[str, Any],
+    inputs: list[str],
+    outputs: dict[str, str],
+    summary_path: str,
+    debug: dict[str, str] | None = None,
+    control: bool = False,
+    plot: str | None = None,
+) -> dict[str, Any]:
+    """Write the train/val/test files (and debug subsets) from converted samples.
+
+    Jets are assigned by a stable hash of (sample, eventNumber), merged across samples and
+    shuffled with the configured seed; ``train_weight`` follows ``prepare.weights`` (control
+    samples: MC normalised to data). Returns the summary written to ``summary_path``.
+    """
+    prep = config["prepare"]
+    check_fractions(prep["fractions"])
+    with ExitStack() as stack:
+        ins = [Input(p, config, control) for p in inputs]
+        for inp in ins:
+            stack.callback(inp.h5.close)
+        collections = ins[0].collections
+        for inp in ins[1:]:
+            if inp.collections != collections:
+                raise HepsnakeError(inp.path, f"collections {inp.collections} != {collections}")
+        names = sorted(inp.name for inp in ins)
+        dtype = union_dtype(ins, control)
+        jets = {s: merged_jets(ins, s, dtype, names) for s in SPLITS}
+        for s in SPLITS:
+            if len(jets[s]) == 0:
+                raise HepsnakeError(f"split '{s}'", "no jets: check fractions and inputs")
+        order = ordering(jets, prep, control)
+        reweighter = None
+        for s in SPLITS:
+            jets[s] = jets[s][order[s]]
+        if control:
+            for s in SPLITS:
+                jets[s]["train_weight"] = control_weights(jets[s], jets[s]["is_data"])
+        else:
+            reweighter = fit_reweighter(jets["train"], prep["weights"], config["class_names"])
+            for s in SPLITS:
+                base = base_weights(jets[s], prep["weights"]["use_physics_weights"])
+                jets[s]["train_weight"] = reweighter.apply(jets[s], base)
+        targets = {s: outputs[s] for s in SPLITS}
+        if debug:
+            targets.update({f"debug_{s}": debug[s] for s in SPLITS})
+        files = {}
+        for key, path in targets.items():
+            tmp = stack.enter_context(atomic_path(path))
+            files[key] = stack.enter_context(h5py.File(tmp, "w"))
+        write_split_files(files, ins, jets, order, collections, prep, config, names, control)
+        report = split_summary(jets, names, config["class_names"], control)
+        if plot and reweighter is not None:
+            from hepsnake.prepare.plots import plot_reweighting
+
+            plot_reweighting(jets["train"], prep["weights"], config["class_names"], plot)
+    write_json(summary_path, report)
+    return report
+
+
+def ordering(jets: dict[str, np.ndarray], prep: dict[str, Any], control: bool) -> dict[str, np.ndarray]:
+    """Per split, the row order to write: optional resampling (train), then a seeded shuffle."""
+    order = {}
+    for i, s in enumerate(SPLITS):
+        rng = np.random.default_rng([prep["seed"], i, int(control)])
+        rows = np.arange(len(jets[s]))
+        if s == "train" and not control and prep["resample"] != "none":
+            rows = resample(jets[s]["label"], prep["resample"], rng)
+        order[s] = rows[rng.permutation(len(rows))]
+    return order
+
+
+def write_split_files(
+    files: dict[str, h5py.File],
+    ins: list[Input],
+    jets: dict[str, np.ndarray],
+    order: dict[str, np.ndarray],
+    collections: list[str],
+    prep: dict[str, Any],
+    config: dict[str, Any],
+    names: list[str],
+    control: bool,
+) -> None:
+    """Jets, then each constituent collection (one collection in memory at a time)."""
+    writers = {k: TableWriter(f, prep["compression"]) for k, f in files.items()}
+    n_debug = prep["debug_jets"]
+    for s in SPLITS:
+        writers[s].append("jets", jets[s])
+        if f"debug_{s}" in writers:
+            writers[f"debug_{s}"].append("jets", jets[s][:n_debug])
+    for coll in collections:
+        parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+        for inp in ins:
+            whole = inp.h5[coll][:]
+            for s in SPLITS:
+                parts[s].append(whole[inp.rows[s]])
+            del whole
+        for s in SPLITS:
+            table = np.concatenate(parts.pop(s))[order[s]]
+            writers[s].append(coll, table)
+            if f"debug_{s}" in writers:
+                writers[f"debug_{s}"].append(coll, table[:n_debug])
+    for key, h5 in files.items():
+        h5["jets"].attrs["class_names"] = config["class_names"]
+        h5["jets"].attrs["flavour_label"] = "label"
+        set_attrs(
+            h5,
+            {
+                "hepsnake_version": __version__,
+                "split": key.removeprefix("debug_"),
+                "kind": "control" if control else "main",
+                "samples": names,
+                "inputs": [inp.path for inp in ins],
+                "prepare": prep,
+            },
+        )
+
+
+def split_summary(
+    jets: dict[str, np.ndarray], names: list[str], class_names: list[str], control: bool
+) -> dict[str, Any]:
+    """Jets and summed weights per split, sample and class (the report's dataset table)."""
+    rows = []
+    for s in SPLITS:
+        table = jets[s]
+        for i, name in enumerate(names):
+            in_sample = table["sample"] == i
+            for cls in np.unique(table["label"][in_sample]):
+                sel = in_sample & (table["label"] == cls)
+                label = "data" if control and table["is_data"][sel].all() else (
+                    "mc" if control else class_names[int(cls)]
+                )
+                rows.append(
+                    {
+                        "split": s,
+                        "sample": name,
+                        "class": label,
+                        "jets": int(sel.sum()),
+                        "sum_weight": float(table["weight"][sel].astype(np.float64).sum()),
+                        "sum_train_weight": float(table["train_weight"][sel].astype(np.float64).sum()),
+                    }
+                )
+    return {"kind": "control" if control else "main", "rows": rows}

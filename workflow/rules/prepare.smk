@@ -1,0 +1,67 @@
+rule prepare_splits:
+    input:
+        expand("results/h5/{sample}.h5", sample=MAIN_SAMPLES),
+    output:
+        train="results/prepared/train.h5",
+        val="results/prepared/val.h5",
+        test="results/prepared/test.h5",
+        debug=expand("results/prepared/debug_{split}.h5", split=SPLITS),
+        summary="results/prepared/split_summary.json",
+        plot=report(
+            "results/plots/prepare/reweighting.png",
+            category="Dataset",
+            caption="../report/reweighting.rst",
+        ),
+    params:
+        config=stage_config(config, "split"),
+    log:
+        "results/logs/prepare/splits.log",
+    threads: 1
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../envs/prepare.yaml"
+    shell:
+        "hepsnake split --config {params.config:q} --inputs {input}"
+        " --outputs {output.train} {output.val} {output.test} --debug {output.debug}"
+        " --summary {output.summary} --plot {output.plot} > {log} 2>&1"
+
+
+rule prepare_control:
+    input:
+        expand("results/h5/{sample}.h5", sample=CONTROL_SAMPLES),
+    output:
+        expand("results/prepared/control_{split}.h5", split=SPLITS),
+        summary="results/prepared/control_summary.json",
+    params:
+        config=stage_config(config, "split"),
+    log:
+        "results/logs/prepare/control.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/prepare.yaml"
+    shell:
+        "hepsnake split --control --config {params.config:q} --inputs {input}"
+        " --outputs {output[0]} {output[1]} {output[2]} --summary {output.summary} > {log} 2>&1"
+
+
+rule prepare_norm:
+    input:
+        train="results/prepared/train.h5",
+    output:
+        norm="results/prepared/norm_dict.yaml",
+        class_dict="results/prepared/class_dict.yaml",
+    params:
+        config=stage_config(config, "norm"),
+    log:
+        "results/logs/prepare/norm.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../envs/prepare.yaml"
+    shell:
+        "hepsnake norm --config {params.config:q} --train {input.train}"
+        " --norm {output.norm} --class-dict {output.class_dict} > {log} 2>&1"
