@@ -11,6 +11,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/convert.smk"
 include: "workflow/rules/prepare.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
@@ -18,4 +20,5 @@ rule all:
         expand("results/h5/{sample}.h5", sample=SAMPLES),
         rules.prepare_norm.output,
         rules.prepare_control.output if CONTROL_SAMPLES else [],
+        expand("results/metrics/{model}.json", model=MODELS),
     default_target: True

@@ -6,8 +6,13 @@ Writes a synthetic toy-like TTree (jet scalars, ~10 tracks and ~8 clusters per j
   freshly opened file (``array_cache=None``), which any reader has to do anyway;
 * times the full :func:`hepsnake.convert.convert.convert` (cuts, padding, HDF5 writing,
   input checksum) of the same file to an HDF5 file (uncompressed by default);
-* measures the peak RSS of a conversion in a fresh subprocess at N/2 and N jets, to show
-  that memory does not grow with the input (chunked streaming).
+* measures the peak memory of a conversion in a fresh subprocess at N/2 and N jets, to show
+  that it does not grow with the input (chunked streaming): the peak RSS, and the
+  tracemalloc peak, which is blind to glibc heap fragmentation (that makes the RSS creep up
+  by some tens of MiB over the first chunks before it levels off).
+
+Times are the best of ``--repeat`` alternating runs with the input in the page cache; each
+conversion starts after the previous output is deleted and dirty pages are synced (untimed).
 
 Run by hand, e.g. ``python benchmarks/convert.py --jets 500000``. Not a test.
 """
@@ -15,11 +20,13 @@ Run by hand, e.g. ``python benchmarks/convert.py --jets 500000``. Not a test.
 import argparse
 import gc
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +127,7 @@ def remove_outputs(workdir: Path) -> None:
     """
     for name in ("bench.h5", "bench.json"):
         (workdir / name).unlink(missing_ok=True)
+    os.sync()  # flush earlier runs' dirty pages: writeback would throttle the next run
 
 
 def run_convert(config: dict[str, Any], workdir: Path) -> dict[str, Any]:
@@ -131,17 +139,12 @@ def run_convert(config: dict[str, Any], workdir: Path) -> dict[str, Any]:
     )
 
 
-def best_of(repeat: int, fn: Any, *args: Any, setup: Any = None) -> float:
-    """The fastest of ``repeat`` wall-clock timings of ``fn(*args)`` (``setup()`` untimed)."""
-    times = []
-    for _ in range(repeat):
-        if setup is not None:
-            setup()
-        gc.collect()
-        start = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - start)
-    return min(times)
+def timed(fn: Any, *args: Any) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call; CPU time counts every thread of this process."""
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def warm_page_cache(path: Path) -> None:
@@ -167,30 +170,45 @@ def peak_rss_mib() -> float:
 
 
 def child_memory(args: argparse.Namespace) -> None:
-    """(Subprocess) convert ``--child``; print peak RSS after imports and after it, in MiB."""
+    """(Subprocess) convert ``--child`` once; print its memory figures in MiB as JSON.
+
+    ``--child-trace``: the tracemalloc peak (every numpy buffer and Python object the
+    conversion holds at once, blind to allocator fragmentation) instead of the peak RSS.
+    """
     path = Path(args.child)
     config = bench_config(path, args.compression, args.chunk_size)
     from hepsnake.convert.convert import convert  # noqa: F401  (import cost before baseline)
 
+    remove_outputs(Path(args.workdir))
+    if args.child_trace:
+        tracemalloc.start()
+        run_convert(config, Path(args.workdir))
+        peak = tracemalloc.get_traced_memory()[1] / 1024**2
+        print(json.dumps({"traced_mib": peak}))
+        return
     base = peak_rss_mib()
-    report = run_convert(config, Path(args.workdir))
-    peak = peak_rss_mib()
-    print(json.dumps({"base_mib": base, "peak_mib": peak, "jets": report["jets"]}))
+    run_convert(config, Path(args.workdir))
+    print(json.dumps({"base_mib": base, "peak_mib": peak_rss_mib()}))
 
 
 def measure_memory(path: Path, workdir: Path, args: argparse.Namespace) -> dict[str, float]:
-    """Peak RSS of one conversion of ``path`` in a fresh Python process."""
+    """Peak RSS and tracemalloc peak of a conversion of ``path``, each in a fresh process."""
     cmd = [sys.executable, __file__, "--child", str(path), "--workdir", str(workdir)]
     cmd += ["--compression", args.compression, "--chunk-size", str(args.chunk_size)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    result: dict[str, float] = {}
+    for extra in ([], ["--child-trace"]):
+        out = subprocess.run(cmd + extra, check=True, capture_output=True, text=True).stdout
+        result.update(json.loads(out.strip().splitlines()[-1]))
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jets", type=int, default=500_000, help="jets in the synthetic tree")
     parser.add_argument("--workdir", help="where files are written (default: a temp dir)")
-    parser.add_argument("--compression", default="none", choices=["none", "lzf", "gzip"])
+    parser.add_argument(
+        "--compression", default="none", choices=["none", "lzf", "gzip"], help="HDF5 output"
+    )
     parser.add_argument("--chunk-size", type=int, default=100_000, help="entries per chunk")
     parser.add_argument(
         "--input-compression",
@@ -201,6 +219,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timings per measurement (best)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-trace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child_memory(args)
@@ -232,39 +251,44 @@ def bench(args: argparse.Namespace, workdir: Path) -> None:
 
     warm_page_cache(path)
     raw_read(path, tree, branches, args.chunk_size)  # warm-up (imports, page cache)
+    remove_outputs(workdir)
     report = run_convert(config, workdir)  # warm-up
-    t_raw = best_of(args.repeat, raw_read, path, tree, branches, args.chunk_size)
-    t_conv = best_of(
-        args.repeat, run_convert, config, workdir, setup=lambda: remove_outputs(workdir)
-    )
+    # alternate the two measurements so that a change of machine load hits both alike
+    raws, convs = [], []
+    for _ in range(args.repeat):
+        raws.append(timed(raw_read, path, tree, branches, args.chunk_size))
+        remove_outputs(workdir)
+        convs.append(timed(run_convert, config, workdir))
+    (raw, cpu_raw), (conv, cpu_conv) = min(raws), min(convs)
     out_size = (workdir / "bench.h5").stat().st_size
 
     mib = 1024**2
-    print(f"jets                     {args.jets:>12,d}  ({report['jets']:,d} pass the cuts)")
-    print(f"branches                 {len(branches):>12d}  (+ counters)")
-    print(
-        f"input size               {path.stat().st_size / mib:>12.1f} MiB"
-        f"  ({args.input_compression})"
-    )
-    print(f"output size              {out_size / mib:>12.1f} MiB  ({args.compression})")
-    print(f"chunk size               {args.chunk_size:>12,d}")
-    print(f"raw uproot read          {t_raw:>12.3f} s   (best of {args.repeat})")
-    print(f"conversion               {t_conv:>12.3f} s   (best of {args.repeat})")
-    print(f"ratio conversion/raw     {t_conv / t_raw:>12.2f}     (target <= 1.5)")
-    print(f"raw read throughput      {args.jets / t_raw:>12,.0f} jets/s")
-    print(f"conversion throughput    {args.jets / t_conv:>12,.0f} jets/s")
+    rows = [
+        ("jets", f"{args.jets:,d}", f"{report['jets']:,d} pass the cuts"),
+        ("branches", f"{len(branches)}", "+ counters"),
+        ("input size", f"{path.stat().st_size / mib:.1f} MiB", args.input_compression),
+        ("output size", f"{out_size / mib:.1f} MiB", args.compression),
+        ("chunk size", f"{args.chunk_size:,d}", "entries"),
+        ("raw uproot read", f"{raw:.3f} s", f"CPU {cpu_raw:.2f} s, best of {args.repeat}"),
+        ("conversion", f"{conv:.3f} s", f"CPU {cpu_conv:.2f} s, best of {args.repeat}"),
+        ("ratio conversion/raw", f"{conv / raw:.2f}", "target <= 1.5"),
+        ("raw read throughput", f"{args.jets / raw:,.0f}", "jets/s"),
+        ("conversion throughput", f"{args.jets / conv:,.0f}", "jets/s"),
+    ]
+    for label, value, note in rows:
+        print(f"{label:<24} {value:>14}  ({note})")
     if args.no_memory:
         return
 
     half = workdir / f"synthetic_{args.jets // 2}.root"
     write_tree(half, reader, args.jets // 2, args.input_compression)
-    for p in (half, path):
-        n = int(p.stem.split("_")[1])
+    print("peak memory of one conversion in a fresh process (MiB):")
+    print(f"{'jets':>10} {'RSS':>8} {'imports':>8} {'+convert':>9} {'tracemalloc':>12}")
+    for p, n in ((half, args.jets // 2), (path, args.jets)):
         mem = measure_memory(p, workdir, args)
         print(
-            f"peak RSS convert {n:>9,d} {mem['peak_mib']:>10.0f} MiB"
-            f"  (after imports {mem['base_mib']:.0f} MiB,"
-            f" conversion +{mem['peak_mib'] - mem['base_mib']:.0f} MiB)"
+            f"{n:>10,d} {mem['peak_mib']:>8.0f} {mem['base_mib']:>8.0f}"
+            f" {mem['peak_mib'] - mem['base_mib']:>9.0f} {mem['traced_mib']:>12.0f}"
         )
 
 

@@ -1,8 +1,12 @@
-"""``pad`` against a slow per-jet reference on random jagged data."""
+"""``pad`` against a slow per-jet reference on random jagged data; ``prefetched``."""
+
+import contextlib
+import threading
 
 import numpy as np
 import pytest
 
+from hepsnake.convert.convert import prefetched
 from hepsnake.io.chunks import Jagged, pad
 
 FIELDS = ("pt", "eta", "d0")
@@ -118,3 +122,47 @@ def test_single_slot_keeps_the_maximum() -> None:
     assert out["pt"][:, 0].tolist() == [5.0, 0.0, 9.0]
     assert out["eta"][:, 0].tolist() == [-5.0, 0.0, -9.0]
     assert out["valid"][:, 0].tolist() == [True, False, True]
+
+
+# ``prefetched``: the background reader of ``convert_file`` (same hot path, same owner).
+
+
+def numbers(n: int, fail_at: int | None = None, log: list[str] | None = None):
+    try:
+        for i in range(n):
+            if i == fail_at:
+                raise ValueError(f"bad item {i}")
+            yield i
+    finally:
+        if log is not None:
+            log.append("closed")
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_prefetched_order(depth: int) -> None:
+    assert list(prefetched(numbers(50), depth)) == list(range(50))
+    assert list(prefetched(numbers(0), depth)) == []
+
+
+def test_prefetched_raises_after_earlier_items() -> None:
+    got = []
+    with pytest.raises(ValueError, match="bad item 4"):
+        for item in prefetched(numbers(10, fail_at=4)):
+            got.append(item)
+    assert got == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("how", ["break", "raise"])
+def test_prefetched_stops_and_closes_the_source(how: str) -> None:
+    log: list[str] = []
+    before = threading.active_count()
+    items = prefetched(numbers(1000, log=log))
+    with pytest.raises(RuntimeError) if how == "raise" else contextlib.nullcontext():
+        for item in items:
+            if item == 2:
+                if how == "raise":
+                    raise RuntimeError("consumer failed")
+                break
+    items.close()  # what a for loop's generator cleanup does
+    assert log == ["closed"]
+    assert threading.active_count() == before

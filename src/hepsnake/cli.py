@@ -4,6 +4,9 @@ import argparse
 import logging
 import os
 import sys
+
+# torch's OpenMP threads busy-wait between small ops; on a 2-core machine that costs 10x
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from collections.abc import Callable, Sequence
 
 from hepsnake import __version__
@@ -48,6 +51,38 @@ def cmd_norm(args: argparse.Namespace) -> None:
 
     norm = norm_stats(load(args.config), args.train, args.norm, args.class_dict)
     log.info("norm: %d variables → %s", sum(len(v) for v in norm.values()), args.norm)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from hepsnake.training.run import train
+
+    summary = train(
+        load(args.config),
+        args.train,
+        args.val,
+        args.norm,
+        args.class_dict,
+        args.outdir,
+        args.threads,
+    )
+    if summary:
+        log.info("train: best epoch %s %s", summary["best_epoch"], summary["best"])
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from hepsnake.evaluate.predict import predict
+
+    counts = predict(args.model, args.checkpoint, args.test, args.output, args.control)
+    log.info("predict %s: %s → %s", args.model, counts, args.output)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from hepsnake.evaluate.stage import evaluate
+
+    metrics = evaluate(load(args.config), args.model, args.predictions, args.output)
+    for name, entry in metrics["backgrounds"].items():
+        bayes = f" (Bayes-optimal {entry['bayes_auc']:.4f})" if "bayes_auc" in entry else ""
+        log.info("%s: AUC sig vs %s = %.4f%s", args.model, name, entry["auc"], bayes)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -95,6 +130,24 @@ def parser() -> argparse.ArgumentParser:
     nrm.add_argument("--train", required=True)
     nrm.add_argument("--norm", required=True, help="output norm_dict.yaml")
     nrm.add_argument("--class-dict", required=True, help="output class_dict.yaml")
+    trn = verb("train", cmd_train, "train one model config; resumes a killed run")
+    trn.add_argument("--train", required=True)
+    trn.add_argument("--val", required=True)
+    trn.add_argument("--norm", required=True)
+    trn.add_argument("--class-dict", required=True)
+    trn.add_argument("--outdir", required=True, help="results/models/<model>")
+    trn.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    prd = verb("predict", cmd_predict, "class probabilities for the test split (puma layout)")
+    prd.add_argument("--model", required=True, help="model name: column prefix")
+    prd.add_argument("--checkpoint", required=True)
+    prd.add_argument("--test", required=True)
+    prd.add_argument("--control", help="control-region test split")
+    prd.add_argument("--output", required=True)
+
+    evl = verb("evaluate", cmd_evaluate, "ROC, AUC, rejection (and Bayes-optimal AUC) → JSON")
+    evl.add_argument("--model", required=True)
+    evl.add_argument("--predictions", required=True)
+    evl.add_argument("--output", required=True, help="results/metrics/<model>.json")
     return top
 
 

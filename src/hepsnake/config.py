@@ -11,8 +11,33 @@ import yaml
 from hepsnake.errors import HepsnakeError
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
+MODEL_SCHEMA = Path(__file__).with_name("model.schema.yaml")
 SAMPLE_COLUMNS = ("name", "files", "reader", "tree", "role", "label", "params", "xsec")
 REMOTE_PREFIXES = ("root://", "s3://", "http://", "https://", "xroot://")
+
+
+def check_schema(data: dict[str, Any], schema_path: Path, where: str) -> None:
+    """Validate ``data`` (filling defaults); the first error names the key."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+    from snakemake.utils import validate as snakemake_validate
+
+    schema = yaml.safe_load(schema_path.read_text())
+    error = best_match(Draft202012Validator(schema).iter_errors(data))
+    if error is not None:
+        path = "/".join(str(p) for p in error.absolute_path)
+        raise HepsnakeError(f"{where}: {path or '<top>'}", error.message.splitlines()[0])
+    snakemake_validate(data, str(schema_path), set_default=True)
+
+
+def load_model(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The validated model config ``model_dir/<name>.yaml`` (defaults filled)."""
+    path = Path(config["model_dir"]) / f"{name}.yaml"
+    if not path.is_file():
+        raise HepsnakeError(str(path), f"model config for '{name}' not found")
+    model = yaml.safe_load(path.read_text()) or {}
+    check_schema(model, MODEL_SCHEMA, str(path))
+    return model
 
 
 def validate(config: dict[str, Any]) -> dict[str, Any]:
@@ -20,16 +45,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
 
     An unknown or mistyped key raises HepsnakeError naming the key.
     """
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import best_match
-    from snakemake.utils import validate as snakemake_validate
-
-    schema = yaml.safe_load(SCHEMA.read_text())
-    error = best_match(Draft202012Validator(schema).iter_errors(config))
-    if error is not None:
-        path = "/".join(str(p) for p in error.absolute_path)
-        raise HepsnakeError(f"config: {path or '<top>'}", error.message.splitlines()[0])
-    snakemake_validate(config, str(SCHEMA), set_default=True)
+    check_schema(config, SCHEMA, "config")
     config["samples"] = load_samples(config["samples"])
     names = [s["name"] for s in config["samples"]]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -186,6 +202,19 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
             "class_names": config["class_names"],
             "inputs": config["inputs"],
             "prepare": {"std_floor": config["prepare"]["std_floor"]},
+        }
+    elif stage == "train":
+        part = {
+            "class_names": config["class_names"],
+            "inputs": config["inputs"],
+            "model_name": wildcards["model"],
+            "model": load_model(config, wildcards["model"]),
+        }
+    elif stage == "evaluate":
+        part = {
+            "class_names": config["class_names"],
+            "evaluate": config["evaluate"],
+            "simulate": {"masses": config.get("simulate", {}).get("masses", {})},
         }
     else:
         raise HepsnakeError("stage", f"unknown stage '{stage}'")

@@ -12,6 +12,7 @@ MAIN_SAMPLES = samples_with_role(config, "train", "test")
 CONTROL_SAMPLES = samples_with_role(config, "control")
 TOYS = list(config.get("simulate", {}).get("samples", {}))
 SPLITS = ["train", "val", "test"]
+MODELS = list(config["models"])
 
 
 def sample_files(wildcards):

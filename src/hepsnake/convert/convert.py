@@ -1,10 +1,12 @@
 """The ``convert`` stage: stream a sample's ROOT files into one FTAG-layout HDF5 file."""
 
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import h5py
 import numpy as np
@@ -15,13 +17,14 @@ from hepsnake import __version__
 from hepsnake.config import expand_files, is_remote, sample_by_name
 from hepsnake.convert.cuts import apply_cuts
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.atomic import atomic_path, write_json
+from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.h5 import TableWriter, set_attrs
 from hepsnake.io.physlite import PhysliteSource
 from hepsnake.io.root import FlatSource
 
 DEFAULT_MAX_CONSTITUENTS = 40
+T = TypeVar("T")
 
 
 class Source(Protocol):
@@ -195,6 +198,54 @@ def convert(
     return report
 
 
+def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Yield ``items``, produced by a background thread at most ``depth`` items ahead.
+
+    Reading the next chunk (basket decompression releases the GIL) overlaps with padding and
+    writing the current one; at most ``depth + 2`` chunks are alive, whatever the file size.
+    An exception of ``items`` is raised here, after the items that preceded it. When the
+    caller stops early, the thread finishes the item it is reading and closes ``items``.
+    """
+    slots: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        end: tuple[bool, Any] = (False, None)
+        try:
+            for item in items:
+                slots.put((True, item))
+                if stop.is_set():
+                    break
+        except BaseException as exc:
+            end = (False, exc)
+        finally:
+            try:
+                close = getattr(items, "close", None)
+                if close is not None:
+                    close()
+            except BaseException as exc:
+                end = end if end[1] is not None else (False, exc)
+            slots.put(end)
+
+    thread = threading.Thread(target=produce, name="hepsnake-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            is_item, value = slots.get()
+            if not is_item:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a pending put, then wait for the thread
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
 def convert_file(
     path: str,
     reader: dict[str, Any],
@@ -208,7 +259,7 @@ def convert_file(
     source = open_source(path, reader, sample.get("tree"))
     bar.update(task, total=bar.tasks[task].total + source.num_entries)
     jets_read = jets_kept = 0
-    for n_entries, chunk in source.chunks(conv["chunk_size"]):
+    for n_entries, chunk in prefetched(source.chunks(conv["chunk_size"])):
         jets_read += len(chunk)
         chunk = chunk.select(apply_cuts(chunk.jets, conv["cuts"], path))
         check_finite(chunk, path)

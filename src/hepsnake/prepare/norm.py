@@ -1,5 +1,7 @@
 """The ``norm`` stage: streamed mean/std of every input variable and the class weights."""
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +11,8 @@ import numpy as np
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_yaml
 from hepsnake.prepare.guard import check_inputs
+
+CHUNK = 10_000  # jets per read: a block of constituents stays in cache while it is reduced
 
 
 @dataclass
@@ -20,12 +24,13 @@ class RunningStats:
     m2: float = 0.0
 
     def update(self, values: np.ndarray) -> None:
+        """Merge one chunk of float64 values (two-pass mean and squared deviations)."""
         n_b = values.size
         if n_b == 0:
             return
-        values = values.astype(np.float64, copy=False)
-        mean_b = float(values.mean())
-        m2_b = float(np.square(values - mean_b).sum())
+        mean_b = float(values.sum()) / n_b
+        deviations = values - mean_b
+        m2_b = float(np.einsum("i,i->", deviations, deviations))
         n = self.n + n_b
         delta = mean_b - self.mean
         self.mean += delta * n_b / n
@@ -49,52 +54,102 @@ def apply_transform(values: np.ndarray, transform: Any) -> np.ndarray:
     raise HepsnakeError("config: inputs/transforms", f"unknown transform {transform!r}")
 
 
+def blocks(ds: h5py.Dataset, chunk: int, limit: int | None = None) -> Iterator[np.ndarray]:
+    """``ds`` in blocks of ``chunk`` rows (constituent tables cut to ``limit`` slots).
+
+    The next block is read in a background thread while the caller reduces the current one
+    (h5py releases the GIL while HDF5 reads and decompresses). Two buffers alternate, so a
+    block is valid until the next one is requested.
+    """
+    n = ds.shape[0]
+    cut = ds.ndim == 2 and limit is not None and limit < ds.shape[1]
+    shape = (min(chunk, n), limit) if cut else (min(chunk, n), *ds.shape[1:])
+    buffers = [np.empty(shape, dtype=ds.dtype) for _ in range(2)]
+    starts = range(0, n, chunk)
+
+    def read(i: int) -> np.ndarray:
+        start, stop = starts[i], min(starts[i] + chunk, n)
+        block = buffers[i % 2][: stop - start]
+        ds.read_direct(block, np.s_[start:stop, :limit] if cut else np.s_[start:stop])
+        return block
+
+    if not starts:
+        return
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(read, 0)
+        for i in range(1, len(starts)):
+            block = pending.result()
+            pending = reader.submit(read, i)
+            yield block
+        yield pending.result()
+
+
+def counted(block: np.ndarray) -> np.ndarray:
+    """The records of a block that enter the statistics: every jet, or the valid constituents.
+
+    One gather of whole records, so that each variable is then a cheap strided view.
+    """
+    flat = block.reshape(-1)
+    if block.ndim == 1 or "valid" not in (block.dtype.names or ()):
+        return flat
+    return flat.take(np.flatnonzero(flat["valid"]))
+
+
 def norm_stats(
-    config: dict[str, Any], train: str, norm_out: str, class_out: str, chunk: int = 100_000
+    config: dict[str, Any], train: str, norm_out: str, class_out: str, chunk: int = CHUNK
 ) -> dict[str, Any]:
     """Mean/std per collection and variable over valid constituents of ``train``, streamed.
 
     Writes the Salt-style ``{collection: {variable: {mean, std[, transform]}}}`` YAML and a
     class-weight dict ``{jets: {label: [w_c]}}`` (total weight / (classes × class weight)).
+    Each dataset is read once, ``chunk`` jets at a time: memory does not grow with the file.
     """
     inputs = config["inputs"]
     check_inputs(inputs)
     floor = config["prepare"]["std_floor"]
+    n_classes = len(config["class_names"])
     stats: dict[str, dict[str, RunningStats]] = {}
+    totals = np.zeros(n_classes)  # train_weight per class, from the first pass over the jets
+    weighed = False
     with h5py.File(train, "r") as h5:
-        n_jets = h5["jets"].shape[0]
         for coll, variables in inputs["variables"].items():
-            dataset = inputs["input_map"].get(coll, coll)
-            if dataset not in h5:
-                raise HepsnakeError(train, f"no dataset '{dataset}' for inputs '{coll}'")
-            ds = h5[dataset]
-            missing = [v for v in variables if v not in ds.dtype.names]
-            if missing:
-                raise HepsnakeError(train, f"variable '{missing[0]}' not in '{dataset}'")
+            ds = input_dataset(h5, train, inputs, coll)
             transforms = inputs["transforms"].get(coll, {})
-            limit = inputs["num_inputs"].get(coll)
             stats[coll] = {v: RunningStats() for v in variables}
-            buffer = np.empty((min(chunk, n_jets), *ds.shape[1:]), dtype=ds.dtype)
-            for start in range(0, n_jets, chunk):
-                stop = min(start + chunk, n_jets)
-                block = buffer[: stop - start]
-                ds.read_direct(block, np.s_[start:stop], np.s_[0 : stop - start])
-                if limit is not None and block.ndim == 2:
-                    block = block[:, :limit]
-                valid = block["valid"] if "valid" in (block.dtype.names or ()) else None
+            weigh = not weighed and ds.name == "/jets"
+            weighed |= weigh
+            for block in blocks(ds, chunk, inputs["num_inputs"].get(coll)):
+                if weigh:
+                    totals += class_sums(block, n_classes)
+                records = counted(block)
                 for v in variables:
-                    values = block[v] if valid is None else block[v][valid]
-                    stats[coll][v].update(apply_transform(values, transforms.get(v)))
-        labels = h5["jets"]["label"]
-        weights = h5["jets"]["train_weight"]
+                    values = apply_transform(records[v].astype(np.float64), transforms.get(v))
+                    stats[coll][v].update(values)
+        if not weighed:  # jets are not an input collection: one pass for the weights
+            for block in blocks(h5["jets"], chunk):
+                totals += class_sums(block, n_classes)
     norm = {
-        coll: {v: entry(coll, v, s, floor, inputs["transforms"].get(coll, {}).get(v), train)
-               for v, s in per.items()}
+        coll: {
+            v: entry(coll, v, s, floor, inputs["transforms"].get(coll, {}).get(v), train)
+            for v, s in per.items()
+        }
         for coll, per in stats.items()
     }
     write_yaml(norm_out, norm)
-    write_yaml(class_out, {"jets": {"label": class_weights(labels, weights, config["class_names"])}})
+    write_yaml(class_out, {"jets": {"label": class_weights(totals)}})
     return norm
+
+
+def input_dataset(h5: h5py.File, path: str, inputs: dict[str, Any], coll: str) -> h5py.Dataset:
+    """The dataset of input collection ``coll``, which must hold each of its variables."""
+    name = inputs["input_map"].get(coll, coll)
+    if name not in h5:
+        raise HepsnakeError(path, f"no dataset '{name}' for inputs '{coll}'")
+    ds = h5[name]
+    missing = [v for v in inputs["variables"][coll] if v not in ds.dtype.names]
+    if missing:
+        raise HepsnakeError(path, f"variable '{missing[0]}' not in '{name}'")
+    return ds
 
 
 def entry(
@@ -114,9 +169,13 @@ def entry(
     return out
 
 
-def class_weights(labels: np.ndarray, weights: np.ndarray, class_names: list[str]) -> list[float]:
+def class_sums(jets: np.ndarray, n_classes: int) -> np.ndarray:
+    """Summed ``train_weight`` per ``label`` of a block of jets."""
+    return np.bincount(jets["label"], jets["train_weight"], minlength=n_classes)
+
+
+def class_weights(totals: np.ndarray) -> list[float]:
     """Inverse class totals, normalised so a balanced sample gets 1 for every class."""
-    totals = np.bincount(labels, weights=weights.astype(np.float64), minlength=len(class_names))
     with np.errstate(divide="ignore"):
-        out = np.where(totals > 0, totals.sum() / (len(class_names) * totals), 0.0)
+        out = np.where(totals > 0, totals.sum() / (len(totals) * totals), 0.0)
     return [float(w) for w in out]

@@ -6,10 +6,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from hepsnake.io.atomic import atomic_path  # noqa: E402
+from hepsnake.io.atomic import atomic_path
 
 
 def plot_reweighting(
@@ -27,8 +27,12 @@ def plot_reweighting(
                 continue
             row[0].hist(values[sel], bins=edges, density=True, histtype="step", label=name)
             row[1].hist(
-                values[sel], bins=edges, weights=jets["train_weight"][sel], density=True,
-                histtype="step", label=name,
+                values[sel],
+                bins=edges,
+                weights=jets["train_weight"][sel],
+                density=True,
+                histtype="step",
+                label=name,
             )
         for ax, title in zip(row, ("before weights", "with train_weight"), strict=True):
             ax.set_xlabel(f"jet {var}")

@@ -63,7 +63,9 @@ class Input:
         if not unlabelled.any():
             return
         if not label_map:
-            raise HepsnakeError(self.path, "jets have no class label and prepare.label_map is unset")
+            raise HepsnakeError(
+                self.path, "jets have no class label and prepare.label_map is unset"
+            )
         variable = label_map["variable"]
         if variable not in self.jets.dtype.names:
             raise HepsnakeError(self.path, f"label_map variable '{variable}' is not a jet field")
@@ -168,7 +170,9 @@ def split(
     return report
 
 
-def ordering(jets: dict[str, np.ndarray], prep: dict[str, Any], control: bool) -> dict[str, np.ndarray]:
+def ordering(
+    jets: dict[str, np.ndarray], prep: dict[str, Any], control: bool
+) -> dict[str, np.ndarray]:
     """Per split, the row order to write: optional resampling (train), then a seeded shuffle."""
     order = {}
     for i, s in enumerate(SPLITS):
@@ -237,8 +241,10 @@ def split_summary(
             in_sample = table["sample"] == i
             for cls in np.unique(table["label"][in_sample]):
                 sel = in_sample & (table["label"] == cls)
-                label = "data" if control and table["is_data"][sel].all() else (
-                    "mc" if control else class_names[int(cls)]
+                label = (
+                    "data"
+                    if control and table["is_data"][sel].all()
+                    else ("mc" if control else class_names[int(cls)])
                 )
                 rows.append(
                     {
@@ -247,7 +253,9 @@ def split_summary(
                         "class": label,
                         "jets": int(sel.sum()),
                         "sum_weight": float(table["weight"][sel].astype(np.float64).sum()),
-                        "sum_train_weight": float(table["train_weight"][sel].astype(np.float64).sum()),
+                        "sum_train_weight": float(
+                            table["train_weight"][sel].astype(np.float64).sum()
+                        ),
                     }
                 )
     return {"kind": "control" if control else "main", "rows": rows}

@@ -76,7 +76,9 @@ def fit_reweighter(jets: np.ndarray, cfg: dict[str, Any], class_names: list[str]
     return rw
 
 
-def histogram(index: tuple[np.ndarray, ...], shape: tuple[int, ...], weights: np.ndarray) -> np.ndarray:
+def histogram(
+    index: tuple[np.ndarray, ...], shape: tuple[int, ...], weights: np.ndarray
+) -> np.ndarray:
     """Unit-normalised weighted histogram from per-jet bin indices."""
     flat = np.ravel_multi_index(index, shape)
     hist = np.bincount(flat, weights=weights, minlength=int(np.prod(shape))).reshape(shape)

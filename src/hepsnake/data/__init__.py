@@ -1,0 +1,1 @@
+"""Chunked HDF5 → tensor loading for training and prediction."""

@@ -1,0 +1,1 @@
+"""Predictions, metrics (ROC, rejection, K-S) and plots."""

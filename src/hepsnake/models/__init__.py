@@ -1,0 +1,1 @@
+"""Taggers assembled from config: input norm, init nets, encoder, pooling, heads."""

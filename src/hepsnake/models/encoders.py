@@ -1,0 +1,145 @@
+"""Constituent encoders; every one honours the padding mask (True = real constituent)."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from hepsnake.models.layers import Dense
+
+
+def key_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Attention keys: the real constituents, or every slot of a jet that has none.
+
+    A jet without constituents then attends to (zeroed) padding instead of producing NaN;
+    its outputs are masked away afterwards.
+    """
+    return mask | ~mask.any(1, keepdim=True)
+
+
+def masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Zero the padded slots (where, not multiply, so NaN or inf there cannot leak)."""
+    return torch.where(mask.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+class DeepSets(nn.Module):
+    """Per-constituent dense layers, each also fed the masked mean of the previous layer."""
+
+    def __init__(self, dim: int, layers: int = 2, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            Dense(2 * dim, [dim], dim, dropout=dropout, final_act=True) for _ in range(layers)
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        count = mask.sum(1, keepdim=True).clamp_min(1).unsqueeze(-1).to(x.dtype)
+        for block in self.blocks:
+            context = (masked(x, mask).sum(1, keepdim=True) / count).expand_as(x)
+            x = masked(x + block(torch.cat([x, context], dim=-1)), mask)
+        return x
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm self-attention with ``scaled_dot_product_attention`` and a dense block."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.dense = Dense(dim, [2 * dim], dim, dropout=dropout)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).unbind(2)
+        attn_mask = key_mask(mask)[:, None, None, :]
+        att = F.scaled_dot_product_attention(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        x = x + masked(self.out(att.transpose(1, 2).reshape(b, n, d)), mask)
+        return masked(x + self.dense(self.norm2(x)), mask)
+
+
+class Transformer(nn.Module):
+    """A stack of :class:`TransformerLayer` with a final layer norm."""
+
+    def __init__(self, dim: int, layers: int = 2, heads: int = 4, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(TransformerLayer(dim, heads, dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, mask)
+        return masked(self.norm(x), mask)
+
+
+class LSTM(nn.Module):
+    """A (bi-)LSTM over the real constituents in order (the CalRatio 2019 RNN family)."""
+
+    def __init__(self, dim: int, layers: int = 1, bidirectional: bool = False) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(dim, dim, layers, batch_first=True, bidirectional=bidirectional)
+        self.project = nn.Linear(dim * (2 if bidirectional else 1), dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # collections are concatenated, so move every real constituent to the front (stable)
+        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
+        index = order.unsqueeze(-1).expand_as(x)
+        lengths = mask.sum(1).clamp_min(1).cpu()
+        packed = pack_padded_sequence(
+            masked(x, mask).gather(1, index), lengths, batch_first=True, enforce_sorted=False
+        )
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        out = self.project(out)
+        restored = torch.empty_like(out).scatter_(1, order.unsqueeze(-1).expand_as(out), out)
+        return masked(restored, mask)
+
+
+class GATv2(nn.Module):
+    """GATv2-style attention layers: score_ij = a · LeakyReLU(W [x_i, x_j]) over real j."""
+
+    def __init__(self, dim: int, layers: int = 2, heads: int = 4) -> None:
+        super().__init__()
+        self.heads = heads
+        self.w = nn.ModuleList(nn.Linear(2 * dim, dim) for _ in range(layers))
+        self.a = nn.ParameterList(
+            nn.Parameter(torch.randn(heads, dim // heads) * 0.1) for _ in range(layers)
+        )
+        self.v = nn.ModuleList(nn.Linear(dim, dim) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        for w, a, v, norm in zip(self.w, self.a, self.v, self.norms, strict=True):
+            pairs = torch.cat(
+                [x.unsqueeze(2).expand(b, n, n, d), x.unsqueeze(1).expand(b, n, n, d)], -1
+            )
+            hidden = F.leaky_relu(w(pairs), 0.2).view(b, n, n, self.heads, d // self.heads)
+            keys = key_mask(mask)[:, None, :, None]
+            alpha = (hidden * a).sum(-1).masked_fill(~keys, float("-inf")).softmax(dim=2)
+            values = v(x).view(b, n, self.heads, d // self.heads)
+            update = torch.einsum("bijh,bjhc->bihc", alpha, values).reshape(b, n, d)
+            x = masked(norm(x + update), mask)
+        return x
+
+
+def build_encoder(cfg: dict, dim: int) -> nn.Module:
+    """The encoder named by ``cfg['type']`` at width ``dim``."""
+    kind = cfg["type"]
+    if kind == "deepsets":
+        return DeepSets(dim, cfg.get("layers", 2), cfg.get("dropout", 0.0))
+    if kind == "transformer":
+        return Transformer(dim, cfg.get("layers", 2), cfg.get("heads", 4), cfg.get("dropout", 0.0))
+    if kind == "lstm":
+        return LSTM(dim, cfg.get("layers", 1), cfg.get("bidirectional", False))
+    if kind == "gatv2":
+        return GATv2(dim, cfg.get("layers", 2), cfg.get("heads", 4))
+    raise ValueError(f"unknown encoder '{kind}'")

@@ -1,0 +1,88 @@
+"""Callbacks: a resume checkpoint written atomically every epoch, and the metrics.json summary."""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from hepsnake.io.atomic import write_json
+
+
+class ResumeCheckpoint(L.Callback):
+    """Save the full training state after every epoch to ``path`` (temp file, then rename)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+
+
+class MetricsSummary(L.Callback):
+    """Write ``metrics.json`` (per-epoch losses and accuracies, best epoch, timing) every epoch.
+
+    Its state travels in checkpoints, so a resumed run keeps the epochs before the kill.
+    ``echo`` also prints each epoch's record as one JSON line on stdout (for HPO tools).
+    """
+
+    def __init__(self, path: Path, monitor: str = "val_loss", echo: bool = False) -> None:
+        self.path = Path(path)
+        self.monitor = monitor
+        self.echo = echo
+        self.epochs: list[dict[str, Any]] = []
+        self.started = 0.0
+        self.jets = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+        self.jets = 0
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self.jets += len(batch["label"])
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        seconds = time.perf_counter() - self.started
+        record: dict[str, Any] = {"epoch": trainer.current_epoch, "seconds": round(seconds, 3)}
+        record["jets_per_s"] = (
+            round(self.jets * trainer.world_size / seconds, 1) if seconds else None
+        )
+        for key, value in sorted(trainer.callback_metrics.items()):
+            record[key] = float(value)
+        self.epochs.append(record)
+        if trainer.is_global_zero:
+            write_json(self.path, self.summary())
+            if self.echo:
+                print(json.dumps(record), file=sys.stdout, flush=True)
+
+    def summary(self) -> dict[str, Any]:
+        scored = [e for e in self.epochs if self.monitor in e]
+        best = min(scored, key=lambda e: e[self.monitor]) if scored else None
+        return {
+            "monitor": self.monitor,
+            "best_epoch": best["epoch"] if best else None,
+            "best": best,
+            "epochs": self.epochs,
+            "train_seconds": round(sum(e["seconds"] for e in self.epochs), 3),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epochs = list(state_dict["epochs"])

@@ -1,0 +1,245 @@
+"""Models from config, masking invariance, the loader, a tiny training run, kill and resume."""
+
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import REPO, default_config
+
+from hepsnake.config import load_model, validate
+from hepsnake.convert.convert import convert
+from hepsnake.data.loader import H5Batches, InputSpec
+from hepsnake.models.tagger import Tagger
+from hepsnake.prepare.norm import norm_stats
+from hepsnake.prepare.split import SPLITS, split
+from hepsnake.simulate.toy import simulate, write_root
+
+GRID = {"train_masses": [5, 16, 55], "all_masses": [5, 16, 40, 55]}
+MODELS = sorted(p.stem for p in (REPO / "config" / "models").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A small prepared dataset (train/val/test, norm and class dicts) and its config."""
+    root = tmp_path_factory.mktemp("train")
+    config = default_config()
+    config["samples"] = []
+    for name, process, mass, n in (
+        ("qcd", "qcd", None, 3000),
+        ("bib", "bib", None, 1500),
+        ("sig", "sig", 16.0, 1500),
+    ):
+        write_root(simulate(name, process, n, 11, mass=mass, **GRID), root / f"{name}.root")
+        sample = {
+            "name": name,
+            "files": [str(root / f"{name}.root")],
+            "reader": "toy",
+            "label": "sig" if process == "sig" else process,
+            "params": {"mS": mass} if mass else {},
+        }
+        config["samples"].append(sample)
+    config["model_dir"] = str(REPO / "config" / "models")
+    config = validate(config)
+    for s in config["samples"]:
+        convert(
+            config,
+            s["name"],
+            root / f"{s['name']}.h5",
+            root / f"{s['name']}.json",
+            show_progress=False,
+        )
+    outputs = {s: str(root / f"{s}.h5") for s in SPLITS}
+    split(
+        config,
+        [str(root / f"{n}.h5") for n in ("qcd", "bib", "sig")],
+        outputs,
+        str(root / "summary.json"),
+    )
+    norm_stats(config, outputs["train"], str(root / "norm.yaml"), str(root / "class.yaml"))
+    return config, root, outputs
+
+
+def norm_dict(root):
+    return yaml.safe_load((root / "norm.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_shipped_model_builds_and_runs(name, prepared):
+    config, root, outputs = prepared
+    model_cfg = load_model(config, name)
+    spec = InputSpec.from_config(config["inputs"])
+    tagger = Tagger(model_cfg["model"], spec, norm_dict(root), 3)
+    batch = next(iter(H5Batches(outputs["val"], spec, 64, extra_jet_fields=("mS",))))
+    out = tagger(batch)
+    assert out["logits"].shape == (64, 3) and torch.isfinite(out["logits"]).all()
+
+
+def padded(batch, extra, rng):
+    """The batch with garbage in its padded slots and ``extra`` more garbage slots per collection."""
+    out = dict(batch)
+    for c in ("tracks", "clusters"):
+        x, m = batch[c], batch[f"{c}_mask"]
+        b, n, f = x.shape
+        garbage = torch.from_numpy(rng.normal(0, 1e3, (b, n + extra, f)).astype(np.float32))
+        out[c] = torch.cat([torch.where(m.unsqueeze(-1), x, garbage[:, :n]), garbage[:, n:]], 1)
+        out[f"{c}_mask"] = torch.cat([m, torch.zeros(b, extra, dtype=torch.bool)], 1)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("encoder", "pooling"),
+    [
+        ("deepsets", "sum"),
+        ("deepsets", "attention"),
+        ("transformer", "cross_attention"),
+        ("transformer", "mean"),
+        ("lstm", "attention"),
+        ("gatv2", "attention"),
+    ],
+)
+def test_padding_never_changes_outputs(encoder, pooling, prepared):
+    config, root, outputs = prepared
+    torch.manual_seed(0)
+    spec = InputSpec.from_config(config["inputs"])
+    cfg = {
+        "dim": 16,
+        "encoder": {"type": encoder, "layers": 2, "heads": 2},
+        "pooling": {"type": pooling, "heads": 2},
+        "fourier": {"n_freqs": 2},
+    }
+    tagger = Tagger(cfg, spec, norm_dict(root), 3).eval()
+    batch = next(iter(H5Batches(outputs["val"], spec, 32)))
+    batch["tracks_mask"][0] = False  # a jet without tracks
+    rng = np.random.default_rng(1)
+    with torch.no_grad():
+        ref = tagger(batch)["logits"]
+        more = tagger(padded(batch, 7, rng))["logits"]
+    assert torch.isfinite(ref).all()
+    torch.testing.assert_close(more, ref, atol=1e-6, rtol=1e-5)
+
+
+def test_loader_batches_match_the_file(prepared):
+    config, root, outputs = prepared
+    spec = InputSpec.from_config({**config["inputs"], "num_inputs": {"tracks": 5}})
+    loader = H5Batches(outputs["train"], spec, 700, shuffle=True, seed=3)
+    with h5py.File(outputs["train"]) as h5:
+        jets, tracks = h5["jets"][:], h5["tracks"][:]
+    seen = []
+    for batch in loader:
+        first = int(np.flatnonzero(jets["pt"] == batch["jets"][0, 0].item())[0])
+        n = len(batch["label"])
+        np.testing.assert_array_equal(batch["label"].numpy(), jets["label"][first : first + n])
+        width = batch["tracks"].shape[1]
+        assert (
+            width <= 5
+            and batch["tracks_mask"].numpy().sum() == tracks["valid"][first : first + n, :5].sum()
+        )
+        np.testing.assert_allclose(
+            batch["tracks"][..., 3].numpy(), tracks["d0"][first : first + n, :width]
+        )
+        seen.append(first)
+    assert sorted(seen) == list(range(0, len(jets), 700)) and seen != sorted(seen)
+    loader.set_epoch(1)
+    assert [int(s) for s in loader.starts()] != seen
+    loader.rank, loader.world_size = 1, 2
+    assert len(loader) == len(seen) // 2
+
+
+def run_train(config, root, outputs, outdir, model_cfg, wait=True):
+    part = {
+        "class_names": config["class_names"],
+        "inputs": config["inputs"],
+        "model_name": "m",
+        "model": model_cfg,
+    }
+    cmd = [
+        shutil.which("hepsnake"),
+        "train",
+        "--config",
+        json.dumps(part),
+        "--train",
+        outputs["train"],
+        "--val",
+        outputs["val"],
+        "--norm",
+        str(root / "norm.yaml"),
+        "--class-dict",
+        str(root / "class.yaml"),
+        "--outdir",
+        str(outdir),
+        "--threads",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if wait:
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-3000:]
+    return proc
+
+
+def small_model(config, epochs):
+    model = copy.deepcopy(load_model(config, "baseline"))
+    model["model"].update(dim=16, init_nets={"default": {"hidden": [16]}}, head={"hidden": [16]})
+    model["training"].update(
+        max_epochs=epochs, batch_size=500, print_metrics=True, early_stopping=None
+    )
+    return model
+
+
+def test_tiny_training_run(prepared, tmp_path):
+    config, root, outputs = prepared
+    run_train(config, root, outputs, tmp_path / "m", small_model(config, 3))
+    out = tmp_path / "m"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best.ckpt",
+        "config.yaml",
+        "last.ckpt",
+        "metrics.csv",
+        "metrics.json",
+    ]
+    summary = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in summary["epochs"]] == [0, 1, 2]
+    assert summary["epochs"][-1]["val_loss"] < summary["epochs"][0]["val_loss"]
+    assert summary["epochs"][-1]["val_acc"] > 0.4  # 3 balanced classes: chance is 1/3
+    assert summary["best_epoch"] == min(summary["epochs"], key=lambda e: e["val_loss"])["epoch"]
+    assert "val_loss" in (out / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_kill_and_resume_equals_uninterrupted(prepared, tmp_path):
+    config, root, outputs = prepared
+    model = small_model(config, 6)
+    run_train(config, root, outputs, tmp_path / "straight", model)
+    killed = tmp_path / "killed"
+    proc = run_train(config, root, outputs, killed, model, wait=False)
+    resume = killed / ".work" / "resume.ckpt"
+    deadline = time.time() + 300
+    while not resume.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "last.ckpt").exists()
+    epoch_at_kill = torch.load(resume, weights_only=False)["epoch"]
+    assert epoch_at_kill < 5
+    run_train(config, root, outputs, killed, model)
+    a = torch.load(tmp_path / "straight" / "last.ckpt", weights_only=False)["state_dict"]
+    b = torch.load(killed / "last.ckpt", weights_only=False)["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
+    straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    resumed = json.loads((killed / "metrics.json").read_text())
+    assert [e["epoch"] for e in resumed["epochs"]] == list(range(6))
+    np.testing.assert_allclose(
+        [e["val_loss"] for e in resumed["epochs"]],
+        [e["val_loss"] for e in straight["epochs"]],
+        rtol=1e-5,
+    )
