@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -145,7 +146,7 @@ def test_byte_identical_reruns(converted, tmp_path):
     for run in ("one", "two"):
         (tmp_path / run).mkdir()
         outputs, _ = run_split(config, paths, ["qcd", "bib", "sig"], tmp_path / run)
-        digests.append([hashlib.sha256(open(outputs[s], "rb").read()).hexdigest() for s in SPLITS])
+        digests.append([hashlib.sha256(Path(outputs[s]).read_bytes()).hexdigest() for s in SPLITS])
     assert digests[0] == digests[1]
 
 
@@ -264,19 +265,19 @@ def test_bad_inputs_leave_nothing(converted, tmp_path):
         **config,
         "prepare": {**config["prepare"], "fractions": {"train": 0.8, "val": 0.1, "test": 0.2}},
     }
-    with pytest.raises(HepsnakeError, match="prepare/fractions: sum to 1.1, not 1"):
+    with pytest.raises(HepsnakeError, match=r"prepare/fractions: sum to 1.1, not 1"):
         run_split(bad, paths, ["qcd"], tmp_path)
     empty = tmp_path / "empty.h5"
     with h5py.File(empty, "w") as h5:
         h5.create_dataset("jets", data=read(paths["qcd"])[:0])
         h5.attrs["sample"] = "qcd"
-    with pytest.raises(HepsnakeError, match="empty.h5: empty sample: no jets"):
+    with pytest.raises(HepsnakeError, match=r"empty.h5: empty sample: no jets"):
         run_split(config, {"qcd": str(empty)}, ["qcd"], tmp_path)
     out = tmp_path / "ok"
     out.mkdir()
     outputs, _ = run_split(config, paths, ["qcd", "sig"], out, debug=False)
     inputs = {**config["inputs"], "variables": {"tracks": ["pt", "charge"]}}
-    with pytest.raises(HepsnakeError, match="train.h5: variable 'charge' not in 'tracks'"):
+    with pytest.raises(HepsnakeError, match=r"train.h5: variable 'charge' not in 'tracks'"):
         norm_stats(
             {**config, "inputs": inputs},
             outputs["train"],
@@ -292,7 +293,7 @@ def test_zero_std_needs_a_floor(converted, tmp_path):
     outputs, _ = run_split(config, paths, ["sig"], tmp_path, debug=False)
     inputs = {**config["inputs"], "variables": {"jets": ["mS"]}}
     args = (outputs["train"], str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml"))
-    with pytest.raises(HepsnakeError, match="'jets.mS': std is 0"):
+    with pytest.raises(HepsnakeError, match=r"'jets.mS': std is 0"):
         norm_stats({**config, "inputs": inputs}, *args)
     floored = {**config, "inputs": inputs, "prepare": {**config["prepare"], "std_floor": 0.5}}
     assert norm_stats(floored, *args)["jets"]["mS"] == {"mean": 16.0, "std": 0.5}
@@ -321,5 +322,5 @@ def test_label_map_on_physlite(data_dir, tmp_path, config_factory):
         for r, lab in zip(jets["HadronConeExclTruthLabelID"], jets["label"], strict=True)
     )
     unmapped = {**config, "prepare": {**config["prepare"], "label_map": None}}
-    with pytest.raises(HepsnakeError, match="no class label and prepare.label_map is unset"):
+    with pytest.raises(HepsnakeError, match=r"no class label and prepare.label_map is unset"):
         run_split(unmapped, {"p": str(tmp_path / "p.h5")}, ["p"], tmp_path / "x", debug=False)

@@ -84,7 +84,7 @@ def test_every_shipped_model_builds_and_runs(name, prepared):
 
 
 def padded(batch, extra, rng):
-    """The batch with garbage in its padded slots and ``extra`` more garbage slots per collection."""
+    """The batch with garbage in its padded slots plus ``extra`` garbage slots per collection."""
     out = dict(batch)
     for c in ("tracks", "clusters"):
         x, m = batch[c], batch[f"{c}_mask"]
@@ -128,7 +128,7 @@ def test_padding_never_changes_outputs(encoder, pooling, prepared):
 
 
 def test_loader_batches_match_the_file(prepared):
-    config, root, outputs = prepared
+    config, _, outputs = prepared
     spec = InputSpec.from_config({**config["inputs"], "num_inputs": {"tracks": 5}})
     loader = H5Batches(outputs["train"], spec, 700, shuffle=True, seed=3)
     with h5py.File(outputs["train"]) as h5:

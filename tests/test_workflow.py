@@ -1,5 +1,6 @@
 """The Snakemake workflow itself: lint, dry run of the default DAG, a tiny end-to-end run."""
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -39,7 +40,18 @@ def test_lint_is_clean(workdir):
 def test_default_dry_run_lists_the_dag(workdir):
     out = snakemake(workdir, "-n", "--quiet", "rules").stdout
     samples = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["simulate"]["samples"]
-    for rule, count in (("simulate", len(samples)), ("convert", len(samples))):
+    models = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["models"]
+    expected = [
+        ("simulate", len(samples)),
+        ("convert", len(samples)),
+        ("prepare_splits", 1),
+        ("prepare_control", 1),
+        ("prepare_norm", 1),
+        ("train", len(models)),
+        ("predict", len(models)),
+        ("evaluate", len(models)),
+    ]
+    for rule, count in expected:
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
 
 
@@ -59,5 +71,12 @@ def test_tiny_end_to_end(workdir):
         with h5py.File(workdir / "results" / "h5" / f"{name}.h5") as h5:
             assert 0.5 * spec["n_jets"] < h5["jets"].shape[0] <= spec["n_jets"]
         assert (workdir / "results" / "logs" / "convert" / f"{name}.log").is_file()
+    for name in ("train", "val", "test", "control_train", "norm_dict", "class_dict"):
+        assert list((workdir / "results" / "prepared").glob(f"{name}.*"))
+    metrics = json.loads((workdir / "results" / "metrics" / "baseline.json").read_text())
+    assert 0.5 < metrics["backgrounds"]["qcd"]["auc"] <= 1
+    assert "bayes_auc" in metrics["backgrounds"]["qcd"]
+    with h5py.File(workdir / "results" / "predictions" / "baseline.h5") as h5:
+        assert {"baseline_pqcd", "baseline_psig", "baseline_pbib"} <= set(h5["jets"].dtype.names)
     again = snakemake(workdir, "-n", "--configfile", "config/tiny.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -31,11 +31,12 @@ def check_schema(data: dict[str, Any], schema_path: Path, where: str) -> None:
 
 
 def load_model(config: dict[str, Any], name: str) -> dict[str, Any]:
-    """The validated model config ``model_dir/<name>.yaml`` (defaults filled)."""
+    """The validated model config ``model_dir/<name>.yaml`` with ``training_overrides`` applied."""
     path = Path(config["model_dir"]) / f"{name}.yaml"
     if not path.is_file():
         raise HepsnakeError(str(path), f"model config for '{name}' not found")
     model = yaml.safe_load(path.read_text()) or {}
+    model.setdefault("training", {}).update(config.get("training_overrides", {}))
     check_schema(model, MODEL_SCHEMA, str(path))
     return model
 

@@ -31,7 +31,9 @@ rule prepare_control:
     input:
         expand("results/h5/{sample}.h5", sample=CONTROL_SAMPLES),
     output:
-        expand("results/prepared/control_{split}.h5", split=SPLITS),
+        train="results/prepared/control_train.h5",
+        val="results/prepared/control_val.h5",
+        test="results/prepared/control_test.h5",
         summary="results/prepared/control_summary.json",
     params:
         config=stage_config(config, "split"),
@@ -44,7 +46,8 @@ rule prepare_control:
         "../../envs/prepare.yaml"
     shell:
         "hepsnake split --control --config {params.config:q} --inputs {input}"
-        " --outputs {output[0]} {output[1]} {output[2]} --summary {output.summary} > {log} 2>&1"
+        " --outputs {output.train} {output.val} {output.test} --summary {output.summary}"
+        " > {log} 2>&1"
 
 
 rule prepare_norm:

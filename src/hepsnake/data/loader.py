@@ -1,4 +1,4 @@
-"""Batches from a prepared FTAG-layout HDF5 file: contiguous ``read_direct`` into preallocated buffers.
+"""Batches from a prepared FTAG-layout HDF5 file: contiguous ``read_direct`` into fixed buffers.
 
 No per-jet Python work: one read per dataset per batch, one structured-to-float copy per
 collection. Raw (unnormalised) values are returned; normalisation lives inside the model.

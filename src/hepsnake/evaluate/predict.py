@@ -1,4 +1,4 @@
-"""The ``predict`` stage: class probabilities for the test jets, in a puma-readable ``jets`` table."""
+"""The ``predict`` stage: class probabilities of the test jets in a puma-readable ``jets`` table."""
 
 from pathlib import Path
 from typing import Any

@@ -32,9 +32,7 @@ class TableWriter:
     Jet tables are (N,), constituent tables (N, max_n); every dataset grows along axis 0.
     """
 
-    def __init__(
-        self, h5: h5py.File, compression: str = "lzf", chunk_jets: int = 1000
-    ) -> None:
+    def __init__(self, h5: h5py.File, compression: str = "lzf", chunk_jets: int = 1000) -> None:
         if compression not in COMPRESSION:
             raise HepsnakeError("compression", f"unknown '{compression}' (none, lzf, gzip)")
         self.h5 = h5

@@ -1,5 +1,6 @@
 """Building blocks: dense nets, Fourier features, in-graph input normalisation."""
 
+import itertools
 import math
 from typing import Any
 
@@ -23,7 +24,7 @@ class Dense(nn.Sequential):
     ) -> None:
         sizes = [n_in, *hidden, n_out]
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
             layers.append(nn.Linear(a, b))
             if i < len(sizes) - 2 or final_act:
                 layers.append(ACTIVATIONS[activation]())

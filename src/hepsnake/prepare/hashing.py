@@ -17,7 +17,7 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 def event_uniform(sample: str, event_number: np.ndarray, seed: int) -> np.ndarray:
-    """A uniform [0, 1) number per jet, equal for jets of one event, independent of other samples."""
+    """A uniform [0, 1) number per jet, shared by an event's jets, independent of other samples."""
     key = np.uint64((zlib.crc32(sample.encode()) << 32) ^ (seed & 0xFFFFFFFF))
     mixed = splitmix64(splitmix64(event_number.astype(np.uint64)) ^ key)
     return (mixed >> np.uint64(11)).astype(np.float64) * 2.0**-53
