@@ -249,6 +249,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> None:
     branches = branch_names(config)
     tree = reader["tree"]
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     warm_page_cache(path)
     raw_read(path, tree, branches, args.chunk_size)  # warm-up (imports, page cache)
     remove_outputs(workdir)
@@ -269,6 +270,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> None:
         ("input size", f"{path.stat().st_size / mib:.1f} MiB", args.input_compression),
         ("output size", f"{out_size / mib:.1f} MiB", args.compression),
         ("chunk size", f"{args.chunk_size:,d}", "entries"),
+        ("CPUs, load before", f"{os.cpu_count()}, {load:.2f}", "1-min load average"),
         ("raw uproot read", f"{raw:.3f} s", f"CPU {cpu_raw:.2f} s, best of {args.repeat}"),
         ("conversion", f"{conv:.3f} s", f"CPU {cpu_conv:.2f} s, best of {args.repeat}"),
         ("ratio conversion/raw", f"{conv / raw:.2f}", "target <= 1.5"),

@@ -56,6 +56,7 @@ def cmd_norm(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from hepsnake.training.run import train
 
+    control = {"train": args.control_train, "val": args.control_val} if args.control_train else None
     summary = train(
         load(args.config),
         args.train,
@@ -64,6 +65,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         args.class_dict,
         args.outdir,
         args.threads,
+        control,
     )
     if summary:
         log.info("train: best epoch %s %s", summary["best_epoch"], summary["best"])
@@ -137,6 +139,8 @@ def parser() -> argparse.ArgumentParser:
     trn.add_argument("--class-dict", required=True)
     trn.add_argument("--outdir", required=True, help="results/models/<model>")
     trn.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    trn.add_argument("--control-train", help="control-region train split (adversarial models)")
+    trn.add_argument("--control-val", help="control-region val split (adversarial models)")
     prd = verb("predict", cmd_predict, "class probabilities for the test split (puma layout)")
     prd.add_argument("--model", required=True, help="model name: column prefix")
     prd.add_argument("--checkpoint", required=True)

@@ -1,5 +1,12 @@
 # Config validation and the input functions the rules share; the logic lives in hepsnake.config.
-from hepsnake.config import expand_files, is_remote, samples_with_role, stage_config, validate
+from hepsnake.config import (
+    expand_files,
+    is_remote,
+    load_model,
+    samples_with_role,
+    stage_config,
+    validate,
+)
 from hepsnake.prepare.guard import check_inputs
 from snakemake.utils import validate as validate_schema
 
@@ -13,6 +20,16 @@ CONTROL_SAMPLES = samples_with_role(config, "control")
 TOYS = list(config.get("simulate", {}).get("samples", {}))
 SPLITS = ["train", "val", "test"]
 MODELS = list(config["models"])
+
+
+def train_inputs(wildcards):
+    """Prepared splits and dicts; adversarial models also read the control region."""
+    inputs = {
+        split: f"results/prepared/{split}.h5" for split in ("train", "val")
+    } | {"norm": "results/prepared/norm_dict.yaml", "class_dict": "results/prepared/class_dict.yaml"}
+    if load_model(config, wildcards.model).get("adversarial"):
+        inputs |= {f"control_{s}": f"results/prepared/control_{s}.h5" for s in ("train", "val")}
+    return inputs
 
 
 def sample_files(wildcards):

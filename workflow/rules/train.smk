@@ -1,9 +1,6 @@
 rule train:
     input:
-        train="results/prepared/train.h5",
-        val="results/prepared/val.h5",
-        norm="results/prepared/norm_dict.yaml",
-        class_dict="results/prepared/class_dict.yaml",
+        unpack(train_inputs),
     output:
         best="results/models/{model}/best.ckpt",
         last="results/models/{model}/last.ckpt",
@@ -13,6 +10,11 @@ rule train:
     params:
         config=lambda w: stage_config(config, "train", model=w.model),
         outdir=subpath(output.best, parent=True),
+        control=lambda w, input: (
+            f"--control-train {input.control_train} --control-val {input.control_val}"
+            if "control_train" in input.keys()
+            else ""
+        ),
     log:
         "results/logs/train/{model}.log",
     threads: 2
@@ -26,4 +28,4 @@ rule train:
     shell:
         "hepsnake train --config {params.config:q} --train {input.train} --val {input.val}"
         " --norm {input.norm} --class-dict {input.class_dict} --outdir {params.outdir}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {threads} {params.control} > {log} 2>&1"

@@ -5,6 +5,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from hepsnake.stats import weighted_ks
+
 
 def discriminant(
     probs: dict[str, np.ndarray], signal: str, fractions: dict[str, float]
@@ -78,9 +80,29 @@ def model_metrics(
                 per = out["masses"].setdefault(
                     f"{m:g}", {"unseen": bool(train_masses and m not in train_masses)}
                 )
-                per[name] = {"auc": auc(score[sel], score[is_b])}
+                own = f"{model}_mS{m:g}_p{signal}"
+                if own in jets.dtype.names:  # a parameterised model evaluated at this mass
+                    at_mass = {
+                        c: jets[f"{model}_mS{m:g}_p{c}"].astype(np.float64) for c in class_names
+                    }
+                    mass_score = discriminant(at_mass, signal, {name: 1.0})
+                else:
+                    mass_score = score
+                per[name] = {"auc": auc(mass_score[sel], mass_score[is_b])}
                 column = f"truth_logp_{signal}_mS{m:g}"
                 if column in jets.dtype.names:
                     bayes = jets[column] - jets[f"truth_logp_{name}"]
                     per[name]["bayes_auc"] = auc(bayes[sel], bayes[is_b])
+    return out
+
+
+def control_ks(jets: np.ndarray, model: str, class_names: list[str]) -> dict[str, dict[str, float]]:
+    """Weighted data/MC K-S distance and p-value of every class output in the control region."""
+    is_data = jets["is_data"].astype(bool)
+    weights = jets["train_weight"].astype(np.float64)
+    out = {}
+    for c in class_names:
+        values = jets[f"{model}_p{c}"]
+        d, p = weighted_ks(values[is_data], values[~is_data], weights[is_data], weights[~is_data])
+        out[c] = {"ks": d, "p_value": p}
     return out

@@ -73,8 +73,10 @@ class MetricsSummary(L.Callback):
     def summary(self) -> dict[str, Any]:
         scored = [e for e in self.epochs if self.monitor in e]
         best = min(scored, key=lambda e: e[self.monitor]) if scored else None
+        gated = [e for e in self.epochs if e.get("val_ks_pass")]
         return {
             "monitor": self.monitor,
+            "gate_fallback": bool(self.epochs and "val_ks_pass" in self.epochs[0] and not gated),
             "best_epoch": best["epoch"] if best else None,
             "best": best,
             "epochs": self.epochs,

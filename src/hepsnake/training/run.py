@@ -12,14 +12,26 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from hepsnake.data.loader import H5Batches
+from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_yaml
 from hepsnake.prepare.guard import check_inputs
+from hepsnake.training.adversarial import AdversarialModule
 from hepsnake.training.callbacks import MetricsSummary, ResumeCheckpoint
 from hepsnake.training.datamodule import H5DataModule
 from hepsnake.training.module import TaggerModule
 
 log = logging.getLogger("hepsnake")
+
+ADVERSARIAL_DEFAULTS = {
+    "lambda": 1.0,
+    "k_steps": 1,
+    "hidden": [32],
+    "lr": 1.0e-3,
+    "ks_class": "sig",
+    "ks_threshold": 0.05,
+    "pt_bins": [20.0, 50.0, 100.0, 1.0e4],
+}
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -30,12 +42,20 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return "bf16-mixed" if on_gpu else "32-true"
 
 
+def adversarial_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The adversarial block with defaults filled in; an unknown key is an error."""
+    unknown = sorted(set(cfg) - set(ADVERSARIAL_DEFAULTS))
+    if unknown:
+        raise HepsnakeError("model: adversarial", f"unknown key '{unknown[0]}'")
+    return {**ADVERSARIAL_DEFAULTS, **cfg}
+
+
 def build_module(
     config: dict[str, Any], norm: dict[str, Any], class_weights: list[float]
 ) -> TaggerModule:
-    """The Lightning module of ``config['model']`` with the prepared norm and class weights."""
+    """The Lightning module of ``config['model']`` (adversarial when configured)."""
     model = config["model"]
-    return TaggerModule(
+    args = (
         model["model"],
         model["training"],
         config["inputs"],
@@ -44,6 +64,28 @@ def build_module(
         class_weights if model["training"]["class_weights"] else None,
         model.get("parameters"),
     )
+    if model.get("adversarial"):
+        return AdversarialModule(*args, adversarial=adversarial_settings(model["adversarial"]))
+    return TaggerModule(*args)
+
+
+def batches(
+    path: str, module: TaggerModule, cfg: dict[str, Any], train: bool, extra: tuple[str, ...]
+) -> H5Batches | WithParameters:
+    """Loader of one split; parameterised models get background parameters drawn."""
+    loader = H5Batches(
+        path,
+        module.spec,
+        cfg["batch_size"],
+        shuffle=train,
+        seed=cfg["seed"],
+        limit=cfg.get("limit_train_jets") if train else None,
+        extra_jet_fields=extra,
+    )
+    parameters = module.hparams.parameters
+    if not parameters:
+        return loader
+    return WithParameters(loader, ParameterSampler(parameters), cfg["seed"] + int(not train))
 
 
 def train(
@@ -54,6 +96,7 @@ def train(
     class_dict_path: str,
     outdir: str,
     threads: int = 1,
+    control_paths: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Train ``config['model']``; write best.ckpt, last.ckpt, metrics.csv/json, config.yaml.
 
@@ -71,32 +114,33 @@ def train(
     norm = yaml.safe_load(Path(norm_path).read_text())
     class_weights = yaml.safe_load(Path(class_dict_path).read_text())["jets"]["label"]
     module = build_module(config, norm, class_weights)
-    spec = module.spec
     extra = (model_cfg["model"]["aux"]["target"],) if model_cfg["model"].get("aux") else ()
+    control = {}
+    if isinstance(module, AdversarialModule):
+        if not control_paths:
+            raise HepsnakeError(outdir, "an adversarial model needs the control-region splits")
+        control = {
+            split: batches(path, module, cfg, split == "train", ("is_data", "pt"))
+            for split, path in control_paths.items()
+        }
     data = H5DataModule(
-        H5Batches(
-            train_path,
-            spec,
-            cfg["batch_size"],
-            True,
-            cfg["seed"],
-            cfg.get("limit_train_jets"),
-            extra,
-        ),
-        H5Batches(val_path, spec, cfg["batch_size"], extra_jet_fields=extra),
+        batches(train_path, module, cfg, True, extra),
+        batches(val_path, module, cfg, False, extra),
+        control,
     )
-    metrics = MetricsSummary(out / "metrics.json", echo=cfg["print_metrics"])
+    monitor = "val_loss_gated" if control else "val_loss"
+    metrics = MetricsSummary(out / "metrics.json", monitor=monitor, echo=cfg["print_metrics"])
     best = ModelCheckpoint(
         dirpath=work,
         filename="best",
-        monitor="val_loss",
+        monitor=monitor,
         mode="min",
         save_top_k=1,
         enable_version_counter=False,
     )
     callbacks: list[L.Callback] = [best, metrics, ResumeCheckpoint(work / "resume.ckpt")]
     if cfg["early_stopping"]:
-        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", **cfg["early_stopping"]))
+        callbacks.append(EarlyStopping(monitor=monitor, mode="min", **cfg["early_stopping"]))
     loggers: list[Any] = [CSVLogger(work, name="csv", version="")]
     if cfg["tensorboard"]:
         loggers.append(TensorBoardLogger(out, name="tensorboard", version=""))
@@ -107,7 +151,7 @@ def train(
         strategy="ddp" if cfg["devices"] not in (1, "1", "auto") else "auto",
         precision=resolve_precision(cfg["precision"], accelerator),
         max_epochs=cfg["max_epochs"],
-        gradient_clip_val=cfg["gradient_clip"],
+        gradient_clip_val=None if control else cfg["gradient_clip"],
         callbacks=callbacks,
         logger=loggers,
         default_root_dir=work,
@@ -132,4 +176,7 @@ def train(
     shutil.copyfile(work / "csv" / "metrics.csv", out / "metrics.csv")
     write_yaml(out / "config.yaml", config)
     shutil.rmtree(work)
-    return metrics.summary()
+    summary = metrics.summary()
+    if summary.get("gate_fallback"):
+        log.warning("no epoch passed the K-S gate: best.ckpt has the lowest validation loss")
+    return summary
