@@ -1,0 +1,192 @@
+"""Adversarial and parameterised training: K-S, optimiser separation, λ = 0, parameters."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import REPO, default_config
+from scipy import stats
+
+from hepsnake.config import load_model, validate
+from hepsnake.convert.convert import convert
+from hepsnake.data.loader import H5Batches
+from hepsnake.data.parameters import ParameterSampler, WithParameters
+from hepsnake.prepare.norm import norm_stats
+from hepsnake.prepare.split import SPLITS, split
+from hepsnake.simulate.toy import simulate, write_root
+from hepsnake.stats import weighted_ks
+from hepsnake.training.adversarial import AdversarialModule
+from hepsnake.training.run import build_module, train
+
+GRID = {"train_masses": [5, 16, 55], "all_masses": [5, 16, 40, 55]}
+
+
+def test_weighted_ks_matches_scipy_with_unit_weights():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, 500), rng.normal(0.2, 1.1, 300)
+    d, p = weighted_ks(a, b)
+    ref = stats.ks_2samp(a, b)
+    assert d == pytest.approx(ref.statistic, abs=1e-12)
+    assert p == pytest.approx(ref.pvalue, rel=0.2)
+    ties = weighted_ks(np.array([1, 1, 2, 3.0]), np.array([1, 2, 2, 4.0]))[0]
+    assert ties == pytest.approx(stats.ks_2samp([1, 1, 2, 3.0], [1, 2, 2, 4.0]).statistic)
+
+
+def test_weighted_ks_hand_computed():
+    # CDF_a: 1→1/4, 2→2/4, 3→1;  CDF_b: 1→0, 2→1/4, 3→1/4, 4→1;  largest gap 3/4 at x = 3
+    d, _ = weighted_ks(
+        np.array([1.0, 2, 3]), np.array([2.0, 4]), np.array([1, 1, 2]), np.array([1, 3])
+    )
+    assert d == pytest.approx(0.75)
+
+
+def test_background_parameters_follow_prob():
+    sampler = ParameterSampler(
+        {"names": ["mS"], "train": {"mS": [5, 16, 55]}, "prob": {"mS": [1, 2, 7]}}
+    )
+    params = torch.full((20000, 1), float("nan"))
+    params[:100] = 40.0  # signal jets keep their own value
+    filled = sampler.fill(params, np.random.default_rng(1)).numpy()[:, 0]
+    assert np.all(filled[:100] == 40.0)
+    counts = [np.sum(filled[100:] == v) for v in (5, 16, 55)]
+    expected = np.array([0.1, 0.2, 0.7]) * 19900
+    assert stats.chisquare(counts, expected).pvalue > 1e-3
+    uniform = ParameterSampler({"names": ["mS"], "train": {"mS": [5, 16]}})
+    drawn = uniform.fill(torch.full((10000, 1), float("nan")), np.random.default_rng(2)).numpy()
+    assert abs(np.mean(drawn == 5) - 0.5) < 0.03
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("variants")
+    config = default_config()
+    config["samples"] = []
+    for name, process, mass, n, role, label in (
+        ("qcd", "qcd", None, 2000, "train", "qcd"),
+        ("bib", "bib", None, 1000, "train", "bib"),
+        ("sig5", "sig", 5.0, 700, "train", "sig"),
+        ("sig55", "sig", 55.0, 700, "train", "sig"),
+        ("data", "qcd", None, 1000, "control", "data"),
+        ("mc", "qcd", None, 1000, "control", "mc"),
+    ):
+        write_root(
+            simulate(name, process, n, 4, mass=mass, mismodel=name == "data", **GRID),
+            root / f"{name}.root",
+        )
+        config["samples"].append(
+            {
+                "name": name,
+                "files": [str(root / f"{name}.root")],
+                "reader": "toy",
+                "role": role,
+                "label": label,
+                "params": {"mS": mass} if mass else {},
+            }
+        )
+    config["model_dir"] = str(REPO / "config" / "models")
+    config = validate(config)
+    for s in config["samples"]:
+        convert(
+            config,
+            s["name"],
+            root / f"{s['name']}.h5",
+            root / f"{s['name']}.json",
+            show_progress=False,
+        )
+    main = {s: str(root / f"{s}.h5") for s in SPLITS}
+    control = {s: str(root / f"control_{s}.h5") for s in SPLITS}
+    split(
+        config,
+        [str(root / f"{n}.h5") for n in ("qcd", "bib", "sig5", "sig55")],
+        main,
+        str(root / "m.json"),
+    )
+    split(
+        config,
+        [str(root / f"{n}.h5") for n in ("data", "mc")],
+        control,
+        str(root / "c.json"),
+        control=True,
+    )
+    norm_stats(config, main["train"], str(root / "norm.yaml"), str(root / "class.yaml"))
+    return config, root, main, control
+
+
+def tiny(config, name, **training):
+    model = copy.deepcopy(load_model(config, name))
+    model["model"].update(dim=8, init_nets={"default": {"hidden": [8]}}, head={"hidden": [8]})
+    model["training"].update(max_epochs=2, batch_size=400, early_stopping=None, **training)
+    return model
+
+
+def part(config, model):
+    return {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
+
+
+def test_parameterised_test_time_value(prepared):
+    config, root, main, _ = prepared
+    model = tiny(config, "parameterised")
+    module = build_module(
+        part(config, model), yaml.safe_load((root / "norm.yaml").read_text()), [1, 1, 1]
+    )
+    sampler = ParameterSampler(model["parameters"])
+    fixed = WithParameters(
+        H5Batches(main["test"], module.spec, 300), sampler, 0, fixed={"mS": 40.0}
+    )
+    for batch in fixed:
+        assert torch.all(batch["params"] == 40.0)
+        assert module(batch)["logits"].shape[1] == 3
+    drawn = WithParameters(H5Batches(main["train"], module.spec, 300), sampler, 0)
+    values = torch.cat([b["params"][:, 0] for b in drawn])
+    assert not torch.isnan(values).any() and set(values.unique().tolist()) == {5.0, 16.0, 55.0}
+
+
+def test_optimiser_steps_touch_only_their_own_parameters(prepared):
+    config, root, main, control = prepared
+    model = tiny(config, "adversarial", gradient_clip=None, schedule="none")
+    norm = yaml.safe_load((root / "norm.yaml").read_text())
+    module = build_module(part(config, model), norm, [1, 1, 1])
+    assert isinstance(module, AdversarialModule)
+    main_opt, disc_opt = module.configure_optimizers()
+    module.optimizers = lambda: (main_opt, disc_opt)
+    module.lr_schedulers = lambda: None
+    module.manual_backward = lambda loss: loss.backward()
+    batch = next(iter(H5Batches(main["train"], module.spec, 300)))
+    ctrl = next(
+        iter(H5Batches(control["train"], module.spec, 300, extra_jet_fields=("is_data", "pt")))
+    )
+
+    def snapshot():
+        return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+    before = snapshot()
+    module.discriminator_step(ctrl)
+    after = snapshot()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("discriminator.") for k in changed)
+    module.main_step(batch, ctrl)
+    final = snapshot()
+    changed = {k for k in after if not torch.equal(after[k], final[k])}
+    assert changed and all(k.startswith("model.") for k in changed)
+
+
+def test_lambda_zero_reproduces_the_baseline(prepared, tmp_path):
+    config, root, main, control = prepared
+    baseline = tiny(config, "baseline")
+    adversarial = copy.deepcopy(baseline)
+    adversarial["adversarial"] = {"lambda": 0.0}
+    args = (main["train"], main["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
+    train(part(config, baseline), *args, str(tmp_path / "base"))
+    train(
+        part(config, adversarial),
+        *args,
+        str(tmp_path / "adv"),
+        control_paths={"train": control["train"], "val": control["val"]},
+    )
+    a = torch.load(tmp_path / "base" / "last.ckpt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "adv" / "last.ckpt", weights_only=False)["state_dict"]
+    assert any(k.startswith("discriminator.") for k in b)
+    for key, value in a.items():
+        torch.testing.assert_close(b[key], value, atol=1e-5, rtol=1e-4)
