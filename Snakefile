@@ -13,6 +13,7 @@ include: "workflow/rules/convert.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -20,5 +21,5 @@ rule all:
         expand("results/h5/{sample}.h5", sample=SAMPLES),
         rules.prepare_norm.output,
         rules.prepare_control.output if CONTROL_SAMPLES else [],
-        expand("results/metrics/{model}.json", model=MODELS),
+        "results/report.md" if MODELS else [],
     default_target: True

@@ -81,10 +81,29 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from hepsnake.evaluate.stage import evaluate
 
-    metrics = evaluate(load(args.config), args.model, args.predictions, args.output)
+    metrics = evaluate(
+        load(args.config), args.model, args.predictions, args.training, args.output, args.plots
+    )
     for name, entry in metrics["backgrounds"].items():
         bayes = f" (Bayes-optimal {entry['bayes_auc']:.4f})" if "bayes_auc" in entry else ""
         log.info("%s: AUC sig vs %s = %.4f%s", args.model, name, entry["auc"], bayes)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from hepsnake.report.markdown import report
+
+    predictions = dict(zip(args.models, args.predictions, strict=True))
+    report(
+        load(args.config),
+        args.models,
+        args.metrics_dir,
+        predictions,
+        args.split_summary,
+        args.convert_summaries,
+        args.output,
+        args.repo,
+    )
+    log.info("report → %s", args.output)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -151,7 +170,17 @@ def parser() -> argparse.ArgumentParser:
     evl = verb("evaluate", cmd_evaluate, "ROC, AUC, rejection (and Bayes-optimal AUC) → JSON")
     evl.add_argument("--model", required=True)
     evl.add_argument("--predictions", required=True)
+    evl.add_argument("--training", required=True, help="the model's training metrics.json")
     evl.add_argument("--output", required=True, help="results/metrics/<model>.json")
+    evl.add_argument("--plots", required=True, help="plot directory, results/plots/<model>")
+    rep = verb("report", cmd_report, "results/report.md and the model comparison plot")
+    rep.add_argument("--models", nargs="+", required=True)
+    rep.add_argument("--predictions", nargs="+", required=True, help="one per model, in order")
+    rep.add_argument("--metrics-dir", required=True)
+    rep.add_argument("--split-summary", required=True)
+    rep.add_argument("--convert-summaries", nargs="+", required=True)
+    rep.add_argument("--output", required=True)
+    rep.add_argument("--repo", default=".", help="workflow checkout whose git commit is reported")
     return top
 
 

@@ -211,6 +211,8 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
             "model_name": wildcards["model"],
             "model": load_model(config, wildcards["model"]),
         }
+    elif stage == "report":
+        part = {"class_names": config["class_names"], "evaluate": config["evaluate"]}
     elif stage == "evaluate":
         part = {
             "class_names": config["class_names"],

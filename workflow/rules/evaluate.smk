@@ -21,11 +21,33 @@ rule predict:
 
 rule evaluate:
     input:
-        "results/predictions/{model}.h5",
+        predictions="results/predictions/{model}.h5",
+        training="results/models/{model}/metrics.json",
     output:
-        "results/metrics/{model}.json",
+        metrics="results/metrics/{model}.json",
+        roc=report(
+            "results/plots/{model}/roc.png",
+            category="{model}",
+            caption="../report/roc.rst",
+        ),
+        outputs=report(
+            "results/plots/{model}/outputs.png",
+            category="{model}",
+            caption="../report/outputs.rst",
+        ),
+        sb=report(
+            "results/plots/{model}/sb_scan.png",
+            category="{model}",
+            caption="../report/sb_scan.rst",
+        ),
+        training=report(
+            "results/plots/{model}/training.png",
+            category="{model}",
+            caption="../report/training.rst",
+        ),
     params:
         config=stage_config(config, "evaluate"),
+        plots=subpath(output.roc, parent=True),
     log:
         "results/logs/evaluate/{model}.log",
     threads: 1
@@ -35,4 +57,5 @@ rule evaluate:
         "../../envs/evaluate.yaml"
     shell:
         "hepsnake evaluate --config {params.config:q} --model {wildcards.model}"
-        " --predictions {input} --output {output} > {log} 2>&1"
+        " --predictions {input.predictions} --training {input.training}"
+        " --output {output.metrics} --plots {params.plots} > {log} 2>&1"

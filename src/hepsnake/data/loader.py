@@ -1,11 +1,15 @@
 """Batches from a prepared FTAG-layout HDF5 file: contiguous ``read_direct`` into fixed buffers.
 
-No per-jet Python work: one read per dataset per batch, one structured-to-float copy per
-collection. Raw (unnormalised) values are returned; normalisation lives inside the model.
+No per-jet Python work: one read per dataset per batch, done by a background thread while
+the previous batch is turned into tensors (HDF5 releases the GIL while it reads and
+decompresses), then per collection one strided copy per run of adjacent same-typed input
+fields. Raw (unnormalised) values are returned; normalisation lives inside the model.
 """
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import h5py
@@ -50,12 +54,66 @@ class InputSpec:
 Batch = dict[str, torch.Tensor]
 
 
+@dataclass(frozen=True)
+class FieldRun:
+    """Input columns ``[column, column + count)``: adjacent fields of one dtype from ``offset``."""
+
+    column: int
+    count: int
+    offset: int
+    dtype: np.dtype
+
+
+@lru_cache(maxsize=64)
+def field_runs(dtype: np.dtype, names: tuple[str, ...]) -> tuple[FieldRun, ...] | None:
+    """``names`` of structured ``dtype`` as runs of adjacent same-typed fields, in order.
+
+    None if a field is not a scalar (then the generic ``structured_to_unstructured`` is used).
+    """
+    runs: list[FieldRun] = []
+    for column, name in enumerate(names):
+        ftype, offset = dtype.fields[name][:2]
+        if ftype.shape or ftype.names is not None or ftype.hasobject:
+            return None
+        last = runs[-1] if runs else None
+        if last and last.dtype == ftype and last.offset + last.count * ftype.itemsize == offset:
+            runs[-1] = FieldRun(last.column, last.count + 1, last.offset, ftype)
+        else:
+            runs.append(FieldRun(column, 1, offset, ftype))
+    return tuple(runs)
+
+
+def gather(block: np.ndarray, names: list[str], width: int | None = None) -> np.ndarray:
+    """Float32 ``(len(block), [width,] len(names))`` of fields ``names`` of a C-contiguous block.
+
+    Each run of adjacent same-typed fields is one strided view of the block's bytes, copied
+    (and cast) straight into its output columns; ``width`` keeps the first constituent columns.
+    """
+    runs = field_runs(block.dtype, tuple(names))
+    lead = block.shape if width is None else (len(block), width)
+    if runs is None:
+        values = rfn.structured_to_unstructured(block[..., :width][names], dtype=np.float32)
+        return np.ascontiguousarray(values)
+    out = np.empty((*lead, len(names)), dtype=np.float32)
+    for run in runs:
+        source = np.ndarray(
+            (*lead, run.count),
+            dtype=run.dtype,
+            buffer=block,
+            offset=run.offset,
+            strides=(*block.strides, run.dtype.itemsize),
+        )
+        np.copyto(out[..., run.column : run.column + run.count], source, casting="unsafe")
+    return out
+
+
 class H5Batches:
     """Iterate over batches of a prepared file, in contiguous slices of ``batch_size`` jets.
 
     ``shuffle`` permutes the order of the slices (seeded by ``seed`` and the epoch); the
     files are already shuffled on write, so each slice is a mixed batch. With ``rank`` and
-    ``world_size`` each process takes every ``world_size``-th slice (DDP).
+    ``world_size`` each process takes every ``world_size``-th slice (DDP). The next slice is
+    read in a background thread while the current one is converted and used.
     """
 
     def __init__(
@@ -76,6 +134,11 @@ class H5Batches:
         self.epoch = 0
         self.rank, self.world_size = 0, 1
         self.extra = extra_jet_fields
+        self.lookup: np.ndarray | None = None
+        if spec.label_map is not None:
+            self.lookup = np.full(max(spec.label_map) + 1, -1, dtype=np.int64)
+            for raw, cls in spec.label_map.items():
+                self.lookup[raw] = cls
         with h5py.File(path, "r") as h5:
             self.n_jets = h5["jets"].shape[0] if limit is None else min(limit, h5["jets"].shape[0])
             self._check(h5)
@@ -108,48 +171,58 @@ class H5Batches:
         return starts[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[Batch]:
-        with h5py.File(self.path, "r") as h5:
-            datasets = {c: h5[self.spec.dataset(c)] for c in self.spec.variables}
-            jets_ds = h5["jets"]
-            buffers = {
-                c: np.empty((self.batch_size, *ds.shape[1:]), dtype=ds.dtype)
-                for c, ds in datasets.items()
-            }
-            jets_buffer = buffers.get("jets", np.empty(self.batch_size, dtype=jets_ds.dtype))
-            for start in self.starts():
-                stop = min(start + self.batch_size, self.n_jets)
-                n = stop - start
-                for coll, ds in datasets.items():
-                    ds.read_direct(buffers[coll], np.s_[start:stop], np.s_[0:n])
-                if "jets" not in datasets:
-                    jets_ds.read_direct(jets_buffer, np.s_[start:stop], np.s_[0:n])
-                yield self.to_tensors({c: b[:n] for c, b in buffers.items()}, jets_buffer[:n])
+        slices = [(int(s), min(int(s) + self.batch_size, self.n_jets)) for s in self.starts()]
+        names = {c: self.spec.dataset(c) for c in self.spec.variables}
+        with h5py.File(self.path, "r") as h5, ThreadPoolExecutor(1) as reader:
+            datasets = {name: h5[name] for name in {*names.values(), "jets"}}
+            # two buffer sets: one being read into while the other is converted
+            buffers = [
+                {
+                    n: np.empty((self.batch_size, *ds.shape[1:]), ds.dtype)
+                    for n, ds in datasets.items()
+                }
+                for _ in range(2)
+            ]
+
+            def read(i: int) -> None:
+                start, stop = slices[i]
+                for name, ds in datasets.items():
+                    ds.read_direct(buffers[i % 2][name], np.s_[start:stop], np.s_[0 : stop - start])
+
+            pending = reader.submit(read, 0) if slices else None
+            for i, (start, stop) in enumerate(slices):
+                assert pending is not None
+                pending.result()
+                if i + 1 < len(slices):
+                    pending = reader.submit(read, i + 1)
+                n, current = stop - start, buffers[i % 2]
+                blocks = {c: current[name][:n] for c, name in names.items()}
+                yield self.to_tensors(blocks, current["jets"][:n])
 
     def to_tensors(self, blocks: dict[str, np.ndarray], jets: np.ndarray) -> Batch:
-        """Float inputs, masks, labels, weights and parameters of one batch."""
+        """Float inputs, masks, labels, weights and parameters of one batch (fresh memory)."""
         batch: Batch = {}
         for coll, variables in self.spec.variables.items():
-            block = blocks[coll]
+            block = np.ascontiguousarray(blocks[coll])  # slices of the read buffers already are
+            if block.ndim != 2:
+                batch[coll] = torch.from_numpy(gather(block, variables))
+                continue
+            # real constituents are packed first: drop the columns no jet of the batch uses
+            valid = block["valid"]
+            used = int(np.count_nonzero(valid, axis=1).max()) if len(block) else 0
             limit = self.spec.num_inputs.get(coll)
-            if block.ndim == 2:
-                # real constituents are packed first: drop the columns no jet of the batch uses
-                used = int(block["valid"].sum(1).max()) if len(block) else 0
-                block = block[:, : max(1, min(used, limit or used))]
-            values = rfn.structured_to_unstructured(block[variables], dtype=np.float32)
-            batch[coll] = torch.from_numpy(np.ascontiguousarray(values))
-            if block.ndim == 2:
-                batch[f"{coll}_mask"] = torch.from_numpy(np.ascontiguousarray(block["valid"]))
-        labels = jets["label"].astype(np.int64)
-        if self.spec.label_map is not None:
-            lookup = np.full(max(self.spec.label_map) + 1, -1, dtype=np.int64)
-            for raw, cls in self.spec.label_map.items():
-                lookup[raw] = cls
-            labels = lookup[labels]
-        batch["label"] = torch.from_numpy(labels)
+            width = min(max(1, min(used, limit or used)), block.shape[1])
+            batch[coll] = torch.from_numpy(gather(block, variables, width))
+            batch[f"{coll}_mask"] = torch.from_numpy(valid[:, :width].copy())
+        labels = jets["label"]
+        batch["label"] = torch.from_numpy(
+            labels.astype(np.int64) if self.lookup is None else self.lookup[labels]
+        )
         batch["weight"] = torch.from_numpy(jets["train_weight"].astype(np.float32))
         if self.spec.parameters:
-            params = rfn.structured_to_unstructured(jets[self.spec.parameters], dtype=np.float32)
-            batch["params"] = torch.from_numpy(np.ascontiguousarray(params))
+            batch["params"] = torch.from_numpy(
+                gather(np.ascontiguousarray(jets), self.spec.parameters)
+            )
         for name in self.extra:
-            batch[name] = torch.from_numpy(np.ascontiguousarray(jets[name]))
+            batch[name] = torch.from_numpy(jets[name].copy())
         return batch

@@ -1,0 +1,1 @@
+"""The Markdown report a physicist reads."""

@@ -1,0 +1,30 @@
+rule report:
+    input:
+        metrics=expand("results/metrics/{model}.json", model=MODELS),
+        predictions=expand("results/predictions/{model}.h5", model=MODELS),
+        split_summary="results/prepared/split_summary.json",
+        convert_summaries=expand("results/h5/{sample}.summary.json", sample=SAMPLES),
+    output:
+        md="results/report.md",
+        compare=report(
+            "results/plots/compare/roc.png",
+            category="Comparison",
+            caption="../report/compare.rst",
+        ),
+    params:
+        config=stage_config(config, "report"),
+        models=MODELS,
+        metrics_dir="results/metrics",
+        repo=workflow.basedir,
+    log:
+        "results/logs/report/report.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../envs/evaluate.yaml"
+    shell:
+        "hepsnake report --config {params.config:q} --models {params.models}"
+        " --predictions {input.predictions} --metrics-dir {params.metrics_dir}"
+        " --split-summary {input.split_summary} --convert-summaries {input.convert_summaries}"
+        " --repo {params.repo:q} --output {output.md} > {log} 2>&1"
