@@ -9,6 +9,7 @@ import h5py
 import pytest
 import yaml
 from conftest import REPO
+from test_evaluate import report_numbers_match
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -78,5 +79,14 @@ def test_tiny_end_to_end(workdir):
     assert "bayes_auc" in metrics["backgrounds"]["qcd"]
     with h5py.File(workdir / "results" / "predictions" / "baseline.h5") as h5:
         assert {"baseline_pqcd", "baseline_psig", "baseline_pbib"} <= set(h5["jets"].dtype.names)
+    results = workdir / "results"
+    text = (results / "report.md").read_text()
+    models = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["models"]
+    all_metrics = {m: json.loads((results / "metrics" / f"{m}.json").read_text()) for m in models}
+    for link in report_numbers_match(text, all_metrics):
+        assert (results / link).is_file(), link
+    assert "![comparison ROC](plots/compare/roc.png)" in text
+    snakemake(workdir, "--configfile", "config/tiny.yaml", "--report", "results/report.html")
+    assert (results / "report.html").stat().st_size > 10_000
     again = snakemake(workdir, "-n", "--configfile", "config/tiny.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
