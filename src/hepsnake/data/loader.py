@@ -208,7 +208,7 @@ class H5Batches:
                 batch[coll] = torch.from_numpy(gather(block, variables))
                 continue
             # real constituents are packed first: drop the columns no jet of the batch uses
-            valid = block["valid"]
+            valid = block["valid"].copy()  # contiguous: cheaper to count and to trim
             used = int(np.count_nonzero(valid, axis=1).max()) if len(block) else 0
             limit = self.spec.num_inputs.get(coll)
             width = min(max(1, min(used, limit or used)), block.shape[1])
