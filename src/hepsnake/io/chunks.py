@@ -96,19 +96,17 @@ def pad(
         return out
     select: np.ndarray | None = None  # flat indices of the kept constituents, in output order
     truncate = int(counts.max()) > max_n
-    if sort_by is not None or truncate:
+    if sort_by is not None:
+        jet_of = np.repeat(np.arange(n_jets, dtype=np.int64), counts)
+        select = segment_order(jet_of, jagged.fields[sort_by])
+    if truncate:
         starts = np.zeros(n_jets, dtype=np.int64)
         np.cumsum(counts[:-1], out=starts[1:])
-        jet_of = np.repeat(np.arange(n_jets, dtype=np.int64), counts)
-        if sort_by is not None:
-            select = segment_order(jet_of, jagged.fields[sort_by])
-        if truncate:
-            slot = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
-            keep = slot < max_n
-            select = np.flatnonzero(keep) if select is None else select[keep]
+        keep = np.arange(total, dtype=np.int64) - np.repeat(starts, counts) < max_n
+        select = np.flatnonzero(keep) if select is None else select[keep]
     n_kept = total if select is None else len(select)
-    packed = sum(dtype[name].itemsize for name in dtype.names) == dtype.itemsize
-    records = (np.empty if packed else np.zeros)(n_kept, dtype=dtype)
+    gapless = sum(dtype[name].itemsize for name in dtype.names) == dtype.itemsize
+    records = (np.empty if gapless else np.zeros)(n_kept, dtype=dtype)
     for name in dtype.names:
         if name != "valid":
             values = jagged.fields[name]
