@@ -18,6 +18,7 @@ from conftest import REPO, default_config
 from hepsnake.config import load_model, validate
 from hepsnake.convert.convert import convert
 from hepsnake.data.loader import H5Batches, InputSpec
+from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.models.tagger import Tagger
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
@@ -76,10 +77,14 @@ def norm_dict(root):
 def test_every_shipped_model_builds_and_runs(name, prepared):
     config, root, outputs = prepared
     model_cfg = load_model(config, name)
-    spec = InputSpec.from_config(config["inputs"])
-    tagger = Tagger(model_cfg["model"], spec, norm_dict(root), 3)
-    batch = next(iter(H5Batches(outputs["val"], spec, 64, extra_jet_fields=("mS",))))
-    out = tagger(batch)
+    parameters = model_cfg.get("parameters")
+    spec = InputSpec.from_config(config["inputs"], parameters["names"] if parameters else None)
+    param_norm = {"mS": {"mean": 25.0, "std": 20.0}} if parameters else None
+    tagger = Tagger(model_cfg["model"], spec, norm_dict(root), 3, param_norm)
+    batches = H5Batches(outputs["val"], spec, 64, extra_jet_fields=("mS",))
+    if parameters:
+        batches = WithParameters(batches, ParameterSampler(parameters), 0, fixed={"mS": 40.0})
+    out = tagger(next(iter(batches)))
     assert out["logits"].shape == (64, 3) and torch.isfinite(out["logits"]).all()
 
 
@@ -243,3 +248,17 @@ def test_kill_and_resume_equals_uninterrupted(prepared, tmp_path):
         [e["val_loss"] for e in straight["epochs"]],
         rtol=1e-5,
     )
+
+
+def test_ddp_two_cpu_processes(prepared, tmp_path):
+    """The multi-device path: Lightning DDP over gloo with two CPU processes."""
+    config, root, outputs = prepared
+    model = small_model(config, 2)
+    model["training"].update(accelerator="cpu", devices=2, batch_size=300)
+    proc = run_train(config, root, outputs, tmp_path / "ddp", model, wait=False)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert "distributed_backend=gloo" in out and "Starting with 2 processes" in out
+    summary = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert [e["epoch"] for e in summary["epochs"]] == [0, 1]
+    assert (tmp_path / "ddp" / "best.ckpt").is_file()

@@ -36,7 +36,9 @@ class Tagger(nn.Module):
         self.norms = nn.ModuleDict({c: InputNorm(v, norm[c]) for c, v in spec.variables.items()})
         self.param_norm = InputNorm(spec.parameters, param_norm) if spec.parameters else None
         film_cfg = cfg.get("film")
-        self.film = FiLM(len(spec.parameters), dim, film_cfg) if film_cfg else None
+        self.film = (
+            FiLM(len(spec.parameters), dim, film_cfg) if film_cfg and spec.parameters else None
+        )
         concat_params = bool(spec.parameters) and self.film is None
         n_global = len(spec.variables.get("jets", [])) + (
             len(spec.parameters) if concat_params else 0
