@@ -175,6 +175,8 @@ def test_hash_fractions_are_uniform():
 
 def test_reweighting_matches_signal_pt(converted, tmp_path):
     config, paths = converted
+    weights = {**config["prepare"]["weights"], "mode": "pt_to_signal"}
+    config = {**config, "prepare": {**config["prepare"], "weights": weights}}
     outputs, _ = run_split(config, paths, ["qcd", "bib", "sig"], tmp_path, debug=False)
     jets = read(outputs["train"])
     edges = np.quantile(jets["pt"][jets["label"] == 1], np.linspace(0, 1, 11))
