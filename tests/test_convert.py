@@ -243,6 +243,7 @@ def test_cli_error_line_and_exit_code(tmp_path):
         "class_names": ["a", "b"],
         "samples": [{"name": "s", "files": [str(bad)], "reader": "r"}],
         "readers": {"r": {"type": "flat", "tree": "t", "jets": {"pt": "pt"}}},
+        "inputs": {"variables": {"jets": ["pt"]}},
         "convert": {},
     }
     cfg = tmp_path / "c.yaml"

@@ -66,6 +66,8 @@ def test_default_dry_run_lists_the_dag(workdir):
         ("train", len(models)),
         ("predict", len(models)),
         ("evaluate", len(models)),
+        ("export", len(models)),
+        ("report", 1),
     ]
     for rule, count in expected:
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
@@ -101,6 +103,15 @@ def test_tiny_end_to_end(workdir):
     for link in report_numbers_match(text, all_metrics):
         assert (results / link).is_file(), link
     assert "![comparison ROC](plots/compare/roc.png)" in text
+    assert "## Export (ONNX Runtime, CPU)" in text
+    for model in models:
+        export = results / "export" / model
+        for name in ("model.onnx", "model.int8.onnx", "benchmark.png"):
+            assert (export / name).stat().st_size > 0, name
+        assert json.loads((export / "validation.json").read_text())["fp32"]["passed"]
+        bench = json.loads((export / "benchmark.json").read_text())
+        assert set(bench["backends"]) == {"pytorch", "onnx_fp32", "onnx_int8"}
+        assert f"![{model} export benchmark](export/{model}/benchmark.png)" in text
     snakemake(workdir, "--configfile", "config/tiny.yaml", "--report", "results/report.html")
     assert (results / "report.html").stat().st_size > 10_000
     again = snakemake(workdir, "-n", "--configfile", "config/tiny.yaml")
@@ -110,17 +121,19 @@ def test_tiny_end_to_end(workdir):
     model_file = workdir / "config" / "models" / "adversarial.yaml"
     model_file.write_text(model_file.read_text().replace("lr: 0.003", "lr: 0.002"))
     dry = snakemake(workdir, "-n", "--configfile", "config/tiny.yaml")
-    assert jobs(dry.stdout) == {"train": 1, "predict": 1, "evaluate": 1, "report": 1, "all": 1}
+    assert jobs(dry.stdout) == {
+        "train": 1,
+        "predict": 1,
+        "evaluate": 1,
+        "export": 1,
+        "report": 1,
+        "all": 1,
+    }
     assert "wildcards: model=adversarial" in dry.stdout and "model=baseline" not in dry.stdout
     # a conversion option reruns from the conversion on
-    dry = snakemake(
-        workdir,
-        "-n",
-        "--configfile",
-        "config/tiny.yaml",
-        "--config",
-        "convert={'compression': 'gzip', 'chunk_size': 1000}",
-    )
+    gzip = workdir / "config" / "gzip.yaml"
+    gzip.write_text("convert: {compression: gzip}\n")
+    dry = snakemake(workdir, "-n", "--configfile", "config/tiny.yaml", str(gzip))
     counts = jobs(dry.stdout)
     assert counts["convert"] == len(tiny["simulate"]["samples"]) and "simulate" not in counts
     assert counts["train"] == len(models)

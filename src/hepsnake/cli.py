@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 # torch's OpenMP threads busy-wait between small ops; on a 2-core machine that costs 10x
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -89,19 +90,50 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         log.info("%s: AUC sig vs %s = %.4f%s", args.model, name, entry["auc"], bayes)
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from hepsnake.export.stage import export
+    from hepsnake.report.markdown import git_commit
+
+    config = load(args.config)
+    options = config.get("export", {})
+    result = export(
+        args.checkpoint,
+        args.model,
+        args.test,
+        args.val,
+        args.outdir,
+        git_commit=git_commit(Path(args.repo)),
+        quantise=options.get("quantise", "dynamic"),
+        opset=options.get("opset", 18),
+        n_validate=options.get("n_validate", 5000),
+        n_latency=options.get("n_latency", 300),
+        threads=args.threads,
+        signal=config.get("evaluate", {}).get("signal", "sig"),
+    )
+    for name, target in result["targets"].items():
+        state = "met" if target["met"] else "NOT met"
+        log.info(
+            "%s: %s = %s (target %s): %s",
+            args.model,
+            name,
+            target["value"],
+            target["target"],
+            state,
+        )
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from hepsnake.report.markdown import report
 
-    predictions = dict(zip(args.models, args.predictions, strict=True))
     report(
         load(args.config),
-        args.models,
-        args.metrics_dir,
-        predictions,
+        dict(zip(args.models, args.metrics, strict=True)),
+        dict(zip(args.models, args.predictions, strict=True)),
         args.split_summary,
         args.convert_summaries,
         args.output,
         args.repo,
+        dict(zip(args.models, args.exports, strict=True)) if args.exports else None,
     )
     log.info("report → %s", args.output)
 
@@ -173,10 +205,21 @@ def parser() -> argparse.ArgumentParser:
     evl.add_argument("--training", required=True, help="the model's training metrics.json")
     evl.add_argument("--output", required=True, help="results/metrics/<model>.json")
     evl.add_argument("--plots", required=True, help="plot directory, results/plots/<model>")
+    exp = verb("export", cmd_export, "ONNX and int8 export, validated and benchmarked on CPU")
+    exp.add_argument("--model", required=True, help="model name: output prefix")
+    exp.add_argument("--checkpoint", required=True)
+    exp.add_argument("--test", required=True, help="test split: validation, AUCs, timing")
+    exp.add_argument("--val", required=True, help="validation split: static calibration")
+    exp.add_argument("--outdir", required=True, help="results/export/<model>")
+    exp.add_argument("--threads", type=int, default=1, help="CPU threads for the timing")
+    exp.add_argument("--repo", default=".", help="workflow checkout whose git commit is embedded")
     rep = verb("report", cmd_report, "results/report.md and the model comparison plot")
     rep.add_argument("--models", nargs="+", required=True)
     rep.add_argument("--predictions", nargs="+", required=True, help="one per model, in order")
-    rep.add_argument("--metrics-dir", required=True)
+    rep.add_argument("--metrics", nargs="+", required=True, help="one per model, in order")
+    rep.add_argument(
+        "--exports", nargs="+", help="export benchmark.json per model, in order (optional)"
+    )
     rep.add_argument("--split-summary", required=True)
     rep.add_argument("--convert-summaries", nargs="+", required=True)
     rep.add_argument("--output", required=True)

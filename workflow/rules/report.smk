@@ -4,6 +4,7 @@ rule report:
         predictions=expand("results/predictions/{model}.h5", model=MODELS),
         split_summary="results/prepared/split_summary.json",
         convert_summaries=expand("results/h5/{sample}.summary.json", sample=SAMPLES),
+        exports=expand("results/export/{model}/benchmark.json", model=MODELS),
     output:
         md="results/report.md",
         compare=report(
@@ -14,7 +15,6 @@ rule report:
     params:
         config=stage_config(config, "report"),
         models=MODELS,
-        metrics_dir="results/metrics",
         repo=workflow.basedir,
     log:
         "results/logs/report/report.log",
@@ -25,6 +25,6 @@ rule report:
         "../../envs/evaluate.yaml"
     shell:
         "hepsnake report --config {params.config:q} --models {params.models}"
-        " --predictions {input.predictions} --metrics-dir {params.metrics_dir}"
+        " --predictions {input.predictions} --metrics {input.metrics}"
         " --split-summary {input.split_summary} --convert-summaries {input.convert_summaries}"
-        " --repo {params.repo:q} --output {output.md} > {log} 2>&1"
+        " --exports {input.exports} --repo {params.repo:q} --output {output.md} > {log} 2>&1"

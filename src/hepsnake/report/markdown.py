@@ -88,21 +88,71 @@ def compare_roc(models: list[str], predictions: dict[str, str], signal: str, out
     plots.plot_roc(curves, output)
 
 
+def export_section(benchmarks: dict[str, str], results: Path) -> list[str]:
+    """The export table: validation, latency, throughput and AUC per backend, targets."""
+    rows, targets = [], []
+    for model, path in benchmarks.items():
+        bench = json.loads(Path(path).read_text())
+        valid = json.loads((Path(path).parent / "validation.json").read_text())
+        for backend, entry in bench["backends"].items():
+            diff = {
+                "onnx_fp32": valid["fp32"]["max_abs_diff_vs_pytorch"],
+                "onnx_int8": valid["int8"]["max_abs_diff_vs_fp32"],
+            }.get(backend, "-")
+            rows.append(
+                [
+                    model,
+                    backend,
+                    entry["latency_ms_median"],
+                    round(entry["throughput_jets_per_s"]),
+                    entry["auc"],
+                    diff,
+                ]
+            )
+        for name, target in bench["targets"].items():
+            state = "met" if target["met"] else "**not met**"
+            targets.append([model, name, target["value"], target["target"], state])
+    lines = ["## Export (ONNX Runtime, CPU)", ""]
+    lines += table(
+        [
+            "model",
+            "backend",
+            "latency batch 1 (ms)",
+            "throughput batch 1000 (jets/s)",
+            "AUC",
+            "max abs. diff (fp32 vs PyTorch, int8 vs fp32)",
+        ],
+        rows,
+    )
+    lines += table(["model", "target", "value", "target", "state"], targets)
+    for model, path in benchmarks.items():
+        plot = Path(path).with_name("benchmark.png")
+        if plot.exists():
+            link = plot.resolve().relative_to(results.resolve())
+            lines.append(f"![{model} export benchmark]({link})")
+    return [*lines, ""]
+
+
 def report(
     config: dict[str, Any],
-    models: list[str],
-    metrics_dir: str,
+    metrics_files: dict[str, str],
     predictions: dict[str, str],
     split_summary: str,
     convert_summaries: list[str],
     output: str,
     repo: str = ".",
+    exports: dict[str, str] | None = None,
 ) -> str:
-    """Write the report and the comparison plot; return the Markdown text."""
+    """Write the report and the comparison plot; return the Markdown text.
+
+    ``metrics_files``, ``predictions`` and ``exports`` (the export ``benchmark.json``,
+    next to its ``validation.json``) map each model name to its file.
+    """
     out = Path(output)
     results = out.parent
     signal = config["evaluate"]["signal"]
-    metrics = {m: json.loads((Path(metrics_dir) / f"{m}.json").read_text()) for m in models}
+    models = list(metrics_files)
+    metrics = {m: json.loads(Path(path).read_text()) for m, path in metrics_files.items()}
     compare_png = results / "plots" / "compare" / "roc.png"
     compare_roc(models, predictions, signal, compare_png)
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
@@ -197,6 +247,9 @@ def report(
             warnings.append(
                 f"model {m}: no epoch passed the K-S gate; best = lowest validation loss"
             )
+
+    if exports:
+        lines += export_section(exports, results)
 
     lines += ["## Warnings", ""]
     lines += [f"- {w}" for w in warnings] or ["- none"]

@@ -1,0 +1,224 @@
+"""Export a trained tagger to ONNX: raw inputs in, one softmax probability per class out.
+
+Inputs (in this order): ``jets_data`` (batch, features), then per constituent collection
+``{c}_data`` (batch, n_c, features) float32 and ``{c}_mask`` (batch, n_c) bool, then
+``params_data`` (batch, P) for parameterised models; batch and every n_c are dynamic.
+Outputs: ``{model}_p{class}`` (batch,). The norm dict lives inside the graph.
+"""
+
+import copy
+import logging
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from hepsnake.models.tagger import Tagger
+
+NOISY_LOGGERS = ("", "torch.onnx", "torch.export", "onnxscript", "onnx_ir", "onnxruntime")
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the exporter's and quantiser's progress logs and warnings (errors still show)."""
+    loggers = [logging.getLogger(name) for name in NOISY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.ERROR))
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
+class OnnxTagger(nn.Module):
+    """A tagger over named raw tensors, returning a tuple of per-class probabilities.
+
+    Constituents are normalised here and their padded slots then set to exactly zero, before
+    the tagger (run with identity constituent norms) sees them: neither garbage nor the
+    normalised value of a padded slot reaches a MatMul, whose dynamic int8 quantisation
+    takes its scale from the whole tensor, padding included.
+    """
+
+    def __init__(self, tagger: Tagger) -> None:
+        super().__init__()
+        tagger = copy.deepcopy(tagger).eval()
+        self.collections = list(tagger.collections)
+        self.has_jets = "jets" in tagger.norms
+        self.has_params = tagger.param_norm is not None
+        self.norms = nn.ModuleDict({c: tagger.norms[c] for c in self.collections})
+        for c in self.collections:
+            tagger.norms[c] = nn.Identity()
+        self.tagger = tagger
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        batch: dict[str, torch.Tensor] = {}
+        if self.has_jets:
+            batch["jets"] = inputs["jets_data"]
+        if self.has_params:
+            batch["params"] = inputs["params_data"]
+        for c in self.collections:
+            mask = inputs[f"{c}_mask"]
+            x = self.norms[c](inputs[f"{c}_data"])
+            batch[c] = torch.where(mask.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype))
+            batch[f"{c}_mask"] = mask
+        probs = self.tagger(batch)["logits"].float().softmax(-1)
+        return tuple(probs.unbind(-1))
+
+
+def input_names(tagger: Tagger) -> list[str]:
+    """The ONNX input names of ``tagger``, in graph order."""
+    names = ["jets_data"] if "jets" in tagger.norms else []
+    for c in tagger.collections:
+        names += [f"{c}_data", f"{c}_mask"]
+    return names + (["params_data"] if tagger.param_norm is not None else [])
+
+
+def output_names(model: str, class_names: list[str]) -> list[str]:
+    """``{model}_p{class}`` for every class, in class order."""
+    return [f"{model}_p{c}" for c in class_names]
+
+
+def feeds(batch: Mapping[str, torch.Tensor], names: list[str]) -> dict[str, np.ndarray]:
+    """ONNX inputs ``names`` from a loader batch (``jets``, ``{c}``, ``{c}_mask``, ``params``)."""
+    out = {}
+    for name in names:
+        key = name.removesuffix("_data")
+        out[name] = np.ascontiguousarray(batch[key].numpy())
+    return out
+
+
+def example_inputs(tagger: Tagger) -> dict[str, torch.Tensor]:
+    """Small random inputs of distinct sizes (none 0 or 1, so no axis is specialised)."""
+    gen = torch.Generator().manual_seed(0)
+    batch, inputs = 3, {}
+    if "jets" in tagger.norms:
+        n_jet = len(tagger.spec.variables["jets"])
+        inputs["jets_data"] = torch.rand(batch, n_jet, generator=gen)
+    for i, c in enumerate(tagger.collections):
+        n, f = 4 + i, len(tagger.spec.variables[c])
+        inputs[f"{c}_data"] = torch.rand(batch, n, f, generator=gen)
+        inputs[f"{c}_mask"] = torch.arange(n).expand(batch, n) < torch.tensor([[0], [2], [n]])
+    if tagger.param_norm is not None:
+        inputs["params_data"] = torch.rand(batch, len(tagger.spec.parameters), generator=gen)
+    return inputs
+
+
+def dynamic_shapes(tagger: Tagger) -> dict[str, dict[str, dict[int, Any]]]:
+    """Batch axis of every input, constituent axis of each collection (one Dim each)."""
+    batch = torch.export.Dim("batch")
+    shapes: dict[str, dict[int, Any]] = {}
+    if "jets" in tagger.norms:
+        shapes["jets_data"] = {0: batch}
+    for c in tagger.collections:
+        n = torch.export.Dim(f"n_{c}")
+        shapes[f"{c}_data"] = {0: batch, 1: n}
+        shapes[f"{c}_mask"] = {0: batch, 1: n}
+    if tagger.param_norm is not None:
+        shapes["params_data"] = {0: batch}
+    return {"inputs": shapes}
+
+
+def export_onnx(
+    tagger: Tagger,
+    path: str | Path,
+    model: str,
+    class_names: list[str],
+    metadata: Mapping[str, str],
+    opset: int = 18,
+) -> None:
+    """Write ``tagger`` as a checked ONNX model at ``path`` with ``metadata`` as properties."""
+    with quiet():
+        program = torch.onnx.export(
+            OnnxTagger(tagger),
+            (),
+            kwargs={"inputs": example_inputs(tagger)},
+            input_names=input_names(tagger),
+            output_names=output_names(model, class_names),
+            opset_version=opset,
+            dynamo=True,
+            dynamic_shapes=dynamic_shapes(tagger),
+            external_data=False,
+            optimize=True,
+            verbose=False,
+        )
+    assert program is not None
+    proto = masks_as_products(program.model_proto)
+    proto.producer_name = "hepsnake"
+    onnx.helper.set_model_props(proto, dict(metadata))
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save_model(proto, str(path))
+
+
+def masks_as_products(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Rewrite ``Where(mask, hidden, 0)`` as ``hidden · float(mask)`` (in place; returned).
+
+    Only where ``hidden`` lies downstream of a MatMul/Gemm: such activations are finite
+    (padded slots were zeroed on entry), so the product equals the selection, and ONNX
+    Runtime's broadcasting ``Mul`` is several times faster than its ``Where``. The ``Where``
+    guarding the raw inputs stays, so NaN or inf in padded input slots still cannot leak.
+    """
+    graph = proto.graph
+    constants = {t.name: t for t in graph.initializer}
+    constants |= {
+        n.output[0]: n.attribute[0].t
+        for n in graph.node
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
+    }
+    hidden: set[str] = set()
+    casts: dict[str, str] = {}
+    nodes = []
+    for node in graph.node:  # nodes are topologically sorted
+        if node.op_type in ("MatMul", "Gemm") or any(i in hidden for i in node.input):
+            hidden.update(node.output)
+        mask, value, other = [*node.input, "", "", ""][:3]
+        zero = other in constants and not numpy_helper.to_array(constants[other]).any()
+        if node.op_type != "Where" or value not in hidden or not zero:
+            nodes.append(node)
+            continue
+        if mask not in casts:
+            casts[mask] = f"{mask}_as_float"
+            nodes.append(
+                onnx.helper.make_node(
+                    "Cast", [mask], [casts[mask]], name=f"{mask}_cast", to=onnx.TensorProto.FLOAT
+                )
+            )
+        nodes.append(
+            onnx.helper.make_node("Mul", [value, casts[mask]], list(node.output), name=node.name)
+        )
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return proto
+
+
+def metadata(model_path: str | Path) -> dict[str, str]:
+    """The metadata properties of an ONNX file."""
+    proto = onnx.load(str(model_path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
+    """A CPU ONNX Runtime session with ``threads`` intra-op threads and no inter-op pool."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run(sess: ort.InferenceSession, batch: Mapping[str, torch.Tensor]) -> np.ndarray:
+    """Probabilities (batch, classes) of ``sess`` on a loader batch."""
+    names = [i.name for i in sess.get_inputs()]
+    return np.stack(sess.run(None, feeds(batch, names)), axis=-1)

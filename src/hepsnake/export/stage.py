@@ -1,0 +1,340 @@
+"""The ``export`` stage: ONNX fp32 + int8 models of a checkpoint, validated and benchmarked.
+
+Writes ``model.onnx``, ``model.int8.onnx``, ``validation.json``, ``benchmark.json`` and
+``benchmark.png`` in ``outdir``. Everything is built in a temporary sibling directory and
+moved into place only once the fp32 and int8 models have passed validation; a failed check
+raises :class:`HepsnakeError` and leaves nothing behind.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from hepsnake import __version__
+from hepsnake.data.loader import Batch, InputSpec
+from hepsnake.errors import HepsnakeError
+from hepsnake.evaluate.predict import load_module
+from hepsnake.export import benchmark as bench
+from hepsnake.export.onnx import export_onnx, feeds, input_names, output_names, run, session
+from hepsnake.export.quantise import MODES, weight_errors
+from hepsnake.export.quantise import quantise as quantise_model
+from hepsnake.io.atomic import atomic_path, write_json
+from hepsnake.training.module import TaggerModule
+
+log = logging.getLogger("hepsnake")
+
+OUTPUTS = ("model.onnx", "model.int8.onnx", "validation.json", "benchmark.json", "benchmark.png")
+TOLERANCE = 1e-4  # ONNX Runtime vs PyTorch, max |Δp|
+PADDING_TOLERANCE = 1e-5  # outputs with garbage-filled extra padded slots vs without
+WEIGHT_STEPS = 0.51  # max |dequantised − fp32| of an int8 weight, in quantisation steps
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON types (hyperparameters may hold tuples or containers)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(plain(value), sort_keys=True, separators=(",", ":"))
+
+
+def model_metadata(
+    module: TaggerModule, model_name: str, git_commit: str, opset: int
+) -> dict[str, str]:
+    """The ONNX metadata properties: everything needed to feed the model and trace it back."""
+    hp = plain(dict(module.hparams))
+    tagger = module.model
+    names = input_names(tagger)
+    variables = {
+        n: tagger.spec.variables.get(n.removesuffix("_data"), tagger.spec.parameters)
+        for n in names
+        if n.endswith("_data")
+    }
+    return {
+        "model_name": model_name,
+        "input_names": to_json(names),
+        "input_variables": to_json(variables),
+        "output_names": to_json(output_names(model_name, hp["class_names"])),
+        "class_names": to_json(hp["class_names"]),
+        "norm": to_json(hp["norm"]),
+        "parameters": to_json(hp.get("parameters")),
+        "model_config": to_json(hp["model_cfg"]),
+        "training_config": to_json(hp["training_cfg"]),
+        "training_config_sha256": hashlib.sha256(to_json(hp).encode()).hexdigest(),
+        "hepsnake_version": __version__,
+        "git_commit": git_commit,
+        "torch_version": torch.__version__,
+        "opset": str(opset),
+    }
+
+
+def max_widths(spec: InputSpec, path: str) -> dict[str, int]:
+    """The most constituents a loader batch of ``path`` can hold, per collection."""
+    with h5py.File(path, "r") as h5:
+        widths = {c: h5[spec.dataset(c)].shape[1] for c in spec.constituents}
+    return {c: min(w, spec.num_inputs.get(c) or w) for c, w in widths.items()}
+
+
+def edge_jets(batch: Batch, spec: InputSpec, widths: dict[str, int], n: int = 4) -> Batch:
+    """Jets with no constituents at all, with one collection empty, and with every slot full.
+
+    Built from the first ``n`` jets of ``batch`` (their jet variables, parameters and own
+    constituents); full jets draw their constituents from the real ones of the batch.
+    """
+    rng = np.random.default_rng(7)
+    n = min(n, len(batch["label"]))
+    kinds = ["none", *(f"no_{c}" for c in spec.constituents), "full"]
+    out: dict[str, list[torch.Tensor]] = {}
+    for kind in kinds:
+        for key in ("jets", "params", "label", "weight"):
+            if key in batch:
+                out.setdefault(key, []).append(batch[key][:n])
+        for c in spec.constituents:
+            x, mask, width = batch[c][:n], batch[f"{c}_mask"][:n], widths[c]
+            data = torch.zeros(n, width, x.shape[-1])
+            keep = torch.zeros(n, width, dtype=torch.bool)
+            if kind == "full":
+                pool = batch[c][batch[f"{c}_mask"]]
+                if len(pool):
+                    data = pool[torch.from_numpy(rng.integers(0, len(pool), (n, width)))]
+                    keep[:] = True
+            elif kind not in ("none", f"no_{c}"):
+                data[:, : x.shape[1]] = torch.where(mask.unsqueeze(-1), x, 0.0)
+                keep[:, : x.shape[1]] = mask
+            out.setdefault(c, []).append(data)
+            out.setdefault(f"{c}_mask", []).append(keep)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def with_garbage(batch: Batch, spec: InputSpec, extra: int = 5, seed: int = 1) -> Batch:
+    """``batch`` with garbage (huge, NaN, ±inf) in its padded slots plus ``extra`` more."""
+    rng = np.random.default_rng(seed)
+    out = dict(batch)
+    for c in spec.constituents:
+        x, mask = batch[c], batch[f"{c}_mask"]
+        b, n, f = x.shape
+        junk = rng.normal(0.0, 1e3, (b, n + extra, f)).astype(np.float32)
+        junk.flat[rng.integers(0, junk.size, max(1, junk.size // 50))] = np.nan
+        junk.flat[rng.integers(0, junk.size, max(1, junk.size // 50))] = np.inf
+        junk.flat[rng.integers(0, junk.size, max(1, junk.size // 50))] = -np.inf
+        garbage = torch.from_numpy(junk)
+        out[c] = torch.cat([torch.where(mask.unsqueeze(-1), x, garbage[:, :n]), garbage[:, n:]], 1)
+        out[f"{c}_mask"] = torch.cat([mask, torch.zeros(b, extra, dtype=torch.bool)], 1)
+    return out
+
+
+def largest_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a − b|, infinite where either side is not finite."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("inf")
+    return float(np.max(np.abs(a - b))) if a.size else 0.0
+
+
+def padding_diff(sess: Any, spec: InputSpec, batches: list[Batch], extra: int = 5) -> float:
+    """Largest output change of ``sess`` when the padded slots of ``batches`` are filled with
+    garbage and ``extra`` garbage padded slots are appended."""
+    return max(largest_diff(run(sess, with_garbage(b, spec, extra)), run(sess, b)) for b in batches)
+
+
+@torch.inference_mode()
+def torch_probs(module: TaggerModule, batch: Batch) -> np.ndarray:
+    return module.model(batch)["logits"].float().softmax(-1).numpy()
+
+
+def validate_fp32(
+    path: str | Path,
+    module: TaggerModule,
+    batches: list[Batch],
+    edge: Batch,
+    name: str,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """ONNX Runtime vs PyTorch on ``batches`` and ``edge`` jets, and padding invariance.
+
+    Raises :class:`HepsnakeError` (naming ``name``) beyond :data:`TOLERANCE` or
+    :data:`PADDING_TOLERANCE`, or on any non-finite output.
+    """
+    sess = session(path, threads)
+    real = max(largest_diff(run(sess, b), torch_probs(module, b)) for b in batches)
+    edges = largest_diff(run(sess, edge), torch_probs(module, edge))
+    n_jets = sum(len(b["label"]) for b in batches)
+    worst = max(real, edges)
+    if not worst <= TOLERANCE:
+        raise HepsnakeError(
+            name,
+            f"ONNX Runtime differs from PyTorch by {worst:.3g} (tolerance {TOLERANCE:g}) "
+            f"on {n_jets} test jets + {len(edge['label'])} edge-case jets",
+        )
+    padding = padding_diff(sess, module.spec, [*batches[:2], edge])
+    if not padding <= PADDING_TOLERANCE:
+        raise HepsnakeError(
+            name,
+            f"outputs change by {padding:.3g} when garbage padded constituents are added "
+            f"(tolerance {PADDING_TOLERANCE:g})",
+        )
+    return {
+        "n_jets": n_jets,
+        "n_edge_jets": len(edge["label"]),
+        "max_abs_diff_vs_pytorch": real,
+        "max_abs_diff_vs_pytorch_edge_jets": edges,
+        "padding_max_abs_diff": padding,
+        "tolerance": TOLERANCE,
+        "padding_tolerance": PADDING_TOLERANCE,
+        "passed": True,
+    }
+
+
+def validate_int8(
+    fp32: str | Path,
+    int8: str | Path,
+    module: TaggerModule,
+    batches: list[Batch],
+    edge: Batch,
+    name: str,
+    threads: int = 1,
+    signal: str = "sig",
+) -> dict[str, Any]:
+    """Int8 vs fp32: weights, per-output differences, AUC change; padding invariance.
+
+    Raises :class:`HepsnakeError` (naming ``name``) on a mangled weight, non-finite
+    outputs or outputs that depend on what the padded slots hold. AUC and output changes
+    are reported only, and so is the effect of appending padded slots: dynamic int8 takes
+    one activation scale per tensor, so extra slots (whose hidden activations are not zero
+    before the tagger masks them) can move it slightly.
+    """
+    errors = weight_errors(fp32, int8)
+    bad = {k: v for k, v in errors.items() if not v <= WEIGHT_STEPS}
+    if bad:
+        weight, steps = next(iter(bad.items()))
+        raise HepsnakeError(
+            name, f"quantised weight '{weight}' is {steps:.3g} steps off its fp32 value"
+        )
+    s32, s8 = session(fp32, threads), session(int8, threads)
+    p32 = np.concatenate([run(s32, b) for b in batches])
+    p8 = np.concatenate([run(s8, b) for b in batches])
+    e32, e8 = run(s32, edge), run(s8, edge)
+    if not (np.isfinite(p8).all() and np.isfinite(e8).all()):
+        raise HepsnakeError(name, "int8 model gives non-finite outputs")
+    checked = [*batches[:2], edge]
+    padding = padding_diff(s8, module.spec, checked, extra=0)
+    if not padding <= PADDING_TOLERANCE:
+        raise HepsnakeError(
+            name,
+            f"int8 outputs change by {padding:.3g} with garbage in the padded constituent slots "
+            f"(tolerance {PADDING_TOLERANCE:g})",
+        )
+    labels = np.concatenate([b["label"].numpy() for b in batches])
+    class_names = list(module.hparams.class_names)
+    auc32 = bench.signal_auc(p32, labels, class_names, signal)
+    auc8 = bench.signal_auc(p8, labels, class_names, signal)
+    delta = None if auc32 is None or auc8 is None else auc8 - auc32
+    per_output = np.abs(p8 - p32).max(axis=0) if len(p8) else np.zeros(len(class_names))
+    return {
+        "n_jets": len(labels),
+        "max_abs_diff_vs_fp32": float(per_output.max()),
+        "max_abs_diff_vs_fp32_per_class": dict(
+            zip(class_names, map(float, per_output), strict=True)
+        ),
+        "mean_abs_diff_vs_fp32": float(np.abs(p8 - p32).mean()),
+        "max_abs_diff_vs_fp32_edge_jets": largest_diff(e8, e32),
+        "auc_fp32": auc32,
+        "auc_int8": auc8,
+        "auc_delta": delta,
+        "auc_signal": signal,
+        "weight_error_max_steps": max(errors.values(), default=0.0),
+        "n_quantised_weights": len(errors),
+        "padding_max_abs_diff": padding,
+        "extra_padding_max_abs_diff": padding_diff(s8, module.spec, checked, extra=5),
+        "passed": True,
+    }
+
+
+def to_onnx(
+    module: TaggerModule,
+    path: Path,
+    model_name: str,
+    meta: dict[str, str],
+    opset: int,
+    checkpoint: str,
+) -> None:
+    """:func:`export_onnx`, with a failure of the exporter as one clear error line."""
+    try:
+        export_onnx(module.model, path, model_name, list(module.hparams.class_names), meta, opset)
+    except Exception as error:
+        cause = error.__cause__ or error
+        first = (str(cause).strip().splitlines() or [""])[0]
+        raise HepsnakeError(
+            checkpoint, f"cannot be exported to ONNX: {type(cause).__name__}: {first}"
+        ) from error
+
+
+def export(
+    checkpoint: str,
+    model_name: str,
+    test: str,
+    val: str,
+    outdir: str,
+    git_commit: str = "unknown",
+    quantise: str = "dynamic",
+    opset: int = 18,
+    n_validate: int = 5000,
+    n_latency: int = 300,
+    threads: int = 1,
+    signal: str = "sig",
+) -> dict[str, Any]:
+    """Export, quantise, validate and benchmark ``checkpoint``; write the outputs of ``outdir``.
+
+    Validation and the AUCs use the first ``n_validate`` jets of ``test`` (plus edge-case
+    jets built from them); static quantisation calibrates on jets of ``val``; latency is
+    timed on ``n_latency`` single jets of ``test``, throughput in batches of 1000.
+    """
+    if quantise not in MODES:
+        raise HepsnakeError("export: quantise", f"'{quantise}' is not one of {', '.join(MODES)}")
+    module = load_module(checkpoint)
+    out = Path(outdir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.export-") as tmp:
+        work = Path(tmp)
+        fp32, int8 = work / OUTPUTS[0], work / OUTPUTS[1]
+        meta = model_metadata(module, model_name, git_commit, opset)
+        log.info("export %s: ONNX opset %d", model_name, opset)
+        to_onnx(module, fp32, model_name, meta, opset, checkpoint)
+        batches = bench.load_batches(module, test, n_validate, 1000)
+        if not batches:
+            raise HepsnakeError(test, "no jets to validate the exported model on")
+        edge = edge_jets(batches[0], module.spec, max_widths(module.spec, test))
+        validation: dict[str, Any] = {
+            "fp32": validate_fp32(fp32, module, batches, edge, str(out / OUTPUTS[0]), threads)
+        }
+        calibration = None
+        if quantise == "static":
+            names = input_names(module.model)
+            calibration = [feeds(b, names) for b in bench.load_batches(module, val, 2000, 500)]
+        log.info("export %s: %s int8 quantisation", model_name, quantise)
+        quantise_model(fp32, int8, quantise, calibration)
+        validation["int8"] = validate_int8(
+            fp32, int8, module, batches, edge, str(out / OUTPUTS[1]), threads, signal
+        )
+        validation["int8"]["quantisation"] = quantise
+        validation["checkpoint"] = str(checkpoint)
+        validation["test"] = str(test)
+        log.info("export %s: benchmark on CPU (%d thread(s))", model_name, threads)
+        singles = bench.single_jets(batches, n_latency)
+        result = bench.benchmark(module, fp32, int8, singles, batches, threads, signal=signal)
+        result["model"] = model_name
+        write_json(work / OUTPUTS[2], validation)
+        write_json(work / OUTPUTS[3], result)
+        bench.plot(result, work / OUTPUTS[4], model_name)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in OUTPUTS:
+            with atomic_path(out / name) as final:
+                os.replace(work / name, final)
+    return {"validation": validation, "targets": result["targets"], "outdir": str(out)}
