@@ -138,6 +138,13 @@ def cmd_report(args: argparse.Namespace) -> None:
     log.info("report → %s", args.output)
 
 
+def cmd_install_profile(args: argparse.Namespace) -> None:
+    from hepsnake.profiles import install_profile
+
+    target = install_profile(args.name, args.source, args.dest, args.force)
+    log.info("profile %s → %s (snakemake --profile %s)", args.name, target, args.name)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="hepsnake", description=__doc__)
     top.add_argument("--version", action="version", version=f"hepsnake {__version__}")
@@ -224,6 +231,15 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--convert-summaries", nargs="+", required=True)
     rep.add_argument("--output", required=True)
     rep.add_argument("--repo", default=".", help="workflow checkout whose git commit is reported")
+    ins = verb(
+        "install-profile",
+        cmd_install_profile,
+        "copy profiles/NAME where `snakemake --profile NAME` finds it (~/.config/snakemake)",
+    )
+    ins.add_argument("name", choices=["htcondor", "slurm"])
+    ins.add_argument("--source", default="profiles", help="the workflow's profiles directory")
+    ins.add_argument("--dest", help="install here instead of Snakemake's user profile dir")
+    ins.add_argument("--force", action="store_true", help="replace a different installed copy")
     return top
 
 

@@ -1,0 +1,183 @@
+"""The batch profiles: installed so `--profile NAME` works as typed; HTCondor submissions recorded.
+
+No HTCondor pool exists here. The real executor plugin, ``htcondor2.Submit`` and
+``htcondor2.JobEventLog`` run; only ``htcondor2.Schedd`` is replaced by the recorder in
+``htcondor_recorder.py``, which runs each job locally and writes its job-event-log entries.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+
+RECORDER = Path(__file__).with_name("htcondor_recorder.py")
+MINI = {
+    "samples": "config/mini_samples.tsv",
+    "models": ["baseline"],
+    "simulate": {
+        "samples": {
+            "qcd": {"process": "qcd", "n_jets": 1500},
+            "bib": {"process": "bib", "n_jets": 800},
+            "sig_mS16": {"process": "sig", "mS": 16, "n_jets": 800},
+        }
+    },
+}
+
+
+def hepsnake(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    exe = shutil.which("hepsnake")
+    assert exe, "the hepsnake console script is installed"
+    return subprocess.run(
+        [exe, *args], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> dict[str, str]:
+    """An environment whose Snakemake user config directory is empty and private."""
+    return os.environ | {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A working directory with the repository's config/ and a 3-sample, 1-model override."""
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "config", work / "config")
+    rows = (REPO / "config" / "samples.tsv").read_text().splitlines()
+    keep = [r for r in rows if r.split("\t")[0] in ("name", *MINI["simulate"]["samples"])]
+    (work / "config" / "mini_samples.tsv").write_text("\n".join(keep) + "\n")
+    (work / "config" / "mini.yaml").write_text(yaml.safe_dump(MINI))
+    return work
+
+
+def test_install_profile_makes_profile_name_work(home, workdir):
+    proc = hepsnake("install-profile", "htcondor", env=home)
+    assert proc.returncode == 0, proc.stderr
+    installed = Path(home["XDG_CONFIG_HOME"]) / "snakemake" / "htcondor" / "config.yaml"
+    assert installed.read_text() == (REPO / "profiles" / "htcondor" / "config.yaml").read_text()
+    # idempotent; a different installed copy is kept unless --force
+    assert hepsnake("install-profile", "htcondor", env=home).returncode == 0
+    installed.write_text(installed.read_text() + "jobs: 5\n")
+    proc = hepsnake("install-profile", "htcondor", env=home)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith("a different profile is there; --force replaces it")
+    assert "jobs: 5" in installed.read_text()
+    assert hepsnake("install-profile", "htcondor", "--force", env=home).returncode == 0
+    assert "jobs: 5" not in installed.read_text()
+    # `--profile htcondor` as typed, from a directory without ./htcondor
+    dry = subprocess.run(
+        ["snakemake", "-s", str(REPO / "Snakefile"), "--profile", "htcondor", "-n"],
+        cwd=workdir,
+        env=home,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "Using profiles htcondor and workflow specific profile" in dry.stdout + dry.stderr
+
+
+def test_slurm_profile_resolves_gpu_partition(home, workdir):
+    assert hepsnake("install-profile", "slurm", env=home).returncode == 0
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["set-resources"]["train"]["gres"] == "gpu:1"
+    dry = subprocess.run(
+        ["snakemake", "-s", str(REPO / "Snakefile"), "--profile", "slurm", "-n"],
+        cwd=workdir,
+        env=home,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert dry.returncode == 0, dry.stderr[-2000:]
+
+
+def test_default_profile_sets_no_resources():
+    """profiles/default overrides a global profile key by key: resources there would win."""
+    default = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    assert not {"executor", "default-resources", "set-resources", "resources"} & set(default)
+
+
+def run_recorded(workdir: Path, env: dict[str, str], target: str, **fail: str):
+    record = workdir / "submitted.jsonl"
+    env = (
+        env | {"RECORDER_FILE": str(record)} | {f"RECORDER_{k.upper()}": v for k, v in fail.items()}
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(RECORDER),
+            "-s",
+            str(REPO / "Snakefile"),
+            "--profile",
+            "htcondor",
+            "--seconds-between-status-checks",
+            "1",
+            "--configfile",
+            "config/tiny.yaml",
+            "config/mini.yaml",
+            "--",
+            target,
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = record.read_text().splitlines() if record.exists() else []
+    return proc, [json.loads(line) for line in lines]
+
+
+@pytest.mark.slow
+def test_htcondor_submissions_gpu_flavour_and_retry(home, workdir):
+    assert hepsnake("install-profile", "htcondor", env=home).returncode == 0
+    proc, records = run_recorded(
+        workdir, home, "results/models/baseline/best.ckpt", fail_once="convert"
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert (workdir / "results" / "models" / "baseline" / "best.ckpt").is_file()
+    by_rule: dict[str, list[dict]] = {}
+    for rec in records:
+        by_rule.setdefault(rec["submit"]["batch_name"].rsplit("-", 1)[0], []).append(rec["submit"])
+    assert set(by_rule) == {"simulate", "convert", "prepare_splits", "prepare_norm", "train"}
+    (train,) = by_rule["train"]
+    assert train["request_gpus"] == "1"
+    assert train["MY.JobFlavour"] == '"tomorrow"'
+    assert train["request_memory"] == "16000MB"
+    assert train["request_disk"] == str(10000 * 1024), "KB"
+    for submit in by_rule["simulate"]:
+        assert submit["MY.JobFlavour"] == '"microcentury"'
+        assert "request_gpus" not in submit
+    assert by_rule["prepare_norm"][0]["MY.JobFlavour"] == '"microcentury"'
+    for submit in (s for subs in by_rule.values() for s in subs):
+        assert "pip install" not in submit["arguments"], "no storage-plugin pip prefix"
+        assert submit["request_cpus"].isdigit()
+    # each convert job failed once on its "node", was reported, resubmitted and succeeded
+    assert len(by_rule["convert"]) == 2 * len(MINI["simulate"]["samples"])
+    assert "Error in rule convert" in output
+    assert "completed but failed with ExitCode 1" in output
+    assert "Trying to restart job" in output
+    events = (workdir / ".snakemake" / "htcondor" / "snakemake-rules.log").read_text()
+    assert events.count("Job terminated.") == len(records)
+
+
+@pytest.mark.slow
+def test_htcondor_job_failing_every_attempt_fails_the_run(home, workdir):
+    assert hepsnake("install-profile", "htcondor", env=home).returncode == 0
+    proc, records = run_recorded(workdir, home, "results/toy/qcd.root", fail_always="simulate")
+    assert proc.returncode != 0
+    assert len(records) == 3, "one submission plus retries: 2"
+    output = proc.stdout + proc.stderr
+    assert "Error in rule simulate" in output
+    assert "stored in .snakemake/htcondor/snakemake-rules.log" in output
+    errors = list((workdir / ".snakemake" / "htcondor" / "simulate").glob("simulate-*.err"))
+    assert len(errors) == 3 and "execute-node failure" in errors[0].read_text()
+    assert not (workdir / "results" / "toy" / "qcd.root").exists()
