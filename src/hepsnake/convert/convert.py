@@ -14,7 +14,14 @@ import xxhash
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hepsnake import __version__
-from hepsnake.config import expand_files, is_remote, sample_by_name
+from hepsnake.config import (
+    expand_files,
+    is_remote,
+    redact_sample,
+    redact_text,
+    redact_url,
+    sample_by_name,
+)
 from hepsnake.convert.cuts import apply_cuts
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, write_json
@@ -50,9 +57,9 @@ def open_source(path: str, reader: dict[str, Any], tree: str | None) -> Source:
 
 
 def file_record(path: str) -> dict[str, Any]:
-    """Size and xxh3-64 checksum of a local input file (remote files: the URL only)."""
+    """Size and xxh3-64 checksum of a local input file (remote files: the redacted URL only)."""
     if is_remote(path):
-        return {"path": path}
+        return {"path": redact_url(path)}
     digest = xxhash.xxh3_64()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 24), b""):
@@ -159,7 +166,7 @@ def convert(
     sample = sample_by_name(config, sample_name)
     conv = config["convert"]
     reader = config["readers"][sample["reader"]]
-    files = expand_files(sample)
+    files = expand_files(sample, remote=True)
     report: dict[str, Any] = {"sample": sample_name, "files": [], "skipped": []}
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as h5, progress_bar(show_progress) as bar:
         out = SampleWriter(h5, config, sample)
@@ -172,7 +179,7 @@ def convert(
                 if not conv["skip_bad_files"]:
                     raise
                 out.rollback(before)
-                report["skipped"].append({"path": path, "reason": str(exc)})
+                report["skipped"].append({"path": redact_url(path), "reason": str(exc)})
                 continue
             report["files"].append(record)
         n_jets = h5["jets"].shape[0] if "jets" in h5 else 0
@@ -191,7 +198,7 @@ def convert(
                 "role": sample["role"],
                 "inputs": report["files"],
                 "skipped": report["skipped"],
-                "config": config,
+                "config": {**config, "samples": [redact_sample(s) for s in config["samples"]]},
             },
         )
     write_json(summary, report)
@@ -255,7 +262,28 @@ def convert_file(
     bar: Progress,
     task: Any,
 ) -> dict[str, Any]:
-    """Stream one input file into ``out``; return its record (checksum, entries, jets kept)."""
+    """Stream one input file into ``out``; return its record (checksum, entries, jets kept).
+
+    Errors about a URL name it without the credentials it may embed (``s3://key:secret@...``).
+    """
+    try:
+        return read_file(path, reader, sample, conv, out, bar, task)
+    except HepsnakeError as exc:
+        if redact_url(path) == path:
+            raise
+        raise HepsnakeError(redact_text(exc.where, path), redact_text(exc.cause, path)) from None
+
+
+def read_file(
+    path: str,
+    reader: dict[str, Any],
+    sample: dict[str, Any],
+    conv: dict[str, Any],
+    out: SampleWriter,
+    bar: Progress,
+    task: Any,
+) -> dict[str, Any]:
+    """:func:`convert_file` without the redaction."""
     source = open_source(path, reader, sample.get("tree"))
     bar.update(task, total=bar.tasks[task].total + source.num_entries)
     jets_read = jets_kept = 0
