@@ -2,7 +2,7 @@
 
 The recorder stores each submit description (JSON lines in ``$RECORDER_FILE``), runs the
 job here as an execute node would (the submit file's executable, arguments, output and
-error files; with ``getenv`` false only the ``environment`` variables), and appends genuine
+error files; the environment ``getenv`` selects plus ``environment``), and appends genuine
 job-event-log entries (submit, execute, terminated) to the log the plugin reads with
 ``htcondor2.JobEventLog``. Jobs whose batch name starts with ``$RECORDER_FAIL_ONCE`` fail on
 their first attempt and those starting with ``$RECORDER_FAIL_ALWAYS`` on every attempt
@@ -11,6 +11,7 @@ their first attempt and those starting with ``$RECORDER_FAIL_ALWAYS`` on every a
 Usage: ``python htcondor_recorder.py <snakemake arguments>``.
 """
 
+import fnmatch
 import itertools
 import json
 import os
@@ -38,6 +39,13 @@ def condor_arguments(text: str) -> list[str]:
 def condor_environment(text: str) -> dict[str, str]:
     """Parse an ``environment`` value (new syntax: ``"A=1 B='x y'"``)."""
     return dict(item.split("=", 1) for item in shlex.split(text.strip('"')))
+
+
+def getenv(value: str, name: str) -> bool:
+    """Whether ``getenv = value`` (true/false or a list of names with ``*``) copies ``name``."""
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return any(fnmatch.fnmatchcase(name, p.strip()) for p in re.split(r"[,\s]+", value) if p)
 
 
 class SubmitResult:
@@ -94,10 +102,8 @@ class RecordingSchedd:
             path("error").write_text("recorder: simulated execute-node failure\n")
             path("output").write_text("")
             return 1
-        if submit.get("getenv", "false").lower() == "true":
-            env = dict(os.environ)
-        else:
-            env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")}
+        env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")}
+        env |= {k: v for k, v in os.environ.items() if getenv(submit.get("getenv", "false"), k)}
         env |= condor_environment(submit.get("environment", ""))
         command = [submit["executable"], *condor_arguments(submit["arguments"])]
         with path("output").open("w") as out, path("error").open("w") as err:

@@ -23,7 +23,8 @@ CUDA_ENVS = {"train", "export"}
 
 def pyproject_requirements() -> dict[str, Requirement]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    reqs = [Requirement(r) for r in project["dependencies"]]
+    extras = [r for group in project["optional-dependencies"].values() for r in group]
+    reqs = [Requirement(r) for r in project["dependencies"] + extras]
     return {CONDA_NAMES.get(r.name, r.name).lower(): r for r in reqs}
 
 

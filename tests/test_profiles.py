@@ -138,8 +138,9 @@ def run_recorded(workdir: Path, env: dict[str, str], target: str, **fail: str):
 @pytest.mark.slow
 def test_htcondor_submissions_gpu_flavour_and_retry(home, workdir):
     assert hepsnake("install-profile", "htcondor", env=home).returncode == 0
+    env = home | {"AWS_SECRET_ACCESS_KEY": "recorder-secret-7f3a"}
     proc, records = run_recorded(
-        workdir, home, "results/models/baseline/best.ckpt", fail_once="convert"
+        workdir, env, "results/models/baseline/best.ckpt", fail_once="convert"
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
@@ -157,8 +158,10 @@ def test_htcondor_submissions_gpu_flavour_and_retry(home, workdir):
         assert submit["MY.JobFlavour"] == '"microcentury"'
         assert "request_gpus" not in submit
     assert by_rule["prepare_norm"][0]["MY.JobFlavour"] == '"microcentury"'
+    assert "recorder-secret-7f3a" not in json.dumps(records), "secrets stay out of ClassAds"
     for submit in (s for subs in by_rule.values() for s in subs):
         assert "pip install" not in submit["arguments"], "no storage-plugin pip prefix"
+        assert submit["getenv"].startswith("PATH,"), "only listed variables are copied"
         assert submit["request_cpus"].isdigit()
     # each convert job failed once on its "node", was reported, resubmitted and succeeded
     assert len(by_rule["convert"]) == 2 * len(MINI["simulate"]["samples"])

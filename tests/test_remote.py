@@ -16,15 +16,9 @@ import h5py
 import numpy as np
 import pytest
 
-from hepsnake.config import (
-    expand_files,
-    is_remote_glob,
-    redact_text,
-    redact_url,
-    stage_config,
-    url_secrets,
-)
+from hepsnake.config import expand_files, stage_config
 from hepsnake.convert.convert import convert
+from hepsnake.io.remote import is_remote_glob, redact_text, redact_url, url_secrets
 
 BUCKET = "hepsnake-test"
 # distinctive fake credentials, fresh each run, so a hit cannot come from anywhere else

@@ -246,7 +246,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hepsnake`` console script."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("HEPSNAKE_LOG", "INFO"), format="%(message)s")
+    # third-party loggers (botocore, fsspec) stay at WARNING: their INFO lines are noise
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(os.environ.get("HEPSNAKE_LOG", "INFO"))
     try:
         args.func(args)
     except HepsnakeError as exc:

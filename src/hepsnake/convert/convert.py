@@ -14,20 +14,14 @@ import xxhash
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hepsnake import __version__
-from hepsnake.config import (
-    expand_files,
-    is_remote,
-    redact_sample,
-    redact_text,
-    redact_url,
-    sample_by_name,
-)
+from hepsnake.config import is_remote, sample_by_name
 from hepsnake.convert.cuts import apply_cuts
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, write_json
 from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.h5 import TableWriter, set_attrs
 from hepsnake.io.physlite import PhysliteSource
+from hepsnake.io.remote import expand_urls, redact_sample, redact_text, redact_url
 from hepsnake.io.root import FlatSource
 
 DEFAULT_MAX_CONSTITUENTS = 40
@@ -166,7 +160,7 @@ def convert(
     sample = sample_by_name(config, sample_name)
     conv = config["convert"]
     reader = config["readers"][sample["reader"]]
-    files = expand_files(sample, remote=True)
+    files = expand_urls(sample)
     report: dict[str, Any] = {"sample": sample_name, "files": [], "skipped": []}
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as h5, progress_bar(show_progress) as bar:
         out = SampleWriter(h5, config, sample)
