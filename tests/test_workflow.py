@@ -6,9 +6,11 @@ import subprocess
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 import yaml
 from conftest import REPO
+from ftag.hdf5 import H5Reader
 from test_evaluate import report_numbers_match
 
 
@@ -81,6 +83,26 @@ def test_bad_config_key_is_named(workdir, tmp_path):
     assert "'compresion' was unexpected" in proc.stdout + proc.stderr
 
 
+def ftag_tools_read(results: Path) -> None:
+    """atlas-ftag-tools' H5Reader (what puma and Salt load with) reads our files as written.
+
+    puma itself is not installed: puma-hep 0.5 pins numpy < 2.4 and matplotlib < 3.11.
+    """
+    with h5py.File(results / "predictions" / "baseline.h5") as h5:
+        expected = h5["jets"][:]
+    columns = ["label", "baseline_pqcd", "baseline_psig", "baseline_pbib"]
+    reader = H5Reader(results / "predictions" / "baseline.h5", batch_size=300, shuffle=False)
+    loaded = reader.load({"jets": columns})["jets"]
+    assert len(loaded) == len(expected)
+    for column in columns:
+        np.testing.assert_array_equal(loaded[column], expected[column])
+    reader = H5Reader(results / "prepared" / "train.h5", batch_size=300, shuffle=False)
+    variables = {"jets": ["pt", "label"], "tracks": ["pt", "valid"]}
+    batch = reader.load(variables, num_global_objects=600)
+    assert batch["tracks"].shape == (600, 40)
+    assert not batch["tracks"]["pt"][~batch["tracks"]["valid"]].any(), "padding is zero"
+
+
 @pytest.mark.slow
 def test_tiny_end_to_end(workdir):
     snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml")
@@ -112,6 +134,7 @@ def test_tiny_end_to_end(workdir):
         bench = json.loads((export / "benchmark.json").read_text())
         assert set(bench["backends"]) == {"pytorch", "onnx_fp32", "onnx_int8"}
         assert f"![{model} export benchmark](export/{model}/benchmark.png)" in text
+    ftag_tools_read(results)
     snakemake(workdir, "--configfile", "config/tiny.yaml", "--report", "results/report.html")
     assert (results / "report.html").stat().st_size > 10_000
     again = snakemake(workdir, "-n", "--configfile", "config/tiny.yaml")
