@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,13 @@ def test_slurm_profile_resolves_gpu_partition(home, workdir):
         check=False,
     )
     assert dry.returncode == 0, dry.stderr[-2000:]
+
+
+def test_no_storage_plugin_in_the_install():
+    """With a storage plugin installed the htcondor plugin prefixes jobs with a pip install."""
+    names = {d.metadata["Name"].lower() for d in distributions()}
+    assert "snakemake-executor-plugin-htcondor" in names
+    assert not [n for n in names if n.startswith("snakemake-storage-plugin")]
 
 
 def test_default_profile_sets_no_resources():
