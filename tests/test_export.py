@@ -235,3 +235,25 @@ def test_other_architectures_export_and_validate(data, tmp_path, name, model_cfg
     edge = stage.edge_jets(batches[0], module.spec, stage.max_widths(module.spec, outputs["test"]))
     result = stage.validate_fp32(path, module, batches, edge, str(path))
     assert result["max_abs_diff_vs_pytorch"] <= 1e-4 and result["padding_max_abs_diff"] <= 1e-5
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_weight_check_finds_a_mangled_weight(exported, tmp_path, per_channel):
+    """weight_errors reads per-tensor and per-channel scales, and flags a transposed weight."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    _, outdir, _ = exported
+    fp32, int8 = outdir / "model.onnx", tmp_path / "int8.onnx"
+    quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=per_channel)
+    errors = weight_errors(fp32, int8)
+    assert errors and max(errors.values()) <= 0.51
+    proto = onnx.load(str(int8))
+    square = next(
+        t
+        for t in proto.graph.initializer
+        if t.name.endswith("_quantized") and len(t.dims) == 2 and t.dims[0] == t.dims[1]
+    )
+    values = onnx.numpy_helper.to_array(square)
+    square.CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(values.T), square.name))
+    onnx.save_model(proto, str(int8))
+    assert weight_errors(fp32, int8)[square.name.removesuffix("_quantized")] > 1

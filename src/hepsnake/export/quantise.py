@@ -123,9 +123,12 @@ def weight_errors(fp32: str | Path, int8: str | Path) -> dict[str, float]:
         if q.shape != original.shape:
             errors[base] = float("inf")
             continue
-        axis_shape = [-1 if i == 0 else 1 for i in range(q.ndim)] if scale.ndim else []
-        step = scale.reshape(axis_shape) if axis_shape else scale
-        zero = zero.reshape(axis_shape) if axis_shape else zero
+        if scale.size > 1:  # per channel: MatMul weights (K, N) are quantised along axis 1
+            axis = next(a for a in reversed(range(q.ndim)) if q.shape[a] == scale.size)
+            shape = [-1 if a == axis else 1 for a in range(q.ndim)]
+            step, zero = scale.reshape(shape), zero.reshape(shape)
+        else:
+            step = scale
         dequantised = (q.astype(np.float32) - zero.astype(np.float32)) * step
         errors[base] = float(np.max(np.abs(dequantised - original) / step))
     return errors
