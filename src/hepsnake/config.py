@@ -2,6 +2,7 @@
 
 import copy
 import csv
+import functools
 import glob
 import json
 from pathlib import Path
@@ -36,12 +37,18 @@ def filling_validator(schema: dict[str, Any]) -> Any:
     return filling(schema)
 
 
+@functools.cache
+def schema_validator(schema_path: Path) -> Any:
+    """The filling validator of a schema file, parsed once per process."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return filling_validator(yaml.load(schema_path.read_text(), Loader=loader))
+
+
 def check_schema(data: dict[str, Any], schema_path: Path, where: str) -> None:
     """Validate ``data``, filling defaults in place; the first error names the key."""
     from jsonschema.exceptions import best_match
 
-    schema = yaml.safe_load(schema_path.read_text())
-    error = best_match(filling_validator(schema).iter_errors(data))
+    error = best_match(schema_validator(schema_path).iter_errors(data))
     if error is not None:
         path = "/".join(str(p) for p in error.absolute_path)
         raise HepsnakeError(f"{where}: {path or '<top>'}", error.message.splitlines()[0])

@@ -3,6 +3,7 @@ from hepsnake.config import (
     expand_files,
     is_remote,
     load_model,
+    sample_by_name,
     samples_with_role,
     stage_config,
     validate,
@@ -34,5 +35,5 @@ def train_inputs(wildcards):
 
 def sample_files(wildcards):
     """The local input files of a sample (URLs are read inside the job)."""
-    sample = next(s for s in config["samples"] if s["name"] == wildcards.sample)
+    sample = sample_by_name(config, wildcards.sample)
     return [f for f in expand_files(sample) if not is_remote(f)]
