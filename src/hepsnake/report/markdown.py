@@ -36,14 +36,16 @@ def fmt(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return "inf" if np.isinf(value) else f"{value:.4f}"
+        if np.isinf(value):
+            return "inf"
+        return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
     return str(value)
 
 
 def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     """A GitHub/GitLab Markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(fmt(v).replace("|", "\\|") for v in row) + " |" for row in rows]
     return [*lines, ""]
 
 
@@ -113,6 +115,11 @@ def export_section(benchmarks: dict[str, str], results: Path) -> list[str]:
             state = "met" if target["met"] else "**not met**"
             targets.append([model, name, target["value"], target["target"], state])
     lines = ["## Export (ONNX Runtime, CPU)", ""]
+    lines += [
+        "Timed in one thread, as that thread's CPU time (other jobs on the same cores do not"
+        " inflate it); wall-clock figures are in `export/<model>/benchmark.json`.",
+        "",
+    ]
     lines += table(
         [
             "model",
@@ -124,7 +131,7 @@ def export_section(benchmarks: dict[str, str], results: Path) -> list[str]:
         ],
         rows,
     )
-    lines += table(["model", "target", "value", "target", "state"], targets)
+    lines += table(["model", "target", "value", "required", "state"], targets)
     for model, path in benchmarks.items():
         plot = Path(path).with_name("benchmark.png")
         if plot.exists():
