@@ -146,19 +146,24 @@ def cmd_install_profile(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="hepsnake", description=__doc__)
+    top = argparse.ArgumentParser(
+        prog="hepsnake",
+        description="The stages of the hepsnake workflow, one verb per Snakemake rule. "
+        "Each verb prints one error line and exits 1 on bad input.",
+    )
     top.add_argument("--version", action="version", version=f"hepsnake {__version__}")
     verbs = top.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     def verb(
-        name: str, func: Callable[[argparse.Namespace], None], text: str
+        name: str, func: Callable[[argparse.Namespace], None], text: str, config: bool = True
     ) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=text, description=text)
-        sub.add_argument(
-            "--config",
-            default="config/config.yaml",
-            help="config YAML path, or the inline JSON slice a Snakemake rule passes",
-        )
+        if config:
+            sub.add_argument(
+                "--config",
+                default="config/config.yaml",
+                help="config YAML path, or the inline JSON slice a Snakemake rule passes",
+            )
         sub.set_defaults(func=func)
         return sub
 
@@ -235,6 +240,7 @@ def parser() -> argparse.ArgumentParser:
         "install-profile",
         cmd_install_profile,
         "copy profiles/NAME where `snakemake --profile NAME` finds it (~/.config/snakemake)",
+        config=False,
     )
     ins.add_argument("name", choices=["htcondor", "slurm"])
     ins.add_argument("--source", default="profiles", help="the workflow's profiles directory")
