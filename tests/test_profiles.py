@@ -57,6 +57,27 @@ def workdir(tmp_path: Path) -> Path:
     return work
 
 
+def dry_run(profile: str, workdir: Path, env: dict[str, str]) -> str:
+    """The output of ``snakemake --profile PROFILE -n`` run in ``workdir``."""
+    proc = subprocess.run(
+        ["snakemake", "-s", str(REPO / "Snakefile"), "--profile", profile, "-n"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout + proc.stderr
+
+
+def train_resources(dry_run_output: str) -> set[str]:
+    """The ``key=value`` resources the dry run lists for the first train job."""
+    job = dry_run_output.split("\nrule train:", 1)[1]
+    line = next(x for x in job.splitlines() if x.strip().startswith("resources:"))
+    return {r.strip() for r in line.split(":", 1)[1].split(",")}
+
+
 def test_install_profile_makes_profile_name_work(home, workdir):
     proc = hepsnake("install-profile", "htcondor", env=home)
     assert proc.returncode == 0, proc.stderr
@@ -72,31 +93,17 @@ def test_install_profile_makes_profile_name_work(home, workdir):
     assert hepsnake("install-profile", "htcondor", "--force", env=home).returncode == 0
     assert "jobs: 5" not in installed.read_text()
     # `--profile htcondor` as typed, from a directory without ./htcondor
-    dry = subprocess.run(
-        ["snakemake", "-s", str(REPO / "Snakefile"), "--profile", "htcondor", "-n"],
-        cwd=workdir,
-        env=home,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert dry.returncode == 0, dry.stderr[-2000:]
-    assert "Using profiles htcondor and workflow specific profile" in dry.stdout + dry.stderr
+    dry = dry_run("htcondor", workdir, home)
+    assert "Using profiles htcondor and workflow specific profile" in dry
+    assert {"request_gpus=1", "classad_JobFlavour=tomorrow"} <= train_resources(dry)
 
 
 def test_slurm_profile_resolves_gpu_partition(home, workdir):
     assert hepsnake("install-profile", "slurm", env=home).returncode == 0
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     assert profile["set-resources"]["train"]["gres"] == "gpu:1"
-    dry = subprocess.run(
-        ["snakemake", "-s", str(REPO / "Snakefile"), "--profile", "slurm", "-n"],
-        cwd=workdir,
-        env=home,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert dry.returncode == 0, dry.stderr[-2000:]
+    dry = dry_run("slurm", workdir, home)
+    assert {"slurm_partition=gpu", "gres=gpu:1"} <= train_resources(dry)
 
 
 def test_no_storage_plugin_in_the_install():

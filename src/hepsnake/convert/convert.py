@@ -168,7 +168,8 @@ def convert(
         for path in files:
             before = out.lengths()
             try:
-                record = convert_file(path, reader, sample, conv, out, bar, task)
+                with redacted_errors(path):
+                    record = convert_file(path, reader, sample, conv, out, bar, task)
             except HepsnakeError as exc:
                 if not conv["skip_bad_files"]:
                     raise
@@ -247,6 +248,17 @@ def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
                 thread.join(0.01)
 
 
+@contextmanager
+def redacted_errors(path: str) -> Iterator[None]:
+    """Errors about the URL ``path`` name it without the credentials it may embed."""
+    try:
+        yield
+    except HepsnakeError as exc:
+        if redact_url(path) == path:
+            raise
+        raise HepsnakeError(redact_text(exc.where, path), redact_text(exc.cause, path)) from None
+
+
 def convert_file(
     path: str,
     reader: dict[str, Any],
@@ -256,28 +268,7 @@ def convert_file(
     bar: Progress,
     task: Any,
 ) -> dict[str, Any]:
-    """Stream one input file into ``out``; return its record (checksum, entries, jets kept).
-
-    Errors about a URL name it without the credentials it may embed (``s3://key:secret@...``).
-    """
-    try:
-        return read_file(path, reader, sample, conv, out, bar, task)
-    except HepsnakeError as exc:
-        if redact_url(path) == path:
-            raise
-        raise HepsnakeError(redact_text(exc.where, path), redact_text(exc.cause, path)) from None
-
-
-def read_file(
-    path: str,
-    reader: dict[str, Any],
-    sample: dict[str, Any],
-    conv: dict[str, Any],
-    out: SampleWriter,
-    bar: Progress,
-    task: Any,
-) -> dict[str, Any]:
-    """:func:`convert_file` without the redaction."""
+    """Stream one input file into ``out``; return its record (checksum, entries, jets kept)."""
     source = open_source(path, reader, sample.get("tree"))
     bar.update(task, total=bar.tasks[task].total + source.num_entries)
     jets_read = jets_kept = 0

@@ -5,7 +5,6 @@ fields ``Container:var``) forms. Tracks are attached to jets by ghost-associatio
 (``GhostTrack``) or by a ΔR cone; everything is computed with numpy over flat offsets.
 """
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +13,14 @@ import numpy as np
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.chunks import Jagged, JetChunk
-from hepsnake.io.root import first_line, flat_values, iterate, open_tree, require_keys, tree_keys
+from hepsnake.io.root import (
+    TreeSource,
+    first_line,
+    flat_values,
+    open_tree,
+    require_keys,
+    tree_keys,
+)
 
 DEFAULTS: dict[str, Any] = {
     "tree": None,  # None: CollectionTree (TTree) or EventData (RNTuple), whichever the file has
@@ -82,7 +88,7 @@ def exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class PhysliteSource:
+class PhysliteSource(TreeSource):
     """Jets of a PHYSLITE file, one chunk of events at a time, with their tracks.
 
     Jet columns are the ``jets`` aux variables plus ``eventNumber`` and ``mcEventWeight``
@@ -150,19 +156,6 @@ class PhysliteSource:
     def aux(self, container: str, var: str) -> str:
         """The branch (TTree) or field (RNTuple) name of dynamic aux variable ``var``."""
         return f"{container}AuxDyn{self.sep}{var}"
-
-    @property
-    def num_entries(self) -> int:
-        """Events in the tree, for progress bars."""
-        return int(self.tree.num_entries)
-
-    def chunks(self, step: int) -> Iterator[tuple[int, JetChunk]]:
-        """Yield (events read, chunk of their jets) in blocks of ``step`` events."""
-        offset = 0
-        for arrays in iterate(self.path, self.tree, self.branches, step):
-            n_events = len(arrays)
-            yield n_events, self._to_chunk(arrays, offset)
-            offset += n_events
 
     def _to_chunk(self, arrays: ak.Array, offset: int) -> JetChunk:
         n_events = len(arrays)

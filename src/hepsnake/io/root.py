@@ -70,8 +70,33 @@ def flat_values(array: ak.Array) -> np.ndarray:
     return np.asarray(ak.to_numpy(ak.flatten(array, axis=None)))
 
 
+class TreeSource:
+    """What the converter reads from: ``path``, its open ``tree`` and the ``branches`` to read;
+    subclasses turn a block of entries into a :class:`JetChunk`."""
+
+    path: str
+    tree: Any
+    branches: list[str]
+
+    @property
+    def num_entries(self) -> int:
+        """Entries in the tree (jets or events), for progress bars."""
+        return int(self.tree.num_entries)
+
+    def chunks(self, step: int) -> Iterator[tuple[int, JetChunk]]:
+        """Yield (entries read, chunk of their jets) in blocks of ``step`` entries."""
+        offset = 0
+        for arrays in iterate(self.path, self.tree, self.branches, step):
+            n_entries = len(arrays)
+            yield n_entries, self._to_chunk(arrays, offset)
+            offset += n_entries
+
+    def _to_chunk(self, arrays: ak.Array, offset: int) -> JetChunk:
+        raise NotImplementedError
+
+
 @dataclass
-class FlatSource:
+class FlatSource(TreeSource):
     """A TTree/RNTuple whose branches map onto jet variables and jagged constituent collections.
 
     ``entry: jet`` means one tree entry per jet (jagged constituent branches); ``entry: event``
@@ -93,19 +118,6 @@ class FlatSource:
         )
         require_keys(self.path, self.tree, self.branches)
         self.per_event = self.spec.get("entry", "jet") == "event"
-
-    @property
-    def num_entries(self) -> int:
-        """Entries in the tree (jets or events), for progress bars."""
-        return int(self.tree.num_entries)
-
-    def chunks(self, step: int) -> Iterator[tuple[int, JetChunk]]:
-        """Yield (entries read, chunk) in blocks of ``step`` entries."""
-        offset = 0
-        for arrays in iterate(self.path, self.tree, self.branches, step):
-            n_entries = len(arrays)
-            yield n_entries, self._to_chunk(arrays, offset)
-            offset += n_entries
 
     def _to_chunk(self, arrays: ak.Array, offset: int) -> JetChunk:
         n_entries = len(arrays)
