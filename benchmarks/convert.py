@@ -18,6 +18,7 @@ Run by hand, e.g. ``python benchmarks/convert.py --jets 500000``. Not a test.
 """
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -225,17 +226,11 @@ def main() -> None:
         child_memory(args)
         return
 
-    tmp = None
-    if args.workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="hepsnake-bench-")
-        args.workdir = tmp.name
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
+    scratch = tempfile.TemporaryDirectory(prefix="hepsnake-bench-") if not args.workdir else None
+    with scratch or contextlib.nullcontext():
+        workdir = Path(args.workdir or scratch.name)
+        workdir.mkdir(parents=True, exist_ok=True)
         bench(args, workdir)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
 
 
 def bench(args: argparse.Namespace, workdir: Path) -> None:

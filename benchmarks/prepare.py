@@ -20,6 +20,7 @@ turn. The machine should be otherwise idle (the load average is printed). Run by
 """
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -301,17 +302,11 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    tmp = None
-    if args.workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="hepsnake-bench-")
-        args.workdir = tmp.name
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
+    scratch = tempfile.TemporaryDirectory(prefix="hepsnake-bench-") if not args.workdir else None
+    with scratch or contextlib.nullcontext():
+        workdir = Path(args.workdir or scratch.name)
+        workdir.mkdir(parents=True, exist_ok=True)
         bench(args, workdir)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
 
 
 if __name__ == "__main__":

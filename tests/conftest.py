@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from hepsnake.config import validate
+from hepsnake.convert.convert import convert
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -20,6 +21,13 @@ PHYSLITE_FILES = {
 def default_config() -> dict:
     """The shipped config/config.yaml as a dict (not yet validated)."""
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def convert_samples(config: dict, root: Path) -> None:
+    """Convert every sample of a validated ``config`` to ``root/<name>.h5`` (+ ``.json``)."""
+    for s in config["samples"]:
+        name = s["name"]
+        convert(config, name, root / f"{name}.h5", root / f"{name}.json", show_progress=False)
 
 
 @pytest.fixture

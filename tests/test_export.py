@@ -9,11 +9,10 @@ import onnx
 import pytest
 import torch
 import yaml
-from conftest import default_config
+from conftest import convert_samples, default_config
 
 from hepsnake import __version__
 from hepsnake.config import validate
-from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.predict import load_module
 from hepsnake.export import stage
@@ -61,8 +60,7 @@ def data(tmp_path_factory):
             }
         )
     config = validate(config)
-    for s in config["samples"]:
-        convert(config, s["name"], root / f"{s['name']}.h5", root / f"{s['name']}.json", False)
+    convert_samples(config, root)
     outputs = {s: str(root / f"{s}.h5") for s in SPLITS}
     inputs = [str(root / f"{n}.h5") for n in ("qcd", "bib", "sig")]
     split(config, inputs, outputs, str(root / "summary.json"))

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, default_config
+from conftest import REPO, convert_samples, default_config
 
 from hepsnake.config import load_model, validate
-from hepsnake.convert.convert import convert
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.models.tagger import Tagger
@@ -50,14 +49,7 @@ def prepared(tmp_path_factory):
         config["samples"].append(sample)
     config["model_dir"] = str(REPO / "config" / "models")
     config = validate(config)
-    for s in config["samples"]:
-        convert(
-            config,
-            s["name"],
-            root / f"{s['name']}.h5",
-            root / f"{s['name']}.json",
-            show_progress=False,
-        )
+    convert_samples(config, root)
     outputs = {s: str(root / f"{s}.h5") for s in SPLITS}
     split(
         config,

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, default_config
+from conftest import REPO, convert_samples, default_config
 from scipy import stats
 
 from hepsnake.config import load_model, validate
-from hepsnake.convert.convert import convert
 from hepsnake.data.loader import H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.prepare.norm import norm_stats
@@ -87,14 +86,7 @@ def prepared(tmp_path_factory):
         )
     config["model_dir"] = str(REPO / "config" / "models")
     config = validate(config)
-    for s in config["samples"]:
-        convert(
-            config,
-            s["name"],
-            root / f"{s['name']}.h5",
-            root / f"{s['name']}.json",
-            show_progress=False,
-        )
+    convert_samples(config, root)
     main = {s: str(root / f"{s}.h5") for s in SPLITS}
     control = {s: str(root / f"control_{s}.h5") for s in SPLITS}
     split(
