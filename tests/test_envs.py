@@ -28,15 +28,21 @@ def pyproject_requirements() -> dict[str, Requirement]:
     return {CONDA_NAMES.get(r.name, r.name).lower(): r for r in reqs}
 
 
-def env_pins(name: str) -> dict[str, str]:
-    """Package → pinned version of ``envs/<name>.yaml`` (conda ``name=version`` specs)."""
+def env_specs(name: str) -> dict[str, tuple[str, str]]:
+    """Package → (version, build) of ``envs/<name>.yaml`` (conda ``name=version=build`` specs)."""
     spec = yaml.safe_load((ENVS / f"{name}.yaml").read_text())
-    pins = {}
+    specs = {}
     for dep in spec["dependencies"]:
         assert isinstance(dep, str), f"{name}: pip sections are not used ({dep})"
         package, _, pinned = dep.partition("=")
-        pins[package.lower()] = pinned
-    return pins
+        version, _, build = pinned.partition("=")
+        specs[package.lower()] = (version, build)
+    return specs
+
+
+def env_pins(name: str) -> dict[str, str]:
+    """Package → pinned version of ``envs/<name>.yaml``."""
+    return {package: version for package, (version, _) in env_specs(name).items()}
 
 
 def rule_envs() -> dict[str, set[str]]:
@@ -110,7 +116,7 @@ def test_every_rule_family_has_a_valid_env():
 def test_env_pins_agree_with_pyproject(env):
     reqs = pyproject_requirements()
     for package, pinned in env_pins(env).items():
-        if package in ("python", "pip", "pytorch-cuda"):
+        if package in ("python", "pip", "cuda-version"):
             continue
         assert re.fullmatch(r"\d+(\.\d+)+", pinned), f"{env}: {package} is not pinned ({pinned})"
         assert package in reqs, f"{env}: {package} is not a dependency in pyproject.toml"
@@ -119,7 +125,9 @@ def test_env_pins_agree_with_pyproject(env):
             f"{env}: {package}={pinned} violates pyproject.toml '{reqs[package]}'"
         )
     if env in CUDA_ENVS:
-        assert "pytorch-cuda" in env_pins(env), f"{env}: CUDA build of PyTorch"
+        specs = env_specs(env)
+        assert specs["pytorch"][1] == "cuda*", f"{env}: conda-forge's CUDA build of PyTorch"
+        assert "cuda-version" in specs, f"{env}: the CUDA release is pinned"
 
 
 @pytest.mark.parametrize("env", sorted(rule_envs()))
