@@ -75,6 +75,13 @@ def test_default_dry_run_lists_the_dag(workdir):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
 
 
+def test_models_marked_export_false_are_not_exported(workdir, tmp_path):
+    extra = tmp_path / "lstm.yaml"
+    extra.write_text("models: [baseline, lstm]\n")
+    counts = jobs(snakemake(workdir, "-n", "--configfile", str(extra)).stdout)
+    assert counts["train"] == 2 and counts["evaluate"] == 2 and counts["export"] == 1
+
+
 def test_bad_config_key_is_named(workdir, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("convert: {compresion: lzf}\n")

@@ -133,7 +133,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         args.convert_summaries,
         args.output,
         args.repo,
-        dict(zip(args.models, args.exports, strict=True)) if args.exports else None,
+        args.exports,
     )
     log.info("report → %s", args.output)
 
@@ -229,9 +229,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--models", nargs="+", required=True)
     rep.add_argument("--predictions", nargs="+", required=True, help="one per model, in order")
     rep.add_argument("--metrics", nargs="+", required=True, help="one per model, in order")
-    rep.add_argument(
-        "--exports", nargs="+", help="export benchmark.json per model, in order (optional)"
-    )
+    rep.add_argument("--exports", nargs="*", default=[], help="export benchmark.json files")
     rep.add_argument("--split-summary", required=True)
     rep.add_argument("--convert-summaries", nargs="+", required=True)
     rep.add_argument("--output", required=True)

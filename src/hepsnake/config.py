@@ -237,7 +237,10 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
             "class_names": config["class_names"],
             "inputs": config["inputs"],
             "model_name": wildcards["model"],
-            "model": load_model(config, wildcards["model"]),
+            # 'export' concerns rule export only: changing it must not retrain
+            "model": {
+                k: v for k, v in load_model(config, wildcards["model"]).items() if k != "export"
+            },
         }
     elif stage == "report":
         part = {"class_names": config["class_names"], "evaluate": config["evaluate"]}

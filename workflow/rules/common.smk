@@ -21,6 +21,7 @@ CONTROL_SAMPLES = samples_with_role(config, "control")
 TOYS = list(config.get("simulate", {}).get("samples", {}))
 SPLITS = ["train", "val", "test"]
 MODELS = list(config["models"])
+EXPORTED = [m for m in MODELS if load_model(config, m)["export"]]
 
 
 def train_inputs(wildcards):

@@ -4,7 +4,7 @@ rule report:
         predictions=expand("results/predictions/{model}.h5", model=MODELS),
         split_summary="results/prepared/split_summary.json",
         convert_summaries=expand("results/h5/{sample}.summary.json", sample=SAMPLES),
-        exports=expand("results/export/{model}/benchmark.json", model=MODELS),
+        exports=expand("results/export/{model}/benchmark.json", model=EXPORTED),
     output:
         md="results/report.md",
         compare=report(

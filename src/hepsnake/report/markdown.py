@@ -90,11 +90,12 @@ def compare_roc(models: list[str], predictions: dict[str, str], signal: str, out
     plots.plot_roc(curves, output)
 
 
-def export_section(benchmarks: dict[str, str], results: Path) -> list[str]:
+def export_section(benchmarks: list[str], results: Path) -> list[str]:
     """The export table: validation, latency, throughput and AUC per backend, targets."""
-    rows, targets = [], []
-    for model, path in benchmarks.items():
+    rows, targets, plots = [], [], []
+    for path in benchmarks:
         bench = json.loads(Path(path).read_text())
+        model = bench["model"]
         valid = json.loads((Path(path).parent / "validation.json").read_text())
         for backend, entry in bench["backends"].items():
             diff = {
@@ -114,6 +115,10 @@ def export_section(benchmarks: dict[str, str], results: Path) -> list[str]:
         for name, target in bench["targets"].items():
             state = "met" if target["met"] else "**not met**"
             targets.append([model, name, target["value"], target["target"], state])
+        plot = Path(path).with_name("benchmark.png")
+        if plot.exists():
+            link = plot.resolve().relative_to(results.resolve())
+            plots.append(f"![{model} export benchmark]({link})")
     lines = ["## Export (ONNX Runtime, CPU)", ""]
     lines += [
         "Timed in one thread, as that thread's CPU time (other jobs on the same cores do not"
@@ -132,12 +137,7 @@ def export_section(benchmarks: dict[str, str], results: Path) -> list[str]:
         rows,
     )
     lines += table(["model", "target", "value", "required", "state"], targets)
-    for model, path in benchmarks.items():
-        plot = Path(path).with_name("benchmark.png")
-        if plot.exists():
-            link = plot.resolve().relative_to(results.resolve())
-            lines.append(f"![{model} export benchmark]({link})")
-    return [*lines, ""]
+    return [*lines, *plots, ""]
 
 
 def report(
@@ -148,12 +148,12 @@ def report(
     convert_summaries: list[str],
     output: str,
     repo: str = ".",
-    exports: dict[str, str] | None = None,
+    exports: list[str] | None = None,
 ) -> str:
     """Write the report and the comparison plot; return the Markdown text.
 
-    ``metrics_files``, ``predictions`` and ``exports`` (the export ``benchmark.json``,
-    next to its ``validation.json``) map each model name to its file.
+    ``metrics_files`` and ``predictions`` map each model name to its file; ``exports`` are
+    the export stage's ``benchmark.json`` files (each next to its ``validation.json``).
     """
     out = Path(output)
     results = out.parent
