@@ -94,8 +94,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     from hepsnake.export.stage import export
     from hepsnake.report.markdown import git_commit
 
-    config = load(args.config)
-    options = config.get("export", {})
+    config = load(args.config)  # validated: the schema filled every export option
     result = export(
         args.checkpoint,
         args.model,
@@ -103,12 +102,9 @@ def cmd_export(args: argparse.Namespace) -> None:
         args.val,
         args.outdir,
         git_commit=git_commit(Path(args.repo)),
-        quantise=options.get("quantise", "dynamic"),
-        opset=options.get("opset", 18),
-        n_validate=options.get("n_validate", 5000),
-        n_latency=options.get("n_latency", 300),
         threads=args.threads,
-        signal=config.get("evaluate", {}).get("signal", "sig"),
+        signal=config["evaluate"]["signal"],
+        **config["export"],
     )
     for name, target in result["targets"].items():
         state = "met" if target["met"] else "NOT met"

@@ -23,7 +23,12 @@ def load_module(checkpoint: str | Path) -> TaggerModule:
     return module.eval()
 
 
-@torch.no_grad()
+@torch.inference_mode()
+def batch_probabilities(module: TaggerModule, batch: dict[str, torch.Tensor]) -> np.ndarray:
+    """Softmax outputs (batch, classes) of ``module`` on one loader batch."""
+    return module(batch)["logits"].float().softmax(-1).numpy()
+
+
 def probabilities(
     module: TaggerModule, path: str, fixed: dict[str, float] | None = None, batch_size: int = 5000
 ) -> np.ndarray:
@@ -35,7 +40,7 @@ def probabilities(
     if module.hparams.parameters:
         sampler = ParameterSampler(module.hparams.parameters)
         batches = WithParameters(batches, sampler, seed=0, fixed=fixed)
-    outs = [module(batch)["logits"].float().softmax(-1).numpy() for batch in batches]
+    outs = [batch_probabilities(module, batch) for batch in batches]
     return np.concatenate(outs) if outs else np.zeros((0, len(module.hparams.class_names)))
 
 

@@ -24,6 +24,7 @@ import torch
 from hepsnake.data.loader import Batch, H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.evaluate.metrics import auc, discriminant
+from hepsnake.evaluate.predict import batch_probabilities
 from hepsnake.export.onnx import feeds, session
 from hepsnake.io.atomic import atomic_path
 from hepsnake.training.module import TaggerModule
@@ -85,11 +86,10 @@ def runners(
     module: TaggerModule, fp32: str | Path, int8: str | Path, threads: int
 ) -> dict[str, tuple[Runner, Callable[[Batch], Any]]]:
     """Per backend: (run one prepared input → probabilities, prepare a loader batch)."""
-    tagger = module.model.eval()
+    module.eval()
 
-    @torch.inference_mode()
     def run_torch(batch: Batch) -> np.ndarray:
-        return tagger(batch)["logits"].float().softmax(-1).numpy()
+        return batch_probabilities(module, batch)
 
     out: dict[str, tuple[Runner, Callable[[Batch], Any]]] = {"pytorch": (run_torch, dict)}
     for name, path in (("onnx_fp32", fp32), ("onnx_int8", int8)):

@@ -21,7 +21,7 @@ import torch
 from hepsnake import __version__
 from hepsnake.data.loader import Batch, InputSpec
 from hepsnake.errors import HepsnakeError
-from hepsnake.evaluate.predict import load_module
+from hepsnake.evaluate.predict import batch_probabilities, load_module
 from hepsnake.export import benchmark as bench
 from hepsnake.export.onnx import export_onnx, feeds, input_names, output_names, run, session
 from hepsnake.export.quantise import MODES, weight_errors
@@ -144,11 +144,6 @@ def padding_diff(sess: Any, spec: InputSpec, batches: list[Batch], extra: int = 
     return max(largest_diff(run(sess, with_garbage(b, spec, extra)), run(sess, b)) for b in batches)
 
 
-@torch.inference_mode()
-def torch_probs(module: TaggerModule, batch: Batch) -> np.ndarray:
-    return module.model(batch)["logits"].float().softmax(-1).numpy()
-
-
 def validate_fp32(
     path: str | Path,
     module: TaggerModule,
@@ -163,8 +158,8 @@ def validate_fp32(
     :data:`PADDING_TOLERANCE`, or on any non-finite output.
     """
     sess = session(path, threads)
-    real = max(largest_diff(run(sess, b), torch_probs(module, b)) for b in batches)
-    edges = largest_diff(run(sess, edge), torch_probs(module, edge))
+    real = max(largest_diff(run(sess, b), batch_probabilities(module, b)) for b in batches)
+    edges = largest_diff(run(sess, edge), batch_probabilities(module, edge))
     n_jets = sum(len(b["label"]) for b in batches)
     worst = max(real, edges)
     if not worst <= TOLERANCE:

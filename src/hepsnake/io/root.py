@@ -1,5 +1,6 @@
 """Opening ROOT files safely and the generic ``flat`` reader (TTree or RNTuple, branch mapping)."""
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,7 @@ def flat_values(array: ak.Array) -> np.ndarray:
     return np.asarray(ak.to_numpy(ak.flatten(array, axis=None)))
 
 
-class TreeSource:
+class TreeSource(ABC):
     """What the converter reads from: ``path``, its open ``tree`` and the ``branches`` to read;
     subclasses turn a block of entries into a :class:`JetChunk`."""
 
@@ -91,8 +92,9 @@ class TreeSource:
             yield n_entries, self._to_chunk(arrays, offset)
             offset += n_entries
 
+    @abstractmethod
     def _to_chunk(self, arrays: ak.Array, offset: int) -> JetChunk:
-        raise NotImplementedError
+        """The jets of a block of entries; ``offset`` is the index of its first entry."""
 
 
 @dataclass
