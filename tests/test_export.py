@@ -9,22 +9,17 @@ import onnx
 import pytest
 import torch
 import yaml
-from conftest import convert_samples, default_config
+from conftest import prepared_toy
 
 from hepsnake import __version__
-from hepsnake.config import validate
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.predict import load_module
 from hepsnake.export import stage
 from hepsnake.export.benchmark import load_batches
 from hepsnake.export.onnx import export_onnx, feeds, input_names, metadata, run, session
 from hepsnake.export.quantise import quantise, weight_errors
-from hepsnake.prepare.norm import norm_stats
-from hepsnake.prepare.split import SPLITS, split
-from hepsnake.simulate.toy import simulate, write_root
 from hepsnake.training.module import TaggerModule
 
-GRID = {"train_masses": [5, 16, 55], "all_masses": [5, 16, 40, 55]}
 TINY = {
     "dim": 8,
     "jet_inputs": "constituents",
@@ -41,30 +36,9 @@ PARAMETERS = {"names": ["mS"], "train": {"mS": [5, 16, 55]}, "test": {"mS": [5, 
 def data(tmp_path_factory):
     """A few hundred prepared toy jets per split, the norm dict and the config."""
     root = tmp_path_factory.mktemp("export")
-    config = default_config()
-    config["prepare"] = {"fractions": {"train": 0.4, "val": 0.3, "test": 0.3}}
-    config["samples"] = []
-    for name, process, mass, n in (
-        ("qcd", "qcd", None, 500),
-        ("bib", "bib", None, 250),
-        ("sig", "sig", 16.0, 250),
-    ):
-        write_root(simulate(name, process, n, 5, mass=mass, **GRID), root / f"{name}.root")
-        config["samples"].append(
-            {
-                "name": name,
-                "files": [str(root / f"{name}.root")],
-                "reader": "toy",
-                "label": process,
-                "params": {"mS": mass} if mass else {},
-            }
-        )
-    config = validate(config)
-    convert_samples(config, root)
-    outputs = {s: str(root / f"{s}.h5") for s in SPLITS}
-    inputs = [str(root / f"{n}.h5") for n in ("qcd", "bib", "sig")]
-    split(config, inputs, outputs, str(root / "summary.json"))
-    norm_stats(config, outputs["train"], str(root / "norm.yaml"), str(root / "class.yaml"))
+    fractions = {"fractions": {"train": 0.4, "val": 0.3, "test": 0.3}}
+    jets = {"qcd": 500, "bib": 250, "sig": 250}
+    config, outputs = prepared_toy(root, jets, 5, prepare=fractions)
     norm = yaml.safe_load((root / "norm.yaml").read_text())
     return config, root, outputs, norm
 

@@ -8,10 +8,12 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from conftest import GRID, default_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from hepsnake.config import validate
 from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
 from hepsnake.prepare.guard import check_inputs
@@ -20,7 +22,6 @@ from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
 from hepsnake.simulate.toy import simulate, write_root
 
-GRID = {"train_masses": [5, 16, 55], "all_masses": [5, 16, 40, 55]}
 TOY = [
     ("qcd", "qcd", None, 6000, "train", "qcd"),
     ("bib", "bib", None, 3000, "train", "bib"),
@@ -35,10 +36,6 @@ TOY = [
 def converted(tmp_path_factory):
     """Small converted toy samples and the config that describes them."""
     root = tmp_path_factory.mktemp("prep")
-    from conftest import default_config
-
-    from hepsnake.config import validate
-
     config = default_config()
     config["samples"] = []
     for name, process, mass, n, role, label in TOY:

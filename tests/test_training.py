@@ -13,17 +13,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, convert_samples, default_config
+from conftest import REPO, prepared_toy
 
-from hepsnake.config import load_model, validate
+from hepsnake.config import load_model
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.models.tagger import Tagger
-from hepsnake.prepare.norm import norm_stats
-from hepsnake.prepare.split import SPLITS, split
-from hepsnake.simulate.toy import simulate, write_root
 
-GRID = {"train_masses": [5, 16, 55], "all_masses": [5, 16, 40, 55]}
 MODELS = sorted(p.stem for p in (REPO / "config" / "models").glob("*.yaml"))
 
 
@@ -31,33 +27,8 @@ MODELS = sorted(p.stem for p in (REPO / "config" / "models").glob("*.yaml"))
 def prepared(tmp_path_factory):
     """A small prepared dataset (train/val/test, norm and class dicts) and its config."""
     root = tmp_path_factory.mktemp("train")
-    config = default_config()
-    config["samples"] = []
-    for name, process, mass, n in (
-        ("qcd", "qcd", None, 3000),
-        ("bib", "bib", None, 1500),
-        ("sig", "sig", 16.0, 1500),
-    ):
-        write_root(simulate(name, process, n, 11, mass=mass, **GRID), root / f"{name}.root")
-        sample = {
-            "name": name,
-            "files": [str(root / f"{name}.root")],
-            "reader": "toy",
-            "label": "sig" if process == "sig" else process,
-            "params": {"mS": mass} if mass else {},
-        }
-        config["samples"].append(sample)
-    config["model_dir"] = str(REPO / "config" / "models")
-    config = validate(config)
-    convert_samples(config, root)
-    outputs = {s: str(root / f"{s}.h5") for s in SPLITS}
-    split(
-        config,
-        [str(root / f"{n}.h5") for n in ("qcd", "bib", "sig")],
-        outputs,
-        str(root / "summary.json"),
-    )
-    norm_stats(config, outputs["train"], str(root / "norm.yaml"), str(root / "class.yaml"))
+    jets = {"qcd": 3000, "bib": 1500, "sig": 1500}
+    config, outputs = prepared_toy(root, jets, 11, model_dir=str(REPO / "config" / "models"))
     return config, root, outputs
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, convert_samples, default_config
+from conftest import GRID, REPO, convert_samples, default_config
 from scipy import stats
 
 from hepsnake.config import load_model, validate
@@ -18,8 +18,6 @@ from hepsnake.simulate.toy import simulate, write_root
 from hepsnake.stats import weighted_ks
 from hepsnake.training.adversarial import AdversarialModule
 from hepsnake.training.run import build_module, train
-
-GRID = {"train_masses": [5, 16, 55], "all_masses": [5, 16, 40, 55]}
 
 
 def test_weighted_ks_matches_scipy_with_unit_weights():
