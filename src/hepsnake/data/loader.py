@@ -24,24 +24,21 @@ from hepsnake.errors import HepsnakeError
 
 @dataclass
 class InputSpec:
-    """What a model reads: variables per collection, dataset names, truncation, labels."""
+    """What a model reads: variables per collection, dataset names, truncation, parameters."""
 
     variables: dict[str, list[str]]
     input_map: dict[str, str] = field(default_factory=dict)
     num_inputs: dict[str, int] = field(default_factory=dict)
-    label_map: dict[int, int] | None = None
     parameters: list[str] = field(default_factory=list)
 
     @classmethod
     def from_config(
         cls, inputs: dict[str, Any], parameters: list[str] | None = None
     ) -> "InputSpec":
-        label_map = inputs.get("label_map")
         return cls(
             variables={k: list(v) for k, v in inputs["variables"].items()},
             input_map=dict(inputs.get("input_map", {})),
             num_inputs=dict(inputs.get("num_inputs", {})),
-            label_map={int(k): int(v) for k, v in label_map.items()} if label_map else None,
             parameters=list(parameters or []),
         )
 
@@ -161,11 +158,6 @@ class H5Batches:
         self.epoch = 0
         self.rank, self.world_size = 0, 1
         self.extra = extra_jet_fields
-        self.lookup: np.ndarray | None = None
-        if spec.label_map is not None:
-            self.lookup = np.full(max(spec.label_map) + 1, -1, dtype=np.int64)
-            for raw, cls in spec.label_map.items():
-                self.lookup[raw] = cls
         with h5py.File(path, "r") as h5:
             self.n_jets = h5["jets"].shape[0] if limit is None else min(limit, h5["jets"].shape[0])
             self._check(h5)
@@ -236,10 +228,7 @@ class H5Batches:
             width = min(max(1, min(used, limit or used)), block.shape[1])
             batch[coll] = torch.from_numpy(gather(block, variables, width))
             batch[f"{coll}_mask"] = torch.from_numpy(valid[:, :width].copy())
-        labels = jets["label"]
-        batch["label"] = torch.from_numpy(
-            labels.astype(np.int64) if self.lookup is None else self.lookup[labels]
-        )
+        batch["label"] = torch.from_numpy(jets["label"].astype(np.int64))
         batch["weight"] = torch.from_numpy(jets["train_weight"].astype(np.float32))
         if self.spec.parameters:
             batch["params"] = torch.from_numpy(
