@@ -35,7 +35,6 @@ def make_module(model: str) -> Any:
     config = yaml.safe_load((CONFIG / "config.yaml").read_text())
     config["model_dir"] = str(CONFIG / "models")
     config["model"] = load_model(config, model)
-    config["model"]["training"].setdefault("class_weights", False)
     inputs = config["inputs"]
     transforms = inputs.get("transforms", {})
     norm = {

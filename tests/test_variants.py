@@ -156,6 +156,7 @@ def test_optimiser_steps_touch_only_their_own_parameters(prepared):
     after = snapshot()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("discriminator.") for k in changed)
+    assert all(p.grad is None for p in module.model.parameters())  # main net not in the graph
     module.main_step(batch, ctrl)
     final = snapshot()
     changed = {k for k in after if not torch.equal(after[k], final[k])}
