@@ -24,13 +24,19 @@ class AdversarialModule(TaggerModule):
         super().__init__(*args, **kwargs)
         self.adv = adversarial
         n_classes = len(self.hparams.class_names)
-        self.discriminator = Dense(n_classes, list(adversarial.get("hidden", [32])), 1)
+        self.discriminator = Dense(n_classes, list(adversarial["hidden"]), 1)
         self.automatic_optimization = False
         self.control: Iterator[dict[str, torch.Tensor]] | None = None
 
-    def adversary_loss(self, control: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Weighted BCE of the discriminator on the main network's control-jet outputs."""
-        probs = self(control)["logits"].float().softmax(-1)
+    def adversary_loss(
+        self, control: dict[str, torch.Tensor], through_main: bool = True
+    ) -> torch.Tensor:
+        """Weighted BCE of the discriminator on the main network's control-jet outputs.
+
+        ``through_main=False`` keeps the main network out of the graph (discriminator step).
+        """
+        with torch.set_grad_enabled(through_main and torch.is_grad_enabled()):
+            probs = self(control)["logits"].float().softmax(-1)
         logit = self.discriminator(probs).squeeze(-1)
         bce = F.binary_cross_entropy_with_logits(
             logit, control["is_data"].float(), reduction="none"
@@ -40,13 +46,7 @@ class AdversarialModule(TaggerModule):
     def discriminator_step(self, control: dict[str, torch.Tensor]) -> torch.Tensor:
         """One discriminator update; the main network is not touched."""
         _, disc_opt = self.optimizers()
-        with torch.no_grad():
-            probs = self(control)["logits"].float().softmax(-1)
-        logit = self.discriminator(probs).squeeze(-1)
-        loss = weighted_mean(
-            F.binary_cross_entropy_with_logits(logit, control["is_data"].float(), reduction="none"),
-            control["weight"],
-        )
+        loss = self.adversary_loss(control, through_main=False)
         disc_opt.zero_grad()
         self.manual_backward(loss)
         disc_opt.step()

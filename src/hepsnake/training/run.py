@@ -23,6 +23,7 @@ from hepsnake.training.module import TaggerModule
 
 log = logging.getLogger("hepsnake")
 
+# defaults of a model YAML's adversarial block (its keys are checked by the model schema)
 ADVERSARIAL_DEFAULTS = {
     "lambda": 1.0,
     "k_steps": 1,
@@ -42,14 +43,6 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return "bf16-mixed" if on_gpu else "32-true"
 
 
-def adversarial_settings(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The adversarial block with defaults filled in; an unknown key is an error."""
-    unknown = sorted(set(cfg) - set(ADVERSARIAL_DEFAULTS))
-    if unknown:
-        raise HepsnakeError("model: adversarial", f"unknown key '{unknown[0]}'")
-    return {**ADVERSARIAL_DEFAULTS, **cfg}
-
-
 def build_module(
     config: dict[str, Any], norm: dict[str, Any], class_weights: list[float]
 ) -> TaggerModule:
@@ -65,7 +58,7 @@ def build_module(
         model.get("parameters"),
     )
     if model.get("adversarial"):
-        return AdversarialModule(*args, adversarial=adversarial_settings(model["adversarial"]))
+        return AdversarialModule(*args, adversarial=ADVERSARIAL_DEFAULTS | model["adversarial"])
     return TaggerModule(*args)
 
 
