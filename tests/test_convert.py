@@ -9,14 +9,12 @@ import h5py
 import numpy as np
 import pytest
 import uproot
-from conftest import PHYSLITE_FILES
+from conftest import GRID, PHYSLITE_FILES
 
 from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.h5 import read_json_attr
 from hepsnake.simulate.toy import simulate, write_root
-
-GRID = {"train_masses": [5, 16, 55], "all_masses": [5, 16, 40, 55]}
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +272,97 @@ def test_cli_error_line_and_exit_code(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("hepsnake convert: error: ")
     assert "bad.root: not a readable ROOT file" in lines[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("branch", "variable"), [("jet_pt", "pt"), ("jet_eta", "eta")])
+def test_non_finite_cut_variable_is_an_error_with_default_cuts(
+    branch, variable, tmp_path, config_factory
+):
+    branches = simulate("n", "qcd", 200, 1, **GRID)
+    branches[branch][[3, 150]] = [np.nan, np.inf]
+    path = tmp_path / "in" / "nan.root"
+    path.parent.mkdir()
+    write_root(branches, path)
+    config = config_factory([{"name": "n", "files": [str(path)], "reader": "toy"}])
+    assert config["convert"]["cuts"] == ["pt > 20", "abs(eta) < 2.5"]  # the shipped defaults
+    with pytest.raises(HepsnakeError) as err:
+        run(config, "n", tmp_path)
+    assert str(err.value) == f"{path}: 2 non-finite (NaN/inf) values in 'jets.{variable}'"
+    assert list(tmp_path.iterdir()) == [path.parent]
+
+
+def test_summary_failure_leaves_no_output(toy_files, tmp_path, config_factory, monkeypatch):
+    config = config_factory(
+        [{"name": "q", "files": [str(toy_files["qcd"])], "reader": "toy", "label": "qcd"}]
+    )
+
+    def fail(path, data):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("hepsnake.convert.convert.write_json", fail)
+    with pytest.raises(OSError, match="disk full"):
+        run(config, "q", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_entry_numbers_continue_across_files(toy_files, tmp_path, config_factory):
+    """Without an eventNumber branch, events of different files get different numbers."""
+    files = [toy_files["qcd"], toy_files["sig"]]
+    config = config_factory(
+        [{"name": "two", "files": [str(f) for f in files], "reader": "plain", "label": "qcd"}],
+        readers={
+            "plain": {"type": "flat", "tree": "jets", "jets": {"pt": "jet_pt", "eta": "jet_eta"}}
+        },
+        convert={"chunk_size": 700},
+    )
+    out, report = run(config, "two", tmp_path)
+    expected, first = [], 0
+    for path in files:
+        tree = uproot.open(path)["jets"]
+        pt, eta = tree["jet_pt"].array(library="np"), tree["jet_eta"].array(library="np")
+        expected.append(first + np.flatnonzero((pt > 20) & (np.abs(eta) < 2.5)))
+        first += tree.num_entries
+    with h5py.File(out) as h5:
+        numbers = h5["jets"]["eventNumber"]
+    np.testing.assert_array_equal(numbers, np.concatenate(expected))
+    assert [f["entries"] for f in report["files"]] == [2000, 2000]
+
+
+def test_flat_reader_on_rntuple(tmp_path, config_factory):
+    rng = np.random.default_rng(2)
+    counts = rng.poisson(4, 300)
+    counts[:5] = [0, 9, 1, 7, 0]
+    total = int(counts.sum())
+    path = tmp_path / "rntuple.root"
+    with uproot.recreate(path) as f:
+        f["events"] = {
+            "jet_pt": rng.uniform(10, 100, 300).astype(np.float32),
+            "jet_eta": rng.uniform(-3, 3, 300).astype(np.float32),
+            "evt": np.arange(300, dtype=np.int64) // 2,
+            "trk_pt": ak.unflatten(rng.exponential(5, total).astype(np.float32), counts),
+            "trk_d0": ak.unflatten(rng.normal(0, 1, total).astype(np.float32), counts),
+        }
+    assert type(uproot.open(path)["events"]).__name__.endswith("RNTuple")
+    config = config_factory(
+        [{"name": "rn", "files": [str(path)], "reader": "rn", "label": "sig"}],
+        readers={
+            "rn": {
+                "type": "flat",
+                "tree": "events",
+                "jets": {"pt": "jet_pt", "eta": "jet_eta", "eventNumber": "evt"},
+                "collections": {"tracks": {"pt": "trk_pt", "d0": "trk_d0"}},
+            }
+        },
+        convert={"max_constituents": {"tracks": 6}, "sort_by": {"tracks": "pt"}, "chunk_size": 64},
+    )
+    out, report = run(config, "rn", tmp_path)
+    source = uproot.open(path)["events"].arrays(library="ak")
+    passing = ((source["jet_pt"] > 20) & (abs(source["jet_eta"]) < 2.5)).to_numpy()
+    with h5py.File(out) as h5:
+        jets, tracks = h5["jets"][:], h5["tracks"][:]
+    assert len(jets) == passing.sum() == report["jets"] and 0 < len(jets) < 300
+    np.testing.assert_array_equal(jets["eventNumber"], np.flatnonzero(passing) // 2)
+    np.testing.assert_array_equal(tracks["valid"].sum(1), np.minimum(counts[passing], 6))
+    top = ak.sort(source["trk_pt"][passing], axis=1, ascending=False)[:, :6]
+    np.testing.assert_array_equal(tracks["pt"][tracks["valid"]], ak.flatten(top).to_numpy())
+    assert report["truncated_constituents"] == int(np.clip(counts[passing] - 6, 0, None).sum())

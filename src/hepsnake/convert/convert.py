@@ -36,18 +36,23 @@ class Source(Protocol):
     def chunks(self, step: int) -> Iterator[tuple[int, JetChunk]]: ...
 
 
-READERS: dict[str, type] = {"flat": FlatSource, "physlite": PhysliteSource}
+def open_source(
+    path: str, reader: dict[str, Any], tree: str | None, first_event: int = 0
+) -> Source:
+    """Open ``path`` with the reader type named in ``reader`` (``tree`` overrides its tree).
 
-
-def open_source(path: str, reader: dict[str, Any], tree: str | None) -> Source:
-    """Open ``path`` with the reader type named in ``reader`` (``tree`` overrides its tree)."""
+    ``first_event``: the event number of the first entry, for flat readers that number
+    events by entry (PHYSLITE files always carry their event numbers).
+    """
     if not is_remote(path) and not os.path.exists(path):
         raise HepsnakeError(path, "file not found")
     spec = dict(reader)
     kind = spec.pop("type")
     if tree:
         spec["tree"] = tree
-    return READERS[kind](path, spec)
+    if kind == "flat":
+        return FlatSource(path, spec, first_event)
+    return PhysliteSource(path, spec)
 
 
 def file_record(path: str) -> dict[str, Any]:
@@ -155,48 +160,69 @@ def convert(
 ) -> dict[str, Any]:
     """Convert every file of ``sample_name``; write ``output`` (HDF5) and ``summary`` (JSON).
 
-    Returns the summary: per-file entries and jets, skipped files with reasons, totals.
+    Both files are written under temporary names and renamed into place together at the end,
+    so a failure leaves neither. Returns the summary: per-file entries and jets, skipped files
+    with reasons, totals.
     """
     sample = sample_by_name(config, sample_name)
+    files = expand_urls(sample)
+    with (
+        atomic_path(output) as tmp,
+        atomic_path(summary) as tmp_summary,
+        progress_bar(show_progress) as bar,
+    ):
+        with h5py.File(tmp, "w") as h5:
+            report = {"sample": sample_name, **write_sample(h5, config, sample, files, bar)}
+        write_json(tmp_summary, report)
+    return report
+
+
+def write_sample(
+    h5: h5py.File, config: dict[str, Any], sample: dict[str, Any], files: list[str], bar: Progress
+) -> dict[str, Any]:
+    """Stream ``files`` into the open output ``h5``; return the summary without the name.
+
+    Entry indices used as event numbers (flat readers without an ``eventNumber`` mapping)
+    continue across the files, so events of different files never share a number.
+    """
     conv = config["convert"]
     reader = config["readers"][sample["reader"]]
-    files = expand_urls(sample)
-    report: dict[str, Any] = {"sample": sample_name, "files": [], "skipped": []}
-    with atomic_path(output) as tmp, h5py.File(tmp, "w") as h5, progress_bar(show_progress) as bar:
-        out = SampleWriter(h5, config, sample)
-        task = bar.add_task(f"convert {sample_name}", total=0)
-        for path in files:
-            before = out.lengths()
-            try:
-                with redacted_errors(path):
-                    record = convert_file(path, reader, sample, conv, out, bar, task)
-            except HepsnakeError as exc:
-                if not conv["skip_bad_files"]:
-                    raise
-                out.rollback(before)
-                report["skipped"].append({"path": redact_url(path), "reason": str(exc)})
-                continue
-            report["files"].append(record)
-        n_jets = h5["jets"].shape[0] if "jets" in h5 else 0
-        if n_jets == 0:
-            why = f"zero jets after cuts {conv['cuts']}" if report["files"] else "no readable file"
-            raise HepsnakeError(f"sample '{sample_name}'", why)
-        report["jets"] = n_jets
-        report["truncated_constituents"] = out.truncated
-        h5["jets"].attrs["class_names"] = config["class_names"]
-        h5["jets"].attrs["flavour_label"] = "label"
-        set_attrs(
-            h5,
-            {
-                "hepsnake_version": __version__,
-                "sample": sample_name,
-                "role": sample["role"],
-                "inputs": report["files"],
-                "skipped": report["skipped"],
-                "config": {**config, "samples": [redact_sample(s) for s in config["samples"]]},
-            },
-        )
-    write_json(summary, report)
+    report: dict[str, Any] = {"files": [], "skipped": []}
+    out = SampleWriter(h5, config, sample)
+    task = bar.add_task(f"convert {sample['name']}", total=0)
+    entries_before = 0
+    for path in files:
+        before = out.lengths()
+        try:
+            with redacted_errors(path):
+                record = convert_file(path, reader, sample, conv, out, bar, task, entries_before)
+        except HepsnakeError as exc:
+            if not conv["skip_bad_files"]:
+                raise
+            out.rollback(before)
+            report["skipped"].append({"path": redact_url(path), "reason": str(exc)})
+            continue
+        report["files"].append(record)
+        entries_before += record["entries"]
+    n_jets = h5["jets"].shape[0] if "jets" in h5 else 0
+    if n_jets == 0:
+        why = f"zero jets after cuts {conv['cuts']}" if report["files"] else "no readable file"
+        raise HepsnakeError(f"sample '{sample['name']}'", why)
+    report["jets"] = n_jets
+    report["truncated_constituents"] = out.truncated
+    h5["jets"].attrs["class_names"] = config["class_names"]
+    h5["jets"].attrs["flavour_label"] = "label"
+    set_attrs(
+        h5,
+        {
+            "hepsnake_version": __version__,
+            "sample": sample["name"],
+            "role": sample["role"],
+            "inputs": report["files"],
+            "skipped": report["skipped"],
+            "config": {**config, "samples": [redact_sample(s) for s in config["samples"]]},
+        },
+    )
     return report
 
 
@@ -267,15 +293,20 @@ def convert_file(
     out: SampleWriter,
     bar: Progress,
     task: Any,
+    first_event: int = 0,
 ) -> dict[str, Any]:
-    """Stream one input file into ``out``; return its record (checksum, entries, jets kept)."""
-    source = open_source(path, reader, sample.get("tree"))
+    """Stream one input file into ``out``; return its record (checksum, entries, jets kept).
+
+    ``first_event`` is the event number of the file's first entry where entry indices serve
+    as event numbers.
+    """
+    source = open_source(path, reader, sample.get("tree"), first_event)
     bar.update(task, total=bar.tasks[task].total + source.num_entries)
     jets_read = jets_kept = 0
     for n_entries, chunk in prefetched(source.chunks(conv["chunk_size"])):
         jets_read += len(chunk)
+        check_finite(chunk, path)  # before the cuts, which would silently drop a NaN jet
         chunk = chunk.select(apply_cuts(chunk.jets, conv["cuts"], path))
-        check_finite(chunk, path)
         if len(chunk):
             out.write(chunk)
         jets_kept += len(chunk)

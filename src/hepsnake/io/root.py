@@ -103,11 +103,13 @@ class FlatSource(TreeSource):
 
     ``entry: jet`` means one tree entry per jet (jagged constituent branches); ``entry: event``
     means jet branches are jagged per event (constituents ``var * var``) and per-event scalars
-    are broadcast to every jet of the event.
+    are broadcast to every jet of the event. Without an ``eventNumber`` mapping the event
+    number is ``first_event`` plus the entry index.
     """
 
     path: str
     spec: dict[str, Any]
+    first_event: int = 0
 
     def __post_init__(self) -> None:
         self.tree = open_tree(self.path, self.spec["tree"])
@@ -122,13 +124,12 @@ class FlatSource(TreeSource):
         self.per_event = self.spec.get("entry", "jet") == "event"
 
     def _to_chunk(self, arrays: ak.Array, offset: int) -> JetChunk:
-        n_entries = len(arrays)
+        first = self.first_event + offset
+        event_index = np.arange(first, first + len(arrays))
+        jets_per_event = None
         if self.per_event:
             jets_per_event = self._jets_per_event(arrays)
-            event_index = np.repeat(np.arange(offset, offset + n_entries), jets_per_event)
-        else:
-            jets_per_event = None
-            event_index = np.arange(offset, offset + n_entries)
+            event_index = np.repeat(event_index, jets_per_event)
         jets: dict[str, np.ndarray] = {}
         for var, branch in self.jet_map.items():
             values = arrays[branch]
