@@ -19,6 +19,7 @@ from hepsnake.config import load_model
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.models.tagger import Tagger
+from hepsnake.training.run import build_module, resolve_precision
 
 MODELS = sorted(p.stem for p in (REPO / "config" / "models").glob("*.yaml"))
 
@@ -225,3 +226,43 @@ def test_ddp_two_cpu_processes(prepared, tmp_path):
     summary = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert [e["epoch"] for e in summary["epochs"]] == [0, 1]
     assert (tmp_path / "ddp" / "best.ckpt").is_file()
+
+
+def module_of(config, root, model_cfg):
+    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model_cfg}
+    return build_module(part, norm_dict(root), [1.0, 1.0, 1.0])
+
+
+def test_plateau_settings_come_from_config(prepared):
+    config, root, _ = prepared
+    model = small_model(config, 1)
+    model["training"].update(schedule="plateau", plateau={"factor": 0.3, "patience": 4})
+    scheduler = module_of(config, root, model).configure_optimizers()["lr_scheduler"]
+    assert scheduler["monitor"] == "val_loss"
+    assert (scheduler["scheduler"].factor, scheduler["scheduler"].patience) == (0.3, 4)
+    defaults = small_model(config, 1)["training"]["plateau"]  # filled by the schema
+    assert defaults == {"factor": 0.5, "patience": 2}
+
+
+def test_resolve_precision(monkeypatch):
+    assert resolve_precision("auto", "gpu") == "bf16-mixed"
+    assert resolve_precision("auto", "cpu") == "32-true"
+    assert resolve_precision("16-mixed", "gpu") == "16-mixed"  # explicit settings pass through
+    for cuda, expected in ((False, "32-true"), (True, "bf16-mixed")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        assert resolve_precision("auto", "auto") == expected
+
+
+def test_per_jet_weights_enter_the_loss(prepared):
+    config, root, outputs = prepared
+    module = module_of(config, root, small_model(config, 1)).eval()
+    batch = next(iter(H5Batches(outputs["val"], module.spec, 200)))
+    half = {k: v[100:] for k, v in batch.items()}
+    half["weight"] = torch.ones(100)
+    weighted = dict(batch, weight=torch.cat([torch.zeros(100), torch.ones(100)]))
+    with torch.no_grad():
+        plain = module.losses(dict(batch, weight=torch.ones(200)))["loss"]
+        zeroed = module.losses(weighted)["loss"]
+        ref = module.losses(half)["loss"]
+    torch.testing.assert_close(zeroed, ref)  # weight 0 removes a jet from the loss
+    assert not torch.isclose(zeroed, plain)

@@ -96,7 +96,10 @@ class TaggerModule(L.LightningModule):
         if schedule == "none":
             return optimiser
         if schedule == "plateau":
-            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=2)
+            settings = cfg["plateau"]
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimiser, factor=settings["factor"], patience=settings["patience"]
+            )
             return {
                 "optimizer": optimiser,
                 "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"},
