@@ -83,7 +83,7 @@ def throughput(
     torch.manual_seed(0)
     module = make_module(model).to(device)
     if compile_:
-        module.model = torch.compile(module.model)
+        module.model.compile()
     optimiser = torch.optim.AdamW(module.parameters(), lr=1e-3)
     batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
     autocast: Callable[[], Any] = (

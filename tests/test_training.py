@@ -18,8 +18,9 @@ from conftest import REPO, prepared_toy
 from hepsnake.config import load_model
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
+from hepsnake.evaluate.predict import load_module
 from hepsnake.models.tagger import Tagger
-from hepsnake.training.run import build_module, resolve_precision
+from hepsnake.training.run import build_module, resolve_precision, train
 
 MODELS = sorted(p.stem for p in (REPO / "config" / "models").glob("*.yaml"))
 
@@ -266,3 +267,26 @@ def test_per_jet_weights_enter_the_loss(prepared):
         ref = module.losses(half)["loss"]
     torch.testing.assert_close(zeroed, ref)  # weight 0 removes a jet from the loss
     assert not torch.isclose(zeroed, plain)
+
+
+def train_here(config, root, outputs, outdir, model_cfg):
+    """``train`` in this process (no CLI start-up): the summary it returns."""
+    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model_cfg}
+    paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
+    return train(part, *paths, str(outdir))
+
+
+def test_compiled_training_checkpoint_reloads(prepared, tmp_path):
+    config, root, outputs = prepared
+    model = small_model(config, 1)
+    # the eager backend goes through dynamo like inductor, without its C++ build (~30 s here)
+    model["training"].update(compile=True, compile_backend="eager", print_metrics=False)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    train_here(config, root, outputs, tmp_path / "m", model)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # it did compile
+    keys = torch.load(tmp_path / "m" / "best.ckpt", weights_only=False)["state_dict"]
+    assert not any("_orig_mod" in k for k in keys)
+    module = load_module(tmp_path / "m" / "best.ckpt")  # strict: every key must match
+    batch = next(iter(H5Batches(outputs["val"], module.spec, 64)))
+    assert torch.isfinite(module(batch)["logits"]).all()

@@ -155,7 +155,8 @@ def train(
         deterministic=accelerator == "cpu",
     )
     if cfg["compile"]:
-        module.model = torch.compile(module.model)
+        # in place: the state_dict keys (and so the checkpoints) stay those of the plain model
+        module.model.compile(backend=cfg["compile_backend"])
     resume = work / "resume.ckpt"
     if resume.exists():
         log.info("resuming from %s", resume)
