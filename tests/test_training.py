@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO, prepared_toy
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hepsnake.config import load_model
 from hepsnake.data.loader import H5Batches, InputSpec
@@ -290,3 +291,15 @@ def test_compiled_training_checkpoint_reloads(prepared, tmp_path):
     module = load_module(tmp_path / "m" / "best.ckpt")  # strict: every key must match
     batch = next(iter(H5Batches(outputs["val"], module.spec, 64)))
     assert torch.isfinite(module(batch)["logits"]).all()
+
+
+def test_tensorboard_logger_writes_events(prepared, tmp_path):
+    config, root, outputs = prepared
+    model = small_model(config, 1)
+    model["training"].update(tensorboard=True, print_metrics=False)
+    train_here(config, root, outputs, tmp_path / "m", model)
+    events = list((tmp_path / "m" / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    reader = EventAccumulator(str(events[0]))
+    reader.Reload()
+    assert {"val_loss", "train_loss"} <= set(reader.Tags()["scalars"])
