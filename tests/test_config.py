@@ -26,6 +26,22 @@ def test_shipped_config_validates_with_defaults(monkeypatch):
         (lambda c: c["convert"].update(compression="zstd"), "config: convert/compression"),
         (lambda c: c["convert"].update(cuts=["pt >> 3"]), "config: convert/cuts/0"),
         (lambda c: c["readers"]["toy"].update(jetz={}), "'jetz' was unexpected"),
+        (
+            lambda c: c["prepare"].update(fractions={"train": 0.8, "val": 0.1, "test": 0.2}),
+            "config: prepare/fractions: sum to 1.1, not 1",
+        ),
+        (
+            lambda c: c["prepare"].update(fractions={"train": 0.9, "test": 0.1}),
+            "config: prepare/fractions: needs exactly train, val and test",
+        ),
+        (
+            lambda c: c["prepare"]["weights"].update(mode="pt_to_signal", target="top"),
+            "config: prepare/weights/target: 'top' is not one of class_names",
+        ),
+        (
+            lambda c: c["prepare"].update(resample="up"),  # balance_classes stays true
+            "config: prepare/resample: 'up' resampling replaces the weights",
+        ),
     ],
 )
 def test_bad_keys_are_named(mutate, needle, monkeypatch):

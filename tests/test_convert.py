@@ -238,7 +238,7 @@ def test_cli_error_line_and_exit_code(tmp_path):
     bad = tmp_path / "bad.root"
     bad.write_text("nope")
     config = {
-        "class_names": ["a", "b"],
+        "class_names": ["bkg", "sig"],
         "samples": [{"name": "s", "files": [str(bad)], "reader": "r"}],
         "readers": {"r": {"type": "flat", "tree": "t", "jets": {"pt": "pt"}}},
         "inputs": {"variables": {"jets": ["pt"]}},

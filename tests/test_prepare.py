@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import h5py
@@ -13,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from hepsnake.config import validate
+from hepsnake.config import stage_config, validate
 from hepsnake.convert.convert import convert
+from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.errors import HepsnakeError
 from hepsnake.prepare.guard import check_inputs
 from hepsnake.prepare.hashing import assign_splits, event_uniform
@@ -123,6 +126,7 @@ def test_split_integrity(converted, tmp_path):
     assert np.array_equal(source[1][match[0]], tracks[row])
     assert len(read(str(tmp_path / "debug_train.h5"))) == min(5000, len(tables["train"]))
     assert {r["split"] for r in report["rows"]} == set(SPLITS)
+    assert (tmp_path / "rw.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_adding_a_sample_moves_no_other_jet(converted, tmp_path):
@@ -208,14 +212,6 @@ def test_control_mc_normalised_to_data(converted, tmp_path):
         assert data_sum == jets["is_data"].sum()
         np.testing.assert_allclose(mc_sum, data_sum, rtol=1e-5)
     assert {r["class"] for r in report["rows"]} == {"data", "mc"}
-
-
-def test_resampling_down(converted, tmp_path):
-    config, paths = converted
-    config = {**config, "prepare": {**config["prepare"], "resample": "down"}}
-    outputs, _ = run_split(config, paths, ["qcd", "bib", "sig"], tmp_path, debug=False)
-    counts = np.bincount(read(outputs["train"])["label"])
-    assert len(set(counts.tolist())) == 1
 
 
 def test_norm_matches_numpy(converted, tmp_path):
@@ -323,3 +319,211 @@ def test_label_map_on_physlite(data_dir, tmp_path, config_factory):
     unmapped = {**config, "prepare": {**config["prepare"], "label_map": None}}
     with pytest.raises(HepsnakeError, match=r"no class label and prepare.label_map is unset"):
         run_split(unmapped, {"p": str(tmp_path / "p.h5")}, ["p"], tmp_path / "x", debug=False)
+
+
+def with_prepare(config, **weights):
+    """``config`` with ``prepare.weights`` keys replaced (and ``resample`` if given)."""
+    resample = weights.pop("resample", "none")
+    prepare = {**config["prepare"], "weights": {**config["prepare"]["weights"], **weights}}
+    return {**config, "prepare": {**prepare, "resample": resample}}
+
+
+UNWEIGHTED = {"mode": "none", "balance_classes": False, "use_physics_weights": False}
+
+
+@pytest.mark.parametrize("mode", ["down", "up"])
+def test_resampling_instead_of_weights(mode, converted, tmp_path):
+    config, paths = converted
+    plain = with_prepare(config, **UNWEIGHTED)
+    (tmp_path / "plain").mkdir()
+    before, _ = run_split(plain, paths, ["qcd", "bib", "sig"], tmp_path / "plain", debug=False)
+    resampled = with_prepare(config, **UNWEIGHTED, resample=mode)
+    after, _ = run_split(resampled, paths, ["qcd", "bib", "sig"], tmp_path, debug=False)
+    original, train = read(before["train"]), read(after["train"])
+    counts = np.bincount(original["label"])
+    assert np.all(np.bincount(train["label"]) == (counts.min() if mode == "down" else counts.max()))
+    assert np.all(train["train_weight"] == 1)
+    names = ["bib", "qcd", "sig"]
+    ids = [
+        (names[s], int(e), float(p))
+        for s, e, p in zip(train["sample"], train["eventNumber"], train["pt"], strict=True)
+    ]
+    unique = set(ids)
+    assert unique <= jet_ids(original, names)
+    if mode == "down":
+        assert len(unique) == len(ids)  # no jet twice
+    else:
+        assert len(unique) == len(original)  # every jet at least once
+    for s in ("val", "test"):  # only the training split is resampled
+        assert read(after[s]).tobytes() == read(before[s]).tobytes()
+    with pytest.raises(HepsnakeError, match=r"config: prepare/resample: .* weights.mode: none"):
+        run_split(with_prepare(config, resample=mode), paths, ["qcd"], tmp_path / "x")
+
+
+def test_weights_mode_none(converted, tmp_path):
+    config, paths = converted
+    for physics in (False, True):
+        out = tmp_path / str(physics)
+        out.mkdir()
+        unweighted = with_prepare(config, **{**UNWEIGHTED, "use_physics_weights": physics})
+        outputs, _ = run_split(unweighted, paths, ["qcd", "bib", "sig"], out, debug=False)
+        for s in SPLITS:
+            jets = read(outputs[s])
+            expected = jets["weight"] if physics else np.ones(len(jets), np.float32)
+            np.testing.assert_array_equal(jets["train_weight"], expected)
+            assert not np.all(jets["weight"] == 1)  # physics weights differ from 1
+
+
+def test_class_dict_on_unbalanced_classes(converted, tmp_path):
+    config, paths = converted
+    outputs, _ = run_split(
+        with_prepare(config, **UNWEIGHTED), paths, ["qcd", "bib", "sig"], tmp_path, debug=False
+    )
+    norm_stats(config, outputs["train"], str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml"))
+    counts = np.bincount(read(outputs["train"])["label"], minlength=3).astype(float)
+    assert counts[0] > 1.5 * counts[1]  # qcd has twice the jets of sig and bib
+    got = yaml.safe_load((tmp_path / "c.yaml").read_text())["jets"]["label"]
+    np.testing.assert_allclose(got, counts.sum() / (3 * counts), rtol=1e-6)
+
+
+def test_reweighting_2d_matches_signal(converted, tmp_path):
+    config, paths = converted
+    weighted = with_prepare(config, mode="pt_to_signal", variables=["pt", "eta"], bins=8)
+    outputs, _ = run_split(weighted, paths, ["qcd", "bib", "sig"], tmp_path, debug=False)
+    jets = read(outputs["train"])
+    sig = jets["label"] == 1
+    pt_edges = np.quantile(jets["pt"][sig], np.linspace(0, 1, 5))
+    eta_edges = np.quantile(jets["eta"][sig], np.linspace(0, 1, 4))
+    for edges in (pt_edges, eta_edges):
+        edges[0], edges[-1] = -np.inf, np.inf
+
+    def hist(sel, w):
+        h, *_ = np.histogram2d(jets["pt"][sel], jets["eta"][sel], (pt_edges, eta_edges), weights=w)
+        h2, *_ = np.histogram2d(
+            jets["pt"][sel], jets["eta"][sel], (pt_edges, eta_edges), weights=w**2
+        )
+        return h.ravel() / w.sum(), h2.ravel() / w.sum() ** 2
+
+    def weights(cls):
+        return jets["label"] == cls, jets["train_weight"][jets["label"] == cls].astype(float)
+
+    target, target_var = hist(*weights(1))
+    for cls in (0, 2):
+        sel, w = weights(cls)
+        got, var = hist(sel, w)
+        chi2 = np.sum((got - target) ** 2 / (var + target_var))
+        assert stats.chi2.sf(chi2, len(got) - 1) > 1e-3, (cls, chi2)
+        raw, raw_var = hist(sel, np.ones(sel.sum()))
+        assert np.sum((raw - target) ** 2 / (raw_var + target_var)) > 3 * chi2
+
+
+def test_input_map_and_num_inputs_in_norm_and_loader(converted, tmp_path):
+    config, paths = converted
+    outputs, _ = run_split(config, paths, ["qcd", "sig"], tmp_path, debug=False)
+    renamed = tmp_path / "renamed.h5"
+    shutil.copy(outputs["train"], renamed)
+    with h5py.File(renamed, "a") as h5:
+        h5.move("tracks", "trk")
+        del h5["clusters"]
+    inputs = {
+        **config["inputs"],
+        "variables": {"jets": ["eta"], "tracks": ["pt", "d0"]},
+        "input_map": {"tracks": "trk"},
+        "num_inputs": {"tracks": 3},
+        "transforms": {},
+    }
+    args = (str(renamed), str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml"))
+    norm = norm_stats({**config, "inputs": inputs}, *args, chunk=500)
+    tracks = read(renamed, "trk")
+    first = tracks[:, :3][tracks["valid"][:, :3]]
+    assert len(first) < tracks["valid"].sum()  # the truncation drops constituents
+    for var in ("pt", "d0"):
+        values = first[var].astype(np.float64)
+        np.testing.assert_allclose(norm["tracks"][var]["mean"], values.mean(), rtol=1e-6)
+        np.testing.assert_allclose(norm["tracks"][var]["std"], values.std(), rtol=1e-6)
+    assert set(norm) == {"jets", "tracks"}
+    batch = next(iter(H5Batches(str(renamed), InputSpec.from_config(inputs), batch_size=64)))
+    width = batch["tracks"].shape[1]
+    assert width == 3 == batch["tracks_mask"].shape[1]
+    np.testing.assert_array_equal(batch["tracks_mask"].numpy(), tracks["valid"][:64, :3])
+    np.testing.assert_array_equal(batch["tracks"][..., 1].numpy(), tracks["d0"][:64, :3])
+    with pytest.raises(HepsnakeError, match=r"renamed.h5: no dataset 'tracks' for inputs"):
+        norm_stats({**config, "inputs": {**inputs, "input_map": {}}}, *args)
+
+
+def test_missing_fields_are_filled_by_type(converted, tmp_path):
+    config, paths = converted
+    extended = tmp_path / "qcd.h5"
+    shutil.copy(paths["qcd"], extended)
+    with h5py.File(extended, "a") as h5:
+        jets = h5["jets"][:]
+        extra = np.dtype([*jets.dtype.descr, ("flag", bool), ("n", np.int32), ("x", np.float32)])
+        table = np.zeros(len(jets), extra)
+        for name in jets.dtype.names:
+            table[name] = jets[name]
+        table["flag"], table["n"], table["x"] = True, 7, 1.5
+        attrs = dict(h5["jets"].attrs)
+        del h5["jets"]
+        h5.create_dataset("jets", data=table)
+        h5["jets"].attrs.update(attrs)
+    inputs = {"qcd": str(extended), "sig": paths["sig"]}
+    (tmp_path / "out").mkdir()
+    outputs, _ = run_split(config, inputs, ["qcd", "sig"], tmp_path / "out", debug=False)
+    merged = read(outputs["train"])
+    qcd = merged["sample"] == 0
+    assert qcd.any() and (~qcd).any()
+    assert np.all(merged["flag"][qcd]) and not np.any(merged["flag"][~qcd])
+    assert np.all(merged["n"][qcd] == 7) and np.all(merged["n"][~qcd] == -1)
+    assert np.all(merged["x"][qcd] == 1.5) and np.all(np.isnan(merged["x"][~qcd]))
+
+
+def open_files() -> int:
+    return h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE)
+
+
+def test_failing_input_closes_every_file(converted, tmp_path):
+    config, paths = converted
+    before = open_files()
+    empty = tmp_path / "empty.h5"
+    with h5py.File(empty, "w") as h5:
+        h5.create_dataset("jets", data=read(paths["qcd"])[:0])
+        h5.attrs["sample"] = "bib"
+    inputs = {**paths, "bib": str(empty)}
+    with pytest.raises(HepsnakeError, match=r"empty sample") as err:
+        run_split(config, inputs, ["qcd", "sig", "bib"], tmp_path, debug=False)
+    assert open_files() == before, err  # while the traceback (and its frames) is alive
+    with pytest.raises(HepsnakeError, match=r"not in the config") as err:
+        run_split({**config, "samples": []}, paths, ["qcd"], tmp_path, debug=False)
+    assert open_files() == before, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.h5"]
+
+
+def run_cli(config: str, paths: dict, out: Path) -> subprocess.CompletedProcess:
+    hepsnake = shutil.which("hepsnake")
+    assert hepsnake, "the hepsnake console script is installed"
+    cmd = [hepsnake, "split", "--config", config, "--inputs", paths["qcd"], paths["sig"]]
+    cmd += ["--outputs", *(str(out / f"{s}.h5") for s in SPLITS)]
+    cmd += ["--summary", str(out / "summary.json"), "--plot", str(out / "rw.png")]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def test_split_errors_through_the_cli(converted, tmp_path):
+    config, paths = converted
+    bad_var = with_prepare(config, mode="pt_to_signal", variables=["pt", "ptx"])
+    bad_target = with_prepare(config, mode="pt_to_signal", target="top")
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(bad_target))
+    cases = [
+        (stage_config(bad_var, "split"), f"{paths['qcd']}: prepare.weights.variables: 'ptx'"),
+        (stage_config(bad_target, "split"), "config: prepare/weights/target: 'top' is not one"),
+        (str(config_file), "config: prepare/weights/target: 'top' is not one"),
+    ]
+    for i, (cfg, needle) in enumerate(cases):
+        out = tmp_path / str(i)
+        out.mkdir()
+        proc = run_cli(cfg, paths, out)
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("hepsnake split: error: "), lines
+        assert needle in lines[0]
+        assert list(out.iterdir()) == []

@@ -78,7 +78,35 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise HepsnakeError("config: samples", f"duplicate sample name '{dupes[0]}'")
     for sample in config["samples"]:
         check_sample(config, sample)
+    check_prepare(config)
     return config
+
+
+def check_prepare(config: dict[str, Any]) -> None:
+    """Cross-field checks of ``prepare`` (needs ``class_names``); also run by the split job.
+
+    The fractions cover train, val and test and sum to 1; the reweighting target is a class;
+    resampling replaces kinematic reweighting and class balancing, so it excludes them.
+    """
+    prep = config["prepare"]
+    fractions = prep["fractions"]
+    if set(fractions) != {"train", "val", "test"}:
+        raise HepsnakeError("config: prepare/fractions", "needs exactly train, val and test")
+    total = sum(fractions.values())
+    if abs(total - 1.0) > 1e-9:
+        raise HepsnakeError("config: prepare/fractions", f"sum to {total:g}, not 1")
+    weights = prep["weights"]
+    if weights["mode"] != "none" and weights["target"] not in config["class_names"]:
+        raise HepsnakeError(
+            "config: prepare/weights/target",
+            f"'{weights['target']}' is not one of class_names {config['class_names']}",
+        )
+    if prep["resample"] != "none" and (weights["mode"] != "none" or weights["balance_classes"]):
+        raise HepsnakeError(
+            "config: prepare/resample",
+            f"'{prep['resample']}' resampling replaces the weights: set weights.mode: none"
+            " and weights.balance_classes: false",
+        )
 
 
 def load(source: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 
 from hepsnake import __version__
+from hepsnake.config import check_prepare
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, write_json
 from hepsnake.io.h5 import TableWriter, set_attrs
@@ -17,33 +18,43 @@ from hepsnake.prepare.weights import base_weights, control_weights, fit_reweight
 SPLITS = ("train", "val", "test")
 
 
-def check_fractions(fractions: dict[str, float]) -> None:
-    """The split fractions must cover train, val, test and sum to 1."""
-    if set(fractions) != set(SPLITS):
-        raise HepsnakeError("config: prepare/fractions", "needs exactly train, val and test")
-    total = sum(fractions.values())
-    if abs(total - 1.0) > 1e-9:
-        raise HepsnakeError("config: prepare/fractions", f"sum to {total:g}, not 1")
-
-
 class Input:
     """One converted sample: its jets table, labels and per-split row selections."""
 
     def __init__(self, path: str, config: dict[str, Any], control: bool) -> None:
+        """Open ``path`` and read its jets; the file stays open until :meth:`close` (closed
+        again at once if reading fails)."""
         self.path = path
         try:
             self.h5 = h5py.File(path, "r")
         except OSError as exc:
             raise HepsnakeError(path, f"not a readable HDF5 file ({exc})") from exc
+        try:
+            self.read(config, control)
+        except BaseException:
+            self.h5.close()
+            raise
+
+    def __enter__(self) -> "Input":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.h5.close()
+
+    def read(self, config: dict[str, Any], control: bool) -> None:
+        """Jets, labels and the per-split rows of the open file."""
         if "jets" not in self.h5:
-            raise HepsnakeError(path, "no 'jets' dataset")
-        self.name = str(self.h5.attrs.get("sample", Path(path).stem))
+            raise HepsnakeError(self.path, "no 'jets' dataset")
+        self.name = str(self.h5.attrs.get("sample", Path(self.path).stem))
         sample = next((s for s in config["samples"] if s["name"] == self.name), None)
         if sample is None:
-            raise HepsnakeError(path, f"sample '{self.name}' is not in the config")
+            raise HepsnakeError(self.path, f"sample '{self.name}' is not in the config")
         self.jets = self.h5["jets"][:]
         if len(self.jets) == 0:
-            raise HepsnakeError(path, "empty sample: no jets")
+            raise HepsnakeError(self.path, "empty sample: no jets")
         self.keep = np.ones(len(self.jets), dtype=bool)
         self.is_data = control and sample.get("label") == "data"
         if not control:
@@ -56,6 +67,12 @@ class Input:
             which = assign_splits(u, [prep["fractions"][s] for s in SPLITS])
         self.rows = {s: np.flatnonzero((which == i) & self.keep) for i, s in enumerate(SPLITS)}
         self.collections = sorted(k for k in self.h5 if k != "jets")
+
+    def require_fields(self, names: list[str], key: str) -> None:
+        """Raise naming the file and config ``key`` if a jet field of ``names`` is missing."""
+        missing = [n for n in names if n not in self.jets.dtype.names]
+        if missing:
+            raise HepsnakeError(self.path, f"{key}: '{missing[0]}' is not a jet field")
 
     def relabel(self, label_map: dict[str, Any] | None) -> None:
         """Apply ``prepare.label_map`` to jets without a sample label; drop unmapped values."""
@@ -90,8 +107,13 @@ def union_dtype(inputs: list[Input], control: bool) -> np.dtype:
     return np.dtype(list(fields.items()))
 
 
+def missing_value(dtype: np.dtype) -> Any:
+    """The fill value of a jet field an input lacks: NaN, False, -1 (signed) or 0."""
+    return {"f": np.nan, "b": False, "i": -1}.get(dtype.kind, 0)
+
+
 def merged_jets(inputs: list[Input], split: str, dtype: np.dtype, names: list[str]) -> np.ndarray:
-    """The jets of ``split`` from every input in one table; fields an input lacks are NaN/-1."""
+    """The jets of ``split`` from every input in one table (see :func:`missing_value`)."""
     parts = []
     for inp in inputs:
         rows = inp.rows[split]
@@ -99,10 +121,8 @@ def merged_jets(inputs: list[Input], split: str, dtype: np.dtype, names: list[st
         for field in dtype.names:
             if field in inp.jets.dtype.names:
                 part[field] = inp.jets[field][rows]
-            elif dtype[field].kind == "f":
-                part[field] = np.nan
             else:
-                part[field] = -1
+                part[field] = missing_value(dtype[field])
         part["sample"] = names.index(inp.name)
         if "is_data" in dtype.names:
             part["is_data"] = inp.is_data
@@ -123,14 +143,18 @@ def split(
 
     Jets are assigned by a stable hash of (sample, eventNumber), merged across samples and
     shuffled with the configured seed; ``train_weight`` follows ``prepare.weights`` (control
-    samples: MC normalised to data). Returns the summary written to ``summary_path``.
+    samples: MC normalised to data). ``prepare.resample`` resamples the training split by
+    class instead; its jets then keep their base weights (physics weights or 1). A failure
+    leaves no output. Returns the summary written to ``summary_path``.
     """
     prep = config["prepare"]
-    check_fractions(prep["fractions"])
+    check_prepare(config)
     with ExitStack() as stack:
-        ins = [Input(p, config, control) for p in inputs]
-        for inp in ins:
-            stack.callback(inp.h5.close)
+        ins = [stack.enter_context(Input(p, config, control)) for p in inputs]
+        weights = prep["weights"]
+        if not control and (weights["mode"] != "none" or plot):
+            for inp in ins:
+                inp.require_fields(weights["variables"], "prepare.weights.variables")
         collections = ins[0].collections
         for inp in ins[1:]:
             if inp.collections != collections:
@@ -166,7 +190,7 @@ def split(
             from hepsnake.prepare.plots import plot_reweighting
 
             plot_reweighting(jets["train"], prep["weights"], config["class_names"], plot)
-    write_json(summary_path, report)
+        write_json(stack.enter_context(atomic_path(summary_path)), report)
     return report
 
 

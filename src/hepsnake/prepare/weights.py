@@ -97,13 +97,14 @@ def control_weights(jets: np.ndarray, is_data: np.ndarray) -> np.ndarray:
 
 
 def resample(labels: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
-    """Indices that down- or up-sample every class to the smallest or largest class count."""
-    classes = np.unique(labels)
-    groups = [np.flatnonzero(labels == c) for c in classes]
-    counts = [len(g) for g in groups]
-    target = min(counts) if mode == "down" else max(counts)
+    """Sorted indices that bring every class to the smallest (``down``: a random subset
+    without repeats) or largest (``up``: every jet once, plus random repeats) class count."""
+    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    target = (min if mode == "down" else max)(len(g) for g in groups)
     picked = [
-        rng.choice(g, size=target, replace=len(g) < target) if len(g) != target else g
+        rng.choice(g, size=target, replace=False)
+        if mode == "down"
+        else np.concatenate([g, rng.choice(g, size=target - len(g), replace=True)])
         for g in groups
     ]
     return np.sort(np.concatenate(picked))
