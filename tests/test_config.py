@@ -90,3 +90,15 @@ def test_stage_slices_hold_only_what_the_stage_reads(monkeypatch):
     assert load(stage_config(config, "convert", sample="qcd")) == part
     sim = json.loads(stage_config(config, "simulate", toy="bib"))
     assert list(sim["simulate"]["samples"]) == ["bib"]
+
+
+def test_schemas_are_package_data():
+    """A non-editable install ships the schemas config.load reads (symlinks in the tree)."""
+    import tomllib
+
+    from hepsnake.config import MODEL_SCHEMA, SCHEMA
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    declared = pyproject["tool"]["setuptools"]["package-data"]["hepsnake"]
+    assert {SCHEMA.name, MODEL_SCHEMA.name} <= set(declared)
+    assert SCHEMA.parent.name == MODEL_SCHEMA.parent.name == "hepsnake"
