@@ -2,20 +2,19 @@
 
 import math
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from conftest import DATA
 
 import hepsnake.io.physlite as physlite
 import hepsnake.io.root as root
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.physlite import DEFAULTS, PhysliteSource
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RNTUPLE = "uproot-physlite-rntuple_v1-0-0-0.root"
 TTREE = "uproot-issue-951.root"
 OLD_TTREE = "uproot-issue-798.root"

@@ -4,14 +4,13 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from conftest import GRID
 from scipy import stats
 from scipy.special import expit
 from sklearn.metrics import roc_auc_score
 
 from hepsnake.simulate.densities import class_model
 from hepsnake.simulate.toy import draw, simulate, simulate_sample
-
-GRID = {"train_masses": [5, 16, 55], "all_masses": [5, 16, 40, 55]}
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """The in-memory form readers hand to the converter: flat jet columns plus jagged collections."""
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +34,13 @@ class JetChunk:
             {k: v[mask] for k, v in self.jets.items()},
             {k: c.select(mask) for k, c in self.collections.items()},
         )
+
+
+def exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
+    """Start offsets of consecutive blocks of ``counts`` items."""
+    starts = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts
 
 
 def descending_key(values: np.ndarray) -> np.ndarray | None:
@@ -100,8 +106,7 @@ def pad(
         jet_of = np.repeat(np.arange(n_jets, dtype=np.int64), counts)
         select = segment_order(jet_of, jagged.fields[sort_by])
     if truncate:
-        starts = np.zeros(n_jets, dtype=np.int64)
-        np.cumsum(counts[:-1], out=starts[1:])
+        starts = exclusive_cumsum(counts)
         keep = np.arange(total, dtype=np.int64) - np.repeat(starts, counts) < max_n
         select = np.flatnonzero(keep) if select is None else select[keep]
     n_kept = total if select is None else len(select)
@@ -116,9 +121,3 @@ def pad(
     whole = np.dtype((np.void, dtype.itemsize))  # move records as opaque bytes
     out.view(whole)[mask] = records.view(whole)
     return out
-
-
-def iter_slices(n: int, step: int) -> Iterator[slice]:
-    """Consecutive slices of at most ``step`` items covering ``range(n)``."""
-    for start in range(0, n, step):
-        yield slice(start, min(start + step, n))

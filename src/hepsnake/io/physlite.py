@@ -12,7 +12,7 @@ import awkward as ak
 import numpy as np
 
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.chunks import Jagged, JetChunk
+from hepsnake.io.chunks import Jagged, JetChunk, exclusive_cumsum
 from hepsnake.io.root import (
     TreeSource,
     first_line,
@@ -78,13 +78,6 @@ def open_physlite(path: str, tree: str | None) -> Any:
 def wrap_phi(dphi: np.ndarray) -> np.ndarray:
     """Angles wrapped into [-pi, pi)."""
     return (dphi + np.pi) % (2 * np.pi) - np.pi
-
-
-def exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
-    """Start offsets of consecutive blocks of ``counts`` items."""
-    starts = np.zeros(len(counts), dtype=np.int64)
-    np.cumsum(counts[:-1], out=starts[1:])
-    return starts
 
 
 @dataclass
