@@ -13,14 +13,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, prepared_toy
+from conftest import GRID, REPO, prepared_toy
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from hepsnake.config import load_model
+from hepsnake.config import load_model, load_samples
+from hepsnake.convert.convert import convert
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.evaluate.predict import load_module
 from hepsnake.models.tagger import Tagger
+from hepsnake.prepare.split import SPLITS, split
+from hepsnake.simulate.toy import simulate, write_root
 from hepsnake.training.run import build_module, resolve_precision, train
 
 MODELS = sorted(p.stem for p in (REPO / "config" / "models").glob("*.yaml"))
@@ -28,11 +31,20 @@ MODELS = sorted(p.stem for p in (REPO / "config" / "models").glob("*.yaml"))
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """A small prepared dataset (train/val/test, norm and class dicts) and its config."""
+    """A small prepared dataset (train/val/test, control_train/val, norm and class dicts)."""
     root = tmp_path_factory.mktemp("train")
     jets = {"qcd": 3000, "bib": 1500, "sig": 1500}
     config, outputs = prepared_toy(root, jets, 11, model_dir=str(REPO / "config" / "models"))
-    return config, root, outputs
+    for name in ("data", "mc"):
+        branches = simulate(name, "qcd", 800, 12, mismodel=name == "data", **GRID)
+        write_root(branches, root / f"{name}.root")
+        sample = {"name": name, "files": [str(root / f"{name}.root")], "reader": "toy"}
+        config["samples"] += load_samples([sample | {"label": name, "role": "control"}])
+        convert(config, name, root / f"{name}.h5", root / f"{name}.json", show_progress=False)
+    control = {s: str(root / f"control_{s}.h5") for s in SPLITS}
+    inputs = [str(root / "data.h5"), str(root / "mc.h5")]
+    split(config, inputs, control, str(root / "control.json"), control=True)
+    return config, root, outputs | {f"control_{s}": path for s, path in control.items()}
 
 
 def norm_dict(root):
@@ -150,6 +162,9 @@ def run_train(config, root, outputs, outdir, model_cfg, wait=True):
         "--threads",
         "1",
     ]
+    if model_cfg.get("adversarial"):
+        cmd += ["--control-train", outputs["control_train"]]
+        cmd += ["--control-val", outputs["control_val"]]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if wait:
         out, _ = proc.communicate(timeout=600)
@@ -157,8 +172,8 @@ def run_train(config, root, outputs, outdir, model_cfg, wait=True):
     return proc
 
 
-def small_model(config, epochs):
-    model = copy.deepcopy(load_model(config, "baseline"))
+def small_model(config, epochs, name="baseline"):
+    model = copy.deepcopy(load_model(config, name))
     model["model"].update(dim=16, init_nets={"default": {"hidden": [16]}}, head={"hidden": [16]})
     model["training"].update(
         max_epochs=epochs, batch_size=500, print_metrics=True, early_stopping=None
@@ -185,9 +200,10 @@ def test_tiny_training_run(prepared, tmp_path):
     assert "val_loss" in (out / "metrics.csv").read_text().splitlines()[0]
 
 
-def test_kill_and_resume_equals_uninterrupted(prepared, tmp_path):
+@pytest.mark.parametrize("name", ["baseline", "adversarial"])
+def test_kill_and_resume_equals_uninterrupted(name, prepared, tmp_path):
     config, root, outputs = prepared
-    model = small_model(config, 6)
+    model = small_model(config, 6, name)
     run_train(config, root, outputs, tmp_path / "straight", model)
     killed = tmp_path / "killed"
     proc = run_train(config, root, outputs, killed, model, wait=False)

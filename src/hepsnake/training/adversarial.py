@@ -5,7 +5,6 @@ learns data vs MC; the main step minimises ``L_main − λ·L_adv`` with the dis
 """
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,6 @@ class AdversarialModule(TaggerModule):
         n_classes = len(self.hparams.class_names)
         self.discriminator = Dense(n_classes, list(adversarial["hidden"]), 1)
         self.automatic_optimization = False
-        self.control: Iterator[dict[str, torch.Tensor]] | None = None
 
     def adversary_loss(
         self, control: dict[str, torch.Tensor], through_main: bool = True

@@ -1,5 +1,6 @@
 """Lightning glue around :class:`hepsnake.data.loader.H5Batches` (whole batches, no workers)."""
 
+import itertools
 from collections.abc import Iterator
 
 import lightning as L
@@ -7,6 +8,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from hepsnake.data.loader import Batch, H5Batches
 from hepsnake.data.parameters import WithParameters
+from hepsnake.errors import HepsnakeError
 
 Batches = H5Batches | WithParameters
 
@@ -42,24 +44,34 @@ class H5DataModule(L.LightningDataModule):
         self.train, self.val = train, val
         self.control = control or {}
         self.cycle: Iterator[Batch] | None = None
+        self.cycle_epoch = -1
 
     def setup(self, stage: str) -> None:
         for batches in (self.train, self.val, *self.control.values()):
             set_rank(batches, self.trainer.global_rank, self.trainer.world_size)
 
     def control_batch(self) -> Batch:
-        """The next control-region training batch, cycling over epochs of the control file."""
-        if self.cycle is None:
-            self.cycle = self.cycle_control()
+        """The next control-region training batch of the current epoch."""
+        epoch = self.trainer.current_epoch
+        if self.cycle is None or self.cycle_epoch != epoch:
+            self.cycle, self.cycle_epoch = self.control_cycle(epoch), epoch
         batch = next(self.cycle)
         return {k: v.to(self.trainer.lightning_module.device) for k, v in batch.items()}
 
-    def cycle_control(self) -> Iterator[Batch]:
-        epoch = 0
-        while True:
-            self.control["train"].set_epoch(epoch)
-            yield from self.control["train"]
-            epoch += 1
+    def control_cycle(self, epoch: int) -> Iterator[Batch]:
+        """Control batches for main epoch ``epoch``: control passes ``epoch·p``, ``epoch·p + 1``,
+        … (``p`` passes cover one main epoch), each shuffled by (seed, pass).
+
+        A function of (seed, epoch) only, so a run resumed at an epoch boundary draws the
+        batches the uninterrupted run drew.
+        """
+        control = self.control["train"]
+        if not len(control):
+            raise HepsnakeError("control train split", "no control batches")
+        passes = -(-len(self.train) // len(control))
+        for n in itertools.count(epoch * passes):
+            control.set_epoch(n)
+            yield from control
 
     def train_dataloader(self) -> DataLoader:
         self.train.set_epoch(self.trainer.current_epoch)
