@@ -18,14 +18,10 @@ Run by hand, e.g. ``python benchmarks/convert.py --jets 500000``. Not a test.
 """
 
 import argparse
-import contextlib
-import gc
 import json
 import os
-import resource
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -34,11 +30,10 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import uproot
-import yaml
+from _common import peak_rss_mib, shipped_config, timed, warm_page_cache, work_directory
 
 from hepsnake.config import validate
 
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 READER = "toy"  # the reader of config/config.yaml whose branch mapping the synthetic tree follows
 MULTIPLICITY = {"tracks": 10, "clusters": 8}  # mean constituents per jet
 ROOT_COMPRESSION = {"zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1), "none": None}
@@ -98,7 +93,7 @@ def write_tree(
 
 def bench_config(path: Path, compression: str, chunk_size: int) -> dict[str, Any]:
     """config/config.yaml with one sample, ``path`` read by the ``toy`` reader; validated."""
-    config = yaml.safe_load(CONFIG.read_text())
+    config = shipped_config()
     config["samples"] = [{"name": "bench", "files": [str(path)], "reader": READER, "label": "qcd"}]
     config["convert"].update(compression=compression, chunk_size=chunk_size)
     return validate(config)
@@ -138,36 +133,6 @@ def run_convert(config: dict[str, Any], workdir: Path) -> dict[str, Any]:
     return convert(
         config, "bench", workdir / "bench.h5", workdir / "bench.json", show_progress=False
     )
-
-
-def timed(fn: Any, *args: Any) -> tuple[float, float]:
-    """(wall, CPU) seconds of one call; CPU time counts every thread of this process."""
-    gc.collect()
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn(*args)
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
-def warm_page_cache(path: Path) -> None:
-    """Read the whole file once so that every timing starts from the page cache."""
-    with path.open("rb") as fh:
-        while fh.read(1 << 24):
-            pass
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set size in MiB.
-
-    ``VmHWM`` belongs to the current address space, so unlike ``ru_maxrss`` it does not
-    inherit the parent's high-water mark across ``vfork``/``exec`` (which ``subprocess`` uses).
-    """
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    scale = 1024**2 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 def child_memory(args: argparse.Namespace) -> None:
@@ -226,10 +191,7 @@ def main() -> None:
         child_memory(args)
         return
 
-    scratch = tempfile.TemporaryDirectory(prefix="hepsnake-bench-") if not args.workdir else None
-    with scratch or contextlib.nullcontext():
-        workdir = Path(args.workdir or scratch.name)
-        workdir.mkdir(parents=True, exist_ok=True)
+    with work_directory(args.workdir) as workdir:
         bench(args, workdir)
 
 
@@ -245,7 +207,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> None:
     tree = reader["tree"]
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    warm_page_cache(path)
+    warm_page_cache([path])
     raw_read(path, tree, branches, args.chunk_size)  # warm-up (imports, page cache)
     remove_outputs(workdir)
     report = run_convert(config, workdir)  # warm-up

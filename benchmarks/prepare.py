@@ -20,28 +20,23 @@ turn. The machine should be otherwise idle (the load average is printed). Run by
 """
 
 import argparse
-import contextlib
-import gc
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
-import yaml
+from _common import peak_rss_mib, race, shipped_config, warm_page_cache, work_directory
 
 from hepsnake.config import validate
 from hepsnake.io.h5 import TableWriter
 from hepsnake.prepare.norm import CHUNK
 
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 SLOTS = {"tracks": 40, "clusters": 30}
 MULTIPLICITY = {"tracks": 10, "clusters": 8}  # mean valid constituents per jet
 FIELDS = {
@@ -111,7 +106,7 @@ def sample_files(workdir: Path, n: int, compression: str) -> list[str]:
 
 def bench_config(inputs: list[str] | None = None, compression: str = "lzf") -> dict[str, Any]:
     """config/config.yaml with one sample per split input (``files`` point at the HDF5)."""
-    config = yaml.safe_load(CONFIG.read_text())
+    config = shipped_config()
     config["samples"] = [
         {"name": name, "files": [path], "reader": "toy", "label": name}
         for name, path in zip(SAMPLES, inputs or [f"{s}.h5" for s in SAMPLES], strict=True)
@@ -148,44 +143,6 @@ def run_split(config: dict[str, Any], inputs: list[str], workdir: Path) -> None:
     for path in outputs.values():
         Path(path).unlink(missing_ok=True)  # as Snakemake does before rerunning a job
     split(config, inputs, outputs, str(workdir / "summary.json"))
-
-
-def race(repeat: int, *fns: Callable[[], Any]) -> list[tuple[float, float]]:
-    """Per function of ``fns``: the fastest of ``repeat`` timings, as (wall, CPU) seconds.
-
-    The functions run in turn, which keeps the comparison fair when the machine's load varies;
-    CPU time counts every thread of this process.
-    """
-    best = [(float("inf"), float("inf"))] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            gc.collect()
-            wall, cpu = time.perf_counter(), time.process_time()
-            fn()
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            best[i] = min(best[i], (wall, cpu))
-    return best
-
-
-def warm_page_cache(paths: list[str]) -> None:
-    """Read the files once so that every timing starts from the page cache."""
-    for path in paths:
-        with open(path, "rb") as fh:
-            while fh.read(1 << 24):
-                pass
-
-
-def peak_rss_mib() -> float:
-    """This process's peak RSS in MiB, from ``VmHWM``.
-
-    ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` in the parent is not used: Linux folds the
-    parent's high-water mark into the child's at fork/exec, and it is a maximum over all
-    children so far, so it would hide a smaller or equal peak.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def child(args: argparse.Namespace) -> None:
@@ -302,10 +259,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    scratch = tempfile.TemporaryDirectory(prefix="hepsnake-bench-") if not args.workdir else None
-    with scratch or contextlib.nullcontext():
-        workdir = Path(args.workdir or scratch.name)
-        workdir.mkdir(parents=True, exist_ok=True)
+    with work_directory(args.workdir) as workdir:
         bench(args, workdir)
 
 
