@@ -26,7 +26,7 @@ from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.evaluate.metrics import auc, discriminant
 from hepsnake.evaluate.predict import batch_probabilities
 from hepsnake.export.onnx import feeds, session
-from hepsnake.io.atomic import atomic_path
+from hepsnake.io.figure import save_figure
 from hepsnake.training.module import TaggerModule
 
 BACKENDS = ("pytorch", "onnx_fp32", "onnx_int8")
@@ -254,6 +254,4 @@ def plot(result: Mapping[str, Any], output: str | Path, title: str = "") -> None
     clock = setup.get("clock", "wall time")
     fig.suptitle(f"{title} CPU, {setup['threads']} thread(s), {clock}".strip())
     fig.tight_layout()
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, output)

@@ -1,6 +1,7 @@
 """Write-then-rename helpers: an output exists only once it is complete."""
 
 import json
+import math
 import os
 import uuid
 from collections.abc import Iterator
@@ -24,10 +25,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def finite_or_none(data: Any) -> Any:
+    """``data`` with every non-finite float (inf, NaN) replaced by None, through dicts and lists."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite_or_none(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite_or_none(v) for v in data]
+    return data
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented standard JSON, atomically: inf and NaN become null."""
+    text = json.dumps(finite_or_none(data), indent=2, sort_keys=True, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(text + "\n")
 
 
 def write_yaml(path: str | os.PathLike, data: Any) -> None:

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hepsnake.io.atomic import atomic_path
+from hepsnake.io.figure import save_figure
 
 
 def plot_reweighting(
@@ -40,6 +40,4 @@ def plot_reweighting(
             ax.set_title(title)
             ax.legend()
     fig.tight_layout()
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, format=Path(output).suffix.lstrip(".") or "png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, output)
