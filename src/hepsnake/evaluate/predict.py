@@ -1,5 +1,6 @@
 """The ``predict`` stage: class probabilities of the test jets in a puma-readable ``jets`` table."""
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -7,7 +8,7 @@ import h5py
 import numpy as np
 import torch
 
-from hepsnake.data.loader import H5Batches
+from hepsnake.data.loader import Batch, H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.h5 import set_attrs
@@ -29,37 +30,72 @@ def batch_probabilities(module: TaggerModule, batch: dict[str, torch.Tensor]) ->
     return module(batch)["logits"].float().softmax(-1).numpy()
 
 
+class WithoutParameterFields(H5Batches):
+    """Batches of a file whose jets have none of the parameter fields (the control region):
+    every jet's parameters are NaN, i.e. background, for :class:`WithParameters` to fill."""
+
+    def __init__(self, path: str, spec: InputSpec, batch_size: int) -> None:
+        super().__init__(path, dataclasses.replace(spec, parameters=[]), batch_size)
+        self.n_params = len(spec.parameters)
+
+    def to_tensors(self, blocks: dict[str, np.ndarray], jets: np.ndarray) -> Batch:
+        batch = super().to_tensors(blocks, jets)
+        batch["params"] = torch.full((len(jets), self.n_params), torch.nan)
+        return batch
+
+
 def probabilities(
     module: TaggerModule, path: str, fixed: dict[str, float] | None = None, batch_size: int = 5000
 ) -> np.ndarray:
     """Softmax outputs (N, classes) for every jet of ``path``, in file order.
 
-    Parameterised models are evaluated with every jet's parameters set to ``fixed``.
+    Parameterised models are evaluated with every jet's parameters set to ``fixed``; with
+    ``fixed`` None, each jet at its own: signal jets at their true values, background jets
+    (and every jet of a file without the parameter fields) at values drawn from
+    ``parameters.train`` with the ``prob`` weights, from a fixed seed.
     """
-    batches: H5Batches | WithParameters = H5Batches(path, module.spec, batch_size)
+    spec = module.spec
+    batches: H5Batches | WithParameters
     if module.hparams.parameters:
+        with h5py.File(path, "r") as h5:
+            fields = h5["jets"].dtype.names
+        reader = H5Batches if any(n in fields for n in spec.parameters) else WithoutParameterFields
         sampler = ParameterSampler(module.hparams.parameters)
-        batches = WithParameters(batches, sampler, seed=0, fixed=fixed)
+        batches = WithParameters(reader(path, spec, batch_size), sampler, seed=0, fixed=fixed)
+    else:
+        batches = H5Batches(path, spec, batch_size)
     outs = [batch_probabilities(module, batch) for batch in batches]
     return np.concatenate(outs) if outs else np.zeros((0, len(module.hparams.class_names)))
 
 
+def parameter_points(parameters: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Column tag → parameter values: each ``test`` value of each parameter (``train`` values
+    where it has no ``test`` list), the other parameters at their first value. A scan along
+    each parameter, not a grid."""
+    names = parameters["names"]
+    values = {
+        n: [float(v) for v in parameters["test"].get(n, parameters["train"][n])] for n in names
+    }
+    first = {n: v[0] for n, v in values.items()}
+    return {f"_{n}{v:g}": first | {n: v} for n in names for v in values[n]}
+
+
 def score_columns(module: TaggerModule, path: str, model: str) -> dict[str, np.ndarray]:
-    """``{model}_p{class}`` (and, for parameterised models, ``{model}_{par}{value}_p{class}``
-    at every test value; the plain columns then hold the first test value)."""
+    """``{model}_p{class}``, each jet at its own parameters (see :func:`probabilities`), and for
+    parameterised models ``{model}_{par}{value}_p{class}`` at every :func:`parameter_points`."""
     class_names = list(module.hparams.class_names)
     parameters = module.hparams.parameters
-    points: list[tuple[str, dict[str, float] | None]] = [("", None)]
+    points: dict[str, dict[str, float] | None] = {"": None}
     if parameters:
-        name = parameters["names"][0]
-        values = parameters["test"][name]
-        points = [(f"_{name}{v:g}", {name: v}) for v in values]
-        points.insert(0, ("", points[0][1]))
+        points |= parameter_points(parameters)
+    done: dict[tuple[tuple[str, float], ...] | None, np.ndarray] = {}
     columns = {}
-    for tag, fixed in points:
-        probs = probabilities(module, path, fixed)
+    for tag, fixed in points.items():
+        key = None if fixed is None else tuple(sorted(fixed.items()))
+        if key not in done:
+            done[key] = probabilities(module, path, fixed)
         for i, c in enumerate(class_names):
-            columns[f"{model}{tag}_p{c}"] = probs[:, i].astype(np.float32)
+            columns[f"{model}{tag}_p{c}"] = done[key][:, i].astype(np.float32)
     return columns
 
 
@@ -79,11 +115,10 @@ def predict(
 ) -> dict[str, Any]:
     """Write ``output`` with dataset ``jets`` (test split) and ``control_jets`` when given.
 
-    Parameterised models skip the control region: its jets carry no parameter values.
+    Control jets carry no parameter values: parameterised models see them as background.
     """
     module = load_module(checkpoint)
-    with_control = control and not module.hparams.parameters
-    tables = {"jets": test} | ({"control_jets": control} if with_control else {})
+    tables = {"jets": test} | ({"control_jets": control} if control else {})
     counts = {}
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as out:
         for name, path in tables.items():
