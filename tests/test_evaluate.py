@@ -1,43 +1,62 @@
-"""Metrics against sklearn on known inputs, and the report's numbers against the metrics JSON."""
+"""Metrics against sklearn on known inputs, predictions of parameterised models, the evaluate
+stage's outputs, and the report's numbers against the metrics JSON."""
 
+import json
 import re
 
+import h5py
 import numpy as np
 import pytest
+import yaml
+from conftest import REPO, prepared_toy
 from sklearn.metrics import roc_auc_score, roc_curve
+from test_export import TINY, checkpoint
 
-from hepsnake.evaluate.metrics import auc, discriminant, model_metrics, rejection_at
-from hepsnake.evaluate.predict import with_columns
+from hepsnake.config import config_hash, stage_config, validate
+from hepsnake.errors import HepsnakeError
+from hepsnake.evaluate.metrics import (
+    auc,
+    background_fractions,
+    discriminant,
+    model_metrics,
+    rejection_at,
+)
+from hepsnake.evaluate.predict import load_module, predict, probabilities, with_columns
+from hepsnake.evaluate.stage import evaluate
+from hepsnake.io.atomic import finite_or_none, write_json
+from hepsnake.report.markdown import fmt, report
+
+CLASSES = ["qcd", "sig", "bib"]
+EVALUATE = {"signal": "sig", "working_points": [0.5, 0.7], "fractions": None, "pt_bins": None}
 
 
-def known_jets(n=4000, seed=0):
+def known_jets(n=4000, seed=0, own_mass=None):
+    """Random jets of known class probabilities: ``m_p{class}``, the toy truth fields, weights,
+    pt, and signal masses 5 and 40. With ``own_mass``, also ``m_mS{own_mass}_p{class}``
+    columns that separate everything perfectly (a parameterised model at that mass)."""
     rng = np.random.default_rng(seed)
     label = rng.integers(0, 3, n)
     logits = rng.normal(0, 1, (n, 3)) + 1.5 * np.eye(3)[label]
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    jets = np.zeros(
-        n,
-        dtype=[
-            ("label", "i4"),
-            ("mS", "f4"),
-            ("truth_logp_qcd", "f4"),
-            ("truth_logp_sig", "f4"),
-            ("truth_logp_bib", "f4"),
-        ],
-    )
+    fields = ["truth_logp_qcd", "truth_logp_sig", "truth_logp_bib", "weight", "pt", "mS"]
+    jets = np.zeros(n, dtype=[("label", "i4")] + [(f, "f4") for f in fields])
     jets["label"] = label
     jets["mS"] = np.where(label == 1, rng.choice([5.0, 40.0], n), np.nan)
-    for i, c in enumerate(("qcd", "sig", "bib")):
+    jets["weight"] = rng.uniform(0.5, 1.5, n)
+    jets["pt"] = rng.uniform(20, 200, n)
+    for i, c in enumerate(CLASSES):
         jets[f"truth_logp_{c}"] = 2.0 * logits[:, i]
-    columns = {
-        f"m_p{c}": probs[:, i].astype(np.float32) for i, c in enumerate(("qcd", "sig", "bib"))
-    }
+    columns = {f"m_p{c}": probs[:, i].astype(np.float32) for i, c in enumerate(CLASSES)}
+    if own_mass is not None:
+        perfect = np.where(np.eye(3)[label] > 0, 0.98, 0.01)
+        for i, c in enumerate(CLASSES):
+            columns[f"m_mS{own_mass:g}_p{c}"] = perfect[:, i].astype(np.float32)
     return with_columns(jets, columns), probs
 
 
 def test_auc_and_rejection_match_sklearn():
     jets, probs = known_jets()
-    metrics = model_metrics(jets, "m", ["qcd", "sig", "bib"], "sig", [0.5, 0.7], [5.0])
+    metrics = model_metrics(jets, "m", CLASSES, "sig", [0.5, 0.7], [5.0])
     sig5 = (jets["label"] == 1) & (jets["mS"] == 5.0)
     for b, name in ((0, "qcd"), (2, "bib")):
         is_b = jets["label"] == b
@@ -54,6 +73,40 @@ def test_auc_and_rejection_match_sklearn():
     assert metrics["masses"]["40"]["unseen"] and not metrics["masses"]["5"]["unseen"]
 
 
+def test_inclusive_roc_mixes_the_backgrounds_by_the_fractions():
+    """Signal (training masses) vs qcd and bib weighted 0.7 : 0.3, on the fractions'
+    discriminant: AUC as sklearn's weighted one, rejection as counted by hand."""
+    jets, probs = known_jets(20000)
+    fractions = {"qcd": 0.7, "bib": 0.3}
+    metrics = model_metrics(jets, "m", CLASSES, "sig", [0.5], [5.0], fractions)
+    sig = (jets["label"] == 1) & (jets["mS"] == 5.0)
+    qcd, bib = jets["label"] == 0, jets["label"] == 2
+    score = np.log(probs[:, 1]) - np.log(0.7 * probs[:, 0] + 0.3 * probs[:, 2])
+    bkg = qcd | bib
+    w = np.where(qcd, 0.7 / qcd.sum(), 0.3 / bib.sum())[bkg]
+    truth = np.r_[np.ones(sig.sum()), np.zeros(bkg.sum())]
+    expected = roc_auc_score(
+        truth, np.r_[score[sig], score[bkg]], sample_weight=np.r_[np.ones(sig.sum()), w]
+    )
+    inclusive = metrics["inclusive"]
+    assert inclusive["auc"] == pytest.approx(expected, abs=1e-6)
+    cut = np.median(score[sig])
+    eps_b = 0.7 * np.mean(score[qcd] > cut) + 0.3 * np.mean(score[bib] > cut)
+    assert inclusive["rejection"]["0.5"]["rejection"] == pytest.approx(1 / eps_b, rel=0.02)
+    assert "bayes_auc" in inclusive and "inclusive" in metrics["masses"]["40"]
+    assert metrics["fractions"] == pytest.approx(fractions)
+
+
+def test_background_fractions_are_checked():
+    labels = np.array([0, 1, 2])
+    assert background_fractions(labels, CLASSES, "sig", None) == {"qcd": 0.5, "bib": 0.5}
+    assert background_fractions(labels, CLASSES, "sig", {"qcd": 3, "bib": 1})["qcd"] == 0.75
+    with pytest.raises(HepsnakeError, match="no fraction for class 'bib'"):
+        background_fractions(labels, CLASSES, "sig", {"qcd": 1})
+    with pytest.raises(HepsnakeError, match="'sig' is not a background class"):
+        background_fractions(labels, CLASSES, "sig", {"qcd": 1, "bib": 1, "sig": 1})
+
+
 def test_perfect_and_random_scores():
     assert auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
     rng = np.random.default_rng(1)
@@ -65,15 +118,251 @@ def test_perfect_and_random_scores():
     assert discriminant(probs, "sig", {"a": 0.5, "b": 0.5})[0] == pytest.approx(np.log(2))
 
 
+def test_write_json_writes_null_for_non_finite(tmp_path):
+    path = tmp_path / "m.json"
+    write_json(path, {"a": float("inf"), "b": [float("nan"), 1.5], "c": (np.float64("-inf"),)})
+
+    def reject(name):
+        raise ValueError(name)
+
+    assert json.loads(path.read_text(), parse_constant=reject) == {
+        "a": None,
+        "b": [None, 1.5],
+        "c": [None],
+    }
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """Prepared toy splits whose jets also carry a second parameter ``ctau`` (signal: 1), and
+    a parameter-less copy of the test split standing in for the control region."""
+    root = tmp_path_factory.mktemp("predict")
+    jets = {"qcd": 300, "bib": 150, "sig": 300}
+    config, outputs = prepared_toy(
+        root, jets, 3, prepare={"fractions": {"train": 0.4, "val": 0.3, "test": 0.3}}
+    )
+    norm = yaml.safe_load((root / "norm.yaml").read_text())
+    test, control = root / "test_ctau.h5", root / "control.h5"
+    with (
+        h5py.File(outputs["test"], "r") as src,
+        h5py.File(test, "w") as a,
+        h5py.File(control, "w") as b,
+    ):
+        for name in src:
+            if name != "jets":
+                src.copy(name, a)
+                src.copy(name, b)
+        table = src["jets"][:]
+        ctau = np.where(table["label"] == 1, 1.0, np.nan).astype(np.float32)
+        a["jets"] = with_columns(table, {"ctau": ctau})
+        names = [n for n in table.dtype.names if n != "mS"]
+        b["jets"] = np.array(table[names].tolist(), dtype=[(n, table.dtype[n]) for n in names])
+    return (config, root, outputs, norm), str(test), str(control)
+
+
+def test_two_parameters_each_jet_at_its_own_and_control(toy, tmp_path):
+    """Every value of both parameters gets columns; the plain columns hold signal jets at their
+    true values; the parameter-less control region is evaluated as background."""
+    data, test, control = toy
+    parameters = {
+        "names": ["mS", "ctau"],
+        "train": {"mS": [5, 16, 55], "ctau": [1, 10]},
+        "test": {"mS": [5, 40], "ctau": [1, 10]},
+    }
+    ckpt = checkpoint(data, "two", TINY, parameters)
+    out = tmp_path / "pred.h5"
+    counts = predict("m", ckpt, test, str(out), control)
+    with h5py.File(out, "r") as h5:
+        jets, ctrl = h5["jets"][:], h5["control_jets"][:]
+    assert counts == {"jets": len(jets), "control_jets": len(ctrl)}
+    for tag in ("", "_mS5", "_mS40", "_ctau1", "_ctau10"):
+        assert {f"m{tag}_p{c}" for c in CLASSES} <= set(jets.dtype.names), tag
+    np.testing.assert_array_equal(jets["m_mS5_psig"], jets["m_ctau1_psig"])  # same point
+    assert not np.allclose(jets["m_mS5_psig"], jets["m_mS40_psig"])
+    sig = jets["label"] == 1
+    at_truth = probabilities(load_module(ckpt), test, {"mS": 16.0, "ctau": 1.0})[:, 1]
+    np.testing.assert_allclose(jets["m_psig"][sig], at_truth[sig], rtol=1e-5)
+    assert not np.allclose(jets["m_psig"][sig], jets["m_mS5_psig"][sig])
+    assert np.isfinite(ctrl["m_psig"]).all() and "m_mS40_psig" in ctrl.dtype.names
+
+
+def write_predictions(path, jets, control=None):
+    with h5py.File(path, "w") as h5:
+        h5["jets"] = jets
+        h5["jets"].attrs["class_names"] = CLASSES
+        if control is not None:
+            h5["control_jets"] = control
+
+
+def control_jets(n=2000, seed=3):
+    rng = np.random.default_rng(seed)
+    dtype = [("is_data", "?"), ("train_weight", "f4")] + [(f"m_p{c}", "f4") for c in CLASSES]
+    table = np.zeros(n, dtype=dtype)
+    table["is_data"] = rng.random(n) < 0.5
+    table["train_weight"] = 1.0
+    for c in CLASSES:
+        table[f"m_p{c}"] = rng.random(n)
+    return table
+
+
+def history(path):
+    """A training metrics.json of two epochs, one value NaN (written as null)."""
+    epochs = [
+        {"epoch": 0, "train_loss": 1.0, "val_loss": float("nan"), "val_acc": 0.5},
+        {"epoch": 1, "train_loss": 0.5, "val_loss": 0.6, "val_acc": 0.6},
+    ]
+    write_json(
+        path, {"epochs": epochs, "best_epoch": 1, "monitor": "val_loss", "train_seconds": 1.0}
+    )
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """The evaluate stage on known jets of a 'parameterised' model (perfect at mS = 5)."""
+    root = tmp_path_factory.mktemp("evaluate")
+    jets, _ = known_jets(6000, own_mass=5.0)
+    write_predictions(root / "pred.h5", jets, control_jets())
+    history(root / "training.json")
+    config = {
+        "class_names": CLASSES,
+        "evaluate": EVALUATE | {"pt_bins": [20, 100, 200], "fractions": {"qcd": 2, "bib": 1}},
+        "simulate": {"masses": {"train": [5.0]}},
+    }
+    metrics = evaluate(
+        config,
+        "m",
+        str(root / "pred.h5"),
+        str(root / "training.json"),
+        str(root / "m.json"),
+        str(root / "plots"),
+    )
+    return root, jets, metrics
+
+
+def test_evaluate_writes_every_plot_and_metric(evaluated):
+    root, _, metrics = evaluated
+    for name in (
+        "roc",
+        "roc_mass",
+        "outputs",
+        "outputs_pt",
+        "sb_scan",
+        "control",
+        "mass_efficiency",
+        "training",
+    ):
+        assert (root / "plots" / f"{name}.png").stat().st_size > 0, name
+    assert json.loads((root / "m.json").read_text()) == finite_or_none(metrics)
+    assert metrics["fractions"] == pytest.approx({"qcd": 2 / 3, "bib": 1 / 3})
+    assert len(metrics["pt_bins"]["inclusive_auc"]) == 2
+    assert set(metrics["control_ks"]) == set(CLASSES)
+
+
+def test_mass_efficiency_uses_each_mass_own_columns(evaluated):
+    """mS = 5 has perfect own columns (efficiency 1); mS = 40 uses the plain columns: the
+    share of its signal above the inclusive working-point cut."""
+    _, jets, metrics = evaluated
+    eff = metrics["mass_efficiency"]
+    assert eff["working_point"] == 0.7 and eff["efficiency"]["5"] == pytest.approx(1.0)
+    score = np.log(jets["m_psig"] + 1e-12) - np.log(
+        2 / 3 * jets["m_pqcd"] + 1 / 3 * jets["m_pbib"] + 1e-12
+    )
+    sig = jets["label"] == 1
+    cut = np.quantile(score[sig & (jets["mS"] == 5)], 0.3)
+    expected = np.mean(score[sig & (jets["mS"] == 40)] > cut)
+    assert eff["efficiency"]["40"] == pytest.approx(expected, abs=0.02)
+    assert metrics["masses"]["5"]["inclusive"]["auc"] == pytest.approx(1.0)
+
+
+def section(text: str, heading: str) -> list[str]:
+    """The lines under ``heading`` up to the next ``## `` heading."""
+    lines = text.splitlines()
+    start = lines.index(heading)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return lines[start + 1 : end]
+
+
+def table_rows(lines: list[str]) -> list[list[str]]:
+    """The cells of every Markdown table row in ``lines``."""
+    return [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in lines
+        if line.startswith("| ")
+    ]
+
+
 def report_numbers_match(report_text: str, metrics: dict) -> list[str]:
-    """Assert the comparison-table AUCs in report.md equal the metrics JSON (4 decimals);
-    return the image links of the report."""
+    """Assert the numbers of report.md equal the metrics JSON (as the report formats them):
+    the comparison table's AUCs and K-S, each model's rejections and K-S values; return the
+    image links of the report."""
+    comparison = table_rows(section(report_text, "## Model comparison"))
     for model, met in metrics.items():
-        row = next(line for line in report_text.splitlines() if line.startswith(f"| {model} |"))
-        cells = [c.strip() for c in row.strip("|").split("|")]
+        row = next(r for r in comparison if r[0] == model)
         numbers = []
-        for entry in met["backgrounds"].values():
-            numbers.append(f"{entry['auc']:.4f}")
-            numbers.append(f"{entry['bayes_auc']:.4f}" if "bayes_auc" in entry else "-")
-        assert cells[2 : 2 + len(numbers)] == numbers, (cells, numbers)
+        for entry in [met["inclusive"], *met["backgrounds"].values()]:
+            numbers += [fmt(entry["auc"]), fmt(entry.get("bayes_auc", "-"))]
+        numbers.append(fmt(met.get("control_ks", {}).get("sig", {}).get("ks", "-")))
+        assert row[2:] == numbers, (row, numbers)
+        rows = table_rows(section(report_text, f"## Model `{model}`"))
+        entries = {"all backgrounds": met["inclusive"], **met["backgrounds"]}
+        for name, entry in entries.items():
+            for wp, rej in entry["rejection"].items():
+                expected = [name, wp, fmt(rej["rejection"]), fmt(rej["uncertainty"])]
+                assert expected in rows, (expected, rows)
+        for c, ks in met.get("control_ks", {}).items():
+            assert [c, fmt(ks["ks"]), fmt(ks["p_value"])] in rows, (c, rows)
     return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report_text)
+
+
+def test_report_numbers_hash_and_null_rejections(evaluated, tmp_path, monkeypatch):
+    """The report repeats the metrics (a perfectly separated background's rejection is null
+    in the JSON and '-' in the report), every image exists, and the config hash is the
+    whole config's: it changes with a training override the report slice does not hold."""
+    _, jets, _ = evaluated
+    separated = jets.copy()
+    bib = separated["label"] == 2
+    separated["m_psig"] = np.where(bib, 1e-6, np.maximum(separated["m_psig"], 0.05))
+    separated["m_pbib"] = np.where(bib, 0.9, separated["m_pbib"])
+    results = tmp_path / "results"
+    (results / "plots" / "m").mkdir(parents=True)
+    write_predictions(results / "pred.h5", separated, control_jets())
+    history(tmp_path / "training.json")
+    config = {
+        "class_names": CLASSES,
+        "evaluate": EVALUATE,
+        "simulate": {"masses": {"train": [5.0]}},
+    }
+    evaluate(
+        config,
+        "m",
+        str(results / "pred.h5"),
+        str(tmp_path / "training.json"),
+        str(tmp_path / "m.json"),
+        str(results / "plots" / "m"),
+    )
+    metrics = {"m": json.loads((tmp_path / "m.json").read_text())}
+    assert metrics["m"]["backgrounds"]["bib"]["rejection"]["0.5"]["rejection"] is None
+    (tmp_path / "split.json").write_text('{"rows": []}')
+    (tmp_path / "conv.json").write_text('{"sample": "s", "files": [], "skipped": []}')
+
+    (results / "plots" / "prepare").mkdir()
+    (results / "plots" / "prepare" / "reweighting.png").write_bytes(b"png")
+    monkeypatch.chdir(REPO)
+    full = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    full = validate(full | {"evaluate": EVALUATE})
+    sliced = json.loads(stage_config(full, "report"))
+    text = report(
+        sliced,
+        {"m": str(tmp_path / "m.json")},
+        {"m": str(results / "pred.h5")},
+        str(tmp_path / "split.json"),
+        [str(tmp_path / "conv.json")],
+        str(results / "report.md"),
+    )
+    for link in report_numbers_match(text, metrics):
+        assert (results / link).is_file(), link
+    assert "| bib | 0.5 | - | - |" in text
+    assert f"| config hash (sha256) | {config_hash(full)} |" in text
+    changed = validate(full | {"training_overrides": {"max_epochs": 3}})
+    assert config_hash(changed) != config_hash(full)
+    assert json.loads(stage_config(changed, "report"))["config_hash"] == config_hash(changed)

@@ -4,6 +4,7 @@ import copy
 import csv
 import functools
 import glob
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,13 @@ def expand_files(sample: dict[str, Any]) -> list[str]:
     return files
 
 
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 (16 hex digits) of the whole validated config and every listed model's config."""
+    models = {m: load_model(config, m) for m in config.get("models", [])}
+    text = json.dumps({"config": config, "models": models}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
     """The JSON slice of ``config`` that ``stage`` reads, passed as a rule param.
 
@@ -271,7 +279,12 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
             },
         }
     elif stage == "report":
-        part = {"class_names": config["class_names"], "evaluate": config["evaluate"]}
+        part = {
+            "class_names": config["class_names"],
+            "evaluate": config["evaluate"],
+            "simulate": {"masses": config.get("simulate", {}).get("masses", {})},
+            "config_hash": config_hash(config),
+        }
     elif stage == "export":
         part = {"evaluate": {"signal": config["evaluate"]["signal"]}, "export": config["export"]}
     elif stage == "evaluate":

@@ -19,32 +19,27 @@ rule predict:
         " {params.control} --output {output} > {log} 2>&1"
 
 
+# the plots rule evaluate writes: always, and those the config calls for
+EVALUATE_PLOTS = ["roc", "outputs", "sb_scan", "training"]
+EVALUATE_PLOTS += ["roc_mass", "mass_efficiency"] if SIGNAL_MASS_SAMPLES else []
+EVALUATE_PLOTS += ["outputs_pt"] if config["evaluate"]["pt_bins"] else []
+EVALUATE_PLOTS += ["control"] if CONTROL_SAMPLES else []
+
+
 rule evaluate:
     input:
         predictions="results/predictions/{model}.h5",
         training="results/models/{model}/metrics.json",
     output:
         metrics="results/metrics/{model}.json",
-        roc=report(
-            "results/plots/{model}/roc.png",
-            category="{model}",
-            caption="../report/roc.rst",
-        ),
-        outputs=report(
-            "results/plots/{model}/outputs.png",
-            category="{model}",
-            caption="../report/outputs.rst",
-        ),
-        sb=report(
-            "results/plots/{model}/sb_scan.png",
-            category="{model}",
-            caption="../report/sb_scan.rst",
-        ),
-        training=report(
-            "results/plots/{model}/training.png",
-            category="{model}",
-            caption="../report/training.rst",
-        ),
+        **{
+            name: report(
+                f"results/plots/{{model}}/{name}.png",
+                category="{model}",
+                caption=f"../report/{name}.rst",
+            )
+            for name in EVALUATE_PLOTS
+        },
     params:
         config=stage_config(config, "evaluate"),
         plots=subpath(output.roc, parent=True),

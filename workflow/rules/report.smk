@@ -13,6 +13,7 @@ rule report:
             caption="../report/compare.rst",
         ),
     params:
+        # holds config_hash, the whole config's: the report shows it
         config=stage_config(config, "report"),
         models=MODELS,
         repo=workflow.basedir,

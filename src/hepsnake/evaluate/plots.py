@@ -8,61 +8,62 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import roc_curve
 
-from hepsnake.io.atomic import atomic_path
-
-
-def save(fig: plt.Figure, output: str | Path) -> None:
-    """Write ``fig`` as PNG atomically and close it."""
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-
-
-def rejection_curve(sig: np.ndarray, bkg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(signal efficiency, background rejection) along the score threshold."""
-    fpr, tpr, _ = roc_curve(np.r_[np.ones(len(sig)), np.zeros(len(bkg))], np.r_[sig, bkg])
-    keep = fpr > 0
-    return tpr[keep], 1.0 / fpr[keep]
+from hepsnake.evaluate.metrics import BAYES, INCLUSIVE
+from hepsnake.io.figure import save_figure
 
 
 def plot_roc(
-    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], output: str | Path
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+    output: str | Path,
+    title: str = "",
 ) -> None:
-    """One panel per background: rejection vs signal efficiency for each labelled curve."""
-    backgrounds = list(next(iter(curves.values())))
-    fig, axes = plt.subplots(
-        1, len(backgrounds), figsize=(5.5 * len(backgrounds), 4.2), squeeze=False
-    )
-    for ax, bkg in zip(axes[0], backgrounds, strict=True):
-        for label, per_bkg in curves.items():
-            eff, rej = per_bkg[bkg]
-            ax.plot(eff, rej, "--" if "Bayes" in label else "-", label=label)
+    """One panel per ROC (inclusive, each background): rejection vs signal efficiency of each
+    labelled curve; a Bayes-optimal curve is dashed, in the colour of the curve before it."""
+    panels = list(next(iter(curves.values())))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        color = None
+        for label, per_panel in curves.items():
+            eff, rej = per_panel[panel]
+            bayes = label.startswith(BAYES)
+            style = {"ls": "--", "color": color} if bayes else {}
+            (line,) = ax.plot(eff, rej, label=label, **style)
+            color = line.get_color()
         ax.set_yscale("log")
         ax.set_xlim(0.2, 1)
         ax.set_xlabel("signal efficiency")
-        ax.set_ylabel(f"{bkg} rejection")
+        ax.set_ylabel("background rejection" if panel == INCLUSIVE else f"{panel} rejection")
+        ax.set_title("all backgrounds" if panel == INCLUSIVE else f"{panel} only")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    save(fig, output)
+    save_figure(fig, output)
 
 
 def plot_outputs(
-    score: np.ndarray, labels: np.ndarray, class_names: list[str], output: str | Path
+    score: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    panels: dict[str, np.ndarray],
+    output: str | Path,
 ) -> None:
-    """Distribution of the discriminant for each true class."""
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    """Distribution of the discriminant for each true class, one panel per jet selection."""
     edges = np.linspace(*np.quantile(score, [0.001, 0.999]), 50)
-    for i, name in enumerate(class_names):
-        if np.any(labels == i):
-            ax.hist(score[labels == i], bins=edges, density=True, histtype="step", label=name)
-    ax.set_xlabel("discriminant log(p_sig / p_bkg)")
-    ax.set_ylabel("normalised")
-    ax.legend()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, (title, selected) in zip(axes[0], panels.items(), strict=True):
+        for i, name in enumerate(class_names):
+            sel = selected & (labels == i)
+            if np.any(sel):
+                ax.hist(score[sel], bins=edges, density=True, histtype="step", label=name)
+        ax.set_xlabel("discriminant log(p_sig / Σ_b f_b p_b)")
+        ax.set_ylabel("normalised")
+        ax.set_title(title)
+        ax.legend()
     fig.tight_layout()
-    save(fig, output)
+    save_figure(fig, output)
 
 
 def plot_sb_scan(cuts: np.ndarray, significance: np.ndarray, output: str | Path) -> None:
@@ -77,7 +78,7 @@ def plot_sb_scan(cuts: np.ndarray, significance: np.ndarray, output: str | Path)
     ax.set_ylabel("S / √B (weighted)")
     ax.legend()
     fig.tight_layout()
-    save(fig, output)
+    save_figure(fig, output)
 
 
 def plot_control(
@@ -114,7 +115,7 @@ def plot_control(
     ax.set_title(f"K-S distance {ks['ks']:.3f}, p-value {ks['p_value']:.2g}")
     ax.legend()
     fig.tight_layout()
-    save(fig, output)
+    save_figure(fig, output)
 
 
 def plot_training(epochs: list[dict[str, Any]], output: str | Path) -> None:
@@ -135,23 +136,25 @@ def plot_training(epochs: list[dict[str, Any]], output: str | Path) -> None:
     x = [e["epoch"] for e in epochs]
     for ax, (title, names) in zip(axes[0], panels, strict=True):
         for name in names:
-            if name in keys:
-                ax.plot(x, [e[name] for e in epochs], marker=".", label=name)
+            if name in keys:  # null (NaN or inf when written) is not drawn
+                values = [np.nan if e[name] is None else e[name] for e in epochs]
+                ax.plot(x, values, marker=".", label=name)
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    save(fig, output)
+    save_figure(fig, output)
 
 
 def plot_mass_efficiency(
-    masses: list[float], efficiencies: list[float], wp: float, output: str | Path
+    masses: list[float], efficiencies: list[float], wp: float, eps_b: float, output: str | Path
 ) -> None:
-    """Signal efficiency at the working-point cut (set on the inclusive signal) per mass."""
+    """Signal efficiency per mass at the background efficiency ``eps_b`` of working point ``wp``."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.plot(masses, efficiencies, marker="o")
     ax.set_xlabel("mS [GeV]")
-    ax.set_ylabel(f"signal efficiency at the {wp:.0%} working point")
+    ax.set_ylabel("signal efficiency")
+    ax.set_title(f"at background efficiency {eps_b:.3g} ({wp:.0%} working point)")
     ax.set_ylim(0, 1)
     fig.tight_layout()
-    save(fig, output)
+    save_figure(fig, output)

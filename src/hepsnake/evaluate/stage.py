@@ -1,5 +1,6 @@
 """The ``evaluate`` stage: metrics and plots of one model → ``results/metrics/{model}.json``."""
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -7,11 +8,21 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate import plots
-from hepsnake.evaluate.metrics import control_ks, discriminant, model_metrics
+from hepsnake.evaluate.metrics import (
+    INCLUSIVE,
+    MASS,
+    auc,
+    control_ks,
+    curves,
+    model_metrics,
+    roc_points,
+    roc_sets,
+    signal_mask,
+    signal_masses,
+)
 from hepsnake.io.atomic import write_json
-
-PLOTS = ("roc.png", "outputs.png", "sb_scan.png", "training.png")
 
 
 def sb_scan(
@@ -28,6 +39,51 @@ def sb_scan(
     return cuts, s / np.sqrt(np.maximum(b, floor))
 
 
+def pt_panels(pt: np.ndarray, edges: list[float]) -> dict[str, np.ndarray]:
+    """Jet masks of each pt bin [lo, hi), labelled."""
+    return {f"{lo:g} ≤ pt < {hi:g}": (pt >= lo) & (pt < hi) for lo, hi in itertools.pairwise(edges)}
+
+
+def binned_auc(
+    score: np.ndarray, weights: np.ndarray, is_sig: np.ndarray, panels: dict[str, np.ndarray]
+) -> list[float | None]:
+    """Inclusive AUC in each panel (None where it has no signal or no background)."""
+    out: list[float | None] = []
+    for sel in panels.values():
+        sig, bkg = is_sig & sel, (weights > 0) & sel
+        out.append(auc(score[sig], score[bkg], weights[bkg]) if sig.any() and bkg.any() else None)
+    return out
+
+
+def mass_scan(
+    jets: np.ndarray,
+    model: str,
+    names: list[str],
+    signal: str,
+    fractions: dict[str, float],
+    is_sig: np.ndarray,
+    wp: float,
+) -> tuple[dict[str, Any], dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """Each mass's signal efficiency at the background efficiency that working point ``wp``
+    has on the inclusive ROC (signal ``is_sig``), and each mass's ROC curves; a
+    parameterised model is scored at each mass (:func:`roc_sets`)."""
+    score, mixed = roc_sets(jets, model, names, signal, fractions)[model][INCLUSIVE]
+    bkg = mixed > 0
+    fpr, tpr = roc_points(score[is_sig], score[bkg], mixed[bkg])
+    eps_b = float(np.interp(wp, tpr, fpr))
+    mass_curves, efficiency = {}, {}
+    for m in signal_masses(jets, names, signal):
+        at_mass = signal_mask(jets, names, signal, mass=m)
+        sets = roc_sets(jets, model, names, signal, fractions, m)
+        for label, rocs in sets.items():
+            mass_curves[f"{label} {MASS}={m:g}"] = curves(rocs, at_mass)
+        score = sets[model][INCLUSIVE][0]
+        fpr, tpr = roc_points(score[at_mass], score[bkg], mixed[bkg])
+        efficiency[f"{m:g}"] = float(np.interp(eps_b, fpr, tpr))
+    entry = {"working_point": wp, "background_efficiency": eps_b, "efficiency": efficiency}
+    return entry, mass_curves
+
+
 def evaluate(
     config: dict[str, Any],
     model: str,
@@ -36,7 +92,11 @@ def evaluate(
     output: str,
     plot_dir: str,
 ) -> dict[str, Any]:
-    """Compute every metric of ``model`` on its test predictions, draw its plots, write JSON."""
+    """Compute every metric of ``model`` on its test predictions, draw its plots, write JSON.
+
+    Inclusive signal means the training masses' signal throughout (ROC, distributions, S/√B,
+    pt bins); each mass enters the per-mass ROCs and the mass efficiency.
+    """
     ev = config["evaluate"]
     names, signal = config["class_names"], ev["signal"]
     with h5py.File(predictions, "r") as h5:
@@ -44,30 +104,37 @@ def evaluate(
         control = h5["control_jets"][:] if "control_jets" in h5 else None
     train_masses = config.get("simulate", {}).get("masses", {}).get("train")
     metrics: dict[str, Any] = {"model": model}
-    metrics.update(model_metrics(jets, model, names, signal, ev["working_points"], train_masses))
+    metrics |= model_metrics(
+        jets, model, names, signal, ev["working_points"], train_masses, ev["fractions"]
+    )
+    fractions = metrics["fractions"]
     out = Path(plot_dir)
-    probs = {c: jets[f"{model}_p{c}"].astype(np.float64) for c in names}
     labels = jets["label"]
-    sig_idx = names.index(signal)
-    is_sig = labels == sig_idx
-    backgrounds = [c for i, c in enumerate(names) if i != sig_idx and np.any(labels == i)]
-    fractions = {b: 1.0 / len(backgrounds) for b in backgrounds}
-    score = discriminant(probs, signal, fractions)
+    is_sig = signal_mask(jets, names, signal, train_masses)
+    sets = roc_sets(jets, model, names, signal, fractions)
+    mix = ", ".join(f"{b} {f:.2f}" for b, f in fractions.items())
+    title = f"signal: {signal} (training masses); background fractions: {mix}"
+    plots.plot_roc(
+        {label: curves(rocs, is_sig) for label, rocs in sets.items()}, out / "roc.png", title
+    )
 
-    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {model: {}}
-    truth = all(f"truth_logp_{c}" in jets.dtype.names for c in names)
-    if truth:
-        curves["Bayes-optimal"] = {}
-    for b in backgrounds:
-        is_b = labels == names.index(b)
-        pair = discriminant(probs, signal, {b: 1.0})
-        curves[model][b] = plots.rejection_curve(pair[is_sig], pair[is_b])
-        if truth:
-            bayes = jets[f"truth_logp_{signal}"] - jets[f"truth_logp_{b}"]
-            curves["Bayes-optimal"][b] = plots.rejection_curve(bayes[is_sig], bayes[is_b])
-    plots.plot_roc(curves, out / "roc.png")
-    plots.plot_outputs(score, labels, names, out / "outputs.png")
-    cuts, significance = sb_scan(score, is_sig, jets["weight"].astype(np.float64))
+    score, mixed = sets[model][INCLUSIVE]
+    keep = is_sig | (labels != names.index(signal))
+    plots.plot_outputs(
+        score, labels, names, {"all jets (signal: training masses)": keep}, out / "outputs.png"
+    )
+    if ev["pt_bins"]:
+        if "pt" not in jets.dtype.names:
+            raise HepsnakeError(predictions, "no jet field 'pt' (set evaluate.pt_bins: null)")
+        panels = {k: keep & v for k, v in pt_panels(jets["pt"], ev["pt_bins"]).items()}
+        plots.plot_outputs(score, labels, names, panels, out / "outputs_pt.png")
+        metrics["pt_bins"] = {
+            "edges": ev["pt_bins"],
+            "inclusive_auc": binned_auc(score, mixed, is_sig, panels),
+        }
+
+    weights = jets["weight"].astype(np.float64)
+    cuts, significance = sb_scan(score[keep], is_sig[keep], weights[keep])
     plots.plot_sb_scan(cuts, significance, out / "sb_scan.png")
     best = int(np.nanargmax(significance))
     metrics["sb_scan"] = {
@@ -75,16 +142,21 @@ def evaluate(
         "max_significance": float(significance[best]),
     }
 
-    if "mS" in jets.dtype.names and np.any(is_sig):
+    masses = signal_masses(jets, names, signal)
+    if masses:
         wp = ev["working_points"][len(ev["working_points"]) // 2]
-        cut = np.quantile(score[is_sig], 1 - wp)
-        masses = sorted(float(m) for m in np.unique(jets["mS"][is_sig]))
-        eff = [float(np.mean(score[is_sig & (jets["mS"] == m)] > cut)) for m in masses]
-        metrics["mass_efficiency"] = {
-            "working_point": wp,
-            "efficiency": dict(zip([f"{m:g}" for m in masses], eff, strict=True)),
-        }
-        plots.plot_mass_efficiency(masses, eff, wp, out / "mass_efficiency.png")
+        metrics["mass_efficiency"], mass_curves = mass_scan(
+            jets, model, names, signal, fractions, is_sig, wp
+        )
+        plots.plot_roc(mass_curves, out / "roc_mass.png", f"signal {signal} per mass")
+        eff = metrics["mass_efficiency"]
+        plots.plot_mass_efficiency(
+            masses,
+            list(eff["efficiency"].values()),
+            wp,
+            eff["background_efficiency"],
+            out / "mass_efficiency.png",
+        )
 
     if control is not None:
         metrics["control_ks"] = control_ks(control, model, names)

@@ -1,7 +1,7 @@
 """The ``report`` stage: ``results/report.md`` from the metrics, summaries and plots, plus the
 model-comparison ROC (numbers are copied from ``results/metrics/*.json``, never recomputed)."""
 
-import hashlib
+import itertools
 import json
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
@@ -11,8 +11,15 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hepsnake.config import config_hash
 from hepsnake.evaluate import plots
-from hepsnake.evaluate.metrics import discriminant
+from hepsnake.evaluate.metrics import (
+    INCLUSIVE,
+    background_fractions,
+    curves,
+    roc_sets,
+    signal_mask,
+)
 from hepsnake.io.atomic import atomic_path
 
 PACKAGES = (
@@ -30,14 +37,15 @@ PACKAGES = (
 
 
 def fmt(value: Any) -> str:
-    """Numbers as the report prints them (4 decimals; counts as integers)."""
-    if isinstance(value, bool) or value is None:
+    """Numbers as the report prints them (4 decimals; counts as integers; null, i.e. a
+    non-finite value in the JSON, as "-")."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if np.isinf(value):
-            return "inf"
         return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
     return str(value)
 
@@ -73,21 +81,24 @@ def git_commit(cwd: Path) -> str:
         return "unknown"
 
 
-def compare_roc(models: list[str], predictions: dict[str, str], signal: str, output: Path) -> None:
-    """Every model's rejection curves on one figure (per background class)."""
-    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+def compare_roc(
+    models: list[str], predictions: dict[str, str], config: dict[str, Any], output: Path
+) -> None:
+    """Every model's rejection curves (inclusive, per background) on one figure, on the signal
+    and background fractions the metrics use."""
+    signal = config["evaluate"]["signal"]
+    train_masses = config.get("simulate", {}).get("masses", {}).get("train")
+    plot: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for model in models:
         with h5py.File(predictions[model], "r") as h5:
             jets = h5["jets"][:]
             names = [str(c) for c in h5["jets"].attrs["class_names"]]
-        probs = {c: jets[f"{model}_p{c}"].astype(np.float64) for c in names}
-        sig = jets["label"] == names.index(signal)
-        curves[model] = {}
-        for i, b in enumerate(names):
-            if b != signal and np.any(jets["label"] == i):
-                score = discriminant(probs, signal, {b: 1.0})
-                curves[model][b] = plots.rejection_curve(score[sig], score[jets["label"] == i])
-    plots.plot_roc(curves, output)
+        fractions = background_fractions(
+            jets["label"], names, signal, config["evaluate"]["fractions"]
+        )
+        rocs = roc_sets(jets, model, names, signal, fractions)[model]
+        plot[model] = curves(rocs, signal_mask(jets, names, signal, train_masses))
+    plots.plot_roc(plot, output, f"signal: {signal} (training masses)")
 
 
 def export_section(benchmarks: list[str], results: Path) -> list[str]:
@@ -140,6 +151,91 @@ def export_section(benchmarks: list[str], results: Path) -> list[str]:
     return [*lines, *plots, ""]
 
 
+ROC_NAMES = {INCLUSIVE: "all backgrounds"}
+MODEL_PLOTS = (
+    "roc",
+    "roc_mass",
+    "outputs",
+    "outputs_pt",
+    "training",
+    "sb_scan",
+    "control",
+    "mass_efficiency",
+)
+
+
+def roc_entries(met: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The inclusive ROC entry of a metrics file, then one per background class."""
+    return {INCLUSIVE: met[INCLUSIVE], **met["backgrounds"]}
+
+
+def comparison_section(metrics: dict[str, dict[str, Any]], signal: str, plot: Path) -> list[str]:
+    """Best epoch, AUCs (model and Bayes-optimal) and the data/MC K-S of every model."""
+    names = list(roc_entries(next(iter(metrics.values()))))
+    header = ["model", "best epoch"]
+    for name in names:
+        header += [f"AUC sig vs {ROC_NAMES.get(name, name)}", "Bayes AUC"]
+    header += [f"data/MC K-S (p_{signal})"]
+    rows = []
+    for m, met in metrics.items():
+        row: list[Any] = [m, met["training"]["best_epoch"]]
+        for entry in roc_entries(met).values():
+            row += [entry["auc"], entry.get("bayes_auc", "-")]
+        row.append(met.get("control_ks", {}).get(signal, {}).get("ks", "-"))
+        rows.append(row)
+    return ["## Model comparison", "", *table(header, rows), f"![comparison ROC]({plot})", ""]
+
+
+def model_section(m: str, met: dict[str, Any], results: Path) -> list[str]:
+    """Rejections, per-mass AUCs, mass efficiency, pt-bin AUCs, S/√B, K-S and plots of a model."""
+    mix = ", ".join(f"{b} {fmt(f)}" for b, f in met["fractions"].items())
+    lines = [f"## Model `{m}`", "", f"Background fractions (all backgrounds): {mix}.", ""]
+    rows = [
+        [ROC_NAMES.get(name, name), wp, rej["rejection"], rej["uncertainty"]]
+        for name, entry in roc_entries(met).items()
+        for wp, rej in entry["rejection"].items()
+    ]
+    lines += table(["background", "signal efficiency", "rejection", "± stat."], rows)
+    if met["masses"]:
+        rows = []
+        for mass, entry in sorted(met["masses"].items(), key=lambda kv: float(kv[0])):
+            unseen = "yes" if entry["unseen"] else "no"
+            for name in roc_entries(met):
+                if name in entry:
+                    per = entry[name]
+                    label = ROC_NAMES.get(name, name)
+                    rows.append([mass, unseen, label, per["auc"], per.get("bayes_auc", "-")])
+        lines += ["Per signal mass:", ""]
+        lines += table(["mS", "unseen", "background", "AUC", "Bayes AUC"], rows)
+    if "mass_efficiency" in met:
+        eff = met["mass_efficiency"]
+        lines += [
+            f"Signal efficiency per mass at the background efficiency"
+            f" {fmt(eff['background_efficiency'])} of the {eff['working_point']:g} working"
+            " point (all backgrounds):",
+            "",
+        ]
+        rows = sorted(map(list, eff["efficiency"].items()), key=lambda row: float(row[0]))
+        lines += table(["mS", "signal efficiency"], rows)
+    if "pt_bins" in met:
+        edges, aucs = met["pt_bins"]["edges"], met["pt_bins"]["inclusive_auc"]
+        bins = [f"{lo:g} – {hi:g}" for lo, hi in itertools.pairwise(edges)]
+        rows = [[b, a] for b, a in zip(bins, aucs, strict=True)]
+        lines += table(["jet pt", "AUC sig vs all backgrounds"], rows)
+    scan = met["sb_scan"]
+    best, cut = fmt(scan["max_significance"]), fmt(scan["best_cut"])
+    lines += [f"Maximum S/√B {best} at a cut of {cut}.", ""]
+    if "control_ks" in met:
+        lines += table(
+            ["output", "data/MC K-S", "p-value"],
+            [[c, v["ks"], v["p_value"]] for c, v in met["control_ks"].items()],
+        )
+    for name in MODEL_PLOTS:
+        if (results / "plots" / m / f"{name}.png").exists():
+            lines.append(f"![{m} {name}](plots/{m}/{name}.png)")
+    return [*lines, ""]
+
+
 def report(
     config: dict[str, Any],
     metrics_files: dict[str, str],
@@ -152,8 +248,10 @@ def report(
 ) -> str:
     """Write the report and the comparison plot; return the Markdown text.
 
-    ``metrics_files`` and ``predictions`` map each model name to its file; ``exports`` are
-    the export stage's ``benchmark.json`` files (each next to its ``validation.json``).
+    ``config`` is the report's stage slice (with ``config_hash``, the whole config's) or a
+    whole config. ``metrics_files`` and ``predictions`` map each model name to its file;
+    ``exports`` are the export stage's ``benchmark.json`` files (each next to its
+    ``validation.json``).
     """
     out = Path(output)
     results = out.parent
@@ -161,13 +259,13 @@ def report(
     models = list(metrics_files)
     metrics = {m: json.loads(Path(path).read_text()) for m, path in metrics_files.items()}
     compare_png = results / "plots" / "compare" / "roc.png"
-    compare_roc(models, predictions, signal, compare_png)
-    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    compare_roc(models, predictions, config, compare_png)
+    digest = config["config_hash"] if "config_hash" in config else config_hash(config)
     lines = ["# hepsnake report", ""]
     lines += ["## Run summary", ""]
     lines += table(
         ["item", "value"],
-        [["config hash (sha256)", config_hash], ["git commit", git_commit(Path(repo))]],
+        [["config hash (sha256)", digest], ["git commit", git_commit(Path(repo))]],
     )
     lines += table(["package", "version"], [[k, v] for k, v in package_versions().items()])
     warnings: list[str] = []
@@ -198,58 +296,9 @@ def report(
     )
     lines += ["![reweighting](plots/prepare/reweighting.png)", ""]
 
-    lines += ["## Model comparison", ""]
-    backgrounds = list(next(iter(metrics.values()))["backgrounds"])
-    header = ["model", "best epoch"]
-    for b in backgrounds:
-        header += [f"AUC sig vs {b}", f"Bayes AUC sig vs {b}"]
-    header += ["data/MC K-S (p_sig)"]
-    comp = []
+    lines += comparison_section(metrics, signal, compare_png.relative_to(results))
     for m, met in metrics.items():
-        row: list[Any] = [m, met["training"]["best_epoch"]]
-        for b in backgrounds:
-            row += [met["backgrounds"][b]["auc"], met["backgrounds"][b].get("bayes_auc", "-")]
-        row.append(met.get("control_ks", {}).get(signal, {}).get("ks", "-"))
-        comp.append(row)
-    lines += table(header, comp)
-    lines += [f"![comparison ROC]({compare_png.relative_to(results)})", ""]
-
-    for m, met in metrics.items():
-        lines += [f"## Model `{m}`", ""]
-        rows = []
-        for b, entry in met["backgrounds"].items():
-            for wp, rej in entry["rejection"].items():
-                rows.append([b, wp, rej["rejection"], rej["uncertainty"]])
-        lines += table(["background", "signal efficiency", "rejection", "± stat."], rows)
-        if met["masses"]:
-            mass_rows = []
-            for mass, entry in sorted(met["masses"].items(), key=lambda kv: float(kv[0])):
-                for b in backgrounds:
-                    if b in entry:
-                        mass_rows.append(
-                            [
-                                mass,
-                                "yes" if entry["unseen"] else "no",
-                                b,
-                                entry[b]["auc"],
-                                entry[b].get("bayes_auc", "-"),
-                            ]
-                        )
-            lines += ["Per signal mass:", ""]
-            lines += table(["mS", "unseen", "background", "AUC", "Bayes AUC"], mass_rows)
-        if "sb_scan" in met:
-            scan = met["sb_scan"]
-            best, cut = fmt(scan["max_significance"]), fmt(scan["best_cut"])
-            lines += [f"Maximum S/√B {best} at a cut of {cut}.", ""]
-        if "control_ks" in met:
-            lines += table(
-                ["output", "data/MC K-S", "p-value"],
-                [[c, v["ks"], v["p_value"]] for c, v in met["control_ks"].items()],
-            )
-        for name in ("roc", "outputs", "training", "sb_scan", "control", "mass_efficiency"):
-            if (results / "plots" / m / f"{name}.png").exists():
-                lines.append(f"![{m} {name}](plots/{m}/{name}.png)")
-        lines.append("")
+        lines += model_section(m, met, results)
         if met["training"]["gate_fallback"]:
             warnings.append(
                 f"model {m}: no epoch passed the K-S gate; best = lowest validation loss"
