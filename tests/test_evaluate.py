@@ -3,6 +3,7 @@ stage's outputs, and the report's numbers against the metrics JSON."""
 
 import json
 import re
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -30,7 +31,9 @@ CLASSES = ["qcd", "sig", "bib"]
 EVALUATE = {"signal": "sig", "working_points": [0.5, 0.7], "fractions": None, "pt_bins": None}
 
 
-def known_jets(n=4000, seed=0, own_mass=None):
+def known_jets(
+    n: int = 4000, seed: int = 0, own_mass: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Random jets of known class probabilities: ``m_p{class}``, the toy truth fields, weights,
     pt, and signal masses 5 and 40. With ``own_mass``, also ``m_mS{own_mass}_p{class}``
     columns that separate everything perfectly (a parameterised model at that mass)."""
@@ -54,7 +57,7 @@ def known_jets(n=4000, seed=0, own_mass=None):
     return with_columns(jets, columns), probs
 
 
-def test_auc_and_rejection_match_sklearn():
+def test_auc_and_rejection_match_sklearn() -> None:
     jets, probs = known_jets()
     metrics = model_metrics(jets, "m", CLASSES, "sig", [0.5, 0.7], [5.0])
     sig5 = (jets["label"] == 1) & (jets["mS"] == 5.0)
@@ -73,7 +76,7 @@ def test_auc_and_rejection_match_sklearn():
     assert metrics["masses"]["40"]["unseen"] and not metrics["masses"]["5"]["unseen"]
 
 
-def test_inclusive_roc_mixes_the_backgrounds_by_the_fractions():
+def test_inclusive_roc_mixes_the_backgrounds_by_the_fractions() -> None:
     """Signal (training masses) vs qcd and bib weighted 0.7 : 0.3, on the fractions'
     discriminant: AUC as sklearn's weighted one, rejection as counted by hand."""
     jets, probs = known_jets(20000)
@@ -97,7 +100,7 @@ def test_inclusive_roc_mixes_the_backgrounds_by_the_fractions():
     assert metrics["fractions"] == pytest.approx(fractions)
 
 
-def test_background_fractions_are_checked():
+def test_background_fractions_are_checked() -> None:
     labels = np.array([0, 1, 2])
     assert background_fractions(labels, CLASSES, "sig", None) == {"qcd": 0.5, "bib": 0.5}
     assert background_fractions(labels, CLASSES, "sig", {"qcd": 3, "bib": 1})["qcd"] == 0.75
@@ -107,7 +110,7 @@ def test_background_fractions_are_checked():
         background_fractions(labels, CLASSES, "sig", {"qcd": 1, "bib": 1, "sig": 1})
 
 
-def test_perfect_and_random_scores():
+def test_perfect_and_random_scores() -> None:
     assert auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
     rng = np.random.default_rng(1)
     assert abs(auc(rng.normal(size=20000), rng.normal(size=20000)) - 0.5) < 0.01
@@ -118,11 +121,11 @@ def test_perfect_and_random_scores():
     assert discriminant(probs, "sig", {"a": 0.5, "b": 0.5})[0] == pytest.approx(np.log(2))
 
 
-def test_write_json_writes_null_for_non_finite(tmp_path):
+def test_write_json_writes_null_for_non_finite(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     write_json(path, {"a": float("inf"), "b": [float("nan"), 1.5], "c": (np.float64("-inf"),)})
 
-    def reject(name):
+    def reject(name: str) -> None:
         raise ValueError(name)
 
     assert json.loads(path.read_text(), parse_constant=reject) == {
@@ -133,7 +136,7 @@ def test_write_json_writes_null_for_non_finite(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
+def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple, str, str]:
     """Prepared toy splits whose jets also carry a second parameter ``ctau`` (signal: 1), and
     a parameter-less copy of the test split standing in for the control region."""
     root = tmp_path_factory.mktemp("predict")
@@ -160,7 +163,7 @@ def toy(tmp_path_factory):
     return (config, root, outputs, norm), str(test), str(control)
 
 
-def test_two_parameters_each_jet_at_its_own_and_control(toy, tmp_path):
+def test_two_parameters_each_jet_at_its_own_and_control(toy: tuple, tmp_path: Path) -> None:
     """Every value of both parameters gets columns; the plain columns hold signal jets at their
     true values; the parameter-less control region is evaluated as background."""
     data, test, control = toy
@@ -186,7 +189,8 @@ def test_two_parameters_each_jet_at_its_own_and_control(toy, tmp_path):
     assert np.isfinite(ctrl["m_psig"]).all() and "m_mS40_psig" in ctrl.dtype.names
 
 
-def write_predictions(path, jets, control=None):
+def write_predictions(path: Path, jets: np.ndarray, control: np.ndarray | None = None) -> None:
+    """A predictions file as rule predict writes it."""
     with h5py.File(path, "w") as h5:
         h5["jets"] = jets
         h5["jets"].attrs["class_names"] = CLASSES
@@ -194,7 +198,8 @@ def write_predictions(path, jets, control=None):
             h5["control_jets"] = control
 
 
-def control_jets(n=2000, seed=3):
+def control_jets(n: int = 2000, seed: int = 3) -> np.ndarray:
+    """Control-region jets, data and MC alike (random outputs)."""
     rng = np.random.default_rng(seed)
     dtype = [("is_data", "?"), ("train_weight", "f4")] + [(f"m_p{c}", "f4") for c in CLASSES]
     table = np.zeros(n, dtype=dtype)
@@ -205,7 +210,7 @@ def control_jets(n=2000, seed=3):
     return table
 
 
-def history(path):
+def history(path: Path) -> None:
     """A training metrics.json of two epochs, one value NaN (written as null)."""
     epochs = [
         {"epoch": 0, "train_loss": 1.0, "val_loss": float("nan"), "val_acc": 0.5},
@@ -217,7 +222,7 @@ def history(path):
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
+def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, dict]:
     """The evaluate stage on known jets of a 'parameterised' model (perfect at mS = 5)."""
     root = tmp_path_factory.mktemp("evaluate")
     jets, _ = known_jets(6000, own_mass=5.0)
@@ -239,7 +244,7 @@ def evaluated(tmp_path_factory):
     return root, jets, metrics
 
 
-def test_evaluate_writes_every_plot_and_metric(evaluated):
+def test_evaluate_writes_every_plot_and_metric(evaluated: tuple) -> None:
     root, _, metrics = evaluated
     for name in (
         "roc",
@@ -258,7 +263,7 @@ def test_evaluate_writes_every_plot_and_metric(evaluated):
     assert set(metrics["control_ks"]) == set(CLASSES)
 
 
-def test_mass_efficiency_uses_each_mass_own_columns(evaluated):
+def test_mass_efficiency_uses_each_mass_own_columns(evaluated: tuple) -> None:
     """mS = 5 has perfect own columns (efficiency 1); mS = 40 uses the plain columns: the
     share of its signal above the inclusive working-point cut."""
     _, jets, metrics = evaluated
@@ -314,7 +319,9 @@ def report_numbers_match(report_text: str, metrics: dict) -> list[str]:
     return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report_text)
 
 
-def test_report_numbers_hash_and_null_rejections(evaluated, tmp_path, monkeypatch):
+def test_report_numbers_hash_and_null_rejections(
+    evaluated: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The report repeats the metrics (a perfectly separated background's rejection is null
     in the JSON and '-' in the report), every image exists, and the config hash is the
     whole config's: it changes with a training override the report slice does not hold."""
