@@ -1,6 +1,8 @@
 """Adversarial and parameterised training: K-S, optimiser separation, λ = 0, parameters."""
 
 import copy
+import json
+import logging
 
 import numpy as np
 import pytest
@@ -181,3 +183,49 @@ def test_lambda_zero_reproduces_the_baseline(prepared, tmp_path):
     assert any(k.startswith("discriminator.") for k in b)
     for key, value in a.items():
         torch.testing.assert_close(b[key], value, atol=1e-5, rtol=1e-4)
+
+
+def adversarial_run(prepared, outdir, threshold, **training):
+    """A 5-epoch tiny adversarial run gated at ``threshold``: its summary and best.ckpt epoch."""
+    config, root, main, control = prepared
+    model = tiny(config, "adversarial")
+    model["training"].update(max_epochs=5, **training)
+    model["adversarial"]["ks_threshold"] = threshold
+    args = (main["train"], main["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
+    controls = {"train": control["train"], "val": control["val"]}
+    summary = train(part(config, model), *args, str(outdir), control_paths=controls)
+    return summary, torch.load(outdir / "best.ckpt", weights_only=False)["epoch"]
+
+
+def test_ks_gate_picks_the_lowest_loss_passing_epoch(prepared, tmp_path):
+    free, _ = adversarial_run(prepared, tmp_path / "free", 1.01)  # a K-S distance is <= 1
+    ks = [e["val_ks_psig"] for e in free["epochs"]]
+    losses = [e["val_loss"] for e in free["epochs"]]
+    # early stopping (patience 1) follows the plain loss whatever the gate does
+    n_run = next((i + 1 for i in range(1, 5) if losses[i] >= min(losses[:i])), 5)
+    lowest = int(np.argmin(losses[:n_run]))
+    below = [k for k in ks[:n_run] if k < ks[lowest]]
+    assert below, "the lowest-loss epoch has the lowest K-S: no threshold separates them"
+    # halfway between: the lowest-loss epoch fails (gate: ks < threshold), another passes
+    threshold = (ks[lowest] + max(below)) / 2
+    gated, ckpt_epoch = adversarial_run(
+        prepared, tmp_path / "gated", threshold, early_stopping={"patience": 1}
+    )
+    assert len(gated["epochs"]) == n_run
+    np.testing.assert_allclose([e["val_loss"] for e in gated["epochs"]], losses[:n_run])
+    passing = [e for e in gated["epochs"] if e["val_ks_psig"] < threshold]
+    assert [e["val_ks_pass"] for e in gated["epochs"]] == [e in passing for e in gated["epochs"]]
+    expected = min(passing, key=lambda e: e["val_loss"])["epoch"]
+    assert expected != lowest and not gated["gate_fallback"]
+    assert gated["best_epoch"] == expected and ckpt_epoch == expected
+
+
+def test_ks_gate_falls_back_with_a_warning(prepared, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="hepsnake"):
+        summary, ckpt_epoch = adversarial_run(prepared, tmp_path / "m", 1.0e-9)
+    assert summary["gate_fallback"] and not any(e["val_ks_pass"] for e in summary["epochs"])
+    assert "no epoch passed the K-S gate" in caplog.text
+    lowest = min(summary["epochs"], key=lambda e: e["val_loss"])["epoch"]
+    assert summary["best_epoch"] == lowest and ckpt_epoch == lowest
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["gate_fallback"] is True

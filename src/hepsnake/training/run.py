@@ -133,7 +133,9 @@ def train(
     )
     callbacks: list[L.Callback] = [best, metrics, ResumeCheckpoint(work / "resume.ckpt")]
     if cfg["early_stopping"]:
-        callbacks.append(EarlyStopping(monitor=monitor, mode="min", **cfg["early_stopping"]))
+        # on the plain validation loss: epochs failing the K-S gate (penalised in
+        # val_loss_gated) would otherwise stop a run whose loss is still falling
+        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", **cfg["early_stopping"]))
     loggers: list[Any] = [CSVLogger(work, name="csv", version="")]
     if cfg["tensorboard"]:
         loggers.append(TensorBoardLogger(out, name="tensorboard", version=""))
