@@ -319,3 +319,14 @@ def test_tensorboard_logger_writes_events(prepared, tmp_path):
     reader = EventAccumulator(str(events[0]))
     reader.Reload()
     assert {"val_loss", "train_loss"} <= set(reader.Tags()["scalars"])
+
+
+def test_early_stopping_ends_a_plateau(prepared, tmp_path):
+    config, root, outputs = prepared
+    model = small_model(config, 10)
+    # a learning rate this small leaves the validation loss flat from the first epoch
+    model["training"].update(
+        lr=1e-9, schedule="none", early_stopping={"patience": 1, "min_delta": 0.01}
+    )
+    summary = train_here(config, root, outputs, tmp_path / "m", model)
+    assert [e["epoch"] for e in summary["epochs"]] == [0, 1]
