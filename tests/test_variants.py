@@ -10,10 +10,12 @@ import torch
 import yaml
 from conftest import GRID, REPO, convert_samples, default_config
 from scipy import stats
+from torch import nn
 
 from hepsnake.config import load_model, validate
 from hepsnake.data.loader import H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
+from hepsnake.errors import HepsnakeError
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
 from hepsnake.simulate.toy import simulate, write_root
@@ -229,3 +231,53 @@ def test_ks_gate_falls_back_with_a_warning(prepared, tmp_path, caplog):
     assert summary["best_epoch"] == lowest and ckpt_epoch == lowest
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["gate_fallback"] is True
+
+
+def film_module(prepared, **film):
+    """A tiny FiLM-parameterised module (2 DeepSets layers) with ``film`` settings, eval mode."""
+    config, root, _, _ = prepared
+    model = tiny(config, "parameterised_film")
+    model["model"]["encoder"]["layers"] = 2
+    model["model"]["film"].update(film)
+    norm = yaml.safe_load((root / "norm.yaml").read_text())
+    return build_module(part(config, model), norm, [1, 1, 1]).eval()
+
+
+def logits_at(module, batch, mass):
+    with torch.no_grad():
+        return module(dict(batch, params=torch.full_like(batch["params"], mass)))["logits"]
+
+
+@pytest.mark.parametrize("where", ["input", "encoder", "pooled"])
+def test_film_output_follows_the_parameter(where, prepared):
+    module = film_module(prepared, where=[where])
+    batch = next(iter(H5Batches(prepared[2]["test"], module.spec, 200)))
+    ref = logits_at(module, batch, 5.0)
+    assert not torch.allclose(ref, logits_at(module, batch, 55.0))  # FiLM is the only path
+    if where == "encoder":  # one FiLM net per encoder layer, each of them used
+        nets = module.model.film.nets["encoder"]
+        assert len(nets) == 2
+        for net in nets:
+            with torch.no_grad():
+                net[-1].bias.add_(0.5)
+            out = logits_at(module, batch, 5.0)
+            assert not torch.allclose(out, ref)
+            ref = out
+
+
+@pytest.mark.parametrize("options", [{"layer_norm": True}, {"scale": False}, {"bias": False}])
+def test_film_options_build_and_run(options, prepared):
+    module = film_module(prepared, where=["input", "encoder", "pooled"], **options)
+    film = module.model.film
+    assert isinstance(film.norms["pooled"], nn.LayerNorm) == bool(options.get("layer_norm"))
+    both = options.get("scale", True) and options.get("bias", True)
+    assert film.nets["pooled"][-1].out_features == 8 * (2 if both else 1)  # dim 8: γ and/or β
+    batch = next(iter(H5Batches(prepared[2]["test"], module.spec, 200)))
+    ref = logits_at(module, batch, 5.0)
+    assert ref.shape == (200, 3) and torch.isfinite(ref).all()
+    assert not torch.allclose(ref, logits_at(module, batch, 55.0))
+
+
+def test_film_needs_scale_or_bias(prepared):
+    with pytest.raises(HepsnakeError, match="scale and bias are both false"):
+        film_module(prepared, scale=False, bias=False)

@@ -1,4 +1,10 @@
-"""Constituent encoders; every one honours the padding mask (True = real constituent)."""
+"""Constituent encoders; every one honours the padding mask (True = real constituent).
+
+Each takes an optional ``modulate(layer, x)`` applied after each of its ``n_layers`` layers
+(FiLM at the encoder layers); its output is masked again.
+"""
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +28,16 @@ def masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
+Modulate = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def after_layer(
+    x: torch.Tensor, mask: torch.Tensor, layer: int, modulate: Modulate | None
+) -> torch.Tensor:
+    """``x`` passed through ``modulate`` after encoder layer ``layer`` (padding re-zeroed)."""
+    return x if modulate is None else masked(modulate(layer, x), mask)
+
+
 class DeepSets(nn.Module):
     """Per-constituent dense layers, each also fed the masked mean of the previous layer."""
 
@@ -30,12 +46,16 @@ class DeepSets(nn.Module):
         self.blocks = nn.ModuleList(
             Dense(2 * dim, [dim], dim, dropout=dropout, final_act=True) for _ in range(layers)
         )
+        self.n_layers = layers
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, modulate: Modulate | None = None
+    ) -> torch.Tensor:
         count = mask.sum(1, keepdim=True).clamp_min(1).unsqueeze(-1).to(x.dtype)
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             context = (masked(x, mask).sum(1, keepdim=True) / count).expand_as(x)
             x = masked(x + block(torch.cat([x, context], dim=-1)), mask)
+            x = after_layer(x, mask, i, modulate)
         return x
 
 
@@ -73,22 +93,31 @@ class Transformer(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(TransformerLayer(dim, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
+        self.n_layers = layers
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x, mask)
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, modulate: Modulate | None = None
+    ) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = after_layer(layer(x, mask), mask, i, modulate)
         return masked(self.norm(x), mask)
 
 
 class LSTM(nn.Module):
-    """A (bi-)LSTM over the real constituents in order (the CalRatio 2019 RNN family)."""
+    """A (bi-)LSTM over the real constituents in order (the CalRatio 2019 RNN family).
+
+    The stacked layers are one ``nn.LSTM``, so ``modulate`` runs once, after the projection.
+    """
 
     def __init__(self, dim: int, layers: int = 1, bidirectional: bool = False) -> None:
         super().__init__()
         self.lstm = nn.LSTM(dim, dim, layers, batch_first=True, bidirectional=bidirectional)
         self.project = nn.Linear(dim * (2 if bidirectional else 1), dim)
+        self.n_layers = 1
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, modulate: Modulate | None = None
+    ) -> torch.Tensor:
         # collections are concatenated, so move every real constituent to the front (stable)
         order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
         index = order.unsqueeze(-1).expand_as(x)
@@ -100,7 +129,7 @@ class LSTM(nn.Module):
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         out = self.project(out)
         restored = torch.empty_like(out).scatter_(1, order.unsqueeze(-1).expand_as(out), out)
-        return masked(restored, mask)
+        return after_layer(masked(restored, mask), mask, 0, modulate)
 
 
 class GATv2(nn.Module):
@@ -115,10 +144,14 @@ class GATv2(nn.Module):
         )
         self.v = nn.ModuleList(nn.Linear(dim, dim) for _ in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(layers))
+        self.n_layers = layers
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, modulate: Modulate | None = None
+    ) -> torch.Tensor:
         b, n, d = x.shape
-        for w, a, v, norm in zip(self.w, self.a, self.v, self.norms, strict=True):
+        layers = zip(self.w, self.a, self.v, self.norms, strict=True)
+        for i, (w, a, v, norm) in enumerate(layers):
             pairs = torch.cat(
                 [x.unsqueeze(2).expand(b, n, n, d), x.unsqueeze(1).expand(b, n, n, d)], -1
             )
@@ -127,7 +160,7 @@ class GATv2(nn.Module):
             alpha = (hidden * a).sum(-1).masked_fill(~keys, float("-inf")).softmax(dim=2)
             values = v(x).view(b, n, self.heads, d // self.heads)
             update = torch.einsum("bijh,bjhc->bihc", alpha, values).reshape(b, n, d)
-            x = masked(norm(x + update), mask)
+            x = after_layer(masked(norm(x + update), mask), mask, i, modulate)
         return x
 
 

@@ -5,36 +5,54 @@ from typing import Any
 import torch
 from torch import nn
 
+from hepsnake.errors import HepsnakeError
 from hepsnake.models.layers import Dense
 
 
 class FiLM(nn.Module):
-    """x → γ(p) ⊙ x + β(p) at the configured places (``input``, ``encoder``, ``pooled``).
+    """x → γ(p) ⊙ x + β(p) at the configured places: ``input`` (each collection after its
+    init net), ``encoder`` (after every encoder layer, one net per layer), ``pooled``.
 
-    Small dense nets give γ (around 1) and/or β per place; optional layer norm first.
+    Small dense nets give γ (1 + output) and/or β per place; optional layer norm of x first.
     """
 
-    def __init__(self, n_params: int, dim: int, cfg: dict[str, Any]) -> None:
+    def __init__(self, n_params: int, dim: int, cfg: dict[str, Any], encoder_layers: int) -> None:
         super().__init__()
         self.where = list(cfg.get("where", ["input"]))
         self.scale, self.bias = cfg.get("scale", True), cfg.get("bias", True)
+        if not (self.scale or self.bias):
+            raise HepsnakeError("model: film", "scale and bias are both false")
         n_out = dim * (int(self.scale) + int(self.bias))
         hidden = list(cfg.get("hidden", [32]))
-        self.nets = nn.ModuleDict({w: Dense(n_params, hidden, n_out) for w in self.where})
-        self.norms = nn.ModuleDict(
-            {
-                w: nn.LayerNorm(dim) if cfg.get("layer_norm", False) else nn.Identity()
-                for w in self.where
-            }
-        )
+        layer_norm = cfg.get("layer_norm", False)
 
-    def forward(self, x: torch.Tensor, params: torch.Tensor, where: str) -> torch.Tensor:
+        def net() -> nn.Module:
+            return Dense(n_params, hidden, n_out)
+
+        def norm() -> nn.Module:
+            return nn.LayerNorm(dim) if layer_norm else nn.Identity()
+
+        self.nets, self.norms = nn.ModuleDict(), nn.ModuleDict()
+        for w in self.where:
+            if w == "encoder":
+                self.nets[w] = nn.ModuleList(net() for _ in range(encoder_layers))
+                self.norms[w] = nn.ModuleList(norm() for _ in range(encoder_layers))
+            else:
+                self.nets[w], self.norms[w] = net(), norm()
+
+    def forward(
+        self, x: torch.Tensor, params: torch.Tensor, where: str, layer: int = 0
+    ) -> torch.Tensor:
+        """``x`` modulated at place ``where`` (``layer``: the encoder layer); else unchanged."""
         if where not in self.nets:
             return x
-        out = self.nets[where](params)
+        net, norm = self.nets[where], self.norms[where]
+        if where == "encoder":
+            net, norm = net[layer], norm[layer]
+        out = net(params)
         if x.dim() == 3:
             out = out.unsqueeze(1)
-        x = self.norms[where](x)
+        x = norm(x)
         gamma, beta = 1.0, 0.0
         if self.scale and self.bias:
             g, beta = out.chunk(2, dim=-1)

@@ -2,7 +2,8 @@
 
 A new architecture is a model YAML change: encoder ``type`` (deepsets, transformer, lstm,
 gatv2), pooling ``type`` (sum, mean, attention, cross_attention), jet variables joined to
-every constituent or after pooling, optional Fourier features, parameters by concatenation.
+every constituent or after pooling, optional Fourier features, parameters by concatenation
+or FiLM.
 """
 
 from typing import Any
@@ -35,11 +36,8 @@ class Tagger(nn.Module):
         dim = cfg["dim"]
         self.norms = nn.ModuleDict({c: InputNorm(v, norm[c]) for c, v in spec.variables.items()})
         self.param_norm = InputNorm(spec.parameters, param_norm) if spec.parameters else None
-        film_cfg = cfg.get("film")
-        self.film = (
-            FiLM(len(spec.parameters), dim, film_cfg) if film_cfg and spec.parameters else None
-        )
-        concat_params = bool(spec.parameters) and self.film is None
+        film_cfg = cfg.get("film") if spec.parameters else None
+        concat_params = bool(spec.parameters) and not film_cfg
         n_global = len(spec.variables.get("jets", [])) + (
             len(spec.parameters) if concat_params else 0
         )
@@ -64,6 +62,9 @@ class Tagger(nn.Module):
             }
         )
         self.encoder = build_encoder(cfg["encoder"], dim)
+        self.film = (
+            FiLM(len(spec.parameters), dim, film_cfg, self.encoder.n_layers) if film_cfg else None
+        )
         self.pool = build_pooling(cfg["pooling"], dim)
         head_in = dim + (width(n_global) if self.jet_mode == "pooled" else 0)
         head = cfg.get("head", {"hidden": [dim]})
@@ -99,9 +100,13 @@ class Tagger(nn.Module):
             embedded.append(masked(x, mask))
             masks.append(mask)
         x, mask = torch.cat(embedded, dim=1), torch.cat(masks, dim=1)
-        if params is not None:
-            x = masked(self.film(x, params, "encoder"), mask)
-        x = self.pool(self.encoder(x, mask), mask)
+        modulate = None
+        if params is not None and "encoder" in self.film.where:
+
+            def modulate(layer: int, h: torch.Tensor) -> torch.Tensor:
+                return self.film(h, params, "encoder", layer)
+
+        x = self.pool(self.encoder(x, mask, modulate), mask)
         if params is not None:
             x = self.film(x, params, "pooled")
         if self.jet_mode == "pooled" and glob is not None:
