@@ -527,3 +527,21 @@ def test_split_errors_through_the_cli(converted, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("hepsnake split: error: "), lines
         assert needle in lines[0]
         assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("resample", ["none", "up"])
+def test_small_shuffle_buckets_change_nothing(resample, converted, tmp_path, monkeypatch):
+    """The external collection shuffle gives the same splits with many small buckets."""
+    config, paths = converted
+    config = with_prepare(config, **UNWEIGHTED, resample=resample)
+    tables = []
+    for name, size in (("default", None), ("small", 200_000)):
+        if size:
+            monkeypatch.setattr("hepsnake.prepare.split.SHUFFLE_BYTES", size)
+        (tmp_path / name).mkdir()
+        outputs, _ = run_split(config, paths, ["qcd", "bib", "sig"], tmp_path / name)
+        files = [*outputs.values(), *(str(tmp_path / name / f"debug_{s}.h5") for s in SPLITS)]
+        tables.append([read(f, c) for f in files for c in ("jets", "tracks", "clusters")])
+    for default, small in zip(*tables, strict=True):
+        assert default.tobytes() == small.tobytes()
+    assert not [p for p in (tmp_path / "small").iterdir() if p.name.startswith(".")]  # scratch

@@ -1,5 +1,7 @@
 """The ``split`` stage: event-level train/val/test splits, merged, shuffled and weighted."""
 
+import itertools
+import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.weights import base_weights, control_weights, fit_reweighter, resample
 
 SPLITS = ("train", "val", "test")
+SHUFFLE_BYTES = 16 << 20  # block read and bucket size of the collection shuffle
 
 
 class Input:
@@ -219,25 +222,17 @@ def write_split_files(
     names: list[str],
     control: bool,
 ) -> None:
-    """Jets, then each constituent collection (one collection in memory at a time)."""
+    """Jets, then each constituent collection through :func:`shuffle_collection`."""
     writers = {k: TableWriter(f, prep["compression"]) for k, f in files.items()}
     n_debug = prep["debug_jets"]
     for s in SPLITS:
         writers[s].append("jets", jets[s])
         if f"debug_{s}" in writers:
             writers[f"debug_{s}"].append("jets", jets[s][:n_debug])
+    scratch = Path(next(iter(files.values())).filename).parent
     for coll in collections:
-        parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
-        for inp in ins:
-            whole = inp.h5[coll][:]
-            for s in SPLITS:
-                parts[s].append(whole[inp.rows[s]])
-            del whole
-        for s in SPLITS:
-            table = np.concatenate(parts.pop(s))[order[s]]
-            writers[s].append(coll, table)
-            if f"debug_{s}" in writers:
-                writers[f"debug_{s}"].append(coll, table[:n_debug])
+        with tempfile.TemporaryDirectory(prefix=".split-", dir=scratch) as tmp:
+            shuffle_collection(coll, ins, order, writers, n_debug, Path(tmp) / "buckets.h5")
     for key, h5 in files.items():
         h5["jets"].attrs["class_names"] = config["class_names"]
         h5["jets"].attrs["flavour_label"] = "label"
@@ -252,6 +247,83 @@ def write_split_files(
                 "prepare": prep,
             },
         )
+
+
+def collection_layout(coll: str, ins: list[Input]) -> tuple[np.dtype, tuple[int, ...]]:
+    """Record dtype and slot shape of ``coll``, which every input must share."""
+    first = ins[0].h5[coll]
+    for inp in ins[1:]:
+        ds = inp.h5[coll]
+        if ds.dtype != first.dtype or ds.shape[1:] != first.shape[1:]:
+            raise HepsnakeError(
+                inp.path,
+                f"'{coll}' has {ds.shape[1:]} slots of {ds.dtype}, {ins[0].path} "
+                f"{first.shape[1:]} of {first.dtype}",
+            )
+    return first.dtype, first.shape[1:]
+
+
+def shuffle_collection(
+    coll: str,
+    ins: list[Input],
+    order: dict[str, np.ndarray],
+    writers: dict[str, TableWriter],
+    n_debug: int,
+    scratch: Path,
+) -> None:
+    """Append ``coll`` of each split, in ``order``, by an external two-pass bucket shuffle.
+
+    Split ``s`` is ``concatenate([inp.h5[coll][inp.rows[s]] for inp in ins])[order[s]]``
+    (rows may repeat or be left out). Pass 1 reads every input once, in blocks, and appends
+    each row to the bucket (``rows`` consecutive output positions) of every position it
+    takes, in a scratch HDF5 file; pass 2 reads one bucket at a time, puts it in output order
+    and appends it. Memory holds a block and a bucket, not the collection.
+    """
+    dtype, slots = collection_layout(coll, ins)
+    rows = max(1, SHUFFLE_BYTES // (dtype.itemsize * int(np.prod(slots))))
+    with h5py.File(scratch, "w") as h5:
+        buckets = {s: h5.create_dataset(s, (len(order[s]), *slots), dtype) for s in SPLITS}
+        # output positions sorted by source row (ties: by position): the arrival order
+        by_source = {s: np.argsort(order[s], kind="stable") for s in SPLITS}
+        sources = {s: order[s][by_source[s]] for s in SPLITS}
+        filled = {s: np.zeros(-(-len(order[s]) // rows), dtype=np.int64) for s in SPLITS}
+        first = dict.fromkeys(SPLITS, 0)  # source index of the input's first row, per split
+        for inp in ins:
+            ds = inp.h5[coll]
+            for start in range(0, ds.shape[0], rows):
+                block = ds[start : start + rows]
+                for s in SPLITS:
+                    picked = inp.rows[s]
+                    lo, hi = np.searchsorted(picked, [start, start + len(block)])
+                    k0, k1 = np.searchsorted(sources[s], [first[s] + lo, first[s] + hi])
+                    pos, src = by_source[s][k0:k1], sources[s][k0:k1]
+                    records = block[picked[src - first[s]] - start]
+                    to_buckets(buckets[s], filled[s], rows, pos, records)
+            for s in SPLITS:
+                first[s] += len(inp.rows[s])
+        for s in SPLITS:
+            done = 0
+            for start in range(0, len(order[s]), rows):
+                region = buckets[s][start : start + rows]
+                table = np.empty_like(region)
+                table[np.argsort(order[s][start : start + len(region)], kind="stable")] = region
+                writers[s].append(coll, table)
+                if f"debug_{s}" in writers and done < n_debug:
+                    writers[f"debug_{s}"].append(coll, table[: n_debug - done])
+                done += len(table)
+
+
+def to_buckets(
+    ds: h5py.Dataset, filled: np.ndarray, rows: int, pos: np.ndarray, records: np.ndarray
+) -> None:
+    """Append ``records`` (output positions ``pos``) to their buckets of ``rows`` positions in
+    ``ds``, keeping their order within a bucket; ``filled`` counts the rows of each bucket."""
+    grouped = np.argsort(pos // rows, kind="stable")
+    bucket, records = pos[grouped] // rows, records[grouped]
+    for a, b in itertools.pairwise(np.flatnonzero(np.diff(bucket, prepend=-1, append=-1))):
+        at = int(bucket[a]) * rows + int(filled[bucket[a]])
+        ds[at : at + b - a] = records[a:b]
+        filled[bucket[a]] += b - a
 
 
 def split_summary(
