@@ -1,16 +1,22 @@
-"""Shared fixtures: the repository, the real ROOT files in ../shared/data, small configs."""
+"""Shared fixtures and helpers: the repository, the real ROOT files in ../shared/data, small
+configs, an untrained tiny checkpoint, the report-vs-metrics check."""
 
 import copy
+import re
 from pathlib import Path
 
+import lightning
 import pytest
+import torch
 import yaml
 
 from hepsnake.config import validate
 from hepsnake.convert.convert import convert
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
+from hepsnake.report.markdown import fmt
 from hepsnake.simulate.toy import simulate, write_root
+from hepsnake.training.module import TaggerModule
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -85,3 +91,73 @@ def data_dir() -> Path:
     if not DATA.is_dir():
         pytest.skip(f"real ROOT test files not found at {DATA}")
     return DATA
+
+
+TINY = {
+    "dim": 8,
+    "jet_inputs": "constituents",
+    "init_nets": {"default": {"hidden": [8]}},
+    "encoder": {"type": "deepsets", "layers": 1},
+    "pooling": {"type": "sum"},
+    "head": {"hidden": [8]},
+}
+TRAINING = {"lr": 1e-3, "weight_decay": 0.0, "schedule": "none", "seed": 1}
+
+
+def checkpoint(data, name, model_cfg=TINY, parameters=None):
+    """A checkpoint of an untrained tagger, as ``load_module`` reads it."""
+    config, root, _, norm = data
+    torch.manual_seed(0)
+    module = TaggerModule(
+        model_cfg, TRAINING, config["inputs"], norm, config["class_names"], None, parameters
+    )
+    path = root / f"{name}.ckpt"
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "hyper_parameters": dict(module.hparams),
+            "pytorch-lightning_version": lightning.__version__,
+        },
+        path,
+    )
+    return str(path)
+
+
+def section(text: str, heading: str) -> list[str]:
+    """The lines under ``heading`` up to the next ``## `` heading."""
+    lines = text.splitlines()
+    start = lines.index(heading)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return lines[start + 1 : end]
+
+
+def table_rows(lines: list[str]) -> list[list[str]]:
+    """The cells of every Markdown table row in ``lines``."""
+    return [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in lines
+        if line.startswith("| ")
+    ]
+
+
+def report_numbers_match(report_text: str, metrics: dict) -> list[str]:
+    """Assert the numbers of report.md equal the metrics JSON (as the report formats them):
+    the comparison table's AUCs and K-S, each model's rejections and K-S values; return the
+    image links of the report."""
+    comparison = table_rows(section(report_text, "## Model comparison"))
+    for model, met in metrics.items():
+        row = next(r for r in comparison if r[0] == model)
+        numbers = []
+        for entry in [met["inclusive"], *met["backgrounds"].values()]:
+            numbers += [fmt(entry["auc"]), fmt(entry.get("bayes_auc", "-"))]
+        numbers.append(fmt(met.get("control_ks", {}).get("sig", {}).get("ks", "-")))
+        assert row[2:] == numbers, (row, numbers)
+        rows = table_rows(section(report_text, f"## Model `{model}`"))
+        entries = {"all backgrounds": met["inclusive"], **met["backgrounds"]}
+        for name, entry in entries.items():
+            for wp, rej in entry["rejection"].items():
+                expected = [name, wp, fmt(rej["rejection"]), fmt(rej["uncertainty"])]
+                assert expected in rows, (expected, rows)
+        for c, ks in met.get("control_ks", {}).items():
+            assert [c, fmt(ks["ks"]), fmt(ks["p_value"])] in rows, (c, rows)
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report_text)

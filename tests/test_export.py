@@ -3,13 +3,12 @@
 import copy
 import json
 
-import lightning
 import numpy as np
 import onnx
 import pytest
 import torch
 import yaml
-from conftest import prepared_toy
+from conftest import TINY, checkpoint, prepared_toy
 
 from hepsnake import __version__
 from hepsnake.errors import HepsnakeError
@@ -18,17 +17,7 @@ from hepsnake.export import stage
 from hepsnake.export.benchmark import load_batches
 from hepsnake.export.onnx import export_onnx, feeds, input_names, metadata, run, session
 from hepsnake.export.quantise import quantise, weight_errors
-from hepsnake.training.module import TaggerModule
 
-TINY = {
-    "dim": 8,
-    "jet_inputs": "constituents",
-    "init_nets": {"default": {"hidden": [8]}},
-    "encoder": {"type": "deepsets", "layers": 1},
-    "pooling": {"type": "sum"},
-    "head": {"hidden": [8]},
-}
-TRAINING = {"lr": 1e-3, "weight_decay": 0.0, "schedule": "none", "seed": 1}
 PARAMETERS = {"names": ["mS"], "train": {"mS": [5, 16, 55]}, "test": {"mS": [5, 16, 40, 55]}}
 
 
@@ -41,25 +30,6 @@ def data(tmp_path_factory):
     config, outputs = prepared_toy(root, jets, 5, prepare=fractions)
     norm = yaml.safe_load((root / "norm.yaml").read_text())
     return config, root, outputs, norm
-
-
-def checkpoint(data, name, model_cfg=TINY, parameters=None):
-    """A checkpoint of an untrained tagger, as ``load_module`` reads it."""
-    config, root, _, norm = data
-    torch.manual_seed(0)
-    module = TaggerModule(
-        model_cfg, TRAINING, config["inputs"], norm, config["class_names"], None, parameters
-    )
-    path = root / f"{name}.ckpt"
-    torch.save(
-        {
-            "state_dict": module.state_dict(),
-            "hyper_parameters": dict(module.hparams),
-            "pytorch-lightning_version": lightning.__version__,
-        },
-        path,
-    )
-    return str(path)
 
 
 @pytest.fixture(scope="module")

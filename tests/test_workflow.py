@@ -9,9 +9,8 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, report_numbers_match
 from ftag.hdf5 import H5Reader
-from test_evaluate import report_numbers_match
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
