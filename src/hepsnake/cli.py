@@ -248,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # third-party loggers (botocore, fsspec) stay at WARNING: their INFO lines are noise
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    # lightning prints through its own "INFO: ..." handler: not through ours a second time
+    logging.getLogger("lightning").propagate = False
     log.setLevel(os.environ.get("HEPSNAKE_LOG", "INFO"))
     try:
         args.func(args)

@@ -20,7 +20,7 @@ class ResumeCheckpoint(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # the full state: resume needs it
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
 
