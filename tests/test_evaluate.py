@@ -2,30 +2,31 @@
 stage's outputs, and the report's numbers against the metrics JSON."""
 
 import json
-import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, prepared_toy
+from conftest import REPO, TINY, checkpoint, prepared_toy, report_numbers_match
 from sklearn.metrics import roc_auc_score, roc_curve
-from test_export import TINY, checkpoint
 
 from hepsnake.config import config_hash, stage_config, validate
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.metrics import (
+    BAYES,
     auc,
     background_fractions,
     discriminant,
     model_metrics,
     rejection_at,
+    roc_sets,
+    truth_logp,
 )
 from hepsnake.evaluate.predict import load_module, predict, probabilities, with_columns
 from hepsnake.evaluate.stage import evaluate
 from hepsnake.io.atomic import finite_or_none, write_json
-from hepsnake.report.markdown import fmt, report
+from hepsnake.report.markdown import report
 
 CLASSES = ["qcd", "sig", "bib"]
 EVALUATE = {"signal": "sig", "working_points": [0.5, 0.7], "fractions": None, "pt_bins": None}
@@ -183,10 +184,35 @@ def test_two_parameters_each_jet_at_its_own_and_control(toy: tuple, tmp_path: Pa
     np.testing.assert_array_equal(jets["m_mS5_psig"], jets["m_ctau1_psig"])  # same point
     assert not np.allclose(jets["m_mS5_psig"], jets["m_mS40_psig"])
     sig = jets["label"] == 1
-    at_truth = probabilities(load_module(ckpt), test, {"mS": 16.0, "ctau": 1.0})[:, 1]
+    at_truth = probabilities(load_module(ckpt), test, {"mS": 16.0, "ctau": 1.0})[0][:, 1]
     np.testing.assert_allclose(jets["m_psig"][sig], at_truth[sig], rtol=1e-5)
     assert not np.allclose(jets["m_psig"][sig], jets["m_mS5_psig"][sig])
     assert np.isfinite(ctrl["m_psig"]).all() and "m_mS40_psig" in ctrl.dtype.names
+    # the values each jet's plain columns saw: signal its own, background drawn from train
+    np.testing.assert_array_equal(jets["m_mS"][sig], 16.0)
+    assert set(np.unique(jets["m_mS"][~sig])) <= {5.0, 16.0, 55.0}
+    assert set(np.unique(ctrl["m_ctau"])) == {1.0, 10.0}
+
+
+def test_bayes_reference_follows_the_mass_each_jet_was_scored_at() -> None:
+    """A parameterised model's plain columns saw each jet at ``m_mS``: the Bayes-optimal
+    reference takes the signal likelihood at that mass, jet by jet, not the mixture."""
+    base, _ = known_jets(own_mass=5.0)
+    rng = np.random.default_rng(1)
+    at5, at40 = rng.normal(0, 1, len(base)), rng.normal(0, 1, len(base))
+    seen = np.where(base["label"] == 1, base["mS"], rng.choice([5.0, 40.0], len(base)))
+    truths = {"truth_logp_sig_mS5": at5, "truth_logp_sig_mS40": at40}
+    jets = with_columns(base, truths | {"m_mS": seen})
+    expected = np.where(seen == 5.0, at5, at40).astype(np.float32)
+    truth = truth_logp(jets, CLASSES, "sig", jets["m_mS"].astype(np.float64))
+    np.testing.assert_array_equal(truth["sig"], expected)
+    fractions = {"qcd": 0.5, "bib": 0.5}
+    bayes = roc_sets(jets, "m", CLASSES, "sig", fractions)[BAYES]["qcd"][0]
+    np.testing.assert_allclose(bayes, expected - jets["truth_logp_qcd"], rtol=1e-6)
+    mixture = roc_sets(with_columns(base, truths), "m", CLASSES, "sig", fractions)[BAYES]
+    np.testing.assert_array_equal(
+        mixture["qcd"][0], base["truth_logp_sig"].astype(np.float64) - base["truth_logp_qcd"]
+    )
 
 
 def write_predictions(path: Path, jets: np.ndarray, control: np.ndarray | None = None) -> None:
@@ -277,46 +303,6 @@ def test_mass_efficiency_uses_each_mass_own_columns(evaluated: tuple) -> None:
     expected = np.mean(score[sig & (jets["mS"] == 40)] > cut)
     assert eff["efficiency"]["40"] == pytest.approx(expected, abs=0.02)
     assert metrics["masses"]["5"]["inclusive"]["auc"] == pytest.approx(1.0)
-
-
-def section(text: str, heading: str) -> list[str]:
-    """The lines under ``heading`` up to the next ``## `` heading."""
-    lines = text.splitlines()
-    start = lines.index(heading)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return lines[start + 1 : end]
-
-
-def table_rows(lines: list[str]) -> list[list[str]]:
-    """The cells of every Markdown table row in ``lines``."""
-    return [
-        [c.strip() for c in line.strip().strip("|").split("|")]
-        for line in lines
-        if line.startswith("| ")
-    ]
-
-
-def report_numbers_match(report_text: str, metrics: dict) -> list[str]:
-    """Assert the numbers of report.md equal the metrics JSON (as the report formats them):
-    the comparison table's AUCs and K-S, each model's rejections and K-S values; return the
-    image links of the report."""
-    comparison = table_rows(section(report_text, "## Model comparison"))
-    for model, met in metrics.items():
-        row = next(r for r in comparison if r[0] == model)
-        numbers = []
-        for entry in [met["inclusive"], *met["backgrounds"].values()]:
-            numbers += [fmt(entry["auc"]), fmt(entry.get("bayes_auc", "-"))]
-        numbers.append(fmt(met.get("control_ks", {}).get("sig", {}).get("ks", "-")))
-        assert row[2:] == numbers, (row, numbers)
-        rows = table_rows(section(report_text, f"## Model `{model}`"))
-        entries = {"all backgrounds": met["inclusive"], **met["backgrounds"]}
-        for name, entry in entries.items():
-            for wp, rej in entry["rejection"].items():
-                expected = [name, wp, fmt(rej["rejection"]), fmt(rej["uncertainty"])]
-                assert expected in rows, (expected, rows)
-        for c, ks in met.get("control_ks", {}).items():
-            assert [c, fmt(ks["ks"]), fmt(ks["p_value"])] in rows, (c, rows)
-    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report_text)
 
 
 def test_report_numbers_hash_and_null_rejections(

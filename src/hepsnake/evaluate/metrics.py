@@ -135,15 +135,28 @@ def model_logp(jets: np.ndarray, prefix: str, class_names: list[str]) -> dict[st
 
 
 def truth_logp(
-    jets: np.ndarray, class_names: list[str], signal: str, mass: float | None = None
+    jets: np.ndarray,
+    class_names: list[str],
+    signal: str,
+    mass: float | np.ndarray | None = None,
 ) -> dict[str, np.ndarray] | None:
-    """The toy's exact log-likelihoods (signal at ``mass`` if given), None where absent."""
+    """The toy's exact log-likelihoods, None where absent. The signal's is at ``mass``: one
+    value, or one per jet (the mass a parameterised model saw each jet at), else the
+    mixture over the training masses."""
     columns = {c: f"truth_logp_{c}" for c in class_names}
-    if mass is not None:
-        columns[signal] = f"truth_logp_{signal}_{MASS}{mass:g}"
-    if not all(c in jets.dtype.names for c in columns.values()):
+    masses = np.unique(mass) if mass is not None else []
+    sig_columns = {float(m): f"truth_logp_{signal}_{MASS}{m:g}" for m in masses}
+    wanted = [c for c in columns.values() if c != columns[signal] or mass is None]
+    if not all(c in jets.dtype.names for c in [*wanted, *sig_columns.values()]):
         return None
-    return {c: jets[col].astype(np.float64) for c, col in columns.items()}
+    out = {c: jets[col].astype(np.float64) for c, col in columns.items() if col in wanted}
+    if mass is not None:
+        per_jet = np.broadcast_to(np.asarray(mass, dtype=np.float64), len(jets))
+        out[signal] = np.empty(len(jets))
+        for m, col in sig_columns.items():
+            at = per_jet == m
+            out[signal][at] = jets[col][at]
+    return out
 
 
 def signal_mask(
@@ -186,11 +199,16 @@ def roc_sets(
     mass: float | None = None,
 ) -> dict[str, RocInputs]:
     """ROC inputs of ``model`` (at ``mass``: see :func:`mass_prefix`) and, where the toy truth
-    exists, of the Bayes-optimal classifier; keyed ``model`` and ``BAYES``."""
+    exists, of the Bayes-optimal classifier; keyed ``model`` and ``BAYES``. A parameterised
+    model's plain columns saw each jet at the mass in ``{model}_mS``: its Bayes-optimal
+    reference is the likelihood ratio at that mass, jet by jet."""
     labels = jets["label"]
     prefix = model if mass is None else mass_prefix(jets, model, signal, mass)
     logp = model_logp(jets, prefix, class_names)
     out = {model: roc_inputs(logp, labels, class_names, signal, fractions)}
+    seen = f"{model}_{MASS}"
+    if mass is None and seen in jets.dtype.names:
+        mass = jets[seen].astype(np.float64)
     truth = truth_logp(jets, class_names, signal, mass)
     if truth is not None:
         out[BAYES] = roc_inputs(truth, labels, class_names, signal, fractions)

@@ -46,8 +46,9 @@ class WithoutParameterFields(H5Batches):
 
 def probabilities(
     module: TaggerModule, path: str, fixed: dict[str, float] | None = None, batch_size: int = 5000
-) -> np.ndarray:
-    """Softmax outputs (N, classes) for every jet of ``path``, in file order.
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Softmax outputs (N, classes) for every jet of ``path``, in file order, and for
+    parameterised models the (N, parameters) values they were evaluated at (else None).
 
     Parameterised models are evaluated with every jet's parameters set to ``fixed``; with
     ``fixed`` None, each jet at its own: signal jets at their true values, background jets
@@ -64,8 +65,14 @@ def probabilities(
         batches = WithParameters(reader(path, spec, batch_size), sampler, seed=0, fixed=fixed)
     else:
         batches = H5Batches(path, spec, batch_size)
-    outs = [batch_probabilities(module, batch) for batch in batches]
-    return np.concatenate(outs) if outs else np.zeros((0, len(module.hparams.class_names)))
+    outs, params = [], []
+    for batch in batches:
+        outs.append(batch_probabilities(module, batch))
+        if "params" in batch:
+            params.append(batch["params"].numpy())
+    if not outs:
+        return np.zeros((0, len(module.hparams.class_names))), None
+    return np.concatenate(outs), np.concatenate(params) if params else None
 
 
 def parameter_points(parameters: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -82,7 +89,8 @@ def parameter_points(parameters: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 def score_columns(module: TaggerModule, path: str, model: str) -> dict[str, np.ndarray]:
     """``{model}_p{class}``, each jet at its own parameters (see :func:`probabilities`), and for
-    parameterised models ``{model}_{par}{value}_p{class}`` at every :func:`parameter_points`."""
+    parameterised models ``{model}_{par}`` (the value each jet's plain columns were evaluated
+    at) and ``{model}_{par}{value}_p{class}`` at every :func:`parameter_points`."""
     class_names = list(module.hparams.class_names)
     parameters = module.hparams.parameters
     points: dict[str, dict[str, float] | None] = {"": None}
@@ -93,7 +101,10 @@ def score_columns(module: TaggerModule, path: str, model: str) -> dict[str, np.n
     for tag, fixed in points.items():
         key = None if fixed is None else tuple(sorted(fixed.items()))
         if key not in done:
-            done[key] = probabilities(module, path, fixed)
+            done[key], used = probabilities(module, path, fixed)
+            if fixed is None and used is not None:
+                for i, name in enumerate(parameters["names"]):
+                    columns[f"{model}_{name}"] = used[:, i].astype(np.float32)
         for i, c in enumerate(class_names):
             columns[f"{model}{tag}_p{c}"] = done[key][:, i].astype(np.float32)
     return columns
