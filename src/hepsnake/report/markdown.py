@@ -133,7 +133,9 @@ def export_section(benchmarks: list[str], results: Path) -> list[str]:
     lines = ["## Export (ONNX Runtime, CPU)", ""]
     lines += [
         "Timed in one thread, as that thread's CPU time (other jobs on the same cores do not"
-        " inflate it); wall-clock figures are in `export/<model>/benchmark.json`.",
+        " inflate it); wall-clock figures are in `export/<model>/benchmark.json`. The AUC here"
+        " is signal (every mass) against all other classes, unweighted, on the timed test jets:"
+        " it compares the backends, not the models (see the model sections for that).",
         "",
     ]
     lines += table(
@@ -142,7 +144,7 @@ def export_section(benchmarks: list[str], results: Path) -> list[str]:
             "backend",
             "latency batch 1 (ms)",
             "throughput batch 1000 (jets/s)",
-            "AUC",
+            "AUC (sig vs rest)",
             "max abs. diff (fp32 vs PyTorch, int8 vs fp32)",
         ],
         rows,
