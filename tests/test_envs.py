@@ -22,10 +22,18 @@ CUDA_ENVS = {"train", "export"}
 
 
 def pyproject_requirements() -> dict[str, Requirement]:
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    project = pyproject["project"]
     extras = [r for group in project["optional-dependencies"].values() for r in group]
-    reqs = [Requirement(r) for r in project["dependencies"] + extras]
+    build = pyproject["build-system"]["requires"]
+    reqs = [Requirement(r) for r in project["dependencies"] + extras + build]
     return {CONDA_NAMES.get(r.name, r.name).lower(): r for r in reqs}
+
+
+def build_requirements() -> set[str]:
+    """The packages ``pip install --no-build-isolation`` of hepsnake needs in the env."""
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    return {Requirement(r).name.lower() for r in requires}
 
 
 def env_specs(name: str) -> dict[str, tuple[str, str]]:
@@ -110,6 +118,9 @@ def test_every_rule_family_has_a_valid_env():
         assert env_pins(env)["python"] == "3.11", env
         hook = ENVS / f"{env}.post-deploy.sh"
         assert "pip install --no-deps" in hook.read_text(), f"{hook.name} installs hepsnake"
+        if "--no-build-isolation" in hook.read_text():
+            missing = build_requirements() - set(env_pins(env))
+            assert not missing, f"envs/{env}.yaml lacks the build requirements {missing}"
 
 
 @pytest.mark.parametrize("env", sorted(p.stem for p in ENVS.glob("*.yaml")))
