@@ -296,10 +296,10 @@ def test_summary_failure_leaves_no_output(toy_files, tmp_path, config_factory, m
         [{"name": "q", "files": [str(toy_files["qcd"])], "reader": "toy", "label": "qcd"}]
     )
 
-    def fail(path, data):
+    def fail(data):
         raise OSError("disk full")
 
-    monkeypatch.setattr("hepsnake.convert.convert.write_json", fail)
+    monkeypatch.setattr("hepsnake.convert.convert.json_text", fail)
     with pytest.raises(OSError, match="disk full"):
         run(config, "q", tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -545,3 +546,19 @@ def test_small_shuffle_buckets_change_nothing(resample, converted, tmp_path, mon
     for default, small in zip(*tables, strict=True):
         assert default.tobytes() == small.tobytes()
     assert not [p for p in (tmp_path / "small").iterdir() if p.name.startswith(".")]  # scratch
+
+
+def test_summary_is_renamed_after_every_split_file(converted, tmp_path, monkeypatch):
+    """The summary appears last: once it exists, every split and debug file does."""
+    config, paths = converted
+    renamed = []
+    real = os.replace
+
+    def record(src, dst):
+        renamed.append(Path(dst).name)
+        real(src, dst)
+
+    monkeypatch.setattr("hepsnake.io.atomic.os.replace", record)
+    run_split(config, paths, ["qcd", "sig"], tmp_path)
+    files = [n for n in renamed if n.endswith(".h5")]
+    assert len(files) == 6 and renamed[-1] == "summary.json", renamed

@@ -17,7 +17,7 @@ from hepsnake import __version__
 from hepsnake.config import is_remote, sample_by_name
 from hepsnake.convert.cuts import apply_cuts
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.atomic import atomic_path, write_json
+from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.h5 import TableWriter, set_attrs
 from hepsnake.io.physlite import PhysliteSource
@@ -173,7 +173,7 @@ def convert(
     ):
         with h5py.File(tmp, "w") as h5:
             report = {"sample": sample_name, **write_sample(h5, config, sample, files, bar)}
-        write_json(tmp_summary, report)
+        tmp_summary.write_text(json_text(report))
     return report
 
 

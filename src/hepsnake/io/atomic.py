@@ -36,11 +36,15 @@ def finite_or_none(data: Any) -> Any:
     return data
 
 
+def json_text(data: Any) -> str:
+    """``data`` as indented standard JSON text: inf and NaN become null."""
+    return json.dumps(finite_or_none(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write ``data`` as indented standard JSON, atomically: inf and NaN become null."""
-    text = json.dumps(finite_or_none(data), indent=2, sort_keys=True, allow_nan=False)
+    """Write ``data`` as :func:`json_text`, atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text + "\n")
+        tmp.write_text(json_text(data))
 
 
 def write_yaml(path: str | os.PathLike, data: Any) -> None:

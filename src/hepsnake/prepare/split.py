@@ -12,7 +12,7 @@ import numpy as np
 from hepsnake import __version__
 from hepsnake.config import check_prepare
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.atomic import atomic_path, write_json
+from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.h5 import TableWriter, set_attrs
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.weights import base_weights, control_weights, fit_reweighter, resample
@@ -153,6 +153,8 @@ def split(
     prep = config["prepare"]
     check_prepare(config)
     with ExitStack() as stack:
+        # entered first, so renamed last: the summary appears only after every split file
+        tmp_summary = stack.enter_context(atomic_path(summary_path))
         ins = [stack.enter_context(Input(p, config, control)) for p in inputs]
         weights = prep["weights"]
         if not control and (weights["mode"] != "none" or plot):
@@ -193,7 +195,7 @@ def split(
             from hepsnake.prepare.plots import plot_reweighting
 
             plot_reweighting(jets["train"], prep["weights"], config["class_names"], plot)
-        write_json(stack.enter_context(atomic_path(summary_path)), report)
+        tmp_summary.write_text(json_text(report))
     return report
 
 
