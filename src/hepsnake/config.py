@@ -17,6 +17,7 @@ SCHEMA = Path(__file__).with_name("config.schema.yaml")
 MODEL_SCHEMA = Path(__file__).with_name("model.schema.yaml")
 SAMPLE_COLUMNS = ("name", "files", "reader", "tree", "role", "label", "params", "xsec")
 REMOTE_PREFIXES = ("root://", "s3://", "http://", "https://", "xroot://")
+MASS = "mS"  # the sample parameter that evaluation treats as the signal mass
 
 
 def filling_validator(schema: dict[str, Any]) -> Any:

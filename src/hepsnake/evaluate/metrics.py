@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from hepsnake.config import MASS
 from hepsnake.errors import HepsnakeError
 from hepsnake.stats import weighted_ks
 
 INCLUSIVE = "inclusive"
 BAYES = "Bayes-optimal"
-MASS = "mS"
 EPS = 1e-12
 
 # ROC name → (discriminant of every jet, weight of every jet in that ROC's background)
