@@ -20,6 +20,7 @@ from hepsnake.evaluate.metrics import (
     discriminant,
     model_metrics,
     rejection_at,
+    roc_book,
     roc_sets,
     truth_logp,
 )
@@ -60,7 +61,9 @@ def known_jets(
 
 def test_auc_and_rejection_match_sklearn() -> None:
     jets, probs = known_jets()
-    metrics = model_metrics(jets, "m", CLASSES, "sig", [0.5, 0.7], [5.0])
+    metrics = model_metrics(
+        jets, roc_book(jets, "m", CLASSES, "sig"), CLASSES, "sig", [0.5, 0.7], [5.0]
+    )
     sig5 = (jets["label"] == 1) & (jets["mS"] == 5.0)
     for b, name in ((0, "qcd"), (2, "bib")):
         is_b = jets["label"] == b
@@ -82,7 +85,8 @@ def test_inclusive_roc_mixes_the_backgrounds_by_the_fractions() -> None:
     discriminant: AUC as sklearn's weighted one, rejection as counted by hand."""
     jets, probs = known_jets(20000)
     fractions = {"qcd": 0.7, "bib": 0.3}
-    metrics = model_metrics(jets, "m", CLASSES, "sig", [0.5], [5.0], fractions)
+    book = roc_book(jets, "m", CLASSES, "sig", fractions)
+    metrics = model_metrics(jets, book, CLASSES, "sig", [0.5], [5.0])
     sig = (jets["label"] == 1) & (jets["mS"] == 5.0)
     qcd, bib = jets["label"] == 0, jets["label"] == 2
     score = np.log(probs[:, 1]) - np.log(0.7 * probs[:, 0] + 0.3 * probs[:, 2])

@@ -7,6 +7,7 @@ the training masses (every signal jet when there is no mass field or no mass lis
 enter only per mass.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -241,35 +242,61 @@ def roc_metrics(
     return out
 
 
-def model_metrics(
+@dataclass(frozen=True)
+class RocBook:
+    """Every ROC input of one model, built once: inclusive and at each signal mass."""
+
+    model: str
+    fractions: dict[str, float]
+    inclusive: dict[str, RocInputs]
+    masses: dict[float, dict[str, RocInputs]]
+
+
+def roc_book(
     jets: np.ndarray,
     model: str,
     class_names: list[str],
     signal: str,
+    fractions: dict[str, float] | None = None,
+) -> RocBook:
+    """:func:`roc_sets` of ``model``, inclusive and at every signal mass; ``fractions`` are the
+    configured background fractions (None: equal, see :func:`background_fractions`)."""
+    fractions = background_fractions(jets["label"], class_names, signal, fractions)
+    return RocBook(
+        model,
+        fractions,
+        roc_sets(jets, model, class_names, signal, fractions),
+        {
+            m: roc_sets(jets, model, class_names, signal, fractions, m)
+            for m in signal_masses(jets, class_names, signal)
+        },
+    )
+
+
+def model_metrics(
+    jets: np.ndarray,
+    book: RocBook,
+    class_names: list[str],
+    signal: str,
     working_points: list[float],
     train_masses: list[float] | None = None,
-    fractions: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """AUCs and rejections, inclusive and per background class, and AUCs per signal mass.
 
-    ``fractions`` are the configured background fractions (None: equal). Where the toy's
-    ``truth_logp_*`` fields exist, the Bayes-optimal AUC on the same jets is given next to
-    the model's.
+    Where the toy's ``truth_logp_*`` fields exist, the Bayes-optimal AUC on the same jets is
+    given next to the model's.
     """
-    fractions = background_fractions(jets["label"], class_names, signal, fractions)
     is_sig = signal_mask(jets, class_names, signal, train_masses)
-    sets = roc_sets(jets, model, class_names, signal, fractions)
-    entries = roc_metrics(sets, model, is_sig, working_points)
+    entries = roc_metrics(book.inclusive, book.model, is_sig, working_points)
     out: dict[str, Any] = {
         "n_test": len(jets),
-        "fractions": fractions,
+        "fractions": book.fractions,
         INCLUSIVE: entries.pop(INCLUSIVE),
         "backgrounds": entries,
         "masses": {},
     }
-    for m in signal_masses(jets, class_names, signal):
-        sets = roc_sets(jets, model, class_names, signal, fractions, m)
-        per = roc_metrics(sets, model, signal_mask(jets, class_names, signal, mass=m), [])
+    for m, sets in book.masses.items():
+        per = roc_metrics(sets, book.model, signal_mask(jets, class_names, signal, mass=m), [])
         unseen = bool(train_masses) and m not in train_masses
         out["masses"][f"{m:g}"] = {"unseen": unseen} | per
     return out

@@ -8,19 +8,19 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hepsnake.config import MASS
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate import plots
 from hepsnake.evaluate.metrics import (
     INCLUSIVE,
-    MASS,
+    RocBook,
     auc,
     control_ks,
     curves,
     model_metrics,
+    roc_book,
     roc_points,
-    roc_sets,
     signal_mask,
-    signal_masses,
 )
 from hepsnake.io.atomic import write_json
 
@@ -57,27 +57,25 @@ def binned_auc(
 
 def mass_scan(
     jets: np.ndarray,
-    model: str,
+    book: RocBook,
     names: list[str],
     signal: str,
-    fractions: dict[str, float],
     is_sig: np.ndarray,
     wp: float,
 ) -> tuple[dict[str, Any], dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
     """Each mass's signal efficiency at the background efficiency that working point ``wp``
     has on the inclusive ROC (signal ``is_sig``), and each mass's ROC curves; a
     parameterised model is scored at each mass (:func:`roc_sets`)."""
-    score, mixed = roc_sets(jets, model, names, signal, fractions)[model][INCLUSIVE]
+    score, mixed = book.inclusive[book.model][INCLUSIVE]
     bkg = mixed > 0
     fpr, tpr = roc_points(score[is_sig], score[bkg], mixed[bkg])
     eps_b = float(np.interp(wp, tpr, fpr))
     mass_curves, efficiency = {}, {}
-    for m in signal_masses(jets, names, signal):
+    for m, sets in book.masses.items():
         at_mass = signal_mask(jets, names, signal, mass=m)
-        sets = roc_sets(jets, model, names, signal, fractions, m)
         for label, rocs in sets.items():
             mass_curves[f"{label} {MASS}={m:g}"] = curves(rocs, at_mass)
-        score = sets[model][INCLUSIVE][0]
+        score = sets[book.model][INCLUSIVE][0]
         fpr, tpr = roc_points(score[at_mass], score[bkg], mixed[bkg])
         efficiency[f"{m:g}"] = float(np.interp(eps_b, fpr, tpr))
     entry = {"working_point": wp, "background_efficiency": eps_b, "efficiency": efficiency}
@@ -103,15 +101,14 @@ def evaluate(
         jets = h5["jets"][:]
         control = h5["control_jets"][:] if "control_jets" in h5 else None
     train_masses = config.get("simulate", {}).get("masses", {}).get("train")
+    book = roc_book(jets, model, names, signal, ev["fractions"])
     metrics: dict[str, Any] = {"model": model}
-    metrics |= model_metrics(
-        jets, model, names, signal, ev["working_points"], train_masses, ev["fractions"]
-    )
-    fractions = metrics["fractions"]
+    metrics |= model_metrics(jets, book, names, signal, ev["working_points"], train_masses)
+    fractions = book.fractions
     out = Path(plot_dir)
     labels = jets["label"]
     is_sig = signal_mask(jets, names, signal, train_masses)
-    sets = roc_sets(jets, model, names, signal, fractions)
+    sets = book.inclusive
     mix = ", ".join(f"{b} {f:.2f}" for b, f in fractions.items())
     title = f"signal: {signal} (training masses); background fractions: {mix}"
     plots.plot_roc(
@@ -142,12 +139,10 @@ def evaluate(
         "max_significance": float(significance[best]),
     }
 
-    masses = signal_masses(jets, names, signal)
+    masses = list(book.masses)
     if masses:
         wp = ev["working_points"][len(ev["working_points"]) // 2]
-        metrics["mass_efficiency"], mass_curves = mass_scan(
-            jets, model, names, signal, fractions, is_sig, wp
-        )
+        metrics["mass_efficiency"], mass_curves = mass_scan(jets, book, names, signal, is_sig, wp)
         plots.plot_roc(mass_curves, out / "roc_mass.png", f"signal {signal} per mass")
         eff = metrics["mass_efficiency"]
         plots.plot_mass_efficiency(
