@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from conftest import GRID, REPO, prepared_toy
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -21,6 +22,7 @@ from hepsnake.convert.convert import convert
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.evaluate.predict import load_module
+from hepsnake.models.encoders import GATv2
 from hepsnake.models.tagger import Tagger
 from hepsnake.prepare.split import SPLITS, split
 from hepsnake.simulate.toy import simulate, write_root
@@ -108,6 +110,27 @@ def test_padding_never_changes_outputs(encoder, pooling, prepared):
         more = tagger(padded(batch, 7, rng))["logits"]
     assert torch.isfinite(ref).all()
     torch.testing.assert_close(more, ref, atol=1e-6, rtol=1e-5)
+
+
+def test_gatv2_equals_attention_on_concatenated_pairs():
+    """The layer (split products W_i x_i + W_j x_j) equals GATv2 written out on the
+    concatenated pairs [x_i, x_j] of every jet's real constituents."""
+    torch.manual_seed(0)
+    layer = GATv2(dim=8, layers=1, heads=2).eval()
+    x, mask = torch.randn(3, 5, 8), torch.rand(3, 5) > 0.3
+    mask[:, 0] = True
+    w, a, v, norm = layer.w[0], layer.a[0], layer.v[0], layer.norms[0]
+    expected = torch.zeros_like(x)
+    for jet in range(3):
+        real = x[jet, mask[jet]]
+        k = len(real)
+        pairs = torch.cat([real[:, None].expand(k, k, 8), real[None].expand(k, k, 8)], -1)
+        hidden = F.leaky_relu(w(pairs), 0.2).view(k, k, 2, 4)
+        alpha = (hidden * a).sum(-1).softmax(dim=1)
+        update = torch.einsum("ijh,jhc->ihc", alpha, v(real).view(k, 2, 4)).reshape(k, 8)
+        expected[jet, mask[jet]] = norm(real + update)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x, mask), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_loader_batches_match_the_file(prepared):

@@ -152,10 +152,11 @@ class GATv2(nn.Module):
         b, n, d = x.shape
         layers = zip(self.w, self.a, self.v, self.norms, strict=True)
         for i, (w, a, v, norm) in enumerate(layers):
-            pairs = torch.cat(
-                [x.unsqueeze(2).expand(b, n, n, d), x.unsqueeze(1).expand(b, n, n, d)], -1
-            )
-            hidden = F.leaky_relu(w(pairs), 0.2).view(b, n, n, self.heads, d // self.heads)
+            # W [x_i, x_j] = W_i x_i + W_j x_j: two (b, n, d) products, not one on n² pairs
+            left = F.linear(x, w.weight[:, :d], w.bias)
+            right = F.linear(x, w.weight[:, d:])
+            pairs = left.unsqueeze(2) + right.unsqueeze(1)
+            hidden = F.leaky_relu(pairs, 0.2).view(b, n, n, self.heads, d // self.heads)
             keys = key_mask(mask)[:, None, :, None]
             alpha = (hidden * a).sum(-1).masked_fill(~keys, float("-inf")).softmax(dim=2)
             values = v(x).view(b, n, self.heads, d // self.heads)
