@@ -40,13 +40,22 @@ def discriminant(
     return log_discriminant({c: np.log(p + EPS) for c, p in probs.items()}, signal, fractions)
 
 
+def labelled(
+    score_sig: np.ndarray, score_bkg: np.ndarray, weight_bkg: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(truth, scores, weights) of signal then background, as sklearn's metrics take them;
+    signal jets weigh 1."""
+    truth = np.r_[np.ones(len(score_sig)), np.zeros(len(score_bkg))]
+    weights = None if weight_bkg is None else np.r_[np.ones(len(score_sig)), weight_bkg]
+    return truth, np.r_[score_sig, score_bkg], weights
+
+
 def roc_points(
     score_sig: np.ndarray, score_bkg: np.ndarray, weight_bkg: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(background efficiency, signal efficiency) along the threshold; background weighted."""
-    truth = np.r_[np.ones(len(score_sig)), np.zeros(len(score_bkg))]
-    weights = None if weight_bkg is None else np.r_[np.ones(len(score_sig)), weight_bkg]
-    fpr, tpr, _ = roc_curve(truth, np.r_[score_sig, score_bkg], sample_weight=weights)
+    truth, scores, weights = labelled(score_sig, score_bkg, weight_bkg)
+    fpr, tpr, _ = roc_curve(truth, scores, sample_weight=weights)
     return fpr, tpr
 
 
@@ -54,9 +63,8 @@ def auc(
     score_sig: np.ndarray, score_bkg: np.ndarray, weight_bkg: np.ndarray | None = None
 ) -> float:
     """Area under the ROC curve of signal vs (weighted) background scores (sklearn)."""
-    truth = np.r_[np.ones(len(score_sig)), np.zeros(len(score_bkg))]
-    weights = None if weight_bkg is None else np.r_[np.ones(len(score_sig)), weight_bkg]
-    return float(roc_auc_score(truth, np.r_[score_sig, score_bkg], sample_weight=weights))
+    truth, scores, weights = labelled(score_sig, score_bkg, weight_bkg)
+    return float(roc_auc_score(truth, scores, sample_weight=weights))
 
 
 def rejection_at(
