@@ -245,11 +245,13 @@ def test_norm_matches_numpy(converted, tmp_path):
         ("label", "is a label or weight"),
         ("truth_logp_sig", "truth field"),
         ("HadronConeExclTruthLabelID", "inputs.truth"),
+        ("PartonLabel_b", "inputs.truth"),  # a pattern in the list
         ("eventNumber", "event identifier"),
     ],
 )
 def test_truth_leak_guard(variable, reason):
-    inputs = {"variables": {"jets": ["pt", variable]}, "truth": ["HadronConeExclTruthLabelID"]}
+    truth = ["HadronConeExclTruthLabelID", "PartonLabel_*"]
+    inputs = {"variables": {"jets": ["pt", variable]}, "truth": truth}
     with pytest.raises(HepsnakeError, match=f"inputs/variables/jets/{variable}.*{reason}"):
         check_inputs(inputs)
     check_inputs({**inputs, "allow_truth_inputs": True})

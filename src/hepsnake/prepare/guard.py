@@ -1,5 +1,6 @@
 """Truth-leak guard: training inputs may not contain labels, truth, event identifiers or weights."""
 
+from fnmatch import fnmatchcase
 from typing import Any
 
 from hepsnake.errors import HepsnakeError
@@ -14,7 +15,7 @@ def forbidden_reason(variable: str, truth: list[str]) -> str | None:
         return "is a label or weight"
     if variable.lower().startswith("truth"):
         return "is a truth field (truth*)"
-    if variable in truth:
+    if any(fnmatchcase(variable, pattern) for pattern in truth):
         return "is listed in inputs.truth"
     if variable in IDENTIFIERS:
         return "is an event identifier"
