@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 from conftest import TINY, checkpoint, prepared_toy
+from onnx import TensorProto, helper
 
 from hepsnake import __version__
 from hepsnake.errors import HepsnakeError
@@ -199,3 +200,29 @@ def test_weight_check_finds_a_mangled_weight(exported, tmp_path, per_channel):
     square.CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(values.T), square.name))
     onnx.save_model(proto, str(int8))
     assert weight_errors(fp32, int8)[square.name.removesuffix("_quantized")] > 1
+
+
+def test_padding_check_catches_a_graph_that_reads_padded_slots(exported, data, tmp_path):
+    """A graph that sums every track slot, masked or not, fails the padding check the export
+    stage applies (the shipped model, which masks, passes it)."""
+    ckpt, outdir, _ = exported
+    module = load_module(ckpt)
+    batches = load_batches(module, data[2]["test"], 200, 100)
+    f = len(module.spec.variables["tracks"])
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["tracks_data"], ["summed"], keepdims=0, axes=[1, 2]),
+            helper.make_node("Sigmoid", ["summed"], ["leaky_psig"]),
+        ],
+        "leaky",
+        [
+            helper.make_tensor_value_info("tracks_data", TensorProto.FLOAT, ["b", "n", f]),
+            helper.make_tensor_value_info("tracks_mask", TensorProto.BOOL, ["b", "n"]),
+        ],
+        [helper.make_tensor_value_info("leaky_psig", TensorProto.FLOAT, ["b"])],
+    )
+    leaky = tmp_path / "leaky.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), leaky)
+    assert stage.padding_diff(session(leaky), module.spec, batches) > stage.PADDING_TOLERANCE
+    shipped = stage.padding_diff(session(outdir / "model.onnx"), module.spec, batches)
+    assert shipped <= stage.PADDING_TOLERANCE
