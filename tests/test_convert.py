@@ -11,6 +11,7 @@ import pytest
 import uproot
 from conftest import GRID, PHYSLITE_FILES
 
+from hepsnake import __version__
 from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.h5 import read_json_attr
@@ -58,6 +59,9 @@ def test_toy_layout(toy_files, tmp_path, config_factory):
     with h5py.File(out) as h5:
         jets, tracks, clusters = h5["jets"][:], h5["tracks"][:], h5["clusters"][:]
         assert list(h5["jets"].attrs["class_names"]) == ["qcd", "sig", "bib"]
+        assert h5["jets"].attrs["flavour_label"] == "label"
+        assert h5.attrs["hepsnake_version"] == __version__
+        assert (h5.attrs["sample"], h5.attrs["role"]) == ("sig", "train")
         assert h5["tracks"].chunks[1:] == (6,) and h5["tracks"].compression == "lzf"
         inputs = read_json_attr(h5, "inputs")
         assert inputs[0]["size"] == toy_files["sig"].stat().st_size and inputs[0]["xxh3_64"]
