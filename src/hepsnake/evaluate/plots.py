@@ -22,16 +22,20 @@ def plot_roc(
     labelled curve; a Bayes-optimal curve is dashed, in the colour of the curve before it."""
     panels = list(next(iter(curves.values())))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    low = 0.2  # signal efficiency where the axes start
     for ax, panel in zip(axes[0], panels, strict=True):
-        color = None
+        color, top = None, 1.0
         for label, per_panel in curves.items():
             eff, rej = per_panel[panel]
             bayes = label.startswith(BAYES)
             style = {"ls": "--", "color": color} if bayes else {}
             (line,) = ax.plot(eff, rej, label=label, **style)
             color = line.get_color()
+            shown = rej[(eff >= low) & np.isfinite(rej)]
+            top = max(top, float(shown.max()) if shown.size else top)
         ax.set_yscale("log")
-        ax.set_xlim(0.2, 1)
+        ax.set_xlim(low, 1)
+        ax.set_ylim(0.8, top * 1.5)  # the visible curves, not the tail below ``low``
         ax.set_xlabel("signal efficiency")
         ax.set_ylabel("background rejection" if panel == INCLUSIVE else f"{panel} rejection")
         ax.set_title("all backgrounds" if panel == INCLUSIVE else f"{panel} only")
