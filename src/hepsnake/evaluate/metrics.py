@@ -152,19 +152,18 @@ def truth_logp(
     """The toy's exact log-likelihoods, None where absent. The signal's is at ``mass``: one
     value, or one per jet (the mass a parameterised model saw each jet at), else the
     mixture over the training masses."""
-    columns = {c: f"truth_logp_{c}" for c in class_names}
-    masses = np.unique(mass) if mass is not None else []
-    sig_columns = {float(m): f"truth_logp_{signal}_{MASS}{m:g}" for m in masses}
-    wanted = [c for c in columns.values() if c != columns[signal] or mass is None]
-    if not all(c in jets.dtype.names for c in [*wanted, *sig_columns.values()]):
-        return None
-    out = {c: jets[col].astype(np.float64) for c, col in columns.items() if col in wanted}
+    columns = {c: f"truth_logp_{c}" for c in class_names if c != signal or mass is None}
+    per_mass = {}
     if mass is not None:
-        per_jet = np.broadcast_to(np.asarray(mass, dtype=np.float64), len(jets))
+        per_mass = {float(m): f"truth_logp_{signal}_{MASS}{m:g}" for m in np.unique(mass)}
+    if not all(col in jets.dtype.names for col in [*columns.values(), *per_mass.values()]):
+        return None
+    out = {c: jets[col].astype(np.float64) for c, col in columns.items()}
+    if mass is not None:
+        at = np.broadcast_to(np.asarray(mass, dtype=np.float64), len(jets))
         out[signal] = np.empty(len(jets))
-        for m, col in sig_columns.items():
-            at = per_jet == m
-            out[signal][at] = jets[col][at]
+        for m, col in per_mass.items():
+            out[signal][at == m] = jets[col][at == m]
     return out
 
 
