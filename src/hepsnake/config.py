@@ -70,11 +70,12 @@ def read_yaml(path: str | Path) -> Any:
         with path.open(encoding="utf-8") as fh:
             return yaml.safe_load(fh)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
         at = f": line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise HepsnakeError(
-            f"{path}{at}", f"not valid YAML: {exc.problem or exc.context}"
-        ) from None
+        why = exc.problem or exc.context
+        if exc.problem and context and exc.context:
+            why += f" ({exc.context} at line {context.line + 1})"
+        raise HepsnakeError(f"{path}{at}", f"not valid YAML: {why}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise HepsnakeError(str(path), f"not valid YAML: {exc}") from None
 
