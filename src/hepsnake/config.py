@@ -516,7 +516,7 @@ def expand_files(sample: dict[str, Any]) -> list[str]:
 
 def config_hash(config: dict[str, Any]) -> str:
     """sha256 (16 hex digits) of the whole validated config and every listed model's config."""
-    models = {m: load_model(config, m) for m in config.get("models", [])}
+    models = {m: load_model(config, m) for m in config["models"]}
     text = json.dumps({"config": config, "models": models}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
