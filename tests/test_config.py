@@ -143,6 +143,9 @@ def test_extends_merges_onto_the_named_file(tmp_path, monkeypatch):
     loop.write_text(f"extends: {loop}\n")
     with pytest.raises(HepsnakeError, match=r"extends: .* extends itself"):
         load(str(loop))
+    loop.write_text("extends: 3\n")
+    with pytest.raises(HepsnakeError, match=r"loop.yaml: extends: 3 is not of type 'string'"):
+        load(str(loop))
     missing = tmp_path / "m.yaml"
     missing.write_text("extends: nowhere.yaml\n")
     with pytest.raises(HepsnakeError, match=r"^nowhere.yaml: file not found"):

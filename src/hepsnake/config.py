@@ -107,8 +107,8 @@ def resolve_extends(config: dict[str, Any], origin: Origin) -> dict[str, Any]:
     while "extends" in config:
         config = dict(config)
         base_path = config.pop("extends")
-        if not isinstance(base_path, str) or not base_path:
-            raise HepsnakeError(origin.where("extends"), "must be a config file path")
+        extends = schema_validator(SCHEMA, "properties/extends", fill=False)
+        check_schema(base_path, extends, origin.where, ("extends",))
         if Path(base_path).resolve() in seen:
             raise HepsnakeError(origin.where("extends"), f"'{base_path}' extends itself (a cycle)")
         seen.append(Path(base_path).resolve())
