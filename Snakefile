@@ -4,7 +4,11 @@ from snakemake.utils import min_version
 min_version("9.27")
 
 
-configfile: "config/config.yaml"
+# A --configfile is the whole config (an overlay says `extends: config/config.yaml`):
+# the toy default is read only when no config file is given.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

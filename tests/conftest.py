@@ -3,6 +3,8 @@ configs, an untrained tiny checkpoint, the report-vs-metrics check."""
 
 import copy
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import lightning
@@ -84,6 +86,30 @@ def config_factory():
         return validate(config)
 
     return make
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``snakemake -s REPO/Snakefile -d WORKDIR ARGS`` run in ``workdir`` (relative paths in
+    ``args`` are the workdir's)."""
+    exe = shutil.which("snakemake")
+    assert exe, "snakemake is installed"
+    proc = subprocess.run(
+        [exe, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stdout[-3000:] + proc.stderr[-3000:])
+    return proc
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A fresh working directory with a copy of the repository's config/ (results land here)."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

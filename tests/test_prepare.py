@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import skhep_testdata
 import yaml
 from conftest import GRID, default_config
 from hypothesis import given, settings
@@ -251,7 +252,7 @@ def test_norm_matches_numpy(converted, tmp_path):
 )
 def test_truth_leak_guard(variable, reason):
     truth = ["HadronConeExclTruthLabelID", "PartonLabel_*"]
-    inputs = {"variables": {"jets": ["pt", variable]}, "truth": truth}
+    inputs = {"variables": {"jets": ["pt", variable]}, "truth": truth, "allow_truth_inputs": False}
     with pytest.raises(HepsnakeError, match=f"inputs/variables/jets/{variable}.*{reason}"):
         check_inputs(inputs)
     check_inputs({**inputs, "allow_truth_inputs": True})
@@ -297,31 +298,89 @@ def test_zero_std_needs_a_floor(converted, tmp_path):
     assert norm_stats(floored, *args)["jets"]["mS"] == {"mean": 16.0, "std": 0.5}
 
 
-def test_label_map_on_physlite(data_dir, tmp_path, config_factory):
-    config = config_factory(
-        [{"name": "p", "files": [str(data_dir / "uproot-issue-951.root")], "reader": "physlite"}],
-        convert={"cuts": []},
-        prepare={
-            "label_map": {
-                "variable": "HadronConeExclTruthLabelID",
-                "map": {"0": 0, "4": 1, "5": 2},
-            },
-            "weights": {"mode": "none", "balance_classes": False},
-        },
-    )
-    config["class_names"] = ["light", "c", "b"]
+def physlite_flavours(tmp_path: Path, label_map: dict) -> dict:
+    """A validated light/c/b config over one real PHYSLITE file, converted to ``p.h5``."""
+    config = default_config() | {
+        "class_names": ["light", "c", "b"],
+        "samples": [
+            {"name": "p", "files": [skhep_testdata.data_path(PHYSLITE)], "reader": "physlite"}
+        ],
+    }
+    config["convert"]["cuts"] = []
+    config["inputs"] = {"variables": {"jets": ["pt", "eta"]}}
+    config["prepare"]["label_map"] = label_map
+    config["prepare"]["weights"] = {"mode": "none", "balance_classes": False}
+    config = validate(config)
     convert(config, "p", tmp_path / "p.h5", tmp_path / "p.json", show_progress=False)
-    outputs, _ = run_split(config, {"p": str(tmp_path / "p.h5")}, ["p"], tmp_path, debug=False)
+    return config
+
+
+PHYSLITE = "uproot-issue-951.root"  # 455 jets: HadronConeExclTruthLabelID 0, 4, 5 and 16 taus
+FLAVOUR = "HadronConeExclTruthLabelID"
+
+
+def test_label_map_lists_and_drop_on_physlite(tmp_path):
+    label_map = {"variable": FLAVOUR, "map": {"b": [5], "c": [4], "light": [0], "drop": [15]}}
+    config = physlite_flavours(tmp_path, label_map)
+    outputs, report = run_split(config, {"p": str(tmp_path / "p.h5")}, ["p"], tmp_path, debug=0)
     jets = np.concatenate([read(outputs[s]) for s in SPLITS])
-    assert len(jets) == 455 - 16  # the 16 tau jets are not in the map
+    assert len(jets) == 455 - 16 and report["dropped"] == {"label_map": 16}
+    assert json.loads((tmp_path / "summary.json").read_text())["dropped"] == {"label_map": 16}
     raw = {0: 0, 4: 1, 5: 2}
-    assert all(
-        raw[int(r)] == lab
-        for r, lab in zip(jets["HadronConeExclTruthLabelID"], jets["label"], strict=True)
-    )
+    assert [raw[int(r)] for r in jets[FLAVOUR]] == list(jets["label"])
     unmapped = {**config, "prepare": {**config["prepare"], "label_map": None}}
     with pytest.raises(HepsnakeError, match=r"no class label and prepare.label_map is unset"):
         run_split(unmapped, {"p": str(tmp_path / "p.h5")}, ["p"], tmp_path / "x", debug=False)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "needle"),
+    [
+        # the taus are in no class: an error that counts them
+        (
+            {"b": [5], "c": [4], "light": [0]},
+            r"prepare.label_map: \w+ values in no class: 15 \(16 jets\)",
+        ),
+        (
+            {"light": [99], "drop": [0, 4, 5, 15]},
+            r"prepare.label_map leaves no jets; \w+ values seen: 0 \(\d+ jets\), ",
+        ),
+    ],
+)
+def test_label_map_errors_name_the_values(mapping, needle, tmp_path):
+    config = physlite_flavours(tmp_path, {"variable": FLAVOUR, "map": mapping})
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(HepsnakeError, match=f"p.h5: {needle}"):
+        run_split(config, {"p": str(tmp_path / "p.h5")}, ["p"], out, debug=False)
+    assert list(out.iterdir()) == []
+
+
+def test_label_map_ranges_and_unmapped_drop(converted, tmp_path):
+    """Half-open ranges of a float field label an unlabelled sample; ``unmapped: drop``."""
+    config, paths = converted
+    config = {**config, "samples": [*config["samples"], {"name": "raw", "role": "train"}]}
+    pt = read(paths["qcd"])["pt"]
+    raw = tmp_path / "raw.h5"
+    shutil.copy(paths["qcd"], raw)
+    with h5py.File(raw, "r+") as h5:
+        h5.attrs["sample"] = "raw"
+        jets = h5["jets"][:]
+        jets["label"] = -1
+        h5["jets"][:] = jets
+    label_map = {
+        "variable": "pt",
+        "map": {"qcd": {"range": [0, 40]}, "sig": [{"range": [40, 60]}, 1000.0]},
+        "unmapped": "drop",
+    }
+    prepare = {**config["prepare"], "label_map": label_map}
+    outputs, report = run_split(
+        {**config, "prepare": prepare}, {"raw": str(raw)}, ["raw"], tmp_path, debug=False
+    )
+    got = np.concatenate([read(outputs[s]) for s in SPLITS])
+    want = np.where(got["pt"] < 40, 0, 1)
+    assert len(got) == np.sum(pt < 60) and np.array_equal(got["label"], want)
+    assert report["dropped"] == {"label_map": int(np.sum(pt >= 60))} and np.sum(pt >= 60) > 0
 
 
 def with_prepare(config, **weights):
@@ -519,7 +578,7 @@ def test_split_errors_through_the_cli(converted, tmp_path):
     cases = [
         (stage_config(bad_var, "split"), f"{paths['qcd']}: prepare.weights.variables: 'ptx'"),
         (stage_config(bad_target, "split"), "config: prepare/weights/target: 'top' is not one"),
-        (str(config_file), "config: prepare/weights/target: 'top' is not one"),
+        (str(config_file), f"{config_file}: prepare/weights/target: 'top' is not one"),
     ]
     for i, (cfg, needle) in enumerate(cases):
         out = tmp_path / str(i)

@@ -1,37 +1,19 @@
 """The Snakemake workflow itself: lint, dry run of the default DAG, a tiny end-to-end run."""
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+import skhep_testdata
 import yaml
-from conftest import REPO, report_numbers_match
+from conftest import REPO, report_numbers_match, snakemake
 from ftag.hdf5 import H5Reader
 
+from hepsnake.config import load
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    exe = shutil.which("snakemake")
-    assert exe, "snakemake is installed"
-    proc = subprocess.run(
-        [exe, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(proc.stdout[-3000:] + proc.stderr[-3000:])
-    return proc
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """A fresh working directory with a copy of the repository's config/ (results land here)."""
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    return tmp_path
+PHYSLITE = "uproot-issue-951.root"
 
 
 def jobs(dry_run_output: str) -> dict[str, int]:
@@ -76,17 +58,51 @@ def test_default_dry_run_lists_the_dag(workdir):
 
 def test_models_marked_export_false_are_not_exported(workdir, tmp_path):
     extra = tmp_path / "lstm.yaml"
-    extra.write_text("models: [baseline, lstm]\n")
+    extra.write_text("extends: config/config.yaml\nmodels: [baseline, lstm]\n")
     counts = jobs(snakemake(workdir, "-n", "--configfile", str(extra)).stdout)
     assert counts["train"] == 2 and counts["evaluate"] == 2 and counts["export"] == 1
 
 
 def test_bad_config_key_is_named(workdir, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("convert: {compresion: lzf}\n")
+    bad.write_text("extends: config/config.yaml\nconvert: {compresion: lzf}\n")
     proc = snakemake(workdir, "-n", "--configfile", str(bad), check=False)
     assert proc.returncode != 0
-    assert "'compresion' was unexpected" in proc.stdout + proc.stderr
+    # the file as given, relative to the working directory
+    assert (
+        "hepsnake: error: bad.yaml: convert/compresion: 'compresion' was unexpected" in proc.stderr
+    )
+
+
+NO_TOY = {
+    "class_names": ["light", "b"],
+    "readers": {"lite": {"type": "physlite"}},
+    "convert": {},
+    "inputs": {"variables": {"jets": ["pt", "eta"], "tracks": ["pt", "d0"]}},
+    "prepare": {
+        "label_map": {
+            "variable": "HadronConeExclTruthLabelID",
+            "map": {"b": [5], "light": [0, 4], "drop": [15]},
+        }
+    },
+    "evaluate": {"signal": "b"},
+    "models": ["baseline"],
+}
+
+
+def test_a_config_file_is_the_whole_config(workdir):
+    """``--configfile`` with none of the toy's keys: no toy sample, collection or rule leaks in."""
+    mine = workdir / "mine.yaml"
+    samples = [{"name": "lite1", "files": skhep_testdata.data_path(PHYSLITE), "reader": "lite"}]
+    mine.write_text(yaml.safe_dump(NO_TOY | {"samples": samples}))
+    proc = snakemake(workdir, "-n", "-p", "--configfile", str(mine))
+    counts = jobs(proc.stdout)
+    assert "simulate" not in counts and counts["convert"] == 1 and counts["train"] == 1
+    for toy in ('"clusters"', "results/toy", "truth_logp", "sig_mS", "log1p", '"mS"'):
+        assert toy not in proc.stdout, toy
+    config = load(str(mine))
+    assert "simulate" not in config and config["inputs"]["transforms"] == {}
+    assert [s["name"] for s in config["samples"]] == ["lite1"]
 
 
 def ftag_tools_read(results: Path) -> None:

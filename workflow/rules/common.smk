@@ -1,4 +1,6 @@
 # Config validation and the input functions the rules share; the logic lives in hepsnake.config.
+import sys
+
 from hepsnake.config import (
     MASS,
     expand_files,
@@ -7,14 +9,15 @@ from hepsnake.config import (
     sample_by_name,
     samples_with_role,
     stage_config,
-    validate,
+    workflow_config,
 )
-from hepsnake.prepare.guard import check_inputs
-from snakemake.utils import validate as validate_schema
+from hepsnake.errors import HepsnakeError
 
-validate_schema(config, "../schemas/config.schema.yaml")
-validate(config)
-check_inputs(config["inputs"])
+# the checks and the one error line of the hepsnake command: file, key path, what is allowed
+try:
+    workflow_config(config, workflow.configfiles)
+except HepsnakeError as exc:
+    sys.exit(f"hepsnake: error: {exc}")
 
 SAMPLES = [s["name"] for s in config["samples"]]
 MAIN_SAMPLES = samples_with_role(config, "train", "test")

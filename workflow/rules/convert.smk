@@ -17,5 +17,5 @@ rule convert:
         # any name: stage_config rejects an unknown sample (a joined name list slows big DAGs)
         sample="[^/]+",
     shell:
-        "hepsnake convert --config {params.config:q} --sample {wildcards.sample}"
-        " --output {output.h5} --summary {output.summary} > {log} 2>&1"
+        "hepsnake convert --config {params.config:q} --sample {wildcards.sample:q}"
+        " --output {output.h5:q} --summary {output.summary:q} > {log:q} 2>&1"

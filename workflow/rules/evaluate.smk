@@ -6,7 +6,8 @@ rule predict:
     output:
         "results/predictions/{model}.h5",
     params:
-        control=lambda w, input: f"--control {input.control}" if input.control else "",
+        # the flag and the path as two shell words, each quoted (none without a control split)
+        control=lambda w, input: ["--control", input.control] if input.control else [],
     log:
         "results/logs/predict/{model}.log",
     threads: 2
@@ -15,8 +16,8 @@ rule predict:
     conda:
         "../../envs/train.yaml"
     shell:
-        "hepsnake predict --model {wildcards.model} --checkpoint {input.ckpt} --test {input.test}"
-        " {params.control} --output {output} > {log} 2>&1"
+        "hepsnake predict --model {wildcards.model:q} --checkpoint {input.ckpt:q}"
+        " --test {input.test:q} {params.control:q} --output {output:q} > {log:q} 2>&1"
 
 
 # the plots rule evaluate writes: always, and those the config calls for
@@ -51,6 +52,6 @@ rule evaluate:
     conda:
         "../../envs/evaluate.yaml"
     shell:
-        "hepsnake evaluate --config {params.config:q} --model {wildcards.model}"
-        " --predictions {input.predictions} --training {input.training}"
-        " --output {output.metrics} --plots {params.plots} > {log} 2>&1"
+        "hepsnake evaluate --config {params.config:q} --model {wildcards.model:q}"
+        " --predictions {input.predictions:q} --training {input.training:q}"
+        " --output {output.metrics:q} --plots {params.plots:q} > {log:q} 2>&1"

@@ -25,6 +25,6 @@ rule export:
     conda:
         "../../envs/export.yaml"
     shell:
-        "hepsnake export --model {wildcards.model} --checkpoint {input.ckpt} --test {input.test}"
-        " --val {input.val} --outdir {params.outdir} --config {params.config:q}"
-        " --threads {threads} --repo {params.repo:q} > {log} 2>&1"
+        "hepsnake export --model {wildcards.model:q} --checkpoint {input.ckpt:q}"
+        " --test {input.test:q} --val {input.val:q} --outdir {params.outdir:q}"
+        " --config {params.config:q} --threads {threads} --repo {params.repo:q} > {log:q} 2>&1"

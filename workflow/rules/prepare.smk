@@ -22,9 +22,9 @@ rule prepare_splits:
     conda:
         "../../envs/prepare.yaml"
     shell:
-        "hepsnake split --config {params.config:q} --inputs {input}"
-        " --outputs {output.train} {output.val} {output.test} --debug {output.debug}"
-        " --summary {output.summary} --plot {output.plot} > {log} 2>&1"
+        "hepsnake split --config {params.config:q} --inputs {input:q}"
+        " --outputs {output.train:q} {output.val:q} {output.test:q} --debug {output.debug:q}"
+        " --summary {output.summary:q} --plot {output.plot:q} > {log:q} 2>&1"
 
 
 rule prepare_control:
@@ -45,9 +45,9 @@ rule prepare_control:
     conda:
         "../../envs/prepare.yaml"
     shell:
-        "hepsnake split --control --config {params.config:q} --inputs {input}"
-        " --outputs {output.train} {output.val} {output.test} --summary {output.summary}"
-        " > {log} 2>&1"
+        "hepsnake split --control --config {params.config:q} --inputs {input:q}"
+        " --outputs {output.train:q} {output.val:q} {output.test:q} --summary {output.summary:q}"
+        " > {log:q} 2>&1"
 
 
 rule prepare_norm:
@@ -66,5 +66,5 @@ rule prepare_norm:
     conda:
         "../../envs/prepare.yaml"
     shell:
-        "hepsnake norm --config {params.config:q} --train {input.train}"
-        " --norm {output.norm} --class-dict {output.class_dict} > {log} 2>&1"
+        "hepsnake norm --config {params.config:q} --train {input.train:q}"
+        " --norm {output.norm:q} --class-dict {output.class_dict:q} > {log:q} 2>&1"

@@ -13,5 +13,5 @@ rule simulate:
     wildcard_constraints:
         toy="|".join(TOYS) or "NONE",
     shell:
-        "hepsnake simulate --config {params.config:q} --sample {wildcards.toy}"
-        " --output {output} > {log} 2>&1"
+        "hepsnake simulate --config {params.config:q} --sample {wildcards.toy:q}"
+        " --output {output:q} > {log:q} 2>&1"

@@ -10,10 +10,11 @@ rule train:
     params:
         config=lambda w: stage_config(config, "train", model=w.model),
         outdir=subpath(output.best, parent=True),
+        # flags and paths as separate shell words, each quoted (none for non-adversarial models)
         control=lambda w, input: (
-            f"--control-train {input.control_train} --control-val {input.control_val}"
+            ["--control-train", input.control_train, "--control-val", input.control_val]
             if "control_train" in input.keys()
-            else ""
+            else []
         ),
     log:
         "results/logs/train/{model}.log",
@@ -26,6 +27,6 @@ rule train:
     wildcard_constraints:
         model="|".join(MODELS) or "NONE",
     shell:
-        "hepsnake train --config {params.config:q} --train {input.train} --val {input.val}"
-        " --norm {input.norm} --class-dict {input.class_dict} --outdir {params.outdir}"
-        " --threads {threads} {params.control} > {log} 2>&1"
+        "hepsnake train --config {params.config:q} --train {input.train:q} --val {input.val:q}"
+        " --norm {input.norm:q} --class-dict {input.class_dict:q} --outdir {params.outdir:q}"
+        " --threads {threads} {params.control:q} > {log:q} 2>&1"

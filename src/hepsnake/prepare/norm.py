@@ -160,7 +160,9 @@ def entry(
     if not np.isfinite(s.mean) or not np.isfinite(std) or std <= (floor or 0.0):
         if floor is None or not np.isfinite(std):
             raise HepsnakeError(
-                path, f"'{coll}.{var}': std is {std:g} over {s.n} values (set prepare.std_floor)"
+                path,
+                f"'{coll}.{var}': std is {std:g} over {s.n} values"
+                + (" (set prepare.std_floor)" if np.isfinite(std) else " (NaN or inf values)"),
             )
         std = floor
     out: dict[str, Any] = {"mean": float(s.mean), "std": float(std)}

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 
 from hepsnake import __version__
-from hepsnake.config import check_prepare
+from hepsnake.config import check_prepare, label_intervals
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.h5 import TableWriter, set_attrs
@@ -60,8 +60,9 @@ class Input:
             raise HepsnakeError(self.path, "empty sample: no jets")
         self.keep = np.ones(len(self.jets), dtype=bool)
         self.is_data = control and sample.get("label") == "data"
+        self.dropped = 0  # jets the label map removes
         if not control:
-            self.relabel(config["prepare"].get("label_map"))
+            self.relabel(config["prepare"].get("label_map"), config["class_names"])
         prep = config["prepare"]
         if sample["role"] == "test":
             which = np.full(len(self.jets), SPLITS.index("test"))
@@ -77,8 +78,10 @@ class Input:
         if missing:
             raise HepsnakeError(self.path, f"{key}: '{missing[0]}' is not a jet field")
 
-    def relabel(self, label_map: dict[str, Any] | None) -> None:
-        """Apply ``prepare.label_map`` to jets without a sample label; drop unmapped values."""
+    def relabel(self, label_map: dict[str, Any] | None, class_names: list[str]) -> None:
+        """Apply ``prepare.label_map`` to jets without a sample label: ``drop`` jets (and with
+        ``unmapped: drop`` jets in no class) leave, counted in ``dropped``; a value in no class
+        is an error otherwise, and so is a map that leaves no jet of the file."""
         unlabelled = self.jets["label"] < 0
         if not unlabelled.any():
             return
@@ -90,11 +93,47 @@ class Input:
         if variable not in self.jets.dtype.names:
             raise HepsnakeError(self.path, f"label_map variable '{variable}' is not a jet field")
         raw = self.jets[variable]
-        mapped = np.full(len(raw), -1, dtype=np.int32)
-        for value, cls in label_map["map"].items():
-            mapped[raw == float(value)] = cls
-        self.jets["label"] = np.where(unlabelled, mapped, self.jets["label"])
-        self.keep &= self.jets["label"] >= 0
+        mapped = np.full(len(raw), UNMAPPED, dtype=np.int32)
+        for cls, spec in label_map["map"].items():
+            mapped[in_class(raw, spec)] = DROP if cls == "drop" else class_names.index(cls)
+        mapped = np.where(unlabelled, mapped, self.jets["label"])
+        missing = mapped == UNMAPPED
+        if missing.any() and label_map["unmapped"] == "error":
+            raise HepsnakeError(
+                self.path,
+                f"prepare.label_map: {variable} values in no class: {value_counts(raw[missing])}"
+                " (add them to a class or to drop, or set unmapped: drop)",
+            )
+        removed = missing | (mapped == DROP)
+        if removed.all():
+            raise HepsnakeError(
+                self.path,
+                f"prepare.label_map leaves no jets; {variable} values seen:"
+                f" {value_counts(raw[unlabelled])}",
+            )
+        self.dropped = int(removed.sum())
+        self.jets["label"] = np.where(removed, -1, mapped)
+        self.keep &= ~removed
+
+
+DROP, UNMAPPED = -2, -3  # label-map codes of jets that leave
+
+
+def in_class(raw: np.ndarray, spec: list[Any] | dict[str, Any]) -> np.ndarray:
+    """Whether each value of ``raw`` is one of a label-map class's values or ranges
+    (``[lo, hi)``)."""
+    mask = np.zeros(len(raw), dtype=bool)
+    for lo, hi in label_intervals(spec):
+        mask |= (raw == lo) if lo == hi else (raw >= lo) & (raw < hi)
+    return mask
+
+
+def value_counts(values: np.ndarray, most: int = 10) -> str:
+    """``"5 (120 jets), 0 (80 jets)"``: the ``most`` commonest values, commonest first."""
+    unique, counts = np.unique(values, return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:most]
+    text = ", ".join(f"{unique[i]:g} ({counts[i]} jets)" for i in order)
+    return text + (f" and {len(unique) - most} more values" if len(unique) > most else "")
 
 
 def union_dtype(inputs: list[Input], control: bool) -> np.dtype:
@@ -191,6 +230,7 @@ def split(
             files[key] = stack.enter_context(h5py.File(tmp, "w"))
         write_split_files(files, ins, jets, order, collections, prep, config, names, control)
         report = split_summary(jets, names, config["class_names"], control)
+        report["dropped"] = {"label_map": sum(inp.dropped for inp in ins)}
         if plot and reweighter is not None:
             from hepsnake.prepare.plots import plot_reweighting
 
