@@ -27,13 +27,13 @@ from hepsnake.evaluate.metrics import auc, discriminant
 from hepsnake.evaluate.predict import batch_probabilities
 from hepsnake.export.onnx import feeds, session
 from hepsnake.io.figure import save_figure
-from hepsnake.training.module import TaggerModule
+from hepsnake.models.checkpoint import TrainedTagger
 
 BACKENDS = ("pytorch", "onnx_fp32", "onnx_int8")
 TARGETS = {"fp32_latency_ratio_max": 0.5, "int8_speedup_min": 1.3, "int8_auc_delta_max": 0.005}
 
 
-def load_batches(module: TaggerModule, path: str, n_jets: int, batch_size: int) -> list[Batch]:
+def load_batches(module: TrainedTagger, path: str, n_jets: int, batch_size: int) -> list[Batch]:
     """The first ``n_jets`` jets of ``path`` as loader batches.
 
     Parameterised models get the signal jets' own parameter values and, for background
@@ -83,7 +83,7 @@ Runner = Callable[[Any], np.ndarray]
 
 
 def runners(
-    module: TaggerModule, fp32: str | Path, int8: str | Path, threads: int
+    module: TrainedTagger, fp32: str | Path, int8: str | Path, threads: int
 ) -> dict[str, tuple[Runner, Callable[[Batch], Any]]]:
     """Per backend: (run one prepared input → probabilities, prepare a loader batch)."""
     module.eval()
@@ -122,7 +122,7 @@ def timed(run: Runner, inputs: list[Any]) -> tuple[list[float], list[float], lis
 
 
 def benchmark(
-    module: TaggerModule,
+    module: TrainedTagger,
     fp32: str | Path,
     int8: str | Path,
     singles: list[Batch],
