@@ -8,6 +8,7 @@ jobs that only predict or export start fast.
 import hashlib
 import json
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first = (str(error).strip().splitlines() or [""])[0]
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        what = f"a pickled '{found.group(1)}'" if found else "a pickled object"
         raise HepsnakeError(
             str(path),
-            "refused: the checkpoint holds objects other than tensors and plain types "
-            f"(loading it could run code): {first}",
+            f"refused: the checkpoint holds {what}; only tensors and plain types are loaded "
+            "(loading it could run code)",
         ) from error
     except (OSError, RuntimeError, EOFError, ValueError) as error:
         raise HepsnakeError(str(path), f"cannot read checkpoint: {error}") from error
