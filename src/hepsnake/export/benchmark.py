@@ -14,19 +14,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from hepsnake.data.loader import Batch, H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
-from hepsnake.evaluate.metrics import auc, discriminant
 from hepsnake.evaluate.predict import batch_probabilities
 from hepsnake.export.onnx import feeds, session
-from hepsnake.io.figure import save_figure
 from hepsnake.models.checkpoint import TrainedTagger
 
 BACKENDS = ("pytorch", "onnx_fp32", "onnx_int8")
@@ -68,6 +62,8 @@ def signal_auc(
     probs: np.ndarray, labels: np.ndarray, class_names: list[str], signal: str = "sig"
 ) -> float | None:
     """AUC of the signal class against all others, with equal background fractions."""
+    from hepsnake.evaluate.metrics import auc, discriminant  # scikit-learn: ~1 s to import
+
     if signal not in class_names:
         return None
     sig = class_names.index(signal)
@@ -221,6 +217,13 @@ def targets(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 def plot(result: Mapping[str, Any], output: str | Path, title: str = "") -> None:
     """Latency, throughput and AUC per backend as three bar panels (PNG, atomic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hepsnake.io.figure import save_figure
+
     backends = list(result["backends"])
     rows = [result["backends"][b] for b in backends]
     colours = ["tab:grey", "tab:blue", "tab:orange"][: len(backends)]

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-import onnxscript
 import torch
 from onnx import numpy_helper
 from torch import nn
@@ -171,6 +170,8 @@ def traced_proto(tagger: Tagger, model: str, class_names: list[str], opset: int)
             dynamo=False,
         )
         # the graph optimisation torch.export's path runs (constant folding, no dead nodes)
+        import onnxscript  # ~1.5 s to import: only when exporting
+
         return onnxscript.optimizer.optimize(onnx.load_model_from_string(buffer.getvalue()))
     except Exception as error:
         logging.getLogger("hepsnake").debug("TorchScript ONNX exporter failed (%s)", error)
