@@ -89,15 +89,24 @@ print(json.dumps({"rc": rc, "lightning": loaded}))
 """
 
 
-def test_predict_does_not_import_lightning(data, tmp_path):
+@pytest.mark.parametrize("verb", ["predict", "export"])
+def test_predict_and_export_do_not_import_lightning(verb, data, tmp_path):
     _, _, outputs, _ = data
     ckpt = checkpoint(data, "plain", TINY)
-    args = ["predict", "--model", "m", "--checkpoint", ckpt]
-    args += ["--test", outputs["test"], "--output", str(tmp_path / "pred.h5")]
+    out = tmp_path / "out"
+    args = [verb, "--model", "m", "--checkpoint", ckpt, "--test", outputs["test"]]
+    args += {
+        "predict": ["--output", str(out)],
+        "export": ["--val", outputs["val"], "--outdir", str(out)],
+    }[verb]
     proc = subprocess.run(
-        [sys.executable, "-c", LIGHTNING_CHECK, *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", LIGHTNING_CHECK, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"rc": 0, "lightning": []}
-    assert (tmp_path / "pred.h5").is_file()
+    assert out.exists()
