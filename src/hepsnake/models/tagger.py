@@ -22,6 +22,8 @@ from hepsnake.models.film import FiLM
 from hepsnake.models.layers import Dense, Fourier, InputNorm
 from hepsnake.models.pooling import build_pooling
 
+DENSE_WIDTH = 64  # default head width of a model without ``dim`` (a dense net)
+
 
 class Tagger(nn.Module):
     """Jet classifier over heterogeneous constituent collections (plus an optional aux head)."""
@@ -56,7 +58,7 @@ class Tagger(nn.Module):
         def width(n: int) -> int:
             return self.fourier.out_features(n) if self.fourier else n
 
-        dim = cfg.get("dim", 0)
+        dim = cfg.get("dim", DENSE_WIDTH)  # a dense model may leave it out
         to_constituents = n_global if self.jet_mode == "constituents" else 0
         init = cfg.get("init_nets", {})
         self.init_nets = nn.ModuleDict(
