@@ -427,3 +427,26 @@ def test_aux_regression_trains_on_a_jet_field(prepared, tmp_path):
     epoch = summary["epochs"][0]
     assert np.isfinite(epoch["train_aux"]) and np.isfinite(epoch["val_aux"])
     assert epoch["val_loss"] == pytest.approx(epoch["val_ce"] + 0.1 * epoch["val_aux"], rel=1e-4)
+
+
+class Payload:
+    """Unpickling this object opens (creates) the file ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_a_pickled_resume_checkpoint_is_never_loaded(prepared, tmp_path, caplog):
+    config, root, outputs = prepared
+    marker = tmp_path / "PWNED"
+    work = tmp_path / "m" / ".work"
+    work.mkdir(parents=True)
+    torch.save({"epoch": 0, "hyper_parameters": Payload(str(marker))}, work / "resume.ckpt")
+    with caplog.at_level(logging.INFO, logger="hepsnake"):
+        summary = train_here(config, root, outputs, tmp_path / "m", small_model(config, 1))
+    assert not marker.exists()
+    assert "refused" in caplog.text and "starting fresh" in caplog.text
+    assert [e["epoch"] for e in summary["epochs"]] == [0]
