@@ -2,6 +2,7 @@
 
 import copy
 import json
+import logging
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ from hepsnake.models.encoders import GATv2
 from hepsnake.models.tagger import Tagger
 from hepsnake.prepare.split import SPLITS, split
 from hepsnake.simulate.toy import simulate, write_root
+from hepsnake.training.callbacks import ResumeCheckpoint
 from hepsnake.training.run import build_module, resolve_precision, train
 
 MODELS = sorted(p.stem for p in (REPO / "config" / "models").glob("*.yaml"))
@@ -353,3 +355,98 @@ def test_early_stopping_ends_a_plateau(prepared, tmp_path):
     )
     summary = train_here(config, root, outputs, tmp_path / "m", model)
     assert [e["epoch"] for e in summary["epochs"]] == [0, 1]
+
+
+class Killed(Exception):
+    """Stands for a kill -9 right after the resume checkpoint of an epoch was written."""
+
+
+def killed_after_first_epoch(monkeypatch, config, root, outputs, outdir, model_cfg):
+    """Run ``train`` until its first resume checkpoint exists, then stop it dead."""
+    original = ResumeCheckpoint.on_train_epoch_end
+
+    def write_then_die(self, trainer, module):
+        original(self, trainer, module)
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ResumeCheckpoint, "on_train_epoch_end", write_then_die)
+        with pytest.raises(Killed):
+            train_here(config, root, outputs, outdir, model_cfg)
+    assert (outdir / ".work" / "resume.ckpt").is_file()
+
+
+def val_losses(summary):
+    return [e["val_loss"] for e in summary["epochs"]]
+
+
+def test_resume_after_a_kill_with_the_same_config(prepared, tmp_path, monkeypatch, caplog):
+    config, root, outputs = prepared
+    model = small_model(config, 2)
+    killed_after_first_epoch(monkeypatch, config, root, outputs, tmp_path / "m", model)
+    with caplog.at_level(logging.INFO, logger="hepsnake"):
+        resumed = train_here(config, root, outputs, tmp_path / "m", model)
+    assert "resuming from" in caplog.text and "starting fresh" not in caplog.text
+    straight = train_here(config, root, outputs, tmp_path / "straight", model)
+    np.testing.assert_allclose(val_losses(resumed), val_losses(straight), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "change", [{"training": {"lr": 0.02}}, {"model": {"dim": 24, "head": {"hidden": [24]}}}]
+)
+def test_a_config_change_after_a_kill_starts_fresh(change, prepared, tmp_path, monkeypatch, caplog):
+    config, root, outputs = prepared
+    old = small_model(config, 2)
+    new = copy.deepcopy(old)
+    for section, values in change.items():
+        new[section].update(values)
+    out = tmp_path / "m"
+    killed_after_first_epoch(monkeypatch, config, root, outputs, out, old)
+    with caplog.at_level(logging.INFO, logger="hepsnake"):
+        rerun = train_here(config, root, outputs, out, new)  # no size mismatch
+    resume = out / ".work" / "resume.ckpt"
+    assert f"config changed since {resume}: starting fresh" in caplog.text
+    assert "resuming from" not in caplog.text
+    fresh = train_here(config, root, outputs, tmp_path / "fresh", new)
+    np.testing.assert_allclose(val_losses(rerun), val_losses(fresh), rtol=1e-5)
+    killed_again = tmp_path / "old"
+    killed_after_first_epoch(monkeypatch, config, root, outputs, killed_again, old)
+    resumed_old = train_here(config, root, outputs, killed_again, old)
+    assert not np.allclose(val_losses(rerun), val_losses(resumed_old), rtol=1e-3)
+    saved = torch.load(out / "best.ckpt", weights_only=True)["hyper_parameters"]
+    assert saved["model_cfg"] == new["model"] and saved["training_cfg"] == new["training"]
+
+
+def test_aux_regression_trains_on_a_jet_field(prepared, tmp_path):
+    """``model.aux`` (no shipped model uses it: its target is analysis-specific) regresses a
+    jet field beside the classification; NaN targets (background mS) are skipped."""
+    config, root, outputs = prepared
+    model = small_model(config, 1)
+    model["model"]["aux"] = {"target": "mS", "mean": 25.0, "std": 20.0, "weight": 0.1}
+    summary = train_here(config, root, outputs, tmp_path / "m", model)
+    epoch = summary["epochs"][0]
+    assert np.isfinite(epoch["train_aux"]) and np.isfinite(epoch["val_aux"])
+    assert epoch["val_loss"] == pytest.approx(epoch["val_ce"] + 0.1 * epoch["val_aux"], rel=1e-4)
+
+
+class Payload:
+    """Unpickling this object opens (creates) the file ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_a_pickled_resume_checkpoint_is_never_loaded(prepared, tmp_path, caplog):
+    config, root, outputs = prepared
+    marker = tmp_path / "PWNED"
+    work = tmp_path / "m" / ".work"
+    work.mkdir(parents=True)
+    torch.save({"epoch": 0, "hyper_parameters": Payload(str(marker))}, work / "resume.ckpt")
+    with caplog.at_level(logging.INFO, logger="hepsnake"):
+        summary = train_here(config, root, outputs, tmp_path / "m", small_model(config, 1))
+    assert not marker.exists()
+    assert "refused" in caplog.text and "starting fresh" in caplog.text
+    assert [e["epoch"] for e in summary["epochs"]] == [0]

@@ -1,7 +1,6 @@
 """The ``predict`` stage: class probabilities of the test jets in a puma-readable ``jets`` table."""
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import h5py
@@ -12,20 +11,11 @@ from hepsnake.data.loader import Batch, H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.h5 import set_attrs
-from hepsnake.training.adversarial import AdversarialModule
-from hepsnake.training.module import TaggerModule
-
-
-def load_module(checkpoint: str | Path) -> TaggerModule:
-    """A trained module (plain or adversarial) on the CPU, in eval mode."""
-    hparams = torch.load(checkpoint, map_location="cpu", weights_only=False)["hyper_parameters"]
-    cls = AdversarialModule if "adversarial" in hparams else TaggerModule
-    module = cls.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=False)
-    return module.eval()
+from hepsnake.models.checkpoint import TrainedTagger, load_module
 
 
 @torch.inference_mode()
-def batch_probabilities(module: TaggerModule, batch: dict[str, torch.Tensor]) -> np.ndarray:
+def batch_probabilities(module: TrainedTagger, batch: dict[str, torch.Tensor]) -> np.ndarray:
     """Softmax outputs (batch, classes) of ``module`` on one loader batch."""
     return module(batch)["logits"].float().softmax(-1).numpy()
 
@@ -45,7 +35,7 @@ class WithoutParameterFields(H5Batches):
 
 
 def probabilities(
-    module: TaggerModule, path: str, fixed: dict[str, float] | None = None, batch_size: int = 5000
+    module: TrainedTagger, path: str, fixed: dict[str, float] | None = None, batch_size: int = 5000
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Softmax outputs (N, classes) for every jet of ``path``, in file order, and for
     parameterised models the (N, parameters) values they were evaluated at (else None).
@@ -87,7 +77,7 @@ def parameter_points(parameters: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {f"_{n}{v:g}": first | {n: v} for n in names for v in values[n]}
 
 
-def score_columns(module: TaggerModule, path: str, model: str) -> dict[str, np.ndarray]:
+def score_columns(module: TrainedTagger, path: str, model: str) -> dict[str, np.ndarray]:
     """``{model}_p{class}``, each jet at its own parameters (see :func:`probabilities`), and for
     parameterised models ``{model}_{par}`` (the value each jet's plain columns were evaluated
     at) and ``{model}_{par}{value}_p{class}`` at every :func:`parameter_points`."""

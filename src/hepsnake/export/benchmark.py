@@ -14,26 +14,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from hepsnake.data.loader import Batch, H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
-from hepsnake.evaluate.metrics import auc, discriminant
 from hepsnake.evaluate.predict import batch_probabilities
 from hepsnake.export.onnx import feeds, session
-from hepsnake.io.figure import save_figure
-from hepsnake.training.module import TaggerModule
+from hepsnake.models.checkpoint import TrainedTagger
 
 BACKENDS = ("pytorch", "onnx_fp32", "onnx_int8")
 TARGETS = {"fp32_latency_ratio_max": 0.5, "int8_speedup_min": 1.3, "int8_auc_delta_max": 0.005}
 
 
-def load_batches(module: TaggerModule, path: str, n_jets: int, batch_size: int) -> list[Batch]:
+def load_batches(module: TrainedTagger, path: str, n_jets: int, batch_size: int) -> list[Batch]:
     """The first ``n_jets`` jets of ``path`` as loader batches.
 
     Parameterised models get the signal jets' own parameter values and, for background
@@ -68,6 +62,8 @@ def signal_auc(
     probs: np.ndarray, labels: np.ndarray, class_names: list[str], signal: str = "sig"
 ) -> float | None:
     """AUC of the signal class against all others, with equal background fractions."""
+    from hepsnake.evaluate.metrics import auc, discriminant  # scikit-learn: ~1 s to import
+
     if signal not in class_names:
         return None
     sig = class_names.index(signal)
@@ -83,7 +79,7 @@ Runner = Callable[[Any], np.ndarray]
 
 
 def runners(
-    module: TaggerModule, fp32: str | Path, int8: str | Path, threads: int
+    module: TrainedTagger, fp32: str | Path, int8: str | Path, threads: int
 ) -> dict[str, tuple[Runner, Callable[[Batch], Any]]]:
     """Per backend: (run one prepared input → probabilities, prepare a loader batch)."""
     module.eval()
@@ -122,7 +118,7 @@ def timed(run: Runner, inputs: list[Any]) -> tuple[list[float], list[float], lis
 
 
 def benchmark(
-    module: TaggerModule,
+    module: TrainedTagger,
     fp32: str | Path,
     int8: str | Path,
     singles: list[Batch],
@@ -221,6 +217,13 @@ def targets(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 def plot(result: Mapping[str, Any], output: str | Path, title: str = "") -> None:
     """Latency, throughput and AUC per backend as three bar panels (PNG, atomic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hepsnake.io.figure import save_figure
+
     backends = list(result["backends"])
     rows = [result["backends"][b] for b in backends]
     colours = ["tab:grey", "tab:blue", "tab:orange"][: len(backends)]

@@ -7,6 +7,7 @@ Outputs: ``{model}_p{class}`` (batch,). The norm dict lives inside the graph.
 """
 
 import copy
+import io
 import logging
 import warnings
 from collections.abc import Iterator, Mapping
@@ -130,6 +131,67 @@ def dynamic_shapes(tagger: Tagger) -> dict[str, dict[str, dict[int, Any]]]:
     return {"inputs": shapes}
 
 
+class PositionalTagger(nn.Module):
+    """:class:`OnnxTagger` over positional inputs in :func:`input_names` order."""
+
+    def __init__(self, tagger: Tagger) -> None:
+        super().__init__()
+        self.inner = OnnxTagger(tagger)
+        self.names = input_names(tagger)
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.inner(dict(zip(self.names, inputs, strict=True)))
+
+
+def dynamic_axes(tagger: Tagger) -> dict[str, dict[int, str]]:
+    """:func:`dynamic_shapes` as the TorchScript exporter's named axes."""
+    return {
+        name: {axis: str(dim.__name__) for axis, dim in axes.items()}
+        for name, axes in dynamic_shapes(tagger)["inputs"].items()
+    }
+
+
+def traced_proto(tagger: Tagger, model: str, class_names: list[str], opset: int) -> onnx.ModelProto:
+    """The ONNX graph of ``tagger``: by the TorchScript exporter (well under a second for a
+    small tagger), or by ``torch.export`` (tens of seconds: tracing plus decompositions)
+    where the TorchScript exporter fails or no longer exists."""
+    names, outputs = input_names(tagger), output_names(model, class_names)
+    example = example_inputs(tagger)
+    try:
+        buffer = io.BytesIO()
+        torch.onnx.export(
+            PositionalTagger(tagger),
+            tuple(example[n] for n in names),
+            buffer,
+            input_names=names,
+            output_names=outputs,
+            opset_version=opset,
+            dynamic_axes=dynamic_axes(tagger) | {o: {0: "batch"} for o in outputs},
+            dynamo=False,
+        )
+        # the graph optimisation torch.export's path runs (constant folding, no dead nodes)
+        import onnxscript  # ~1.5 s to import: only when exporting
+
+        return onnxscript.optimizer.optimize(onnx.load_model_from_string(buffer.getvalue()))
+    except Exception as error:
+        logging.getLogger("hepsnake").debug("TorchScript ONNX exporter failed (%s)", error)
+    program = torch.onnx.export(
+        OnnxTagger(tagger),
+        (),
+        kwargs={"inputs": example},
+        input_names=names,
+        output_names=outputs,
+        opset_version=opset,
+        dynamo=True,
+        dynamic_shapes=dynamic_shapes(tagger),
+        external_data=False,
+        optimize=True,
+        verbose=False,
+    )
+    assert program is not None
+    return program.model_proto
+
+
 def export_onnx(
     tagger: Tagger,
     path: str | Path,
@@ -140,21 +202,8 @@ def export_onnx(
 ) -> None:
     """Write ``tagger`` as a checked ONNX model at ``path`` with ``metadata`` as properties."""
     with quiet():
-        program = torch.onnx.export(
-            OnnxTagger(tagger),
-            (),
-            kwargs={"inputs": example_inputs(tagger)},
-            input_names=input_names(tagger),
-            output_names=output_names(model, class_names),
-            opset_version=opset,
-            dynamo=True,
-            dynamic_shapes=dynamic_shapes(tagger),
-            external_data=False,
-            optimize=True,
-            verbose=False,
-        )
-    assert program is not None
-    proto = masks_as_products(program.model_proto)
+        proto = traced_proto(tagger, model, class_names, opset)
+    proto = masks_as_products(proto)
     proto.producer_name = "hepsnake"
     onnx.helper.set_model_props(proto, dict(metadata))
     onnx.checker.check_model(proto, full_check=True)
@@ -168,6 +217,7 @@ def masks_as_products(proto: onnx.ModelProto) -> onnx.ModelProto:
     (padded slots were zeroed on entry), so the product equals the selection, and ONNX
     Runtime's broadcasting ``Mul`` is several times faster than its ``Where``. The ``Where``
     guarding the raw inputs stays, so NaN or inf in padded input slots still cannot leak.
+    Constants left unused (the replaced zeros) are dropped.
     """
     graph = proto.graph
     constants = {t.name: t for t in graph.initializer}
@@ -197,8 +247,11 @@ def masks_as_products(proto: onnx.ModelProto) -> onnx.ModelProto:
         nodes.append(
             onnx.helper.make_node("Mul", [value, casts[mask]], list(node.output), name=node.name)
         )
-    del graph.node[:]
-    graph.node.extend(nodes)
+    used = {i for node in nodes for i in node.input} | {o.name for o in graph.output}
+    del graph.node[:]  # without the zeros the replaced Where nodes read
+    graph.node.extend(n for n in nodes if n.op_type != "Constant" or n.output[0] in used)
+    for tensor in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(tensor)
     return proto
 
 

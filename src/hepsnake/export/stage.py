@@ -6,7 +6,6 @@ moved into place only once the fp32 and int8 models have passed validation; a fa
 raises :class:`HepsnakeError` and leaves nothing behind.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from hepsnake.export.onnx import export_onnx, feeds, input_names, output_names, 
 from hepsnake.export.quantise import MODES, weight_errors
 from hepsnake.export.quantise import quantise as quantise_model
 from hepsnake.io.atomic import atomic_path, write_json
-from hepsnake.training.module import TaggerModule
+from hepsnake.models.checkpoint import TrainedTagger, config_sha256
 
 log = logging.getLogger("hepsnake")
 
@@ -47,7 +46,7 @@ def to_json(value: Any) -> str:
 
 
 def model_metadata(
-    module: TaggerModule, model_name: str, git_commit: str, opset: int
+    module: TrainedTagger, model_name: str, git_commit: str, opset: int
 ) -> dict[str, str]:
     """The ONNX metadata properties: everything needed to feed the model and trace it back."""
     hp = plain(dict(module.hparams))
@@ -68,7 +67,7 @@ def model_metadata(
         "parameters": to_json(hp.get("parameters")),
         "model_config": to_json(hp["model_cfg"]),
         "training_config": to_json(hp["training_cfg"]),
-        "training_config_sha256": hashlib.sha256(to_json(hp).encode()).hexdigest(),
+        "training_config_sha256": config_sha256(hp),
         "hepsnake_version": __version__,
         "git_commit": git_commit,
         "torch_version": torch.__version__,
@@ -146,7 +145,7 @@ def padding_diff(sess: Any, spec: InputSpec, batches: list[Batch], extra: int = 
 
 def validate_fp32(
     path: str | Path,
-    module: TaggerModule,
+    module: TrainedTagger,
     batches: list[Batch],
     edge: Batch,
     name: str,
@@ -190,7 +189,7 @@ def validate_fp32(
 def validate_int8(
     fp32: str | Path,
     int8: str | Path,
-    module: TaggerModule,
+    module: TrainedTagger,
     batches: list[Batch],
     edge: Batch,
     name: str,
@@ -253,7 +252,7 @@ def validate_int8(
 
 
 def to_onnx(
-    module: TaggerModule,
+    module: TrainedTagger,
     path: Path,
     model_name: str,
     meta: dict[str, str],

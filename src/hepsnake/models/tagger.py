@@ -2,20 +2,27 @@
 
 A new architecture is a model YAML change: encoder ``type`` (deepsets, transformer, lstm,
 gatv2), pooling ``type`` (sum, mean, attention, cross_attention), jet variables joined to
-every constituent or after pooling, optional Fourier features, parameters by concatenation
-or FiLM.
+every constituent or only after pooling, optional Fourier features, parameters by
+concatenation or FiLM. The jet variables (and concatenated parameters) always also reach the
+head, so a jet without constituents is still scored by its own variables; a model without an
+``encoder`` (or inputs without constituent collections) is a dense net on the jet variables.
 """
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from hepsnake.data.loader import InputSpec
+from hepsnake.errors import HepsnakeError
 from hepsnake.models.encoders import build_encoder, masked
 from hepsnake.models.film import FiLM
 from hepsnake.models.layers import Dense, Fourier, InputNorm
 from hepsnake.models.pooling import build_pooling
+
+DENSE_WIDTH = 64  # default head width of a model without ``dim`` (a dense net)
 
 
 class Tagger(nn.Module):
@@ -31,16 +38,19 @@ class Tagger(nn.Module):
     ) -> None:
         super().__init__()
         self.spec = spec
-        self.collections = spec.constituents
+        self.collections = spec.constituents if "encoder" in cfg else []
         self.jet_mode = cfg.get("jet_inputs", "constituents")
-        dim = cfg["dim"]
         self.norms = nn.ModuleDict({c: InputNorm(v, norm[c]) for c, v in spec.variables.items()})
         self.param_norm = InputNorm(spec.parameters, param_norm) if spec.parameters else None
         film_cfg = cfg.get("film") if spec.parameters else None
+        if film_cfg and not self.collections:
+            raise HepsnakeError("model: film", "FiLM needs a constituent collection to modulate")
         concat_params = bool(spec.parameters) and not film_cfg
         n_global = len(spec.variables.get("jets", [])) + (
             len(spec.parameters) if concat_params else 0
         )
+        if not (n_global or self.collections):
+            raise HepsnakeError("inputs: variables", "the model has no input variables")
         self.concat_params = concat_params
         fourier = cfg.get("fourier")
         self.fourier = Fourier(fourier["n_freqs"], fourier.get("base", 2.0)) if fourier else None
@@ -48,6 +58,7 @@ class Tagger(nn.Module):
         def width(n: int) -> int:
             return self.fourier.out_features(n) if self.fourier else n
 
+        dim = cfg.get("dim", DENSE_WIDTH)  # a dense model may leave it out
         to_constituents = n_global if self.jet_mode == "constituents" else 0
         init = cfg.get("init_nets", {})
         self.init_nets = nn.ModuleDict(
@@ -61,12 +72,12 @@ class Tagger(nn.Module):
                 for c in self.collections
             }
         )
-        self.encoder = build_encoder(cfg["encoder"], dim)
+        self.encoder = build_encoder(cfg["encoder"], dim) if self.collections else None
         self.film = (
             FiLM(len(spec.parameters), dim, film_cfg, self.encoder.n_layers) if film_cfg else None
         )
-        self.pool = build_pooling(cfg["pooling"], dim)
-        head_in = dim + (width(n_global) if self.jet_mode == "pooled" else 0)
+        self.pool = build_pooling(cfg["pooling"], dim) if self.collections else None
+        head_in = (dim if self.collections else 0) + (width(n_global) if n_global else 0)
         head = cfg.get("head", {"hidden": [dim]})
         self.head = Dense(
             head_in, list(head["hidden"]), n_classes, dropout=head.get("dropout", 0.0)
@@ -82,10 +93,13 @@ class Tagger(nn.Module):
             parts.append(self.param_norm(batch["params"]))
         return torch.cat(parts, dim=-1) if parts else None
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``logits`` (B, classes) and, with an aux head, ``aux`` (B,)."""
-        glob = self.global_features(batch)
-        params = self.param_norm(batch["params"]) if self.film is not None else None
+    def pooled(
+        self,
+        batch: dict[str, torch.Tensor],
+        glob: torch.Tensor | None,
+        params: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The constituents embedded, encoded and pooled into one (B, dim) vector per jet."""
         embedded, masks = [], []
         for c in self.collections:
             x = self.norms[c](batch[c])
@@ -109,10 +123,53 @@ class Tagger(nn.Module):
         x = self.pool(self.encoder(x, mask, modulate), mask)
         if params is not None:
             x = self.film(x, params, "pooled")
-        if self.jet_mode == "pooled" and glob is not None:
-            g = self.fourier(glob) if self.fourier is not None else glob
-            x = torch.cat([x, g], dim=-1)
+        return x
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``logits`` (B, classes) and, with an aux head, ``aux`` (B,)."""
+        glob = self.global_features(batch)
+        params = self.param_norm(batch["params"]) if self.film is not None else None
+        parts = [self.pooled(batch, glob, params)] if self.collections else []
+        if glob is not None:
+            parts.append(self.fourier(glob) if self.fourier is not None else glob)
+        x = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
         out = {"logits": self.head(x)}
         if self.aux is not None:
             out["aux"] = self.aux(x).squeeze(-1)
         return out
+
+
+def input_spec(
+    inputs: Mapping[str, Any], model_cfg: Mapping[str, Any], parameters: Mapping[str, Any] | None
+) -> InputSpec:
+    """What a model reads: the configured inputs and parameters; a model without an
+    ``encoder`` reads only the jet variables (its loader skips the constituent datasets)."""
+    spec = InputSpec.from_config(dict(inputs), list(parameters["names"]) if parameters else None)
+    if "encoder" in model_cfg:
+        return spec
+    jets = {k: v for k, v in spec.variables.items() if k == "jets"}
+    return dataclasses.replace(spec, variables=jets)
+
+
+def param_norm(parameters: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Mean/std of each parameter over its training values (parameters enter normalised)."""
+    out = {}
+    for name in parameters["names"]:
+        values = torch.tensor(parameters["train"][name], dtype=torch.float64)
+        std = float(values.std(unbiased=False)) if len(values) > 1 else 1.0
+        out[name] = {"mean": float(values.mean()), "std": std or 1.0}
+    return out
+
+
+def build_tagger(hparams: Mapping[str, Any]) -> tuple[InputSpec, Tagger]:
+    """The input spec and (untrained) tagger of a checkpoint's hyperparameters."""
+    parameters = hparams.get("parameters")
+    spec = input_spec(hparams["inputs"], hparams["model_cfg"], parameters)
+    tagger = Tagger(
+        hparams["model_cfg"],
+        spec,
+        hparams["norm"],
+        len(hparams["class_names"]),
+        param_norm(parameters) if parameters else None,
+    )
+    return spec, tagger

@@ -6,8 +6,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from hepsnake.data.loader import InputSpec
-from hepsnake.models.tagger import Tagger
+from hepsnake.models.checkpoint import HASH_KEY, config_sha256
+from hepsnake.models.tagger import build_tagger
 
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -19,8 +19,9 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 class TaggerModule(L.LightningModule):
     """Classification with class weights and per-jet weights, plus an optional aux regression.
 
-    Everything needed to rebuild the model (config, inputs, norm dict) is saved as
-    hyperparameters, so ``TaggerModule.load_from_checkpoint(path)`` is self-contained.
+    Everything needed to rebuild the model (config, inputs, norm dict) is saved as plain
+    hyperparameters, with their hash (resume checks it), so
+    :func:`hepsnake.models.checkpoint.load_trained` rebuilds the model without Lightning.
     """
 
     def __init__(
@@ -35,18 +36,13 @@ class TaggerModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        names = list(parameters["names"]) if parameters else []
-        self.spec = InputSpec.from_config(inputs, names)
-        self.model = Tagger(
-            model_cfg,
-            self.spec,
-            norm,
-            len(class_names),
-            param_norm(parameters) if parameters else None,
-        )
+        self.spec, self.model = build_tagger(self.hparams)
         weights = torch.tensor(class_weights or [1.0] * len(class_names), dtype=torch.float32)
         self.register_buffer("class_weights", weights)
         self.aux_cfg = model_cfg.get("aux")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[HASH_KEY] = config_sha256(self.hparams)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.model(batch)
@@ -112,13 +108,3 @@ class TaggerModule(L.LightningModule):
         else:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def param_norm(parameters: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Mean/std of each parameter over its training values (parameters enter normalised)."""
-    out = {}
-    for name in parameters["names"]:
-        values = torch.tensor(parameters["train"][name], dtype=torch.float64)
-        std = float(values.std(unbiased=False)) if len(values) > 1 else 1.0
-        out[name] = {"mean": float(values.mean()), "std": std or 1.0}
-    return out

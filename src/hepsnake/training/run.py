@@ -1,6 +1,7 @@
 """The ``train`` stage: build the model from config, fit with Lightning, resume after a kill."""
 
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,13 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from hepsnake.data.loader import H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_yaml
+from hepsnake.models.checkpoint import HASH_KEY, config_sha256, read_checkpoint
 from hepsnake.prepare.guard import check_inputs
 from hepsnake.training.adversarial import AdversarialModule
 from hepsnake.training.callbacks import MetricsSummary, ResumeCheckpoint
@@ -81,6 +84,46 @@ def batches(
     return WithParameters(loader, ParameterSampler(parameters), cfg["seed"] + int(not train))
 
 
+MIN_STEPS = 10  # optimiser steps per epoch below which the batch is reduced
+
+
+def small_sample_batch(path: str, module: TaggerModule, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with the batch reduced to ``ceil(n_train / MIN_STEPS)`` (at least 1) when an
+    epoch over the training jets would take fewer than ``MIN_STEPS`` optimiser steps."""
+    n_train = H5Batches(path, module.spec, 1, limit=cfg.get("limit_train_jets")).n_jets
+    size = cfg["batch_size"]
+    if math.ceil(n_train / size) >= MIN_STEPS:
+        return cfg
+    reduced = max(1, math.ceil(n_train / MIN_STEPS))
+    if reduced >= size:
+        return cfg
+    log.warning(
+        "only %d training jets: batch_size %d would give %d optimiser step(s) per epoch; "
+        "using batch_size %d (%d steps)",
+        n_train,
+        size,
+        math.ceil(n_train / size),
+        reduced,
+        math.ceil(n_train / reduced),
+    )
+    return cfg | {"batch_size": reduced}
+
+
+def can_resume(resume: Path, module: TaggerModule) -> bool:
+    """Whether ``resume`` exists and was written for the same config (else say why not)."""
+    if not resume.exists():
+        return False
+    try:
+        stored = read_checkpoint(resume).get(HASH_KEY)
+    except HepsnakeError as error:
+        log.warning("cannot resume (%s): starting fresh", error)
+        return False
+    if stored != config_sha256(module.hparams):
+        log.warning("config changed since %s: starting fresh", resume)
+        return False
+    return True
+
+
 def train(
     config: dict[str, Any],
     train_path: str,
@@ -101,12 +144,17 @@ def train(
     cfg = model_cfg["training"]
     out = Path(outdir)
     work = out / ".work"
-    work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     norm = yaml.safe_load(Path(norm_path).read_text())
     class_weights = yaml.safe_load(Path(class_dict_path).read_text())["jets"]["label"]
     module = build_module(config, norm, class_weights)
+    resume = work / "resume.ckpt"
+    resuming = can_resume(resume, module)
+    if not resuming and work.exists() and rank_zero_only.rank == 0:
+        shutil.rmtree(work)  # stale state of another config (or a run killed in epoch 0)
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = small_sample_batch(train_path, module, cfg)
     extra = (model_cfg["model"]["aux"]["target"],) if model_cfg["model"].get("aux") else ()
     control = {}
     if isinstance(module, AdversarialModule):
@@ -159,10 +207,11 @@ def train(
     if cfg["compile"]:
         # in place: the state_dict keys (and so the checkpoints) stay those of the plain model
         module.model.compile(backend=cfg["compile_backend"])
-    resume = work / "resume.ckpt"
-    if resume.exists():
+    if resuming:
         log.info("resuming from %s", resume)
-    trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume.exists() else None)
+    trainer.fit(
+        module, datamodule=data, ckpt_path=str(resume) if resuming else None, weights_only=True
+    )
     if not trainer.is_global_zero:
         return {}
     if not best.best_model_path:

@@ -1,0 +1,121 @@
+"""Start-up time of every ``hepsnake`` verb: the fixed cost each Snakemake job pays.
+
+Per verb, median and min over ``--repeat`` rounds (the verbs interleaved, so a slow spell of a
+shared machine hits them alike) of
+
+* ``hepsnake <verb> --help`` (argument parsing: the CLI imports no stage module);
+* a *no-op run*: the verb on inputs that do not exist, so it imports what its stage needs,
+  reads the config and stops at its first input with the one-line error (exit 1): the time
+  from process start to the first real work. Whether Lightning got imported is recorded
+  (a wrapper checks ``sys.modules`` after the run).
+
+Wall time counts the machine's load; CPU time (user + system of the child) much less so.
+Target: at most 3 s for every verb but ``train``. Run by hand from the repository root,
+e.g. ``python benchmarks/startup.py --repeat 5``. Not a test.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hepsnake.config import load, stage_config
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_S = 3.0
+WRAPPER = """
+import json, sys
+from hepsnake.cli import main
+heavy = {"lightning", "pytorch_lightning", "torch", "onnxruntime", "sklearn", "matplotlib"}
+try:
+    main(sys.argv[1:])
+finally:
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & heavy)
+    print(json.dumps({"loaded": loaded}), file=sys.stderr)
+"""
+
+
+def noop_args(verb: str, missing: Path) -> list[str]:
+    """The rule's ``--config`` slice of config/config.yaml and arguments naming inputs that do
+    not exist (under ``missing``)."""
+    config = load(str(REPO / "config" / "config.yaml"))
+    sample, model = config["samples"][0]["name"], config["models"][0]
+    toy = next(iter(config["simulate"]["samples"]))
+    wildcards = {"simulate": {"toy": toy}, "convert": {"sample": sample}, "train": {"model": model}}
+    # predict reads no config (its rule passes none: the default path is never read)
+    part = None if verb == "predict" else stage_config(config, verb, **wildcards.get(verb, {}))
+    m = str(missing)
+    paths = {
+        "simulate": ["--sample", "not-a-toy", "--output", f"{m}/x.root"],
+        "convert": ["--sample", sample, "--output", f"{m}/x.h5", "--summary", f"{m}/x.json"],
+        "split": ["--inputs", f"{m}/a.h5", "--outputs", f"{m}/t.h5", f"{m}/v.h5", f"{m}/s.h5"],
+        "norm": ["--train", f"{m}/t.h5", "--norm", f"{m}/n.yaml", "--class-dict", f"{m}/c.yaml"],
+        "train": ["--train", f"{m}/t.h5", "--val", f"{m}/v.h5", "--norm", f"{m}/n.yaml"],
+        "predict": ["--model", model, "--checkpoint", f"{m}/best.ckpt", "--test", f"{m}/t.h5"],
+        "evaluate": ["--model", model, "--predictions", f"{m}/p.h5", "--training", f"{m}/t.json"],
+        "export": ["--model", model, "--checkpoint", f"{m}/best.ckpt", "--test", f"{m}/t.h5"],
+        "report": ["--models", model, "--predictions", f"{m}/p.h5", "--metrics", f"{m}/m.json"],
+    }[verb]
+    more = {
+        "split": ["--summary", f"{m}/s.json"],
+        "train": ["--class-dict", f"{m}/c.yaml", "--outdir", f"{m}/model"],
+        "predict": ["--output", f"{m}/p.h5"],
+        "evaluate": ["--output", f"{m}/m.json", "--plots", f"{m}/plots"],
+        "export": ["--val", f"{m}/v.h5", "--outdir", f"{m}/export"],
+        "report": ["--split-summary", f"{m}/s.json", "--convert-summaries", f"{m}/c.json"],
+    }.get(verb, [])
+    tail = ["--output", f"{m}/report.md"] if verb == "report" else []
+    return [*(["--config", part] if part else []), *paths, *more, *tail]
+
+
+VERBS = ("simulate", "convert", "split", "norm", "train", "predict", "evaluate", "export", "report")
+
+
+def timed(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall and CPU (user + system) seconds of ``cmd``, and its result."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu, proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--verbs", nargs="+", default=list(VERBS), choices=VERBS)
+    args = parser.parse_args()
+    # per verb: --help wall, no-op wall, no-op CPU
+    runs: dict[str, list[list[float]]] = {v: [[], [], []] for v in args.verbs}
+    loaded: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="hepsnake-startup-") as tmp:
+        missing = Path(tmp) / "missing"
+        for _ in range(args.repeat):
+            for verb in args.verbs:
+                wall, _, _ = timed([sys.executable, "-m", "hepsnake.cli", verb, "--help"])
+                runs[verb][0].append(wall)
+                cmd = [sys.executable, "-c", WRAPPER, verb, *noop_args(verb, missing)]
+                wall, cpu, proc = timed(cmd)
+                runs[verb][1].append(wall)
+                runs[verb][2].append(cpu)
+                marks = [x for x in proc.stderr.splitlines() if x.startswith('{"loaded"')]
+                loaded[verb] = json.loads(marks[-1])["loaded"] if marks else ["?"]
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; median / min [s]")
+    print(f"{'verb':9} {'--help wall':>13} {'no-op wall':>13} {'no-op CPU':>13}  target  imports")
+    for verb in args.verbs:
+        cells = " ".join(f"{statistics.median(r):>6.2f} /{min(r):>5.2f}" for r in runs[verb])
+        best = min(statistics.median(runs[verb][1]), statistics.median(runs[verb][2]))
+        ok = "-" if verb == "train" else ("met" if best <= TARGET_S else "NOT met")
+        print(f"{verb:9} {cells}  {ok:7} {', '.join(loaded[verb])}")
+
+
+if __name__ == "__main__":
+    main()
