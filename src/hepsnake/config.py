@@ -17,7 +17,6 @@ SCHEMA = Path(__file__).with_name("config.schema.yaml")
 MODEL_SCHEMA = Path(__file__).with_name("model.schema.yaml")
 SAMPLE_COLUMNS = ("name", "files", "reader", "tree", "role", "label", "params", "xsec")
 REMOTE_PREFIXES = ("root://", "s3://", "http://", "https://", "xroot://")
-MASS = "mS"  # the sample parameter that evaluation treats as the signal mass
 
 
 def filling_validator(schema: dict[str, Any]) -> Any:
@@ -236,6 +235,30 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def scan_parameters(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """The parameters evaluation scans for ``model`` and their training values: a
+    parameterised model's ``parameters.names``/``train``; else the ``params`` of the signal
+    samples (values of the ``train``-role ones)."""
+    parameters = load_model(config, model).get("parameters")
+    if parameters:
+        train = parameters["train"]
+        return {
+            "names": list(parameters["names"]),
+            "train": {n: sorted(float(v) for v in train[n]) for n in parameters["names"]},
+        }
+    signal = [
+        s
+        for s in config["samples"]
+        if s.get("label") == config["evaluate"]["signal"] and s["role"] in ("train", "test")
+    ]
+    names = list(dict.fromkeys(n for s in signal for n in s["params"]))
+    trained = [s["params"] for s in signal if s["role"] == "train"]
+    return {
+        "names": names,
+        "train": {n: sorted({float(p[n]) for p in trained if n in p}) for n in names},
+    }
+
+
 def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
     """The JSON slice of ``config`` that ``stage`` reads, passed as a rule param.
 
@@ -283,7 +306,7 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
         part = {
             "class_names": config["class_names"],
             "evaluate": config["evaluate"],
-            "simulate": {"masses": config.get("simulate", {}).get("masses", {})},
+            "parameters": {m: scan_parameters(config, m) for m in config["models"]},
             "config_hash": config_hash(config),
         }
     elif stage == "export":
@@ -292,7 +315,7 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
         part = {
             "class_names": config["class_names"],
             "evaluate": config["evaluate"],
-            "simulate": {"masses": config.get("simulate", {}).get("masses", {})},
+            "parameters": scan_parameters(config, wildcards["model"]),
         }
     else:
         raise HepsnakeError("stage", f"unknown stage '{stage}'")

@@ -1,6 +1,5 @@
 # Config validation and the input functions the rules share; the logic lives in hepsnake.config.
 from hepsnake.config import (
-    MASS,
     expand_files,
     is_remote,
     load_model,
@@ -19,13 +18,13 @@ check_inputs(config["inputs"])
 SAMPLES = [s["name"] for s in config["samples"]]
 MAIN_SAMPLES = samples_with_role(config, "train", "test")
 CONTROL_SAMPLES = samples_with_role(config, "control")
-# signal samples with a mass: per-mass evaluation plots
-SIGNAL_MASS_SAMPLES = [
+# signal samples with parameters (e.g. a mass): per-parameter evaluation plots
+SIGNAL_PARAM_SAMPLES = [
     s["name"]
     for s in config["samples"]
     if s["name"] in MAIN_SAMPLES
     and s.get("label") == config["evaluate"]["signal"]
-    and MASS in s["params"]
+    and s["params"]
 ]
 TOYS = list(config.get("simulate", {}).get("samples", {}))
 SPLITS = ["train", "val", "test"]

@@ -20,8 +20,10 @@ rule predict:
 
 
 # the plots rule evaluate writes: always, and those the config calls for
-EVALUATE_PLOTS = ["roc", "outputs", "sb_scan", "training"]
-EVALUATE_PLOTS += ["roc_mass", "mass_efficiency"] if SIGNAL_MASS_SAMPLES else []
+EVALUATE_PLOTS = ["roc", "outputs", "training"]
+# S/√B: drawn, or a note saying why not (auto); not at all when switched off
+EVALUATE_PLOTS += ["sb_scan"] if config["evaluate"].get("physical_weights") is not False else []
+EVALUATE_PLOTS += ["roc_param", "param_efficiency"] if SIGNAL_PARAM_SAMPLES else []
 EVALUATE_PLOTS += ["outputs_pt"] if config["evaluate"]["pt_bins"] else []
 EVALUATE_PLOTS += ["control"] if CONTROL_SAMPLES else []
 
@@ -41,7 +43,7 @@ rule evaluate:
             for name in EVALUATE_PLOTS
         },
     params:
-        config=stage_config(config, "evaluate"),
+        config=lambda w: stage_config(config, "evaluate", model=w.model),
         plots=subpath(output.roc, parent=True),
     log:
         "results/logs/evaluate/{model}.log",
@@ -51,6 +53,6 @@ rule evaluate:
     conda:
         "../../envs/evaluate.yaml"
     shell:
-        "hepsnake evaluate --config {params.config:q} --model {wildcards.model}"
-        " --predictions {input.predictions} --training {input.training}"
-        " --output {output.metrics} --plots {params.plots} > {log} 2>&1"
+        "hepsnake evaluate --config {params.config:q} --model {wildcards.model:q}"
+        " --predictions {input.predictions:q} --training {input.training:q}"
+        " --output {output.metrics:q} --plots {params.plots:q} > {log:q} 2>&1"

@@ -25,7 +25,8 @@ rule report:
     conda:
         "../../envs/evaluate.yaml"
     shell:
-        "hepsnake report --config {params.config:q} --models {params.models}"
-        " --predictions {input.predictions} --metrics {input.metrics}"
-        " --split-summary {input.split_summary} --convert-summaries {input.convert_summaries}"
-        " --exports {input.exports} --repo {params.repo:q} --output {output.md} > {log} 2>&1"
+        "hepsnake report --config {params.config:q} --models {params.models:q}"
+        " --predictions {input.predictions:q} --metrics {input.metrics:q}"
+        " --split-summary {input.split_summary:q}"
+        " --convert-summaries {input.convert_summaries:q}"
+        " --exports {input.exports:q} --repo {params.repo:q} --output {output.md:q} > {log:q} 2>&1"

@@ -17,13 +17,26 @@ def plot_roc(
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
     output: str | Path,
     title: str = "",
+    signal: str = "signal",
+    reference: str | None = None,
 ) -> None:
-    """One panel per ROC (inclusive, each background): rejection vs signal efficiency of each
-    labelled curve; a Bayes-optimal curve is dashed, in the colour of the curve before it."""
+    """One panel per ROC (inclusive, each background): rejection (log) vs ``signal``
+    efficiency of each labelled curve; a Bayes-optimal curve is dashed, in the colour of the
+    curve before it. With ``reference`` (a key of ``curves``), a ratio panel below each shows
+    every curve's rejection over the reference's, as puma draws it."""
     panels = list(next(iter(curves.values())))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    rows = 2 if reference else 1
+    fig, axes = plt.subplots(
+        rows,
+        len(panels),
+        figsize=(5.5 * len(panels), 4.2 + 1.6 * (rows - 1)),
+        squeeze=False,
+        sharex="col",
+        gridspec_kw={"height_ratios": [3, 1][:rows]},
+    )
     low = 0.2  # signal efficiency where the axes start
-    for ax, panel in zip(axes[0], panels, strict=True):
+    for col, panel in enumerate(panels):
+        ax = axes[0][col]
         color, top = None, 1.0
         for label, per_panel in curves.items():
             eff, rej = per_panel[panel]
@@ -33,14 +46,21 @@ def plot_roc(
             color = line.get_color()
             shown = rej[(eff >= low) & np.isfinite(rej)]
             top = max(top, float(shown.max()) if shown.size else top)
+            if reference:
+                ref_eff, ref_rej = curves[reference][panel]
+                ratio = rej / np.interp(eff, ref_eff, ref_rej) if len(ref_eff) else rej * np.nan
+                axes[1][col].plot(eff, ratio, color=color, ls=style.get("ls", "-"))
         ax.set_yscale("log")
         ax.set_xlim(low, 1)
         ax.set_ylim(0.8, top * 1.5)  # the visible curves, not the tail below ``low``
-        ax.set_xlabel("signal efficiency")
         ax.set_ylabel("background rejection" if panel == INCLUSIVE else f"{panel} rejection")
         ax.set_title("all backgrounds" if panel == INCLUSIVE else f"{panel} only")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+        if reference:
+            axes[1][col].set_ylabel(f"ratio to {reference}")
+            axes[1][col].grid(alpha=0.3)
+        axes[-1][col].set_xlabel(f"{signal} efficiency")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -53,8 +73,10 @@ def plot_outputs(
     class_names: list[str],
     panels: dict[str, np.ndarray],
     output: str | Path,
+    formula: str,
 ) -> None:
-    """Distribution of the discriminant for each true class, one panel per jet selection."""
+    """Distribution of the discriminant ``formula`` for each true class, one panel per jet
+    selection."""
     edges = np.linspace(*np.quantile(score, [0.001, 0.999]), 50)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
     for ax, (title, selected) in zip(axes[0], panels.items(), strict=True):
@@ -62,11 +84,19 @@ def plot_outputs(
             sel = selected & (labels == i)
             if np.any(sel):
                 ax.hist(score[sel], bins=edges, density=True, histtype="step", label=name)
-        ax.set_xlabel("discriminant log(p_sig / Σ_b f_b p_b)")
+        ax.set_xlabel(f"discriminant {formula}")
         ax.set_ylabel("normalised")
         ax.set_title(title)
         ax.legend()
     fig.tight_layout()
+    save_figure(fig, output)
+
+
+def plot_note(text: str, output: str | Path) -> None:
+    """A figure that only says ``text`` (a plot the run could not draw, and why)."""
+    fig, ax = plt.subplots(figsize=(6, 1.5))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
     save_figure(fig, output)
 
 
@@ -150,15 +180,17 @@ def plot_training(epochs: list[dict[str, Any]], output: str | Path) -> None:
     save_figure(fig, output)
 
 
-def plot_mass_efficiency(
-    masses: list[float], efficiencies: list[float], wp: float, eps_b: float, output: str | Path
+def plot_param_efficiency(
+    efficiency: dict[str, dict[str, float]], wp: float, eps_b: float, output: str | Path
 ) -> None:
-    """Signal efficiency per mass at the background efficiency ``eps_b`` of working point ``wp``."""
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax.plot(masses, efficiencies, marker="o")
-    ax.set_xlabel("mS [GeV]")
-    ax.set_ylabel("signal efficiency")
-    ax.set_title(f"at background efficiency {eps_b:.3g} ({wp:.0%} working point)")
-    ax.set_ylim(0, 1)
+    """Signal efficiency at each value of each parameter (one panel per parameter), at the
+    background efficiency ``eps_b`` of working point ``wp``."""
+    fig, axes = plt.subplots(1, len(efficiency), figsize=(6 * len(efficiency), 4.2), squeeze=False)
+    for ax, (name, per_value) in zip(axes[0], efficiency.items(), strict=True):
+        ax.plot([float(v) for v in per_value], list(per_value.values()), marker="o")
+        ax.set_xlabel(name)
+        ax.set_ylabel("signal efficiency")
+        ax.set_title(f"at background efficiency {eps_b:.3g} ({wp:.0%} working point)")
+        ax.set_ylim(0, 1)
     fig.tight_layout()
     save_figure(fig, output)
