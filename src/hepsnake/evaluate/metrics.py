@@ -154,13 +154,14 @@ class Discriminant:
 def discriminant_setup(evaluate: dict[str, Any], class_names: list[str]) -> Discriminant:
     """The discriminant of ``evaluate.discriminant``: ``flavour`` (FTAG D_b, every background
     class recognised as c, tau or light; fractions f_c, f_tau and 1 − f_c − f_tau), ``fractions``
-    (``evaluate.fractions``), or ``auto``: flavour when the signal is a b class and c and light
-    classes exist."""
+    (``evaluate.fractions``), or ``auto``: flavour when the signal is a b class, c and light
+    classes exist and no ``evaluate.fractions`` are set."""
     spec = evaluate.get("discriminant") or {}
     kind, signal = spec.get("type", "auto"), evaluate["signal"]
     flavours = {c: flavour_of(c) for c in class_names if c != signal}
     if kind == "auto":
         is_ftag = flavour_of(signal) == "b" and {"c", "light"} <= set(flavours.values())
+        is_ftag = is_ftag and not evaluate.get("fractions")
         kind = "flavour" if is_ftag else "fractions"
     if kind == "fractions":
         return Discriminant(kind, evaluate.get("fractions"), False)
