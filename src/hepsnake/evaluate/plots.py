@@ -47,9 +47,10 @@ def plot_roc(
             shown = rej[(eff >= low) & np.isfinite(rej)]
             top = max(top, float(shown.max()) if shown.size else top)
             if reference:
+                grid = np.linspace(low, 1, 161)
                 ref_eff, ref_rej = curves[reference][panel]
-                ratio = rej / np.interp(eff, ref_eff, ref_rej) if len(ref_eff) else rej * np.nan
-                axes[1][col].plot(eff, ratio, color=color, ls=style.get("ls", "-"))
+                ratio = np.interp(grid, eff, rej) / np.interp(grid, ref_eff, ref_rej)
+                axes[1][col].plot(grid, ratio, color=color, ls=style.get("ls", "-"))
         ax.set_yscale("log")
         ax.set_xlim(low, 1)
         ax.set_ylim(0.8, top * 1.5)  # the visible curves, not the tail below ``low``

@@ -185,46 +185,50 @@ def roc_entries(met: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def comparison_section(
-    metrics: dict[str, dict[str, Any]], signal: str, plot: Path, references: list[str]
+    metrics: dict[str, dict[str, Any]],
+    signal: str,
+    signal_class: str,
+    plot: Path,
+    references: list[str],
 ) -> list[str]:
-    """Best epoch, AUCs (model and Bayes-optimal) and the data/MC K-S of every model, then
-    the AUCs of each reference tagger (on the first model's test jets) and the rejections of
-    models and reference taggers at each working point."""
+    """Best epoch, AUCs (model, and Bayes-optimal where the toy truth exists) and the data/MC
+    K-S (with a control region) of every model, then the AUCs of each reference tagger (on
+    the first model's test jets) and the rejections of models and reference taggers at each
+    working point."""
     first = next(iter(metrics.values()))
     names = list(roc_entries(first))
+    bayes = any("bayes_auc" in e for met in metrics.values() for e in roc_entries(met).values())
+    control = any("control_ks" in met for met in metrics.values())
     header = ["model", "best epoch"]
     for name in names:
-        header += [f"AUC {signal} vs {ROC_NAMES.get(name, name)}", "Bayes AUC"]
-    header += [f"data/MC K-S (p_{signal})"]
+        header += [f"AUC {signal} vs {ROC_NAMES.get(name, name)}"] + ["Bayes AUC"] * bayes
+    header += [f"data/MC K-S (p_{signal_class})"] * control
     rows = []
     for m, met in metrics.items():
         row: list[Any] = [m, met["training"]["best_epoch"]]
         for entry in roc_entries(met).values():
-            row += [entry["auc"], entry.get("bayes_auc", "-")]
-        row.append(met.get("control_ks", {}).get(signal, {}).get("ks", "-"))
+            row += [entry["auc"]] + [entry.get("bayes_auc", "-")] * bayes
+        row += [met.get("control_ks", {}).get(signal_class, {}).get("ks", "-")] * control
         rows.append(row)
     for ref in references:
         row = [f"{ref} (reference)", "-"]
         for entry in roc_entries(first["reference_taggers"][ref]).values():
-            row += [entry["auc"], "-"]
-        rows.append([*row, "-"])
+            row += [entry["auc"]] + ["-"] * bayes
+        rows.append(row + ["-"] * control)
     lines = ["## Model comparison", "", *table(header, rows)]
     if references:
-        taggers = {m: met for m, met in metrics.items()}
+        taggers = dict(metrics)
         taggers |= {f"{r} (reference)": first["reference_taggers"][r] for r in references}
-        rej_rows = [
-            [tagger, ROC_NAMES.get(name, name), wp, rej["rejection"], rej["uncertainty"]]
-            for name in names
-            for tagger, met in taggers.items()
-            for wp, rej in roc_entries(met)[name]["rejection"].items()
-        ]
-        lines += [
-            f"Rejection at each {signal} efficiency, models beside the reference taggers:",
-            "",
-        ]
-        lines += table(
-            ["tagger", "background", f"{signal} efficiency", "rejection", "± stat."], rej_rows
-        )
+        wps = list(first[INCLUSIVE]["rejection"])
+        rej_rows = []
+        for name in names:
+            for tagger, met in taggers.items():
+                rej = roc_entries(met)[name]["rejection"]
+                rej_rows.append(
+                    [tagger, ROC_NAMES.get(name, name), *(rej[w]["rejection"] for w in wps)]
+                )
+        lines += [f"Background rejection at each {signal} efficiency:", ""]
+        lines += table(["tagger", "background", *(f"ε = {w}" for w in wps)], rej_rows)
     return [*lines, f"![comparison ROC]({plot})", ""]
 
 
@@ -435,7 +439,9 @@ def report(
     warnings += small_class_warnings(split, config["class_names"], ev.get("min_class_jets", 100))
 
     references = list(ev.get("reference_taggers") or {})
-    lines += comparison_section(metrics, signal, compare_png.relative_to(results), references)
+    lines += comparison_section(
+        metrics, signal, ev["signal"], compare_png.relative_to(results), references
+    )
     negative = 0
     for m, met in metrics.items():
         lines += model_section(m, met, results, signal)
