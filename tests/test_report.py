@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import matplotlib
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -24,6 +25,7 @@ from hepsnake.evaluate.metrics import (
 )
 from hepsnake.evaluate.stage import evaluate
 from hepsnake.io.atomic import write_json
+from hepsnake.io.figure import use_style
 from hepsnake.report.markdown import report
 
 FLAVOURS = ["ujets", "cjets", "bjets"]
@@ -350,3 +352,30 @@ def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> N
     assert "- model m: 20.0% of the test jets get one identical output (0.5, 0.3, 0.2)" in warnings
     assert not any("cuts" in w for w in warnings)  # a reason that dropped nothing
     assert "S/√B omitted: 60 test jets have negative weights." in text
+
+
+def test_plot_style_draws_the_experiment_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With evaluate.plot_style each ROC panel carries "ATLAS Simulation Internal" and the
+    run text, and the panel title moves into the legend."""
+    texts: dict[str, list[str]] = {}
+    saved = plots.save_figure
+
+    def keep(fig: Any, output: Any, dpi: int = 90) -> None:
+        texts[Path(output).name] = [fig.get_suptitle()] + [
+            t.get_text() for ax in fig.axes for t in ax.texts
+        ]
+        saved(fig, output, dpi)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    style = {"experiment": "ATLAS", "label": "Internal", "text": "tt̄ jets"}
+    try:
+        run_evaluate(tmp_path, flavour_jets(1000), EVALUATE | {"plot_style": style})
+    finally:
+        use_style(None)
+        matplotlib.rcdefaults()
+    roc = texts["roc.png"]
+    assert roc.count("ATLAS") == 3 and roc.count("tt̄ jets") == 3
+    assert any("Simulation Internal" in t for t in roc)
+    assert roc[0] == "signal: b-jets; log(p_bjets / (0.9 p_ujets + 0.1 p_cjets))"

@@ -10,7 +10,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from hepsnake.evaluate.metrics import BAYES, INCLUSIVE
-from hepsnake.io.figure import save_figure
+from hepsnake.io.figure import STYLE, experiment_label, save_figure
+
+
+def finish_axes(ax: plt.Axes, title: str, legend: dict[str, Any] | None = None) -> None:
+    """Title and legend (``legend``: its keyword arguments; None: no legend) of a panel; in
+    an experiment style the experiment label takes the top and the title goes in the legend
+    (or the upper left corner)."""
+    if not STYLE:
+        ax.set_title(title)
+        if legend is not None:
+            ax.legend(**legend)
+        return
+    experiment_label(ax)
+    if legend is not None:
+        ax.legend(title=title, **legend)
+    elif title:
+        ax.text(0.03, 0.95, title, transform=ax.transAxes, va="top", fontsize="small")
 
 
 def plot_roc(
@@ -55,11 +71,11 @@ def plot_roc(
         ax.set_xlim(low, 1)
         ax.set_ylim(0.8, top * 1.5)  # the visible curves, not the tail below ``low``
         ax.set_ylabel("background rejection" if panel == INCLUSIVE else f"{panel} rejection")
-        ax.set_title("all backgrounds" if panel == INCLUSIVE else f"{panel} only")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        name = "all backgrounds" if panel == INCLUSIVE else f"{panel} only"
+        finish_axes(ax, name, {"fontsize": 8})
         if reference:
-            axes[1][col].set_ylabel(f"ratio to {reference}")
+            axes[1][col].set_ylabel(f"ratio to {reference}", fontsize="small")
             axes[1][col].grid(alpha=0.3)
         axes[-1][col].set_xlabel(f"{signal} efficiency")
     if title:
@@ -87,8 +103,7 @@ def plot_outputs(
                 ax.hist(score[sel], bins=edges, density=True, histtype="step", label=name)
         ax.set_xlabel(f"discriminant {formula}")
         ax.set_ylabel("normalised")
-        ax.set_title(title)
-        ax.legend()
+        finish_axes(ax, title, {})
     fig.tight_layout()
     save_figure(fig, output)
 
@@ -111,7 +126,7 @@ def plot_sb_scan(cuts: np.ndarray, significance: np.ndarray, output: str | Path)
     )
     ax.set_xlabel("cut on discriminant")
     ax.set_ylabel("S / √B (weighted)")
-    ax.legend()
+    finish_axes(ax, "", {})
     fig.tight_layout()
     save_figure(fig, output)
 
@@ -147,8 +162,7 @@ def plot_control(
     )
     ax.set_xlabel(label)
     ax.set_ylabel("normalised")
-    ax.set_title(f"K-S distance {ks['ks']:.3f}, p-value {ks['p_value']:.2g}")
-    ax.legend()
+    finish_axes(ax, f"K-S distance {ks['ks']:.3f}, p-value {ks['p_value']:.2g}", {})
     fig.tight_layout()
     save_figure(fig, output)
 
@@ -175,8 +189,7 @@ def plot_training(epochs: list[dict[str, Any]], output: str | Path) -> None:
                 values = [np.nan if e[name] is None else e[name] for e in epochs]
                 ax.plot(x, values, marker=".", label=name)
         ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.legend(fontsize=8)
+        finish_axes(ax, title, {"fontsize": 8})
     fig.tight_layout()
     save_figure(fig, output)
 
@@ -191,7 +204,7 @@ def plot_param_efficiency(
         ax.plot([float(v) for v in per_value], list(per_value.values()), marker="o")
         ax.set_xlabel(name)
         ax.set_ylabel("signal efficiency")
-        ax.set_title(f"at background efficiency {eps_b:.3g} ({wp:.0%} working point)")
         ax.set_ylim(0, 1)
+        finish_axes(ax, f"at background efficiency {eps_b:.3g} ({wp:.0%} working point)")
     fig.tight_layout()
     save_figure(fig, output)

@@ -26,6 +26,7 @@ from hepsnake.evaluate.metrics import (
     working_points,
 )
 from hepsnake.io.atomic import write_json
+from hepsnake.io.figure import use_style
 
 DEFAULT_UNIT = "GeV"  # assumed where the jets do not record their energy unit
 
@@ -150,6 +151,7 @@ def evaluate(
         jets = h5["jets"][:]
         unit = str(h5["jets"].attrs.get("energy_unit", DEFAULT_UNIT))
         control = h5["control_jets"][:] if "control_jets" in h5 else None
+    use_style(ev.get("plot_style"))
     setup = discriminant_setup(ev, names)
     wps = working_points(ev, setup)
     references = ev.get("reference_taggers") or {}

@@ -24,6 +24,7 @@ from hepsnake.evaluate.metrics import (
 )
 from hepsnake.evaluate.stage import trained_values
 from hepsnake.io.atomic import atomic_path
+from hepsnake.io.figure import use_style
 
 PACKAGES = (
     "hepsnake",
@@ -244,7 +245,7 @@ def parameter_lines(met: dict[str, Any], signal: str) -> list[str]:
                     per = entry[name]
                     label = ROC_NAMES.get(name, name)
                     rows.append([value, unseen, label, per["auc"], per.get("bayes_auc", "-")])
-        lines += [f"Per {signal} value of `{par}` (unseen: not a training value):", ""]
+        lines += [f"{signal} signal per value of `{par}` (unseen: not a training value):", ""]
         lines += table([par, "unseen", "background", "AUC", "Bayes AUC"], rows)
     if "parameter_efficiency" in met:
         eff = met["parameter_efficiency"]
@@ -397,6 +398,7 @@ def report(
     models = list(metrics_files)
     metrics = {m: json.loads(Path(path).read_text()) for m, path in metrics_files.items()}
     compare_png = results / "plots" / "compare" / "roc.png"
+    use_style(ev.get("plot_style"))
     compare_roc(models, predictions, config, compare_png)
     digest = config["config_hash"] if "config_hash" in config else config_hash(config)
     lines = ["# hepsnake report", ""]
