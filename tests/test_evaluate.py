@@ -365,3 +365,23 @@ def test_report_numbers_hash_and_null_rejections(
     changed = validate(full | {"training_overrides": {"max_epochs": 3}})
     assert config_hash(changed) != config_hash(full)
     assert json.loads(stage_config(changed, "report"))["config_hash"] == config_hash(changed)
+
+
+def test_evaluate_slices_read_the_model_and_samples_not_simulate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A parameterised model's scan comes from its ``parameters``; another model's from the
+    signal samples' params (training values: the ``role: train`` samples, not mS 40);
+    ``simulate`` is in neither the evaluate nor the report slice."""
+    monkeypatch.chdir(REPO)
+    full = validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    par = json.loads(stage_config(full, "evaluate", model="parameterised"))
+    base = json.loads(stage_config(full, "evaluate", model="baseline"))
+    assert par["parameters"] == {"names": ["mS"], "train": {"mS": [5.0, 16.0, 55.0]}}
+    assert base["parameters"] == {"names": ["mS"], "train": {"mS": [5.0, 16.0, 55.0]}}
+    report_slice = json.loads(stage_config(full, "report"))
+    assert set(report_slice["parameters"]) == set(full["models"])
+    for part in (par, base, report_slice):
+        assert "simulate" not in part
+    full["simulate"]["masses"]["train"] = [1.0]
+    assert json.loads(stage_config(full, "evaluate", model="baseline")) == base

@@ -245,7 +245,7 @@ def parameter_lines(met: dict[str, Any], signal: str) -> list[str]:
                     per = entry[name]
                     label = ROC_NAMES.get(name, name)
                     rows.append([value, unseen, label, per["auc"], per.get("bayes_auc", "-")])
-        lines += [f"{signal} signal per value of `{par}` (unseen: not a training value):", ""]
+        lines += [f"Signal ({signal}) per value of `{par}` (unseen: not a training value):", ""]
         lines += table([par, "unseen", "background", "AUC", "Bayes AUC"], rows)
     if "parameter_efficiency" in met:
         eff = met["parameter_efficiency"]
