@@ -329,6 +329,7 @@ def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> N
     for c, v in zip(FLAVOURS, (0.5, 0.3, 0.2), strict=True):
         jets[f"m_p{c}"][same] = v
     jets["weight"][::50] *= -1
+    jets["pt"] /= 1000  # GeV values in a file that says MeV: the bins miss them
     text = make_report(
         tmp_path,
         jets,
@@ -350,6 +351,8 @@ def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> N
         assert line in warnings, (line, warnings)
     assert any(re.match(r"- model m: AUC 0\.\d+ vs ujets, worse than random", w) for w in warnings)
     assert "- model m: 20.0% of the test jets get one identical output (0.5, 0.3, 0.2)" in warnings
+    pt_warning = "- model m: the pt bins [20000, 60000, 200000] MeV hold only 0% of the test jets"
+    assert any(w.startswith(pt_warning) for w in warnings), warnings
     assert not any("cuts" in w for w in warnings)  # a reason that dropped nothing
     assert "S/√B omitted: 60 test jets have negative weights." in text
 

@@ -186,10 +186,13 @@ def evaluate(
             raise HepsnakeError(predictions, "no jet field 'pt' (set evaluate.pt_bins: null)")
         panels = {k: keep & v for k, v in pt_panels(jets["pt"], ev["pt_bins"], unit).items()}
         plots.plot_outputs(score, labels, names, panels, out / "outputs_pt.png", formula)
+        edges = ev["pt_bins"]
+        inside = (jets["pt"] >= edges[0]) & (jets["pt"] < edges[-1])
         metrics["pt_bins"] = {
-            "edges": ev["pt_bins"],
+            "edges": edges,
             "unit": unit,
             "inclusive_auc": binned_auc(score, mixed, is_sig, panels),
+            "fraction_inside": float(inside.mean()) if len(jets) else 0.0,
         }
 
     weights = jets["weight"].astype(np.float64) if "weight" in jets.dtype.names else None

@@ -330,7 +330,8 @@ def small_class_warnings(split: dict[str, Any], class_names: list[str], minimum:
 
 
 def model_warnings(m: str, met: dict[str, Any], evaluate: dict[str, Any]) -> list[str]:
-    """Best epoch 0, an AUC below 0.5, one output vector shared by many jets, the K-S gate."""
+    """Best epoch 0, an AUC below 0.5, one output vector shared by many jets, pt bins that
+    miss most jets (e.g. GeV edges on MeV jets), the K-S gate."""
     out = []
     if met["training"]["best_epoch"] == 0:
         out.append(f"model {m}: best epoch is 0 (it did not improve after the first epoch)")
@@ -344,6 +345,14 @@ def model_warnings(m: str, met: dict[str, Any], evaluate: dict[str, Any]) -> lis
         out.append(
             f"model {m}: {share['fraction']:.1%} of the test jets get one identical output"
             f" ({outputs})"
+        )
+    bins = met.get("pt_bins", {})
+    if bins.get("fraction_inside", 1.0) < 0.5:
+        edges = ", ".join(f"{e:g}" for e in bins["edges"])
+        out.append(
+            f"model {m}: the pt bins [{edges}] {bins['unit']} hold only"
+            f" {bins['fraction_inside']:.0%} of the test jets (evaluate.pt_bins are in"
+            f" {bins['unit']}, the jets' unit)"
         )
     if met["training"]["gate_fallback"]:
         out.append(f"model {m}: no epoch passed the K-S gate; best = lowest validation loss")
