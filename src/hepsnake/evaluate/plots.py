@@ -16,7 +16,9 @@ from hepsnake.io.figure import STYLE, experiment_label, save_figure
 def finish_axes(ax: plt.Axes, title: str, legend: dict[str, Any] | None = None) -> None:
     """Title and legend (``legend``: its keyword arguments; None: no legend) of a panel; in
     an experiment style the experiment label takes the top and the title goes in the legend
-    (or the upper left corner)."""
+    (or the upper left corner). A panel with nothing labelled gets no legend."""
+    if legend is not None and not ax.get_legend_handles_labels()[0]:
+        legend = None
     if not STYLE:
         ax.set_title(title)
         if legend is not None:
