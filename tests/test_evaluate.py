@@ -385,3 +385,6 @@ def test_evaluate_slices_read_the_model_and_samples_not_simulate(
         assert "simulate" not in part
     full["simulate"]["masses"]["train"] = [1.0]
     assert json.loads(stage_config(full, "evaluate", model="baseline")) == base
+    full["evaluate"]["ratio_reference"] = "GN2"
+    with pytest.raises(HepsnakeError, match="'GN2' is neither a reference tagger nor a model"):
+        stage_config(full, "evaluate", model="baseline")

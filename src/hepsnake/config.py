@@ -312,6 +312,13 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
     elif stage == "export":
         part = {"evaluate": {"signal": config["evaluate"]["signal"]}, "export": config["export"]}
     elif stage == "evaluate":
+        ev = config["evaluate"]
+        taggers = [*ev.get("reference_taggers", {}), *config["models"]]
+        if ev.get("ratio_reference") and ev["ratio_reference"] not in taggers:
+            raise HepsnakeError(
+                "config: evaluate/ratio_reference",
+                f"'{ev['ratio_reference']}' is neither a reference tagger nor a model",
+            )
         part = {
             "class_names": config["class_names"],
             "evaluate": config["evaluate"],

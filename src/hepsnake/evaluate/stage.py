@@ -171,10 +171,8 @@ def evaluate(
     roc_curves = {label: curves(rocs, is_sig) for label, rocs in book.inclusive.items()}
     roc_curves |= {name: curves(rocs, is_sig) for name, rocs in book.references.items()}
     reference = ev.get("ratio_reference") or next(iter(references), None)
-    if reference is not None and reference not in roc_curves:
-        raise HepsnakeError(
-            "config: evaluate/ratio_reference", f"'{reference}' is no reference tagger or model"
-        )
+    if reference not in roc_curves:  # another model: its ratio is in the report's comparison
+        reference = None
     title = f"signal: {wording}{trained_values(scan['train'])}; {formula}"
     plots.plot_roc(roc_curves, out / "roc.png", title, wording, reference)
 
