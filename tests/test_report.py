@@ -308,7 +308,9 @@ def test_flavour_report_says_what_the_run_is_without_toy_wording(tmp_path: Path)
     assert "| classes | ujets, cjets, bjets |" in text
     assert "| discriminant | flavour: log(p_bjets / (0.9 p_ujets + 0.1 p_cjets)) |" in text
     assert "| reference taggers | GN2v01, DeepFlavB |" in text
-    assert "| energy unit | MeV |" in text and "| jet pt [MeV] |" in text
+    assert "| energy unit | MeV |" in text
+    header = "| jet pt [MeV] | AUC b-jets vs all backgrounds | b-jets efficiency | cjets rejection"
+    assert header in text and "![m efficiency_pt](plots/m/efficiency_pt.png)" in text
     assert "AUC b-jets vs all backgrounds" in text
     assert re.search(r"^\| GN2v01 \(reference\) \| - \| 0\.\d{4} ", text, re.M)
     assert re.search(r"^\| DeepFlavB \(reference\) \| ujets \| \d+\.\d{4} \| ", text, re.M)
@@ -382,3 +384,22 @@ def test_plot_style_draws_the_experiment_label(
     assert roc.count("ATLAS") == 3 and roc.count("tt̄ jets") == 3
     assert any("Simulation Internal" in t for t in roc)
     assert roc[0] == "signal: b-jets; log(p_bjets / (0.9 p_ujets + 0.1 p_cjets))"
+
+
+def test_efficiency_and_rejection_per_pt_bin_at_one_cut(flavour_run: tuple) -> None:
+    """At the cut keeping 77% of all b jets (FTAG's middle working point), each MeV pt bin's
+    b efficiency and light rejection, counted by hand."""
+    root, jets, metrics = flavour_run
+    per_bin = metrics["pt_bins"]["at_working_point"]
+    p = {c: jets[f"m_p{c}"].astype(np.float64) for c in FLAVOURS}
+    score = d_b(p["bjets"], p["cjets"], p["ujets"], 0.1)
+    b, u = jets["label"] == 2, jets["label"] == 0
+    cut = np.quantile(score[b], 1 - 0.77)
+    assert per_bin["working_point"] == 0.77 and per_bin["cut"] == pytest.approx(cut, abs=1e-4)
+    for i, (lo, hi) in enumerate([(20_000, 60_000), (60_000, 200_000)]):
+        sel = (jets["pt"] >= lo) & (jets["pt"] < hi)
+        eff = np.mean(score[b & sel] > cut)
+        assert per_bin["signal"][i]["efficiency"] == pytest.approx(eff, abs=2e-3)
+        rej = 1 / np.mean(score[u & sel] > cut)
+        assert per_bin["rejection"]["ujets"][i]["rejection"] == pytest.approx(rej, rel=1e-2)
+    assert (root / "plots" / "m" / "efficiency_pt.png").stat().st_size > 0

@@ -110,6 +110,37 @@ def plot_outputs(
     save_figure(fig, output)
 
 
+def plot_pt_efficiency(
+    edges: list[float], unit: str, per_bin: dict[str, Any], signal: str, output: str | Path
+) -> None:
+    """Signal efficiency (left) and each background's rejection (right, log) per pt bin at
+    one inclusive cut, with binomial error bars, as puma's efficiency-vs-pt plots."""
+    lo, hi = np.asarray(edges[:-1], dtype=float), np.asarray(edges[1:], dtype=float)
+    x, xerr = (lo + hi) / 2, (hi - lo) / 2
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
+
+    def draw(ax: plt.Axes, rows: list[dict[str, Any]], key: str, label: str) -> None:
+        y = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
+        e = np.array([np.nan if r["uncertainty"] is None else r["uncertainty"] for r in rows])
+        ax.errorbar(x, y, yerr=e, xerr=xerr, fmt="o", label=label)
+
+    draw(axes[0][0], per_bin["signal"], "efficiency", signal)
+    axes[0][0].set_ylabel(f"{signal} efficiency")
+    axes[0][0].set_ylim(0, 1.05)
+    for b, rows in per_bin["rejection"].items():
+        draw(axes[0][1], rows, "rejection", b)
+    axes[0][1].set_yscale("log")
+    axes[0][1].set_ylabel("background rejection")
+    wp = f"at the inclusive {per_bin['working_point']:.0%} {signal} working point"
+    for ax in axes[0]:
+        ax.set_xlabel(f"jet pt [{unit}]")
+        ax.set_xscale("log" if lo[0] > 0 and hi[-1] / lo[0] > 20 else "linear")
+        ax.grid(alpha=0.3)
+        finish_axes(ax, wp, {"fontsize": 8})
+    fig.tight_layout()
+    save_figure(fig, output)
+
+
 def plot_note(text: str, output: str | Path) -> None:
     """A figure that only says ``text`` (a plot the run could not draw, and why)."""
     fig, ax = plt.subplots(figsize=(6, 1.5))

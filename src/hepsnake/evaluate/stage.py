@@ -93,6 +93,39 @@ def binned_auc(
     return out
 
 
+def binned_efficiency(
+    score: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    signal: str,
+    is_sig: np.ndarray,
+    panels: dict[str, np.ndarray],
+    wp: float,
+) -> dict[str, Any]:
+    """Per panel (pt bin), at the inclusive cut keeping ``wp`` of the signal: the signal
+    efficiency and each background class's rejection, with binomial uncertainties (None where
+    a bin has no such jet; rejection None where none passes), as puma's efficiency-vs-pt."""
+    cut = float(np.quantile(score[is_sig], 1 - wp))
+    out: dict[str, Any] = {"working_point": wp, "cut": cut, "signal": [], "rejection": {}}
+    for sel in panels.values():
+        n = int(np.sum(is_sig & sel))
+        eff = float(np.mean(score[is_sig & sel] > cut)) if n else None
+        err = float(np.sqrt(eff * (1 - eff) / n)) if n else None
+        out["signal"].append({"efficiency": eff, "uncertainty": err})
+    backgrounds = [c for i, c in enumerate(class_names) if c != signal and np.any(labels == i)]
+    for b in backgrounds:
+        is_b = labels == class_names.index(b)
+        rows = []
+        for sel in panels.values():
+            n = int(np.sum(is_b & sel))
+            eps = float(np.mean(score[is_b & sel] > cut)) if n else 0.0
+            rej = 1 / eps if eps > 0 else None
+            err = rej * np.sqrt((1 - eps) / (eps * n)) if rej is not None else None
+            rows.append({"rejection": rej, "uncertainty": err})
+        out["rejection"][b] = rows
+    return out
+
+
 def parameter_scan(
     jets: np.ndarray,
     book: RocBook,
@@ -192,6 +225,10 @@ def evaluate(
             "inclusive_auc": binned_auc(score, mixed, is_sig, panels),
             "fraction_inside": float(inside.mean()) if len(jets) else 0.0,
         }
+        wp = wps[len(wps) // 2]
+        per_bin = binned_efficiency(score, labels, names, signal, is_sig, panels, wp)
+        metrics["pt_bins"]["at_working_point"] = per_bin
+        plots.plot_pt_efficiency(edges, unit, per_bin, wording, out / "efficiency_pt.png")
 
     weights = jets["weight"].astype(np.float64) if "weight" in jets.dtype.names else None
     physical, why_not = physical_weights(jets, ev.get("physical_weights"))

@@ -172,6 +172,7 @@ MODEL_PLOTS = (
     "roc_param",
     "outputs",
     "outputs_pt",
+    "efficiency_pt",
     "training",
     "sb_scan",
     "control",
@@ -278,7 +279,22 @@ def model_section(m: str, met: dict[str, Any], results: Path, signal: str) -> li
         bins = [f"{lo:g} – {hi:g}" for lo, hi in itertools.pairwise(edges)]
         rows = [[b, a] for b, a in zip(bins, aucs, strict=True)]
         unit = met["pt_bins"].get("unit", "GeV")
-        lines += table([f"jet pt [{unit}]", f"AUC {signal} vs all backgrounds"], rows)
+        header = [f"jet pt [{unit}]", f"AUC {signal} vs all backgrounds"]
+        per_bin = met["pt_bins"].get("at_working_point")
+        if per_bin:
+            header.append(f"{signal} efficiency")
+            for row, eff in zip(rows, per_bin["signal"], strict=True):
+                row.append(eff["efficiency"])
+            for b, values in per_bin["rejection"].items():
+                header.append(f"{b} rejection")
+                for row, rej in zip(rows, values, strict=True):
+                    row.append(rej["rejection"])
+            lines += [
+                f"Per jet pt bin; efficiency and rejections at the cut of the inclusive"
+                f" {per_bin['working_point']:g} working point:",
+                "",
+            ]
+        lines += table(header, rows)
     if "sb_scan" in met:
         scan = met["sb_scan"]
         best, cut = fmt(scan["max_significance"]), fmt(scan["best_cut"])
