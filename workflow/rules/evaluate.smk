@@ -24,7 +24,7 @@ EVALUATE_PLOTS = ["roc", "outputs", "training"]
 # S/√B: drawn, or a note saying why not (auto); not at all when switched off
 EVALUATE_PLOTS += ["sb_scan"] if config["evaluate"].get("physical_weights") is not False else []
 EVALUATE_PLOTS += ["roc_param", "param_efficiency"] if SIGNAL_PARAM_SAMPLES else []
-EVALUATE_PLOTS += ["outputs_pt"] if config["evaluate"]["pt_bins"] else []
+EVALUATE_PLOTS += ["outputs_pt", "efficiency_pt"] if config["evaluate"]["pt_bins"] else []
 EVALUATE_PLOTS += ["control"] if CONTROL_SAMPLES else []
 
 
