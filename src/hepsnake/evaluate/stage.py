@@ -242,7 +242,7 @@ def evaluate(
             "best_cut": float(cuts[best]),
             "max_significance": float(significance[best]),
         }
-    elif ev.get("physical_weights") is None:  # auto: the rule declared the plot
+    elif ev.get("physical_weights") is not False:  # the rule declared the plot
         plots.plot_note(f"S/√B omitted: {why_not}", out / "sb_scan.png")
     metrics["constant_output"] = constant_output(jets, model, names)
 
