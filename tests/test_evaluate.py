@@ -61,9 +61,8 @@ def known_jets(
 
 def test_auc_and_rejection_match_sklearn() -> None:
     jets, probs = known_jets()
-    metrics = model_metrics(
-        jets, roc_book(jets, "m", CLASSES, "sig"), CLASSES, "sig", [0.5, 0.7], [5.0]
-    )
+    book = roc_book(jets, "m", CLASSES, "sig", parameters=["mS"])
+    metrics = model_metrics(jets, book, CLASSES, "sig", [0.5, 0.7], {"mS": [5.0]})
     sig5 = (jets["label"] == 1) & (jets["mS"] == 5.0)
     for b, name in ((0, "qcd"), (2, "bib")):
         is_b = jets["label"] == b
@@ -77,7 +76,8 @@ def test_auc_and_rejection_match_sklearn() -> None:
             expected = 1 / np.interp(wp, tpr, fpr)
             assert entry["rejection"][f"{wp:g}"]["rejection"] == pytest.approx(expected, rel=1e-4)
         assert "bayes_auc" in entry
-    assert metrics["masses"]["40"]["unseen"] and not metrics["masses"]["5"]["unseen"]
+    scan = metrics["parameters"]["mS"]
+    assert scan["40"]["unseen"] and not scan["5"]["unseen"]
 
 
 def test_inclusive_roc_mixes_the_backgrounds_by_the_fractions() -> None:
@@ -85,8 +85,8 @@ def test_inclusive_roc_mixes_the_backgrounds_by_the_fractions() -> None:
     discriminant: AUC as sklearn's weighted one, rejection as counted by hand."""
     jets, probs = known_jets(20000)
     fractions = {"qcd": 0.7, "bib": 0.3}
-    book = roc_book(jets, "m", CLASSES, "sig", fractions)
-    metrics = model_metrics(jets, book, CLASSES, "sig", [0.5], [5.0])
+    book = roc_book(jets, "m", CLASSES, "sig", fractions, ["mS"])
+    metrics = model_metrics(jets, book, CLASSES, "sig", [0.5], {"mS": [5.0]})
     sig = (jets["label"] == 1) & (jets["mS"] == 5.0)
     qcd, bib = jets["label"] == 0, jets["label"] == 2
     score = np.log(probs[:, 1]) - np.log(0.7 * probs[:, 0] + 0.3 * probs[:, 2])
@@ -101,7 +101,7 @@ def test_inclusive_roc_mixes_the_backgrounds_by_the_fractions() -> None:
     cut = np.median(score[sig])
     eps_b = 0.7 * np.mean(score[qcd] > cut) + 0.3 * np.mean(score[bib] > cut)
     assert inclusive["rejection"]["0.5"]["rejection"] == pytest.approx(1 / eps_b, rel=0.02)
-    assert "bayes_auc" in inclusive and "inclusive" in metrics["masses"]["40"]
+    assert "bayes_auc" in inclusive and "inclusive" in metrics["parameters"]["mS"]["40"]
     assert metrics["fractions"] == pytest.approx(fractions)
 
 
@@ -208,12 +208,13 @@ def test_bayes_reference_follows_the_mass_each_jet_was_scored_at() -> None:
     truths = {"truth_logp_sig_mS5": at5, "truth_logp_sig_mS40": at40}
     jets = with_columns(base, truths | {"m_mS": seen})
     expected = np.where(seen == 5.0, at5, at40).astype(np.float32)
-    truth = truth_logp(jets, CLASSES, "sig", jets["m_mS"].astype(np.float64))
+    truth = truth_logp(jets, CLASSES, "sig", "mS", jets["m_mS"].astype(np.float64))
     np.testing.assert_array_equal(truth["sig"], expected)
     fractions = {"qcd": 0.5, "bib": 0.5}
-    bayes = roc_sets(jets, "m", CLASSES, "sig", fractions)[BAYES]["qcd"][0]
+    bayes = roc_sets(jets, "m", CLASSES, "sig", fractions, parameters=["mS"])[BAYES]["qcd"][0]
     np.testing.assert_allclose(bayes, expected - jets["truth_logp_qcd"], rtol=1e-6)
-    mixture = roc_sets(with_columns(base, truths), "m", CLASSES, "sig", fractions)[BAYES]
+    mixture = roc_sets(with_columns(base, truths), "m", CLASSES, "sig", fractions, None, ["mS"])
+    mixture = mixture[BAYES]
     np.testing.assert_array_equal(
         mixture["qcd"][0], base["truth_logp_sig"].astype(np.float64) - base["truth_logp_qcd"]
     )
@@ -261,7 +262,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarra
     config = {
         "class_names": CLASSES,
         "evaluate": EVALUATE | {"pt_bins": [20, 100, 200], "fractions": {"qcd": 2, "bib": 1}},
-        "simulate": {"masses": {"train": [5.0]}},
+        "parameters": {"names": ["mS"], "train": {"mS": [5.0]}},
     }
     metrics = evaluate(
         config,
@@ -278,12 +279,12 @@ def test_evaluate_writes_every_plot_and_metric(evaluated: tuple) -> None:
     root, _, metrics = evaluated
     for name in (
         "roc",
-        "roc_mass",
+        "roc_param",
         "outputs",
         "outputs_pt",
         "sb_scan",
         "control",
-        "mass_efficiency",
+        "param_efficiency",
         "training",
     ):
         assert (root / "plots" / f"{name}.png").stat().st_size > 0, name
@@ -293,20 +294,21 @@ def test_evaluate_writes_every_plot_and_metric(evaluated: tuple) -> None:
     assert set(metrics["control_ks"]) == set(CLASSES)
 
 
-def test_mass_efficiency_uses_each_mass_own_columns(evaluated: tuple) -> None:
+def test_parameter_efficiency_uses_each_value_own_columns(evaluated: tuple) -> None:
     """mS = 5 has perfect own columns (efficiency 1); mS = 40 uses the plain columns: the
     share of its signal above the inclusive working-point cut."""
     _, jets, metrics = evaluated
-    eff = metrics["mass_efficiency"]
-    assert eff["working_point"] == 0.7 and eff["efficiency"]["5"] == pytest.approx(1.0)
+    eff = metrics["parameter_efficiency"]
+    efficiency = eff["efficiency"]["mS"]
+    assert eff["working_point"] == 0.7 and efficiency["5"] == pytest.approx(1.0)
     score = np.log(jets["m_psig"] + 1e-12) - np.log(
         2 / 3 * jets["m_pqcd"] + 1 / 3 * jets["m_pbib"] + 1e-12
     )
     sig = jets["label"] == 1
     cut = np.quantile(score[sig & (jets["mS"] == 5)], 0.3)
     expected = np.mean(score[sig & (jets["mS"] == 40)] > cut)
-    assert eff["efficiency"]["40"] == pytest.approx(expected, abs=0.02)
-    assert metrics["masses"]["5"]["inclusive"]["auc"] == pytest.approx(1.0)
+    assert efficiency["40"] == pytest.approx(expected, abs=0.02)
+    assert metrics["parameters"]["mS"]["5"]["inclusive"]["auc"] == pytest.approx(1.0)
 
 
 def test_report_numbers_hash_and_null_rejections(
@@ -327,7 +329,7 @@ def test_report_numbers_hash_and_null_rejections(
     config = {
         "class_names": CLASSES,
         "evaluate": EVALUATE,
-        "simulate": {"masses": {"train": [5.0]}},
+        "parameters": {"names": ["mS"], "train": {"mS": [5.0]}},
     }
     evaluate(
         config,
@@ -363,3 +365,26 @@ def test_report_numbers_hash_and_null_rejections(
     changed = validate(full | {"training_overrides": {"max_epochs": 3}})
     assert config_hash(changed) != config_hash(full)
     assert json.loads(stage_config(changed, "report"))["config_hash"] == config_hash(changed)
+
+
+def test_evaluate_slices_read_the_model_and_samples_not_simulate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A parameterised model's scan comes from its ``parameters``; another model's from the
+    signal samples' params (training values: the ``role: train`` samples, not mS 40);
+    ``simulate`` is in neither the evaluate nor the report slice."""
+    monkeypatch.chdir(REPO)
+    full = validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    par = json.loads(stage_config(full, "evaluate", model="parameterised"))
+    base = json.loads(stage_config(full, "evaluate", model="baseline"))
+    assert par["parameters"] == {"names": ["mS"], "train": {"mS": [5.0, 16.0, 55.0]}}
+    assert base["parameters"] == {"names": ["mS"], "train": {"mS": [5.0, 16.0, 55.0]}}
+    report_slice = json.loads(stage_config(full, "report"))
+    assert set(report_slice["parameters"]) == set(full["models"])
+    for part in (par, base, report_slice):
+        assert "simulate" not in part
+    full["simulate"]["masses"]["train"] = [1.0]
+    assert json.loads(stage_config(full, "evaluate", model="baseline")) == base
+    full["evaluate"]["ratio_reference"] = "GN2"
+    with pytest.raises(HepsnakeError, match="'GN2' is neither a reference tagger nor a model"):
+        stage_config(full, "evaluate", model="baseline")

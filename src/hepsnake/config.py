@@ -21,7 +21,6 @@ SCHEMA = Path(__file__).with_name("config.schema.yaml")
 MODEL_SCHEMA = Path(__file__).with_name("model.schema.yaml")
 SAMPLE_COLUMNS = ("name", "files", "reader", "tree", "role", "label", "params", "xsec")
 REMOTE_PREFIXES = ("root://", "s3://", "http://", "https://", "xroot://")
-MASS = "mS"  # the sample parameter that evaluation treats as the signal mass
 UNNAMED = "config"  # names a config no file holds (a dict built in code, a stage's JSON slice)
 
 Where = Callable[..., str]  # key path → the "FILE: key/path" of an error line
@@ -521,6 +520,30 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def scan_parameters(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """The parameters evaluation scans for ``model`` and their training values: a
+    parameterised model's ``parameters.names``/``train``; else the ``params`` of the signal
+    samples (values of the ``train``-role ones)."""
+    parameters = load_model(config, model).get("parameters")
+    if parameters:
+        train = parameters["train"]
+        return {
+            "names": list(parameters["names"]),
+            "train": {n: sorted(float(v) for v in train[n]) for n in parameters["names"]},
+        }
+    signal = [
+        s
+        for s in config["samples"]
+        if s.get("label") == config["evaluate"]["signal"] and s["role"] in ("train", "test")
+    ]
+    names = list(dict.fromkeys(n for s in signal for n in s["params"]))
+    trained = [s["params"] for s in signal if s["role"] == "train"]
+    return {
+        "names": names,
+        "train": {n: sorted({float(p[n]) for p in trained if n in p}) for n in names},
+    }
+
+
 def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
     """The JSON slice of ``config`` that ``stage`` reads, passed as a rule param.
 
@@ -568,16 +591,23 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
         part = {
             "class_names": config["class_names"],
             "evaluate": config["evaluate"],
-            "simulate": {"masses": config.get("simulate", {}).get("masses", {})},
+            "parameters": {m: scan_parameters(config, m) for m in config["models"]},
             "config_hash": config_hash(config),
         }
     elif stage == "export":
         part = {"evaluate": {"signal": config["evaluate"]["signal"]}, "export": config["export"]}
     elif stage == "evaluate":
+        ev = config["evaluate"]
+        taggers = [*ev.get("reference_taggers", {}), *config["models"]]
+        if ev.get("ratio_reference") and ev["ratio_reference"] not in taggers:
+            raise HepsnakeError(
+                "config: evaluate/ratio_reference",
+                f"'{ev['ratio_reference']}' is neither a reference tagger nor a model",
+            )
         part = {
             "class_names": config["class_names"],
             "evaluate": config["evaluate"],
-            "simulate": {"masses": config.get("simulate", {}).get("masses", {})},
+            "parameters": scan_parameters(config, wildcards["model"]),
         }
     else:
         raise HepsnakeError("stage", f"unknown stage '{stage}'")

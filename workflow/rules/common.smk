@@ -2,7 +2,6 @@
 import sys
 
 from hepsnake.config import (
-    MASS,
     expand_files,
     is_remote,
     load_model,
@@ -22,13 +21,13 @@ except HepsnakeError as exc:
 SAMPLES = [s["name"] for s in config["samples"]]
 MAIN_SAMPLES = samples_with_role(config, "train", "test")
 CONTROL_SAMPLES = samples_with_role(config, "control")
-# signal samples with a mass: per-mass evaluation plots
-SIGNAL_MASS_SAMPLES = [
+# signal samples with parameters (e.g. a mass): per-parameter evaluation plots
+SIGNAL_PARAM_SAMPLES = [
     s["name"]
     for s in config["samples"]
     if s["name"] in MAIN_SAMPLES
     and s.get("label") == config["evaluate"]["signal"]
-    and MASS in s["params"]
+    and s["params"]
 ]
 TOYS = list(config.get("simulate", {}).get("samples", {}))
 SPLITS = ["train", "val", "test"]

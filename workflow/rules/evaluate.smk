@@ -21,9 +21,11 @@ rule predict:
 
 
 # the plots rule evaluate writes: always, and those the config calls for
-EVALUATE_PLOTS = ["roc", "outputs", "sb_scan", "training"]
-EVALUATE_PLOTS += ["roc_mass", "mass_efficiency"] if SIGNAL_MASS_SAMPLES else []
-EVALUATE_PLOTS += ["outputs_pt"] if config["evaluate"]["pt_bins"] else []
+EVALUATE_PLOTS = ["roc", "outputs", "training"]
+# S/√B: drawn, or a note saying why not (auto); not at all when switched off
+EVALUATE_PLOTS += ["sb_scan"] if config["evaluate"].get("physical_weights") is not False else []
+EVALUATE_PLOTS += ["roc_param", "param_efficiency"] if SIGNAL_PARAM_SAMPLES else []
+EVALUATE_PLOTS += ["outputs_pt", "efficiency_pt"] if config["evaluate"]["pt_bins"] else []
 EVALUATE_PLOTS += ["control"] if CONTROL_SAMPLES else []
 
 
@@ -42,7 +44,7 @@ rule evaluate:
             for name in EVALUATE_PLOTS
         },
     params:
-        config=stage_config(config, "evaluate"),
+        config=lambda w: stage_config(config, "evaluate", model=w.model),
         plots=subpath(output.roc, parent=True),
     log:
         "results/logs/evaluate/{model}.log",

@@ -27,5 +27,6 @@ rule report:
     shell:
         "hepsnake report --config {params.config:q} --models {params.models:q}"
         " --predictions {input.predictions:q} --metrics {input.metrics:q}"
-        " --split-summary {input.split_summary:q} --convert-summaries {input.convert_summaries:q}"
+        " --split-summary {input.split_summary:q}"
+        " --convert-summaries {input.convert_summaries:q}"
         " --exports {input.exports:q} --repo {params.repo:q} --output {output.md:q} > {log:q} 2>&1"

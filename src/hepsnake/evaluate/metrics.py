@@ -1,10 +1,12 @@
 """ROC, AUC and rejection from class probabilities, next to the Bayes-optimal toy truth.
 
-Two kinds of ROC: each background class alone (pairwise discriminant log(p_sig / p_b)), and
-``inclusive``: signal against all background classes mixed by the configured fractions, with
-the discriminant log(p_sig / Σ_b f_b p_b). Where signal is taken inclusively it is the signal of
-the training masses (every signal jet when there is no mass field or no mass list); other masses
-enter only per mass.
+Two kinds of ROC: each background class alone, and ``inclusive``: signal against all background
+classes mixed by the background fractions f_b, on the discriminant log(p_sig / Σ_b f_b p_b).
+With ``fractions`` discriminants (the default outside flavour tagging) a background class alone
+is scored by the pairwise log(p_sig / p_b); with the ``flavour`` discriminant (FTAG:
+D_b = log(p_b / (f_c p_c + (1 − f_c) p_u))) every ROC uses the one D_b, as puma draws them.
+Where signal is taken inclusively it is the signal of the training parameter values (every
+signal jet without parameters); other values enter only per parameter point.
 """
 
 from dataclasses import dataclass
@@ -13,16 +15,26 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from hepsnake.config import MASS
 from hepsnake.errors import HepsnakeError
 from hepsnake.stats import weighted_ks
 
 INCLUSIVE = "inclusive"
 BAYES = "Bayes-optimal"
 EPS = 1e-12
+# class names each flavour is recognised by (FTAG's first, then short forms)
+FLAVOURS = {
+    "b": ("bjets", "b", "bjet"),
+    "c": ("cjets", "c", "cjet"),
+    "tau": ("taujets", "tau", "taujet"),
+    "light": ("ujets", "light", "u", "l", "ljets", "lightjets", "udsg"),
+}
+FTAG_WORKING_POINTS = [0.6, 0.7, 0.77, 0.85]
+FRACTION_WORKING_POINTS = [0.5, 0.7, 0.85]
 
 # ROC name → (discriminant of every jet, weight of every jet in that ROC's background)
 RocInputs = dict[str, tuple[np.ndarray, np.ndarray]]
+# parameter name → its values
+Values = dict[str, list[float]]
 
 
 def log_discriminant(
@@ -121,21 +133,98 @@ def background_fractions(
     return {b: configured[b] / total for b in present}
 
 
+def flavour_of(class_name: str) -> str | None:
+    """The flavour (b, c, tau, light) a class name stands for, None for another name."""
+    for flavour, names in FLAVOURS.items():
+        if class_name.lower() in names:
+            return flavour
+    return None
+
+
+@dataclass(frozen=True)
+class Discriminant:
+    """How the classes combine into one score: ``kind`` flavour or fractions, the configured
+    background fractions (None: equal) and whether every ROC uses the combined score."""
+
+    kind: str
+    fractions: dict[str, float] | None
+    shared: bool
+
+
+def discriminant_setup(evaluate: dict[str, Any], class_names: list[str]) -> Discriminant:
+    """The discriminant of ``evaluate.discriminant``: ``flavour`` (FTAG D_b, every background
+    class recognised as c, tau or light; fractions f_c, f_tau and 1 − f_c − f_tau), ``fractions``
+    (``evaluate.fractions``), or ``auto``: flavour when the signal is a b class, c and light
+    classes exist and no ``evaluate.fractions`` are set."""
+    spec = evaluate.get("discriminant") or {}
+    kind, signal = spec.get("type", "auto"), evaluate["signal"]
+    flavours = {c: flavour_of(c) for c in class_names if c != signal}
+    if kind == "auto":
+        is_ftag = flavour_of(signal) == "b" and {"c", "light"} <= set(flavours.values())
+        is_ftag = is_ftag and not evaluate.get("fractions")
+        kind = "flavour" if is_ftag else "fractions"
+    if kind == "fractions":
+        return Discriminant(kind, evaluate.get("fractions"), False)
+    where = "config: evaluate/discriminant"
+    if evaluate.get("fractions"):
+        raise HepsnakeError(where, "a flavour discriminant takes f_c (fc), not evaluate.fractions")
+    other = [c for c, f in flavours.items() if f is None or f == "b"]
+    if other:
+        raise HepsnakeError(where, f"class '{other[0]}' is not a c, tau or light flavour")
+    fc, ftau = spec.get("fc", 0.2), spec.get("ftau", 0.0)
+    if fc + ftau > 1:
+        raise HepsnakeError(where, f"fc + ftau = {fc + ftau:g} exceeds 1")
+    share = {"c": fc, "tau": ftau, "light": 1.0 - fc - ftau}
+    return Discriminant(kind, {c: share[str(f)] for c, f in flavours.items()}, True)
+
+
+def discriminant_text(signal: str, fractions: dict[str, float]) -> str:
+    """The discriminant as a formula, e.g. ``log(p_bjets / (0.2 p_cjets + 0.8 p_ujets))``."""
+    terms = " + ".join(f"{f:.3g} p_{b}" for b, f in fractions.items() if f > 0)
+    return f"log(p_{signal} / ({terms}))"
+
+
+def working_points(evaluate: dict[str, Any], setup: Discriminant) -> list[float]:
+    """The configured signal efficiencies, else FTAG's for a flavour discriminant."""
+    if evaluate.get("working_points"):
+        return list(evaluate["working_points"])
+    return FTAG_WORKING_POINTS if setup.kind == "flavour" else FRACTION_WORKING_POINTS
+
+
+def roc_weights(
+    labels: np.ndarray, class_names: list[str], fractions: dict[str, float]
+) -> dict[str, np.ndarray]:
+    """Background weight of every jet in each ROC: ``inclusive`` (each class weighted to sum
+    f_b) and each background class alone (weight 1 on its jets)."""
+    mixed = np.zeros(len(labels))
+    out = {}
+    for b, f in fractions.items():
+        is_b = labels == class_names.index(b)
+        mixed[is_b] = f / is_b.sum()
+        out[b] = is_b.astype(np.float64)
+    return {INCLUSIVE: mixed} | out
+
+
 def roc_inputs(
     logp: dict[str, np.ndarray],
     labels: np.ndarray,
     class_names: list[str],
     signal: str,
     fractions: dict[str, float],
+    shared: bool = False,
 ) -> RocInputs:
-    """The ``inclusive`` ROC (each class weighted to sum f_b) and one per background class."""
-    mixed = np.zeros(len(labels))
-    out: RocInputs = {}
-    for b, f in fractions.items():
-        is_b = labels == class_names.index(b)
-        mixed[is_b] = f / is_b.sum()
-        out[b] = (log_discriminant(logp, signal, {b: 1.0}), is_b.astype(np.float64))
-    return {INCLUSIVE: (log_discriminant(logp, signal, fractions), mixed)} | out
+    """The ``inclusive`` ROC and one per background class (:func:`roc_weights`), each class
+    alone scored by log(p_sig / p_b), or with ``shared`` by the inclusive discriminant."""
+    inclusive = log_discriminant(logp, signal, fractions)
+    return {
+        name: (
+            inclusive
+            if shared or name == INCLUSIVE
+            else log_discriminant(logp, signal, {name: 1.0}),
+            w,
+        )
+        for name, w in roc_weights(labels, class_names, fractions).items()
+    }
 
 
 def model_logp(jets: np.ndarray, prefix: str, class_names: list[str]) -> dict[str, np.ndarray]:
@@ -147,23 +236,25 @@ def truth_logp(
     jets: np.ndarray,
     class_names: list[str],
     signal: str,
-    mass: float | np.ndarray | None = None,
+    parameter: str | None = None,
+    value: float | np.ndarray | None = None,
 ) -> dict[str, np.ndarray] | None:
-    """The toy's exact log-likelihoods, None where absent. The signal's is at ``mass``: one
-    value, or one per jet (the mass a parameterised model saw each jet at), else the
-    mixture over the training masses."""
-    columns = {c: f"truth_logp_{c}" for c in class_names if c != signal or mass is None}
-    per_mass = {}
-    if mass is not None:
-        per_mass = {float(m): f"truth_logp_{signal}_{MASS}{m:g}" for m in np.unique(mass)}
-    if not all(col in jets.dtype.names for col in [*columns.values(), *per_mass.values()]):
+    """The toy's exact log-likelihoods, None where absent. The signal's is at ``parameter`` =
+    ``value``: one value, or one per jet (the value a parameterised model saw each jet at),
+    else the mixture over the training values."""
+    at_point = parameter is not None and value is not None
+    columns = {c: f"truth_logp_{c}" for c in class_names if c != signal or not at_point}
+    per_value = {}
+    if at_point:
+        per_value = {float(v): f"truth_logp_{signal}_{parameter}{v:g}" for v in np.unique(value)}
+    if not all(col in jets.dtype.names for col in [*columns.values(), *per_value.values()]):
         return None
     out = {c: jets[col].astype(np.float64) for c, col in columns.items()}
-    if mass is not None:
-        at = np.broadcast_to(np.asarray(mass, dtype=np.float64), len(jets))
+    if at_point:
+        at = np.broadcast_to(np.asarray(value, dtype=np.float64), len(jets))
         out[signal] = np.empty(len(jets))
-        for m, col in per_mass.items():
-            out[signal][at == m] = jets[col][at == m]
+        for v, col in per_value.items():
+            out[signal][at == v] = jets[col][at == v]
     return out
 
 
@@ -171,30 +262,39 @@ def signal_mask(
     jets: np.ndarray,
     class_names: list[str],
     signal: str,
-    train_masses: list[float] | None = None,
-    mass: float | None = None,
+    train: Values | None = None,
+    point: tuple[str, float] | None = None,
 ) -> np.ndarray:
-    """The signal jets at ``mass``, or else the inclusive signal: that of ``train_masses``."""
+    """The signal jets at ``point`` (parameter, value), or else the inclusive signal: that of
+    the ``train`` values of each parameter the jets carry."""
     is_sig = jets["label"] == class_names.index(signal)
-    if mass is not None:
-        return is_sig & (jets[MASS] == mass)
-    if MASS in jets.dtype.names and train_masses:
-        return is_sig & np.isin(jets[MASS], train_masses)
+    if point is not None:
+        return is_sig & (jets[point[0]] == point[1])
+    for name, values in (train or {}).items():
+        if name in jets.dtype.names and values:
+            is_sig &= np.isin(jets[name], values)
     return is_sig
 
 
-def signal_masses(jets: np.ndarray, class_names: list[str], signal: str) -> list[float]:
-    """The signal masses present in ``jets`` (none without a mass field)."""
-    if MASS not in jets.dtype.names:
-        return []
+def signal_points(
+    jets: np.ndarray, class_names: list[str], signal: str, parameters: list[str]
+) -> list[tuple[str, float]]:
+    """(parameter, value) of every value the signal jets have, for each of ``parameters`` the
+    jets carry."""
     is_sig = jets["label"] == class_names.index(signal)
-    return sorted(float(m) for m in np.unique(jets[MASS][is_sig]) if np.isfinite(m))
+    return [
+        (name, float(v))
+        for name in parameters
+        if name in jets.dtype.names
+        for v in np.unique(jets[name][is_sig])
+        if np.isfinite(v)
+    ]
 
 
-def mass_prefix(jets: np.ndarray, model: str, signal: str, mass: float) -> str:
-    """Column prefix of ``model`` at ``mass``: its own ``{model}_mS{m}`` columns when it was
-    evaluated there (parameterised models), else the plain ``{model}`` columns."""
-    own = f"{model}_{MASS}{mass:g}"
+def point_prefix(jets: np.ndarray, model: str, signal: str, point: tuple[str, float]) -> str:
+    """Column prefix of ``model`` at ``point``: its own ``{model}_{par}{value}`` columns when
+    it was evaluated there (parameterised models), else the plain ``{model}`` columns."""
+    own = f"{model}_{point[0]}{point[1]:g}"
     return own if f"{own}_p{signal}" in jets.dtype.names else model
 
 
@@ -204,23 +304,68 @@ def roc_sets(
     class_names: list[str],
     signal: str,
     fractions: dict[str, float],
-    mass: float | None = None,
+    point: tuple[str, float] | None = None,
+    parameters: list[str] | None = None,
+    shared: bool = False,
 ) -> dict[str, RocInputs]:
-    """ROC inputs of ``model`` (at ``mass``: see :func:`mass_prefix`) and, where the toy truth
+    """ROC inputs of ``model`` (at ``point``: see :func:`point_prefix`) and, where the toy truth
     exists, of the Bayes-optimal classifier; keyed ``model`` and ``BAYES``. A parameterised
-    model's plain columns saw each jet at the mass in ``{model}_mS``: its Bayes-optimal
-    reference is the likelihood ratio at that mass, jet by jet."""
+    model's plain columns saw each jet at the value in ``{model}_{par}`` (one parameter): its
+    Bayes-optimal reference is the likelihood ratio at that value, jet by jet."""
     labels = jets["label"]
-    prefix = model if mass is None else mass_prefix(jets, model, signal, mass)
+    prefix = model if point is None else point_prefix(jets, model, signal, point)
     logp = model_logp(jets, prefix, class_names)
-    out = {model: roc_inputs(logp, labels, class_names, signal, fractions)}
-    seen = f"{model}_{MASS}"
-    if mass is None and seen in jets.dtype.names:
-        mass = jets[seen].astype(np.float64)
-    truth = truth_logp(jets, class_names, signal, mass)
+    out = {model: roc_inputs(logp, labels, class_names, signal, fractions, shared)}
+    parameter, value = point if point is not None else (None, None)
+    seen = f"{model}_{parameters[0]}" if parameters and len(parameters) == 1 else ""
+    if point is None and seen in jets.dtype.names:
+        parameter, value = parameters[0], jets[seen].astype(np.float64)
+    truth = truth_logp(jets, class_names, signal, parameter, value)
     if truth is not None:
-        out[BAYES] = roc_inputs(truth, labels, class_names, signal, fractions)
+        out[BAYES] = roc_inputs(truth, labels, class_names, signal, fractions, shared)
     return out
+
+
+def jet_field(jets: np.ndarray, field: str, where: str) -> np.ndarray:
+    """A float jet field; a missing one is an error naming the config key ``where``."""
+    if field not in jets.dtype.names:
+        raise HepsnakeError(where, f"no jet field '{field}' in the predictions")
+    return jets[field].astype(np.float64)
+
+
+def finite(score: np.ndarray) -> np.ndarray:
+    """``score`` with NaN and ±inf (jets a tagger did not score) below every finite score."""
+    good = np.isfinite(score)
+    low = float(score[good].min()) - 1.0 if good.any() else 0.0
+    return np.where(good, score, low)
+
+
+def reference_rocs(
+    jets: np.ndarray,
+    name: str,
+    spec: dict[str, Any],
+    class_names: list[str],
+    signal: str,
+    fractions: dict[str, float],
+) -> RocInputs:
+    """ROC inputs of reference tagger ``name``: its ``score`` field, or the discriminant of its
+    per-class ``probabilities`` fields (classes of zero fraction may lack one); every ROC on the
+    one score."""
+    where = f"config: evaluate/reference_taggers/{name}"
+    if "score" in spec:
+        score = finite(jet_field(jets, spec["score"], where))
+        return {
+            k: (score, w) for k, w in roc_weights(jets["label"], class_names, fractions).items()
+        }
+    probs = spec["probabilities"]
+    needed = [signal, *(b for b, f in fractions.items() if f > 0)]
+    missing = [c for c in needed if c not in probs]
+    if missing:
+        raise HepsnakeError(f"{where}/probabilities", f"no field for class '{missing[0]}'")
+    logp = {c: np.log(jet_field(jets, probs[c], where) + EPS) for c in needed}
+    logp |= {b: np.full(len(jets), -np.inf) for b in fractions if b not in logp}
+    rocs = roc_inputs(logp, jets["label"], class_names, signal, fractions, shared=True)
+    return {k: (finite(score), w) for k, (score, w) in rocs.items()}
 
 
 def curves(rocs: RocInputs, is_sig: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -251,12 +396,14 @@ def roc_metrics(
 
 @dataclass(frozen=True)
 class RocBook:
-    """Every ROC input of one model, built once: inclusive and at each signal mass."""
+    """Every ROC input of one model, built once: inclusive and at each parameter point, and
+    of each reference tagger."""
 
     model: str
     fractions: dict[str, float]
     inclusive: dict[str, RocInputs]
-    masses: dict[float, dict[str, RocInputs]]
+    points: dict[tuple[str, float], dict[str, RocInputs]]
+    references: dict[str, RocInputs]
 
 
 def roc_book(
@@ -265,17 +412,25 @@ def roc_book(
     class_names: list[str],
     signal: str,
     fractions: dict[str, float] | None = None,
+    parameters: list[str] | None = None,
+    shared: bool = False,
+    references: dict[str, dict[str, Any]] | None = None,
 ) -> RocBook:
-    """:func:`roc_sets` of ``model``, inclusive and at every signal mass; ``fractions`` are the
-    configured background fractions (None: equal, see :func:`background_fractions`)."""
+    """:func:`roc_sets` of ``model``, inclusive and at every signal point of ``parameters``,
+    and :func:`reference_rocs` of each of ``references``; ``fractions`` are the configured
+    background fractions (None: equal, see :func:`background_fractions`)."""
     fractions = background_fractions(jets["label"], class_names, signal, fractions)
     return RocBook(
         model,
         fractions,
-        roc_sets(jets, model, class_names, signal, fractions),
+        roc_sets(jets, model, class_names, signal, fractions, None, parameters, shared),
         {
-            m: roc_sets(jets, model, class_names, signal, fractions, m)
-            for m in signal_masses(jets, class_names, signal)
+            p: roc_sets(jets, model, class_names, signal, fractions, p, parameters, shared)
+            for p in signal_points(jets, class_names, signal, parameters or [])
+        },
+        {
+            name: reference_rocs(jets, name, spec, class_names, signal, fractions)
+            for name, spec in (references or {}).items()
         },
     )
 
@@ -286,26 +441,33 @@ def model_metrics(
     class_names: list[str],
     signal: str,
     working_points: list[float],
-    train_masses: list[float] | None = None,
+    train: Values | None = None,
 ) -> dict[str, Any]:
-    """AUCs and rejections, inclusive and per background class, and AUCs per signal mass.
+    """AUCs and rejections, inclusive and per background class, of the model and of each
+    reference tagger, and the model's AUCs per signal parameter value.
 
     Where the toy's ``truth_logp_*`` fields exist, the Bayes-optimal AUC on the same jets is
     given next to the model's.
     """
-    is_sig = signal_mask(jets, class_names, signal, train_masses)
+    is_sig = signal_mask(jets, class_names, signal, train)
     entries = roc_metrics(book.inclusive, book.model, is_sig, working_points)
     out: dict[str, Any] = {
         "n_test": len(jets),
         "fractions": book.fractions,
         INCLUSIVE: entries.pop(INCLUSIVE),
         "backgrounds": entries,
-        "masses": {},
+        "parameters": {},
+        "reference_taggers": {},
     }
-    for m, sets in book.masses.items():
-        per = roc_metrics(sets, book.model, signal_mask(jets, class_names, signal, mass=m), [])
-        unseen = bool(train_masses) and m not in train_masses
-        out["masses"][f"{m:g}"] = {"unseen": unseen} | per
+    for name, rocs in book.references.items():
+        ref = roc_metrics({name: rocs}, name, is_sig, working_points)
+        out["reference_taggers"][name] = {INCLUSIVE: ref.pop(INCLUSIVE), "backgrounds": ref}
+    for (par, value), sets in book.points.items():
+        at = signal_mask(jets, class_names, signal, point=(par, value))
+        per = roc_metrics(sets, book.model, at, [])
+        trained = (train or {}).get(par)
+        unseen = bool(trained) and value not in trained
+        out["parameters"].setdefault(par, {})[f"{value:g}"] = {"unseen": unseen} | per
     return out
 
 

@@ -10,20 +10,51 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from hepsnake.evaluate.metrics import BAYES, INCLUSIVE
-from hepsnake.io.figure import save_figure
+from hepsnake.io.figure import STYLE, experiment_label, save_figure
+
+
+def finish_axes(ax: plt.Axes, title: str, legend: dict[str, Any] | None = None) -> None:
+    """Title and legend (``legend``: its keyword arguments; None: no legend) of a panel; in
+    an experiment style the experiment label takes the top and the title goes in the legend
+    (or the upper left corner). A panel with nothing labelled gets no legend."""
+    if legend is not None and not ax.get_legend_handles_labels()[0]:
+        legend = None
+    if not STYLE:
+        ax.set_title(title)
+        if legend is not None:
+            ax.legend(**legend)
+        return
+    experiment_label(ax)
+    if legend is not None:
+        ax.legend(title=title, **legend)
+    elif title:
+        ax.text(0.03, 0.95, title, transform=ax.transAxes, va="top", fontsize="small")
 
 
 def plot_roc(
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
     output: str | Path,
     title: str = "",
+    signal: str = "signal",
+    reference: str | None = None,
 ) -> None:
-    """One panel per ROC (inclusive, each background): rejection vs signal efficiency of each
-    labelled curve; a Bayes-optimal curve is dashed, in the colour of the curve before it."""
+    """One panel per ROC (inclusive, each background): rejection (log) vs ``signal``
+    efficiency of each labelled curve; a Bayes-optimal curve is dashed, in the colour of the
+    curve before it. With ``reference`` (a key of ``curves``), a ratio panel below each shows
+    every curve's rejection over the reference's, as puma draws it."""
     panels = list(next(iter(curves.values())))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    rows = 2 if reference else 1
+    fig, axes = plt.subplots(
+        rows,
+        len(panels),
+        figsize=(5.5 * len(panels), 4.2 + 1.6 * (rows - 1)),
+        squeeze=False,
+        sharex="col",
+        gridspec_kw={"height_ratios": [3, 1][:rows]},
+    )
     low = 0.2  # signal efficiency where the axes start
-    for ax, panel in zip(axes[0], panels, strict=True):
+    for col, panel in enumerate(panels):
+        ax = axes[0][col]
         color, top = None, 1.0
         for label, per_panel in curves.items():
             eff, rej = per_panel[panel]
@@ -33,14 +64,22 @@ def plot_roc(
             color = line.get_color()
             shown = rej[(eff >= low) & np.isfinite(rej)]
             top = max(top, float(shown.max()) if shown.size else top)
+            if reference:
+                grid = np.linspace(low, 1, 161)
+                ref_eff, ref_rej = curves[reference][panel]
+                ratio = np.interp(grid, eff, rej) / np.interp(grid, ref_eff, ref_rej)
+                axes[1][col].plot(grid, ratio, color=color, ls=style.get("ls", "-"))
         ax.set_yscale("log")
         ax.set_xlim(low, 1)
         ax.set_ylim(0.8, top * 1.5)  # the visible curves, not the tail below ``low``
-        ax.set_xlabel("signal efficiency")
         ax.set_ylabel("background rejection" if panel == INCLUSIVE else f"{panel} rejection")
-        ax.set_title("all backgrounds" if panel == INCLUSIVE else f"{panel} only")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        name = "all backgrounds" if panel == INCLUSIVE else f"{panel} only"
+        finish_axes(ax, name, {"fontsize": 8})
+        if reference:
+            axes[1][col].set_ylabel(f"ratio to {reference}", fontsize="small")
+            axes[1][col].grid(alpha=0.3)
+        axes[-1][col].set_xlabel(f"{signal} efficiency")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -53,8 +92,10 @@ def plot_outputs(
     class_names: list[str],
     panels: dict[str, np.ndarray],
     output: str | Path,
+    formula: str,
 ) -> None:
-    """Distribution of the discriminant for each true class, one panel per jet selection."""
+    """Distribution of the discriminant ``formula`` for each true class, one panel per jet
+    selection."""
     edges = np.linspace(*np.quantile(score, [0.001, 0.999]), 50)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
     for ax, (title, selected) in zip(axes[0], panels.items(), strict=True):
@@ -62,11 +103,49 @@ def plot_outputs(
             sel = selected & (labels == i)
             if np.any(sel):
                 ax.hist(score[sel], bins=edges, density=True, histtype="step", label=name)
-        ax.set_xlabel("discriminant log(p_sig / Σ_b f_b p_b)")
+        ax.set_xlabel(f"discriminant {formula}")
         ax.set_ylabel("normalised")
-        ax.set_title(title)
-        ax.legend()
+        finish_axes(ax, title, {})
     fig.tight_layout()
+    save_figure(fig, output)
+
+
+def plot_pt_efficiency(
+    edges: list[float], unit: str, per_bin: dict[str, Any], signal: str, output: str | Path
+) -> None:
+    """Signal efficiency (left) and each background's rejection (right, log) per pt bin at
+    one inclusive cut, with binomial error bars, as puma's efficiency-vs-pt plots."""
+    lo, hi = np.asarray(edges[:-1], dtype=float), np.asarray(edges[1:], dtype=float)
+    x, xerr = (lo + hi) / 2, (hi - lo) / 2
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
+
+    def draw(ax: plt.Axes, rows: list[dict[str, Any]], key: str, label: str) -> None:
+        y = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
+        e = np.array([np.nan if r["uncertainty"] is None else r["uncertainty"] for r in rows])
+        ax.errorbar(x, y, yerr=e, xerr=xerr, fmt="o", label=label)
+
+    draw(axes[0][0], per_bin["signal"], "efficiency", signal)
+    axes[0][0].set_ylabel(f"{signal} efficiency")
+    axes[0][0].set_ylim(0, 1.05)
+    for b, rows in per_bin["rejection"].items():
+        draw(axes[0][1], rows, "rejection", b)
+    axes[0][1].set_yscale("log")
+    axes[0][1].set_ylabel("background rejection")
+    wp = f"at the inclusive {per_bin['working_point']:.0%} {signal} working point"
+    for ax in axes[0]:
+        ax.set_xlabel(f"jet pt [{unit}]")
+        ax.set_xscale("log" if lo[0] > 0 and hi[-1] / lo[0] > 20 else "linear")
+        ax.grid(alpha=0.3)
+        finish_axes(ax, wp, {"fontsize": 8})
+    fig.tight_layout()
+    save_figure(fig, output)
+
+
+def plot_note(text: str, output: str | Path) -> None:
+    """A figure that only says ``text`` (a plot the run could not draw, and why)."""
+    fig, ax = plt.subplots(figsize=(6, 1.5))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
     save_figure(fig, output)
 
 
@@ -80,7 +159,7 @@ def plot_sb_scan(cuts: np.ndarray, significance: np.ndarray, output: str | Path)
     )
     ax.set_xlabel("cut on discriminant")
     ax.set_ylabel("S / √B (weighted)")
-    ax.legend()
+    finish_axes(ax, "", {})
     fig.tight_layout()
     save_figure(fig, output)
 
@@ -116,8 +195,7 @@ def plot_control(
     )
     ax.set_xlabel(label)
     ax.set_ylabel("normalised")
-    ax.set_title(f"K-S distance {ks['ks']:.3f}, p-value {ks['p_value']:.2g}")
-    ax.legend()
+    finish_axes(ax, f"K-S distance {ks['ks']:.3f}, p-value {ks['p_value']:.2g}", {})
     fig.tight_layout()
     save_figure(fig, output)
 
@@ -144,21 +222,22 @@ def plot_training(epochs: list[dict[str, Any]], output: str | Path) -> None:
                 values = [np.nan if e[name] is None else e[name] for e in epochs]
                 ax.plot(x, values, marker=".", label=name)
         ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.legend(fontsize=8)
+        finish_axes(ax, title, {"fontsize": 8})
     fig.tight_layout()
     save_figure(fig, output)
 
 
-def plot_mass_efficiency(
-    masses: list[float], efficiencies: list[float], wp: float, eps_b: float, output: str | Path
+def plot_param_efficiency(
+    efficiency: dict[str, dict[str, float]], wp: float, eps_b: float, output: str | Path
 ) -> None:
-    """Signal efficiency per mass at the background efficiency ``eps_b`` of working point ``wp``."""
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax.plot(masses, efficiencies, marker="o")
-    ax.set_xlabel("mS [GeV]")
-    ax.set_ylabel("signal efficiency")
-    ax.set_title(f"at background efficiency {eps_b:.3g} ({wp:.0%} working point)")
-    ax.set_ylim(0, 1)
+    """Signal efficiency at each value of each parameter (one panel per parameter), at the
+    background efficiency ``eps_b`` of working point ``wp``."""
+    fig, axes = plt.subplots(1, len(efficiency), figsize=(6 * len(efficiency), 4.2), squeeze=False)
+    for ax, (name, per_value) in zip(axes[0], efficiency.items(), strict=True):
+        ax.plot([float(v) for v in per_value], list(per_value.values()), marker="o")
+        ax.set_xlabel(name)
+        ax.set_ylabel("signal efficiency")
+        ax.set_ylim(0, 1)
+        finish_axes(ax, f"at background efficiency {eps_b:.3g} ({wp:.0%} working point)")
     fig.tight_layout()
     save_figure(fig, output)

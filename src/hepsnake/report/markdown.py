@@ -17,10 +17,14 @@ from hepsnake.evaluate.metrics import (
     INCLUSIVE,
     background_fractions,
     curves,
+    discriminant_setup,
+    reference_rocs,
     roc_sets,
     signal_mask,
 )
+from hepsnake.evaluate.stage import trained_values
 from hepsnake.io.atomic import atomic_path
+from hepsnake.io.figure import use_style
 
 PACKAGES = (
     "hepsnake",
@@ -84,21 +88,29 @@ def git_commit(cwd: Path) -> str:
 def compare_roc(
     models: list[str], predictions: dict[str, str], config: dict[str, Any], output: Path
 ) -> None:
-    """Every model's rejection curves (inclusive, per background) on one figure, on the signal
-    and background fractions the metrics use."""
-    signal = config["evaluate"]["signal"]
-    train_masses = config.get("simulate", {}).get("masses", {}).get("train")
+    """Every model's and reference tagger's rejection curves (inclusive, per background) on
+    one figure, on the signal, discriminant and background fractions the metrics use, with
+    the ratio panel to ``evaluate.ratio_reference`` (default: the first reference tagger)."""
+    ev = config["evaluate"]
+    signal, references = ev["signal"], ev.get("reference_taggers") or {}
+    setup = discriminant_setup(ev, config["class_names"])
     plot: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for model in models:
         with h5py.File(predictions[model], "r") as h5:
             jets = h5["jets"][:]
             names = [str(c) for c in h5["jets"].attrs["class_names"]]
-        fractions = background_fractions(
-            jets["label"], names, signal, config["evaluate"]["fractions"]
-        )
-        rocs = roc_sets(jets, model, names, signal, fractions)[model]
-        plot[model] = curves(rocs, signal_mask(jets, names, signal, train_masses))
-    plots.plot_roc(plot, output, f"signal: {signal} (training masses)")
+        scan = config.get("parameters", {}).get(model, {})
+        fractions = background_fractions(jets["label"], names, signal, setup.fractions)
+        rocs = roc_sets(jets, model, names, signal, fractions, shared=setup.shared)[model]
+        is_sig = signal_mask(jets, names, signal, scan.get("train"))
+        plot[model] = curves(rocs, is_sig)
+        for name, spec in references.items():
+            if name not in plot:  # the same test jets in every file: scored once
+                ref = reference_rocs(jets, name, spec, names, signal, fractions)
+                plot[name] = curves(ref, is_sig)
+    wording = ev.get("signal_label") or signal
+    reference = ev.get("ratio_reference") or next(iter(references), None)
+    plots.plot_roc(plot, output, f"signal: {wording}", wording, reference)
 
 
 def export_section(benchmarks: list[str], results: Path) -> list[str]:
@@ -134,7 +146,8 @@ def export_section(benchmarks: list[str], results: Path) -> list[str]:
     lines += [
         "Timed in one thread, as that thread's CPU time (other jobs on the same cores do not"
         " inflate it); wall-clock figures are in `export/<model>/benchmark.json`. The AUC here"
-        " is signal (every mass) against all other classes, unweighted, on the timed test jets:"
+        " is the signal class (all of it) against all other classes, unweighted, on the timed"
+        " test jets:"
         " it compares the backends, not the models (see the model sections for that).",
         "",
     ]
@@ -144,7 +157,7 @@ def export_section(benchmarks: list[str], results: Path) -> list[str]:
             "backend",
             "latency batch 1 (ms)",
             "throughput batch 1000 (jets/s)",
-            "AUC (sig vs rest)",
+            "AUC (signal vs rest)",
             "max abs. diff (fp32 vs PyTorch, int8 vs fp32)",
         ],
         rows,
@@ -156,40 +169,102 @@ def export_section(benchmarks: list[str], results: Path) -> list[str]:
 ROC_NAMES = {INCLUSIVE: "all backgrounds"}
 MODEL_PLOTS = (
     "roc",
-    "roc_mass",
+    "roc_param",
     "outputs",
     "outputs_pt",
+    "efficiency_pt",
     "training",
     "sb_scan",
     "control",
-    "mass_efficiency",
+    "param_efficiency",
 )
 
 
 def roc_entries(met: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The inclusive ROC entry of a metrics file, then one per background class."""
+    """The inclusive ROC entry of a metrics file (or of one reference tagger in it), then one
+    per background class."""
     return {INCLUSIVE: met[INCLUSIVE], **met["backgrounds"]}
 
 
-def comparison_section(metrics: dict[str, dict[str, Any]], signal: str, plot: Path) -> list[str]:
-    """Best epoch, AUCs (model and Bayes-optimal) and the data/MC K-S of every model."""
-    names = list(roc_entries(next(iter(metrics.values()))))
+def comparison_section(
+    metrics: dict[str, dict[str, Any]],
+    signal: str,
+    signal_class: str,
+    plot: Path,
+    references: list[str],
+) -> list[str]:
+    """Best epoch, AUCs (model, and Bayes-optimal where the toy truth exists) and the data/MC
+    K-S (with a control region) of every model, then the AUCs of each reference tagger (on
+    the first model's test jets) and the rejections of models and reference taggers at each
+    working point."""
+    first = next(iter(metrics.values()))
+    names = list(roc_entries(first))
+    bayes = any("bayes_auc" in e for met in metrics.values() for e in roc_entries(met).values())
+    control = any("control_ks" in met for met in metrics.values())
     header = ["model", "best epoch"]
     for name in names:
-        header += [f"AUC sig vs {ROC_NAMES.get(name, name)}", "Bayes AUC"]
-    header += [f"data/MC K-S (p_{signal})"]
+        header += [f"AUC {signal} vs {ROC_NAMES.get(name, name)}"] + ["Bayes AUC"] * bayes
+    header += [f"data/MC K-S (p_{signal_class})"] * control
     rows = []
     for m, met in metrics.items():
         row: list[Any] = [m, met["training"]["best_epoch"]]
         for entry in roc_entries(met).values():
-            row += [entry["auc"], entry.get("bayes_auc", "-")]
-        row.append(met.get("control_ks", {}).get(signal, {}).get("ks", "-"))
+            row += [entry["auc"]] + [entry.get("bayes_auc", "-")] * bayes
+        row += [met.get("control_ks", {}).get(signal_class, {}).get("ks", "-")] * control
         rows.append(row)
-    return ["## Model comparison", "", *table(header, rows), f"![comparison ROC]({plot})", ""]
+    for ref in references:
+        row = [f"{ref} (reference)", "-"]
+        for entry in roc_entries(first["reference_taggers"][ref]).values():
+            row += [entry["auc"]] + ["-"] * bayes
+        rows.append(row + ["-"] * control)
+    lines = ["## Model comparison", "", *table(header, rows)]
+    if references:
+        taggers = dict(metrics)
+        taggers |= {f"{r} (reference)": first["reference_taggers"][r] for r in references}
+        wps = list(first[INCLUSIVE]["rejection"])
+        rej_rows = []
+        for name in names:
+            for tagger, met in taggers.items():
+                rej = roc_entries(met)[name]["rejection"]
+                rej_rows.append(
+                    [tagger, ROC_NAMES.get(name, name), *(rej[w]["rejection"] for w in wps)]
+                )
+        lines += [f"Background rejection at each {signal} efficiency:", ""]
+        lines += table(["tagger", "background", *(f"ε = {w}" for w in wps)], rej_rows)
+    return [*lines, f"![comparison ROC]({plot})", ""]
 
 
-def model_section(m: str, met: dict[str, Any], results: Path) -> list[str]:
-    """Rejections, per-mass AUCs, mass efficiency, pt-bin AUCs, S/√B, K-S and plots of a model."""
+def parameter_lines(met: dict[str, Any], signal: str) -> list[str]:
+    """The per-parameter-value AUC tables and efficiencies of a model's metrics."""
+    lines: list[str] = []
+    for par, per_value in met.get("parameters", {}).items():
+        rows = []
+        for value, entry in sorted(per_value.items(), key=lambda kv: float(kv[0])):
+            unseen = "yes" if entry["unseen"] else "no"
+            for name in roc_entries(met):
+                if name in entry:
+                    per = entry[name]
+                    label = ROC_NAMES.get(name, name)
+                    rows.append([value, unseen, label, per["auc"], per.get("bayes_auc", "-")])
+        lines += [f"Signal ({signal}) per value of `{par}` (unseen: not a training value):", ""]
+        lines += table([par, "unseen", "background", "AUC", "Bayes AUC"], rows)
+    if "parameter_efficiency" in met:
+        eff = met["parameter_efficiency"]
+        for par, per_value in eff["efficiency"].items():
+            lines += [
+                f"{signal} efficiency per value of `{par}` at the background efficiency"
+                f" {fmt(eff['background_efficiency'])} of the {eff['working_point']:g} working"
+                " point (all backgrounds):",
+                "",
+            ]
+            rows = sorted(map(list, per_value.items()), key=lambda row: float(row[0]))
+            lines += table([par, f"{signal} efficiency"], rows)
+    return lines
+
+
+def model_section(m: str, met: dict[str, Any], results: Path, signal: str) -> list[str]:
+    """Rejections, per-parameter AUCs and efficiencies, pt-bin AUCs, S/√B, K-S and plots of a
+    model (``signal``: the signal class's wording)."""
     mix = ", ".join(f"{b} {fmt(f)}" for b, f in met["fractions"].items())
     lines = [f"## Model `{m}`", "", f"Background fractions (all backgrounds): {mix}.", ""]
     rows = [
@@ -197,45 +272,131 @@ def model_section(m: str, met: dict[str, Any], results: Path) -> list[str]:
         for name, entry in roc_entries(met).items()
         for wp, rej in entry["rejection"].items()
     ]
-    lines += table(["background", "signal efficiency", "rejection", "± stat."], rows)
-    if met["masses"]:
-        rows = []
-        for mass, entry in sorted(met["masses"].items(), key=lambda kv: float(kv[0])):
-            unseen = "yes" if entry["unseen"] else "no"
-            for name in roc_entries(met):
-                if name in entry:
-                    per = entry[name]
-                    label = ROC_NAMES.get(name, name)
-                    rows.append([mass, unseen, label, per["auc"], per.get("bayes_auc", "-")])
-        lines += ["Per signal mass:", ""]
-        lines += table(["mS", "unseen", "background", "AUC", "Bayes AUC"], rows)
-    if "mass_efficiency" in met:
-        eff = met["mass_efficiency"]
-        lines += [
-            f"Signal efficiency per mass at the background efficiency"
-            f" {fmt(eff['background_efficiency'])} of the {eff['working_point']:g} working"
-            " point (all backgrounds):",
-            "",
-        ]
-        rows = sorted(map(list, eff["efficiency"].items()), key=lambda row: float(row[0]))
-        lines += table(["mS", "signal efficiency"], rows)
+    lines += table(["background", f"{signal} efficiency", "rejection", "± stat."], rows)
+    lines += parameter_lines(met, signal)
     if "pt_bins" in met:
         edges, aucs = met["pt_bins"]["edges"], met["pt_bins"]["inclusive_auc"]
         bins = [f"{lo:g} – {hi:g}" for lo, hi in itertools.pairwise(edges)]
         rows = [[b, a] for b, a in zip(bins, aucs, strict=True)]
-        lines += table(["jet pt", "AUC sig vs all backgrounds"], rows)
-    scan = met["sb_scan"]
-    best, cut = fmt(scan["max_significance"]), fmt(scan["best_cut"])
-    lines += [f"Maximum S/√B {best} at a cut of {cut}.", ""]
+        unit = met["pt_bins"].get("unit", "GeV")
+        header = [f"jet pt [{unit}]", f"AUC {signal} vs all backgrounds"]
+        per_bin = met["pt_bins"].get("at_working_point")
+        if per_bin:
+            header.append(f"{signal} efficiency")
+            for row, eff in zip(rows, per_bin["signal"], strict=True):
+                row.append(eff["efficiency"])
+            for b, values in per_bin["rejection"].items():
+                header.append(f"{b} rejection")
+                for row, rej in zip(rows, values, strict=True):
+                    row.append(rej["rejection"])
+            lines += [
+                f"Per jet pt bin; efficiency and rejections at the cut of the inclusive"
+                f" {per_bin['working_point']:g} working point:",
+                "",
+            ]
+        lines += table(header, rows)
+    if "sb_scan" in met:
+        scan = met["sb_scan"]
+        best, cut = fmt(scan["max_significance"]), fmt(scan["best_cut"])
+        lines += [f"Maximum S/√B {best} at a cut of {cut}.", ""]
+    else:
+        note = met.get("weights", {}).get("note") or "the weights are not physical"
+        lines += [f"S/√B omitted: {note}.", ""]
     if "control_ks" in met:
         lines += table(
             ["output", "data/MC K-S", "p-value"],
             [[c, v["ks"], v["p_value"]] for c, v in met["control_ks"].items()],
         )
     for name in MODEL_PLOTS:
+        if name == "sb_scan" and "sb_scan" not in met:
+            continue
         if (results / "plots" / m / f"{name}.png").exists():
             lines.append(f"![{m} {name}](plots/{m}/{name}.png)")
     return [*lines, ""]
+
+
+def dropped_warnings(where: str, summary: dict[str, Any]) -> list[str]:
+    """One warning per reason of a summary's ``dropped`` {reason: jets} (nested per sample
+    or stage allowed) with jets dropped."""
+    out = []
+    for reason, count in summary.get("dropped", {}).items():
+        if isinstance(count, dict):
+            out += dropped_warnings(f"{where}, {reason}", {"dropped": count})
+        elif count:
+            out.append(f"{where}: {count} jets dropped ({reason})")
+    return out
+
+
+def small_class_warnings(split: dict[str, Any], class_names: list[str], minimum: int) -> list[str]:
+    """Classes with fewer than ``minimum`` jets in the val or test split."""
+    if split.get("kind", "main") != "main":
+        return []
+    out = []
+    for part in ("val", "test"):
+        counts = dict.fromkeys(class_names, 0)
+        for row in split["rows"]:
+            if row["split"] == part and row["class"] in counts:
+                counts[row["class"]] += row["jets"]
+        out += [
+            f"class {c}: {n} jets in the {part} split (fewer than {minimum})"
+            for c, n in counts.items()
+            if n < minimum
+        ]
+    return out
+
+
+def model_warnings(m: str, met: dict[str, Any], evaluate: dict[str, Any]) -> list[str]:
+    """Best epoch 0, an AUC below 0.5, one output vector shared by many jets, pt bins that
+    miss most jets (e.g. GeV edges on MeV jets), the K-S gate."""
+    out = []
+    if met["training"]["best_epoch"] == 0:
+        out.append(f"model {m}: best epoch is 0 (it did not improve after the first epoch)")
+    for name, entry in roc_entries(met).items():
+        if entry["auc"] is not None and entry["auc"] < 0.5:
+            label = ROC_NAMES.get(name, name)
+            out.append(f"model {m}: AUC {fmt(entry['auc'])} vs {label}, worse than random")
+    share = met.get("constant_output", {})
+    if share.get("fraction", 0.0) > evaluate.get("constant_fraction", 0.1):
+        outputs = ", ".join(f"{p:.5g}" for p in share["outputs"])
+        out.append(
+            f"model {m}: {share['fraction']:.1%} of the test jets get one identical output"
+            f" ({outputs})"
+        )
+    bins = met.get("pt_bins", {})
+    if bins.get("fraction_inside", 1.0) < 0.5:
+        edges = ", ".join(f"{e:g}" for e in bins["edges"])
+        out.append(
+            f"model {m}: the pt bins [{edges}] {bins['unit']} hold only"
+            f" {bins['fraction_inside']:.0%} of the test jets (evaluate.pt_bins are in"
+            f" {bins['unit']}, the jets' unit)"
+        )
+    if met["training"]["gate_fallback"]:
+        out.append(f"model {m}: no epoch passed the K-S gate; best = lowest validation loss")
+    return out
+
+
+def run_lines(config: dict[str, Any], first: dict[str, Any]) -> list[str]:
+    """What the run is: classes, signal, discriminant, working points, reference taggers and
+    the energy unit (from the first model's metrics)."""
+    ev = config["evaluate"]
+    refs = ", ".join(ev.get("reference_taggers") or {}) or "none"
+    scan = next(iter(config.get("parameters", {}).values()), {})
+    return table(
+        ["item", "value"],
+        [
+            ["classes", ", ".join(config["class_names"])],
+            [
+                "signal",
+                f"{ev.get('signal_label') or ev['signal']}{trained_values(scan.get('train', {}))}",
+            ],
+            [
+                "discriminant",
+                f"{first['discriminant']['type']}: {first['discriminant']['formula']}",
+            ],
+            ["reference taggers", refs],
+            ["energy unit", first.get("energy_unit", "GeV")],
+        ],
+    )
 
 
 def report(
@@ -250,21 +411,24 @@ def report(
 ) -> str:
     """Write the report and the comparison plot; return the Markdown text.
 
-    ``config`` is the report's stage slice (with ``config_hash``, the whole config's) or a
-    whole config. ``metrics_files`` and ``predictions`` map each model name to its file;
-    ``exports`` are the export stage's ``benchmark.json`` files (each next to its
-    ``validation.json``).
+    ``config`` is the report's stage slice (with ``config_hash``, the whole config's, and
+    ``parameters``, each model's scanned parameters) or a whole config. ``metrics_files`` and
+    ``predictions`` map each model name to its file; ``exports`` are the export stage's
+    ``benchmark.json`` files (each next to its ``validation.json``).
     """
     out = Path(output)
     results = out.parent
-    signal = config["evaluate"]["signal"]
+    ev = config["evaluate"]
+    signal = ev.get("signal_label") or ev["signal"]
     models = list(metrics_files)
     metrics = {m: json.loads(Path(path).read_text()) for m, path in metrics_files.items()}
     compare_png = results / "plots" / "compare" / "roc.png"
+    use_style(ev.get("plot_style"))
     compare_roc(models, predictions, config, compare_png)
     digest = config["config_hash"] if "config_hash" in config else config_hash(config)
     lines = ["# hepsnake report", ""]
     lines += ["## Run summary", ""]
+    lines += run_lines(config, next(iter(metrics.values())))
     lines += table(
         ["item", "value"],
         [["config hash (sha256)", digest], ["git commit", git_commit(Path(repo))]],
@@ -284,27 +448,34 @@ def report(
         if summary.get("truncated_constituents"):
             n = summary["truncated_constituents"]
             warnings.append(f"sample {summary['sample']}: {n} constituents truncated")
+        warnings += dropped_warnings(f"sample {summary['sample']}", summary)
     lines += ["### Input files", ""]
     lines += table(["sample", "file", "xxh3-64", "jets"], inputs)
 
     lines += ["## Dataset", ""]
-    rows = json.loads(Path(split_summary).read_text())["rows"]
+    split = json.loads(Path(split_summary).read_text())
     lines += table(
         ["split", "sample", "class", "jets", "Σ weight", "Σ train weight"],
         [
             [r["split"], r["sample"], r["class"], r["jets"], r["sum_weight"], r["sum_train_weight"]]
-            for r in rows
+            for r in split["rows"]
         ],
     )
     lines += ["![reweighting](plots/prepare/reweighting.png)", ""]
+    warnings += dropped_warnings("split", split)
+    warnings += small_class_warnings(split, config["class_names"], ev.get("min_class_jets", 100))
 
-    lines += comparison_section(metrics, signal, compare_png.relative_to(results))
+    references = list(ev.get("reference_taggers") or {})
+    lines += comparison_section(
+        metrics, signal, ev["signal"], compare_png.relative_to(results), references
+    )
+    negative = 0
     for m, met in metrics.items():
-        lines += model_section(m, met, results)
-        if met["training"]["gate_fallback"]:
-            warnings.append(
-                f"model {m}: no epoch passed the K-S gate; best = lowest validation loss"
-            )
+        lines += model_section(m, met, results, signal)
+        warnings += model_warnings(m, met, ev)
+        negative = max(negative, met.get("weights", {}).get("negative", 0))
+    if negative:
+        warnings.append(f"test jets: {negative} have negative weights")
 
     if exports:
         lines += export_section(exports, results)
