@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from hepsnake.errors import HepsnakeError
+from hepsnake.io.expressions import check as check_expression
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
 MODEL_SCHEMA = Path(__file__).with_name("model.schema.yaml")
@@ -73,6 +74,8 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     An unknown or mistyped key raises HepsnakeError naming the key.
     """
     check_schema(config, SCHEMA, "config")
+    for i, cut in enumerate(config["convert"]["cuts"]):
+        check_expression(cut, f"config: convert/cuts/{i}")
     config["samples"] = load_samples(config["samples"])
     names = [s["name"] for s in config["samples"]]
     dupes = sorted({n for n in names if names.count(n) > 1})

@@ -15,7 +15,6 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import awkward as ak
 import numpy as np
 
 from hepsnake.errors import HepsnakeError
@@ -23,6 +22,8 @@ from hepsnake.errors import HepsnakeError
 
 def where_(condition: Any, x: Any, y: Any) -> Any:
     """``where(condition, x, y)`` on numpy or awkward arrays."""
+    import awkward as ak  # not at module level: config validation imports this module
+
     if any(isinstance(v, ak.Array) for v in (condition, x, y)):
         return ak.where(condition, x, y)
     return np.where(condition, x, y)
