@@ -208,15 +208,13 @@ def write_sample(
             with redacted_errors(path):
                 record = convert_file(path, reader, sample, conv, out, bar, task, entries_before)
         except Exception as exc:  # any per-file failure may be skipped, never a traceback
+            if not isinstance(exc, HepsnakeError):
+                why = f"cannot convert ({redact_text(first_line(exc), path)})"
+                exc = HepsnakeError(redact_url(path), why)
             if not conv["skip_bad_files"]:
-                if isinstance(exc, HepsnakeError):
-                    raise
-                raise HepsnakeError(
-                    redact_url(path), f"cannot convert ({first_line(exc)})"
-                ) from exc
+                raise exc from None
             out.rollback(before)
-            reason = str(exc) if isinstance(exc, HepsnakeError) else first_line(exc)
-            report["skipped"].append({"path": redact_url(path), "reason": reason})
+            report["skipped"].append({"path": redact_url(path), "reason": str(exc)})
             continue
         report["files"].append(record)
         entries_before += record["entries"]

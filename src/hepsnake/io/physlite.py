@@ -141,7 +141,12 @@ class PhysliteSource(TreeSource):
             if n not in self.jet_vars and self.aux(self.spec["jet_container"], n) in keys
         }
         self.btag = self._btagging_branches()
-        self.btag_link = self.aux(self.spec["jet_container"], "btaggingLink") if self.btag else None
+        # btaggingLink: split into member branches (TTree), or one record field (RNTuple)
+        self.btag_link: dict[str, str] = {}
+        if self.btag:
+            link = self.aux(self.spec["jet_container"], "btaggingLink")
+            members = {m: f"{link}/{link}.{m}" for m in ("m_persKey", "m_persIndex")}
+            self.btag_link = members if members["m_persKey"] in keys else {"": link}
         weights = self.aux(info, "mcEventWeights")
         self.weights = weights if weights in keys else None
 
@@ -162,7 +167,7 @@ class PhysliteSource(TreeSource):
                     *self.track_branches.values(),
                     *self.aux_branches.values(),
                     *self.btag.values(),
-                    *([self.btag_link] if self.btag_link else []),
+                    *self.btag_link.values(),
                     *([self.event_number] if self.event_number else []),
                     *([self.links] if self.links else []),
                     *([self.weights] if self.weights else []),
@@ -236,14 +241,19 @@ class PhysliteSource(TreeSource):
     ) -> dict[str, np.ndarray]:
         """The ``btagging`` variables of each jet's b-tagging object, by ``btaggingLink``
         (the b-tagging container is not in jet order). A missing link is an error."""
-        if self.btag_link is None:
+        if not self.btag_link:
             return {}
-        link_branch = self.btag_link
-        links = arrays[link_branch]
-        if links.ndim != 2 or not np.array_equal(ak.num(links, axis=1), jets_per_event):
-            raise HepsnakeError(self.path, f"'{link_branch}' is not one link per jet")
-        key = flat_values(links["m_persKey"])
-        index = flat_values(links["m_persIndex"]).astype(np.int64)
+        if "" in self.btag_link:
+            link_branch = self.btag_link[""]
+            links = arrays[link_branch]
+            if links.ndim != 2 or not np.array_equal(ak.num(links, axis=1), jets_per_event):
+                raise HepsnakeError(self.path, f"'{link_branch}' is not one link per jet")
+            key = flat_values(links["m_persKey"])
+            index = flat_values(links["m_persIndex"]).astype(np.int64)
+        else:
+            link_branch = self.btag_link["m_persIndex"]
+            key = self._flat(arrays, self.btag_link["m_persKey"], jets_per_event)
+            index = self._flat(arrays, link_branch, jets_per_event).astype(np.int64)
         per_event = self._counts(arrays, next(iter(self.btag.values())))
         bad = (key == 0) | (index >= per_event[event_of_jet])
         if bad.any():
