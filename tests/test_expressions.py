@@ -1,4 +1,4 @@
-"""The safe expression evaluator: what it computes (numpy and jagged awkward) and what it refuses."""
+"""The safe expression evaluator: what it computes (numpy, jagged awkward) and what it refuses."""
 
 import awkward as ak
 import numpy as np
@@ -40,6 +40,8 @@ def test_jagged_broadcasts_against_per_event_scalars():
     assert out.tolist() == [[11.0, 21.0], [], [91.0]]
     mask = evaluate("abs(Jet_pt - 2) < w / 10", {"Jet_pt": jets, "w": weight}, "t")
     assert mask.tolist() == [[False, True], [], [True]]
+    picked = evaluate("where(w > 15, Jet_pt, -1)", {"Jet_pt": jets, "w": weight}, "t")
+    assert picked.tolist() == [[-1, -1], [], [3.0]]
 
 
 def test_names_are_branches_not_functions():

@@ -3,10 +3,12 @@ converts that file, with labels, reference taggers and units taken from the file
 
 import copy
 
+import awkward as ak
 import h5py
 import numpy as np
 import pytest
 import skhep_testdata
+import uproot
 import yaml
 
 from hepsnake.cli import main
@@ -152,3 +154,48 @@ def test_existing_config_needs_force_and_bad_file_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     assert main(["init", "--from", path, "--reader", "physlite", "--out", str(tmp_path / "y")]) == 1
     assert "no PHYSLITE jets" in capsys.readouterr().err
+
+
+def test_flat_without_truth_label_uses_the_dr_to_mc_b_quarks(tmp_path):
+    """A flat ntuple with non-zero MC b-quark momenta: jets within ΔR < 0.3 are b jets."""
+    path = tmp_path / "ntuple.root"
+    jets = {  # event 0: jet 0 along the hadronic b, jet 1 far; event 1: jet 0 near the leptonic b
+        "Jet_Px": ak.Array([[50.0, -40.0], [30.0]]),
+        "Jet_Py": ak.Array([[0.0, 10.0], [30.0]]),
+        "Jet_Pz": ak.Array([[10.0, 5.0], [0.0]]),
+        "Jet_E": ak.Array([[60.0, 50.0], [45.0]]),
+        "Jet_btag": ak.Array([[0.9, 0.1], [0.2]]),
+    }
+    quarks = {
+        "MChadronicBottom_px": np.array([20.0, 0.0]),
+        "MChadronicBottom_py": np.array([1.0, 0.0]),
+        "MChadronicBottom_pz": np.array([4.0, 0.0]),
+        "MCleptonicBottom_px": np.array([0.0, 10.0]),
+        "MCleptonicBottom_py": np.array([-5.0, 11.0]),
+        "MCleptonicBottom_pz": np.array([0.0, 0.5]),
+    }
+    with uproot.recreate(path) as f:
+        types = {k: v.type for k, v in jets.items()} | {k: v.dtype for k, v in quarks.items()}
+        f.mktree("events", types)
+        f["events"].extend(jets | quarks)
+    write_starter(str(path), tmp_path / "cfg")
+    raw = yaml.safe_load((tmp_path / "cfg" / "config.yaml").read_text())
+    assert raw["prepare"]["label_map"] == {
+        "variable": "truth_dr_b",
+        "map": {"bjets": {"range": [0, 0.3]}, "ujets": {"range": [0.3, 1e9]}},
+    }
+    config = validate(without_label_map(raw))
+    name = config["samples"][0]["name"]
+    out = tmp_path / "s.h5"
+    convert(config, name, out, tmp_path / "s.json", show_progress=False)
+    with h5py.File(out) as h5:
+        dr = h5["jets"]["truth_dr_b"]
+    eta = lambda px, py, pz: np.arcsinh(pz / np.hypot(px, py))  # noqa: E731
+    phi = np.arctan2
+    by_hand = [
+        np.hypot(eta(50, 0, 10) - eta(20, 1, 4), phi(0, 50) - phi(1, 20)),
+        np.hypot(eta(-40, 10, 5) - eta(0, -5, 0), phi(10, -40) - phi(-5, 0) - 2 * np.pi),
+        np.hypot(eta(30, 30, 0) - eta(10, 11, 0.5), phi(30, 30) - phi(11, 10)),
+    ]
+    np.testing.assert_allclose(dr, by_hand, rtol=1e-5)
+    assert dr[0] < 0.3 < dr[1] and dr[2] < 0.3

@@ -24,8 +24,14 @@ def where_(condition: Any, x: Any, y: Any) -> Any:
     """``where(condition, x, y)`` on numpy or awkward arrays."""
     import awkward as ak  # not at module level: config validation imports this module
 
-    if any(isinstance(v, ak.Array) for v in (condition, x, y)):
-        return ak.where(condition, x, y)
+    args = [condition, x, y]
+    arrays = [i for i, v in enumerate(args) if isinstance(v, ak.Array)]
+    if arrays:
+        # broadcast the arrays to one structure first: a per-event condition against jagged
+        # per-jet values then picks per jet (ak.where alone would pick whole lists: a union)
+        for i, v in zip(arrays, ak.broadcast_arrays(*(args[i] for i in arrays)), strict=True):
+            args[i] = v
+        return ak.where(*args)
     return np.where(condition, x, y)
 
 
