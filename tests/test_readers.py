@@ -388,3 +388,39 @@ def test_btagging_scores_through_the_link(btag_read):
             looked_up = raw["BTagging_AntiKt4EMPFlowAuxDyn:GN2v01_pb"][event][i]
             assert jets["GN2v01_pb"][first_jet[event] + j] == np.float32(looked_up)
     assert moved > 0  # the file's b-tagging objects are not in jet order: the link matters
+
+
+def test_physlite_cut_on_an_unstored_aux_variable(tmp_path):
+    path = tmp_path / "p.root"
+    write_physlite(
+        path,
+        {
+            "EventInfoAuxDyn.mcEventNumber": np.array([1, 2, 3]),
+            "AnalysisJetsAuxDyn.Jvt": ak.Array([[0.9, 0.1], [0.95], [0.2, 0.99]]),
+        },
+    )
+    samples = [{"name": "s", "files": [str(path)], "reader": "p", "label": "b"}]
+    config = config_for({"p": PHYSLITE_SPEC}, samples, cuts=["Jvt > 0.5"])
+    out, report = convert_one(config, tmp_path)
+    with h5py.File(out) as h5:
+        jets = h5["jets"][:]
+    np.testing.assert_array_equal(jets["pt"], [30000.0, 50000.0, 60000.0])
+    assert "Jvt" not in jets.dtype.names and report["cuts"] == {"Jvt > 0.5": 2}
+
+
+def test_unsafe_reader_expression_is_one_line_naming_the_key(tmp_path):
+    reader = {
+        "type": "flat",
+        "tree": "events",
+        "entry": "event",
+        "jets": {"pt": "Jet_Px.__class__"},
+    }
+    samples = [{"name": "s", "files": [data(HZZ)], "reader": "r"}]
+    config = config_for({"r": reader}, samples)
+    with pytest.raises(HepsnakeError) as info:
+        convert_one(config, tmp_path)
+    message = str(info.value)
+    assert "jets.pt" in message and "'Jet_Px.__class__' is not allowed" in message
+    assert "\n" not in message and not list(tmp_path.iterdir())
+    with pytest.raises(HepsnakeError, match=r"config: convert/cuts/1: 'pt > \(lambda: 1\)\(\)'"):
+        config_for({"r": reader}, samples, cuts=["pt > 20", "pt > (lambda: 1)()"])
