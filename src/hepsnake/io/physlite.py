@@ -15,6 +15,7 @@ import numpy as np
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.chunks import Jagged, JetChunk, exclusive_cumsum
 from hepsnake.io.root import (
+    ENTRY_INDEX,
     TreeSource,
     first_line,
     flat_values,
@@ -81,9 +82,6 @@ def open_physlite(path: str, tree: str | None) -> Any:
 def wrap_phi(dphi: np.ndarray) -> np.ndarray:
     """Angles wrapped into [-pi, pi)."""
     return (dphi + np.pi) % (2 * np.pi) - np.pi
-
-
-ENTRY_INDEX = "entry index"
 
 
 @dataclass
