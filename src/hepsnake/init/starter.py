@@ -18,7 +18,9 @@ from hepsnake.io.atomic import atomic_path
 # flavour classes (FTAG names) and the truth-label values of each; 15 (tau) is dropped
 FLAVOURS: dict[str, list[int]] = {"ujets": [0, 1, 2, 3, 21], "cjets": [4], "bjets": [5]}
 DROPPED = [15]
-MODEL = "baseline"  # the shipped DeepSets model (jets-only when inputs name no collection)
+MODEL = "baseline"  # the shipped DeepSets model, for inputs with constituent collections
+JETS_ONLY_MODEL = "dense"  # the shipped MLP on jet variables, for inputs with none
+PROBABILITY = {"bjets": "pb", "cjets": "pc", "ujets": "pu"}  # PHYSLITE score suffixes
 ATLAS_TRUTH = [
     "HadronConeExclTruthLabelID",
     "HadronConeExclExtendedTruthLabelID",
@@ -154,6 +156,21 @@ def flat_label(info: FileInfo, reader: dict[str, Any]) -> tuple[str, dict[str, A
     )
 
 
+def reference_taggers(
+    info: FileInfo, reader: dict[str, Any], classes: list[str]
+) -> dict[str, dict[str, Any]]:
+    """``evaluate.reference_taggers`` for the scores the reader stores: PHYSLITE class
+    probabilities (``GN2v01_pb/pc/pu``), flat single discriminants (``btagCSVV2``)."""
+    if info.reader == "physlite":
+        if not info.taggers:
+            return {}
+        name = info.taggers[0].rsplit("_", 1)[0]
+        probabilities = {c: f"{name}_{PROBABILITY[c]}" for c in classes}
+        return {name: {"probabilities": probabilities}}
+    stored = {b: v for v, b in reader["jets"].items() if not v.startswith("truth")}
+    return {stored[t]: {"score": stored[t]} for t in info.taggers if t in stored}
+
+
 def starter(info: FileInfo, out: Path) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """(config, sample-sheet row, notes on what was found and chosen) for ``info``."""
     mev = info.reader == "physlite"
@@ -182,6 +199,8 @@ def starter(info: FileInfo, out: Path) -> tuple[dict[str, Any], dict[str, str], 
         cuts.append("Jet_jetId >= 2")  # a cut on a raw branch that is not stored
     inputs["truth"] = list(dict.fromkeys([*ATLAS_TRUTH, label_var]))
     collections = [c for c in inputs["variables"] if c != "jets"]
+    model = MODEL if collections else JETS_ONLY_MODEL
+    references = reference_taggers(info, reader, classes)
     sample = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(info.path).stem)
     config: dict[str, Any] = {
         "class_names": classes,
@@ -195,13 +214,14 @@ def starter(info: FileInfo, out: Path) -> tuple[dict[str, Any], dict[str, str], 
             "skip_bad_files": False,
         },
         "inputs": inputs,
-        "models": [MODEL],
+        "models": [model],
         "model_dir": "config/models",
         "training_overrides": {"batch_size": batch_size(info.jets)},
         "evaluate": {
             "signal": "bjets",
             "working_points": [0.6, 0.7, 0.77, 0.85],
             "pt_bins": [20 * scale, 50 * scale, 100 * scale, 10000 * scale],
+            "reference_taggers": references,
         },
         "prepare": {
             "fractions": {"train": 0.8, "val": 0.1, "test": 0.1},
@@ -211,8 +231,9 @@ def starter(info: FileInfo, out: Path) -> tuple[dict[str, Any], dict[str, str], 
     }
     notes.append(f"energy unit {unit}: cuts {cuts}, pt bins {config['evaluate']['pt_bins']}")
     notes.append(
-        f"model '{MODEL}' on inputs {inputs['variables']}; batch size "
-        f"{config['training_overrides']['batch_size']} for {info.jets} jets"
+        f"reference taggers {list(references) or 'none'}; model '{model}' on inputs "
+        f"{inputs['variables']}; batch size {config['training_overrides']['batch_size']} "
+        f"for {info.jets} jets"
     )
     row = {"name": sample, "files": str(Path(info.path).resolve()), "reader": reader_name}
     row["role"] = "train"
