@@ -15,7 +15,9 @@ from hepsnake.cli import main
 from hepsnake.config import validate
 from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
-from hepsnake.init.starter import write_starter
+from hepsnake.init.starter import class_masks, write_starter
+from hepsnake.prepare.hashing import assign_splits, event_uniform
+from hepsnake.prepare.split import SPLITS
 
 FILES = {
     # file: (reader, classes, reference tagger jet variables, constituent collections)
@@ -123,20 +125,15 @@ def test_reader_converts_the_file(started, tmp_path):
     for tagger in taggers:
         assert tagger in jets.dtype.names
         assert jets[tagger].max() <= 1 and ((jets[tagger] >= 0) & (jets[tagger] <= 1)).mean() > 0.5
-    mapped = [
-        v
-        for c, vals in raw["prepare"]["label_map"]["map"].items()
-        if c != "drop"
-        for v in (vals if isinstance(vals, list) else [])
-    ]
-    if mapped:  # flavour labels: some jets of at least two classes
-        labels = jets[label].astype(int)
-        classes = {
-            c
-            for c, vals in raw["prepare"]["label_map"]["map"].items()
-            if c != "drop" and np.isin(labels, vals).any()
-        }
-        assert len(classes) >= 2
+    # every class has jets in train, val and test under the config's fractions and seed
+    prep = config["prepare"]
+    fractions = [prep["fractions"][s] for s in SPLITS]
+    u = event_uniform(sample["name"], jets["eventNumber"], prep["seed"])
+    which = assign_splits(u, fractions)
+    masks = class_masks(jets[label], raw["prepare"]["label_map"]["map"])
+    assert len(masks) == len(raw["class_names"])
+    for mask in masks:
+        assert sorted(set(which[mask].tolist())) == [0, 1, 2]
 
 
 def test_hzz_label_is_a_declared_proxy(tmp_path):

@@ -9,11 +9,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
+from hepsnake.convert.convert import open_source
+from hepsnake.convert.cuts import apply_cuts, cut_names
 from hepsnake.errors import HepsnakeError
 from hepsnake.init.inspect import FileInfo, inspect_file
 from hepsnake.io.atomic import atomic_path
+from hepsnake.prepare.hashing import assign_splits, event_uniform
+from hepsnake.prepare.split import SPLITS
 
 # flavour classes (FTAG names) and the truth-label values of each; 15 (tau) is dropped
 FLAVOURS: dict[str, list[int]] = {"ujets": [0, 1, 2, 3, 21], "cjets": [4], "bjets": [5]}
@@ -171,6 +176,57 @@ def reference_taggers(
     return {stored[t]: {"score": stored[t]} for t in info.taggers if t in stored}
 
 
+SMALL_FILE = 1000  # events: below this the split fractions and seed are checked on the file
+SMALL_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
+
+
+def class_masks(values: np.ndarray, mapping: dict[str, Any]) -> list[np.ndarray]:
+    """Per class of ``mapping`` (not ``drop``), which ``values`` it takes (lists, ranges)."""
+    masks = []
+    for name, spec in mapping.items():
+        if name == "drop":
+            continue
+        items = spec if isinstance(spec, list) else [spec]
+        mask = np.zeros(len(values), dtype=bool)
+        for item in items:
+            if isinstance(item, dict):
+                lo, hi = item["range"]
+                mask |= (values >= lo) & (values < hi)
+            else:
+                mask |= values == item
+        masks.append(mask)
+    return masks
+
+
+def small_file_split(
+    info: FileInfo, config: dict[str, Any], sample: str
+) -> tuple[dict[str, float], int] | None:
+    """For a small file: fractions 0.6/0.2/0.2 and the first seed from 42 whose event-hash
+    split gives every split at least one jet of every class after the cuts (None: the
+    defaults, for a file of at least SMALL_FILE events or when no seed of 42..141 does)."""
+    if info.entries >= SMALL_FILE:
+        return None
+    reader = next(iter(config["readers"].values()))
+    cuts = config["convert"]["cuts"]
+    source = open_source(info.path, reader, None, 0, cut_names(cuts))
+    label_map = config["prepare"]["label_map"]
+    events, labels = [], []
+    for _, chunk in source.chunks(100000):
+        mask, _ = apply_cuts(chunk.jets, cuts, info.path, chunk.aux)
+        events.append(chunk.jets["eventNumber"][mask])
+        labels.append(chunk.jets[label_map["variable"]][mask])
+    event_number, masks = (
+        np.concatenate(events),
+        class_masks(np.concatenate(labels), label_map["map"]),
+    )
+    fractions = [SMALL_FRACTIONS[s] for s in SPLITS]
+    for seed in range(42, 142):
+        which = assign_splits(event_uniform(sample, event_number, seed), fractions)
+        if all((which[m] == i).any() for m in masks for i in range(len(SPLITS))):
+            return SMALL_FRACTIONS, seed
+    return None
+
+
 def starter(info: FileInfo, out: Path) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """(config, sample-sheet row, notes on what was found and chosen) for ``info``."""
     mev = info.reader == "physlite"
@@ -229,6 +285,13 @@ def starter(info: FileInfo, out: Path) -> tuple[dict[str, Any], dict[str, str], 
             "weights": {"mode": "none", "target": "bjets"},
         },
     }
+    split = small_file_split(info, config, sample)
+    if split is not None:
+        config["prepare"]["fractions"], config["prepare"]["seed"] = split
+        notes.append(
+            f"{info.entries} events only: fractions {split[0]} and seed {split[1]}, the first "
+            "seed whose split holds jets of every class in train, val and test"
+        )
     notes.append(f"energy unit {unit}: cuts {cuts}, pt bins {config['evaluate']['pt_bins']}")
     notes.append(
         f"reference taggers {list(references) or 'none'}; model '{model}' on inputs "
