@@ -7,8 +7,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import pytest
+import skhep_testdata
 import uproot
-from conftest import DATA
 
 import hepsnake.io.physlite as physlite
 import hepsnake.io.root as root
@@ -29,7 +29,10 @@ FILES: dict[str, tuple[str, str, int, int, dict[int, int], int]] = {
     OLD_TTREE: ("CollectionTree", ".", 40, 372, {0: 266, 4: 22, 5: 72, 15: 12}, 169),
 }
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"no test data at {DATA}")
+
+def data(name: str) -> str:
+    """Local path of a scikit-hep-testdata file (fetched once, then cached)."""
+    return skhep_testdata.data_path(name)
 
 
 def collect(source: PhysliteSource, step: int) -> dict[str, Any]:
@@ -70,7 +73,7 @@ def plain(name: str, tree: Any) -> ak.Array:
 def read(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Each file read once by PhysliteSource (steps 7 and 1000) and once with plain uproot."""
     name = request.param
-    source = PhysliteSource(str(DATA / name), {})
+    source = PhysliteSource(data(name), {})
     return {
         "name": name,
         "source": source,
@@ -167,12 +170,12 @@ def test_chunking_does_not_change_output(read: dict[str, Any]) -> None:
 
 
 def test_dr_association() -> None:
-    out = collect(PhysliteSource(str(DATA / TTREE), {"association": "dr"}), 7)
+    out = collect(PhysliteSource(data(TTREE), {"association": "dr"}), 7)
     tracks, counts = out["tracks"], out["counts"]
     assert len(counts) == FILES[TTREE][3]
     assert (tracks["dr"] < 0.4).all()
     # the same count by brute force, one event at a time
-    tree = uproot.open(DATA / TTREE)["CollectionTree"]
+    tree = uproot.open(data(TTREE))["CollectionTree"]
     ref = tree.arrays(
         ["AnalysisJetsAuxDyn.eta", "AnalysisJetsAuxDyn.phi"]
         + [f"InDetTrackParticlesAuxDyn.{v}" for v in ("theta", "phi")]
@@ -199,7 +202,7 @@ def hide_ghost_links(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_dr_fallback_without_ghost_links(monkeypatch: pytest.MonkeyPatch) -> None:
-    path = str(DATA / TTREE)
+    path = data(TTREE)
     hide_ghost_links(monkeypatch)
     source = PhysliteSource(path, {"dr_fallback": 0.3})
     assert source.links is None
@@ -212,7 +215,7 @@ def test_dr_fallback_without_ghost_links(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_missing_track_variable_names_file_and_branch() -> None:
-    path = str(DATA / OLD_TTREE)  # the older file has no numberOfTRTHits
+    path = data(OLD_TTREE)  # the older file has no numberOfTRTHits
     with pytest.raises(HepsnakeError) as info:
         PhysliteSource(path, {"tracks": ["pt", "numberOfTRTHits"]})
     assert path in str(info.value)
@@ -220,17 +223,17 @@ def test_missing_track_variable_names_file_and_branch() -> None:
 
 
 def test_non_physlite_file_and_bad_spec() -> None:
-    flat = str(DATA / "uproot-HZZ.root")
+    flat = data("uproot-HZZ.root")
     with pytest.raises(HepsnakeError, match="no PHYSLITE tree"):
         PhysliteSource(flat, {})
     with pytest.raises(HepsnakeError, match="association"):
-        PhysliteSource(str(DATA / TTREE), {"association": "cone"})
+        PhysliteSource(data(TTREE), {"association": "cone"})
     with pytest.raises(HepsnakeError, match="unknown physlite option 'jet'"):
-        PhysliteSource(str(DATA / TTREE), {"jet": ["pt"]})
+        PhysliteSource(data(TTREE), {"jet": ["pt"]})
 
 
 def test_link_out_of_range_names_file() -> None:
-    path = str(DATA / TTREE)
+    path = data(TTREE)
     source = PhysliteSource(path, {})
     links = ak.Array(
         [[[{"m_persKey": 0, "m_persIndex": 9}, {"m_persKey": KEY, "m_persIndex": 3}]]],

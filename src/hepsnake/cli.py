@@ -141,6 +141,13 @@ def cmd_install_profile(args: argparse.Namespace) -> None:
     log.info("profile %s → %s (snakemake --profile %s)", args.name, target, args.name)
 
 
+def cmd_init(args: argparse.Namespace) -> None:
+    from hepsnake.init.starter import write_starter
+
+    for line in write_starter(args.source, args.out, args.reader, args.force):
+        print(line)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="hepsnake",
@@ -230,6 +237,16 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--convert-summaries", nargs="+", required=True)
     rep.add_argument("--output", required=True)
     rep.add_argument("--repo", default=".", help="workflow checkout whose git commit is reported")
+    ini = verb(
+        "init",
+        cmd_init,
+        "inspect a real ROOT file and write a starter DIR/config.yaml and DIR/samples.tsv",
+        config=False,
+    )
+    ini.add_argument("--from", dest="source", required=True, metavar="FILE.root")
+    ini.add_argument("--reader", choices=["physlite", "flat"], help="default: detected")
+    ini.add_argument("--out", required=True, metavar="DIR")
+    ini.add_argument("--force", action="store_true", help="replace an existing config there")
     ins = verb(
         "install-profile",
         cmd_install_profile,

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from hepsnake.errors import HepsnakeError
+from hepsnake.io.expressions import check as check_expression
 from hepsnake.prepare.guard import check_inputs
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
@@ -249,6 +250,8 @@ def validate(config: dict[str, Any], origin: Origin | None = None) -> dict[str, 
     config["samples"] = [sample for sample, _ in rows]
     for sample, where in rows:
         check_sample(config, sample, where)
+    for i, cut in enumerate(config["convert"]["cuts"]):
+        check_expression(cut, origin.where("convert", "cuts", i))
     check_prepare(config, origin)
     label_map = config["prepare"].get("label_map")
     check_inputs(config["inputs"], label_map and label_map["variable"], origin.where)

@@ -1,9 +1,10 @@
 """The ``convert`` stage: stream a sample's ROOT files into one FTAG-layout HDF5 file."""
 
+import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -15,34 +16,43 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hepsnake import __version__
 from hepsnake.config import is_remote, sample_by_name
-from hepsnake.convert.cuts import apply_cuts
+from hepsnake.convert.cuts import apply_cuts, cut_names, mev_warnings
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.h5 import TableWriter, set_attrs
 from hepsnake.io.physlite import PhysliteSource
 from hepsnake.io.remote import expand_urls, redact_sample, redact_text, redact_url
-from hepsnake.io.root import FlatSource
+from hepsnake.io.root import FlatSource, first_line
 
 DEFAULT_MAX_CONSTITUENTS = 40
 T = TypeVar("T")
+log = logging.getLogger("hepsnake")
 
 
 class Source(Protocol):
     """What a reader offers the converter."""
 
     num_entries: int
+    energy_unit: str
+    event_number_source: str
 
     def chunks(self, step: int) -> Iterator[tuple[int, JetChunk]]: ...
 
 
 def open_source(
-    path: str, reader: dict[str, Any], tree: str | None, first_event: int = 0
+    path: str,
+    reader: dict[str, Any],
+    tree: str | None,
+    first_event: int = 0,
+    cut_names: Sequence[str] = (),
 ) -> Source:
     """Open ``path`` with the reader type named in ``reader`` (``tree`` overrides its tree).
 
-    ``first_event``: the event number of the first entry, for flat readers that number
-    events by entry (PHYSLITE files always carry their event numbers).
+    ``first_event``: the event number of the first entry, for files whose events are
+    numbered by entry (flat readers without an ``eventNumber`` mapping, PHYSLITE files
+    without any event number). ``cut_names``: names the cuts read (raw branches among them
+    are read for the cuts).
     """
     if not is_remote(path) and not os.path.exists(path):
         raise HepsnakeError(path, "file not found")
@@ -51,8 +61,8 @@ def open_source(
     if tree:
         spec["tree"] = tree
     if kind == "flat":
-        return FlatSource(path, spec, first_event)
-    return PhysliteSource(path, spec)
+        return FlatSource(path, spec, first_event, cut_names)
+    return PhysliteSource(path, spec, first_event, cut_names)
 
 
 def file_record(path: str) -> dict[str, Any]:
@@ -74,6 +84,7 @@ def storage_dtype(values: np.ndarray) -> np.dtype:
 def check_finite(chunk: JetChunk, where: str) -> None:
     """Raise naming the first variable that holds NaN or inf."""
     columns = [("jets", k, v) for k, v in chunk.jets.items()]
+    columns += [("cuts", k, v) for k, v in chunk.aux.items()]
     columns += [(c, k, v) for c, jag in chunk.collections.items() for k, v in jag.fields.items()]
     for coll, key, values in columns:
         if values.dtype.kind == "f":
@@ -196,9 +207,12 @@ def write_sample(
         try:
             with redacted_errors(path):
                 record = convert_file(path, reader, sample, conv, out, bar, task, entries_before)
-        except HepsnakeError as exc:
+        except Exception as exc:  # any per-file failure may be skipped, never a traceback
+            if not isinstance(exc, HepsnakeError):
+                why = f"cannot convert ({redact_text(first_line(exc), path)})"
+                exc = HepsnakeError(redact_url(path), why)
             if not conv["skip_bad_files"]:
-                raise
+                raise exc from None
             out.rollback(before)
             report["skipped"].append({"path": redact_url(path), "reason": str(exc)})
             continue
@@ -210,8 +224,20 @@ def write_sample(
         raise HepsnakeError(f"sample '{sample['name']}'", why)
     report["jets"] = n_jets
     report["truncated_constituents"] = out.truncated
+    report["dropped"] = {"cuts": sum(f["jets_read"] - f["jets_written"] for f in report["files"])}
+    report["cuts"] = {
+        cut: sum(f["failed_cuts"][i] for f in report["files"]) for i, cut in enumerate(conv["cuts"])
+    }
+    units = list(dict.fromkeys(f["energy_unit"] for f in report["files"]))
+    report["energy_unit"] = units[0]
+    report["event_number_source"] = list(
+        dict.fromkeys(f["event_number_source"] for f in report["files"])
+    )
+    for warning in mev_warnings(conv["cuts"], list(report["cuts"].values()), units[0]):
+        log.warning("convert %s: %s", sample["name"], warning)
     h5["jets"].attrs["class_names"] = config["class_names"]
     h5["jets"].attrs["flavour_label"] = "label"
+    h5["jets"].attrs["energy_unit"] = units[0]
     set_attrs(
         h5,
         {
@@ -300,17 +326,29 @@ def convert_file(
     ``first_event`` is the event number of the file's first entry where entry indices serve
     as event numbers.
     """
-    source = open_source(path, reader, sample.get("tree"), first_event)
+    cuts = conv["cuts"]
+    source = open_source(path, reader, sample.get("tree"), first_event, cut_names(cuts))
     bar.update(task, total=bar.tasks[task].total + source.num_entries)
     jets_read = jets_kept = 0
+    failed = [0] * len(cuts)
     for n_entries, chunk in prefetched(source.chunks(conv["chunk_size"])):
         jets_read += len(chunk)
         check_finite(chunk, path)  # before the cuts, which would silently drop a NaN jet
-        chunk = chunk.select(apply_cuts(chunk.jets, conv["cuts"], path))
+        if len(chunk):
+            mask, chunk_failed = apply_cuts(chunk.jets, cuts, path, chunk.aux)
+            failed = [a + b for a, b in zip(failed, chunk_failed, strict=True)]
+            chunk = chunk.select(mask)
         if len(chunk):
             out.write(chunk)
         jets_kept += len(chunk)
         bar.advance(task, n_entries)
     record = file_record(path)
-    record.update(entries=source.num_entries, jets_read=jets_read, jets_written=jets_kept)
+    record.update(
+        entries=source.num_entries,
+        jets_read=jets_read,
+        jets_written=jets_kept,
+        failed_cuts=failed,
+        energy_unit=source.energy_unit,
+        event_number_source=source.event_number_source,
+    )
     return record

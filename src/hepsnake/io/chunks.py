@@ -20,10 +20,14 @@ class Jagged:
 
 @dataclass
 class JetChunk:
-    """A block of jets: jet-level columns (N,) and jagged constituent collections."""
+    """A block of jets: jet-level columns (N,) and jagged constituent collections.
+
+    ``aux`` holds per-jet columns read only for the cuts (never written).
+    """
 
     jets: dict[str, np.ndarray]
     collections: dict[str, Jagged] = field(default_factory=dict)
+    aux: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(next(iter(self.jets.values()))) if self.jets else 0
@@ -33,6 +37,7 @@ class JetChunk:
         return JetChunk(
             {k: v[mask] for k, v in self.jets.items()},
             {k: c.select(mask) for k, c in self.collections.items()},
+            {k: v[mask] for k, v in self.aux.items()},
         )
 
 

@@ -5,6 +5,7 @@ fields ``Container:var``) forms. Tracks are attached to jets by ghost-associatio
 (``GhostTrack``) or by a ΔR cone; everything is computed with numpy over flat offsets.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.chunks import Jagged, JetChunk, exclusive_cumsum
 from hepsnake.io.root import (
+    ENTRY_INDEX,
     TreeSource,
     first_line,
     flat_values,
@@ -46,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "track_key": 490246363,  # store-gate key of InDetTrackParticles; None: any non-zero key
     "dr_fallback": 0.4,  # cone used when the file has no GhostTrack links; None: error instead
     "dr_cone": 0.4,  # cone used by association "dr"
+    # reference tagger scores read through the jets' btaggingLink: {container, variables}
+    "btagging": None,
 }
 
 TREE_NAMES = ("CollectionTree", "EventData")
@@ -84,13 +88,20 @@ def wrap_phi(dphi: np.ndarray) -> np.ndarray:
 class PhysliteSource(TreeSource):
     """Jets of a PHYSLITE file, one chunk of events at a time, with their tracks.
 
-    Jet columns are the ``jets`` aux variables plus ``eventNumber`` and ``mcEventWeight``
-    (first MC weight, 1.0 where the file has none); the ``tracks`` collection holds the
-    ``tracks`` variables of each jet's associated tracks, in jet order.
+    Jet columns are the ``jets`` aux variables, the ``btagging`` variables (looked up through
+    each jet's ``btaggingLink``) plus ``eventNumber`` and ``mcEventWeight`` (first MC weight,
+    1.0 where the file has none); the ``tracks`` collection holds the ``tracks`` variables of
+    each jet's associated tracks, in jet order. ``eventNumber`` is EventInfo's (split or
+    unsplit), else its ``mcEventNumber``, else ``first_event`` plus the entry index:
+    :attr:`event_number_source` says which. ``cut_names`` that are jet aux variables but not
+    stored jet variables are read into :attr:`JetChunk.aux` for the cuts. Energies are MeV.
     """
 
     path: str
     spec: dict[str, Any]
+    first_event: int = 0
+    cut_names: Sequence[str] = ()
+    energy_unit: str = "MeV"
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.spec) - set(DEFAULTS))
@@ -115,11 +126,25 @@ class PhysliteSource(TreeSource):
         self.track_branches = {v: self.aux(self.spec["track_container"], v) for v in track_needed}
 
         info = self.spec["event_info"]
-        candidates = [self.aux(info, "eventNumber")]
-        candidates.append(
-            f"{info}Aux./{info}Aux.eventNumber" if self.sep == "." else f"{info}Aux:eventNumber"
-        )
-        self.event_number = next((c for c in candidates if c in keys), candidates[0])
+        candidates = [
+            self.aux(info, "eventNumber"),
+            f"{info}Aux./{info}Aux.eventNumber" if self.sep == "." else f"{info}Aux:eventNumber",
+            self.aux(info, "mcEventNumber"),
+        ]
+        self.event_number: str | None = next((c for c in candidates if c in keys), None)
+        self.event_number_source = self.event_number or ENTRY_INDEX
+        self.aux_branches = {
+            n: self.aux(self.spec["jet_container"], n)
+            for n in self.cut_names
+            if n not in self.jet_vars and self.aux(self.spec["jet_container"], n) in keys
+        }
+        self.btag = self._btagging_branches()
+        # btaggingLink: split into member branches (TTree), or one record field (RNTuple)
+        self.btag_link: dict[str, str] = {}
+        if self.btag:
+            link = self.aux(self.spec["jet_container"], "btaggingLink")
+            members = {m: f"{link}/{link}.{m}" for m in ("m_persKey", "m_persIndex")}
+            self.btag_link = members if members["m_persKey"] in keys else {"": link}
         weights = self.aux(info, "mcEventWeights")
         self.weights = weights if weights in keys else None
 
@@ -138,13 +163,28 @@ class PhysliteSource(TreeSource):
                 [
                     *self.jet_branches.values(),
                     *self.track_branches.values(),
-                    self.event_number,
+                    *self.aux_branches.values(),
+                    *self.btag.values(),
+                    *self.btag_link.values(),
+                    *([self.event_number] if self.event_number else []),
                     *([self.links] if self.links else []),
                     *([self.weights] if self.weights else []),
                 ]
             )
         )
         require_keys(self.path, self.tree, self.branches)
+
+    def _btagging_branches(self) -> dict[str, str]:
+        """Branch of each variable of the ``btagging`` option."""
+        btag = self.spec["btagging"]
+        if btag is None:
+            return {}
+        if not isinstance(btag, dict) or set(btag) != {"container", "variables"}:
+            raise HepsnakeError(self.path, "btagging needs exactly 'container' and 'variables'")
+        clash = [v for v in btag["variables"] if v in self.jet_vars]
+        if clash:
+            raise HepsnakeError(self.path, f"btagging variable '{clash[0]}' is also in jets")
+        return {v: self.aux(btag["container"], v) for v in btag["variables"]}
 
     def aux(self, container: str, var: str) -> str:
         """The branch (TTree) or field (RNTuple) name of dynamic aux variable ``var``."""
@@ -156,7 +196,16 @@ class PhysliteSource(TreeSource):
         event_of_jet = np.repeat(np.arange(n_events), jets_per_event)
         jet_cols = {v: self._flat(arrays, b, jets_per_event) for v, b in self.jet_branches.items()}
         jets = {v: jet_cols[v] for v in self.jet_vars}
-        jets["eventNumber"] = np.asarray(ak.to_numpy(arrays[self.event_number]))[event_of_jet]
+        jets |= self._btag_scores(arrays, jets_per_event, event_of_jet, offset)
+        if self.event_number is None:
+            first = self.first_event + offset
+            jets["eventNumber"] = np.arange(first, first + n_events, dtype=np.int64)[event_of_jet]
+        else:
+            numbers = arrays[self.event_number]
+            if numbers.ndim != 1:
+                raise HepsnakeError(self.path, f"'{self.event_number}' is not one number per event")
+            jets["eventNumber"] = np.asarray(ak.to_numpy(numbers))[event_of_jet]
+        aux = {n: self._flat(arrays, b, jets_per_event) for n, b in self.aux_branches.items()}
         if self.weights is None:
             jets["mcEventWeight"] = np.ones(len(event_of_jet), dtype=np.float32)
         else:
@@ -179,7 +228,44 @@ class PhysliteSource(TreeSource):
             )
         counts = np.bincount(jet_of_track, minlength=len(event_of_jet)).astype(np.int64)
         fields = self._track_fields(jet_cols, track_cols, jet_of_track, track_index)
-        return JetChunk(jets, {"tracks": Jagged(counts, fields)})
+        return JetChunk(jets, {"tracks": Jagged(counts, fields)}, aux)
+
+    def _btag_scores(
+        self,
+        arrays: ak.Array,
+        jets_per_event: np.ndarray,
+        event_of_jet: np.ndarray,
+        offset: int,
+    ) -> dict[str, np.ndarray]:
+        """The ``btagging`` variables of each jet's b-tagging object, by ``btaggingLink``
+        (the b-tagging container is not in jet order). A missing link is an error."""
+        if not self.btag_link:
+            return {}
+        if "" in self.btag_link:
+            link_branch = self.btag_link[""]
+            links = arrays[link_branch]
+            if links.ndim != 2 or not np.array_equal(ak.num(links, axis=1), jets_per_event):
+                raise HepsnakeError(self.path, f"'{link_branch}' is not one link per jet")
+            key = flat_values(links["m_persKey"])
+            index = flat_values(links["m_persIndex"]).astype(np.int64)
+        else:
+            link_branch = self.btag_link["m_persIndex"]
+            key = self._flat(arrays, self.btag_link["m_persKey"], jets_per_event)
+            index = self._flat(arrays, link_branch, jets_per_event).astype(np.int64)
+        per_event = self._counts(arrays, next(iter(self.btag.values())))
+        bad = (key == 0) | (index >= per_event[event_of_jet])
+        if bad.any():
+            jet = int(np.argmax(bad))
+            event = int(event_of_jet[jet])
+            raise HepsnakeError(
+                self.path,
+                f"'{link_branch}' of jet {jet - int(exclusive_cumsum(jets_per_event)[event])}"
+                f" in entry {offset + event} points to no "
+                f"'{self.spec['btagging']['container']}' object (index {index[jet]}, "
+                f"{per_event[event]} objects)",
+            )
+        flat_index = index + exclusive_cumsum(per_event)[event_of_jet]
+        return {v: self._flat(arrays, b, per_event)[flat_index] for v, b in self.btag.items()}
 
     def _counts(self, arrays: ak.Array, branch: str) -> np.ndarray:
         """Items per event of a jagged per-event branch."""

@@ -1,7 +1,7 @@
 """Opening ROOT files safely and the generic ``flat`` reader (TTree or RNTuple, branch mapping)."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +10,8 @@ import numpy as np
 import uproot
 
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.chunks import Jagged, JetChunk
+from hepsnake.io.chunks import Jagged, JetChunk, exclusive_cumsum
+from hepsnake.io.expressions import evaluate, names
 
 
 def first_line(exc: BaseException) -> str:
@@ -97,63 +98,260 @@ class TreeSource(ABC):
         """The jets of a block of entries; ``offset`` is the index of its first entry."""
 
 
+ENTRY_INDEX = "entry index"
+
+
+def kind_of(values: Any) -> str:
+    """A short description of an array's layout, e.g. ``var * float32``."""
+    return str(ak.type(values)).split(" * ", 1)[-1] if isinstance(values, ak.Array) else "scalar"
+
+
 @dataclass
 class FlatSource(TreeSource):
-    """A TTree/RNTuple whose branches map onto jet variables and jagged constituent collections.
+    """A TTree/RNTuple whose branches (or expressions over them) give jet variables and
+    constituent collections.
 
     ``entry: jet`` means one tree entry per jet (jagged constituent branches); ``entry: event``
-    means jet branches are jagged per event (constituents ``var * var``) and per-event scalars
-    are broadcast to every jet of the event. Without an ``eventNumber`` mapping the event
-    number is ``first_event`` plus the entry index.
+    means jet branches are jagged per event (constituents ``var * var``, or per-event
+    collections linked to jets by index branches) and per-event scalars are broadcast to
+    every jet of the event. Without an ``eventNumber`` mapping the event number is
+    ``first_event`` plus the entry index. ``cut_names`` are the names the cuts read: those
+    that are branches but not jet variables are read into :attr:`JetChunk.aux`.
     """
 
     path: str
     spec: dict[str, Any]
     first_event: int = 0
+    cut_names: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         self.tree = open_tree(self.path, self.spec["tree"])
-        self.jet_map: dict[str, str] = dict(self.spec["jets"])
-        self.coll_maps: dict[str, dict[str, str]] = {
-            name: dict(mapping) for name, mapping in self.spec.get("collections", {}).items()
-        }
-        self.branches = sorted(
-            {*self.jet_map.values(), *(b for m in self.coll_maps.values() for b in m.values())}
-        )
-        require_keys(self.path, self.tree, self.branches)
+        self.keys = tree_keys(self.tree)
         self.per_event = self.spec.get("entry", "jet") == "event"
+        self.energy_unit: str = self.spec.get("unit", "GeV")
+        self.jet_map: dict[str, str] = dict(self.spec["jets"])
+        self.coll_specs: dict[str, dict[str, Any]] = {
+            name: value if "variables" in value else {"variables": value}
+            for name, value in self.spec.get("collections", {}).items()
+        }
+        needed = [b for var, e in self.jet_map.items() for b in self.reads(e, f"jets.{var}")]
+        for name, coll in self.coll_specs.items():
+            for var, expr in coll["variables"].items():
+                needed += self.reads(expr, f"collections.{name}.{var}")
+            link = coll.get("link")
+            if link is not None:
+                if not self.per_event:
+                    raise HepsnakeError(
+                        f"{self.path}: collections.{name}.link", "needs entry: event"
+                    )
+                needed += link_branches(link)
+        self.aux_names = [n for n in self.cut_names if n not in self.jet_map and n in self.keys]
+        self.branches = sorted({*needed, *self.aux_names})
+        require_keys(self.path, self.tree, self.branches)
+        self.event_number_source = self.jet_map.get("eventNumber", ENTRY_INDEX)
+
+    def reads(self, expr: str, key: str) -> list[str]:
+        """The branches expression ``expr`` (config key ``key``) reads: itself if a branch."""
+        if expr in self.keys:
+            return [expr]
+        return names(expr, f"{self.path}: {key}")
+
+    def value(self, arrays: ak.Array, expr: str, key: str) -> Any:
+        """``expr`` evaluated over a block of entries (a branch is read as it is)."""
+        if expr in self.keys:
+            return arrays[expr]
+        where = f"{self.path}: {key}"
+        return evaluate(expr, {n: arrays[n] for n in names(expr, where)}, where)
 
     def _to_chunk(self, arrays: ak.Array, offset: int) -> JetChunk:
         first = self.first_event + offset
-        event_index = np.arange(first, first + len(arrays))
-        jets_per_event = None
-        if self.per_event:
-            jets_per_event = self._jets_per_event(arrays)
-            event_index = np.repeat(event_index, jets_per_event)
-        jets: dict[str, np.ndarray] = {}
-        for var, branch in self.jet_map.items():
-            values = arrays[branch]
-            if jets_per_event is not None and values.ndim == 1:
-                jets[var] = np.repeat(ak.to_numpy(values), jets_per_event)
-            else:
-                jets[var] = flat_values(values)
-        jets.setdefault("eventNumber", event_index)
-        collections = {}
-        for name, mapping in self.coll_maps.items():
-            fields = {}
-            counts = None
-            for var, branch in mapping.items():
-                values = arrays[branch]
-                if self.per_event:
-                    values = ak.flatten(values, axis=1)
-                if counts is None:
-                    counts = ak.to_numpy(ak.num(values, axis=1)).astype(np.int64)
-                fields[var] = flat_values(values)
-            collections[name] = Jagged(counts, fields)
-        return JetChunk(jets, collections)
+        n_entries = len(arrays)
+        raw = {var: self.value(arrays, e, f"jets.{var}") for var, e in self.jet_map.items()}
+        per_event = self._jets_per_event(raw, offset) if self.per_event else None
+        columns = {
+            var: self._jet_column(f"jets.{var}", e, raw[var], n_entries, per_event)
+            for var, e in self.jet_map.items()
+        }
+        aux = {
+            n: self._jet_column(f"cuts: {n}", n, arrays[n], n_entries, per_event)
+            for n in self.aux_names
+        }
+        event_index = np.arange(first, first + n_entries)
+        if per_event is not None:
+            event_index = np.repeat(event_index, per_event)
+        columns.setdefault("eventNumber", event_index)
+        collections = {
+            name: self._collection(arrays, name, coll, per_event, offset)
+            for name, coll in self.coll_specs.items()
+        }
+        return JetChunk(columns, collections, aux)
 
-    def _jets_per_event(self, arrays: ak.Array) -> np.ndarray:
-        for branch in self.jet_map.values():
-            if arrays[branch].ndim == 2:
-                return ak.to_numpy(ak.num(arrays[branch], axis=1))
-        raise HepsnakeError(self.path, "entry: event needs at least one jagged jet branch")
+    def _jets_per_event(self, raw: dict[str, Any], offset: int) -> np.ndarray:
+        """Jets per event, from the jagged jet variables (which must agree)."""
+        counts: np.ndarray | None = None
+        source = ""
+        for var, values in raw.items():
+            if not isinstance(values, ak.Array) or values.ndim != 2:
+                continue
+            these = ak.to_numpy(ak.num(values, axis=1)).astype(np.int64)
+            if counts is None:
+                counts, source = these, var
+            elif not np.array_equal(these, counts):
+                entry = offset + int(np.argmax(these != counts))
+                raise HepsnakeError(
+                    f"{self.path}: jets.{var}",
+                    f"'{self.jet_map[var]}' has a different number of values per event than "
+                    f"'{self.jet_map[source]}' (entry {entry})",
+                )
+        if counts is None:
+            raise HepsnakeError(self.path, "entry: event needs at least one jagged jet branch")
+        return counts
+
+    def _jet_column(
+        self, key: str, expr: str, values: Any, n_entries: int, per_event: np.ndarray | None
+    ) -> np.ndarray:
+        """One value per jet from ``values`` (of ``expr``, config key ``key``): per entry
+        (``entry: jet``), or jagged per event / a per-event scalar (``entry: event``); any
+        other shape is an error naming the file, the key and the branch."""
+        where = f"{self.path}: {key}"
+        if not isinstance(values, ak.Array):  # a constant expression
+            n = n_entries if per_event is None else int(per_event.sum())
+            return np.full(n, values, dtype=np.float64)
+        if values.ndim == 1:
+            column = numeric(values, where, expr)
+            return column if per_event is None else np.repeat(column, per_event)
+        if per_event is None:
+            raise HepsnakeError(
+                where,
+                f"'{expr}' is jagged ({kind_of(values)}) where one value per jet is expected "
+                "(entry: jet); per-event jet branches need entry: event",
+            )
+        if values.ndim != 2:
+            raise HepsnakeError(
+                where, f"'{expr}' is {kind_of(values)}: a jet variable needs one value per jet"
+            )
+        if not np.array_equal(ak.to_numpy(ak.num(values, axis=1)), per_event):
+            raise HepsnakeError(where, f"'{expr}' does not have one value per jet")
+        return numeric(ak.flatten(values, axis=1), where, expr)
+
+    def _collection(
+        self,
+        arrays: ak.Array,
+        name: str,
+        coll: dict[str, Any],
+        per_event: np.ndarray | None,
+        offset: int,
+    ) -> Jagged:
+        """One constituent collection: jagged per jet, or a per-event collection by link."""
+        link = coll.get("link")
+        values = {
+            var: self.value(arrays, expr, f"collections.{name}.{var}")
+            for var, expr in coll["variables"].items()
+        }
+        depth = 2 if link is not None or not self.per_event else 3
+        counts: np.ndarray | None = None
+        flat: dict[str, np.ndarray] = {}
+        for var, v in values.items():
+            where = f"{self.path}: collections.{name}.{var}"
+            expr = coll["variables"][var]
+            if not isinstance(v, ak.Array) or v.ndim != depth:
+                layout = "per event" if link is not None else "per jet"
+                raise HepsnakeError(
+                    where, f"'{expr}' is {kind_of(v)}: a constituent variable needs a list {layout}"
+                )
+            if depth == 3:
+                v = ak.flatten(v, axis=1)
+            these = ak.to_numpy(ak.num(v, axis=1)).astype(np.int64)
+            if counts is None:
+                counts = these
+            elif not np.array_equal(these, counts):
+                raise HepsnakeError(where, f"'{expr}' has a different length than the others")
+            flat[var] = numeric(ak.flatten(v, axis=1), where, expr)
+        assert counts is not None
+        if link is None:
+            return Jagged(counts, flat)
+        assert per_event is not None
+        return linked(
+            arrays, link, counts, per_event, flat, f"{self.path}: collections.{name}", offset
+        )
+
+
+def link_branches(link: dict[str, Any]) -> list[str]:
+    """The index branches of a ``link`` spec."""
+    if "jet_side" in link:
+        side = link["jet_side"]
+        return [side] if isinstance(side, str) else list(side)
+    return [link["constituent_side"]]
+
+
+def numeric(values: ak.Array, where: str, expr: str) -> np.ndarray:
+    """The numpy content of a flat numeric awkward array; anything else names ``expr``."""
+    try:
+        out = np.asarray(ak.to_numpy(values))
+    except Exception as exc:
+        raise HepsnakeError(where, f"'{expr}' is not numeric ({first_line(exc)})") from exc
+    if out.dtype.kind not in "biuf":
+        raise HepsnakeError(where, f"'{expr}' is not numeric ({out.dtype})")
+    return out
+
+
+def linked(
+    arrays: ak.Array,
+    link: dict[str, Any],
+    coll_counts: np.ndarray,
+    jets_per_event: np.ndarray,
+    fields: dict[str, np.ndarray],
+    where: str,
+    offset: int,
+) -> Jagged:
+    """Attach a per-event collection (``coll_counts`` items per event, flat ``fields``) to
+    jets by index branches: ``jet_side`` (per jet, the index of a constituent in its event,
+    -1 = none; several branches give several slots, in branch order) or
+    ``constituent_side`` (per constituent, the index of its jet in the event, -1 = none).
+    An index past the end of its event's collection is an error naming the branch."""
+    n_jets = int(jets_per_event.sum())
+    jet_start = exclusive_cumsum(jets_per_event)
+    coll_start = exclusive_cumsum(coll_counts)
+    if "jet_side" in link:
+        columns = []
+        event_of_jet = np.repeat(np.arange(len(jets_per_event)), jets_per_event)
+        for branch in link_branches(link):
+            idx = arrays[branch]
+            if idx.ndim != 2 or not np.array_equal(ak.num(idx, axis=1), jets_per_event):
+                raise HepsnakeError(where, f"index branch '{branch}' is not one value per jet")
+            idx = numeric(ak.flatten(idx, axis=1), where, branch).astype(np.int64)
+            bad = idx >= coll_counts[event_of_jet]
+            if bad.any():
+                jet = int(np.argmax(bad))
+                raise HepsnakeError(
+                    where,
+                    f"'{branch}' index {idx[jet]} is out of range ({coll_counts[event_of_jet[jet]]}"
+                    f" items) in entry {offset + int(event_of_jet[jet])}",
+                )
+            columns.append(np.where(idx >= 0, idx + coll_start[event_of_jet], -1))
+        slots = np.stack(columns, axis=1)  # (jets, branches), row-major = output order
+        valid = slots >= 0
+        counts = valid.sum(axis=1).astype(np.int64)
+        take = slots[valid]
+    else:
+        branch = link["constituent_side"]
+        jidx = arrays[branch]
+        if jidx.ndim != 2 or not np.array_equal(ak.num(jidx, axis=1), coll_counts):
+            raise HepsnakeError(where, f"index branch '{branch}' is not one value per constituent")
+        jidx = numeric(ak.flatten(jidx, axis=1), where, branch).astype(np.int64)
+        event_of_item = np.repeat(np.arange(len(coll_counts)), coll_counts)
+        bad = jidx >= jets_per_event[event_of_item]
+        if bad.any():
+            item = int(np.argmax(bad))
+            raise HepsnakeError(
+                where,
+                f"'{branch}' index {jidx[item]} is out of range "
+                f"({jets_per_event[event_of_item[item]]} jets) in entry "
+                f"{offset + int(event_of_item[item])}",
+            )
+        keep = np.flatnonzero(jidx >= 0)
+        jet_of_item = jidx[keep] + jet_start[event_of_item[keep]]
+        order = np.argsort(jet_of_item, kind="stable")
+        take = keep[order]
+        counts = np.bincount(jet_of_item, minlength=n_jets).astype(np.int64)
+    return Jagged(counts, {k: v[take] for k, v in fields.items()})
