@@ -81,6 +81,11 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     for sample in config["samples"]:
         check_sample(config, sample)
     check_prepare(config)
+    from hepsnake.io.remote import refuse_credentials  # these modules import this one
+    from hepsnake.prepare.duplicates import refuse_duplicate_files
+
+    refuse_credentials(config)
+    refuse_duplicate_files(config)
     return config
 
 

@@ -33,6 +33,39 @@ def url_secrets(url: str) -> list[str]:
     return sorted({s for s in found if s}, key=len, reverse=True)
 
 
+HOW_TO_PASS = (
+    "credentials never go in the config: for s3:// set AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE with ~/.aws/credentials) in the job's environment; "
+    "root:// authenticates with a Kerberos ticket (kinit) or a grid proxy "
+    "(config/README.md, Remote files)"
+)
+
+
+def embedded_credentials(url: str) -> str | None:
+    """What secret a sample URL carries (a password, a token query parameter), or None."""
+    if not is_remote(url):
+        return None
+    parts = urlsplit(url)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        return "a password (user:password@)"
+    keys = [k for k, v in parse_qsl(parts.query) if SECRET_QUERY_KEYS.search(k) and v]
+    return f"a credential query parameter '{keys[0]}'" if keys else None
+
+
+def refuse_credentials(config: dict[str, Any]) -> None:
+    """Raise naming the sample if a file URL embeds a secret, which Snakemake would record
+    (its command lines, logs and ``.snakemake/`` metadata): say how to pass it instead."""
+    for sample in config["samples"]:
+        for url in sample["files"]:
+            secret = embedded_credentials(url)
+            if secret:
+                raise HepsnakeError(
+                    f"config: samples: {sample['name']}: files",
+                    f"'{redact_url(url)}' embeds {secret}; {HOW_TO_PASS}",
+                )
+
+
 def redact_url(url: str) -> str:
     """``url`` fit for logs and outputs: user-info and credential query values become ``***``.
 

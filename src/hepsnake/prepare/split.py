@@ -14,6 +14,7 @@ from hepsnake.config import check_prepare
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.h5 import TableWriter, set_attrs
+from hepsnake.prepare.duplicates import unique_rows
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.weights import base_weights, control_weights, fit_reweighter, resample
 
@@ -156,6 +157,8 @@ def split(
         # entered first, so renamed last: the summary appears only after every split file
         tmp_summary = stack.enter_context(atomic_path(summary_path))
         ins = [stack.enter_context(Input(p, config, control)) for p in inputs]
+        for inp, keep in zip(ins, unique_rows(ins, prep["deduplicate"]), strict=True):
+            inp.rows = {s: rows[keep[rows]] for s, rows in inp.rows.items()}
         weights = prep["weights"]
         if not control and (weights["mode"] != "none" or plot):
             for inp in ins:
