@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import GRID, convert_samples, default_config
+from conftest import GRID, REPO, convert_samples, default_config
 
 from hepsnake.config import validate
 from hepsnake.prepare.split import SPLITS
@@ -103,3 +103,42 @@ def test_kill_then_rerun_equals_a_clean_run(make_cmd, marker, toy, tmp_path):
     run(make_cmd(toy, killed))
     assert temporaries(killed) == []
     assert files(killed) == files(clean)
+
+
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    exe = shutil.which("snakemake")
+    assert exe, "snakemake is installed"
+    return [exe, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "1", *args]
+
+
+def test_snakemake_lock_kill_unlock_resume(tmp_path):
+    """Two runs at once: the second is refused by Snakemake's lock. kill -9 of the whole run
+    in the split job: the rerun needs ``--unlock`` (as README.md says), then resumes (the
+    workflow profile sets ``rerun-incomplete``) and leaves no temporary."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    target = ["results/prepared/train.h5", "--configfile", "config/tiny.yaml"]
+    scratch = tmp_path / "results" / "prepared" / ".train.h5.tmp.d"
+    first = subprocess.Popen(
+        snakemake_cmd(tmp_path, *target),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its process group: snakemake and its job
+    )
+    locks = tmp_path / ".snakemake" / "locks"
+    deadline = time.monotonic() + 300
+    while not any(locks.glob("*")) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = subprocess.run(snakemake_cmd(tmp_path, *target), capture_output=True, text=True)
+    assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
+    while not scratch.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert first.poll() is None, "the run finished before it could be killed"
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert temporaries(tmp_path / "results")
+    again = subprocess.run(snakemake_cmd(tmp_path, *target), capture_output=True, text=True)
+    assert again.returncode != 0 and "--unlock" in again.stdout + again.stderr
+    run(snakemake_cmd(tmp_path, "--unlock", *target))
+    run(snakemake_cmd(tmp_path, *target))  # profiles/default: rerun-incomplete
+    assert temporaries(tmp_path / "results") == []
+    assert (tmp_path / "results" / "prepared" / "train.h5").is_file()
