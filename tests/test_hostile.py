@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import GRID, convert_samples, default_config, prepared_toy
+from conftest import GRID, REPO, convert_samples, default_config, prepared_toy
 
-from hepsnake.config import validate
+from hepsnake.config import load_model, validate
 from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
 from hepsnake.io import atomic
 from hepsnake.io.atomic import WriteError, atomic_path, write_errno
 from hepsnake.prepare.guard import check_input_values
+from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
 from hepsnake.simulate.toy import simulate, write_root
 from hepsnake.training.callbacks import AtomicModelCheckpoint, checkpoint_path
@@ -334,6 +335,33 @@ def test_killed_write_leaves_its_folder_for_the_next_run(tmp_path):
         tmp.write_text("half")
         raise ValueError
     assert everything_under(tmp_path) == ["out.json"]
+
+
+def test_train_disk_full_leaves_no_truncated_checkpoint(stage_files, tmp_path):
+    """A real training run whose checkpoint save fails: one line, no partial checkpoint."""
+    config_path, _, prepared = stage_files
+    config = validate(yaml.safe_load(config_path.read_text()))
+    norm_stats(
+        config, str(prepared / "train.h5"), str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml")
+    )
+    model = load_model(config | {"model_dir": str(REPO / "config" / "models")}, "baseline")
+    model["model"].update(dim=8, init_nets={"default": {"hidden": [8]}}, head={"hidden": [8]})
+    model["training"].update(max_epochs=1, batch_size=500, early_stopping=None)
+    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
+    out = tmp_path / "m"
+    proc = hepsnake(
+        *("train", "--config", json.dumps(part | {"model_name": "m"})),
+        *("--train", str(prepared / "train.h5"), "--val", str(prepared / "val.h5")),
+        *("--norm", str(tmp_path / "n.yaml"), "--class-dict", str(tmp_path / "c.yaml")),
+        *("--outdir", str(out)),
+        fsize=20_000,  # below a checkpoint's size
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"hepsnake train: error: {out}/.work/"), error
+    assert error.endswith(".ckpt: cannot write: File too large (EFBIG)"), error
+    assert "Traceback" not in proc.stderr
+    assert not list(out.rglob("*.ckpt")) and not list(out.rglob("*.tmp.d"))
 
 
 class FakeTrainer:
