@@ -442,6 +442,27 @@ def test_credentials_refused_before_snakemake_sees_them(roots, tmp_path):
     assert "embeds a password" in one_error_line(proc, "convert")
 
 
+def test_snakemake_never_records_url_credentials(tmp_path):
+    """A sheet row with a secret URL: Snakemake stops at the config, and the secret is in
+    nothing it printed or wrote (.snakemake/ metadata and logs, results/)."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    sheet = tmp_path / "config" / "samples.tsv"
+    secret = "topSecretValue9"
+    sheet.write_text(sheet.read_text() + f"remote\ts3://AKIAX:{secret}@b/f.root\ttoy\n")
+    exe = shutil.which("snakemake")
+    proc = subprocess.run(
+        [exe, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0
+    assert "config: samples: remote: files: 's3://***@b/f.root' embeds a password" in proc.stderr
+    assert secret not in proc.stdout + proc.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p != sheet]
+    assert not [p for p in written if secret.encode() in p.read_bytes()]
+
+
 def test_url_without_secret_passes(roots):
     samples = [*base_samples(roots), {"name": "r", "files": [], "reader": "toy"}]
     samples[-1]["files"] = ["root://alice@eosuser.cern.ch//eos/f.root", "s3://bucket/a.root"]
