@@ -259,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         error = os_error(exc) if isinstance(exc, OSError) else exc
         print(f"hepsnake {args.verb}: error: {error}", file=sys.stderr)
         if isinstance(error, WriteError):  # HDF5 crashes at exit after a failed write
+            sys.stdout.flush()
             sys.stderr.flush()
             os._exit(1)
         return 1

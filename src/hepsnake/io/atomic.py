@@ -97,9 +97,11 @@ def os_error(exc: OSError) -> HepsnakeError:
 
 
 def concerns(exc: BaseException, folder: Path) -> bool:
-    """Whether a failure is about a file in ``folder``: it names one, or names no file."""
-    named = getattr(exc, "filename", None) or re.search(r"filename = '([^']*)'", str(exc))
-    return not named or folder.name in str(exc) or folder.name in str(named)
+    """Whether a failure is about a file in ``folder``: it names one (as ``filename``, or in
+    HDF5's ``filename = '...'``), or names no file at all."""
+    match = re.search(r"filename = '([^']*)'", str(exc))
+    named = getattr(exc, "filename", None) or (match.group(1) if match else None)
+    return not named or folder.name in str(named)
 
 
 @contextmanager

@@ -146,8 +146,10 @@ def split(
     """Write the train/val/test files (and debug subsets) from converted samples.
 
     Jets are assigned by a stable hash of (sample, eventNumber), merged across samples and
-    shuffled with the configured seed; ``train_weight`` follows ``prepare.weights`` (control
-    samples: MC normalised to data). ``prepare.resample`` resamples the training split by
+    shuffled with the configured seed; an input file used twice (same checksum) is an error,
+    or with ``prepare.deduplicate`` its later copies are dropped, so no event is in two
+    splits. ``train_weight`` follows ``prepare.weights`` (control samples: MC normalised to
+    data). ``prepare.resample`` resamples the training split by
     class instead; its jets then keep their base weights (physics weights or 1). A failure
     leaves no output. Returns the summary written to ``summary_path``.
     """
