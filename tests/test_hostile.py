@@ -290,6 +290,24 @@ def test_output_under_a_regular_file_is_one_line(stage_files, tmp_path):
     assert error.endswith("cannot write: Not a directory (ENOTDIR)"), error
 
 
+def test_truncated_train_split_is_one_line(stage_files, tmp_path):
+    """An HDF5 read error (a truncated file) names the file: it was a traceback."""
+    config, _, prepared = stage_files
+    truncated = tmp_path / "train.h5"
+    truncated.write_bytes((prepared / "train.h5").read_bytes()[:5000])
+    args = ["norm", "--config", str(config), "--train", str(truncated)]
+    proc = hepsnake(*args, "--norm", f"{tmp_path}/n.yaml", "--class-dict", f"{tmp_path}/c.yaml")
+    error = one_error_line(proc, "norm")
+    assert error.startswith(f"{truncated}: not a readable HDF5 file (") and "truncated" in error
+
+
+def test_unexplained_os_errors_name_their_file():
+    hdf5 = OSError(errno.ENOENT, "Unable to open file (unable to open file: name = '/x.h5', ...)")
+    assert str(atomic.os_error(hdf5)).startswith("/x.h5: Unable to open file")
+    full = atomic.os_error(OSError(errno.ENOSPC, "No space left on device", "/d/o.csv"))
+    assert isinstance(full, WriteError) and str(full) == "/d/o.csv: No space left on device"
+
+
 @pytest.mark.parametrize(
     ("exc", "code"),
     [

@@ -92,15 +92,19 @@ def os_error(exc: OSError) -> HepsnakeError:
     """An OSError no stage explained, as one line: the file it names (if any) and the cause."""
     code = write_errno(exc)
     cause = os.strerror(code) if code else exc.strerror or str(exc).strip().splitlines()[0]
-    where = str(exc.filename) if exc.filename else "I/O error"
+    where = str(named_file(exc) or "I/O error")
     return (WriteError if code else HepsnakeError)(where, cause)
 
 
+def named_file(exc: BaseException) -> str | None:
+    """The file an error names: its ``filename``, or the ``name = '...'`` of an HDF5 message."""
+    match = re.search(r"name = '([^']*)'", str(exc))
+    return getattr(exc, "filename", None) or (match.group(1) if match else None)
+
+
 def concerns(exc: BaseException, folder: Path) -> bool:
-    """Whether a failure is about a file in ``folder``: it names one (as ``filename``, or in
-    HDF5's ``filename = '...'``), or names no file at all."""
-    match = re.search(r"filename = '([^']*)'", str(exc))
-    named = getattr(exc, "filename", None) or (match.group(1) if match else None)
+    """Whether a failure is about a file in ``folder``: it names one, or names no file."""
+    named = named_file(exc)
     return not named or folder.name in str(named)
 
 

@@ -112,7 +112,11 @@ def norm_stats(
     stats: dict[str, dict[str, RunningStats]] = {}
     totals = np.zeros(n_classes)  # train_weight per class, from the first pass over the jets
     weighed = False
-    with h5py.File(train, "r") as h5:
+    try:
+        h5 = h5py.File(train, "r")
+    except OSError as exc:
+        raise HepsnakeError(train, f"not a readable HDF5 file ({exc})") from None
+    with h5:
         for coll, variables in inputs["variables"].items():
             ds = input_dataset(h5, train, inputs, coll)
             sample = counted(ds[:LEAK_SAMPLE])
