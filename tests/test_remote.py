@@ -18,7 +18,8 @@ import pytest
 
 from hepsnake.config import expand_files, stage_config
 from hepsnake.convert.convert import convert
-from hepsnake.io.remote import is_remote_glob, redact_text, redact_url, url_secrets
+from hepsnake.io.listing import is_remote_glob
+from hepsnake.io.remote import redact_text, redact_url, url_secrets
 
 BUCKET = "hepsnake-test"
 # distinctive fake credentials, fresh each run, so a hit cannot come from anywhere else

@@ -220,7 +220,7 @@ def expand_files(sample: dict[str, Any]) -> list[str]:
     """Local globs expanded (sorted); a pattern matching nothing is an error.
 
     URLs are kept as given: nothing here touches the network, so Snakemake builds its DAG
-    offline; the convert job lists remote globs (:func:`hepsnake.io.remote.expand_urls`).
+    offline; the convert job lists remote globs (:func:`hepsnake.io.listing.expand_urls`).
     """
     files: list[str] = []
     for pattern in sample["files"]:
