@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from hepsnake import __version__
 from hepsnake.config import load
 from hepsnake.errors import HepsnakeError
+from hepsnake.io.atomic import WriteError, os_error, quiet_write_errors
 
 log = logging.getLogger("hepsnake")
 
@@ -268,10 +269,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # lightning prints through its own "INFO: ..." handler: not through ours a second time
     logging.getLogger("lightning").propagate = False
     log.setLevel(os.environ.get("HEPSNAKE_LOG", "INFO"))
+    quiet_write_errors()
     try:
         args.func(args)
-    except HepsnakeError as exc:
-        print(f"hepsnake {args.verb}: error: {exc}", file=sys.stderr)
+    except (HepsnakeError, OSError) as exc:
+        error = os_error(exc) if isinstance(exc, OSError) else exc
+        print(f"hepsnake {args.verb}: error: {error}", file=sys.stderr)
+        if isinstance(error, WriteError):  # HDF5 crashes at exit after a failed write
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         return 1
     return 0
 

@@ -256,6 +256,11 @@ def validate(config: dict[str, Any], origin: Origin | None = None) -> dict[str, 
     label_map = config["prepare"].get("label_map")
     check_inputs(config["inputs"], label_map and label_map["variable"], origin.where)
     check_parameters(config, origin)
+    from hepsnake.io.remote import refuse_credentials  # these modules import this one
+    from hepsnake.prepare.duplicates import refuse_duplicate_files
+
+    refuse_credentials(config)
+    refuse_duplicate_files(config)
     return config
 
 
@@ -502,7 +507,7 @@ def expand_files(sample: dict[str, Any]) -> list[str]:
     """Local globs expanded (sorted); a pattern matching nothing is an error.
 
     URLs are kept as given: nothing here touches the network, so Snakemake builds its DAG
-    offline; the convert job lists remote globs (:func:`hepsnake.io.remote.expand_urls`).
+    offline; the convert job lists remote globs (:func:`hepsnake.io.listing.expand_urls`).
     """
     files: list[str] = []
     for pattern in sample["files"]:

@@ -21,8 +21,9 @@ from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.h5 import TableWriter, set_attrs
+from hepsnake.io.listing import expand_urls
 from hepsnake.io.physlite import PhysliteSource
-from hepsnake.io.remote import expand_urls, redact_sample, redact_text, redact_url
+from hepsnake.io.remote import redact_sample, redact_text, redact_url
 from hepsnake.io.root import FlatSource, first_line
 
 DEFAULT_MAX_CONSTITUENTS = 40

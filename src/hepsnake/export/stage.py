@@ -9,7 +9,6 @@ raises :class:`HepsnakeError` and leaves nothing behind.
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from hepsnake.export import benchmark as bench
 from hepsnake.export.onnx import export_onnx, feeds, input_names, output_names, run, session
 from hepsnake.export.quantise import MODES, weight_errors
 from hepsnake.export.quantise import quantise as quantise_model
-from hepsnake.io.atomic import atomic_path, write_json
+from hepsnake.io.atomic import atomic_path, job_scratch, write_json
 from hepsnake.models.checkpoint import TrainedTagger, config_sha256
 
 log = logging.getLogger("hepsnake")
@@ -294,9 +293,7 @@ def export(
         raise HepsnakeError("export: quantise", f"'{quantise}' is not one of {', '.join(MODES)}")
     module = load_module(checkpoint)
     out = Path(outdir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.export-") as tmp:
-        work = Path(tmp)
+    with job_scratch(out) as work:
         fp32, int8 = work / OUTPUTS[0], work / OUTPUTS[1]
         meta = model_metadata(module, model_name, git_commit, opset)
         log.info("export %s: ONNX opset %d", model_name, opset)

@@ -10,9 +10,10 @@ import numpy as np
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_yaml
-from hepsnake.prepare.guard import check_inputs
+from hepsnake.prepare.guard import check_input_values, check_inputs, label_map_variable
 
 CHUNK = 10_000  # jets per read: a block of constituents stays in cache while it is reduced
+LEAK_SAMPLE = 5_000  # jets (shuffled: a random sample) compared with the truth columns
 
 
 @dataclass
@@ -111,9 +112,15 @@ def norm_stats(
     stats: dict[str, dict[str, RunningStats]] = {}
     totals = np.zeros(n_classes)  # train_weight per class, from the first pass over the jets
     weighed = False
-    with h5py.File(train, "r") as h5:
+    try:
+        h5 = h5py.File(train, "r")
+    except OSError as exc:
+        raise HepsnakeError(train, f"not a readable HDF5 file ({exc})") from None
+    with h5:
         for coll, variables in inputs["variables"].items():
             ds = input_dataset(h5, train, inputs, coll)
+            sample = counted(ds[:LEAK_SAMPLE])
+            check_input_values(sample, coll, inputs, label_map_variable(h5.attrs), train)
             transforms = inputs["transforms"].get(coll, {})
             stats[coll] = {v: RunningStats() for v in variables}
             weigh = not weighed and ds.name == "/jets"

@@ -14,6 +14,7 @@ from hepsnake.config import check_prepare, label_intervals
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.h5 import TableWriter, set_attrs
+from hepsnake.prepare.duplicates import unique_rows
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.weights import base_weights, control_weights, fit_reweighter, resample
 
@@ -184,8 +185,10 @@ def split(
     """Write the train/val/test files (and debug subsets) from converted samples.
 
     Jets are assigned by a stable hash of (sample, eventNumber), merged across samples and
-    shuffled with the configured seed; ``train_weight`` follows ``prepare.weights`` (control
-    samples: MC normalised to data). ``prepare.resample`` resamples the training split by
+    shuffled with the configured seed; an input file used twice (same checksum) is an error,
+    or with ``prepare.deduplicate`` its later copies are dropped, so no event is in two
+    splits. ``train_weight`` follows ``prepare.weights`` (control samples: MC normalised to
+    data). ``prepare.resample`` resamples the training split by
     class instead; its jets then keep their base weights (physics weights or 1). A failure
     leaves no output. Returns the summary written to ``summary_path``.
     """
@@ -195,6 +198,8 @@ def split(
         # entered first, so renamed last: the summary appears only after every split file
         tmp_summary = stack.enter_context(atomic_path(summary_path))
         ins = [stack.enter_context(Input(p, config, control)) for p in inputs]
+        for inp, keep in zip(ins, unique_rows(ins, prep["deduplicate"]), strict=True):
+            inp.rows = {s: rows[keep[rows]] for s, rows in inp.rows.items()}
         weights = prep["weights"]
         if not control and (weights["mode"] != "none" or plot):
             for inp in ins:

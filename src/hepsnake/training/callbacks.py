@@ -4,25 +4,54 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 
-from hepsnake.io.atomic import write_json
+from hepsnake.errors import HepsnakeError
+from hepsnake.io.atomic import atomic_path, write_json
+
+
+@contextmanager
+def checkpoint_path(trainer: L.Trainer, path: str | os.PathLike) -> Iterator[str]:
+    """Where to save checkpoint ``path``: on rank 0 a temporary renamed onto it once complete
+    (:func:`~hepsnake.io.atomic.atomic_path`: a failed or killed save leaves no truncated file;
+    a failed write is one error naming ``path``); other ranks write nothing and get ``path``."""
+    if not trainer.is_global_zero:
+        yield str(path)
+        return
+    try:
+        with atomic_path(path) as tmp:
+            yield str(tmp)
+    except RuntimeError as exc:  # torch.save: "PytorchStreamWriter failed writing file ..."
+        if "writ" not in str(exc).lower():
+            raise
+        cause = str(exc).strip().splitlines()[0]
+        raise HepsnakeError(str(path), f"cannot write checkpoint: {cause}") from None
+
+
+class AtomicModelCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, saving through :func:`checkpoint_path`."""
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        with checkpoint_path(trainer, filepath) as tmp:
+            super()._save_checkpoint(trainer, tmp)
+        self._last_checkpoint_saved = filepath
 
 
 class ResumeCheckpoint(L.Callback):
-    """Save the full training state after every epoch to ``path`` (temp file, then rename)."""
+    """Save the full training state after every epoch to ``path`` (:func:`checkpoint_path`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp, weights_only=False)  # the full state: resume needs it
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+        with checkpoint_path(trainer, self.path) as tmp:
+            trainer.save_checkpoint(tmp, weights_only=False)  # the full state: resume needs it
 
 
 class MetricsSummary(L.Callback):

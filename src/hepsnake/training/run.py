@@ -9,18 +9,18 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from hepsnake.data.loader import H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.atomic import write_yaml
+from hepsnake.io.atomic import copy_atomic, write_yaml
 from hepsnake.models.checkpoint import HASH_KEY, config_sha256, read_checkpoint
 from hepsnake.prepare.guard import check_inputs
 from hepsnake.training.adversarial import AdversarialModule
-from hepsnake.training.callbacks import MetricsSummary, ResumeCheckpoint
+from hepsnake.training.callbacks import AtomicModelCheckpoint, MetricsSummary, ResumeCheckpoint
 from hepsnake.training.datamodule import H5DataModule
 from hepsnake.training.module import TaggerModule
 
@@ -171,7 +171,7 @@ def train(
     )
     monitor = "val_loss_gated" if control else "val_loss"
     metrics = MetricsSummary(out / "metrics.json", monitor=monitor, echo=cfg["print_metrics"])
-    best = ModelCheckpoint(
+    best = AtomicModelCheckpoint(
         dirpath=work,
         filename="best",
         monitor=monitor,
@@ -216,9 +216,9 @@ def train(
         return {}
     if not best.best_model_path:
         raise HepsnakeError(outdir, "training produced no checkpoint (no validation batches?)")
-    shutil.copyfile(best.best_model_path, out / "best.ckpt")
-    shutil.copyfile(resume, out / "last.ckpt")
-    shutil.copyfile(work / "csv" / "metrics.csv", out / "metrics.csv")
+    copy_atomic(best.best_model_path, out / "best.ckpt")
+    copy_atomic(resume, out / "last.ckpt")
+    copy_atomic(work / "csv" / "metrics.csv", out / "metrics.csv")
     write_yaml(out / "config.yaml", config)
     shutil.rmtree(work)
     summary = metrics.summary()

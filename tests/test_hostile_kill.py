@@ -1,0 +1,144 @@
+"""kill -9 in the middle of a stage, then the rerun: the outputs of a clean run, and no
+temporary left anywhere under results/ (issue 12, item 8)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import GRID, REPO, convert_samples, default_config
+
+from hepsnake.config import validate
+from hepsnake.prepare.split import SPLITS
+from hepsnake.simulate.toy import simulate, write_root
+
+HEPSNAKE = shutil.which("hepsnake")
+TOY = {"qcd": ("qcd", None, 12000), "bib": ("bib", None, 4000), "sig": ("sig", 16.0, 4000)}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> tuple[Path, Path]:
+    """The config file of three toy samples and their converted files (``h5/``)."""
+    root = tmp_path_factory.mktemp("kill")
+    config = default_config() | {"samples": []}
+    for name, (process, mass, n) in TOY.items():
+        write_root(simulate(name, process, n, 9, mass=mass, **GRID), root / f"{name}.root")
+        entry = {"name": name, "files": [str(root / f"{name}.root")], "reader": "toy"}
+        config["samples"].append(entry | {"label": process, "params": {"mS": mass} if mass else {}})
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    (root / "h5").mkdir()
+    convert_samples(validate(config), root / "h5")
+    return path, root / "h5"
+
+
+def split_cmd(toy: tuple[Path, Path], results: Path) -> list[str]:
+    config, h5 = toy
+    prepared = results / "prepared"
+    return [
+        *(HEPSNAKE, "split", "--config", str(config)),
+        *("--inputs", *(str(h5 / f"{n}.h5") for n in TOY)),
+        *("--outputs", *(str(prepared / f"{s}.h5") for s in SPLITS)),
+        *("--debug", *(str(prepared / f"debug_{s}.h5") for s in SPLITS)),
+        *("--summary", str(prepared / "summary.json")),
+    ]
+
+
+def convert_cmd(toy: tuple[Path, Path], results: Path) -> list[str]:
+    config, _ = toy
+    out = results / "h5"
+    return [
+        *(HEPSNAKE, "convert", "--config", str(config), "--sample", "qcd", "--no-progress"),
+        *("--output", str(out / "qcd.h5"), "--summary", str(out / "qcd.summary.json")),
+    ]
+
+
+def temporaries(results: Path) -> list[Path]:
+    """Hidden files and folders under ``results`` (every temporary is one, or inside one)."""
+    return sorted(p for p in results.rglob(".*"))
+
+
+def files(results: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(results)): p.read_bytes() for p in results.rglob("*") if p.is_file()}
+
+
+def kill_when(cmd: list[str], ready: Callable[[], bool]) -> None:
+    """Start ``cmd``, SIGKILL it as soon as ``ready()`` holds (polled), wait for it."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("make_cmd", "marker"),
+    [
+        # in the bucket shuffle: the scratch file of a whole collection exists
+        (split_cmd, lambda results: any(results.rglob(".split-*/buckets.h5"))),
+        # a first chunk written to the temporary output
+        (convert_cmd, lambda results: any(results.rglob(".qcd.h5.tmp.d/qcd.h5"))),
+    ],
+    ids=["split", "convert"],
+)
+def test_kill_then_rerun_equals_a_clean_run(make_cmd, marker, toy, tmp_path):
+    clean, killed = tmp_path / "clean" / "results", tmp_path / "killed" / "results"
+    run(make_cmd(toy, clean))
+    assert temporaries(clean) == []
+    kill_when(make_cmd(toy, killed), lambda: marker(killed))
+    assert temporaries(killed), "the kill left nothing to clean up: it came too late"
+    run(make_cmd(toy, killed))
+    assert temporaries(killed) == []
+    assert files(killed) == files(clean)
+
+
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    exe = shutil.which("snakemake")
+    assert exe, "snakemake is installed"
+    return [exe, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "1", *args]
+
+
+def test_snakemake_lock_kill_unlock_resume(tmp_path):
+    """Two runs at once: the second is refused by Snakemake's lock. kill -9 of the whole run
+    in the split job: the rerun needs ``--unlock`` (as README.md says), then resumes (the
+    workflow profile sets ``rerun-incomplete``) and leaves no temporary."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    target = ["results/prepared/train.h5", "--configfile", "config/tiny.yaml"]
+    scratch = tmp_path / "results" / "prepared" / ".train.h5.tmp.d"
+    first = subprocess.Popen(
+        snakemake_cmd(tmp_path, *target),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its process group: snakemake and its job
+    )
+    locks = tmp_path / ".snakemake" / "locks"
+    deadline = time.monotonic() + 300
+    while not any(locks.glob("*")) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = subprocess.run(snakemake_cmd(tmp_path, *target), capture_output=True, text=True)
+    assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
+    while not scratch.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert first.poll() is None, "the run finished before it could be killed"
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert temporaries(tmp_path / "results")
+    again = subprocess.run(snakemake_cmd(tmp_path, *target), capture_output=True, text=True)
+    assert again.returncode != 0 and "--unlock" in again.stdout + again.stderr
+    run(snakemake_cmd(tmp_path, "--unlock", *target))
+    run(snakemake_cmd(tmp_path, *target))  # profiles/default: rerun-incomplete
+    assert temporaries(tmp_path / "results") == []
+    assert (tmp_path / "results" / "prepared" / "train.h5").is_file()
