@@ -47,7 +47,12 @@ def noop_args(verb: str, missing: Path) -> list[str]:
     config = load(str(REPO / "config" / "config.yaml"))
     sample, model = config["samples"][0]["name"], config["models"][0]
     toy = next(iter(config["simulate"]["samples"]))
-    wildcards = {"simulate": {"toy": toy}, "convert": {"sample": sample}, "train": {"model": model}}
+    wildcards = {
+        "simulate": {"toy": toy},
+        "convert": {"sample": sample},
+        "train": {"model": model},
+        "evaluate": {"model": model},
+    }
     # predict reads no config (its rule passes none: the default path is never read)
     part = None if verb == "predict" else stage_config(config, verb, **wildcards.get(verb, {}))
     m = str(missing)

@@ -117,7 +117,9 @@ def test_jets_only_trains_predicts_exports_and_evaluates(jets_only, tmp_path, ca
 
 def test_dense_model_ignores_constituent_collections():
     """dense.yaml on inputs with tracks and clusters reads only the jet variables."""
-    model = load_model({"model_dir": str(REPO / "config" / "models")}, "dense")
+    model = load_model(
+        {"model_dir": str(REPO / "config" / "models"), "training_overrides": {}}, "dense"
+    )
     inputs = default_config()["inputs"]
     spec = InputSpec.from_config(inputs)
     norm = {c: {v: {"mean": 0.0, "std": 1.0} for v in vs} for c, vs in spec.variables.items()}

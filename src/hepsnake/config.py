@@ -451,6 +451,8 @@ def sample_rows(
             with contextlib.suppress(ValueError):  # else the schema names the cell
                 sample["xsec"] = float(sample["xsec"])
         check_schema(sample, schema_validator(SCHEMA, "$defs/sample"), where)
+        # ~ as in a shell: the examples name the scikit-hep-testdata cache ~/.local/skhepdata
+        sample["files"] = [f if is_remote(f) else os.path.expanduser(f) for f in sample["files"]]
         name = sample["name"]
         if name in first:
             raise HepsnakeError(

@@ -26,7 +26,7 @@ SIGNAL_PARAM_SAMPLES = [
     s["name"]
     for s in config["samples"]
     if s["name"] in MAIN_SAMPLES
-    and s.get("label") == config["evaluate"]["signal"]
+    and s.get("label") == config["evaluate"].get("signal")
     and s["params"]
 ]
 TOYS = list(config.get("simulate", {}).get("samples", {}))

@@ -18,7 +18,7 @@ from hepsnake import __version__
 from hepsnake.config import is_remote, sample_by_name
 from hepsnake.convert.cuts import apply_cuts, cut_names, mev_warnings
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.atomic import atomic_path, json_text
+from hepsnake.io.atomic import atomic_path, json_text, write_errno
 from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.h5 import TableWriter, set_attrs
 from hepsnake.io.listing import expand_urls
@@ -209,6 +209,8 @@ def write_sample(
             with redacted_errors(path):
                 record = convert_file(path, reader, sample, conv, out, bar, task, entries_before)
         except Exception as exc:  # any per-file failure may be skipped, never a traceback
+            if write_errno(exc) is not None:
+                raise  # the output cannot be written (disk full...): no input file is to blame
             if not isinstance(exc, HepsnakeError):
                 why = f"cannot convert ({redact_text(first_line(exc), path)})"
                 exc = HepsnakeError(redact_url(path), why)

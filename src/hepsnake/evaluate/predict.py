@@ -125,9 +125,12 @@ def predict(
         for name, path in tables.items():
             with h5py.File(path, "r") as h5:
                 jets = h5["jets"][:]
+                unit = h5["jets"].attrs.get("energy_unit")
             table = with_columns(jets, score_columns(module, path, model_name))
             out.create_dataset(name, data=table, compression="lzf", chunks=True)
             out[name].attrs["class_names"] = list(module.hparams.class_names)
+            if unit is not None:
+                out[name].attrs["energy_unit"] = unit
             counts[name] = len(table)
         set_attrs(out, {"model": model_name, "checkpoint": str(checkpoint)})
     return counts

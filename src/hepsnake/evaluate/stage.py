@@ -27,8 +27,7 @@ from hepsnake.evaluate.metrics import (
 )
 from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
-
-DEFAULT_UNIT = "GeV"  # assumed where the jets do not record their energy unit
+from hepsnake.io.h5 import DEFAULT_UNIT
 
 
 def sb_scan(

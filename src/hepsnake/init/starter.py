@@ -36,6 +36,13 @@ PHYSLITE_TRACK_INPUTS = ["pt", "deta", "dphi", "d0", "z0SinTheta"]
 PHYSLITE_TRACK_HITS = ["numberOfPixelHits", "numberOfSCTHits"]
 
 
+# experiment label of the evaluation plots, by reader (plain plots for other flat ntuples)
+PLOT_STYLES = {
+    "physlite": {"experiment": "ATLAS", "simulation": True, "label": "Internal"},
+    "nanoaod": {"experiment": "CMS", "simulation": True, "label": "Open Data"},
+}
+
+
 def flavour_map(values: dict[int, int]) -> tuple[list[str], dict[str, list[int]]]:
     """The classes present among the label ``values`` and the class -> values map
     (unlisted values seen in the file, and taus, go to ``drop``)."""
@@ -278,11 +285,12 @@ def starter(info: FileInfo, out: Path) -> tuple[dict[str, Any], dict[str, str], 
             "working_points": [0.6, 0.7, 0.77, 0.85],
             "pt_bins": [20 * scale, 50 * scale, 100 * scale, 10000 * scale],
             "reference_taggers": references,
+            "plot_style": PLOT_STYLES.get(reader_name),
         },
         "prepare": {
             "fractions": {"train": 0.8, "val": 0.1, "test": 0.1},
             "label_map": {"variable": label_var, "map": mapping},
-            "weights": {"mode": "none", "target": "bjets"},
+            "weights": {"mode": "none"},
         },
     }
     split = small_file_split(info, config, sample)

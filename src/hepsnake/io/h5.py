@@ -8,6 +8,8 @@ import numpy as np
 
 from hepsnake.errors import HepsnakeError
 
+DEFAULT_UNIT = "GeV"  # the energy unit of jets that record none (jets.attrs["energy_unit"])
+
 COMPRESSION = {"none": None, "lzf": "lzf", "gzip": "gzip"}
 
 

@@ -12,6 +12,7 @@ import uproot
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.chunks import Jagged, JetChunk, exclusive_cumsum
 from hepsnake.io.expressions import evaluate, names
+from hepsnake.io.h5 import DEFAULT_UNIT
 
 
 def first_line(exc: BaseException) -> str:
@@ -128,7 +129,7 @@ class FlatSource(TreeSource):
         self.tree = open_tree(self.path, self.spec["tree"])
         self.keys = tree_keys(self.tree)
         self.per_event = self.spec.get("entry", "jet") == "event"
-        self.energy_unit: str = self.spec.get("unit", "GeV")
+        self.energy_unit: str = self.spec.get("unit", DEFAULT_UNIT)
         self.jet_map: dict[str, str] = dict(self.spec["jets"])
         self.coll_specs: dict[str, dict[str, Any]] = {
             name: value if "variables" in value else {"variables": value}

@@ -6,7 +6,6 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from hepsnake.errors import HepsnakeError
 
@@ -73,6 +72,8 @@ def is_truth_column(name: str, truth: list[str], label_variable: str | None) -> 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """|Spearman| of two columns over rows where both are finite (1 if equal, NaN if either
     is constant)."""
+    from scipy.stats import rankdata  # not at module level: config validation imports this
+
     ok = np.isfinite(a) & np.isfinite(b)
     a, b = a[ok], b[ok]
     if len(a) and np.array_equal(a, b):

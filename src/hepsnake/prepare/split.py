@@ -13,7 +13,7 @@ from hepsnake import __version__
 from hepsnake.config import check_prepare, label_intervals
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
-from hepsnake.io.h5 import TableWriter, set_attrs
+from hepsnake.io.h5 import DEFAULT_UNIT, TableWriter, set_attrs
 from hepsnake.prepare.duplicates import unique_rows
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.weights import base_weights, control_weights, fit_reweighter, resample
@@ -57,6 +57,7 @@ class Input:
         if sample is None:
             raise HepsnakeError(self.path, f"sample '{self.name}' is not in the config")
         self.jets = self.h5["jets"][:]
+        self.energy_unit = str(self.h5["jets"].attrs.get("energy_unit", DEFAULT_UNIT))
         if len(self.jets) == 0:
             raise HepsnakeError(self.path, "empty sample: no jets")
         self.keep = np.ones(len(self.jets), dtype=bool)
@@ -280,8 +281,13 @@ def write_split_files(
     for coll in collections:
         with tempfile.TemporaryDirectory(prefix=".split-", dir=scratch) as tmp:
             shuffle_collection(coll, ins, order, writers, n_debug, Path(tmp) / "buckets.h5")
+    units = {inp.energy_unit: inp.path for inp in ins}
+    if len(units) > 1:
+        (a, first), (b, second) = list(units.items())[:2]
+        raise HepsnakeError(second, f"energy unit {b}, but {first} is in {a}: convert alike")
     for key, h5 in files.items():
         h5["jets"].attrs["class_names"] = config["class_names"]
+        h5["jets"].attrs["energy_unit"] = next(iter(units), DEFAULT_UNIT)
         h5["jets"].attrs["flavour_label"] = "label"
         set_attrs(
             h5,

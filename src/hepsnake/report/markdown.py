@@ -25,6 +25,7 @@ from hepsnake.evaluate.metrics import (
 from hepsnake.evaluate.stage import trained_values
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.figure import use_style
+from hepsnake.io.h5 import DEFAULT_UNIT
 
 PACKAGES = (
     "hepsnake",
@@ -278,7 +279,7 @@ def model_section(m: str, met: dict[str, Any], results: Path, signal: str) -> li
         edges, aucs = met["pt_bins"]["edges"], met["pt_bins"]["inclusive_auc"]
         bins = [f"{lo:g} – {hi:g}" for lo, hi in itertools.pairwise(edges)]
         rows = [[b, a] for b, a in zip(bins, aucs, strict=True)]
-        unit = met["pt_bins"].get("unit", "GeV")
+        unit = met["pt_bins"].get("unit", DEFAULT_UNIT)
         header = [f"jet pt [{unit}]", f"AUC {signal} vs all backgrounds"]
         per_bin = met["pt_bins"].get("at_working_point")
         if per_bin:
@@ -394,7 +395,7 @@ def run_lines(config: dict[str, Any], first: dict[str, Any]) -> list[str]:
                 f"{first['discriminant']['type']}: {first['discriminant']['formula']}",
             ],
             ["reference taggers", refs],
-            ["energy unit", first.get("energy_unit", "GeV")],
+            ["energy unit", first.get("energy_unit", DEFAULT_UNIT)],
         ],
     )
 
