@@ -83,12 +83,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from hepsnake.evaluate.stage import evaluate
 
-    metrics = evaluate(
-        load(args.config), args.model, args.predictions, args.training, args.output, args.plots
-    )
+    config = load(args.config)
+    metrics = evaluate(config, args.model, args.predictions, args.training, args.output, args.plots)
+    signal = config["evaluate"]["signal"]
     for name, entry in metrics["backgrounds"].items():
         bayes = f" (Bayes-optimal {entry['bayes_auc']:.4f})" if "bayes_auc" in entry else ""
-        log.info("%s: AUC sig vs %s = %.4f%s", args.model, name, entry["auc"], bayes)
+        log.info("%s: AUC %s vs %s = %.4f%s", args.model, signal, name, entry["auc"], bayes)
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -17,6 +17,7 @@ from hepsnake.convert.cuts import apply_cuts, cut_names
 from hepsnake.errors import HepsnakeError
 from hepsnake.init.inspect import FileInfo, inspect_file
 from hepsnake.io.atomic import atomic_path
+from hepsnake.io.physlite import DEFAULTS as PHYSLITE_DEFAULTS
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.split import SPLITS
 
@@ -71,19 +72,8 @@ def physlite_parts(info: FileInfo) -> tuple[dict[str, Any], dict[str, Any], list
         for h in PHYSLITE_TRACK_HITS
         if f"InDetTrackParticlesAuxDyn{info.jet_prefix[-1]}{h}" in info.keys
     ]
-    reader["tracks"] = [
-        "pt",
-        "eta",
-        "phi",
-        "d0",
-        "z0SinTheta",
-        "qOverP",
-        "theta",
-        "deta",
-        "dphi",
-        "dr",
-        *hits,
-    ]
+    reader["tracks"] = [v for v in PHYSLITE_DEFAULTS["tracks"] if v not in PHYSLITE_TRACK_HITS]
+    reader["tracks"] += hits
     notes = []
     if info.btag_container:
         reader["btagging"] = {"container": info.btag_container, "variables": info.taggers}
