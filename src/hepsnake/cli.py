@@ -92,6 +92,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    from hepsnake.export import athena_layout
     from hepsnake.export.stage import export
     from hepsnake.report.markdown import git_commit
 
@@ -105,7 +106,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         git_commit=git_commit(Path(args.repo)),
         threads=args.threads,
         signal=config["evaluate"]["signal"],
-        **config["export"],
+        **config["export"] | {"athena": athena_layout(config)},
     )
     for name, target in result["targets"].items():
         state = "met" if target["met"] else "NOT met"

@@ -1,3 +1,11 @@
+from hepsnake.export import athena_layout
+
+# whether model.athena.onnx (the Salt/Athena layout) is made: export.athena, where null
+# whether a sample has a physlite reader; fixed per config, passed to the job resolved
+ATHENA = athena_layout(config)
+EXPORT_CONFIG = config | {"export": config["export"] | {"athena": ATHENA}}
+
+
 rule export:
     input:
         ckpt="results/models/{model}/best.ckpt",
@@ -13,10 +21,11 @@ rule export:
             category="{model}",
             caption="../report/benchmark.rst",
         ),
+        **({"athena": "results/export/{model}/model.athena.onnx"} if ATHENA else {}),
     params:
         outdir=subpath(output.onnx, parent=True),
         repo=workflow.basedir,
-        config=stage_config(config, "export"),
+        config=stage_config(EXPORT_CONFIG, "export"),
     log:
         "results/logs/export/{model}.log",
     threads: 1

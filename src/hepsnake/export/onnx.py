@@ -131,42 +131,46 @@ def dynamic_shapes(tagger: Tagger) -> dict[str, dict[str, dict[int, Any]]]:
     return {"inputs": shapes}
 
 
-class PositionalTagger(nn.Module):
-    """:class:`OnnxTagger` over positional inputs in :func:`input_names` order."""
+class Positional(nn.Module):
+    """A module over a dict of named tensors, called with them positionally in ``names`` order."""
 
-    def __init__(self, tagger: Tagger) -> None:
+    def __init__(self, inner: nn.Module, names: list[str]) -> None:
         super().__init__()
-        self.inner = OnnxTagger(tagger)
-        self.names = input_names(tagger)
+        self.inner = inner
+        self.names = names
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.inner(dict(zip(self.names, inputs, strict=True)))
 
 
-def dynamic_axes(tagger: Tagger) -> dict[str, dict[int, str]]:
-    """:func:`dynamic_shapes` as the TorchScript exporter's named axes."""
-    return {
-        name: {axis: str(dim.__name__) for axis, dim in axes.items()}
-        for name, axes in dynamic_shapes(tagger)["inputs"].items()
-    }
-
-
-def traced_proto(tagger: Tagger, model: str, class_names: list[str], opset: int) -> onnx.ModelProto:
-    """The ONNX graph of ``tagger``: by the TorchScript exporter (well under a second for a
-    small tagger), or by ``torch.export`` (tens of seconds: tracing plus decompositions)
-    where the TorchScript exporter fails or no longer exists."""
-    names, outputs = input_names(tagger), output_names(model, class_names)
-    example = example_inputs(tagger)
+def traced(
+    module: nn.Module,
+    example: dict[str, torch.Tensor],
+    outputs: list[str],
+    opset: int,
+    shapes: dict[str, dict[int, Any]],
+    output_axes: dict[int, str],
+) -> onnx.ModelProto:
+    """The ONNX graph of ``module`` (called with a dict of named inputs, like ``example``):
+    by the TorchScript exporter (well under a second for a small tagger), or by
+    ``torch.export`` (tens of seconds: tracing plus decompositions) where the TorchScript
+    exporter fails or no longer exists. ``shapes`` holds each input's dynamic axes (one
+    ``torch.export.Dim`` each), ``output_axes`` those of every output."""
+    names = list(example)
     try:
         buffer = io.BytesIO()
         torch.onnx.export(
-            PositionalTagger(tagger),
+            Positional(module, names),
             tuple(example[n] for n in names),
             buffer,
             input_names=names,
             output_names=outputs,
             opset_version=opset,
-            dynamic_axes=dynamic_axes(tagger) | {o: {0: "batch"} for o in outputs},
+            dynamic_axes={
+                name: {axis: str(dim.__name__) for axis, dim in axes.items()}
+                for name, axes in shapes.items()
+            }
+            | {o: output_axes for o in outputs},
             dynamo=False,
         )
         # the graph optimisation torch.export's path runs (constant folding, no dead nodes)
@@ -176,20 +180,32 @@ def traced_proto(tagger: Tagger, model: str, class_names: list[str], opset: int)
     except Exception as error:
         logging.getLogger("hepsnake").debug("TorchScript ONNX exporter failed (%s)", error)
     program = torch.onnx.export(
-        OnnxTagger(tagger),
+        module,
         (),
         kwargs={"inputs": example},
         input_names=names,
         output_names=outputs,
         opset_version=opset,
         dynamo=True,
-        dynamic_shapes=dynamic_shapes(tagger),
+        dynamic_shapes={"inputs": shapes},
         external_data=False,
         optimize=True,
         verbose=False,
     )
     assert program is not None
     return program.model_proto
+
+
+def save_checked(
+    proto: onnx.ModelProto, path: str | Path, metadata: Mapping[str, str], doc_string: str = ""
+) -> None:
+    """Write ``proto`` at ``path`` (masks as products, ``metadata`` as properties), checked."""
+    proto = masks_as_products(proto)
+    proto.producer_name = "hepsnake"
+    proto.doc_string = doc_string
+    onnx.helper.set_model_props(proto, dict(metadata))
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save_model(proto, str(path))
 
 
 def export_onnx(
@@ -201,13 +217,12 @@ def export_onnx(
     opset: int = 18,
 ) -> None:
     """Write ``tagger`` as a checked ONNX model at ``path`` with ``metadata`` as properties."""
+    example = example_inputs(tagger)
+    shapes = dynamic_shapes(tagger)["inputs"]
+    outputs = output_names(model, class_names)
     with quiet():
-        proto = traced_proto(tagger, model, class_names, opset)
-    proto = masks_as_products(proto)
-    proto.producer_name = "hepsnake"
-    onnx.helper.set_model_props(proto, dict(metadata))
-    onnx.checker.check_model(proto, full_check=True)
-    onnx.save_model(proto, str(path))
+        proto = traced(OnnxTagger(tagger), example, outputs, opset, shapes, {0: "batch"})
+    save_checked(proto, path, metadata)
 
 
 def masks_as_products(proto: onnx.ModelProto) -> onnx.ModelProto:

@@ -1,9 +1,10 @@
 """The ``export`` stage: ONNX fp32 + int8 models of a checkpoint, validated and benchmarked.
 
 Writes ``model.onnx``, ``model.int8.onnx``, ``validation.json``, ``benchmark.json`` and
-``benchmark.png`` in ``outdir``. Everything is built in a temporary sibling directory and
-moved into place only once the fp32 and int8 models have passed validation; a failed check
-raises :class:`HepsnakeError` and leaves nothing behind.
+``benchmark.png`` in ``outdir``, with ``athena`` also ``model.athena.onnx`` (the Salt/Athena
+layout, :mod:`hepsnake.export.athena`). Everything is built in a temporary sibling directory
+and moved into place only once every model has passed validation; a failed check raises
+:class:`HepsnakeError` and leaves nothing behind.
 """
 
 import json
@@ -20,6 +21,7 @@ from hepsnake import __version__
 from hepsnake.data.loader import Batch, InputSpec
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.predict import batch_probabilities, load_module
+from hepsnake.export import athena as salt
 from hepsnake.export import benchmark as bench
 from hepsnake.export.onnx import export_onnx, feeds, input_names, output_names, run, session
 from hepsnake.export.quantise import MODES, weight_errors
@@ -32,6 +34,8 @@ log = logging.getLogger("hepsnake")
 OUTPUTS = ("model.onnx", "model.int8.onnx", "validation.json", "benchmark.json", "benchmark.png")
 TOLERANCE = 1e-4  # ONNX Runtime vs PyTorch, max |Δp|
 PADDING_TOLERANCE = 1e-5  # outputs with garbage-filled extra padded slots vs without
+# the metadata the Athena layout's gnn_config carries under "hepsnake"
+PROVENANCE = ("training_config_sha256", "hepsnake_version", "git_commit", "torch_version", "opset")
 WEIGHT_STEPS = 0.51  # max |dequantised − fp32| of an int8 weight, in quantisation steps
 
 
@@ -254,13 +258,18 @@ def to_onnx(
     module: TrainedTagger,
     path: Path,
     model_name: str,
-    meta: dict[str, str],
+    meta: dict[str, Any],
     opset: int,
     checkpoint: str,
+    athena: bool = False,
 ) -> None:
-    """:func:`export_onnx`, with a failure of the exporter as one clear error line."""
+    """:func:`export_onnx` (or with ``athena`` :func:`~hepsnake.export.athena.export_athena`,
+    ``meta`` then its provenance), with a failure of the exporter as one clear error line."""
+    write = salt.export_athena if athena else export_onnx
     try:
-        export_onnx(module.model, path, model_name, list(module.hparams.class_names), meta, opset)
+        write(module.model, path, model_name, list(module.hparams.class_names), meta, opset)
+    except HepsnakeError:
+        raise
     except Exception as error:
         cause = error.__cause__ or error
         first = (str(cause).strip().splitlines() or [""])[0]
@@ -282,8 +291,11 @@ def export(
     n_latency: int = 300,
     threads: int = 1,
     signal: str = "sig",
+    athena: bool | None = False,
 ) -> dict[str, Any]:
-    """Export, quantise, validate and benchmark ``checkpoint``; write the outputs of ``outdir``.
+    """Export, quantise, validate and benchmark ``checkpoint``; write the outputs of ``outdir``
+    (with ``athena`` also the Salt/Athena layout, validated per jet against ``model.onnx``;
+    ``None``, unresolved, counts as off).
 
     Validation and the AUCs use the first ``n_validate`` jets of ``test`` (plus edge-case
     jets built from them); static quantisation calibrates on jets of ``val``; latency is
@@ -305,6 +317,19 @@ def export(
         validation: dict[str, Any] = {
             "fp32": validate_fp32(fp32, module, batches, edge, str(out / OUTPUTS[0]), threads)
         }
+        outputs = list(OUTPUTS)
+        if athena:
+            outputs.append(salt.FILE)
+            log.info("export %s: Salt/Athena layout", model_name)
+            provenance: dict[str, Any] = {
+                "model": model_name,
+                "class_names": list(module.hparams.class_names),
+                "batched_model": OUTPUTS[0],
+            } | {k: meta[k] for k in PROVENANCE}
+            to_onnx(module, work / salt.FILE, model_name, provenance, opset, checkpoint, True)
+            validation["athena"] = salt.validate_athena(
+                work / salt.FILE, fp32, batches, edge, str(out / salt.FILE)
+            )
         calibration = None
         if quantise == "static":
             names = input_names(module.model)
@@ -325,7 +350,7 @@ def export(
         write_json(work / OUTPUTS[3], result)
         bench.plot(result, work / OUTPUTS[4], model_name)
         out.mkdir(parents=True, exist_ok=True)
-        for name in OUTPUTS:
+        for name in outputs:
             with atomic_path(out / name) as final:
                 os.replace(work / name, final)
     return {"validation": validation, "targets": result["targets"], "outdir": str(out)}
