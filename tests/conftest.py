@@ -1,5 +1,5 @@
-"""Shared fixtures and helpers: the repository, the real ROOT files in ../shared/data, small
-configs, an untrained tiny checkpoint, the report-vs-metrics check."""
+"""Shared fixtures and helpers: the repository, the real ROOT files (through
+scikit-hep-testdata), small configs, an untrained tiny checkpoint, the report-vs-metrics check."""
 
 import copy
 import re
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning
 import pytest
+import skhep_testdata
 import torch
 import yaml
 
@@ -21,7 +22,6 @@ from hepsnake.simulate.toy import simulate, write_root
 from hepsnake.training.module import TaggerModule
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
 # toy signal masses: trained on, and all (40 is never trained on)
 GRID = {"train_masses": [5, 16, 55], "all_masses": [5, 16, 40, 55]}
 PHYSLITE_FILES = {
@@ -114,9 +114,10 @@ def workdir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    if not DATA.is_dir():
-        pytest.skip(f"real ROOT test files not found at {DATA}")
-    return DATA
+    """The folder of the scikit-hep-testdata files (all of them fetched into one cache)."""
+    paths = {Path(skhep_testdata.data_path(n)).parent for n in (*PHYSLITE_FILES, "uproot-HZZ.root")}
+    assert len(paths) == 1, paths
+    return paths.pop()
 
 
 TINY = {

@@ -1,6 +1,7 @@
 """Config errors are one line naming the file, the key path and what is allowed, the same line
 under Snakemake (``snakemake -n``) as from the ``hepsnake`` command."""
 
+import argparse
 import shutil
 import subprocess
 from pathlib import Path
@@ -106,3 +107,25 @@ def test_default_config_errors_name_config_yaml(workdir):
         "hepsnake: error: config/config.yaml: convert/compression: 'zstd' is not one of"
         " ['none', 'lzf', 'gzip']"
     ]
+
+
+def test_unexpected_failures_are_one_line_too(monkeypatch, capsys):
+    """An exception no check foresaw still gives one line naming the verb (no traceback);
+    HEPSNAKE_DEBUG=1 shows the traceback."""
+    from hepsnake import cli
+
+    def broken(args: argparse.Namespace) -> None:
+        raise ValueError("something nobody checked\nsecond line")
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=broken, verb="norm")
+    monkeypatch.setattr(cli, "parser", lambda: parser)
+    assert cli.main([]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "hepsnake norm: error: unexpected ValueError: something nobody checked"
+        " (HEPSNAKE_DEBUG=1 shows the traceback)"
+    ]
+    monkeypatch.setenv("HEPSNAKE_DEBUG", "1")
+    with pytest.raises(ValueError, match="nobody checked"):
+        cli.main([])

@@ -3,13 +3,11 @@
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import awkward as ak
 import h5py
 import numpy as np
 import pytest
-import skhep_testdata
 import uproot
 from conftest import GRID, PHYSLITE_FILES
 
@@ -28,14 +26,6 @@ def toy_files(tmp_path_factory):
         paths[name] = root / f"{name}.root"
         write_root(simulate(name, process, 2000, 5, mass=mass, **GRID), paths[name])
     return paths
-
-
-@pytest.fixture(scope="session")
-def data_dir():
-    """The folder of the scikit-hep-testdata files (all five fetched into one cache)."""
-    for name in (*PHYSLITE_FILES, "uproot-HZZ.root"):
-        path = Path(skhep_testdata.data_path(name))
-    return path.parent
 
 
 def run(config, sample, tmp_path):

@@ -2,6 +2,7 @@
 stage's outputs, and the report's numbers against the metrics JSON."""
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -385,6 +386,26 @@ def test_evaluate_slices_read_the_model_and_samples_not_simulate(
         assert "simulate" not in part
     full["simulate"]["masses"]["train"] = [1.0]
     assert json.loads(stage_config(full, "evaluate", model="baseline")) == base
-    full["evaluate"]["ratio_reference"] = "GN2"
-    with pytest.raises(HepsnakeError, match="'GN2' is neither a reference tagger nor a model"):
-        stage_config(full, "evaluate", model="baseline")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("ratio_reference", "GN2", "evaluate/ratio_reference: 'GN2' is neither a reference tagger"),
+        ("signal", "sigg", "evaluate/signal: 'sigg' is not one of class_names"),
+        ("fractions", {"nope": 1.0}, "evaluate/fractions/nope: 'nope' is not one of class_names"),
+        (
+            "reference_taggers",
+            {"r": {"probabilities": {"nope": "x"}}},
+            "evaluate/reference_taggers/r/probabilities/nope: 'nope' is not one of",
+        ),
+    ],
+)
+def test_evaluate_names_are_checked_when_the_config_is(monkeypatch, key, value, message):
+    """A class or tagger name of ``evaluate`` that does not exist stops the config, not the
+    evaluate job after training."""
+    monkeypatch.chdir(REPO)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["evaluate"][key] = value
+    with pytest.raises(HepsnakeError, match=re.escape(message)):
+        validate(config)

@@ -82,3 +82,22 @@ def test_refused_with_the_key_and_the_piece(text, piece):
 def test_unknown_name_names_the_variable():
     with pytest.raises(HepsnakeError, match="uses unknown variable 'Jet_charge'"):
         evaluate("Jet_charge > 0", {"Jet_pt": np.ones(2)}, "f.root: jets.q")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "10**10**10 < pt",
+        "9**9**9 > 0",
+        "x+" * 50000 + "x",
+        "-" * 100000 + "x",
+        "(" * 500 + "x" + ")" * 500,
+    ],
+)
+def test_hostile_sizes_are_one_line_at_once(text):
+    """Huge powers overflow (floats) instead of computing for ever; deep or long text is
+    refused at parse time instead of a RecursionError/MemoryError traceback."""
+    with pytest.raises(HepsnakeError) as err:
+        check(text, "convert: cuts: 0")
+        evaluate(text, {"pt": np.ones(3), "x": np.ones(3)}, "convert: cuts: 0")
+    assert len(str(err.value)) < 300

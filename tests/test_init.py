@@ -2,6 +2,8 @@
 converts that file, with labels, reference taggers and units taken from the file."""
 
 import copy
+import shutil
+from pathlib import Path
 
 import awkward as ak
 import h5py
@@ -14,6 +16,7 @@ import yaml
 from hepsnake.cli import main
 from hepsnake.config import validate
 from hepsnake.convert.convert import convert
+from hepsnake.errors import HepsnakeError
 from hepsnake.init.starter import class_masks, write_starter
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.split import SPLITS
@@ -186,3 +189,21 @@ def test_flat_without_truth_label_uses_the_dr_to_mc_b_quarks(tmp_path):
     ]
     np.testing.assert_allclose(dr, by_hand, rtol=1e-5)
     assert dr[0] < 0.3 < dr[1] and dr[2] < 0.3
+
+
+def test_written_names_and_paths_are_safe(tmp_path):
+    """A file name starting with '_' still gives a valid sample name; a path the sheet would
+    split (space, comma) is one error line; the sheet path is absolute."""
+    source = Path(skhep_testdata.data_path("uproot-HZZ.root"))
+    odd = tmp_path / "_hzz.root"
+    odd.symlink_to(source)
+    write_starter(str(odd), tmp_path / "cfg")
+    raw = yaml.safe_load((tmp_path / "cfg" / "config.yaml").read_text())
+    assert Path(raw["samples"]).is_absolute()
+    (sample,) = validate(copy.deepcopy(raw))["samples"]
+    assert sample["name"] == "s_hzz"
+    spaced = tmp_path / "my data" / "hzz.root"
+    spaced.parent.mkdir()
+    shutil.copyfile(source, spaced)
+    with pytest.raises(HepsnakeError, match="spaces or commas"):
+        write_starter(str(spaced), tmp_path / "cfg2")

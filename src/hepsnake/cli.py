@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from hepsnake import __version__
 from hepsnake.config import load
-from hepsnake.errors import HepsnakeError
+from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.atomic import WriteError, os_error, quiet_write_errors
 
 log = logging.getLogger("hepsnake")
@@ -280,6 +280,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(1)
+        return 1
+    except Exception as exc:  # a bug, or input no check foresaw: still one line, no traceback
+        if os.environ.get("HEPSNAKE_DEBUG"):
+            raise
+        print(
+            f"hepsnake {args.verb}: error: unexpected {first_line(exc)}"
+            " (HEPSNAKE_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

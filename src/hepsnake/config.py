@@ -256,12 +256,37 @@ def validate(config: dict[str, Any], origin: Origin | None = None) -> dict[str, 
     label_map = config["prepare"].get("label_map")
     check_inputs(config["inputs"], label_map and label_map["variable"], origin.where)
     check_parameters(config, origin)
+    check_evaluate(config, origin)
     from hepsnake.io.remote import refuse_credentials  # these modules import this one
     from hepsnake.prepare.duplicates import refuse_duplicate_files
 
     refuse_credentials(config)
     refuse_duplicate_files(config)
     return config
+
+
+def check_evaluate(config: dict[str, Any], origin: Origin) -> None:
+    """The classes ``evaluate`` names are classes, its ratio reference a tagger or model: caught
+    when the DAG is built, not in the evaluate job after training."""
+    ev, classes = config["evaluate"], config["class_names"]
+    named = [(("signal",), ev.get("signal"))]
+    named += [(("fractions", c), c) for c in ev.get("fractions") or {}]
+    for tagger, spec in (ev.get("reference_taggers") or {}).items():
+        named += [
+            (("reference_taggers", tagger, "probabilities", c), c)
+            for c in spec.get("probabilities", {})
+        ]
+    for path, name in named:
+        if name is not None and name not in classes:
+            raise HepsnakeError(
+                origin.where("evaluate", *path), f"'{name}' is not one of class_names {classes}"
+            )
+    taggers = [*(ev.get("reference_taggers") or {}), *config["models"]]
+    if ev.get("ratio_reference") and ev["ratio_reference"] not in taggers:
+        raise HepsnakeError(
+            origin.where("evaluate", "ratio_reference"),
+            f"'{ev['ratio_reference']}' is neither a reference tagger nor a model {taggers}",
+        )
 
 
 def check_parameters(config: dict[str, Any], origin: Origin) -> None:
@@ -607,13 +632,6 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
     elif stage == "export":
         part = {"evaluate": {"signal": config["evaluate"]["signal"]}, "export": config["export"]}
     elif stage == "evaluate":
-        ev = config["evaluate"]
-        taggers = [*ev.get("reference_taggers", {}), *config["models"]]
-        if ev.get("ratio_reference") and ev["ratio_reference"] not in taggers:
-            raise HepsnakeError(
-                "config: evaluate/ratio_reference",
-                f"'{ev['ratio_reference']}' is neither a reference tagger nor a model",
-            )
         part = {
             "class_names": config["class_names"],
             "evaluate": config["evaluate"],

@@ -1,4 +1,4 @@
-"""The one exception type the CLI turns into a single clear error line."""
+"""The one exception type the CLI turns into a single clear error line, and that line's helper."""
 
 
 class HepsnakeError(Exception):
@@ -12,3 +12,9 @@ class HepsnakeError(Exception):
         super().__init__(f"{where}: {cause}")
         self.where = where
         self.cause = cause
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception message, prefixed by its type, for one-line errors."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

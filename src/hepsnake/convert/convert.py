@@ -17,14 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hepsnake import __version__
 from hepsnake.config import is_remote, sample_by_name
 from hepsnake.convert.cuts import apply_cuts, cut_names, mev_warnings
-from hepsnake.errors import HepsnakeError
+from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.atomic import atomic_path, json_text, write_errno
 from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.h5 import TableWriter, set_attrs
 from hepsnake.io.listing import expand_urls
 from hepsnake.io.physlite import PhysliteSource
 from hepsnake.io.remote import redact_sample, redact_text, redact_url
-from hepsnake.io.root import FlatSource, first_line
+from hepsnake.io.root import FlatSource
 
 DEFAULT_MAX_CONSTITUENTS = 40
 T = TypeVar("T")

@@ -11,9 +11,9 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from hepsnake.errors import HepsnakeError
+from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.expressions import names
-from hepsnake.io.root import first_line, open_tree, tree_keys
+from hepsnake.io.root import open_tree, tree_keys
 
 # preference order of truth-label branches (PHYSLITE aux variable names, NanoAOD branches)
 PHYSLITE_LABELS = ("HadronConeExclTruthLabelID", "PartonTruthLabelID")

@@ -254,10 +254,12 @@ def starter(info: FileInfo, out: Path) -> tuple[dict[str, Any], dict[str, str], 
     collections = [c for c in inputs["variables"] if c != "jets"]
     model = MODEL if collections else JETS_ONLY_MODEL
     references = reference_taggers(info, reader, classes)
+    # the sample name pattern ($defs/name): letters, digits, _ . - and a letter or digit first
     sample = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(info.path).stem)
+    sample = sample if sample[:1].isalnum() else f"s{sample}"
     config: dict[str, Any] = {
         "class_names": classes,
-        "samples": str(out / "samples.tsv"),
+        "samples": str(out.resolve() / "samples.tsv"),
         "readers": {reader_name: reader},
         "convert": {
             "max_constituents": {c: inputs.get("num_inputs", {}).get(c, 2) for c in collections},
@@ -312,7 +314,8 @@ def header(info: FileInfo, notes: list[str]) -> str:
         f" trees {info.trees}",
         *(f"Chosen: {n}" for n in notes),
     ]
-    return "".join(f"# {line}".rstrip() + "\n" for line in lines)
+    # names read from the file never break out of the comment
+    return "".join(f"# {' '.join(line.splitlines())}".rstrip() + "\n" for line in lines)
 
 
 def write_starter(
@@ -325,6 +328,9 @@ def write_starter(
     existing = [str(t) for t in targets if t.exists()]
     if existing and not force:
         raise HepsnakeError(existing[0], "exists (use --force to replace it)")
+    if re.search(r"[\s,]", str(Path(path).resolve())):
+        # the sample sheet separates files by spaces and commas
+        raise HepsnakeError(path, "a path with spaces or commas cannot go in a sample sheet")
     info = inspect_file(path, reader)
     config, row, notes = starter(info, out)
     out.mkdir(parents=True, exist_ok=True)

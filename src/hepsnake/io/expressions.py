@@ -97,13 +97,20 @@ def snippet(node: ast.AST, text: str) -> str:
     return ast.get_source_segment(text, node) or type(node).__name__
 
 
+MAX_LENGTH = 2000  # characters of one expression
+
+
 @functools.lru_cache(maxsize=512)
 def _parse(text: str) -> ast.expr | str:
     """The checked syntax tree of ``text``, or the reason it is refused."""
+    if len(text) > MAX_LENGTH:
+        return f"longer than {MAX_LENGTH} characters"
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         return f"not a valid expression ({exc.msg})"
+    except (RecursionError, MemoryError, ValueError):
+        return "nested too deeply"
     source = text.strip()
     for node in ast.walk(tree):
         reason = _refusal(node, source)
@@ -160,7 +167,7 @@ def parse(text: str, where: str) -> ast.expr:
         raise HepsnakeError(where, f"{text!r} is not an expression string")
     tree = _parse(text)
     if isinstance(tree, str):
-        raise HepsnakeError(where, f"'{text}': {tree}")
+        raise HepsnakeError(where, f"'{text if len(text) <= 80 else text[:77] + '...'}': {tree}")
     return tree
 
 
@@ -183,7 +190,9 @@ def evaluate(text: str, variables: Mapping[str, Any], where: str) -> Any:
 
     def value(node: ast.expr) -> Any:
         if isinstance(node, ast.Constant):
-            return node.value
+            # float: an integer power such as 10**10**10 would compute for ever, a float
+            # one overflows at once (one error line)
+            return float(node.value)
         if isinstance(node, ast.Name):
             if node.id not in variables:
                 raise HepsnakeError(where, f"'{text}' uses unknown variable '{node.id}'")

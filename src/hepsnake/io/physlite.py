@@ -12,12 +12,11 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from hepsnake.errors import HepsnakeError
+from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.chunks import Jagged, JetChunk, exclusive_cumsum
 from hepsnake.io.root import (
     ENTRY_INDEX,
     TreeSource,
-    first_line,
     flat_values,
     open_tree,
     require_keys,

@@ -9,16 +9,10 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from hepsnake.errors import HepsnakeError
+from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.chunks import Jagged, JetChunk, exclusive_cumsum
 from hepsnake.io.expressions import evaluate, names
 from hepsnake.io.h5 import DEFAULT_UNIT
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception message, prefixed by its type, for one-line errors."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def open_tree(path: str, tree: str) -> Any:

@@ -199,6 +199,13 @@ def split(
         # entered first, so renamed last: the summary appears only after every split file
         tmp_summary = stack.enter_context(atomic_path(summary_path))
         ins = [stack.enter_context(Input(p, config, control)) for p in inputs]
+        for inp in ins[1:]:
+            if inp.energy_unit != ins[0].energy_unit:
+                raise HepsnakeError(
+                    inp.path,
+                    f"energy unit {inp.energy_unit}, but {ins[0].path} is in"
+                    f" {ins[0].energy_unit}: convert every sample in one unit",
+                )
         for inp, keep in zip(ins, unique_rows(ins, prep["deduplicate"]), strict=True):
             inp.rows = {s: rows[keep[rows]] for s, rows in inp.rows.items()}
         weights = prep["weights"]
@@ -281,13 +288,9 @@ def write_split_files(
     for coll in collections:
         with tempfile.TemporaryDirectory(prefix=".split-", dir=scratch) as tmp:
             shuffle_collection(coll, ins, order, writers, n_debug, Path(tmp) / "buckets.h5")
-    units = {inp.energy_unit: inp.path for inp in ins}
-    if len(units) > 1:
-        (a, first), (b, second) = list(units.items())[:2]
-        raise HepsnakeError(second, f"energy unit {b}, but {first} is in {a}: convert alike")
     for key, h5 in files.items():
         h5["jets"].attrs["class_names"] = config["class_names"]
-        h5["jets"].attrs["energy_unit"] = next(iter(units), DEFAULT_UNIT)
+        h5["jets"].attrs["energy_unit"] = ins[0].energy_unit if ins else DEFAULT_UNIT
         h5["jets"].attrs["flavour_label"] = "label"
         set_attrs(
             h5,
