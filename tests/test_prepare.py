@@ -310,6 +310,7 @@ def physlite_flavours(tmp_path: Path, label_map: dict) -> dict:
     config["inputs"] = {"variables": {"jets": ["pt", "eta"]}}
     config["prepare"]["label_map"] = label_map
     config["prepare"]["weights"] = {"mode": "none", "balance_classes": False}
+    config["evaluate"] = {"signal": "b"}
     config = validate(config)
     convert(config, "p", tmp_path / "p.h5", tmp_path / "p.json", show_progress=False)
     return config

@@ -29,8 +29,8 @@ UPLOADS = {
     "hzz/uproot-HZZ.root": "uproot-HZZ.root",
     "physlite/uproot-issue-798.root": "uproot-issue-798.root",
     "physlite/uproot-issue-951.root": "uproot-issue-951.root",
-    "physlite/README.md": "README.md",  # in the listing, not matched by *.root
 }
+NOT_ROOT = "physlite/README.md"  # in the listing, not matched by *.root
 HZZ_READER = {
     "type": "flat",
     "tree": "events",
@@ -67,6 +67,7 @@ def s3(data_dir, tmp_path_factory):
             client.create_bucket(Bucket=BUCKET)
             for key, name in UPLOADS.items():
                 client.upload_file(str(data_dir / name), BUCKET, key)
+            client.put_object(Bucket=BUCKET, Key=NOT_ROOT, Body=b"a text file\n")
             yield f"s3://{BUCKET}"
     finally:
         server.stop()
