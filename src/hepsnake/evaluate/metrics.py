@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from hepsnake.errors import HepsnakeError
+from hepsnake.names import point_tag, prob_column
 from hepsnake.stats import weighted_ks
 
 INCLUSIVE = "inclusive"
@@ -228,8 +229,8 @@ def roc_inputs(
 
 
 def model_logp(jets: np.ndarray, prefix: str, class_names: list[str]) -> dict[str, np.ndarray]:
-    """log p of each class from the ``{prefix}_p{class}`` columns."""
-    return {c: np.log(jets[f"{prefix}_p{c}"].astype(np.float64) + EPS) for c in class_names}
+    """log p of each class from the ``{prefix}_p{class}`` columns (:func:`prob_column`)."""
+    return {c: np.log(jets[prob_column(prefix, c)].astype(np.float64) + EPS) for c in class_names}
 
 
 def truth_logp(
@@ -294,8 +295,8 @@ def signal_points(
 def point_prefix(jets: np.ndarray, model: str, signal: str, point: tuple[str, float]) -> str:
     """Column prefix of ``model`` at ``point``: its own ``{model}_{par}{value}`` columns when
     it was evaluated there (parameterised models), else the plain ``{model}`` columns."""
-    own = f"{model}_{point[0]}{point[1]:g}"
-    return own if f"{own}_p{signal}" in jets.dtype.names else model
+    own = f"{model}{point_tag(*point)}"
+    return own if prob_column(own, signal) in jets.dtype.names else model
 
 
 def roc_sets(
@@ -477,7 +478,7 @@ def control_ks(jets: np.ndarray, model: str, class_names: list[str]) -> dict[str
     weights = jets["train_weight"].astype(np.float64)
     out = {}
     for c in class_names:
-        values = jets[f"{model}_p{c}"]
+        values = jets[prob_column(model, c)]
         d, p = weighted_ks(values[is_data], values[~is_data], weights[is_data], weights[~is_data])
         out[c] = {"ks": d, "p_value": p}
     return out
