@@ -268,7 +268,7 @@ def signal_mask(
 ) -> np.ndarray:
     """The signal jets at ``point`` (parameter, value), or else the inclusive signal: that of
     the ``train`` values of each parameter the jets carry."""
-    is_sig = jets["label"] == class_names.index(signal)
+    is_sig = jets["flavour_label"] == class_names.index(signal)
     if point is not None:
         return is_sig & (jets[point[0]] == point[1])
     for name, values in (train or {}).items():
@@ -282,7 +282,7 @@ def signal_points(
 ) -> list[tuple[str, float]]:
     """(parameter, value) of every value the signal jets have, for each of ``parameters`` the
     jets carry."""
-    is_sig = jets["label"] == class_names.index(signal)
+    is_sig = jets["flavour_label"] == class_names.index(signal)
     return [
         (name, float(v))
         for name in parameters
@@ -313,7 +313,7 @@ def roc_sets(
     exists, of the Bayes-optimal classifier; keyed ``model`` and ``BAYES``. A parameterised
     model's plain columns saw each jet at the value in ``{model}_{par}`` (one parameter): its
     Bayes-optimal reference is the likelihood ratio at that value, jet by jet."""
-    labels = jets["label"]
+    labels = jets["flavour_label"]
     prefix = model if point is None else point_prefix(jets, model, signal, point)
     logp = model_logp(jets, prefix, class_names)
     out = {model: roc_inputs(logp, labels, class_names, signal, fractions, shared)}
@@ -356,7 +356,8 @@ def reference_rocs(
     if "score" in spec:
         score = finite(jet_field(jets, spec["score"], where))
         return {
-            k: (score, w) for k, w in roc_weights(jets["label"], class_names, fractions).items()
+            k: (score, w)
+            for k, w in roc_weights(jets["flavour_label"], class_names, fractions).items()
         }
     probs = spec["probabilities"]
     needed = [signal, *(b for b, f in fractions.items() if f > 0)]
@@ -365,7 +366,7 @@ def reference_rocs(
         raise HepsnakeError(f"{where}/probabilities", f"no field for class '{missing[0]}'")
     logp = {c: np.log(jet_field(jets, probs[c], where) + EPS) for c in needed}
     logp |= {b: np.full(len(jets), -np.inf) for b in fractions if b not in logp}
-    rocs = roc_inputs(logp, jets["label"], class_names, signal, fractions, shared=True)
+    rocs = roc_inputs(logp, jets["flavour_label"], class_names, signal, fractions, shared=True)
     return {k: (finite(score), w) for k, (score, w) in rocs.items()}
 
 
@@ -420,7 +421,7 @@ def roc_book(
     """:func:`roc_sets` of ``model``, inclusive and at every signal point of ``parameters``,
     and :func:`reference_rocs` of each of ``references``; ``fractions`` are the configured
     background fractions (None: equal, see :func:`background_fractions`)."""
-    fractions = background_fractions(jets["label"], class_names, signal, fractions)
+    fractions = background_fractions(jets["flavour_label"], class_names, signal, fractions)
     return RocBook(
         model,
         fractions,

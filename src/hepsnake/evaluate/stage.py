@@ -199,7 +199,7 @@ def evaluate(
     }
     metrics |= model_metrics(jets, book, names, signal, wps, scan["train"])
     out = Path(plot_dir)
-    labels = jets["label"]
+    labels = jets["flavour_label"]
     is_sig = signal_mask(jets, names, signal, scan["train"])
     roc_curves = {label: curves(rocs, is_sig) for label, rocs in book.inclusive.items()}
     roc_curves |= {name: curves(rocs, is_sig) for name, rocs in book.references.items()}
