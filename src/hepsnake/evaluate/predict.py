@@ -12,7 +12,7 @@ from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.h5 import set_attrs
 from hepsnake.models.checkpoint import TrainedTagger, load_module
-from hepsnake.names import point_tag, prob_column
+from hepsnake.names import LABEL, point_tag, prob_column
 
 
 @torch.inference_mode()
@@ -131,6 +131,7 @@ def predict(
             table = with_columns(jets, score_columns(module, path, model_name))
             out.create_dataset(name, data=table, compression="lzf", chunks=True)
             out[name].attrs["class_names"] = list(module.hparams.class_names)
+            out[name].attrs[LABEL] = list(module.hparams.class_names)
             if unit is not None:
                 out[name].attrs["energy_unit"] = unit
             counts[name] = len(table)
