@@ -11,6 +11,7 @@ import pytest
 import skhep_testdata
 import yaml
 from conftest import REPO, checkpoint, convert_samples, prepared_toy
+from ftag import Flavours
 from ftag.hdf5 import H5Reader
 from ftag.labels import LabelContainer
 
@@ -127,6 +128,12 @@ def test_prepared_labels_class_dict_and_classes_yaml(run: str, request) -> None:
     for i, label in enumerate(labels):
         assert label.cuts(jets).idx.tolist() == np.flatnonzero(jets["flavour_label"] == i).tolist()
         assert label.px == prob_suffix(label.name)
+    if run == "physlite":  # FTAG classes get ftag's own plot labels and colours
+        for label in labels:
+            assert (label.label, label.colour) == (
+                Flavours[label.name].label,
+                Flavours[label.name].colour,
+            )
 
 
 def test_prediction_columns_are_pumas_for_ftag_classes(physlite) -> None:

@@ -14,6 +14,13 @@ from hepsnake.names import LABEL, prob_suffix
 from hepsnake.prepare.guard import check_input_values, check_inputs, label_map_variable
 
 COLOURS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink")]
+# plot label and colour of the FTAG classes, as in atlas-ftag-tools' flavours.yaml
+FTAG_STYLE = {
+    "bjets": ("$b$-jets", "tab:blue"),
+    "cjets": ("$c$-jets", "tab:orange"),
+    "ujets": ("Light-jets", "tab:green"),
+    "taujets": ("$\\tau$-jets", "tab:purple"),
+}
 CHUNK = 10_000  # jets per read: a block of constituents stays in cache while it is reduced
 LEAK_SAMPLE = 5_000  # jets (shuffled: a random sample) compared with the truth columns
 
@@ -203,16 +210,20 @@ def class_weights(totals: np.ndarray) -> list[float]:
 
 def flavour_classes(class_names: list[str]) -> list[dict[str, Any]]:
     """The classes as atlas-ftag-tools' ``LabelContainer.from_yaml`` reads them: a cut on
-    ``flavour_label``, a colour, category ``hepsnake`` and ``_px``, the prediction-column
-    suffix (:func:`~hepsnake.names.prob_suffix`), so ``Label.px`` names our columns."""
-    return [
-        {
-            "name": name,
-            "label": name,
-            "cuts": [f"{LABEL} == {i}"],
-            "colour": COLOURS[i % len(COLOURS)],
-            "category": "hepsnake",
-            "_px": prob_suffix(name),
-        }
-        for i, name in enumerate(class_names)
-    ]
+    ``flavour_label``, a plot label and colour (ftag's for the FTAG classes), category
+    ``hepsnake`` and ``_px``, the prediction-column suffix (:func:`~hepsnake.names.prob_suffix`),
+    so ``Label.px`` names our columns."""
+    out = []
+    for i, name in enumerate(class_names):
+        label, colour = FTAG_STYLE.get(name, (name, COLOURS[i % len(COLOURS)]))
+        out.append(
+            {
+                "name": name,
+                "label": label,
+                "cuts": [f"{LABEL} == {i}"],
+                "colour": colour,
+                "category": "hepsnake",
+                "_px": prob_suffix(name),
+            }
+        )
+    return out
