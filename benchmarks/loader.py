@@ -47,7 +47,7 @@ def write_file(path: Path, n: int, n_vars: int, compression: str, seed: int = 1)
     rng = np.random.default_rng(seed)
     jet_dtype = np.dtype(
         [(f, np.float32) for f in JET_FLOATS]
-        + [("label", np.int32), ("train_weight", np.float32), ("eventNumber", np.int64)]
+        + [("flavour_label", np.int32), ("train_weight", np.float32), ("eventNumber", np.int64)]
     )
     track_dtype = np.dtype([("valid", bool)] + [(f"v{i}", np.float32) for i in range(n_vars)])
     with h5py.File(path, "w") as h5:
@@ -57,7 +57,7 @@ def write_file(path: Path, n: int, n_vars: int, compression: str, seed: int = 1)
             jets = np.zeros(m, jet_dtype)
             for f in JET_FLOATS:
                 jets[f] = rng.normal(0.0, 1.0, m)
-            jets["label"] = rng.integers(0, 3, m)
+            jets["flavour_label"] = rng.integers(0, 3, m)
             jets["train_weight"] = rng.uniform(0.5, 1.5, m)
             jets["eventNumber"] = np.arange(first, first + m)
             tracks = np.zeros((m, SLOTS), track_dtype)

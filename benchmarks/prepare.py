@@ -46,7 +46,7 @@ FIELDS = {
 POSITIVE = {"pt", "e", "f_em"}  # exponential rather than normal values
 JET_DTYPE = np.dtype(
     [(f, np.float32) for f in ("pt", "eta", "log_ratio", "time", "width")]
-    + [("label", np.int32), ("train_weight", np.float32), ("weight", np.float32)]
+    + [("flavour_label", np.int32), ("train_weight", np.float32), ("weight", np.float32)]
     + [("eventNumber", np.int64)]
 )
 SAMPLES = {"qcd": 0, "sig": 1, "bib": 2}  # split inputs: name -> class label
@@ -62,7 +62,7 @@ def synthetic_block(
     jets["eta"] = rng.uniform(-2.5, 2.5, n)
     for field in ("log_ratio", "time", "width"):
         jets[field] = rng.normal(1.0, 0.5, n)
-    jets["label"] = rng.integers(0, len(SAMPLES), n) if label is None else label
+    jets["flavour_label"] = rng.integers(0, len(SAMPLES), n) if label is None else label
     jets["train_weight"] = rng.uniform(0.5, 1.5, n)
     jets["weight"] = 1.0
     jets["eventNumber"] = np.arange(first, first + n) // 2 + 1

@@ -59,7 +59,7 @@ def test_toy_layout(toy_files, tmp_path, config_factory):
     with h5py.File(out) as h5:
         jets, tracks, clusters = h5["jets"][:], h5["tracks"][:], h5["clusters"][:]
         assert list(h5["jets"].attrs["class_names"]) == ["qcd", "sig", "bib"]
-        assert h5["jets"].attrs["flavour_label"] == "label"
+        assert list(h5["jets"].attrs["flavour_label"]) == list(h5["jets"].attrs["class_names"])
         assert h5.attrs["hepsnake_version"] == __version__
         assert (h5.attrs["sample"], h5.attrs["role"]) == ("sig", "train")
         assert h5["tracks"].chunks[1:] == (6,) and h5["tracks"].compression == "lzf"
@@ -68,7 +68,7 @@ def test_toy_layout(toy_files, tmp_path, config_factory):
         assert read_json_attr(h5, "config")["convert"]["max_constituents"]["tracks"] == 6
     assert len(jets) == passing.sum() == report["jets"]
     np.testing.assert_array_equal(jets["pt"], pt[passing])
-    assert np.all(jets["label"] == 1) and np.all(jets["mS"] == 16)
+    assert np.all(jets["flavour_label"] == 1) and np.all(jets["mS"] == 16)
     weights = tree["mcEventWeight"].array(library="np")[passing]
     np.testing.assert_allclose(jets["weight"], 2.0 * weights, rtol=1e-6)
     assert tracks.shape == (len(jets), 6) and tracks.dtype.names[0] == "valid"
@@ -102,7 +102,7 @@ def test_physlite_files(name, data_dir, tmp_path, config_factory):
         jets, tracks = h5["jets"][:], h5["tracks"][:]
     assert len(jets) == PHYSLITE_FILES[name] == report["files"][0]["jets_written"]
     assert tracks["valid"].sum() == expected_tracks[name]
-    assert np.all(jets["label"] == -1)
+    assert np.all(jets["flavour_label"] == -1)
     if name.startswith("uproot-physlite"):
         labels, counts = np.unique(jets["HadronConeExclTruthLabelID"], return_counts=True)
         assert dict(zip(labels.tolist(), counts.tolist(), strict=True)) == {

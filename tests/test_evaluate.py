@@ -45,8 +45,8 @@ def known_jets(
     logits = rng.normal(0, 1, (n, 3)) + 1.5 * np.eye(3)[label]
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     fields = ["truth_logp_qcd", "truth_logp_sig", "truth_logp_bib", "weight", "pt", "mS"]
-    jets = np.zeros(n, dtype=[("label", "i4")] + [(f, "f4") for f in fields])
-    jets["label"] = label
+    jets = np.zeros(n, dtype=[("flavour_label", "i4")] + [(f, "f4") for f in fields])
+    jets["flavour_label"] = label
     jets["mS"] = np.where(label == 1, rng.choice([5.0, 40.0], n), np.nan)
     jets["weight"] = rng.uniform(0.5, 1.5, n)
     jets["pt"] = rng.uniform(20, 200, n)
@@ -64,9 +64,9 @@ def test_auc_and_rejection_match_sklearn() -> None:
     jets, probs = known_jets()
     book = roc_book(jets, "m", CLASSES, "sig", parameters=["mS"])
     metrics = model_metrics(jets, book, CLASSES, "sig", [0.5, 0.7], {"mS": [5.0]})
-    sig5 = (jets["label"] == 1) & (jets["mS"] == 5.0)
+    sig5 = (jets["flavour_label"] == 1) & (jets["mS"] == 5.0)
     for b, name in ((0, "qcd"), (2, "bib")):
-        is_b = jets["label"] == b
+        is_b = jets["flavour_label"] == b
         score = np.log(probs[:, 1] + 1e-12) - np.log(probs[:, b] + 1e-12)
         truth = np.r_[np.ones(sig5.sum()), np.zeros(is_b.sum())]
         values = np.r_[score[sig5], score[is_b]]
@@ -88,8 +88,8 @@ def test_inclusive_roc_mixes_the_backgrounds_by_the_fractions() -> None:
     fractions = {"qcd": 0.7, "bib": 0.3}
     book = roc_book(jets, "m", CLASSES, "sig", fractions, ["mS"])
     metrics = model_metrics(jets, book, CLASSES, "sig", [0.5], {"mS": [5.0]})
-    sig = (jets["label"] == 1) & (jets["mS"] == 5.0)
-    qcd, bib = jets["label"] == 0, jets["label"] == 2
+    sig = (jets["flavour_label"] == 1) & (jets["mS"] == 5.0)
+    qcd, bib = jets["flavour_label"] == 0, jets["flavour_label"] == 2
     score = np.log(probs[:, 1]) - np.log(0.7 * probs[:, 0] + 0.3 * probs[:, 2])
     bkg = qcd | bib
     w = np.where(qcd, 0.7 / qcd.sum(), 0.3 / bib.sum())[bkg]
@@ -162,7 +162,7 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple, str, str]:
                 src.copy(name, a)
                 src.copy(name, b)
         table = src["jets"][:]
-        ctau = np.where(table["label"] == 1, 1.0, np.nan).astype(np.float32)
+        ctau = np.where(table["flavour_label"] == 1, 1.0, np.nan).astype(np.float32)
         a["jets"] = with_columns(table, {"ctau": ctau})
         names = [n for n in table.dtype.names if n != "mS"]
         b["jets"] = np.array(table[names].tolist(), dtype=[(n, table.dtype[n]) for n in names])
@@ -188,7 +188,7 @@ def test_two_parameters_each_jet_at_its_own_and_control(toy: tuple, tmp_path: Pa
         assert {f"m{tag}_p{c}" for c in CLASSES} <= set(jets.dtype.names), tag
     np.testing.assert_array_equal(jets["m_mS5_psig"], jets["m_ctau1_psig"])  # same point
     assert not np.allclose(jets["m_mS5_psig"], jets["m_mS40_psig"])
-    sig = jets["label"] == 1
+    sig = jets["flavour_label"] == 1
     at_truth = probabilities(load_module(ckpt), test, {"mS": 16.0, "ctau": 1.0})[0][:, 1]
     np.testing.assert_allclose(jets["m_psig"][sig], at_truth[sig], rtol=1e-5)
     assert not np.allclose(jets["m_psig"][sig], jets["m_mS5_psig"][sig])
@@ -205,7 +205,7 @@ def test_bayes_reference_follows_the_mass_each_jet_was_scored_at() -> None:
     base, _ = known_jets(own_mass=5.0)
     rng = np.random.default_rng(1)
     at5, at40 = rng.normal(0, 1, len(base)), rng.normal(0, 1, len(base))
-    seen = np.where(base["label"] == 1, base["mS"], rng.choice([5.0, 40.0], len(base)))
+    seen = np.where(base["flavour_label"] == 1, base["mS"], rng.choice([5.0, 40.0], len(base)))
     truths = {"truth_logp_sig_mS5": at5, "truth_logp_sig_mS40": at40}
     jets = with_columns(base, truths | {"m_mS": seen})
     expected = np.where(seen == 5.0, at5, at40).astype(np.float32)
@@ -305,7 +305,7 @@ def test_parameter_efficiency_uses_each_value_own_columns(evaluated: tuple) -> N
     score = np.log(jets["m_psig"] + 1e-12) - np.log(
         2 / 3 * jets["m_pqcd"] + 1 / 3 * jets["m_pbib"] + 1e-12
     )
-    sig = jets["label"] == 1
+    sig = jets["flavour_label"] == 1
     cut = np.quantile(score[sig & (jets["mS"] == 5)], 0.3)
     expected = np.mean(score[sig & (jets["mS"] == 40)] > cut)
     assert efficiency["40"] == pytest.approx(expected, abs=0.02)
@@ -320,7 +320,7 @@ def test_report_numbers_hash_and_null_rejections(
     whole config's: it changes with a training override the report slice does not hold."""
     _, jets, _ = evaluated
     separated = jets.copy()
-    bib = separated["label"] == 2
+    bib = separated["flavour_label"] == 2
     separated["m_psig"] = np.where(bib, 1e-6, np.maximum(separated["m_psig"], 0.05))
     separated["m_pbib"] = np.where(bib, 0.9, separated["m_pbib"])
     results = tmp_path / "results"

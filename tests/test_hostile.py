@@ -172,9 +172,9 @@ def test_ordinary_inputs_pass_the_value_guard(tmp_path):
 )
 def test_value_guard_rank_correlation(transform, refused):
     rng = np.random.default_rng(1)
-    table = np.zeros(4000, dtype=[("x", "f4"), ("truth_p", "f4"), ("label", "i4")])
+    table = np.zeros(4000, dtype=[("x", "f4"), ("truth_p", "f4"), ("flavour_label", "i4")])
     table["truth_p"] = rng.normal(size=4000)
-    table["label"] = rng.integers(0, 3, 4000)
+    table["flavour_label"] = rng.integers(0, 3, 4000)
     table["x"] = transform(table["truth_p"].astype(np.float64))
     inputs = {"variables": {"jets": ["x"]}, "truth": []}
     if refused:

@@ -182,11 +182,11 @@ def test_reweighting_matches_signal_pt(converted, tmp_path):
     config = {**config, "prepare": {**config["prepare"], "weights": weights}}
     outputs, _ = run_split(config, paths, ["qcd", "bib", "sig"], tmp_path, debug=False)
     jets = read(outputs["train"])
-    edges = np.quantile(jets["pt"][jets["label"] == 1], np.linspace(0, 1, 11))
+    edges = np.quantile(jets["pt"][jets["flavour_label"] == 1], np.linspace(0, 1, 11))
     edges[0], edges[-1] = -np.inf, np.inf
 
     def hist(cls):
-        sel = jets["label"] == cls
+        sel = jets["flavour_label"] == cls
         w = jets["train_weight"][sel].astype(np.float64)
         h, _ = np.histogram(jets["pt"][sel], bins=edges, weights=w)
         h2, _ = np.histogram(jets["pt"][sel], bins=edges, weights=w**2)
@@ -197,10 +197,12 @@ def test_reweighting_matches_signal_pt(converted, tmp_path):
         bkg, bkg_var = hist(cls)
         chi2 = np.sum((bkg - sig) ** 2 / (bkg_var + sig_var))
         assert stats.chi2.sf(chi2, len(sig) - 1) > 1e-3, (cls, chi2)
-        raw, _ = np.histogram(jets["pt"][jets["label"] == cls], bins=edges)
+        raw, _ = np.histogram(jets["pt"][jets["flavour_label"] == cls], bins=edges)
         raw_chi2 = np.sum((raw / raw.sum() - sig) ** 2 / (raw / raw.sum() ** 2 + sig_var))
         assert raw_chi2 > chi2
-    totals = [jets["train_weight"][jets["label"] == c].astype(np.float64).sum() for c in range(3)]
+    totals = [
+        jets["train_weight"][jets["flavour_label"] == c].astype(np.float64).sum() for c in range(3)
+    ]
     np.testing.assert_allclose(totals, totals[0], rtol=1e-6)
 
 
@@ -237,7 +239,7 @@ def test_norm_matches_numpy(converted, tmp_path):
     assert norm["tracks"]["pt"]["transform"] == "log1p"
     assert set(norm) == {"jets", "tracks", "clusters"}
     classes = yaml.safe_load(class_path.read_text())
-    np.testing.assert_allclose(classes["jets"]["label"], [1, 1, 1], rtol=1e-6)
+    np.testing.assert_allclose(classes["jets"]["flavour_label"], [1, 1, 1], rtol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -328,7 +330,7 @@ def test_label_map_lists_and_drop_on_physlite(tmp_path):
     assert len(jets) == 455 - 16 and report["dropped"] == {"label_map": 16}
     assert json.loads((tmp_path / "summary.json").read_text())["dropped"] == {"label_map": 16}
     raw = {0: 0, 4: 1, 5: 2}
-    assert [raw[int(r)] for r in jets[FLAVOUR]] == list(jets["label"])
+    assert [raw[int(r)] for r in jets[FLAVOUR]] == list(jets["flavour_label"])
     unmapped = {**config, "prepare": {**config["prepare"], "label_map": None}}
     with pytest.raises(HepsnakeError, match=r"no class label and prepare.label_map is unset"):
         run_split(unmapped, {"p": str(tmp_path / "p.h5")}, ["p"], tmp_path / "x", debug=False)
@@ -367,7 +369,7 @@ def test_label_map_ranges_and_unmapped_drop(converted, tmp_path):
     with h5py.File(raw, "r+") as h5:
         h5.attrs["sample"] = "raw"
         jets = h5["jets"][:]
-        jets["label"] = -1
+        jets["flavour_label"] = -1
         h5["jets"][:] = jets
     label_map = {
         "variable": "pt",
@@ -380,7 +382,7 @@ def test_label_map_ranges_and_unmapped_drop(converted, tmp_path):
     )
     got = np.concatenate([read(outputs[s]) for s in SPLITS])
     want = np.where(got["pt"] < 40, 0, 1)
-    assert len(got) == np.sum(pt < 60) and np.array_equal(got["label"], want)
+    assert len(got) == np.sum(pt < 60) and np.array_equal(got["flavour_label"], want)
     assert report["dropped"] == {"label_map": int(np.sum(pt >= 60))} and np.sum(pt >= 60) > 0
 
 
@@ -403,8 +405,10 @@ def test_resampling_instead_of_weights(mode, converted, tmp_path):
     resampled = with_prepare(config, **UNWEIGHTED, resample=mode)
     after, _ = run_split(resampled, paths, ["qcd", "bib", "sig"], tmp_path, debug=False)
     original, train = read(before["train"]), read(after["train"])
-    counts = np.bincount(original["label"])
-    assert np.all(np.bincount(train["label"]) == (counts.min() if mode == "down" else counts.max()))
+    counts = np.bincount(original["flavour_label"])
+    assert np.all(
+        np.bincount(train["flavour_label"]) == (counts.min() if mode == "down" else counts.max())
+    )
     assert np.all(train["train_weight"] == 1)
     names = ["bib", "qcd", "sig"]
     ids = [
@@ -443,9 +447,9 @@ def test_class_dict_on_unbalanced_classes(converted, tmp_path):
         with_prepare(config, **UNWEIGHTED), paths, ["qcd", "bib", "sig"], tmp_path, debug=False
     )
     norm_stats(config, outputs["train"], str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml"))
-    counts = np.bincount(read(outputs["train"])["label"], minlength=3).astype(float)
+    counts = np.bincount(read(outputs["train"])["flavour_label"], minlength=3).astype(float)
     assert counts[0] > 1.5 * counts[1]  # qcd has twice the jets of sig and bib
-    got = yaml.safe_load((tmp_path / "c.yaml").read_text())["jets"]["label"]
+    got = yaml.safe_load((tmp_path / "c.yaml").read_text())["jets"]["flavour_label"]
     np.testing.assert_allclose(got, counts.sum() / (3 * counts), rtol=1e-6)
 
 
@@ -454,7 +458,7 @@ def test_reweighting_2d_matches_signal(converted, tmp_path):
     weighted = with_prepare(config, mode="pt_to_signal", variables=["pt", "eta"], bins=8)
     outputs, _ = run_split(weighted, paths, ["qcd", "bib", "sig"], tmp_path, debug=False)
     jets = read(outputs["train"])
-    sig = jets["label"] == 1
+    sig = jets["flavour_label"] == 1
     pt_edges = np.quantile(jets["pt"][sig], np.linspace(0, 1, 5))
     eta_edges = np.quantile(jets["eta"][sig], np.linspace(0, 1, 4))
     for edges in (pt_edges, eta_edges):
@@ -468,7 +472,9 @@ def test_reweighting_2d_matches_signal(converted, tmp_path):
         return h.ravel() / w.sum(), h2.ravel() / w.sum() ** 2
 
     def weights(cls):
-        return jets["label"] == cls, jets["train_weight"][jets["label"] == cls].astype(float)
+        return jets["flavour_label"] == cls, jets["train_weight"][
+            jets["flavour_label"] == cls
+        ].astype(float)
 
     target, target_var = hist(*weights(1))
     for cls in (0, 2):

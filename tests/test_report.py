@@ -26,6 +26,7 @@ from hepsnake.evaluate.metrics import (
 from hepsnake.evaluate.stage import evaluate
 from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
+from hepsnake.names import prob_column
 from hepsnake.report.markdown import report
 
 FLAVOURS = ["ujets", "cjets", "bjets"]
@@ -58,15 +59,15 @@ def flavour_jets(n: int = 3000, seed: int = 0) -> np.ndarray:
     label = rng.integers(0, 3, n)
     truth = np.eye(3)[label]
     fields = ["weight", "pt", "GN2v01_pu", "GN2v01_pc", "GN2v01_pb", "btagDeepFlavB"]
-    fields += [f"m_p{c}" for c in FLAVOURS]
-    jets = np.zeros(n, dtype=[("label", "i4")] + [(f, "f4") for f in fields])
-    jets["label"] = label
+    fields += [prob_column("m", c) for c in FLAVOURS]
+    jets = np.zeros(n, dtype=[("flavour_label", "i4")] + [(f, "f4") for f in fields])
+    jets["flavour_label"] = label
     jets["weight"] = rng.uniform(0.5, 1.5, n)
     jets["pt"] = rng.uniform(20_000, 200_000, n)
     model = softmax(rng.normal(0, 1, (n, 3)) + 1.0 * truth)
     gn2 = softmax(rng.normal(0, 1, (n, 3)) + 2.0 * truth)
     for i, c in enumerate(FLAVOURS):
-        jets[f"m_p{c}"] = model[:, i]
+        jets[prob_column("m", c)] = model[:, i]
     for i, x in enumerate(("pu", "pc", "pb")):
         jets[f"GN2v01_{x}"] = gn2[:, i]
     jets["btagDeepFlavB"] = rng.normal(0, 1, n) + 1.5 * (label == 2)
@@ -130,12 +131,12 @@ def test_flavour_discriminant_with_fc_matches_a_by_hand_computation() -> None:
     )
     assert working_points(EVALUATE, setup) == FTAG_WORKING_POINTS
     book = roc_book(jets, "m", FLAVOURS, "bjets", setup.fractions, shared=setup.shared)
-    p = {c: jets[f"m_p{c}"].astype(np.float64) for c in FLAVOURS}
+    p = {c: jets[prob_column("m", c)].astype(np.float64) for c in FLAVOURS}
     expected = d_b(p["bjets"], p["cjets"], p["ujets"], 0.1)
     for roc in (INCLUSIVE, "cjets", "ujets"):
         np.testing.assert_allclose(book.inclusive["m"][roc][0], expected, rtol=1e-6, atol=1e-6)
     metrics = model_metrics(jets, book, FLAVOURS, "bjets", [0.7])
-    b, c = jets["label"] == 2, jets["label"] == 1
+    b, c = jets["flavour_label"] == 2, jets["flavour_label"] == 1
     cut = np.quantile(expected[b], 0.3)
     rejection = metrics["backgrounds"]["cjets"]["rejection"]["0.7"]["rejection"]
     assert rejection == pytest.approx(1 / np.mean(expected[c] > cut), rel=0.02)
@@ -179,7 +180,7 @@ def test_reference_taggers_in_the_metrics_and_the_roc_plot(flavour_run: tuple) -
     rejections; the ROC plot draws them with a ratio panel to GN2v01 under each panel."""
     root, jets, metrics = flavour_run
     refs = metrics["reference_taggers"]
-    b, u = jets["label"] == 2, jets["label"] == 0
+    b, u = jets["flavour_label"] == 2, jets["flavour_label"] == 0
     gn2 = d_b(jets["GN2v01_pb"], jets["GN2v01_pc"], jets["GN2v01_pu"], 0.1).astype(np.float64)
     truth = np.r_[np.ones(b.sum()), np.zeros(u.sum())]
     expected = roc_auc_score(truth, np.r_[gn2[b], gn2[u]])
@@ -323,13 +324,13 @@ def test_flavour_report_says_what_the_run_is_without_toy_wording(tmp_path: Path)
 
 def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> None:
     jets = flavour_jets()
-    jets["m_pbjets"], jets["m_pujets"] = (
-        jets["m_pujets"].copy(),
-        jets["m_pbjets"].copy(),
+    jets["m_pb"], jets["m_pu"] = (
+        jets["m_pu"].copy(),
+        jets["m_pb"].copy(),
     )  # AUC < 0.5
     same = slice(0, len(jets) // 5)  # 20% of the jets get one output
     for c, v in zip(FLAVOURS, (0.5, 0.3, 0.2), strict=True):
-        jets[f"m_p{c}"][same] = v
+        jets[prob_column("m", c)][same] = v
     jets["weight"][::50] *= -1
     jets["pt"] /= 1000  # GeV values in a file that says MeV: the bins miss them
     text = make_report(
@@ -391,9 +392,9 @@ def test_efficiency_and_rejection_per_pt_bin_at_one_cut(flavour_run: tuple) -> N
     b efficiency and light rejection, counted by hand."""
     root, jets, metrics = flavour_run
     per_bin = metrics["pt_bins"]["at_working_point"]
-    p = {c: jets[f"m_p{c}"].astype(np.float64) for c in FLAVOURS}
+    p = {c: jets[prob_column("m", c)].astype(np.float64) for c in FLAVOURS}
     score = d_b(p["bjets"], p["cjets"], p["ujets"], 0.1)
-    b, u = jets["label"] == 2, jets["label"] == 0
+    b, u = jets["flavour_label"] == 2, jets["flavour_label"] == 0
     cut = np.quantile(score[b], 1 - 0.77)
     assert per_bin["working_point"] == 0.77 and per_bin["cut"] == pytest.approx(cut, abs=1e-4)
     for i, (lo, hi) in enumerate([(20_000, 60_000), (60_000, 200_000)]):

@@ -145,7 +145,9 @@ def test_loader_batches_match_the_file(prepared):
     for batch in loader:
         first = int(np.flatnonzero(jets["pt"] == batch["jets"][0, 0].item())[0])
         n = len(batch["label"])
-        np.testing.assert_array_equal(batch["label"].numpy(), jets["label"][first : first + n])
+        np.testing.assert_array_equal(
+            batch["label"].numpy(), jets["flavour_label"][first : first + n]
+        )
         width = batch["tracks"].shape[1]
         assert (
             width <= 5

@@ -112,14 +112,14 @@ def ftag_tools_read(results: Path) -> None:
     """
     with h5py.File(results / "predictions" / "baseline.h5") as h5:
         expected = h5["jets"][:]
-    columns = ["label", "baseline_pqcd", "baseline_psig", "baseline_pbib"]
+    columns = ["flavour_label", "baseline_pqcd", "baseline_psig", "baseline_pbib"]
     reader = H5Reader(results / "predictions" / "baseline.h5", batch_size=300, shuffle=False)
     loaded = reader.load({"jets": columns})["jets"]
     assert len(loaded) == len(expected)
     for column in columns:
         np.testing.assert_array_equal(loaded[column], expected[column])
     reader = H5Reader(results / "prepared" / "train.h5", batch_size=300, shuffle=False)
-    variables = {"jets": ["pt", "label"], "tracks": ["pt", "valid"]}
+    variables = {"jets": ["pt", "flavour_label"], "tracks": ["pt", "valid"]}
     batch = reader.load(variables, num_global_objects=600)
     assert batch["tracks"].shape == (600, 40)
     assert not batch["tracks"]["pt"][~batch["tracks"]["valid"]].any(), "padding is zero"

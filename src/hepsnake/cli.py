@@ -51,7 +51,9 @@ def cmd_split(args: argparse.Namespace) -> None:
 def cmd_norm(args: argparse.Namespace) -> None:
     from hepsnake.prepare.norm import norm_stats
 
-    norm = norm_stats(load(args.config), args.train, args.norm, args.class_dict)
+    norm = norm_stats(
+        load(args.config), args.train, args.norm, args.class_dict, classes_out=args.classes
+    )
     log.info("norm: %d variables → %s", sum(len(v) for v in norm.values()), args.norm)
 
 
@@ -200,6 +202,7 @@ def parser() -> argparse.ArgumentParser:
     nrm.add_argument("--train", required=True)
     nrm.add_argument("--norm", required=True, help="output norm_dict.yaml")
     nrm.add_argument("--class-dict", required=True, help="output class_dict.yaml")
+    nrm.add_argument("--classes", help="output classes.yaml (ftag Flavours format)")
     trn = verb("train", cmd_train, "train one model config; resumes a killed run")
     trn.add_argument("--train", required=True)
     trn.add_argument("--val", required=True)

@@ -56,6 +56,7 @@ rule prepare_norm:
     output:
         norm="results/prepared/norm_dict.yaml",
         class_dict="results/prepared/class_dict.yaml",
+        classes="results/prepared/classes.yaml",
     params:
         config=stage_config(config, "norm"),
     log:
@@ -67,4 +68,5 @@ rule prepare_norm:
         "../../envs/prepare.yaml"
     shell:
         "hepsnake norm --config {params.config:q} --train {input.train:q}"
-        " --norm {output.norm:q} --class-dict {output.class_dict:q} > {log:q} 2>&1"
+        " --norm {output.norm:q} --class-dict {output.class_dict:q}"
+        " --classes {output.classes:q} > {log:q} 2>&1"

@@ -25,6 +25,7 @@ from hepsnake.io.listing import expand_urls
 from hepsnake.io.physlite import PhysliteSource
 from hepsnake.io.remote import redact_sample, redact_text, redact_url
 from hepsnake.io.root import FlatSource
+from hepsnake.names import LABEL
 
 DEFAULT_MAX_CONSTITUENTS = 40
 T = TypeVar("T")
@@ -106,14 +107,16 @@ class SampleWriter:
         label = sample.get("label")
         self.label = config["class_names"].index(label) if label in config["class_names"] else -1
         self.xsec = float(sample["xsec"])
-        self.params = sample["params"]
+        # every parameter of the run, NaN where this sample has none: one jets dtype per run
+        names = dict.fromkeys(p for s in config["samples"] for p in s["params"])
+        self.params = {p: sample["params"].get(p, np.nan) for p in names}
         self.dtypes: dict[str, np.dtype] = {}
         self.truncated = 0
 
     def jets_table(self, chunk: JetChunk) -> np.ndarray:
         n = len(chunk)
         cols = dict(chunk.jets)
-        cols["label"] = np.full(n, self.label, dtype=np.int32)
+        cols[LABEL] = np.full(n, self.label, dtype=np.int32)
         base = cols.get("mcEventWeight", np.ones(n))
         cols["weight"] = (np.asarray(base, dtype=np.float64) * self.xsec).astype(np.float32)
         for key, value in self.params.items():
@@ -239,7 +242,7 @@ def write_sample(
     for warning in mev_warnings(conv["cuts"], list(report["cuts"].values()), units[0]):
         log.warning("convert %s: %s", sample["name"], warning)
     h5["jets"].attrs["class_names"] = config["class_names"]
-    h5["jets"].attrs["flavour_label"] = "label"
+    h5["jets"].attrs[LABEL] = config["class_names"]
     h5["jets"].attrs["energy_unit"] = units[0]
     set_attrs(
         h5,

@@ -172,7 +172,7 @@ class H5Batches:
             if missing:
                 raise HepsnakeError(self.path, f"variable '{missing[0]}' not in '{name}'")
         jet_names = h5["jets"].dtype.names
-        for needed in ("label", "train_weight", *self.spec.parameters, *self.extra):
+        for needed in ("flavour_label", "train_weight", *self.spec.parameters, *self.extra):
             if needed not in jet_names:
                 raise HepsnakeError(self.path, f"jet field '{needed}' missing")
 
@@ -228,7 +228,7 @@ class H5Batches:
             width = min(max(1, min(used, limit or used)), block.shape[1])
             batch[coll] = torch.from_numpy(gather(block, variables, width))
             batch[f"{coll}_mask"] = torch.from_numpy(valid[:, :width].copy())
-        batch["label"] = torch.from_numpy(jets["label"].astype(np.int64))
+        batch["label"] = torch.from_numpy(jets["flavour_label"].astype(np.int64))
         batch["weight"] = torch.from_numpy(jets["train_weight"].astype(np.float32))
         if self.spec.parameters:
             batch["params"] = torch.from_numpy(

@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from hepsnake.errors import HepsnakeError
+from hepsnake.names import point_tag, prob_column
 from hepsnake.stats import weighted_ks
 
 INCLUSIVE = "inclusive"
@@ -228,8 +229,8 @@ def roc_inputs(
 
 
 def model_logp(jets: np.ndarray, prefix: str, class_names: list[str]) -> dict[str, np.ndarray]:
-    """log p of each class from the ``{prefix}_p{class}`` columns."""
-    return {c: np.log(jets[f"{prefix}_p{c}"].astype(np.float64) + EPS) for c in class_names}
+    """log p of each class from the ``{prefix}_p{class}`` columns (:func:`prob_column`)."""
+    return {c: np.log(jets[prob_column(prefix, c)].astype(np.float64) + EPS) for c in class_names}
 
 
 def truth_logp(
@@ -267,7 +268,7 @@ def signal_mask(
 ) -> np.ndarray:
     """The signal jets at ``point`` (parameter, value), or else the inclusive signal: that of
     the ``train`` values of each parameter the jets carry."""
-    is_sig = jets["label"] == class_names.index(signal)
+    is_sig = jets["flavour_label"] == class_names.index(signal)
     if point is not None:
         return is_sig & (jets[point[0]] == point[1])
     for name, values in (train or {}).items():
@@ -281,7 +282,7 @@ def signal_points(
 ) -> list[tuple[str, float]]:
     """(parameter, value) of every value the signal jets have, for each of ``parameters`` the
     jets carry."""
-    is_sig = jets["label"] == class_names.index(signal)
+    is_sig = jets["flavour_label"] == class_names.index(signal)
     return [
         (name, float(v))
         for name in parameters
@@ -294,8 +295,8 @@ def signal_points(
 def point_prefix(jets: np.ndarray, model: str, signal: str, point: tuple[str, float]) -> str:
     """Column prefix of ``model`` at ``point``: its own ``{model}_{par}{value}`` columns when
     it was evaluated there (parameterised models), else the plain ``{model}`` columns."""
-    own = f"{model}_{point[0]}{point[1]:g}"
-    return own if f"{own}_p{signal}" in jets.dtype.names else model
+    own = f"{model}{point_tag(*point)}"
+    return own if prob_column(own, signal) in jets.dtype.names else model
 
 
 def roc_sets(
@@ -312,7 +313,7 @@ def roc_sets(
     exists, of the Bayes-optimal classifier; keyed ``model`` and ``BAYES``. A parameterised
     model's plain columns saw each jet at the value in ``{model}_{par}`` (one parameter): its
     Bayes-optimal reference is the likelihood ratio at that value, jet by jet."""
-    labels = jets["label"]
+    labels = jets["flavour_label"]
     prefix = model if point is None else point_prefix(jets, model, signal, point)
     logp = model_logp(jets, prefix, class_names)
     out = {model: roc_inputs(logp, labels, class_names, signal, fractions, shared)}
@@ -355,7 +356,8 @@ def reference_rocs(
     if "score" in spec:
         score = finite(jet_field(jets, spec["score"], where))
         return {
-            k: (score, w) for k, w in roc_weights(jets["label"], class_names, fractions).items()
+            k: (score, w)
+            for k, w in roc_weights(jets["flavour_label"], class_names, fractions).items()
         }
     probs = spec["probabilities"]
     needed = [signal, *(b for b, f in fractions.items() if f > 0)]
@@ -364,7 +366,7 @@ def reference_rocs(
         raise HepsnakeError(f"{where}/probabilities", f"no field for class '{missing[0]}'")
     logp = {c: np.log(jet_field(jets, probs[c], where) + EPS) for c in needed}
     logp |= {b: np.full(len(jets), -np.inf) for b in fractions if b not in logp}
-    rocs = roc_inputs(logp, jets["label"], class_names, signal, fractions, shared=True)
+    rocs = roc_inputs(logp, jets["flavour_label"], class_names, signal, fractions, shared=True)
     return {k: (finite(score), w) for k, (score, w) in rocs.items()}
 
 
@@ -419,7 +421,7 @@ def roc_book(
     """:func:`roc_sets` of ``model``, inclusive and at every signal point of ``parameters``,
     and :func:`reference_rocs` of each of ``references``; ``fractions`` are the configured
     background fractions (None: equal, see :func:`background_fractions`)."""
-    fractions = background_fractions(jets["label"], class_names, signal, fractions)
+    fractions = background_fractions(jets["flavour_label"], class_names, signal, fractions)
     return RocBook(
         model,
         fractions,
@@ -477,7 +479,7 @@ def control_ks(jets: np.ndarray, model: str, class_names: list[str]) -> dict[str
     weights = jets["train_weight"].astype(np.float64)
     out = {}
     for c in class_names:
-        values = jets[f"{model}_p{c}"]
+        values = jets[prob_column(model, c)]
         d, p = weighted_ks(values[is_data], values[~is_data], weights[is_data], weights[~is_data])
         out[c] = {"ks": d, "p_value": p}
     return out

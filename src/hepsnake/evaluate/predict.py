@@ -12,6 +12,7 @@ from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.h5 import set_attrs
 from hepsnake.models.checkpoint import TrainedTagger, load_module
+from hepsnake.names import LABEL, point_tag, prob_column
 
 
 @torch.inference_mode()
@@ -74,13 +75,14 @@ def parameter_points(parameters: dict[str, Any]) -> dict[str, dict[str, float]]:
         n: [float(v) for v in parameters["test"].get(n, parameters["train"][n])] for n in names
     }
     first = {n: v[0] for n, v in values.items()}
-    return {f"_{n}{v:g}": first | {n: v} for n in names for v in values[n]}
+    return {point_tag(n, v): first | {n: v} for n in names for v in values[n]}
 
 
 def score_columns(module: TrainedTagger, path: str, model: str) -> dict[str, np.ndarray]:
-    """``{model}_p{class}``, each jet at its own parameters (see :func:`probabilities`), and for
-    parameterised models ``{model}_{par}`` (the value each jet's plain columns were evaluated
-    at) and ``{model}_{par}{value}_p{class}`` at every :func:`parameter_points`."""
+    """``{model}_p{class}`` (:func:`~hepsnake.names.prob_column`), each jet at its own
+    parameters (see :func:`probabilities`), and for parameterised models ``{model}_{par}``
+    (the value each jet's plain columns were evaluated at) and ``{model}_{par}{value}_p{class}``
+    at every :func:`parameter_points`."""
     class_names = list(module.hparams.class_names)
     parameters = module.hparams.parameters
     points: dict[str, dict[str, float] | None] = {"": None}
@@ -96,7 +98,7 @@ def score_columns(module: TrainedTagger, path: str, model: str) -> dict[str, np.
                 for i, name in enumerate(parameters["names"]):
                     columns[f"{model}_{name}"] = used[:, i].astype(np.float32)
         for i, c in enumerate(class_names):
-            columns[f"{model}{tag}_p{c}"] = done[key][:, i].astype(np.float32)
+            columns[prob_column(model, c, tag)] = done[key][:, i].astype(np.float32)
     return columns
 
 
@@ -129,6 +131,7 @@ def predict(
             table = with_columns(jets, score_columns(module, path, model_name))
             out.create_dataset(name, data=table, compression="lzf", chunks=True)
             out[name].attrs["class_names"] = list(module.hparams.class_names)
+            out[name].attrs[LABEL] = list(module.hparams.class_names)
             if unit is not None:
                 out[name].attrs["energy_unit"] = unit
             counts[name] = len(table)

@@ -28,6 +28,7 @@ from hepsnake.evaluate.metrics import (
 from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
 from hepsnake.io.h5 import DEFAULT_UNIT
+from hepsnake.names import prob_column
 
 
 def sb_scan(
@@ -65,7 +66,7 @@ def physical_weights(jets: np.ndarray, setting: bool | None) -> tuple[bool, str]
 def constant_output(jets: np.ndarray, model: str, class_names: list[str]) -> dict[str, float]:
     """The largest share of test jets with one identical output vector, and its signal-class
     probability (e.g. every jet without constituents scored alike)."""
-    outputs = np.stack([jets[f"{model}_p{c}"] for c in class_names], axis=1)
+    outputs = np.stack([jets[prob_column(model, c)] for c in class_names], axis=1)
     if not len(outputs):
         return {"fraction": 0.0}
     values, counts = np.unique(outputs, axis=0, return_counts=True)
@@ -198,7 +199,7 @@ def evaluate(
     }
     metrics |= model_metrics(jets, book, names, signal, wps, scan["train"])
     out = Path(plot_dir)
-    labels = jets["label"]
+    labels = jets["flavour_label"]
     is_sig = signal_mask(jets, names, signal, scan["train"])
     roc_curves = {label: curves(rocs, is_sig) for label, rocs in book.inclusive.items()}
     roc_curves |= {name: curves(rocs, is_sig) for name, rocs in book.references.items()}
@@ -260,7 +261,7 @@ def evaluate(
 
     if control is not None:
         metrics["control_ks"] = control_ks(control, model, names)
-        column = f"{model}_p{signal}"
+        column = prob_column(model, signal)
         plots.plot_control(
             control[column],
             control["is_data"].astype(bool),

@@ -23,6 +23,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from hepsnake.models.tagger import Tagger
+from hepsnake.names import prob_column
 
 NOISY_LOGGERS = ("", "torch.onnx", "torch.export", "onnxscript", "onnx_ir", "onnxruntime")
 
@@ -87,8 +88,8 @@ def input_names(tagger: Tagger) -> list[str]:
 
 
 def output_names(model: str, class_names: list[str]) -> list[str]:
-    """``{model}_p{class}`` for every class, in class order."""
-    return [f"{model}_p{c}" for c in class_names]
+    """``{model}_p{class}`` (:func:`prob_column`) for every class, in class order."""
+    return [prob_column(model, c) for c in class_names]
 
 
 def feeds(batch: Mapping[str, torch.Tensor], names: list[str]) -> dict[str, np.ndarray]:

@@ -10,7 +10,14 @@ import numpy as np
 from hepsnake.errors import HepsnakeError
 
 IDENTIFIERS = {"eventNumber", "runNumber", "mcChannelNumber", "lumiBlock", "sample"}
-LABELS_AND_WEIGHTS = {"label", "is_data", "weight", "mcEventWeight", "train_weight"}
+LABELS_AND_WEIGHTS = {
+    "flavour_label",
+    "label",
+    "is_data",
+    "weight",
+    "mcEventWeight",
+    "train_weight",
+}
 RANK_LIMIT = 0.999  # |Spearman| from which an input counts as a copy of a truth column
 
 
@@ -62,7 +69,7 @@ def is_truth_column(name: str, truth: list[str], label_variable: str | None) -> 
     """Whether a column of a prepared table is truth: the label, truth*, an ``inputs.truth``
     pattern or the ``prepare.label_map`` variable."""
     return (
-        name == "label"
+        name in ("flavour_label", "label")
         or name == label_variable
         or name.lower().startswith("truth")
         or any(fnmatchcase(name, pattern) for pattern in truth)

@@ -10,8 +10,17 @@ import numpy as np
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_yaml
+from hepsnake.names import LABEL, prob_suffix
 from hepsnake.prepare.guard import check_input_values, check_inputs, label_map_variable
 
+COLOURS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink")]
+# plot label and colour of the FTAG classes, as in atlas-ftag-tools' flavours.yaml
+FTAG_STYLE = {
+    "bjets": ("$b$-jets", "tab:blue"),
+    "cjets": ("$c$-jets", "tab:orange"),
+    "ujets": ("Light-jets", "tab:green"),
+    "taujets": ("$\\tau$-jets", "tab:purple"),
+}
 CHUNK = 10_000  # jets per read: a block of constituents stays in cache while it is reduced
 LEAK_SAMPLE = 5_000  # jets (shuffled: a random sample) compared with the truth columns
 
@@ -97,12 +106,19 @@ def counted(block: np.ndarray) -> np.ndarray:
 
 
 def norm_stats(
-    config: dict[str, Any], train: str, norm_out: str, class_out: str, chunk: int = CHUNK
+    config: dict[str, Any],
+    train: str,
+    norm_out: str,
+    class_out: str,
+    chunk: int = CHUNK,
+    classes_out: str | None = None,
 ) -> dict[str, Any]:
     """Mean/std per collection and variable over valid constituents of ``train``, streamed.
 
     Writes the Salt-style ``{collection: {variable: {mean, std[, transform]}}}`` YAML and a
-    class-weight dict ``{jets: {label: [w_c]}}`` (total weight / (classes × class weight)).
+    class-weight dict ``{jets: {flavour_label: [w_c]}}`` in Salt's layout (total weight /
+    (classes × class weight)); ``classes_out``: the classes in ftag's ``Flavours`` YAML format
+    (:func:`flavour_classes`).
     Each dataset is read once, ``chunk`` jets at a time: memory does not grow with the file.
     """
     inputs = config["inputs"]
@@ -143,7 +159,9 @@ def norm_stats(
         for coll, per in stats.items()
     }
     write_yaml(norm_out, norm)
-    write_yaml(class_out, {"jets": {"label": class_weights(totals)}})
+    write_yaml(class_out, {"jets": {LABEL: class_weights(totals)}})
+    if classes_out is not None:
+        write_yaml(classes_out, flavour_classes(config["class_names"]))
     return norm
 
 
@@ -179,8 +197,8 @@ def entry(
 
 
 def class_sums(jets: np.ndarray, n_classes: int) -> np.ndarray:
-    """Summed ``train_weight`` per ``label`` of a block of jets."""
-    return np.bincount(jets["label"], jets["train_weight"], minlength=n_classes)
+    """Summed ``train_weight`` per ``flavour_label`` of a block of jets."""
+    return np.bincount(jets["flavour_label"], jets["train_weight"], minlength=n_classes)
 
 
 def class_weights(totals: np.ndarray) -> list[float]:
@@ -188,3 +206,24 @@ def class_weights(totals: np.ndarray) -> list[float]:
     with np.errstate(divide="ignore"):
         out = np.where(totals > 0, totals.sum() / (len(totals) * totals), 0.0)
     return [float(w) for w in out]
+
+
+def flavour_classes(class_names: list[str]) -> list[dict[str, Any]]:
+    """The classes as atlas-ftag-tools' ``LabelContainer.from_yaml`` reads them: a cut on
+    ``flavour_label``, a plot label and colour (ftag's for the FTAG classes), category
+    ``hepsnake`` and ``_px``, the prediction-column suffix (:func:`~hepsnake.names.prob_suffix`),
+    so ``Label.px`` names our columns."""
+    out = []
+    for i, name in enumerate(class_names):
+        label, colour = FTAG_STYLE.get(name, (name, COLOURS[i % len(COLOURS)]))
+        out.append(
+            {
+                "name": name,
+                "label": label,
+                "cuts": [f"{LABEL} == {i}"],
+                "colour": colour,
+                "category": "hepsnake",
+                "_px": prob_suffix(name),
+            }
+        )
+    return out

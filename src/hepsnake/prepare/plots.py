@@ -22,7 +22,7 @@ def plot_reweighting(
         values = jets[var]
         edges = np.quantile(values, np.linspace(0, 0.995, 41))
         for cls, name in enumerate(class_names):
-            sel = jets["label"] == cls
+            sel = jets["flavour_label"] == cls
             if not sel.any():
                 continue
             row[0].hist(values[sel], bins=edges, density=True, histtype="step", label=name)

@@ -84,7 +84,7 @@ class Input:
         """Apply ``prepare.label_map`` to jets without a sample label: ``drop`` jets (and with
         ``unmapped: drop`` jets in no class) leave, counted in ``dropped``; a value in no class
         is an error otherwise, and so is a map that leaves no jet of the file."""
-        unlabelled = self.jets["label"] < 0
+        unlabelled = self.jets["flavour_label"] < 0
         if not unlabelled.any():
             return
         if not label_map:
@@ -98,7 +98,7 @@ class Input:
         mapped = np.full(len(raw), UNMAPPED, dtype=np.int32)
         for cls, spec in label_map["map"].items():
             mapped[in_class(raw, spec)] = DROP if cls == "drop" else class_names.index(cls)
-        mapped = np.where(unlabelled, mapped, self.jets["label"])
+        mapped = np.where(unlabelled, mapped, self.jets["flavour_label"])
         missing = mapped == UNMAPPED
         if missing.any() and label_map["unmapped"] == "error":
             raise HepsnakeError(
@@ -114,7 +114,7 @@ class Input:
                 f" {value_counts(raw[unlabelled])}",
             )
         self.dropped = int(removed.sum())
-        self.jets["label"] = np.where(removed, -1, mapped)
+        self.jets["flavour_label"] = np.where(removed, -1, mapped)
         self.keep &= ~removed
 
 
@@ -261,7 +261,7 @@ def ordering(
         rng = np.random.default_rng([prep["seed"], i, int(control)])
         rows = np.arange(len(jets[s]))
         if s == "train" and not control and prep["resample"] != "none":
-            rows = resample(jets[s]["label"], prep["resample"], rng)
+            rows = resample(jets[s]["flavour_label"], prep["resample"], rng)
         order[s] = rows[rng.permutation(len(rows))]
     return order
 
@@ -291,7 +291,7 @@ def write_split_files(
     for key, h5 in files.items():
         h5["jets"].attrs["class_names"] = config["class_names"]
         h5["jets"].attrs["energy_unit"] = ins[0].energy_unit if ins else DEFAULT_UNIT
-        h5["jets"].attrs["flavour_label"] = "label"
+        h5["jets"].attrs["flavour_label"] = config["class_names"]
         set_attrs(
             h5,
             {
@@ -391,8 +391,8 @@ def split_summary(
         table = jets[s]
         for i, name in enumerate(names):
             in_sample = table["sample"] == i
-            for cls in np.unique(table["label"][in_sample]):
-                sel = in_sample & (table["label"] == cls)
+            for cls in np.unique(table["flavour_label"][in_sample]):
+                sel = in_sample & (table["flavour_label"] == cls)
                 label = (
                     "data"
                     if control and table["is_data"][sel].all()

@@ -31,10 +31,10 @@ class Reweighter:
         out = base.astype(np.float64).copy()
         index = self.bins(jets)
         for cls, ratio in self.ratios.items():
-            is_cls = jets["label"] == cls
+            is_cls = jets["flavour_label"] == cls
             out[is_cls] *= ratio[tuple(i[is_cls] for i in index)]
         for cls, scale in self.class_scale.items():
-            out[jets["label"] == cls] *= scale
+            out[jets["flavour_label"] == cls] *= scale
         return out.astype(np.float32)
 
 
@@ -46,7 +46,7 @@ def base_weights(jets: np.ndarray, use_physics: bool) -> np.ndarray:
 def fit_reweighter(jets: np.ndarray, cfg: dict[str, Any], class_names: list[str]) -> Reweighter:
     """Fit kinematic ratios and class-total scales on training jets, as ``cfg`` asks."""
     base = base_weights(jets, cfg["use_physics_weights"])
-    labels = jets["label"]
+    labels = jets["flavour_label"]
     present = [c for c in range(len(class_names)) if np.any(labels == c)]
     rw = Reweighter([], [], {}, {})
     if cfg["mode"] == "pt_to_signal":

@@ -101,7 +101,7 @@ def compare_roc(
             jets = h5["jets"][:]
             names = [str(c) for c in h5["jets"].attrs["class_names"]]
         scan = config.get("parameters", {}).get(model, {})
-        fractions = background_fractions(jets["label"], names, signal, setup.fractions)
+        fractions = background_fractions(jets["flavour_label"], names, signal, setup.fractions)
         rocs = roc_sets(jets, model, names, signal, fractions, shared=setup.shared)[model]
         is_sig = signal_mask(jets, names, signal, scan.get("train"))
         plot[model] = curves(rocs, is_sig)

@@ -147,7 +147,7 @@ def train(
     torch.set_num_threads(threads)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     norm = yaml.safe_load(Path(norm_path).read_text())
-    class_weights = yaml.safe_load(Path(class_dict_path).read_text())["jets"]["label"]
+    class_weights = yaml.safe_load(Path(class_dict_path).read_text())["jets"]["flavour_label"]
     module = build_module(config, norm, class_weights)
     resume = work / "resume.ckpt"
     resuming = can_resume(resume, module)

@@ -1,0 +1,27 @@
+"""Column and field names shared by every stage, in the FTAG tools' conventions.
+
+Prediction columns follow puma and atlas-ftag-tools (``Label.px``): the class name without a
+trailing ``jets``, so the FTAG classes ``bjets``/``cjets``/``ujets``/``taujets`` give
+``{model}_pb``/``_pc``/``_pu``/``_ptau`` and every other class (``qcd``, ``sig``, ``b``,
+``light``) gives ``{model}_p{class}``. A short name is not translated: ``light`` stays
+``_plight`` (name the class ``ujets`` for puma's ``_pu``).
+"""
+
+LABEL = "flavour_label"  # the int class-index field of jets (Salt's and UPP's name)
+
+
+def prob_suffix(class_name: str) -> str:
+    """``p`` + ``class_name`` less a trailing ``jets``: ``bjets`` -> ``pb``, ``qcd`` -> ``pqcd``."""
+    stem = class_name.removesuffix("jets")
+    return f"p{stem or class_name}"
+
+
+def prob_column(model: str, class_name: str, tag: str = "") -> str:
+    """The column of ``model``'s probability for ``class_name``: ``{model}{tag}_p{class}``,
+    ``tag`` a parameter point such as ``_mS16`` (see :func:`point_tag`)."""
+    return f"{model}{tag}_{prob_suffix(class_name)}"
+
+
+def point_tag(parameter: str, value: float) -> str:
+    """``_{parameter}{value:g}``: the infix of the columns evaluated at one parameter point."""
+    return f"_{parameter}{value:g}"
