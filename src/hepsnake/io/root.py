@@ -290,6 +290,34 @@ def numeric(values: ak.Array, where: str, expr: str) -> np.ndarray:
     return out
 
 
+def read_index(
+    arrays: ak.Array,
+    branch: str,
+    per_event: tuple[np.ndarray, str],
+    targets: tuple[np.ndarray, str],
+    where: str,
+    offset: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The flat int64 index branch ``branch`` (``per_event``: values per event and what each
+    belongs to) and the event of each value; an index past its event's ``targets`` (count per
+    event, their name) is an error naming the branch and the entry."""
+    (counts, owner), (limits, target) = per_event, targets
+    idx = arrays[branch]
+    if idx.ndim != 2 or not np.array_equal(ak.num(idx, axis=1), counts):
+        raise HepsnakeError(where, f"index branch '{branch}' is not one value per {owner}")
+    idx = numeric(ak.flatten(idx, axis=1), where, branch).astype(np.int64)
+    event_of = np.repeat(np.arange(len(counts)), counts)
+    bad = idx >= limits[event_of]
+    if bad.any():
+        at = int(np.argmax(bad))
+        raise HepsnakeError(
+            where,
+            f"'{branch}' index {idx[at]} is out of range ({limits[event_of[at]]} {target})"
+            f" in entry {offset + int(event_of[at])}",
+        )
+    return idx, event_of
+
+
 def linked(
     arrays: ak.Array,
     link: dict[str, Any],
@@ -309,20 +337,10 @@ def linked(
     coll_start = exclusive_cumsum(coll_counts)
     if "jet_side" in link:
         columns = []
-        event_of_jet = np.repeat(np.arange(len(jets_per_event)), jets_per_event)
         for branch in link_branches(link):
-            idx = arrays[branch]
-            if idx.ndim != 2 or not np.array_equal(ak.num(idx, axis=1), jets_per_event):
-                raise HepsnakeError(where, f"index branch '{branch}' is not one value per jet")
-            idx = numeric(ak.flatten(idx, axis=1), where, branch).astype(np.int64)
-            bad = idx >= coll_counts[event_of_jet]
-            if bad.any():
-                jet = int(np.argmax(bad))
-                raise HepsnakeError(
-                    where,
-                    f"'{branch}' index {idx[jet]} is out of range ({coll_counts[event_of_jet[jet]]}"
-                    f" items) in entry {offset + int(event_of_jet[jet])}",
-                )
+            idx, event_of_jet = read_index(
+                arrays, branch, (jets_per_event, "jet"), (coll_counts, "items"), where, offset
+            )
             columns.append(np.where(idx >= 0, idx + coll_start[event_of_jet], -1))
         slots = np.stack(columns, axis=1)  # (jets, branches), row-major = output order
         valid = slots >= 0
@@ -330,20 +348,9 @@ def linked(
         take = slots[valid]
     else:
         branch = link["constituent_side"]
-        jidx = arrays[branch]
-        if jidx.ndim != 2 or not np.array_equal(ak.num(jidx, axis=1), coll_counts):
-            raise HepsnakeError(where, f"index branch '{branch}' is not one value per constituent")
-        jidx = numeric(ak.flatten(jidx, axis=1), where, branch).astype(np.int64)
-        event_of_item = np.repeat(np.arange(len(coll_counts)), coll_counts)
-        bad = jidx >= jets_per_event[event_of_item]
-        if bad.any():
-            item = int(np.argmax(bad))
-            raise HepsnakeError(
-                where,
-                f"'{branch}' index {jidx[item]} is out of range "
-                f"({jets_per_event[event_of_item[item]]} jets) in entry "
-                f"{offset + int(event_of_item[item])}",
-            )
+        jidx, event_of_item = read_index(
+            arrays, branch, (coll_counts, "constituent"), (jets_per_event, "jets"), where, offset
+        )
         keep = np.flatnonzero(jidx >= 0)
         jet_of_item = jidx[keep] + jet_start[event_of_item[keep]]
         order = np.argsort(jet_of_item, kind="stable")
