@@ -24,10 +24,8 @@ from hepsnake.prepare.split import SPLITS, split
 PHYSLITE = "uproot-physlite-rntuple_v1-0-0-0.root"
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, dict[str, str]]:
-    root = tmp_path_factory.mktemp("toy")
-    config, outputs = prepared_toy(root, {"qcd": 300, "bib": 300, "sig": 300}, seed=3)
+def normalise(config: dict, root: Path, outputs: dict[str, str]) -> None:
+    """The norm stage on the train split: ``norm.yaml``, ``class.yaml``, ``classes.yaml``."""
     norm_stats(
         config,
         outputs["train"],
@@ -35,6 +33,13 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, dict[str,
         str(root / "class.yaml"),
         classes_out=str(root / "classes.yaml"),
     )
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("toy")
+    config, outputs = prepared_toy(root, {"qcd": 300, "bib": 300, "sig": 300}, seed=3)
+    normalise(config, root, outputs)
     return config, root, outputs
 
 
@@ -55,13 +60,7 @@ def physlite(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, dict
     convert_samples(config, root)
     outputs = {s: str(root / f"{s}.h5") for s in SPLITS}
     split(config, [str(root / "lite_a.h5")], outputs, str(root / "summary.json"))
-    norm_stats(
-        config,
-        outputs["train"],
-        str(root / "norm.yaml"),
-        str(root / "class.yaml"),
-        classes_out=str(root / "classes.yaml"),
-    )
+    normalise(config, root, outputs)
     return config, root, outputs
 
 
