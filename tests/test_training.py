@@ -25,6 +25,7 @@ from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.evaluate.predict import load_module
 from hepsnake.models.encoders import GATv2
 from hepsnake.models.tagger import Tagger
+from hepsnake.models.tasks.base import Context
 from hepsnake.prepare.split import SPLITS, split
 from hepsnake.simulate.toy import simulate, write_root
 from hepsnake.training.callbacks import ResumeCheckpoint
@@ -62,7 +63,7 @@ def test_every_shipped_model_builds_and_runs(name, prepared):
     parameters = model_cfg.get("parameters")
     spec = InputSpec.from_config(config["inputs"], parameters["names"] if parameters else None)
     param_norm = {"mS": {"mean": 25.0, "std": 20.0}} if parameters else None
-    tagger = Tagger(model_cfg["model"], spec, norm_dict(root), 3, param_norm)
+    tagger = Tagger(model_cfg["model"], spec, norm_dict(root), Context(["a", "b", "c"]), param_norm)
     batches = H5Batches(outputs["val"], spec, 64, extra_jet_fields=("mS",))
     if parameters:
         batches = WithParameters(batches, ParameterSampler(parameters), 0, fixed={"mS": 40.0})
@@ -103,7 +104,7 @@ def test_padding_never_changes_outputs(encoder, pooling, prepared):
         "pooling": {"type": pooling, "heads": 2},
         "fourier": {"n_freqs": 2},
     }
-    tagger = Tagger(cfg, spec, norm_dict(root), 3).eval()
+    tagger = Tagger(cfg, spec, norm_dict(root), Context(["a", "b", "c"])).eval()
     batch = next(iter(H5Batches(outputs["val"], spec, 32)))
     batch["tracks_mask"][0] = False  # a jet without tracks
     rng = np.random.default_rng(1)

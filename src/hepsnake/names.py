@@ -25,3 +25,14 @@ def prob_column(model: str, class_name: str, tag: str = "") -> str:
 def point_tag(parameter: str, value: float) -> str:
     """``_{parameter}{value:g}``: the infix of the columns evaluated at one parameter point."""
     return f"_{parameter}{value:g}"
+
+
+def task_field(model: str, task: str, what: str) -> str:
+    """A prediction field of a task other than the jet classification: ``{model}_{task}_{what}``
+    (``what`` e.g. ``pprompt`` for a class probability, ``vertex``, or empty for a value)."""
+    return f"{model}_{task}_{what}" if what else f"{model}_{task}"
+
+
+def valid_field() -> str:
+    """The per-constituent padding flag in every constituent dataset (True = real)."""
+    return "valid"

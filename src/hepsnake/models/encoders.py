@@ -1,7 +1,8 @@
 """Constituent encoders; every one honours the padding mask (True = real constituent).
 
 Each takes an optional ``modulate(layer, x)`` applied after each of its ``n_layers`` layers
-(FiLM at the encoder layers); its output is masked again.
+(FiLM at the encoder layers); its output is masked again. Every encoder is built as
+``Encoder(dim, **options)`` (see :mod:`hepsnake.models.registry`).
 """
 
 from collections.abc import Callable
@@ -163,17 +164,3 @@ class GATv2(nn.Module):
             update = torch.einsum("bijh,bjhc->bihc", alpha, values).reshape(b, n, d)
             x = after_layer(masked(norm(x + update), mask), mask, i, modulate)
         return x
-
-
-def build_encoder(cfg: dict, dim: int) -> nn.Module:
-    """The encoder named by ``cfg['type']`` at width ``dim``."""
-    kind = cfg["type"]
-    if kind == "deepsets":
-        return DeepSets(dim, cfg.get("layers", 2), cfg.get("dropout", 0.0))
-    if kind == "transformer":
-        return Transformer(dim, cfg.get("layers", 2), cfg.get("heads", 4), cfg.get("dropout", 0.0))
-    if kind == "lstm":
-        return LSTM(dim, cfg.get("layers", 1), cfg.get("bidirectional", False))
-    if kind == "gatv2":
-        return GATv2(dim, cfg.get("layers", 2), cfg.get("heads", 4))
-    raise ValueError(f"unknown encoder '{kind}'")
