@@ -64,7 +64,7 @@ def test_every_shipped_model_builds_and_runs(name, prepared):
     spec = InputSpec.from_config(config["inputs"], parameters["names"] if parameters else None)
     param_norm = {"mS": {"mean": 25.0, "std": 20.0}} if parameters else None
     tagger = Tagger(model_cfg["model"], spec, norm_dict(root), Context(["a", "b", "c"]), param_norm)
-    batches = H5Batches(outputs["val"], spec, 64, extra_jet_fields=("mS",))
+    batches = H5Batches(outputs["val"], spec, 64, extra_fields=(("jets", "mS"),))
     if parameters:
         batches = WithParameters(batches, ParameterSampler(parameters), 0, fixed={"mS": 40.0})
     out = tagger(next(iter(batches)))
@@ -418,18 +418,6 @@ def test_a_config_change_after_a_kill_starts_fresh(change, prepared, tmp_path, m
     assert not np.allclose(val_losses(rerun), val_losses(resumed_old), rtol=1e-3)
     saved = torch.load(out / "best.ckpt", weights_only=True)["hyper_parameters"]
     assert saved["model_cfg"] == new["model"] and saved["training_cfg"] == new["training"]
-
-
-def test_aux_regression_trains_on_a_jet_field(prepared, tmp_path):
-    """``model.aux`` (no shipped model uses it: its target is analysis-specific) regresses a
-    jet field beside the classification; NaN targets (background mS) are skipped."""
-    config, root, outputs = prepared
-    model = small_model(config, 1)
-    model["model"]["aux"] = {"target": "mS", "mean": 25.0, "std": 20.0, "weight": 0.1}
-    summary = train_here(config, root, outputs, tmp_path / "m", model)
-    epoch = summary["epochs"][0]
-    assert np.isfinite(epoch["train_aux"]) and np.isfinite(epoch["val_aux"])
-    assert epoch["val_loss"] == pytest.approx(epoch["val_ce"] + 0.1 * epoch["val_aux"], rel=1e-4)
 
 
 class Payload:

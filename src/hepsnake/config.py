@@ -660,6 +660,7 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
             "class_names": config["class_names"],
             "evaluate": config["evaluate"],
             "parameters": scan_parameters(config, wildcards["model"]),
+            "tasks": load_model(config, wildcards["model"])["model"]["tasks"],
         }
     else:
         raise HepsnakeError("stage", f"unknown stage '{stage}'")

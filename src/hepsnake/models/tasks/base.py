@@ -86,9 +86,21 @@ class Task:
         """``loss`` (weighted by the jets' ``weight``) and any metrics worth logging."""
         raise NotImplementedError
 
+    def predict_names(self, model: str) -> list[str]:
+        """The names of :meth:`predict`'s fields (also the ONNX outputs) for ``model``."""
+        raise NotImplementedError
+
     def predict(self, output: "torch.Tensor", model: str) -> dict[str, "torch.Tensor"]:
         """Named prediction fields of one output (B,) or (B, n), as written and exported."""
         raise NotImplementedError
+
+    def export_names(self, model: str) -> list[str]:
+        """The ONNX outputs of this task: :meth:`predict_names` unless overridden."""
+        return self.predict_names(model)
+
+    def export(self, output: "torch.Tensor") -> list["torch.Tensor"]:
+        """The ONNX output tensors, in :meth:`export_names` order (traceable ops only)."""
+        return list(self.predict(output, "").values())
 
     def evaluate(self, table: "np.ndarray", model: str) -> dict[str, Any]:
         """Headline figures from :attr:`dataset` of the predictions file."""

@@ -74,12 +74,12 @@ class ConstituentClassification(Task):
         correct = (output.argmax(-1) == label).float()
         return {"loss": weighted_mean(ce, weights), "acc": weighted_mean(correct, weights)}
 
+    def predict_names(self, model: str) -> list[str]:
+        return [task_field(model, self.name, prob_suffix(c)) for c in self.classes]
+
     def predict(self, output: "torch.Tensor", model: str) -> dict[str, "torch.Tensor"]:
         probs = output.float().softmax(-1)
-        return {
-            task_field(model, self.name, prob_suffix(c)): probs[..., i]
-            for i, c in enumerate(self.classes)
-        }
+        return {n: probs[..., i] for i, n in enumerate(self.predict_names(model))}
 
     def evaluate(self, table: np.ndarray, model: str) -> dict[str, Any]:
         """AUC of :attr:`signal` against the other classes over real labelled constituents
@@ -89,9 +89,7 @@ class ConstituentClassification(Task):
         label = table[self.label].astype(np.int64)
         keep = table[valid_field()] & (label >= 0) & (label < len(self.classes))
         truth = label[keep]
-        probs = np.stack(
-            [table[task_field(model, self.name, prob_suffix(c))][keep] for c in self.classes], -1
-        )
+        probs = np.stack([table[n][keep] for n in self.predict_names(model)], -1)
         is_signal = truth == self.classes.index(self.signal)
         out: dict[str, Any] = {"n": int(keep.sum()), "signal": self.signal}
         if 0 < is_signal.sum() < len(truth):

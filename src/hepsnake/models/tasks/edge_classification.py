@@ -68,6 +68,16 @@ class EdgeClassification(Task):
         correct = ((output > 0) == target).float()
         return {"loss": weighted_mean(bce, weights), "acc": weighted_mean(correct, weights)}
 
+    def predict_names(self, model: str) -> list[str]:
+        return [task_field(model, self.name, "vertex")]
+
+    def export_names(self, model: str) -> list[str]:
+        """ONNX gives the pair probabilities (B, n, n): vertex finding is a loop."""
+        return [task_field(model, self.name, "pedge")]
+
+    def export(self, output: "torch.Tensor") -> list["torch.Tensor"]:
+        return [output.float().sigmoid()]
+
     def predict(self, output: "torch.Tensor", model: str) -> dict[str, "torch.Tensor"]:
         """Vertex indices by label propagation over the pairs scored above one half."""
         import torch
@@ -84,14 +94,14 @@ class EdgeClassification(Task):
                 break
             component = updated
         vertex = torch.where(linked.any(-1), component, torch.full_like(component, -1.0))
-        return {task_field(model, self.name, "vertex"): vertex}
+        return {self.predict_names(model)[0]: vertex}
 
     def evaluate(self, table: np.ndarray, model: str) -> dict[str, Any]:
         """Vertex efficiency (truth vertices of 2+ constituents found) and purity (found
         vertices of 2+ constituents that match a truth vertex); a match shares more than
         half of the constituents of both."""
         truth = table[self.label].astype(np.int64)
-        found = table[task_field(model, self.name, "vertex")].astype(np.int64)
+        found = np.nan_to_num(table[self.predict_names(model)[0]], nan=-1).astype(np.int64)
         valid = table[valid_field()]
         n_truth = n_found = matched_truth = matched_found = 0
         for t_row, f_row, v_row in zip(truth, found, valid, strict=True):

@@ -9,6 +9,8 @@ from hepsnake.models.encoders import masked
 from hepsnake.models.layers import Dense
 from hepsnake.models.tasks.base import TrunkOutput
 
+PADDED = -1.0e4  # the pair logit of a pair with a padded slot
+
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Σ w·v / Σ w (0 when the weights sum to 0)."""
@@ -52,7 +54,8 @@ class PairHead(nn.Module):
     """A symmetric score for each constituent pair of one collection: (B, n, n) logits.
 
     The first layer on [x_i, x_j] is split into W_i x_i + W_j x_j (two (B, n, ·) products,
-    not one on n² pairs); the score is averaged with its transpose.
+    not one on n² pairs); the score is averaged with its transpose, and pairs with a padded
+    slot score ``PADDED`` (certainly not linked).
     """
 
     def __init__(self, collection: str, dim: int, hidden: int) -> None:
@@ -62,7 +65,9 @@ class PairHead(nn.Module):
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 1))
 
     def forward(self, trunk: TrunkOutput) -> torch.Tensor:
-        x = trunk.constituents[self.collection]
+        x, mask = trunk.constituents[self.collection], trunk.masks[self.collection]
         pairs = self.left(x).unsqueeze(2) + self.right(x).unsqueeze(1)
         score = self.out(pairs).squeeze(-1)
-        return 0.5 * (score + score.transpose(1, 2))
+        real = mask.unsqueeze(2) & mask.unsqueeze(1)
+        padded = torch.full((), PADDED, dtype=score.dtype, device=score.device)
+        return torch.where(real, 0.5 * (score + score.transpose(1, 2)), padded)

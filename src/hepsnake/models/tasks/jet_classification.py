@@ -66,9 +66,12 @@ class JetClassification(Task):
             "acc": weighted_mean(correct, batch["weight"]),
         }
 
+    def predict_names(self, model: str) -> list[str]:
+        return [prob_column(model, c) for c in self.context.class_names]
+
     def predict(self, output: "torch.Tensor", model: str) -> dict[str, "torch.Tensor"]:
         probs = output.float().softmax(-1)
-        return {prob_column(model, c): probs[:, i] for i, c in enumerate(self.context.class_names)}
+        return {n: probs[:, i] for i, n in enumerate(self.predict_names(model))}
 
     def evaluate(self, table: "np.ndarray", model: str) -> dict[str, Any]:
         """Scored by the evaluate stage itself (ROC, rejections, K-S): nothing extra here."""

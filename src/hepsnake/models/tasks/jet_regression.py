@@ -58,13 +58,16 @@ class JetRegression(Task):
         mse = (output.float() - scaled) ** 2
         return {"loss": weighted_mean(mse, batch["weight"] * finite)}
 
+    def predict_names(self, model: str) -> list[str]:
+        return [task_field(model, self.name, "")]
+
     def predict(self, output: "torch.Tensor", model: str) -> dict[str, "torch.Tensor"]:
-        return {task_field(model, self.name, ""): output.float() * self.std + self.mean}
+        return {self.predict_names(model)[0]: output.float() * self.std + self.mean}
 
     def evaluate(self, table: np.ndarray, model: str) -> dict[str, Any]:
         """Bias, RMS and the relative resolution (half the 16-84 % width of pred/true - 1)."""
         true = table[self.target].astype(np.float64)
-        pred = table[task_field(model, self.name, "")].astype(np.float64)
+        pred = table[self.predict_names(model)[0]].astype(np.float64)
         keep = np.isfinite(true) & np.isfinite(pred)
         if not keep.any():
             return {"n": 0}
