@@ -160,11 +160,20 @@ def trained_values(train: Values) -> str:
     return f" at {', '.join(parts)}" if parts else ""
 
 
+TASK_PLOTS = "tasks"  # the folder of the other tasks' plots, in the model's plot folder
+
+
 def task_metrics(
-    config: dict[str, Any], model: str, predictions: str, headline: dict[str, Any]
+    config: dict[str, Any],
+    model: str,
+    predictions: str,
+    headline: dict[str, Any],
+    plot_dir: Path,
+    unit: str,
 ) -> dict[str, dict[str, Any]]:
     """Per task name its headline figures: the jet classification's inclusive AUC (and
-    Bayes-optimal AUC where the truth is known), and what each other task scores."""
+    Bayes-optimal AUC where the truth is known), and what each other task scores (its plots,
+    ``plots``, drawn into ``plot_dir/tasks``)."""
     from hepsnake.models import registry
     from hepsnake.models.tasks.base import Context
 
@@ -182,7 +191,12 @@ def task_metrics(
                 raise HepsnakeError(
                     predictions, f"no dataset '{task.dataset}' for task {task.name}"
                 )
-            out[task.name] = task.evaluate(h5[task.dataset][:], model)
+            table = h5[task.dataset][:]
+            out[task.name] = task.evaluate(table, model)
+            directory = plot_dir / TASK_PLOTS
+            directory.mkdir(parents=True, exist_ok=True)
+            drawn = task.plot(table, model, directory, unit)
+            out[task.name]["plots"] = [f"{TASK_PLOTS}/{name}" for name in drawn]
     return out
 
 
@@ -297,7 +311,7 @@ def evaluate(
             out / "control.png",
         )
 
-    metrics["tasks"] = task_metrics(config, model, predictions, metrics[INCLUSIVE])
+    metrics["tasks"] = task_metrics(config, model, predictions, metrics[INCLUSIVE], out, unit)
     history = json.loads(Path(training_metrics).read_text())
     plots.plot_training(history["epochs"], out / "training.png")
     metrics["training"] = {

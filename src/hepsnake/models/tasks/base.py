@@ -8,6 +8,7 @@ the same names are the ONNX outputs), and scores the predictions file with numpy
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -105,6 +106,16 @@ class Task:
     def evaluate(self, table: "np.ndarray", model: str) -> dict[str, Any]:
         """Headline figures from :attr:`dataset` of the predictions file."""
         raise NotImplementedError
+
+    def plot(self, table: "np.ndarray", model: str, directory: Path, unit: str) -> list[str]:
+        """Draw this task's plots from :attr:`dataset` into ``directory`` (jet energies in
+        ``unit``); their file names."""
+        return []
+
+
+def plot_name(task: str, what: str) -> str:
+    """The file name of a task's plot: ``{task}_{what}.png`` in the model's ``tasks`` plots."""
+    return f"{task}_{what}.png"
 
 
 def label_key(dataset: str, name: str) -> str:

@@ -7,11 +7,12 @@ predictions file's dataset of the collection (Salt's per-track output layout).
 """
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hepsnake.models.tasks.base import Context, Task, Trunk
+from hepsnake.models.tasks.base import Context, Task, Trunk, plot_name
 from hepsnake.names import prob_suffix, task_field, valid_field
 
 if TYPE_CHECKING:
@@ -81,15 +82,24 @@ class ConstituentClassification(Task):
         probs = output.float().softmax(-1)
         return {n: probs[..., i] for i, n in enumerate(self.predict_names(model))}
 
+    def scored(self, table: np.ndarray, model: str) -> tuple[np.ndarray, ...]:
+        """(selection, true class, class probabilities) of the real labelled constituents."""
+        label = table[self.label].astype(np.int64)
+        keep = table[valid_field()] & (label >= 0) & (label < len(self.classes))
+        probs = np.stack([table[n][keep] for n in self.predict_names(model)], -1)
+        return keep, label[keep], probs
+
     def evaluate(self, table: np.ndarray, model: str) -> dict[str, Any]:
         """AUC of :attr:`signal` against the other classes over real labelled constituents
         (and the Bayes-optimal AUC of the ``bayes`` truth posterior), accuracy, confusion."""
         from sklearn.metrics import confusion_matrix, roc_auc_score
 
-        label = table[self.label].astype(np.int64)
-        keep = table[valid_field()] & (label >= 0) & (label < len(self.classes))
-        truth = label[keep]
-        probs = np.stack([table[n][keep] for n in self.predict_names(model)], -1)
+        truth, probs = self.scored(table, model)
+        keep = (
+            table[valid_field()]
+            & (table[self.label] >= 0)
+            & (table[self.label] < len(self.classes))
+        )
         is_signal = truth == self.classes.index(self.signal)
         out: dict[str, Any] = {"n": int(keep.sum()), "signal": self.signal}
         if 0 < is_signal.sum() < len(truth):
@@ -101,3 +111,30 @@ class ConstituentClassification(Task):
             truth, probs.argmax(-1), labels=range(len(self.classes))
         ).tolist()
         return out
+
+    def plot(self, table: np.ndarray, model: str, directory: Path, unit: str) -> list[str]:
+        """ROC of :attr:`signal` against the rest (with the Bayes-optimal curve) and the
+        confusion matrix."""
+        from hepsnake.evaluate import plots
+        from hepsnake.evaluate.metrics import BAYES, INCLUSIVE, rejection_curve
+
+        keep, truth, probs = self.scored(table, model)
+        is_signal = truth == self.classes.index(self.signal)
+        if not 0 < is_signal.sum() < len(truth):
+            return []
+        score = probs[:, self.classes.index(self.signal)]
+        curves = {model: {INCLUSIVE: rejection_curve(score[is_signal], score[~is_signal])}}
+        if self.bayes:
+            keep = (
+                table[valid_field()]
+                & (table[self.label] >= 0)
+                & (table[self.label] < len(self.classes))
+            )
+            bayes = table[self.bayes][keep]
+            curves[BAYES] = {INCLUSIVE: rejection_curve(bayes[is_signal], bayes[~is_signal])}
+        title = f"{self.name}: {self.collection} {self.signal} vs the rest"
+        names = [plot_name(self.name, "roc"), plot_name(self.name, "confusion")]
+        plots.plot_roc(curves, directory / names[0], title, f"{self.collection} {self.signal}")
+        matrix = self.evaluate(table, model)["confusion"]
+        plots.plot_confusion(matrix, self.classes, title, directory / names[1])
+        return names

@@ -6,11 +6,12 @@ own units, in the field ``{model}_{name}``.
 """
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hepsnake.models.tasks.base import Context, Task, Trunk
+from hepsnake.models.tasks.base import Context, Task, Trunk, plot_name
 from hepsnake.names import task_field
 
 if TYPE_CHECKING:
@@ -83,3 +84,17 @@ class JetRegression(Task):
             lo, hi = np.percentile(ratio, [16, 84])
             out["resolution"] = float(0.5 * (hi - lo))
         return out
+
+    def plot(self, table: np.ndarray, model: str, directory: Path, unit: str) -> list[str]:
+        """Residuals and the resolution against jet pt."""
+        from hepsnake.evaluate import plots
+
+        true = table[self.target].astype(np.float64)
+        pred = table[self.predict_names(model)[0]].astype(np.float64)
+        keep = np.isfinite(true) & np.isfinite(pred) & (true != 0)
+        if not keep.any():
+            return []
+        pt = table["pt"][keep] if "pt" in (table.dtype.names or ()) else None
+        name = plot_name(self.name, "residuals")
+        plots.plot_residuals(true[keep], pred[keep], pt, self.name, unit, directory / name)
+        return [name]
