@@ -109,8 +109,8 @@ def test_padding_never_changes_outputs(name):
 
 
 def test_static_graph_follows_the_coordinates():
-    """A static graph reads deta/dphi: moving one real track in them changes the outputs,
-    changing its d0 (not a coordinate) only through the features, never the neighbours."""
+    """A static graph reads the raw deta/dphi of every collection: moving one real track
+    in them changes its jet's outputs and no other jet's."""
     model = tagger(MODELS["edgeconv_static_mean"])
     assert model.coordinates == {"tracks": [1, 2], "clusters": [1, 2]}
     data = batch(16, 6, 5)
@@ -148,6 +148,11 @@ def test_edge_features_undo_a_log_pt_field_and_skip_other_collections():
     out = edges(raw, masks)
     assert out.shape == (1, 4, 4, 1) and not out[0, :2].any() and not out[0, :, :2].any()
     torch.testing.assert_close(out[0, 2, 3, 0], torch.tensor(math.log(0.25)))
+
+
+def test_static_coordinates_must_be_inputs():
+    with pytest.raises(HepsnakeError, match="model: encoder: space: 'clusters' inputs have no"):
+        tagger(MODELS["edgeconv_static_mean"] | {"space": ["deta", "d0"]})
 
 
 def test_edge_feature_errors_name_the_key():

@@ -22,14 +22,17 @@ EPS = 1e-8
 WHERE = "model: edge_features"
 
 
-def column(fields: Sequence[str], variable: str, collection: str, log: bool = False) -> int:
+def column(
+    fields: Sequence[str], variable: str, collection: str, where: str = WHERE, log: bool = False
+) -> int:
     """The index of ``variable`` among a collection's input ``fields``; with ``log``, of
-    its ``log1p`` field ``log_{variable}`` if the variable itself is not read."""
+    its ``log1p`` field ``log_{variable}`` if the variable itself is not read. A missing
+    variable is an error at the config key ``where``."""
     if variable in fields:
         return list(fields).index(variable)
     if log and f"log_{variable}" in fields:
         return list(fields).index(f"log_{variable}")
-    raise HepsnakeError(WHERE, f"{collection!r} inputs have no variable {variable!r}")
+    raise HepsnakeError(where, f"{collection!r} inputs have no variable {variable!r}")
 
 
 def pair_features(

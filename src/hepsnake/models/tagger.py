@@ -88,7 +88,8 @@ class Tagger(nn.Module):
         if self.collections:
             self.encoder = registry.build("encoder", cfg["encoder"], dim=dim, **self.edge_dim(cfg))
         names = getattr(self.encoder, "coordinates", [])
-        self.coordinates = {c: [column(v, n, c) for n in names] for c, v in fields.items()}
+        where = "model: encoder: space"
+        self.coordinates = {c: [column(v, n, c, where) for n in names] for c, v in fields.items()}
         self.film = (
             FiLM(len(spec.parameters), dim, film_cfg, self.encoder.n_layers) if film_cfg else None
         )
