@@ -126,6 +126,19 @@ class Tagger(nn.Module):
             parts.append(self.param_norm(batch["params"]))
         return torch.cat(parts, dim=-1) if parts else None
 
+    def graph(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the encoder reads beside the embedded constituents, from the raw inputs:
+        ``edges`` (B, N, N, F) if the model has edge features, ``coordinates`` (B, N, ·)
+        (padding 0) if the encoder names some (a static graph)."""
+        graph = {}
+        masks = {c: batch[f"{c}_mask"] for c in self.collections}
+        if self.edges is not None:
+            graph["edges"] = self.edges(batch, masks)
+        if any(self.coordinates.values()):
+            picked = [masked(batch[c][..., i], masks[c]) for c, i in self.coordinates.items()]
+            graph["coordinates"] = torch.cat(picked, dim=1)
+        return graph
+
     def pooled(
         self,
         batch: dict[str, torch.Tensor],
@@ -154,16 +167,7 @@ class Tagger(nn.Module):
             def modulate(layer: int, h: torch.Tensor) -> torch.Tensor:
                 return self.film(h, params, "encoder", layer)
 
-        graph = {}  # what the encoder reads beside the embedded constituents
-        if self.edges is not None:
-            graph["edges"] = self.edges(batch, dict(zip(self.collections, masks, strict=True)))
-        if any(self.coordinates.values()):
-            picked = [
-                masked(batch[c][..., cols], batch[f"{c}_mask"])
-                for c, cols in self.coordinates.items()
-            ]
-            graph["coordinates"] = torch.cat(picked, dim=1)
-        encoded = self.encoder(x, mask, modulate, **graph)
+        encoded = self.encoder(x, mask, modulate, **self.graph(batch))
         x = self.pool(encoded, mask)
         if params is not None:
             x = self.film(x, params, "pooled")
