@@ -47,10 +47,9 @@ def quiet() -> Iterator[None]:
 class OnnxTagger(nn.Module):
     """A tagger over named raw tensors, returning a tuple of per-class probabilities.
 
-    Constituents are normalised here and their padded slots then set to exactly zero, before
-    the tagger (run with identity constituent norms) sees them: neither garbage nor the
-    normalised value of a padded slot reaches a MatMul, whose dynamic int8 quantisation
-    takes its scale from the whole tensor, padding included.
+    The tagger sets the padded constituent slots to exactly zero right after normalising
+    them: neither garbage nor the normalised value of a padded slot reaches a MatMul, whose
+    dynamic int8 quantisation takes its scale from the whole tensor, padding included.
     """
 
     def __init__(self, tagger: Tagger) -> None:
@@ -59,9 +58,6 @@ class OnnxTagger(nn.Module):
         self.collections = list(tagger.collections)
         self.has_jets = "jets" in tagger.norms
         self.has_params = tagger.param_norm is not None
-        self.norms = nn.ModuleDict({c: tagger.norms[c] for c in self.collections})
-        for c in self.collections:
-            tagger.norms[c] = nn.Identity()
         self.tagger = tagger
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -71,10 +67,8 @@ class OnnxTagger(nn.Module):
         if self.has_params:
             batch["params"] = inputs["params_data"]
         for c in self.collections:
-            mask = inputs[f"{c}_mask"]
-            x = self.norms[c](inputs[f"{c}_data"])
-            batch[c] = torch.where(mask.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype))
-            batch[f"{c}_mask"] = mask
+            batch[c] = inputs[f"{c}_data"]
+            batch[f"{c}_mask"] = inputs[f"{c}_mask"]
         probs = self.tagger(batch)["logits"].float().softmax(-1)
         return tuple(probs.unbind(-1))
 

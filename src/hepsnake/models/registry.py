@@ -73,6 +73,21 @@ REGISTRY: dict[str, dict[str, Component]] = {
             "hepsnake.models.encoders:GATv2",
             {"layers": INT | {"default": 2}, "heads": INT | {"default": 4}},
         ),
+        "edgeconv": Component(
+            "hepsnake.models.edgeconv:EdgeConv",
+            {
+                "layers": INT | {"default": 2},
+                "k": INT | {"default": 8},
+                "aggregation": {"enum": ["max", "mean"], "default": "max"},
+                "space": {
+                    "oneOf": [
+                        {"const": "embedding"},
+                        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    ],
+                    "default": "embedding",
+                },
+            },
+        ),
     },
     "pooling": {
         "sum": Component("hepsnake.models.pooling:SumPool", {}),

@@ -18,6 +18,7 @@ from torch import nn
 from hepsnake.data.loader import InputSpec
 from hepsnake.errors import HepsnakeError
 from hepsnake.models import registry
+from hepsnake.models.edges import EdgeFeatures, column
 from hepsnake.models.encoders import masked
 from hepsnake.models.film import FiLM
 from hepsnake.models.layers import Dense, Fourier, InputNorm
@@ -80,9 +81,15 @@ class Tagger(nn.Module):
                 for c in self.collections
             }
         )
-        self.encoder = (
-            registry.build("encoder", cfg["encoder"], dim=dim) if self.collections else None
-        )
+        edges = cfg.get("edge_features") if self.collections else None
+        fields = {c: spec.variables[c] for c in self.collections}
+        self.edges = EdgeFeatures(edges, fields) if edges else None
+        self.encoder = None
+        if self.collections:
+            self.encoder = registry.build("encoder", cfg["encoder"], dim=dim, **self.edge_dim(cfg))
+        names = getattr(self.encoder, "coordinates", [])
+        where = "model: encoder: space"
+        self.coordinates = {c: [column(v, n, c, where) for n in names] for c, v in fields.items()}
         self.film = (
             FiLM(len(spec.parameters), dim, film_cfg, self.encoder.n_layers) if film_cfg else None
         )
@@ -98,6 +105,19 @@ class Tagger(nn.Module):
                 )
         self.heads = nn.ModuleDict({t.name: t.head(trunk) for t in self.tasks})
 
+    def edge_dim(self, cfg: dict[str, Any]) -> dict[str, int]:
+        """``edge_dim`` for an encoder that takes the model's edge features (none without)."""
+        if self.edges is None:
+            return {}
+        encoder = cfg["encoder"]["type"]
+        if not getattr(
+            registry.lookup("encoder", encoder, "model: encoder").cls(), "takes_edges", False
+        ):
+            raise HepsnakeError(
+                "model: edge_features", f"encoder {encoder!r} takes no edge features"
+            )
+        return {"edge_dim": self.edges.n_features}
+
     def global_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         parts = []
         if "jets" in self.norms:
@@ -105,6 +125,19 @@ class Tagger(nn.Module):
         if self.concat_params:
             parts.append(self.param_norm(batch["params"]))
         return torch.cat(parts, dim=-1) if parts else None
+
+    def graph(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the encoder reads beside the embedded constituents, from the raw inputs:
+        ``edges`` (B, N, N, F) if the model has edge features, ``coordinates`` (B, N, ·)
+        (padding 0) if the encoder names some (a static graph)."""
+        graph = {}
+        masks = {c: batch[f"{c}_mask"] for c in self.collections}
+        if self.edges is not None:
+            graph["edges"] = self.edges(batch, masks)
+        if any(self.coordinates.values()):
+            picked = [masked(batch[c][..., i], masks[c]) for c, i in self.coordinates.items()]
+            graph["coordinates"] = torch.cat(picked, dim=1)
+        return graph
 
     def pooled(
         self,
@@ -116,8 +149,8 @@ class Tagger(nn.Module):
         and per collection the encoded constituents (B, n, dim) and their masks."""
         embedded, masks = [], []
         for c in self.collections:
-            x = self.norms[c](batch[c])
             mask = batch[f"{c}_mask"]
+            x = masked(self.norms[c](batch[c]), mask)  # padding is 0 before any MatMul
             if self.jet_mode == "constituents" and glob is not None:
                 x = torch.cat([x, glob.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
             if self.fourier is not None:
@@ -134,7 +167,7 @@ class Tagger(nn.Module):
             def modulate(layer: int, h: torch.Tensor) -> torch.Tensor:
                 return self.film(h, params, "encoder", layer)
 
-        encoded = self.encoder(x, mask, modulate)
+        encoded = self.encoder(x, mask, modulate, **self.graph(batch))
         x = self.pool(encoded, mask)
         if params is not None:
             x = self.film(x, params, "pooled")
