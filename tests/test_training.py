@@ -83,6 +83,9 @@ def padded(batch, extra, rng):
     return out
 
 
+HEADS = {k: {"heads": 2} for k in ("transformer", "gatv2", "cross_attention")}
+
+
 @pytest.mark.parametrize(
     ("encoder", "pooling"),
     [
@@ -100,8 +103,8 @@ def test_padding_never_changes_outputs(encoder, pooling, prepared):
     spec = InputSpec.from_config(config["inputs"])
     cfg = {
         "dim": 16,
-        "encoder": {"type": encoder, "layers": 2, "heads": 2},
-        "pooling": {"type": pooling, "heads": 2},
+        "encoder": {"type": encoder, "layers": 2} | HEADS.get(encoder, {}),
+        "pooling": {"type": pooling} | HEADS.get(pooling, {}),
         "fourier": {"n_freqs": 2},
     }
     tagger = Tagger(cfg, spec, norm_dict(root), Context(["a", "b", "c"])).eval()
