@@ -177,3 +177,20 @@ def test_validation_names_a_wrong_constituent_output(exported, data, monkeypatch
         stage.export(ckpt, MODEL, paths["test"], paths["val"], str(outdir), n_latency=5)
     assert "differs from PyTorch by" in str(info.value) and "\n" not in str(info.value)
     assert not outdir.exists()
+
+
+def test_athena_validation_checks_each_task_output(exported, data, tmp_path):
+    """An Athena-layout graph whose pair head differs from the batched model's fails, though
+    its jet outputs agree."""
+    ckpt, outdir = exported
+    module = load_module(ckpt)
+    tagger = copy.deepcopy(module.model)
+    with torch.no_grad():
+        tagger.heads["vtx"].out[-1].bias += 0.5
+    wrong = tmp_path / salt.FILE
+    salt.export_athena(tagger, wrong, MODEL, list(module.hparams.class_names), {})
+    batch = load_batches(module, data[2]["test"], 50, 50)[0]
+    edge = stage.edge_jets(batch, module.spec, stage.max_widths(module.spec, data[2]["test"]))
+    with pytest.raises(HepsnakeError, match="differ from the batched model by") as info:
+        salt.validate_athena(wrong, outdir / "model.onnx", [batch], edge, str(wrong))
+    assert "in 'multi_vtx_pedge'" in str(info.value)

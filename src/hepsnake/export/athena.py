@@ -238,7 +238,8 @@ def validate_athena(
         raise HepsnakeError(
             name,
             f"per-jet outputs differ from the batched model by {worst:.3g} "
-            f"(tolerance {TOLERANCE:g}) on {len(cases)} jets",
+            f"(tolerance {TOLERANCE:g}, in '{max(diffs, key=diffs.__getitem__)}') "
+            f"on {len(cases)} jets",
         )
     return {
         "n_jets": len(cases),
