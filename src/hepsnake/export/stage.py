@@ -295,6 +295,7 @@ def validate_int8(
     auc8 = bench.signal_auc(p8, labels, class_names, signal)
     delta = None if auc32 is None or auc8 is None else auc8 - auc32
     per_class = np.abs(p8 - p32).max(axis=0) if len(p8) else np.zeros(n)
+    quantised = task_figures(module, batches, o8)
     return {
         "n_jets": len(labels),
         "max_abs_diff_vs_fp32": float(per_class.max()),
@@ -305,7 +306,7 @@ def validate_int8(
         "mean_abs_diff_vs_fp32": float(np.abs(p8 - p32).mean()),
         "max_abs_diff_vs_fp32_edge_jets": float(edges[:n].max()),
         "tasks": {
-            task: {"fp32": figures, "int8": task_figures(module, batches, o8)[task]}
+            task: {"fp32": figures, "int8": quantised[task]}
             for task, figures in task_figures(module, batches, o32).items()
         },
         "auc_fp32": auc32,
@@ -329,11 +330,10 @@ def task_figures(
     resolution. Only tasks whose exported fields are their prediction fields and whose truth
     fields the batches hold (edge classification exports pair scores, not vertices)."""
     figures: dict[str, dict[str, Any]] = {}
-    start = len(module.hparams.class_names)
+    stop = len(module.hparams.class_names)  # the outputs of the tasks follow the jet classes'
     for task in module.model.tasks[1:]:
         names = task.export_names("onnx")
-        stop, columns = start + len(names), start
-        start = stop
+        start, stop = stop, stop + len(names)
         keys = {f: label_key(task.dataset, f) for f in task.truth()}
         if names != task.predict_names("onnx") or any(k not in batches[0] for k in keys.values()):
             continue
@@ -342,7 +342,7 @@ def task_figures(
             mask = batch.get(f"{task.dataset}_mask", torch.ones(len(batch["label"]), dtype=bool))
             keep = mask.numpy()
             fields = {f: batch[k].numpy() for f, k in keys.items()}
-            fields |= dict(zip(names, got[columns:stop], strict=True))
+            fields |= dict(zip(names, got[start:stop], strict=True))
             for field, values in fields.items():
                 table.setdefault(field, []).append(values[keep])
             table.setdefault(valid_field(), []).append(np.ones(int(keep.sum()), dtype=bool))
