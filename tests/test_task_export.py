@@ -85,13 +85,15 @@ def expected_outputs(config: dict) -> dict[str, list[str]]:
 
 
 def test_outputs_are_named_after_the_tasks_with_constituent_axes(exported, data):
-    _, outdir = exported
+    ckpt, outdir = exported
     expected = expected_outputs(data[0])
     for name in ("model.onnx", "model.int8.onnx"):
         sess = session(outdir / name)
         assert {o.name: o.shape for o in sess.get_outputs()} == expected
         assert [o.name for o in sess.get_outputs()] == list(expected)  # jet classes first
     assert json.loads(metadata(outdir / "model.onnx")["output_names"]) == list(expected)
+    tasks = load_module(ckpt).model.tasks
+    assert [n for t in tasks[1:] for n in t.export_names(MODEL)] == list(TASK_OUTPUTS)
     gnn = salt.read_gnn_config(outdir / salt.FILE)
     assert gnn["output_names"] == list(expected)  # the model name has no _ or - to drop
     shapes = {o.name: o.shape for o in session(outdir / salt.FILE).get_outputs()}
