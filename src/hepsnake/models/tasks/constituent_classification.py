@@ -94,12 +94,7 @@ class ConstituentClassification(Task):
         (and the Bayes-optimal AUC of the ``bayes`` truth posterior), accuracy, confusion."""
         from sklearn.metrics import confusion_matrix, roc_auc_score
 
-        truth, probs = self.scored(table, model)
-        keep = (
-            table[valid_field()]
-            & (table[self.label] >= 0)
-            & (table[self.label] < len(self.classes))
-        )
+        keep, truth, probs = self.scored(table, model)
         is_signal = truth == self.classes.index(self.signal)
         out: dict[str, Any] = {"n": int(keep.sum()), "signal": self.signal}
         if 0 < is_signal.sum() < len(truth):
