@@ -212,8 +212,8 @@ def origin_logits(collection: str, fields: dict[str, np.ndarray], group: str) ->
         pileup = -2.0 + 2.5 * np.abs(fields["z0"]) - 0.25 * (fields["pt"] - 1.0)
         llp = -2.5 + 20.0 * np.abs(fields["d0"])
     elif collection == "clusters":
-        pileup = -0.5 - 0.4 * (fields["e"] - 0.5) + np.abs(fields["time"])
-        llp = -1.0 + 3.0 * fields["time"] - 3.0 * (fields["f_em"] - 0.5)
+        pileup = -0.5 - 0.4 * (fields["e"] - 0.5) + 2.0 * np.abs(fields["time"])
+        llp = -1.0 + 3.0 * fields["time"] - 6.0 * (fields["f_em"] - 0.5)
     else:
         raise ValueError(f"no origin law for collection '{collection}' (tracks, clusters)")
     pileup = np.asarray(pileup, dtype=np.float64)
