@@ -86,7 +86,7 @@ def test_toy_layout(toy_files, tmp_path, config_factory):
     assert clusters.shape[1] == 30 and clusters["valid"].sum() > 0
     # the constituent truth is written and travels with its constituent through the sort
     for coll, table in (("tracks", tracks), ("clusters", clusters)):
-        assert table["truth_origin"].dtype == table["truth_vertex"].dtype == np.int32
+        assert table["truth_origin"].dtype == table["truth_vertex"].dtype == np.int8
         ok = table[table["valid"]]
         fields = {
             k: ok[k].astype(np.float64)
@@ -95,7 +95,7 @@ def test_toy_layout(toy_files, tmp_path, config_factory):
         }
         llp = ORIGINS.index("llp")
         p_llp = origin_posterior(coll, fields, "sig")[:, llp]
-        np.testing.assert_allclose(ok[origin_field(llp, "sig")], p_llp, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(ok[origin_field("llp", "sig")], p_llp, rtol=1e-4, atol=1e-6)
     assert no_leftovers(tmp_path)
 
 

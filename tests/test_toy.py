@@ -11,10 +11,11 @@ from sklearn.metrics import roc_auc_score
 
 from hepsnake.prepare.guard import forbidden_reason, is_truth_column
 from hepsnake.simulate.densities import (
-    ORIGIN_GROUPS,
     ORIGINS,
+    STORED_POSTERIORS,
     bayes_constituent_score,
     class_model,
+    group_posterior,
     origin_field,
 )
 from hepsnake.simulate.toy import COLLECTIONS, draw, sample_seed, simulate, simulate_sample
@@ -22,7 +23,7 @@ from hepsnake.simulate.toy import COLLECTIONS, draw, sample_seed, simulate, simu
 CONSTITUENT_TRUTH = [
     "truth_origin",
     "truth_vertex",
-    *(origin_field(k, g) for g in ORIGIN_GROUPS for k in range(len(ORIGINS))),
+    *(origin_field(o, g) for o, g in STORED_POSTERIORS),
 ]
 LLP = ORIGINS.index("llp")
 
@@ -104,9 +105,16 @@ def flat(sample, prefix, field):
     return ak.to_numpy(ak.flatten(sample[prefix][field]))
 
 
+def stored(sample, prefix):
+    """The stored posterior fields of every constituent of ``sample``, flat."""
+    return {
+        origin_field(o, g): flat(sample, prefix, origin_field(o, g)) for o, g in STORED_POSTERIORS
+    }
+
+
 def posterior(sample, prefix, group):
-    """(n, 3) truth_p_origin{k}_{group} of every constituent of ``sample``."""
-    return np.stack([flat(sample, prefix, origin_field(k, group)) for k in range(len(ORIGINS))], 1)
+    """(n, 3) P(origin | x, group) of every constituent of ``sample``."""
+    return group_posterior(stored(sample, prefix), group)
 
 
 def calibration_pulls(p, hit, bins=10):
@@ -130,7 +138,7 @@ def test_constituent_truth_leaves_the_physics_unchanged():
             np.testing.assert_array_equal(flat(branches, prefix, field), values.astype(np.float32))
         for field in CONSTITUENT_TRUTH:
             kind = flat(branches, prefix, field).dtype
-            assert kind == (np.int32 if field in ("truth_origin", "truth_vertex") else np.float32)
+            assert kind == (np.int8 if field in ("truth_origin", "truth_vertex") else np.float32)
     np.testing.assert_array_equal(branches["jet_pt"], toy.jets["pt"].astype(np.float32))
 
 
@@ -143,7 +151,6 @@ def test_origins_and_vertices(samples, prefix):
         np.testing.assert_array_equal(vertex == -1, origin == ORIGINS.index("pileup"))
         np.testing.assert_array_equal(vertex == 0, origin == ORIGINS.index("prompt"))
         np.testing.assert_array_equal(vertex >= 1, origin == LLP)
-        assert np.all(flat(sample, prefix, origin_field(LLP, "bkg")) == 0)
         if name.startswith("sig"):
             # a tenth to a half of the constituents of signal jets come from the LLP, some jets
             # have two displaced vertices
@@ -177,8 +184,11 @@ def test_bayes_constituent_score(samples, prefix):
         c: np.concatenate([np.repeat(s[col], n) for s, n in zip(mix, counts, strict=True)])
         for c, col in per_jet.items()
     }
-    p_sig, p_bkg = (np.concatenate([posterior(s, prefix, g) for s in mix]) for g in ORIGIN_GROUPS)
-    score = bayes_constituent_score(p_sig, p_bkg, jet_logp, dict.fromkeys(per_jet, 1 / 3))
+    fields = {
+        f: np.concatenate([stored(s, prefix)[f] for s in mix]) for f in stored(mix[0], prefix)
+    }
+    score = bayes_constituent_score(fields, jet_logp, dict.fromkeys(per_jet, 1 / 3))
+    p_sig = group_posterior(fields, "sig")
     np.testing.assert_allclose(score.sum(axis=1), 1.0, atol=1e-5)
     is_llp = np.concatenate([flat(s, prefix, "truth_origin") for s in mix]) == LLP
     assert calibration_pulls(score[:, LLP], is_llp).max() < 4.5

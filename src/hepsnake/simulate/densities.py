@@ -11,9 +11,11 @@ after its variables x from r_k(x) = softmax(:func:`origin_logits`), a fixed law 
 origin group (signal, or QCD and BIB). So (x, k) has density f_c(x) r_k(x): the origin-conditional
 density is f_c(x) r_k(x) / E_c[r_k], the marginal of x is f_c(x) unchanged, the jet likelihood
 stays the product above, and r_k(x) (:func:`origin_posterior`) is the exact P(k | x, group);
-:func:`bayes_constituent_score` mixes the groups with the jet's class posterior.
+:data:`STORED_POSTERIORS` are written per constituent, :func:`bayes_constituent_score` mixes the
+groups with the jet's class posterior.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,10 +197,15 @@ def origin_group(process: str) -> str:
     return "sig" if process == "sig" else "bkg"
 
 
-def origin_field(origin: int, group: str) -> str:
-    """The constituent field ``truth_p_origin{origin}_{group}``: P(origin | the constituent's
+def origin_field(origin: str, group: str) -> str:
+    """The constituent field ``truth_p_{origin}_{group}``: P(origin | the constituent's
     variables, the jet is of ``group``)."""
-    return f"truth_p_origin{origin}_{group}"
+    return f"truth_p_{origin}_{group}"
+
+
+# the posteriors written per constituent; the rest follow (prompt = 1 - pileup - llp, no LLP
+# origin in bkg jets)
+STORED_POSTERIORS = (("pileup", "sig"), ("llp", "sig"), ("pileup", "bkg"))
 
 
 def origin_logits(collection: str, fields: dict[str, np.ndarray], group: str) -> np.ndarray:
@@ -235,24 +242,36 @@ def two_vertex_side(dphi: np.ndarray) -> np.ndarray:
     return expit(np.asarray(dphi, dtype=np.float64) / VERTEX_SIDE)
 
 
+def group_posterior(constituents: Mapping[str, np.ndarray] | np.ndarray, group: str) -> np.ndarray:
+    """(..., 3) P(origin | variables, ``group``) rebuilt from the stored ``truth_p_*`` fields of
+    ``constituents`` (a structured array, e.g. an HDF5 ``tracks`` table, or a dict)."""
+    pileup = np.asarray(constituents[origin_field("pileup", group)], dtype=np.float64)
+    llp = (
+        np.asarray(constituents[origin_field("llp", group)], dtype=np.float64)
+        if group == "sig"
+        else np.zeros_like(pileup)
+    )
+    return np.stack([pileup, 1.0 - pileup - llp, llp], axis=-1)
+
+
 def bayes_constituent_score(
-    p_sig: np.ndarray,
-    p_bkg: np.ndarray,
+    constituents: Mapping[str, np.ndarray] | np.ndarray,
     jet_logp: dict[str, np.ndarray],
     priors: dict[str, float],
     signal: str = "sig",
 ) -> np.ndarray:
-    """Bayes-optimal P(origin | everything observed in the jet) per constituent.
+    """Bayes-optimal P(origin | everything observed in the jet), shape (..., 3) in
+    :data:`ORIGINS` order, for ``constituents`` of shape (N, max) (or (n,) with one jet row
+    each); ``jet_logp``: class -> the jets' ``truth_logp_{class}`` (N,) (or (n,));
+    ``priors``: class -> its fraction of the evaluated jets.
 
-    ``p_sig``/``p_bkg``: the ``truth_p_origin{k}_{sig,bkg}`` fields stacked on a last axis,
-    shape (N, max, 3) (or (N, 3) per constituent with one jet row each); ``jet_logp``: class
-    -> the jets' ``truth_logp_{class}`` (N,); ``priors``: class -> fraction of the evaluated
-    jets. Given its jet's class a constituent's origin depends on its own variables only, so
-    P(k | jet) = P(sig | jet) p_sig + (1 - P(sig | jet)) p_bkg, P(sig | jet) from the exact jet
-    likelihoods. Returns the same shape as ``p_sig``.
+    Given its jet's class a constituent's origin depends on its own variables only, so
+    P(k | jet) = P(sig | jet) P(k | x, sig) + (1 - P(sig | jet)) P(k | x, bkg), with P(sig | jet)
+    from the exact jet likelihoods. Padded slots give meaningless rows: mask them.
     """
     names = list(jet_logp)
     logs = np.stack([jet_logp[c] + np.log(priors[c]) for c in names])
     w_sig = np.exp(logs[names.index(signal)] - logsumexp(logs, axis=0))
+    p_sig, p_bkg = group_posterior(constituents, "sig"), group_posterior(constituents, "bkg")
     w = w_sig.reshape(w_sig.shape + (1,) * (p_sig.ndim - 1))
     return w * p_sig + (1.0 - w) * p_bkg

@@ -1,9 +1,9 @@
 """Generate toy jets from :mod:`hepsnake.simulate.densities` and write them as a ROOT TTree.
 
 Besides the jet truth (``truth_logp_*``), every track and cluster gets ``truth_origin``,
-``truth_vertex`` and its exact origin posteriors ``truth_p_origin{k}_{sig,bkg}``: drawn from
-their own stream after the physics, so every jet and constituent variable (and so the jet
-likelihoods) is what it was without them.
+``truth_vertex`` and its exact origin posteriors (``truth_p_pileup_sig``, ``truth_p_llp_sig``,
+``truth_p_pileup_bkg``), drawn from their own stream after the physics, so every jet and
+constituent variable (and so the jet likelihoods) is what it was without them.
 """
 
 import zlib
@@ -21,6 +21,7 @@ from hepsnake.simulate.densities import (
     ORIGIN_GROUPS,
     ORIGINS,
     P_TWO_VERTICES,
+    STORED_POSTERIORS,
     ClassModel,
     class_model,
     origin_field,
@@ -82,12 +83,12 @@ def draw_origins(
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per collection, the constituent truth of ``toy`` (jets of ``process``).
 
-    ``truth_origin`` (int32, index into :data:`ORIGINS`) is drawn from the origin posterior of
+    ``truth_origin`` (int8, index into :data:`ORIGINS`) is drawn from the origin posterior of
     the jet's group given the constituent's own variables (Gumbel-max on the logits).
-    ``truth_vertex`` (int32): -1 pile-up/fake, 0 the primary vertex, 1 or 2 a displaced vertex:
+    ``truth_vertex`` (int8): -1 pile-up/fake, 0 the primary vertex, 1 or 2 a displaced vertex:
     a signal jet has two with probability :data:`P_TWO_VERTICES`, and then an LLP constituent is
     from vertex 2 with probability :func:`two_vertex_side` of its dphi, else from vertex 1.
-    ``truth_p_origin{k}_{sig,bkg}`` (float64): the exact posteriors under both groups.
+    ``truth_p_{origin}_{group}`` (float64) for :data:`STORED_POSTERIORS`: the exact posteriors.
     """
     group = origin_group(process)
     n_jets = len(next(iter(toy.jets.values())))
@@ -102,10 +103,10 @@ def draw_origins(
         )
         llp, prompt = ORIGINS.index("llp"), ORIGINS.index("prompt")
         vertex = np.where(origin == llp, 1 + second, np.where(origin == prompt, 0, -1))
-        fields = {"truth_origin": origin.astype(np.int32), "truth_vertex": vertex.astype(np.int32)}
-        for g in ORIGIN_GROUPS:
-            posterior = origin_posterior(name, coll.fields, g)
-            fields.update({origin_field(k, g): posterior[:, k] for k in range(len(ORIGINS))})
+        fields = {"truth_origin": origin.astype(np.int8), "truth_vertex": vertex.astype(np.int8)}
+        posterior = {g: origin_posterior(name, coll.fields, g) for g in ORIGIN_GROUPS}
+        for o, g in STORED_POSTERIORS:
+            fields[origin_field(o, g)] = posterior[g][:, ORIGINS.index(o)]
         out[name] = fields
     return out
 
