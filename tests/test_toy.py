@@ -9,7 +9,8 @@ from scipy import stats
 from scipy.special import expit
 from sklearn.metrics import roc_auc_score
 
-from hepsnake.prepare.guard import forbidden_reason, is_truth_column
+from hepsnake.errors import HepsnakeError
+from hepsnake.prepare.guard import check_inputs, forbidden_reason, is_truth_column
 from hepsnake.simulate.densities import (
     ORIGINS,
     STORED_POSTERIORS,
@@ -199,6 +200,9 @@ def test_bayes_constituent_score(samples, prefix):
 def test_constituent_truth_is_never_an_input():
     for field in CONSTITUENT_TRUTH:
         assert forbidden_reason(field, []) and is_truth_column(field, [], None), field
+        inputs = {"allow_truth_inputs": False, "truth": [], "variables": {"tracks": ["pt", field]}}
+        with pytest.raises(HepsnakeError, match=f"truth leak: '{field}'"):
+            check_inputs(inputs)
 
 
 def test_reproducible_per_sample_stream():
