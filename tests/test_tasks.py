@@ -3,6 +3,7 @@ registry entry, and every task trained, predicted and scored on the toy."""
 
 import copy
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -12,6 +13,8 @@ from torch import nn
 
 from hepsnake.config import load_model
 from hepsnake.errors import HepsnakeError
+from hepsnake.evaluate.predict import predict
+from hepsnake.evaluate.stage import task_metrics
 from hepsnake.models import registry
 from hepsnake.models.encoders import masked
 from hepsnake.training.run import train
@@ -113,3 +116,70 @@ def test_a_new_encoder_is_one_class_and_one_registry_entry(toy, tmp_path, monkey
     bad["model"]["encoder"] = {"type": "max", "scale": "big"}
     with pytest.raises(HepsnakeError, match="model/encoder/scale"):
         load_model(config | model_file(tmp_path, bad), "m")
+
+
+TASKS = [
+    {"type": "jet_classification"},
+    {"type": "jet_regression", "name": "mass", "target": "mS", "weight": 0.1},
+    {
+        "type": "constituent_classification",
+        "name": "track_origin",
+        "collection": "tracks",
+        "label": "truth_origin",
+        "classes": ["pileup", "prompt", "llp"],
+        "bayes": {"sig": "truth_p_llp_sig"},
+        "weight": 0.5,
+    },
+    {
+        "type": "edge_classification",
+        "name": "vertexing",
+        "collection": "tracks",
+        "label": "truth_vertex",
+        "weight": 0.2,
+    },
+]
+
+
+def test_every_task_trains_predicts_and_is_scored(toy, tmp_path):
+    """Four tasks on the toy's truth: per-task losses logged, jet columns and (N, max)
+    constituent datasets predicted, a ``tasks`` mapping with each task's headline figures."""
+    config, root, outputs = toy
+    shipped = yaml.safe_load((REPO / "config" / "models" / "baseline.yaml").read_text())
+    shipped["model"] |= {"dim": 16, "init_nets": {"default": {"hidden": [16]}}, "tasks": TASKS}
+    shipped["training"] |= {"max_epochs": 2, "batch_size": 400, "early_stopping": None}
+    model = load_model(config | model_file(tmp_path, shipped), "m")
+    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
+    paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
+    epoch = train(part, *paths, str(tmp_path / "out"))["epochs"][-1]
+    weighted = epoch["val_ce"] + sum(
+        t["weight"] * epoch[f"val_{t['name']}_loss"] for t in TASKS[1:]
+    )
+    assert epoch["val_loss"] == pytest.approx(weighted, rel=1e-4)
+    predictions = tmp_path / "pred.h5"
+    predict("m", str(tmp_path / "out" / "best.ckpt"), outputs["test"], str(predictions))
+    with h5py.File(predictions) as h5, h5py.File(outputs["test"]) as test:
+        jets, tracks = h5["jets"][:], h5["tracks"][:]
+        assert tracks.shape == test["tracks"].shape  # (N, max): Salt's per-track layout
+        assert np.array_equal(tracks["valid"], test["tracks"]["valid"][:])
+    regressed = jets["m_mass"][np.isfinite(jets["mS"])]
+    assert np.isfinite(regressed).all() and abs(regressed.mean() - 16.0) < 8.0
+    probs = np.stack([tracks[f"m_track_origin_p{c}"] for c in TASKS[2]["classes"]], -1)
+    assert np.allclose(probs[tracks["valid"]].sum(-1), 1.0, atol=1e-5)
+    vertex = tracks["m_vertexing_vertex"]
+    assert set(np.unique(vertex[tracks["valid"]])) <= {-1.0, *map(float, range(40))}
+    figures = task_metrics(
+        config | {"tasks": model["model"]["tasks"]},
+        "m",
+        str(predictions),
+        {"auc": 0.9},
+        tmp_path,
+        "GeV",
+    )
+    assert list(figures) == ["jet_classification", "mass", "track_origin", "vertexing"]
+    origin = figures["track_origin"]
+    assert 0.5 < origin["auc"] <= 1 and origin["auc"] < origin["bayes_auc"] + 0.02
+    assert origin["bayes_auc"] > 0.8  # the toy's LLP tracks are well separated given the jet
+    assert figures["mass"]["n"] == int(np.isfinite(jets["mS"]).sum())
+    assert 0 <= (figures["vertexing"]["efficiency"] or 0) <= 1
+    assert (tmp_path / "tasks" / "track_origin_roc.png").is_file()
+    assert (tmp_path / "tasks" / "mass_residuals.png").is_file()

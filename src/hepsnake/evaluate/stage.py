@@ -183,6 +183,7 @@ def task_metrics(
     keys = ("auc", "bayes_auc", "auc_gap")
     out = {}
     with h5py.File(predictions, "r") as h5:
+        jets = h5["jets"][:] if len(tasks) > 1 else None
         for task in tasks:
             if task.output_key == "logits":
                 out[task.name] = {k: headline[k] for k in keys if k in headline}
@@ -192,10 +193,10 @@ def task_metrics(
                     predictions, f"no dataset '{task.dataset}' for task {task.name}"
                 )
             table = h5[task.dataset][:]
-            out[task.name] = task.evaluate(table, model)
+            out[task.name] = task.evaluate(table, model, jets)
             directory = plot_dir / TASK_PLOTS
             directory.mkdir(parents=True, exist_ok=True)
-            drawn = task.plot(table, model, directory, unit)
+            drawn = task.plot(table, model, directory, unit, jets)
             out[task.name]["plots"] = [f"{TASK_PLOTS}/{name}" for name in drawn]
     return out
 

@@ -122,7 +122,10 @@ REGISTRY: dict[str, dict[str, Component]] = {
                 "label": {"type": "string"},
                 "classes": {"type": "array", "items": NAME, "minItems": 2, "uniqueItems": True},
                 "signal": {"type": "string"},
-                "bayes": {"type": "string"},
+                "bayes": {
+                    "type": "object",
+                    "additionalProperties": {"type": ["string", "number"]},
+                },
                 "weight": WEIGHT,
                 "hidden": WIDTHS,
             },

@@ -103,11 +103,21 @@ class Task:
         """The ONNX output tensors, in :meth:`export_names` order (traceable ops only)."""
         return list(self.predict(output, "").values())
 
-    def evaluate(self, table: "np.ndarray", model: str) -> dict[str, Any]:
-        """Headline figures from :attr:`dataset` of the predictions file."""
+    def evaluate(
+        self, table: "np.ndarray", model: str, jets: "np.ndarray | None" = None
+    ) -> dict[str, Any]:
+        """Headline figures from :attr:`dataset` of the predictions file (``jets``: its jets
+        table, row for row, for figures that need jet truth)."""
         raise NotImplementedError
 
-    def plot(self, table: "np.ndarray", model: str, directory: Path, unit: str) -> list[str]:
+    def plot(
+        self,
+        table: "np.ndarray",
+        model: str,
+        directory: Path,
+        unit: str,
+        jets: "np.ndarray | None" = None,
+    ) -> list[str]:
         """Draw this task's plots from :attr:`dataset` into ``directory`` (jet energies in
         ``unit``); their file names."""
         return []

@@ -34,13 +34,13 @@ class ConstituentClassification(Task):
         classes: Sequence[str],
         weight: float = 1.0,
         signal: str | None = None,
-        bayes: str | None = None,
+        bayes: Mapping[str, str | float] | None = None,
         hidden: Sequence[int] | None = None,
     ) -> None:
         super().__init__(context, name, weight)
         self.collection, self.label, self.classes = collection, label, list(classes)
         self.signal = signal or self.classes[-1]
-        self.bayes, self.hidden = bayes, hidden
+        self.bayes, self.hidden = dict(bayes or {}), hidden
 
     @property
     def dataset(self) -> str:
@@ -58,7 +58,30 @@ class ConstituentClassification(Task):
         return [(self.collection, self.label)]
 
     def truth(self) -> list[str]:
-        return [self.label, *([self.bayes] if self.bayes else [])]
+        return [self.label, *(v for v in self.bayes.values() if isinstance(v, str))]
+
+    def bayes_score(self, table: np.ndarray, jets: np.ndarray | None) -> np.ndarray | None:
+        """P(:attr:`signal` | everything in the jet), (N, max), where the truth allows:
+        Σ_c P(c | jet) P(signal | x, c) over the jet classes c of ``bayes`` (a field of the
+        collection or a constant each), P(c | jet) from the jets' ``truth_logp_{c}`` and the
+        class fractions of the evaluated jets."""
+        if not self.bayes or jets is None:
+            return None
+        names = list(self.context.class_names)
+        if any(f"truth_logp_{c}" not in (jets.dtype.names or ()) for c in names):
+            return None
+        labels = jets["flavour_label"]
+        priors = np.array([max(np.mean(labels == i), 1e-12) for i in range(len(names))])
+        logs = np.stack([jets[f"truth_logp_{c}"].astype(np.float64) for c in names], -1)
+        logs = logs + np.log(priors)
+        p_class = np.exp(logs - logs.max(-1, keepdims=True))
+        p_class /= p_class.sum(-1, keepdims=True)
+        score = np.zeros(table.shape, dtype=np.float64)
+        for i, c in enumerate(names):
+            given = self.bayes.get(c, 0.0)
+            values = table[given].astype(np.float64) if isinstance(given, str) else given
+            score += p_class[:, i : i + 1] * values
+        return score
 
     def loss(
         self, output: "torch.Tensor", batch: Mapping[str, "torch.Tensor"]
@@ -89,7 +112,9 @@ class ConstituentClassification(Task):
         probs = np.stack([table[n][keep] for n in self.predict_names(model)], -1)
         return keep, label[keep], probs
 
-    def evaluate(self, table: np.ndarray, model: str) -> dict[str, Any]:
+    def evaluate(
+        self, table: np.ndarray, model: str, jets: np.ndarray | None = None
+    ) -> dict[str, Any]:
         """AUC of :attr:`signal` against the other classes over real labelled constituents
         (and the Bayes-optimal AUC of the ``bayes`` truth posterior), accuracy, confusion."""
         from sklearn.metrics import confusion_matrix, roc_auc_score
@@ -99,15 +124,24 @@ class ConstituentClassification(Task):
         out: dict[str, Any] = {"n": int(keep.sum()), "signal": self.signal}
         if 0 < is_signal.sum() < len(truth):
             out["auc"] = float(roc_auc_score(is_signal, probs[:, self.classes.index(self.signal)]))
-            if self.bayes:
-                out["bayes_auc"] = float(roc_auc_score(is_signal, table[self.bayes][keep]))
+            bayes = self.bayes_score(table, jets)
+            if bayes is not None:
+                out["bayes_auc"] = float(roc_auc_score(is_signal, bayes[keep]))
+                out["auc_gap"] = out["bayes_auc"] - out["auc"]
         out["accuracy"] = float(np.mean(probs.argmax(-1) == truth)) if len(truth) else None
         out["confusion"] = confusion_matrix(
             truth, probs.argmax(-1), labels=range(len(self.classes))
         ).tolist()
         return out
 
-    def plot(self, table: np.ndarray, model: str, directory: Path, unit: str) -> list[str]:
+    def plot(
+        self,
+        table: np.ndarray,
+        model: str,
+        directory: Path,
+        unit: str,
+        jets: np.ndarray | None = None,
+    ) -> list[str]:
         """ROC of :attr:`signal` against the rest (with the Bayes-optimal curve) and the
         confusion matrix."""
         from hepsnake.evaluate import plots
@@ -119,17 +153,13 @@ class ConstituentClassification(Task):
             return []
         score = probs[:, self.classes.index(self.signal)]
         curves = {model: {INCLUSIVE: rejection_curve(score[is_signal], score[~is_signal])}}
-        if self.bayes:
-            keep = (
-                table[valid_field()]
-                & (table[self.label] >= 0)
-                & (table[self.label] < len(self.classes))
-            )
-            bayes = table[self.bayes][keep]
+        bayes_all = self.bayes_score(table, jets)
+        if bayes_all is not None:
+            bayes = bayes_all[keep]
             curves[BAYES] = {INCLUSIVE: rejection_curve(bayes[is_signal], bayes[~is_signal])}
         title = f"{self.name}: {self.collection} {self.signal} vs the rest"
         names = [plot_name(self.name, "roc"), plot_name(self.name, "confusion")]
         plots.plot_roc(curves, directory / names[0], title, f"{self.collection} {self.signal}")
-        matrix = self.evaluate(table, model)["confusion"]
+        matrix = self.evaluate(table, model, jets)["confusion"]
         plots.plot_confusion(matrix, self.classes, title, directory / names[1])
         return names

@@ -96,7 +96,9 @@ class EdgeClassification(Task):
         vertex = torch.where(linked.any(-1), component, torch.full_like(component, -1.0))
         return {self.predict_names(model)[0]: vertex}
 
-    def evaluate(self, table: np.ndarray, model: str) -> dict[str, Any]:
+    def evaluate(
+        self, table: np.ndarray, model: str, jets: np.ndarray | None = None
+    ) -> dict[str, Any]:
         """Vertex efficiency (truth vertices of 2+ constituents found) and purity (found
         vertices of 2+ constituents that match a truth vertex); a match shares more than
         half of the constituents of both."""

@@ -73,6 +73,8 @@ class JetClassification(Task):
         probs = output.float().softmax(-1)
         return {n: probs[:, i] for i, n in enumerate(self.predict_names(model))}
 
-    def evaluate(self, table: "np.ndarray", model: str) -> dict[str, Any]:
+    def evaluate(
+        self, table: "np.ndarray", model: str, jets: "np.ndarray | None" = None
+    ) -> dict[str, Any]:
         """Scored by the evaluate stage itself (ROC, rejections, K-S): nothing extra here."""
         return {}

@@ -65,7 +65,9 @@ class JetRegression(Task):
     def predict(self, output: "torch.Tensor", model: str) -> dict[str, "torch.Tensor"]:
         return {self.predict_names(model)[0]: output.float() * self.std + self.mean}
 
-    def evaluate(self, table: np.ndarray, model: str) -> dict[str, Any]:
+    def evaluate(
+        self, table: np.ndarray, model: str, jets: np.ndarray | None = None
+    ) -> dict[str, Any]:
         """Bias, RMS and the relative resolution (half the 16-84 % width of pred/true - 1)."""
         true = table[self.target].astype(np.float64)
         pred = table[self.predict_names(model)[0]].astype(np.float64)
@@ -85,7 +87,14 @@ class JetRegression(Task):
             out["resolution"] = float(0.5 * (hi - lo))
         return out
 
-    def plot(self, table: np.ndarray, model: str, directory: Path, unit: str) -> list[str]:
+    def plot(
+        self,
+        table: np.ndarray,
+        model: str,
+        directory: Path,
+        unit: str,
+        jets: np.ndarray | None = None,
+    ) -> list[str]:
         """Residuals and the resolution against jet pt."""
         from hepsnake.evaluate import plots
 

@@ -1,0 +1,135 @@
+"""Issue 14's task figures on the toy: a multi-task model against the Bayes-optimal
+per-constituent AUC, and its jet AUC against the same model trained without the constituent
+task (with the AUC's statistical error).
+
+    python benchmarks/tasks.py [--model gn2] [--jets 40000] [--epochs 10] [--workdir DIR]
+
+Simulates QCD, BIB and signal (mS 16) jets, converts, splits and normalises them, trains the
+shipped model twice (with its tasks, and with the jet classification only), predicts the test
+split and prints each task's headline figures from :func:`hepsnake.evaluate.stage.task_metrics`.
+"""
+
+import argparse
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from _common import shipped_config, work_directory
+
+from hepsnake.config import load_model, validate
+from hepsnake.convert.convert import convert
+from hepsnake.evaluate.metrics import auc
+from hepsnake.evaluate.predict import predict
+from hepsnake.evaluate.stage import task_metrics
+from hepsnake.prepare.norm import norm_stats
+from hepsnake.prepare.split import SPLITS, split
+from hepsnake.simulate.toy import simulate, write_root
+from hepsnake.training.run import train
+
+GRID = {"train_masses": [5, 16, 55], "all_masses": [5, 16, 40, 55]}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def prepared(root: Path, n_jets: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """QCD : BIB : signal = 5 : 2 : 3 of ``n_jets``, through convert, split and norm."""
+    config = shipped_config() | {"samples": [], "model_dir": str(REPO / "config" / "models")}
+    shares = {"qcd": ("qcd", 0.5, None), "bib": ("bib", 0.2, None), "sig": ("sig", 0.3, 16.0)}
+    for name, (process, share, mass) in shares.items():
+        branches = simulate(name, process, int(n_jets * share), 7, mass=mass, **GRID)
+        write_root(branches, root / f"{name}.root")
+        config["samples"].append(
+            {
+                "name": name,
+                "files": [str(root / f"{name}.root")],
+                "reader": "toy",
+                "label": process,
+                "params": {"mS": mass} if mass else {},
+            }
+        )
+    config = validate(config)
+    for s in config["samples"]:
+        convert(config, s["name"], root / f"{s['name']}.h5", root / f"{s['name']}.json")
+    outputs = {s: str(root / f"{s}.h5") for s in SPLITS}
+    split(config, [str(root / f"{n}.h5") for n in shares], outputs, str(root / "summary.json"))
+    norm_stats(config, outputs["train"], str(root / "norm.yaml"), str(root / "class.yaml"))
+    return config, outputs
+
+
+def auc_error(value: float, n_sig: int, n_bkg: int) -> float:
+    """Hanley & McNeil's standard error of an AUC."""
+    q1, q2 = value / (2 - value), 2 * value**2 / (1 + value)
+    var = value * (1 - value) + (n_sig - 1) * (q1 - value**2) + (n_bkg - 1) * (q2 - value**2)
+    return float(np.sqrt(var / (n_sig * n_bkg)))
+
+
+def run(config: dict, outputs: dict, root: Path, name: str, model: dict) -> dict[str, Any]:
+    """Train, predict and score ``model``; its task figures plus the signal-vs-QCD jet AUC."""
+    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
+    paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
+    start = time.perf_counter()
+    summary = train(part, *paths, str(root / name))
+    seconds = time.perf_counter() - start
+    predictions = root / f"{name}.h5"
+    predict(name, str(root / name / "best.ckpt"), outputs["test"], str(predictions))
+    with h5py.File(predictions) as h5:
+        jets = h5["jets"][:]
+    names = config["class_names"]
+    sig, qcd = (
+        jets["flavour_label"] == names.index("sig"),
+        jets["flavour_label"] == names.index("qcd"),
+    )
+    score = np.log(jets[f"{name}_psig"] + 1e-12) - np.log(jets[f"{name}_pqcd"] + 1e-12)
+    jet_auc = auc(score[sig], score[qcd], np.ones(int(qcd.sum())))
+    figures = task_metrics(
+        config | {"tasks": model["model"]["tasks"]}, name, str(predictions), {}, root / name, "GeV"
+    )
+    figures.pop("jet_classification")
+    return {
+        "jet_auc": jet_auc,
+        "jet_auc_error": auc_error(jet_auc, int(sig.sum()), int(qcd.sum())),
+        "tasks": figures,
+        "epochs": len(summary["epochs"]),
+        "train_seconds": seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="gn2")
+    parser.add_argument("--jets", type=int, default=40000)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--workdir")
+    args = parser.parse_args()
+    with work_directory(args.workdir) as root:
+        config, outputs = prepared(root, args.jets)
+        model = copy.deepcopy(load_model(config, args.model))
+        model["training"]["max_epochs"] = args.epochs
+        single = copy.deepcopy(model)
+        single["model"]["tasks"] = [
+            t for t in model["model"]["tasks"] if t["type"] == "jet_classification"
+        ]
+        results = {
+            "multi-task": run(config, outputs, root, "multi", model),
+            "jet classification only": run(config, outputs, root, "single", single),
+        }
+    print(f"{args.model} on {args.jets} toy jets, {args.epochs} epochs at most")
+    for label, result in results.items():
+        print(
+            f"{label:>24}: jet AUC (sig vs QCD) {result['jet_auc']:.4f} ± {result['jet_auc_error']:.4f}"
+            f" in {result['epochs']} epochs, {result['train_seconds']:.0f} s"
+        )
+        for task, figures in result["tasks"].items():
+            shown = {k: v for k, v in figures.items() if isinstance(v, float)}
+            print(f"{'':>26}{task}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+    difference = results["multi-task"]["jet_auc"] - results["jet classification only"]["jet_auc"]
+    error = np.hypot(
+        results["multi-task"]["jet_auc_error"], results["jet classification only"]["jet_auc_error"]
+    )
+    print(f"jet AUC multi-task − single-task: {difference:+.4f} (± {error:.4f} stat.)")
+
+
+if __name__ == "__main__":
+    main()
