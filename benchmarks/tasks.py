@@ -118,8 +118,9 @@ def main() -> None:
     print(f"{args.model} on {args.jets} toy jets, {args.epochs} epochs at most")
     for label, result in results.items():
         print(
-            f"{label:>24}: jet AUC (sig vs QCD) {result['jet_auc']:.4f} ± {result['jet_auc_error']:.4f}"
-            f" in {result['epochs']} epochs, {result['train_seconds']:.0f} s"
+            f"{label:>24}: jet AUC (sig vs QCD) {result['jet_auc']:.4f}"
+            f" ± {result['jet_auc_error']:.4f} in {result['epochs']} epochs,"
+            f" {result['train_seconds']:.0f} s"
         )
         for task, figures in result["tasks"].items():
             shown = {k: v for k, v in figures.items() if isinstance(v, float)}
