@@ -1,24 +1,21 @@
 """EdgeConv (DGCNN) and edge features: the kNN graph written out, padding invariance, Salt's
 pair features by hand, config errors, and ONNX fp32 equal to PyTorch."""
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, prepared_toy
+from conftest import REPO
 
 from hepsnake.config import load_model
 from hepsnake.data.loader import InputSpec
 from hepsnake.errors import HepsnakeError
-from hepsnake.export import stage
 from hepsnake.export.onnx import export_onnx, run, session
 from hepsnake.models.edgeconv import EdgeConv
 from hepsnake.models.edges import EdgeFeatures, pair_features
 from hepsnake.models.tagger import Tagger
 from hepsnake.models.tasks.base import Context
-from hepsnake.training.run import train
 
 VARIABLES = {
     "jets": ["pt", "eta"],
@@ -205,29 +202,3 @@ def test_onnx_fp32_equals_pytorch_and_is_padding_invariant(name, tmp_path):
         out = run(sess, data)
         np.testing.assert_allclose(out, ref, atol=1e-4, rtol=0)
         np.testing.assert_allclose(run(sess, padded(data, 5)), out, atol=1e-6, rtol=0)
-
-
-def test_shipped_shc_trains_an_epoch_and_exports_validated(tmp_path):
-    """config/models/shc.yaml on the toy: one epoch, then the export stage's own checks
-    (fp32 against PyTorch, edge jets, padding, int8) pass."""
-    jets = {"qcd": 400, "bib": 200, "sig": 200}
-    config, outputs = prepared_toy(tmp_path, jets, 3, model_dir=str(REPO / "config" / "models"))
-    model = load_model(config, "shc")
-    model["training"].update(max_epochs=1, batch_size=100, early_stopping=None)
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
-    norm, classes = str(tmp_path / "norm.yaml"), str(tmp_path / "class.yaml")
-    summary = train(part, outputs["train"], outputs["val"], norm, classes, str(tmp_path / "m"))
-    assert [e["epoch"] for e in summary["epochs"]] == [0]
-    outdir = tmp_path / "onnx"
-    stage.export(
-        str(tmp_path / "m" / "best.ckpt"),
-        "shc",
-        outputs["test"],
-        outputs["val"],
-        str(outdir),
-        n_validate=300,
-        n_latency=5,
-    )
-    fp32 = json.loads((outdir / "validation.json").read_text())["fp32"]
-    assert fp32["passed"] and fp32["max_abs_diff_vs_pytorch"] <= 1e-4
-    assert fp32["padding_max_abs_diff"] <= 1e-5

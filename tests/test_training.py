@@ -23,6 +23,7 @@ from hepsnake.convert.convert import convert
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.evaluate.predict import load_module
+from hepsnake.export import stage
 from hepsnake.models.encoders import GATv2
 from hepsnake.models.tagger import Tagger
 from hepsnake.models.tasks.base import Context
@@ -69,6 +70,34 @@ def test_every_shipped_model_builds_and_runs(name, prepared):
         batches = WithParameters(batches, ParameterSampler(parameters), 0, fixed={"mS": 40.0})
     out = tagger(next(iter(batches)))
     assert out["logits"].shape == (64, 3) and torch.isfinite(out["logits"]).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_shipped_model_trains_an_epoch_and_exports(name, prepared, tmp_path):
+    """Each config/models/*.yaml: one epoch on the toy, then (unless it sets export: false)
+    the export stage with its own checks (fp32 vs PyTorch per output, padding, int8)."""
+    config, root, outputs = prepared
+    model = copy.deepcopy(load_model(config, name))
+    model["training"].update(max_epochs=1, batch_size=500, early_stopping=None)
+    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
+    paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
+    control = {s: outputs[f"control_{s}"] for s in ("train", "val")}
+    summary = train(part, *paths, str(tmp_path / "m"), control_paths=control)
+    assert [e["epoch"] for e in summary["epochs"]] == [0]
+    if not model["export"]:
+        return
+    checkpoint = str(tmp_path / "m" / "best.ckpt")
+    stage.export(
+        checkpoint,
+        name,
+        outputs["test"],
+        outputs["val"],
+        str(tmp_path / "onnx"),
+        n_validate=300,
+        n_latency=5,
+    )
+    validation = json.loads((tmp_path / "onnx" / "validation.json").read_text())
+    assert validation["fp32"]["passed"] and validation["int8"]["passed"]
 
 
 def padded(batch, extra, rng):
