@@ -17,7 +17,7 @@ from ftag.labels import LabelContainer
 
 from hepsnake.config import validate
 from hepsnake.evaluate.predict import predict
-from hepsnake.names import prob_column, prob_suffix
+from hepsnake.names import input_fields, prob_column, prob_suffix, transformed_field
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
 
@@ -133,6 +133,35 @@ def test_prepared_labels_class_dict_and_classes_yaml(run: str, request) -> None:
                 Flavours[label.name].label,
                 Flavours[label.name].colour,
             )
+
+
+@pytest.mark.parametrize("run", ["toy", "physlite"])
+def test_norm_dict_is_plain_mean_std_of_prepared_fields(run: str, request) -> None:
+    """Salt's reading of norm_dict.yaml: every entry only {mean, std}, keyed by a field of the
+    prepared split, whose mean/std over the train split (valid constituents, num_inputs
+    slots) are the entry; a transformed input is its own field (log_pt) with its own entry."""
+    config, root, outputs = request.getfixturevalue(run)
+    inputs = config["inputs"]
+    norm = yaml.safe_load((root / "norm.yaml").read_text())
+    assert norm.keys() == inputs["variables"].keys()
+    with h5py.File(outputs["train"]) as h5:
+        for coll, entries in norm.items():
+            assert list(entries) == input_fields(inputs)[coll]
+            table = h5[inputs["input_map"].get(coll, coll)][:]
+            if table.ndim == 2:
+                slots = table[:, : inputs["num_inputs"].get(coll)]
+                table = slots[slots["valid"]]
+            for var, entry in entries.items():
+                assert set(entry) == {"mean", "std"}, (coll, var, entry)
+                values = table[var].astype(np.float64)
+                np.testing.assert_allclose(entry["mean"], values.mean(), rtol=1e-6, atol=1e-9)
+                np.testing.assert_allclose(entry["std"], values.std(), rtol=1e-6)
+    for coll, per in inputs["transforms"].items():
+        for var, transform in per.items():
+            assert transformed_field(var, transform) in norm[coll]
+            assert var not in norm[coll]
+    if run == "toy":
+        assert "log_pt" in norm["jets"] and "log_pt" in norm["tracks"]
 
 
 def test_prediction_columns_are_pumas_for_ftag_classes(physlite) -> None:

@@ -125,7 +125,10 @@ def test_split_integrity(converted, tmp_path):
     source = read(paths["sig"]), read(paths["sig"], "tracks")
     row = int(np.flatnonzero(tables["train"]["sample"] == sorted(main).index("sig"))[0])
     match = np.flatnonzero(source[0]["pt"] == tables["train"]["pt"][row])
-    assert np.array_equal(source[1][match[0]], tracks[row])
+    raw = source[1].dtype.names
+    assert np.array_equal(source[1][match[0]], tracks[list(raw)][row].astype(source[1].dtype))
+    # then each transformed input (inputs.transforms: tracks pt log1p) as its own field
+    assert tracks.dtype.names == (*raw, "log_pt")
     assert len(read(str(tmp_path / "debug_train.h5"))) == min(5000, len(tables["train"]))
     assert {r["split"] for r in report["rows"]} == set(SPLITS)
     assert (tmp_path / "rw.png").read_bytes().startswith(b"\x89PNG")
@@ -226,17 +229,21 @@ def test_norm_matches_numpy(converted, tmp_path):
     norm = yaml.safe_load(norm_path.read_text())
     jets, tracks = read(outputs["train"]), read(outputs["train"], "tracks")
     real = tracks[tracks["valid"]]
+    # log1p pt is its own prepared field, log_pt; the norm dict lists it, not pt
+    np.testing.assert_allclose(jets["log_pt"], np.log1p(jets["pt"]), rtol=1e-6)
+    np.testing.assert_allclose(real["log_pt"], np.log1p(real["pt"]), rtol=1e-6)
     checks = [
         (norm["jets"]["eta"], jets["eta"]),
-        (norm["jets"]["pt"], np.log1p(jets["pt"].astype(np.float64))),
+        (norm["jets"]["log_pt"], jets["log_pt"]),
         (norm["tracks"]["d0"], real["d0"]),
-        (norm["tracks"]["pt"], np.log1p(real["pt"].astype(np.float64))),
+        (norm["tracks"]["log_pt"], real["log_pt"]),
     ]
     for got, values in checks:
         values = values.astype(np.float64)
         np.testing.assert_allclose(got["mean"], values.mean(), rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(got["std"], values.std(), rtol=1e-6)
-    assert norm["tracks"]["pt"]["transform"] == "log1p"
+    assert "pt" not in norm["jets"] and "pt" not in norm["tracks"]
+    assert all(set(e) == {"mean", "std"} for per in norm.values() for e in per.values())
     assert set(norm) == {"jets", "tracks", "clusters"}
     classes = yaml.safe_load(class_path.read_text())
     np.testing.assert_allclose(classes["jets"]["flavour_label"], [1, 1, 1], rtol=1e-6)

@@ -14,6 +14,7 @@ from hepsnake.config import check_prepare, label_intervals
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.h5 import DEFAULT_UNIT, TableWriter, set_attrs
+from hepsnake.names import transformed_field
 from hepsnake.prepare.duplicates import unique_rows
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.weights import base_weights, control_weights, fit_reweighter, resample
@@ -138,12 +139,70 @@ def value_counts(values: np.ndarray, most: int = 10) -> str:
     return text + (f" and {len(unique) - most} more values" if len(unique) > most else "")
 
 
-def union_dtype(inputs: list[Input], control: bool) -> np.dtype:
-    """Every jet field of every input (first-seen order) plus sample, weights and is_data."""
+Derived = dict[str, tuple[str, Any]]  # transformed field -> (variable, transform)
+LOG1P_FLOOR = -1.0 + 1e-6  # log1p's argument is clamped here: no -inf or NaN from pt <= -1
+
+
+def derived_fields(inputs: dict[str, Any], dataset: str, raw: set[str], where: str) -> Derived:
+    """The ``inputs.transforms`` fields written to prepared ``dataset`` (fields ``raw``): each
+    named by :func:`~hepsnake.names.transformed_field`; the variable must be a field, the
+    transformed name must not."""
+    out: Derived = {}
+    for coll, per in inputs["transforms"].items():
+        if inputs["input_map"].get(coll, coll) != dataset:
+            continue
+        for variable, transform in per.items():
+            name = transformed_field(variable, transform)
+            if variable not in raw:
+                raise HepsnakeError(
+                    where, f"inputs.transforms.{coll}: '{variable}' is not a '{dataset}' field"
+                )
+            if name in raw:
+                raise HepsnakeError(
+                    where,
+                    f"inputs.transforms.{coll}.{variable}: '{dataset}' already has a field"
+                    f" '{name}', the name of its transformed values",
+                )
+            out[name] = (variable, transform)
+    return out
+
+
+def transformed(values: np.ndarray, transform: Any) -> np.ndarray:
+    """``log1p`` (argument clamped at :data:`LOG1P_FLOOR`) or ``{clip: [lo, hi]}`` of
+    ``values``, as float32."""
+    x = values.astype(np.float32)
+    if transform == "log1p":
+        return np.log1p(np.maximum(x, np.float32(LOG1P_FLOOR)))
+    lo, hi = transform["clip"]
+    return np.clip(x, np.float32(lo), np.float32(hi))
+
+
+def fill_derived(table: np.ndarray, derived: Derived) -> None:
+    """Set each derived field of ``table`` from its raw variable."""
+    for name, (variable, transform) in derived.items():
+        table[name] = transformed(table[variable], transform)
+
+
+def with_derived(table: np.ndarray, derived: Derived) -> np.ndarray:
+    """``table`` with its derived fields appended (``table`` itself if there are none)."""
+    if not derived:
+        return table
+    dtype = np.dtype([*table.dtype.descr, *((n, np.float32) for n in derived)])
+    out = np.empty(table.shape, dtype)
+    for name in table.dtype.names:
+        out[name] = table[name]
+    fill_derived(out, derived)
+    return out
+
+
+def union_dtype(inputs: list[Input], control: bool, derived: Derived) -> np.dtype:
+    """Every jet field of every input (first-seen order), the ``derived`` fields, then sample,
+    weights and is_data."""
     fields: dict[str, np.dtype] = {}
     for inp in inputs:
         for name in inp.jets.dtype.names:
             fields.setdefault(name, inp.jets.dtype[name])
+    fields.update(dict.fromkeys(derived, np.dtype(np.float32)))
     fields["sample"] = np.dtype(np.int16)
     fields["train_weight"] = np.dtype(np.float32)
     if control:
@@ -156,8 +215,11 @@ def missing_value(dtype: np.dtype) -> Any:
     return {"f": np.nan, "b": False, "i": -1}.get(dtype.kind, 0)
 
 
-def merged_jets(inputs: list[Input], split: str, dtype: np.dtype, names: list[str]) -> np.ndarray:
-    """The jets of ``split`` from every input in one table (see :func:`missing_value`)."""
+def merged_jets(
+    inputs: list[Input], split: str, dtype: np.dtype, names: list[str], derived: Derived
+) -> np.ndarray:
+    """The jets of ``split`` from every input in one table (see :func:`missing_value`), with
+    their ``derived`` fields."""
     parts = []
     for inp in inputs:
         rows = inp.rows[split]
@@ -167,6 +229,7 @@ def merged_jets(inputs: list[Input], split: str, dtype: np.dtype, names: list[st
                 part[field] = inp.jets[field][rows]
             else:
                 part[field] = missing_value(dtype[field])
+        fill_derived(part, derived)
         part["sample"] = names.index(inp.name)
         if "is_data" in dtype.names:
             part["is_data"] = inp.is_data
@@ -217,8 +280,10 @@ def split(
             if inp.collections != collections:
                 raise HepsnakeError(inp.path, f"collections {inp.collections} != {collections}")
         names = sorted(inp.name for inp in ins)
-        dtype = union_dtype(ins, control)
-        jets = {s: merged_jets(ins, s, dtype, names) for s in SPLITS}
+        jet_fields = {n for inp in ins for n in inp.jets.dtype.names}
+        derived = derived_fields(config["inputs"], "jets", jet_fields, ins[0].path)
+        dtype = union_dtype(ins, control, derived)
+        jets = {s: merged_jets(ins, s, dtype, names, derived) for s in SPLITS}
         for s in SPLITS:
             if len(jets[s]) == 0:
                 raise HepsnakeError(f"split '{s}'", "no jets: check fractions and inputs")
@@ -286,8 +351,13 @@ def write_split_files(
             writers[f"debug_{s}"].append("jets", jets[s][:n_debug])
     scratch = Path(next(iter(files.values())).filename).parent
     for coll in collections:
+        derived = derived_fields(
+            config["inputs"], coll, set(ins[0].h5[coll].dtype.names), ins[0].path
+        )
         with tempfile.TemporaryDirectory(prefix=".split-", dir=scratch) as tmp:
-            shuffle_collection(coll, ins, order, writers, n_debug, Path(tmp) / "buckets.h5")
+            shuffle_collection(
+                coll, ins, order, writers, n_debug, Path(tmp) / "buckets.h5", derived
+            )
     for key, h5 in files.items():
         h5["jets"].attrs["class_names"] = config["class_names"]
         h5["jets"].attrs["energy_unit"] = ins[0].energy_unit if ins else DEFAULT_UNIT
@@ -326,8 +396,10 @@ def shuffle_collection(
     writers: dict[str, TableWriter],
     n_debug: int,
     scratch: Path,
+    derived: Derived,
 ) -> None:
-    """Append ``coll`` of each split, in ``order``, by an external two-pass bucket shuffle.
+    """Append ``coll`` of each split, in ``order``, by an external two-pass bucket shuffle,
+    with its ``derived`` fields.
 
     Split ``s`` is ``concatenate([inp.h5[coll][inp.rows[s]] for inp in ins])[order[s]]``
     (rows may repeat or be left out). Pass 1 reads every input once, in blocks, and appends
@@ -363,6 +435,7 @@ def shuffle_collection(
                 region = buckets[s][start : start + rows]
                 table = np.empty_like(region)
                 table[np.argsort(order[s][start : start + len(region)], kind="stable")] = region
+                table = with_derived(table, derived)
                 writers[s].append(coll, table)
                 if f"debug_{s}" in writers and done < n_debug:
                     writers[f"debug_{s}"].append(coll, table[: n_debug - done])
