@@ -16,6 +16,7 @@ from ftag.hdf5 import H5Reader
 from ftag.labels import LabelContainer
 
 from hepsnake.config import validate
+from hepsnake.evaluate import plots
 from hepsnake.evaluate.predict import predict
 from hepsnake.names import input_fields, prob_column, prob_suffix, transformed_field
 from hepsnake.prepare.norm import norm_stats
@@ -194,3 +195,26 @@ def test_prob_column_names() -> None:
     ]
     assert prob_column("m", "sig", "_mS16") == "m_mS16_psig"
     assert prob_column("m", "jets") == "m_pjets"
+
+
+def roc_limits(monkeypatch: pytest.MonkeyPatch, curves: dict, path: Path) -> list[tuple]:
+    """The x and y limits of every panel of the ROC figure ``plot_roc`` draws for ``curves``."""
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, output: drawn.append(fig))
+    plots.plot_roc(curves, path, signal="sig", reference="a")
+    return [(ax.get_xlim(), ax.get_ylim()) for ax in drawn[0].axes]
+
+
+def test_roc_axes_do_not_depend_on_the_run(monkeypatch, tmp_path) -> None:
+    """Two runs with very different curves get the same axes, so their plots compare."""
+    eff = np.linspace(0.01, 1, 200)
+    weak = {"a": {"all": (eff, 1 / eff), "qcd": (eff, 1.5 / eff)}}
+    strong = {
+        "a": {"all": (eff, 1 / eff**6), "qcd": (eff, 1 / eff**9)},
+        "b": {"all": (eff, 2 / eff**6), "qcd": (eff, 1 / eff**8)},
+    }
+    first = roc_limits(monkeypatch, weak, tmp_path / "weak.png")
+    second = roc_limits(monkeypatch, strong, tmp_path / "strong.png")
+    assert len(first) == len(second) == 4  # two panels, each with its ratio panel
+    assert first == second
+    assert first[0] == (plots.EFFICIENCY_RANGE, plots.REJECTION_RANGE)
