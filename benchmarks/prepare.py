@@ -89,8 +89,10 @@ def write_file(path: Path, n: int, compression: str, seed: int, sample: str | No
             label = SAMPLES[sample] if sample else None
             for name, table in synthetic_block(min(BLOCK, n - first), first, rng, label).items():
                 writer.append(name, table)
-        if sample:
+        if sample:  # as convert records them: the split checks its inputs are distinct files
             h5.attrs["sample"] = sample
+            inputs = [{"path": str(path), "jets_written": n, "xxh3_64": f"synthetic-{seed}"}]
+            h5.attrs["inputs"] = json.dumps(inputs)
     return path
 
 
