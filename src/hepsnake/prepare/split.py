@@ -79,7 +79,10 @@ class Input:
             events = self.columns(["eventNumber"])["eventNumber"]
             u = event_uniform(self.name, events, prep["seed"])
             which = assign_splits(u, [prep["fractions"][s] for s in SPLITS])
-        self.rows = {s: np.flatnonzero((which == i) & self.keep) for i, s in enumerate(SPLITS)}
+        index = index_dtype(self.n_jets)
+        self.rows = {
+            s: np.flatnonzero((which == i) & self.keep).astype(index) for i, s in enumerate(SPLITS)
+        }
         self.collections = sorted(k for k in self.h5 if k != "jets")
 
     def columns(self, names: list[str]) -> np.ndarray:
@@ -137,6 +140,11 @@ class Input:
 
 
 DROP, UNMAPPED = -2, -3  # label-map codes of jets that leave
+
+
+def index_dtype(n: int) -> np.dtype:
+    """The integer type of row indices below ``n``: int32 where it fits (half the memory)."""
+    return np.dtype(np.int32 if n < 2**31 else np.int64)
 
 
 def in_class(raw: np.ndarray, spec: list[Any] | dict[str, Any]) -> np.ndarray:
@@ -316,7 +324,8 @@ def split(
         for inp, keep in zip(ins, unique_rows(ins, prep["deduplicate"]), strict=True):
             inp.rows = {s: rows[keep[rows]] for s, rows in inp.rows.items()}
         weights = prep["weights"]
-        if not control and (weights["mode"] != "none" or plot):
+        reweighted = not control and (weights["mode"] != "none" or plot)
+        if reweighted:
             for inp in ins:
                 inp.require_fields(weights["variables"], "prepare.weights.variables")
         collections = ins[0].collections
@@ -327,7 +336,7 @@ def split(
         jet_fields = {n for inp in ins for n in inp.dtype.names}
         derived = derived_fields(config["inputs"], "jets", jet_fields, ins[0].path)
         dtype = union_dtype(ins, control, derived)
-        variables = list(weights["variables"]) or (["pt"] if plot else [])
+        variables = (list(weights["variables"]) or ["pt"]) if reweighted else []
         jets = work_tables(ins, dtype, names, variables)
         for s in SPLITS:
             if len(jets[s]) == 0:
@@ -370,9 +379,10 @@ def ordering(
     order = {}
     for i, s in enumerate(SPLITS):
         rng = np.random.default_rng([prep["seed"], i, int(control)])
-        rows = np.arange(len(jets[s]))
+        index = index_dtype(len(jets[s]))
+        rows = np.arange(len(jets[s]), dtype=index)
         if s == "train" and not control and prep["resample"] != "none":
-            rows = resample(jets[s]["flavour_label"], prep["resample"], rng)
+            rows = resample(jets[s]["flavour_label"], prep["resample"], rng).astype(index)
         order[s] = rows[rng.permutation(len(rows))]
     return order
 
@@ -495,11 +505,12 @@ def shuffle_collection(
     it in output order and appends it. Memory holds a block and a bucket, not the dataset.
     """
     dtype, slots = stream.dtype, stream.slots
-    rows = max(1, shuffle_bytes // (dtype.itemsize * int(np.prod(slots))))
+    most = max(len(o) for o in order.values())  # a bucket never needs more rows than a split
+    rows = max(1, min(shuffle_bytes // (dtype.itemsize * int(np.prod(slots))), most))
     with h5py.File(scratch, "w") as h5:
         buckets = {s: h5.create_dataset(s, (len(order[s]), *slots), dtype) for s in SPLITS}
         # output positions sorted by source row (ties: by position): the arrival order
-        by_source = {s: np.argsort(order[s], kind="stable") for s in SPLITS}
+        by_source = {s: np.argsort(order[s], kind="stable").astype(order[s].dtype) for s in SPLITS}
         sources = {s: order[s][by_source[s]] for s in SPLITS}
         filled = {s: np.zeros(-(-len(order[s]) // rows), dtype=np.int64) for s in SPLITS}
         first = dict.fromkeys(SPLITS, 0)  # source index of the input's first row, per split
