@@ -15,6 +15,7 @@ from hepsnake import __version__
 from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.h5 import read_json_attr
+from hepsnake.simulate.densities import ORIGINS, origin_field, origin_posterior
 from hepsnake.simulate.toy import simulate, write_root
 
 
@@ -83,6 +84,18 @@ def test_toy_layout(toy_files, tmp_path, config_factory):
     np.testing.assert_allclose(tracks["pt"][valid], ak.flatten(top).to_numpy())
     assert report["truncated_constituents"] == int(np.clip(n_true - 6, 0, None).sum())
     assert clusters.shape[1] == 30 and clusters["valid"].sum() > 0
+    # the constituent truth is written and travels with its constituent through the sort
+    for coll, table in (("tracks", tracks), ("clusters", clusters)):
+        assert table["truth_origin"].dtype == table["truth_vertex"].dtype == np.int8
+        ok = table[table["valid"]]
+        fields = {
+            k: ok[k].astype(np.float64)
+            for k in ("pt", "d0", "z0", "e", "f_em", "time")
+            if k in ok.dtype.names
+        }
+        llp = ORIGINS.index("llp")
+        p_llp = origin_posterior(coll, fields, "sig")[:, llp]
+        np.testing.assert_allclose(ok[origin_field("llp", "sig")], p_llp, rtol=1e-4, atol=1e-6)
     assert no_leftovers(tmp_path)
 
 

@@ -18,6 +18,7 @@ from hepsnake.evaluate.stage import evaluate
 from hepsnake.export import stage
 from hepsnake.export.onnx import input_names
 from hepsnake.models.tagger import Tagger
+from hepsnake.models.tasks.base import Context
 from hepsnake.training.run import train
 
 ENCODERS = [
@@ -123,7 +124,7 @@ def test_dense_model_ignores_constituent_collections():
     inputs = default_config()["inputs"]
     spec = InputSpec.from_config(inputs)
     norm = {c: {v: {"mean": 0.0, "std": 1.0} for v in vs} for c, vs in spec.variables.items()}
-    tagger = Tagger(model["model"], spec, norm, 3)
+    tagger = Tagger(model["model"], spec, norm, Context(["a", "b", "c"]))
     assert tagger.collections == [] and input_names(tagger) == ["jets_data"]
     out = tagger({"jets": torch.randn(5, len(inputs["variables"]["jets"]))})
     assert out["logits"].shape == (5, 3)
@@ -139,11 +140,11 @@ def test_jets_without_constituents_are_scored_by_their_variables(encoder, jet_in
         "dim": 8,
         "jet_inputs": jet_inputs,
         "encoder": encoder,
-        "pooling": {"type": pooling, "heads": 2},
+        "pooling": {"type": pooling} | ({"heads": 2} if pooling == "cross_attention" else {}),
         "head": {"hidden": [8]},
     }
     torch.manual_seed(0)
-    tagger = Tagger(cfg, spec, norm, 3).eval()
+    tagger = Tagger(cfg, spec, norm, Context(["a", "b", "c"])).eval()
     n = 6
     batch = {
         "jets": torch.randn(n, 2),

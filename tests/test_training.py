@@ -25,6 +25,7 @@ from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.evaluate.predict import load_module
 from hepsnake.models.encoders import GATv2
 from hepsnake.models.tagger import Tagger
+from hepsnake.models.tasks.base import Context
 from hepsnake.prepare.split import SPLITS, split
 from hepsnake.simulate.toy import simulate, write_root
 from hepsnake.training.callbacks import ResumeCheckpoint
@@ -62,8 +63,8 @@ def test_every_shipped_model_builds_and_runs(name, prepared):
     parameters = model_cfg.get("parameters")
     spec = InputSpec.from_config(config["inputs"], parameters["names"] if parameters else None)
     param_norm = {"mS": {"mean": 25.0, "std": 20.0}} if parameters else None
-    tagger = Tagger(model_cfg["model"], spec, norm_dict(root), 3, param_norm)
-    batches = H5Batches(outputs["val"], spec, 64, extra_jet_fields=("mS",))
+    tagger = Tagger(model_cfg["model"], spec, norm_dict(root), Context(["a", "b", "c"]), param_norm)
+    batches = H5Batches(outputs["val"], spec, 64, extra_fields=(("jets", "mS"),))
     if parameters:
         batches = WithParameters(batches, ParameterSampler(parameters), 0, fixed={"mS": 40.0})
     out = tagger(next(iter(batches)))
@@ -80,6 +81,9 @@ def padded(batch, extra, rng):
         out[c] = torch.cat([torch.where(m.unsqueeze(-1), x, garbage[:, :n]), garbage[:, n:]], 1)
         out[f"{c}_mask"] = torch.cat([m, torch.zeros(b, extra, dtype=torch.bool)], 1)
     return out
+
+
+HEADS = {k: {"heads": 2} for k in ("transformer", "gatv2", "cross_attention")}
 
 
 @pytest.mark.parametrize(
@@ -99,11 +103,11 @@ def test_padding_never_changes_outputs(encoder, pooling, prepared):
     spec = InputSpec.from_config(config["inputs"])
     cfg = {
         "dim": 16,
-        "encoder": {"type": encoder, "layers": 2, "heads": 2},
-        "pooling": {"type": pooling, "heads": 2},
+        "encoder": {"type": encoder, "layers": 2} | HEADS.get(encoder, {}),
+        "pooling": {"type": pooling} | HEADS.get(pooling, {}),
         "fourier": {"n_freqs": 2},
     }
-    tagger = Tagger(cfg, spec, norm_dict(root), 3).eval()
+    tagger = Tagger(cfg, spec, norm_dict(root), Context(["a", "b", "c"])).eval()
     batch = next(iter(H5Batches(outputs["val"], spec, 32)))
     batch["tracks_mask"][0] = False  # a jet without tracks
     rng = np.random.default_rng(1)
@@ -417,18 +421,6 @@ def test_a_config_change_after_a_kill_starts_fresh(change, prepared, tmp_path, m
     assert not np.allclose(val_losses(rerun), val_losses(resumed_old), rtol=1e-3)
     saved = torch.load(out / "best.ckpt", weights_only=True)["hyper_parameters"]
     assert saved["model_cfg"] == new["model"] and saved["training_cfg"] == new["training"]
-
-
-def test_aux_regression_trains_on_a_jet_field(prepared, tmp_path):
-    """``model.aux`` (no shipped model uses it: its target is analysis-specific) regresses a
-    jet field beside the classification; NaN targets (background mS) are skipped."""
-    config, root, outputs = prepared
-    model = small_model(config, 1)
-    model["model"]["aux"] = {"target": "mS", "mean": 25.0, "std": 20.0, "weight": 0.1}
-    summary = train_here(config, root, outputs, tmp_path / "m", model)
-    epoch = summary["epochs"][0]
-    assert np.isfinite(epoch["train_aux"]) and np.isfinite(epoch["val_aux"])
-    assert epoch["val_loss"] == pytest.approx(epoch["val_ce"] + 0.1 * epoch["val_aux"], rel=1e-4)
 
 
 class Payload:

@@ -149,7 +149,14 @@ def test_optimiser_steps_touch_only_their_own_parameters(prepared):
     module.manual_backward = lambda loss: loss.backward()
     batch = next(iter(H5Batches(main["train"], module.spec, 300)))
     ctrl = next(
-        iter(H5Batches(control["train"], module.spec, 300, extra_jet_fields=("is_data", "pt")))
+        iter(
+            H5Batches(
+                control["train"],
+                module.spec,
+                300,
+                extra_fields=(("jets", "is_data"), ("jets", "pt")),
+            )
+        )
     )
 
     def snapshot():

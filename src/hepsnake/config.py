@@ -231,7 +231,31 @@ def load_model(config: dict[str, Any], name: str) -> dict[str, Any]:
     check_schema(model, schema_validator(MODEL_SCHEMA), origin.where)
     model["training"].update(config["training_overrides"])
     check_schema(model, schema_validator(MODEL_SCHEMA), origin.where)
+    check_components(model["model"], origin)
     return model
+
+
+def check_components(model: dict[str, Any], origin: Origin) -> None:
+    """Validate each registered component's block against its own schema (unknown options
+    rejected, defaults filled); one ``jet_classification`` among uniquely named tasks."""
+    from hepsnake.models.registry import lookup
+
+    blocks = [
+        (("model", kind), kind, model[kind]) for kind in ("encoder", "pooling") if kind in model
+    ]
+    blocks += [(("model", "tasks", i), "task", t) for i, t in enumerate(model["tasks"])]
+    for path, kind, block in blocks:
+        component = lookup(kind, block["type"], origin.where(*path, "type"))
+        check_schema(block, filling_validator(component.schema()), origin.where, path)
+    kinds = [t["type"] for t in model["tasks"]]
+    if kinds.count("jet_classification") != 1:
+        raise HepsnakeError(
+            origin.where("model", "tasks"), "needs exactly one jet_classification task"
+        )
+    names = [t.setdefault("name", t["type"]) for t in model["tasks"]]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise HepsnakeError(origin.where("model", "tasks"), f"task name {twice[0]!r} used twice")
 
 
 def validate(config: dict[str, Any], origin: Origin | None = None) -> dict[str, Any]:
@@ -636,6 +660,7 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
             "class_names": config["class_names"],
             "evaluate": config["evaluate"],
             "parameters": scan_parameters(config, wildcards["model"]),
+            "tasks": load_model(config, wildcards["model"])["model"]["tasks"],
         }
     else:
         raise HepsnakeError("stage", f"unknown stage '{stage}'")

@@ -45,3 +45,14 @@ def input_fields(inputs: dict) -> dict[str, list[str]]:
         ]
         for coll, variables in inputs["variables"].items()
     }
+
+
+def task_field(model: str, task: str, what: str) -> str:
+    """A prediction field of a task other than the jet classification: ``{model}_{task}_{what}``
+    (``what`` e.g. ``pprompt`` for a class probability, ``vertex``, or empty for a value)."""
+    return f"{model}_{task}_{what}" if what else f"{model}_{task}"
+
+
+def valid_field() -> str:
+    """The per-constituent padding flag in every constituent dataset (True = real)."""
+    return "valid"

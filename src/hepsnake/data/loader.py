@@ -150,7 +150,7 @@ class H5Batches:
         shuffle: bool = False,
         seed: int = 0,
         limit: int | None = None,
-        extra_jet_fields: tuple[str, ...] = (),
+        extra_fields: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.path = path
         self.spec = spec
@@ -159,7 +159,7 @@ class H5Batches:
         self.seed = seed
         self.epoch = 0
         self.rank, self.world_size = 0, 1
-        self.extra = extra_jet_fields
+        self.extra = tuple(extra_fields)  # (dataset, field): labels of the tasks
         with h5py.File(path, "r") as h5:
             self.n_jets = h5["jets"].shape[0] if limit is None else min(limit, h5["jets"].shape[0])
             self._check(h5)
@@ -174,9 +174,13 @@ class H5Batches:
             if missing:
                 raise HepsnakeError(self.path, f"variable '{missing[0]}' not in '{name}'")
         jet_names = h5["jets"].dtype.names
-        for needed in ("flavour_label", "train_weight", *self.spec.parameters, *self.extra):
+        for needed in ("flavour_label", "train_weight", *self.spec.parameters):
             if needed not in jet_names:
                 raise HepsnakeError(self.path, f"jet field '{needed}' missing")
+        for dataset, name in self.extra:
+            ds = self.spec.dataset(dataset)
+            if ds not in h5 or name not in (h5[ds].dtype.names or ()):
+                raise HepsnakeError(self.path, f"field '{name}' missing in dataset '{dataset}'")
 
     def __len__(self) -> int:
         return len(self.starts())
@@ -196,6 +200,7 @@ class H5Batches:
     def __iter__(self) -> Iterator[Batch]:
         slices = [(int(s), min(int(s) + self.batch_size, self.n_jets)) for s in self.starts()]
         names = {c: self.spec.dataset(c) for c in self.spec.variables}
+        names |= {d: self.spec.dataset(d) for d, _ in self.extra if d != "jets"}
         with h5py.File(self.path, "r") as h5, ThreadPoolExecutor(1, "h5batches-read") as pool:
             readers = {n: SliceReader(h5[n], self.batch_size) for n in {*names.values(), "jets"}}
             # two buffer sets: one is read into while the other is converted
@@ -236,6 +241,11 @@ class H5Batches:
             batch["params"] = torch.from_numpy(
                 gather(np.ascontiguousarray(jets), self.spec.parameters)
             )
-        for name in self.extra:
-            batch[name] = torch.from_numpy(jets[name].copy())
+        for dataset, name in self.extra:
+            if dataset == "jets":
+                batch[name] = torch.from_numpy(jets[name].copy())
+            else:
+                width = batch[f"{dataset}_mask"].shape[1]
+                values = np.ascontiguousarray(blocks[dataset][:, :width][name])
+                batch[f"{dataset}/{name}"] = torch.from_numpy(values)
         return batch

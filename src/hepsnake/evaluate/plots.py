@@ -248,3 +248,49 @@ def plot_param_efficiency(
         finish_axes(ax, f"at background efficiency {eps_b:.3g} ({wp:.0%} working point)")
     fig.tight_layout()
     save_figure(fig, output)
+
+
+def plot_confusion(matrix: list[list[int]], classes: list[str], title: str, output: Path) -> None:
+    """The confusion matrix (rows: true class, normalised per row; counts written in)."""
+    counts = np.asarray(matrix, dtype=float)
+    rows = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 3, 1.0 * len(classes) + 2.5))
+    ax.imshow(rows, vmin=0, vmax=1, cmap="Blues")
+    for (i, j), value in np.ndenumerate(counts):
+        ax.text(j, i, f"{rows[i, j]:.2f}\n({value:.0f})", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    finish_axes(ax, title)
+    fig.tight_layout()
+    save_figure(fig, output)
+
+
+def plot_residuals(
+    true: np.ndarray, pred: np.ndarray, pt: np.ndarray | None, label: str, unit: str, output: Path
+) -> None:
+    """pred/true − 1 of a regression (left) and its resolution (half the 16-84 % width) in
+    quantile bins of jet pt (right, when the jets have a pt)."""
+    ratio = pred / true - 1
+    fig, axes = plt.subplots(1, 2 if pt is not None else 1, figsize=(11, 4.2), squeeze=False)
+    lo, hi = np.quantile(ratio, [0.005, 0.995]) if len(ratio) else (-1, 1)
+    axes[0][0].hist(ratio, bins=np.linspace(lo, hi, 60), histtype="step")
+    axes[0][0].set_xlabel(f"{label}: predicted / true − 1")
+    axes[0][0].set_ylabel("jets")
+    finish_axes(axes[0][0], label)
+    if pt is not None and len(ratio) >= 20:
+        edges = np.unique(np.quantile(pt, np.linspace(0, 1, 6)))
+        which = np.clip(np.searchsorted(edges, pt, side="right") - 1, 0, len(edges) - 2)
+        width = [
+            np.subtract(*np.percentile(ratio[which == b], [84, 16])) / 2
+            for b in range(len(edges) - 1)
+        ]
+        centres, half = (edges[1:] + edges[:-1]) / 2, (edges[1:] - edges[:-1]) / 2
+        axes[0][1].errorbar(centres, width, xerr=half, fmt="o")
+        axes[0][1].set_xlabel(f"jet pt [{unit}]")
+        axes[0][1].set_ylabel("resolution (16-84 % half width)")
+        axes[0][1].grid(alpha=0.3)
+        finish_axes(axes[0][1], label)
+    fig.tight_layout()
+    save_figure(fig, output)

@@ -12,13 +12,25 @@ from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.h5 import set_attrs
 from hepsnake.models.checkpoint import TrainedTagger, load_module
-from hepsnake.names import LABEL, point_tag, prob_column
+from hepsnake.names import LABEL, point_tag, prob_column, valid_field
 
 
 @torch.inference_mode()
 def batch_probabilities(module: TrainedTagger, batch: dict[str, torch.Tensor]) -> np.ndarray:
     """Softmax outputs (batch, classes) of ``module`` on one loader batch."""
     return module(batch)["logits"].float().softmax(-1).numpy()
+
+
+@torch.inference_mode()
+def batch_task_fields(
+    module: TrainedTagger, batch: dict[str, torch.Tensor], model: str
+) -> dict[str, np.ndarray]:
+    """Every task's prediction fields but the jet classification's, on one loader batch."""
+    out = module(batch)
+    fields = {}
+    for task in module.model.tasks[1:]:
+        fields |= {k: v.numpy() for k, v in task.predict(out[task.output_key], model).items()}
+    return fields
 
 
 class WithoutParameterFields(H5Batches):
@@ -35,6 +47,20 @@ class WithoutParameterFields(H5Batches):
         return batch
 
 
+def model_batches(
+    module: TrainedTagger, path: str, fixed: dict[str, float] | None, batch_size: int
+) -> H5Batches | WithParameters:
+    """The batches of ``path`` in file order, parameters set as :func:`probabilities` says."""
+    spec = module.spec
+    if not module.hparams.parameters:
+        return H5Batches(path, spec, batch_size)
+    with h5py.File(path, "r") as h5:
+        fields = h5["jets"].dtype.names
+    reader = H5Batches if any(n in fields for n in spec.parameters) else WithoutParameterFields
+    sampler = ParameterSampler(module.hparams.parameters)
+    return WithParameters(reader(path, spec, batch_size), sampler, seed=0, fixed=fixed)
+
+
 def probabilities(
     module: TrainedTagger, path: str, fixed: dict[str, float] | None = None, batch_size: int = 5000
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -46,18 +72,8 @@ def probabilities(
     (and every jet of a file without the parameter fields) at values drawn from
     ``parameters.train`` with the ``prob`` weights, from a fixed seed.
     """
-    spec = module.spec
-    batches: H5Batches | WithParameters
-    if module.hparams.parameters:
-        with h5py.File(path, "r") as h5:
-            fields = h5["jets"].dtype.names
-        reader = H5Batches if any(n in fields for n in spec.parameters) else WithoutParameterFields
-        sampler = ParameterSampler(module.hparams.parameters)
-        batches = WithParameters(reader(path, spec, batch_size), sampler, seed=0, fixed=fixed)
-    else:
-        batches = H5Batches(path, spec, batch_size)
     outs, params = [], []
-    for batch in batches:
+    for batch in model_batches(module, path, fixed, batch_size):
         outs.append(batch_probabilities(module, batch))
         if "params" in batch:
             params.append(batch["params"].numpy())
@@ -102,10 +118,50 @@ def score_columns(module: TrainedTagger, path: str, model: str) -> dict[str, np.
     return columns
 
 
+def task_tables(
+    module: TrainedTagger, path: str, model: str, batch_size: int = 5000
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The other tasks' fields, each jet at its own parameters: jet-level columns (N,) and
+    per collection a structured (N, max) table of the constituent-level fields, the
+    ``valid`` flags and the truth fields the tasks score against (padding: NaN / -1)."""
+    tasks = module.model.tasks[1:]
+    if not tasks:
+        return {}, {}
+    parts: dict[str, list[np.ndarray]] = {}
+    for batch in model_batches(module, path, None, batch_size):
+        for name, values in batch_task_fields(module, batch, model).items():
+            parts.setdefault(name, []).append(values)
+    columns: dict[str, np.ndarray] = {}
+    tables: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as h5:
+        for task in tasks:
+            names = list(task.predict_names(model))
+            if task.dataset == "jets":
+                columns |= {n: np.concatenate(parts[n]).astype(np.float32) for n in names}
+                continue
+            source = h5[module.spec.dataset(task.dataset)]
+            if task.dataset not in tables:
+                keep = [
+                    valid_field(),
+                    *(f for t in tasks if t.dataset == task.dataset for f in t.truth()),
+                ]
+                tables[task.dataset] = source.fields(list(dict.fromkeys(keep)))[:]
+            width = source.shape[1]
+            for name in names:
+                padded = [
+                    np.pad(v, ((0, 0), (0, width - v.shape[1])), constant_values=np.nan)
+                    for v in parts[name]
+                ]
+                tables[task.dataset] = with_columns(
+                    tables[task.dataset], {name: np.concatenate(padded)}
+                )
+    return columns, tables
+
+
 def with_columns(jets: np.ndarray, columns: dict[str, np.ndarray]) -> np.ndarray:
-    """``jets`` with the extra float32 ``columns`` appended."""
+    """``jets`` (a table, (N,) or (N, max)) with the extra float32 ``columns`` appended."""
     dtype = np.dtype(jets.dtype.descr + [(c, np.float32) for c in columns])
-    out = np.empty(len(jets), dtype=dtype)
+    out = np.empty(jets.shape, dtype=dtype)
     for name in jets.dtype.names:
         out[name] = jets[name]
     for name, values in columns.items():
@@ -116,7 +172,8 @@ def with_columns(jets: np.ndarray, columns: dict[str, np.ndarray]) -> np.ndarray
 def predict(
     model_name: str, checkpoint: str, test: str, output: str, control: str | None = None
 ) -> dict[str, Any]:
-    """Write ``output`` with dataset ``jets`` (test split) and ``control_jets`` when given.
+    """Write ``output`` with dataset ``jets`` (test split) and ``control_jets`` when given,
+    and a (N, max) dataset per collection with constituent-level task outputs (test split).
 
     Control jets carry no parameter values: parameterised models see them as background.
     """
@@ -128,8 +185,14 @@ def predict(
             with h5py.File(path, "r") as h5:
                 jets = h5["jets"][:]
                 unit = h5["jets"].attrs.get("energy_unit")
-            table = with_columns(jets, score_columns(module, path, model_name))
+            columns = score_columns(module, path, model_name)
+            extra, constituents = (
+                task_tables(module, path, model_name) if name == "jets" else ({}, {})
+            )
+            table = with_columns(jets, columns | extra)
             out.create_dataset(name, data=table, compression="lzf", chunks=True)
+            for collection, values in constituents.items():
+                out.create_dataset(collection, data=values, compression="lzf", chunks=True)
             out[name].attrs["class_names"] = list(module.hparams.class_names)
             out[name].attrs[LABEL] = list(module.hparams.class_names)
             if unit is not None:

@@ -160,6 +160,46 @@ def trained_values(train: Values) -> str:
     return f" at {', '.join(parts)}" if parts else ""
 
 
+TASK_PLOTS = "tasks"  # the folder of the other tasks' plots, in the model's plot folder
+
+
+def task_metrics(
+    config: dict[str, Any],
+    model: str,
+    predictions: str,
+    headline: dict[str, Any],
+    plot_dir: Path,
+    unit: str,
+) -> dict[str, dict[str, Any]]:
+    """Per task name its headline figures: the jet classification's inclusive AUC (and
+    Bayes-optimal AUC where the truth is known), and what each other task scores (its plots,
+    ``plots``, drawn into ``plot_dir/tasks``)."""
+    from hepsnake.models import registry
+    from hepsnake.models.tasks.base import Context
+
+    context = Context(list(config["class_names"]))
+    blocks = config.get("tasks") or [{"type": "jet_classification"}]
+    tasks = [registry.build("task", b, context=context) for b in blocks]
+    keys = ("auc", "bayes_auc", "auc_gap")
+    out = {}
+    with h5py.File(predictions, "r") as h5:
+        for task in tasks:
+            if task.output_key == "logits":
+                out[task.name] = {k: headline[k] for k in keys if k in headline}
+                continue
+            if task.dataset not in h5:
+                raise HepsnakeError(
+                    predictions, f"no dataset '{task.dataset}' for task {task.name}"
+                )
+            table = h5[task.dataset][:]
+            out[task.name] = task.evaluate(table, model)
+            directory = plot_dir / TASK_PLOTS
+            directory.mkdir(parents=True, exist_ok=True)
+            drawn = task.plot(table, model, directory, unit)
+            out[task.name]["plots"] = [f"{TASK_PLOTS}/{name}" for name in drawn]
+    return out
+
+
 def evaluate(
     config: dict[str, Any],
     model: str,
@@ -170,11 +210,11 @@ def evaluate(
 ) -> dict[str, Any]:
     """Compute every metric of ``model`` on its test predictions, draw its plots, write JSON.
 
-    ``config`` holds ``class_names``, ``evaluate`` and the model's ``parameters`` (names and
-    training values, :func:`hepsnake.config.scan_parameters`). Inclusive signal means the
-    signal at the training values throughout (ROC, distributions, S/√B, pt bins); each value
-    enters the per-parameter ROCs and efficiencies. Reference taggers are scored on the same
-    jets.
+    ``config`` holds ``class_names``, ``evaluate``, the model's ``parameters`` (names and
+    training values, :func:`hepsnake.config.scan_parameters`) and its ``tasks``. Inclusive
+    signal means the signal at the training values throughout (ROC, distributions, S/√B, pt
+    bins); each value enters the per-parameter ROCs and efficiencies. Reference taggers are
+    scored on the same jets.
     """
     ev = config["evaluate"]
     names, signal = config["class_names"], ev["signal"]
@@ -271,6 +311,7 @@ def evaluate(
             out / "control.png",
         )
 
+    metrics["tasks"] = task_metrics(config, model, predictions, metrics[INCLUSIVE], out, unit)
     history = json.loads(Path(training_metrics).read_text())
     plots.plot_training(history["epochs"], out / "training.png")
     metrics["training"] = {

@@ -5,9 +5,11 @@ parameterised model's parameters follow the jet variables (Athena reads them, li
 variables, as decorations of the jet), then per constituent collection
 ``{collection without its plural s}_features`` (n, variables) float32 (``tracks`` gives
 ``track_features``, as Athena's ``GNNDataLoader`` names them), n dynamic and possibly 0.
-Outputs: one float32 scalar ``{model}_p{class}`` per class, from
-:func:`hepsnake.export.onnx.output_names` with the model name reduced to letters and digits
-(Athena's ``SaltModel`` takes the model name from the output names up to their first ``_``).
+Outputs: one float32 scalar ``{model}_p{class}`` per class, then every other task's outputs
+(a jet-level one a scalar, a constituent-level one (n,) or (n, n) over its collection's
+constituents), from :func:`hepsnake.export.onnx.output_names` with the model name reduced to
+letters and digits (Athena's ``SaltModel`` takes the model name from the output names up to
+their first ``_``).
 Metadata: Salt's ``gnn_config`` JSON; the doc string is the model name. The norm dict stays
 inside the graph, so every offset is 0 and every scale 1.
 """
@@ -27,8 +29,8 @@ from hepsnake.errors import HepsnakeError
 from hepsnake.export.onnx import (
     OnnxTagger,
     output_names,
+    outputs,
     quiet,
-    run,
     save_checked,
     session,
     traced,
@@ -66,7 +68,8 @@ def input_names(tagger: Tagger) -> list[str]:
 
 class AthenaTagger(nn.Module):
     """:class:`OnnxTagger` over one jet: adds the batch axis and an all-true mask inside the
-    graph, splits the parameters off ``jet_features`` and returns per-class scalars."""
+    graph, splits the parameters off ``jet_features`` and drops the batch axis of every
+    output (per-class scalars first)."""
 
     def __init__(self, tagger: Tagger) -> None:
         super().__init__()
@@ -143,13 +146,13 @@ def export_athena(
     """Write the Athena-layout graph of ``tagger`` at ``path``, checked, with ``gnn_config``
     (``provenance`` under its key ``hepsnake``) and the model name as doc string."""
     name = model_name(model)
-    outputs = output_names(name, class_names)
+    names = output_names(name, class_names, tagger.tasks[1:])
     shapes = {
         sequence_input(c): {0: torch.export.Dim(f"n_{model_name(c)}")} for c in tagger.collections
     }
     with quiet():
-        proto = traced(AthenaTagger(tagger), example_inputs(tagger), outputs, opset, shapes, {})
-    config = gnn_config(tagger, name, outputs, {"hepsnake": provenance})
+        proto = traced(AthenaTagger(tagger), example_inputs(tagger), names, opset, shapes)
+    config = gnn_config(tagger, name, names, {"hepsnake": provenance})
     save_checked(proto, path, {"gnn_config": config}, doc_string=name)
 
 
@@ -188,11 +191,12 @@ def as_batch(batch: Batch, i: int, counts: dict[str, int]) -> Batch:
 def validate_athena(
     path: str | Path, batched: str | Path, batches: list[Batch], edge: Batch, name: str
 ) -> dict[str, Any]:
-    """Per-jet runs of the Athena-layout file vs the batched ``model.onnx`` on the same jets.
+    """Per-jet runs of the Athena-layout file vs the batched ``model.onnx`` on the same jets,
+    output by output (a constituent-level one over the jet's real constituents).
 
     The edge jets (every slot full) are run with 0, 1, ... up to all their constituents, the
     first real test jets with their own. Raises :class:`HepsnakeError` (naming ``name``)
-    beyond :data:`TOLERANCE` or on a non-finite output.
+    beyond :data:`TOLERANCE`, on a non-finite output or on an output of the wrong shape.
     """
     athena, ref = session(path), session(batched)
     collections = [k.removesuffix("_mask") for k in edge if k.endswith("_mask")]
@@ -209,24 +213,39 @@ def validate_athena(
     for i in range(min(50, len(first["label"]))):
         counts = {c: int(first[f"{c}_mask"][i].sum()) for c in collections}
         cases.append((first, i, counts))
-    worst, seen = 0.0, set()
+    # per output, the batched model's axes after the batch axis (``n_{c}``: a collection's)
+    axes = {o.name: [str(d).removeprefix("n_") for d in o.shape[1:]] for o in ref.get_outputs()}
+    diffs, seen = dict.fromkeys(axes, 0.0), set()
     for batch, i, counts in cases:
-        per_jet = np.array(athena.run(None, jet_feeds(batch, i, counts)), dtype=np.float64)
-        expected = run(ref, as_batch(batch, i, counts))[0]
-        if not np.isfinite(per_jet).all():
-            raise HepsnakeError(name, f"non-finite output for a jet with {counts} constituents")
-        worst = max(worst, float(np.max(np.abs(per_jet - expected))))
+        per_jet = athena.run(None, jet_feeds(batch, i, counts))
+        batched = outputs(ref, as_batch(batch, i, counts))
+        for (output, dims), got, one in zip(axes.items(), per_jet, batched, strict=True):
+            # as_batch puts the jet's constituents first, in at least one slot each
+            expected = one[0][tuple(slice(0, counts.get(d)) for d in dims)]
+            if got.shape != expected.shape:
+                raise HepsnakeError(
+                    name, f"output '{output}' has shape {got.shape}, not {expected.shape}"
+                )
+            if not np.isfinite(got).all():
+                raise HepsnakeError(
+                    name, f"non-finite '{output}' for a jet with {counts} constituents"
+                )
+            diff = float(np.max(np.abs(got - expected), initial=0.0))
+            diffs[output] = max(diffs[output], diff)
         seen.update(counts.values())
+    worst = max(diffs.values())
     if not worst <= TOLERANCE:
         raise HepsnakeError(
             name,
             f"per-jet outputs differ from the batched model by {worst:.3g} "
-            f"(tolerance {TOLERANCE:g}) on {len(cases)} jets",
+            f"(tolerance {TOLERANCE:g}, in '{max(diffs, key=diffs.__getitem__)}') "
+            f"on {len(cases)} jets",
         )
     return {
         "n_jets": len(cases),
         "constituent_counts": sorted(seen),
         "max_abs_diff_vs_batched": worst,
+        "max_abs_diff_vs_batched_per_output": diffs,
         "tolerance": TOLERANCE,
         "int8": "not made: Athena's loader runs the fp32 Salt layout",
         "passed": True,

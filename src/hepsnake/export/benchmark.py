@@ -28,12 +28,14 @@ TARGETS = {"fp32_latency_ratio_max": 0.5, "int8_speedup_min": 1.3, "int8_auc_del
 
 
 def load_batches(module: TrainedTagger, path: str, n_jets: int, batch_size: int) -> list[Batch]:
-    """The first ``n_jets`` jets of ``path`` as loader batches.
+    """The first ``n_jets`` jets of ``path`` as loader batches, with the truth fields of the
+    model's tasks.
 
     Parameterised models get the signal jets' own parameter values and, for background
     jets, values drawn (seeded) from the training values.
     """
-    batches: Any = H5Batches(path, module.spec, batch_size, limit=n_jets)
+    truth = tuple((t.dataset, f) for t in module.model.tasks for f in t.truth())
+    batches: Any = H5Batches(path, module.spec, batch_size, limit=n_jets, extra_fields=truth)
     if module.hparams.parameters:
         batches = WithParameters(batches, ParameterSampler(module.hparams.parameters), seed=0)
     return list(batches)
@@ -81,8 +83,10 @@ Runner = Callable[[Any], np.ndarray]
 def runners(
     module: TrainedTagger, fp32: str | Path, int8: str | Path, threads: int
 ) -> dict[str, tuple[Runner, Callable[[Batch], Any]]]:
-    """Per backend: (run one prepared input → probabilities, prepare a loader batch)."""
+    """Per backend: (run one prepared input → probabilities, prepare a loader batch); ONNX
+    Runtime computes every output, the probabilities are its first ones."""
     module.eval()
+    n = len(module.hparams.class_names)
 
     def run_torch(batch: Batch) -> np.ndarray:
         return batch_probabilities(module, batch)
@@ -93,7 +97,7 @@ def runners(
         names = [i.name for i in sess.get_inputs()]
 
         def run_onnx(inputs: dict[str, np.ndarray], sess: Any = sess) -> np.ndarray:
-            return np.stack(sess.run(None, inputs), axis=-1)
+            return np.stack(sess.run(None, inputs)[:n], axis=-1)
 
         def prepare(batch: Batch, names: list[str] = names) -> dict[str, np.ndarray]:
             return feeds(batch, names)

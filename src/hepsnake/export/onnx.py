@@ -1,16 +1,20 @@
-"""Export a trained tagger to ONNX: raw inputs in, one softmax probability per class out.
+"""Export a trained tagger to ONNX: raw inputs in, every task's outputs out.
 
 Inputs (in this order): ``jets_data`` (batch, features), then per constituent collection
 ``{c}_data`` (batch, n_c, features) float32 and ``{c}_mask`` (batch, n_c) bool, then
 ``params_data`` (batch, P) for parameterised models; batch and every n_c are dynamic.
-Outputs: ``{model}_p{class}`` (batch,). The norm dict lives inside the graph.
+Outputs: first the jet classification's ``{model}_p{class}`` (batch,), then every other
+task's :meth:`~hepsnake.models.tasks.base.Task.export` tensors under its export names:
+(batch,) for a jet-level task, (batch, n_c) or (batch, n_c, n_c) for a constituent-level
+one, whose constituent axes are named ``n_{c}`` like the inputs'. Values in padded slots
+of constituent-level outputs are meaningless. The norm dict lives inside the graph.
 """
 
 import copy
 import io
 import logging
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from hepsnake.models.tagger import Tagger
+from hepsnake.models.tasks.base import Task
 from hepsnake.names import prob_column
 
 NOISY_LOGGERS = ("", "torch.onnx", "torch.export", "onnxscript", "onnx_ir", "onnxruntime")
@@ -44,13 +49,21 @@ def quiet() -> Iterator[None]:
                 logger.setLevel(level)
 
 
-class OnnxTagger(nn.Module):
-    """A tagger over named raw tensors, returning a tuple of per-class probabilities.
+def task_outputs(tagger: Tagger, out: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The exported tensors of the tagger's raw outputs ``out``: the per-class probabilities,
+    then each other task's :meth:`~hepsnake.models.tasks.base.Task.export`, in
+    :func:`output_names` order."""
+    jet, *others = tagger.tasks
+    probs = out[jet.output_key].float().softmax(-1)
+    return (*probs.unbind(-1), *(x for t in others for x in t.export(out[t.output_key])))
 
-    Constituents are normalised here and their padded slots then set to exactly zero, before
-    the tagger (run with identity constituent norms) sees them: neither garbage nor the
-    normalised value of a padded slot reaches a MatMul, whose dynamic int8 quantisation
-    takes its scale from the whole tensor, padding included.
+
+class OnnxTagger(nn.Module):
+    """A tagger over named raw tensors, returning the tuple of :func:`task_outputs`.
+
+    The tagger sets the padded constituent slots to exactly zero right after normalising
+    them: neither garbage nor the normalised value of a padded slot reaches a MatMul, whose
+    dynamic int8 quantisation takes its scale from the whole tensor, padding included.
     """
 
     def __init__(self, tagger: Tagger) -> None:
@@ -59,9 +72,6 @@ class OnnxTagger(nn.Module):
         self.collections = list(tagger.collections)
         self.has_jets = "jets" in tagger.norms
         self.has_params = tagger.param_norm is not None
-        self.norms = nn.ModuleDict({c: tagger.norms[c] for c in self.collections})
-        for c in self.collections:
-            tagger.norms[c] = nn.Identity()
         self.tagger = tagger
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -71,12 +81,9 @@ class OnnxTagger(nn.Module):
         if self.has_params:
             batch["params"] = inputs["params_data"]
         for c in self.collections:
-            mask = inputs[f"{c}_mask"]
-            x = self.norms[c](inputs[f"{c}_data"])
-            batch[c] = torch.where(mask.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype))
-            batch[f"{c}_mask"] = mask
-        probs = self.tagger(batch)["logits"].float().softmax(-1)
-        return tuple(probs.unbind(-1))
+            batch[c] = inputs[f"{c}_data"]
+            batch[f"{c}_mask"] = inputs[f"{c}_mask"]
+        return task_outputs(self.tagger, self.tagger(batch))
 
 
 def input_names(tagger: Tagger) -> list[str]:
@@ -87,9 +94,12 @@ def input_names(tagger: Tagger) -> list[str]:
     return names + (["params_data"] if tagger.param_norm is not None else [])
 
 
-def output_names(model: str, class_names: list[str]) -> list[str]:
-    """``{model}_p{class}`` (:func:`prob_column`) for every class, in class order."""
-    return [prob_column(model, c) for c in class_names]
+def output_names(model: str, class_names: list[str], tasks: Sequence[Task] = ()) -> list[str]:
+    """``{model}_p{class}`` (:func:`prob_column`) for every class, in class order, then the
+    export names of ``tasks`` (the tagger's tasks after the jet classification)."""
+    return [prob_column(model, c) for c in class_names] + [
+        n for t in tasks for n in t.export_names(model)
+    ]
 
 
 def feeds(batch: Mapping[str, torch.Tensor], names: list[str]) -> dict[str, np.ndarray]:
@@ -150,13 +160,12 @@ def traced(
     outputs: list[str],
     opset: int,
     shapes: dict[str, dict[int, Any]],
-    output_axes: dict[int, str],
 ) -> onnx.ModelProto:
     """The ONNX graph of ``module`` (called with a dict of named inputs, like ``example``):
     by the TorchScript exporter (well under a second for a small tagger), or by
     ``torch.export`` (tens of seconds: tracing plus decompositions) where the TorchScript
     exporter fails or no longer exists. ``shapes`` holds each input's dynamic axes (one
-    ``torch.export.Dim`` each), ``output_axes`` those of every output."""
+    ``torch.export.Dim`` each); those of the outputs follow from them (:func:`output_axes`)."""
     names = list(example)
     try:
         buffer = io.BytesIO()
@@ -171,7 +180,7 @@ def traced(
                 name: {axis: str(dim.__name__) for axis, dim in axes.items()}
                 for name, axes in shapes.items()
             }
-            | {o: output_axes for o in outputs},
+            | output_axes(module, example, outputs, shapes),
             dynamo=False,
         )
         # the graph optimisation torch.export's path runs (constant folding, no dead nodes)
@@ -197,6 +206,27 @@ def traced(
     return program.model_proto
 
 
+def output_axes(
+    module: nn.Module,
+    example: dict[str, torch.Tensor],
+    outputs: list[str],
+    shapes: dict[str, dict[int, Any]],
+) -> dict[str, dict[int, str]]:
+    """The dynamic axes of each output of ``module``: an output axis as long, on ``example``,
+    as a dynamic input axis is that axis (the example's dynamic sizes are all distinct)."""
+    sizes = {
+        example[name].shape[axis]: str(dim.__name__)
+        for name, axes in shapes.items()
+        for axis, dim in axes.items()
+    }
+    with torch.no_grad():
+        results = module(example)
+    return {
+        name: {axis: sizes[n] for axis, n in enumerate(result.shape) if n in sizes}
+        for name, result in zip(outputs, results, strict=True)
+    }
+
+
 def save_checked(
     proto: onnx.ModelProto, path: str | Path, metadata: Mapping[str, str], doc_string: str = ""
 ) -> None:
@@ -220,9 +250,9 @@ def export_onnx(
     """Write ``tagger`` as a checked ONNX model at ``path`` with ``metadata`` as properties."""
     example = example_inputs(tagger)
     shapes = dynamic_shapes(tagger)["inputs"]
-    outputs = output_names(model, class_names)
+    outputs = output_names(model, class_names, tagger.tasks[1:])
     with quiet():
-        proto = traced(OnnxTagger(tagger), example, outputs, opset, shapes, {0: "batch"})
+        proto = traced(OnnxTagger(tagger), example, outputs, opset, shapes)
     save_checked(proto, path, metadata)
 
 
@@ -287,7 +317,30 @@ def session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def outputs(sess: ort.InferenceSession, batch: Mapping[str, torch.Tensor]) -> list[np.ndarray]:
+    """Every output of ``sess`` on a loader batch, in graph order."""
+    return sess.run(None, feeds(batch, [i.name for i in sess.get_inputs()]))
+
+
 def run(sess: ort.InferenceSession, batch: Mapping[str, torch.Tensor]) -> np.ndarray:
-    """Probabilities (batch, classes) of ``sess`` on a loader batch."""
-    names = [i.name for i in sess.get_inputs()]
-    return np.stack(sess.run(None, feeds(batch, names)), axis=-1)
+    """Probabilities (batch, classes) of a single-task ``sess`` (the jet classification's
+    outputs only) on a loader batch; :func:`outputs` gives those of any model."""
+    return np.stack(outputs(sess, batch), axis=-1)
+
+
+def real_slots(sess: ort.InferenceSession, batch: Mapping[str, torch.Tensor]) -> list[np.ndarray]:
+    """Per output of ``sess``, which of its entries on ``batch`` are about real constituents
+    only: an axis named ``n_{c}`` (as :func:`dynamic_shapes` names them) is masked by
+    ``{c}_mask``; a jet-level output is all real."""
+    masks = []
+    for output in sess.get_outputs():
+        dims = output.shape
+        keep = np.ones((len(batch["label"]),) + (1,) * (len(dims) - 1), dtype=bool)
+        for axis, dim in enumerate(dims[1:], 1):
+            if isinstance(dim, str) and f"{dim.removeprefix('n_')}_mask" in batch:
+                mask = batch[f"{dim.removeprefix('n_')}_mask"].numpy()
+                shape = [len(mask)] + [1] * (len(dims) - 1)
+                shape[axis] = mask.shape[1]
+                keep = keep & mask.reshape(shape)
+        masks.append(keep)
+    return masks

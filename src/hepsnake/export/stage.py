@@ -20,19 +20,30 @@ import torch
 from hepsnake import __version__
 from hepsnake.data.loader import Batch, InputSpec
 from hepsnake.errors import HepsnakeError
-from hepsnake.evaluate.predict import batch_probabilities, load_module
+from hepsnake.evaluate.predict import load_module
 from hepsnake.export import athena as salt
 from hepsnake.export import benchmark as bench
-from hepsnake.export.onnx import export_onnx, feeds, input_names, output_names, run, session
+from hepsnake.export.onnx import (
+    export_onnx,
+    feeds,
+    input_names,
+    output_names,
+    outputs,
+    real_slots,
+    session,
+    task_outputs,
+)
 from hepsnake.export.quantise import MODES, weight_errors
 from hepsnake.export.quantise import quantise as quantise_model
 from hepsnake.io.atomic import atomic_path, job_scratch, write_json
 from hepsnake.models.checkpoint import TrainedTagger, config_sha256
+from hepsnake.models.tasks.base import label_key
+from hepsnake.names import valid_field
 
 log = logging.getLogger("hepsnake")
 
 OUTPUTS = ("model.onnx", "model.int8.onnx", "validation.json", "benchmark.json", "benchmark.png")
-TOLERANCE = 1e-4  # ONNX Runtime vs PyTorch, max |Δp|
+TOLERANCE = 1e-4  # ONNX Runtime vs PyTorch, max |Δ| of every output over its real entries
 PADDING_TOLERANCE = 1e-5  # outputs with garbage-filled extra padded slots vs without
 # the metadata the Athena layout's gnn_config carries under "hepsnake"
 PROVENANCE = ("training_config_sha256", "hepsnake_version", "git_commit", "torch_version", "opset")
@@ -64,7 +75,7 @@ def model_metadata(
         "model_name": model_name,
         "input_names": to_json(names),
         "input_variables": to_json(variables),
-        "output_names": to_json(output_names(model_name, hp["class_names"])),
+        "output_names": to_json(output_names(model_name, hp["class_names"], tagger.tasks[1:])),
         "class_names": to_json(hp["class_names"]),
         "norm": to_json(hp["norm"]),
         "parameters": to_json(hp.get("parameters")),
@@ -140,10 +151,43 @@ def largest_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b))) if a.size else 0.0
 
 
+def masked_diff(got: np.ndarray, want: np.ndarray, keep: np.ndarray) -> float:
+    """:func:`largest_diff` over the entries of ``want`` that ``keep`` marks (padded slots of
+    a constituent-level output are don't-care), ``got`` cut to the shape of ``want`` (slots
+    appended after the last are dropped)."""
+    got = got[tuple(slice(0, n) for n in want.shape)]
+    keep = np.broadcast_to(keep, want.shape)
+    return largest_diff(got[keep], want[keep])
+
+
+@torch.inference_mode()
+def torch_outputs(module: TrainedTagger, batch: Batch) -> list[np.ndarray]:
+    """PyTorch's value of every ONNX output on one loader batch, in output order."""
+    return [x.numpy() for x in task_outputs(module.model, module(batch))]
+
+
+def output_diffs(sess: Any, batch: Batch, reference: list[np.ndarray], got: Batch) -> list[float]:
+    """Per output of ``sess``: :func:`masked_diff` of its outputs on ``got`` vs ``reference``
+    (on ``batch``) over the real entries of ``batch``."""
+    keeps = real_slots(sess, batch)
+    return [
+        masked_diff(g, w, k) for g, w, k in zip(outputs(sess, got), reference, keeps, strict=True)
+    ]
+
+
+def padding_diffs(
+    sess: Any, spec: InputSpec, batches: list[Batch], extra: int = 5
+) -> dict[str, float]:
+    """Per output, the largest change of ``sess``'s real entries when the padded slots of
+    ``batches`` are filled with garbage and ``extra`` garbage padded slots are appended."""
+    diffs = [output_diffs(sess, b, outputs(sess, b), with_garbage(b, spec, extra)) for b in batches]
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, np.max(diffs, axis=0).tolist(), strict=True))
+
+
 def padding_diff(sess: Any, spec: InputSpec, batches: list[Batch], extra: int = 5) -> float:
-    """Largest output change of ``sess`` when the padded slots of ``batches`` are filled with
-    garbage and ``extra`` garbage padded slots are appended."""
-    return max(largest_diff(run(sess, with_garbage(b, spec, extra)), run(sess, b)) for b in batches)
+    """The largest of :func:`padding_diffs`."""
+    return max(padding_diffs(sess, spec, batches, extra).values())
 
 
 def validate_fp32(
@@ -154,35 +198,45 @@ def validate_fp32(
     name: str,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """ONNX Runtime vs PyTorch on ``batches`` and ``edge`` jets, and padding invariance.
+    """ONNX Runtime vs PyTorch on ``batches`` and ``edge`` jets, and padding invariance, output
+    by output over its real entries (a constituent-level output's padded slots are not).
 
-    Raises :class:`HepsnakeError` (naming ``name``) beyond :data:`TOLERANCE` or
-    :data:`PADDING_TOLERANCE`, or on any non-finite output.
+    Raises :class:`HepsnakeError` (naming ``name`` and the worst output) beyond
+    :data:`TOLERANCE` or :data:`PADDING_TOLERANCE`, or on any non-finite real entry.
     """
     sess = session(path, threads)
-    real = max(largest_diff(run(sess, b), batch_probabilities(module, b)) for b in batches)
-    edges = largest_diff(run(sess, edge), batch_probabilities(module, edge))
+    names = [o.name for o in sess.get_outputs()]
+
+    def vs_torch(batch: Batch) -> np.ndarray:
+        return np.array(output_diffs(sess, batch, torch_outputs(module, batch), batch))
+
+    per_output = np.max([vs_torch(b) for b in batches], axis=0)
+    edges = vs_torch(edge)
     n_jets = sum(len(b["label"]) for b in batches)
-    worst = max(real, edges)
-    if not worst <= TOLERANCE:
+    worst = np.maximum(per_output, edges)
+    if not worst.max() <= TOLERANCE:
         raise HepsnakeError(
             name,
-            f"ONNX Runtime differs from PyTorch by {worst:.3g} (tolerance {TOLERANCE:g}) "
-            f"on {n_jets} test jets + {len(edge['label'])} edge-case jets",
+            f"ONNX Runtime output '{names[int(np.argmax(worst))]}' differs from PyTorch by "
+            f"{worst.max():.3g} (tolerance {TOLERANCE:g}) on {n_jets} test jets + "
+            f"{len(edge['label'])} edge-case jets",
         )
-    padding = padding_diff(sess, module.spec, [*batches[:2], edge])
-    if not padding <= PADDING_TOLERANCE:
+    padding = padding_diffs(sess, module.spec, [*batches[:2], edge])
+    if not max(padding.values()) <= PADDING_TOLERANCE:
+        output = max(padding, key=padding.__getitem__)
         raise HepsnakeError(
             name,
-            f"outputs change by {padding:.3g} when garbage padded constituents are added "
-            f"(tolerance {PADDING_TOLERANCE:g})",
+            f"output '{output}' changes by {padding[output]:.3g} when garbage padded "
+            f"constituents are added (tolerance {PADDING_TOLERANCE:g})",
         )
     return {
         "n_jets": n_jets,
         "n_edge_jets": len(edge["label"]),
-        "max_abs_diff_vs_pytorch": real,
-        "max_abs_diff_vs_pytorch_edge_jets": edges,
-        "padding_max_abs_diff": padding,
+        "max_abs_diff_vs_pytorch": float(per_output.max()),
+        "max_abs_diff_vs_pytorch_edge_jets": float(edges.max()),
+        "max_abs_diff_vs_pytorch_per_output": dict(zip(names, worst.tolist(), strict=True)),
+        "padding_max_abs_diff": max(padding.values()),
+        "padding_max_abs_diff_per_output": padding,
         "tolerance": TOLERANCE,
         "padding_tolerance": PADDING_TOLERANCE,
         "passed": True,
@@ -199,13 +253,14 @@ def validate_int8(
     threads: int = 1,
     signal: str = "sig",
 ) -> dict[str, Any]:
-    """Int8 vs fp32: weights, per-output differences, AUC change; padding invariance.
+    """Int8 vs fp32: weights, per-output differences (over real entries), the jet AUC change,
+    each other task's figures (:func:`task_figures`); padding invariance of every output.
 
-    Raises :class:`HepsnakeError` (naming ``name``) on a mangled weight, non-finite
-    outputs or outputs that depend on what the padded slots hold. AUC and output changes
-    are reported only, and so is the effect of appending padded slots: dynamic int8 takes
-    one activation scale per tensor, so extra slots (whose hidden activations are not zero
-    before the tagger masks them) can move it slightly.
+    Raises :class:`HepsnakeError` (naming ``name``) on a mangled weight, non-finite real
+    outputs or outputs that depend on what the padded slots hold. AUC, figure and output
+    changes are reported only, and so is the effect of appending padded slots: dynamic int8
+    takes one activation scale per tensor, so extra slots (whose hidden activations are not
+    zero before the tagger masks them) can move it slightly.
     """
     errors = weight_errors(fp32, int8)
     bad = {k: v for k, v in errors.items() if not v <= WEIGHT_STEPS}
@@ -215,11 +270,16 @@ def validate_int8(
             name, f"quantised weight '{weight}' is {steps:.3g} steps off its fp32 value"
         )
     s32, s8 = session(fp32, threads), session(int8, threads)
-    p32 = np.concatenate([run(s32, b) for b in batches])
-    p8 = np.concatenate([run(s8, b) for b in batches])
-    e32, e8 = run(s32, edge), run(s8, edge)
-    if not (np.isfinite(p8).all() and np.isfinite(e8).all()):
-        raise HepsnakeError(name, "int8 model gives non-finite outputs")
+    names = [o.name for o in s32.get_outputs()]
+    class_names = list(module.hparams.class_names)
+    n = len(class_names)
+    o32, o8 = [outputs(s32, b) for b in batches], [outputs(s8, b) for b in batches]
+    diffs = np.max([output_diffs(s8, b, x, b) for b, x in zip(batches, o32, strict=True)], axis=0)
+    edges = np.array(output_diffs(s8, edge, outputs(s32, edge), edge))
+    worst = np.maximum(diffs, edges)
+    if not np.isfinite(worst).all():
+        bad = names[int(np.argmax(~np.isfinite(worst)))]
+        raise HepsnakeError(name, f"int8 model gives non-finite outputs ('{bad}')")
     checked = [*batches[:2], edge]
     padding = padding_diff(s8, module.spec, checked, extra=0)
     if not padding <= PADDING_TOLERANCE:
@@ -228,20 +288,27 @@ def validate_int8(
             f"int8 outputs change by {padding:.3g} with garbage in the padded constituent slots "
             f"(tolerance {PADDING_TOLERANCE:g})",
         )
+    p32 = np.concatenate([np.stack(x[:n], -1) for x in o32])
+    p8 = np.concatenate([np.stack(x[:n], -1) for x in o8])
     labels = np.concatenate([b["label"].numpy() for b in batches])
-    class_names = list(module.hparams.class_names)
     auc32 = bench.signal_auc(p32, labels, class_names, signal)
     auc8 = bench.signal_auc(p8, labels, class_names, signal)
     delta = None if auc32 is None or auc8 is None else auc8 - auc32
-    per_output = np.abs(p8 - p32).max(axis=0) if len(p8) else np.zeros(len(class_names))
+    per_class = np.abs(p8 - p32).max(axis=0) if len(p8) else np.zeros(n)
+    quantised = task_figures(module, batches, o8)
     return {
         "n_jets": len(labels),
-        "max_abs_diff_vs_fp32": float(per_output.max()),
+        "max_abs_diff_vs_fp32": float(per_class.max()),
         "max_abs_diff_vs_fp32_per_class": dict(
-            zip(class_names, map(float, per_output), strict=True)
+            zip(class_names, map(float, per_class), strict=True)
         ),
+        "max_abs_diff_vs_fp32_per_output": dict(zip(names, worst.tolist(), strict=True)),
         "mean_abs_diff_vs_fp32": float(np.abs(p8 - p32).mean()),
-        "max_abs_diff_vs_fp32_edge_jets": largest_diff(e8, e32),
+        "max_abs_diff_vs_fp32_edge_jets": float(edges[:n].max()),
+        "tasks": {
+            task: {"fp32": figures, "int8": quantised[task]}
+            for task, figures in task_figures(module, batches, o32).items()
+        },
         "auc_fp32": auc32,
         "auc_int8": auc8,
         "auc_delta": delta,
@@ -252,6 +319,35 @@ def validate_int8(
         "extra_padding_max_abs_diff": padding_diff(s8, module.spec, checked, extra=5),
         "passed": True,
     }
+
+
+def task_figures(
+    module: TrainedTagger, batches: list[Batch], per_batch: list[list[np.ndarray]]
+) -> dict[str, dict[str, Any]]:
+    """:meth:`~hepsnake.models.tasks.base.Task.evaluate` of each task after the jet
+    classification on ONNX outputs ``per_batch`` (one list per batch, in output order) over
+    the real entries of ``batches``: e.g. a constituent classification's AUC, a regression's
+    resolution. Only tasks whose exported fields are their prediction fields and whose truth
+    fields the batches hold (edge classification exports pair scores, not vertices)."""
+    figures: dict[str, dict[str, Any]] = {}
+    stop = len(module.hparams.class_names)  # the outputs of the tasks follow the jet classes'
+    for task in module.model.tasks[1:]:
+        names = task.export_names("onnx")
+        start, stop = stop, stop + len(names)
+        keys = {f: label_key(task.dataset, f) for f in task.truth()}
+        if names != task.predict_names("onnx") or any(k not in batches[0] for k in keys.values()):
+            continue
+        table: dict[str, list[np.ndarray]] = {}
+        for batch, got in zip(batches, per_batch, strict=True):
+            mask = batch.get(f"{task.dataset}_mask", torch.ones(len(batch["label"]), dtype=bool))
+            keep = mask.numpy()
+            fields = {f: batch[k].numpy() for f, k in keys.items()}
+            fields |= dict(zip(names, got[start:stop], strict=True))
+            for field, values in fields.items():
+                table.setdefault(field, []).append(values[keep])
+            table.setdefault(valid_field(), []).append(np.ones(int(keep.sum()), dtype=bool))
+        figures[task.name] = task.evaluate({k: np.concatenate(v) for k, v in table.items()}, "onnx")
+    return figures
 
 
 def to_onnx(

@@ -1,7 +1,10 @@
 """Constituent encoders; every one honours the padding mask (True = real constituent).
 
 Each takes an optional ``modulate(layer, x)`` applied after each of its ``n_layers`` layers
-(FiLM at the encoder layers); its output is masked again.
+(FiLM at the encoder layers); its output is masked again. Every encoder is built as
+``Encoder(dim, **options)`` (see :mod:`hepsnake.models.registry`). One with ``takes_edges``
+is also built with ``edge_dim`` (the number of edge features, :mod:`hepsnake.models.edges`)
+when the model has them, and then called with ``edges`` (B, n, n, edge_dim).
 """
 
 from collections.abc import Callable
@@ -62,19 +65,26 @@ class DeepSets(nn.Module):
 class TransformerLayer(nn.Module):
     """Pre-norm self-attention with ``scaled_dot_product_attention`` and a dense block."""
 
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, edge_dim: int = 0) -> None:
         super().__init__()
         self.heads = heads
+        self.edge_bias = nn.Linear(edge_dim, heads) if edge_dim else None
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         self.dense = Dense(dim, [2 * dim], dim, dropout=dropout)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, edges: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """With ``edges``, a per-head additive attention bias (a linear map of them)."""
         b, n, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).unbind(2)
         attn_mask = key_mask(mask)[:, None, None, :]
+        if self.edge_bias is not None and edges is not None:
+            bias = self.edge_bias(edges).permute(0, 3, 1, 2)
+            attn_mask = bias.masked_fill(~attn_mask, float("-inf"))
         att = F.scaled_dot_product_attention(
             q.transpose(1, 2),
             k.transpose(1, 2),
@@ -89,17 +99,27 @@ class TransformerLayer(nn.Module):
 class Transformer(nn.Module):
     """A stack of :class:`TransformerLayer` with a final layer norm."""
 
-    def __init__(self, dim: int, layers: int = 2, heads: int = 4, dropout: float = 0.0) -> None:
+    takes_edges = True
+
+    def __init__(
+        self, dim: int, layers: int = 2, heads: int = 4, dropout: float = 0.0, edge_dim: int = 0
+    ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(TransformerLayer(dim, heads, dropout) for _ in range(layers))
+        self.layers = nn.ModuleList(
+            TransformerLayer(dim, heads, dropout, edge_dim) for _ in range(layers)
+        )
         self.norm = nn.LayerNorm(dim)
         self.n_layers = layers
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, modulate: Modulate | None = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        modulate: Modulate | None = None,
+        edges: torch.Tensor | None = None,
     ) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
-            x = after_layer(layer(x, mask), mask, i, modulate)
+            x = after_layer(layer(x, mask, edges), mask, i, modulate)
         return masked(self.norm(x), mask)
 
 
@@ -133,11 +153,17 @@ class LSTM(nn.Module):
 
 
 class GATv2(nn.Module):
-    """GATv2-style attention layers: score_ij = a · LeakyReLU(W [x_i, x_j]) over real j."""
+    """GATv2-style attention layers: score_ij = a · LeakyReLU(W [x_i, x_j]) over real j,
+    plus a per-head linear map of the edge features e_ij where the model has them."""
 
-    def __init__(self, dim: int, layers: int = 2, heads: int = 4) -> None:
+    takes_edges = True
+
+    def __init__(self, dim: int, layers: int = 2, heads: int = 4, edge_dim: int = 0) -> None:
         super().__init__()
         self.heads = heads
+        self.edge_bias = nn.ModuleList(
+            nn.Linear(edge_dim, heads) for _ in range(layers if edge_dim else 0)
+        )
         self.w = nn.ModuleList(nn.Linear(2 * dim, dim) for _ in range(layers))
         self.a = nn.ParameterList(
             nn.Parameter(torch.randn(heads, dim // heads) * 0.1) for _ in range(layers)
@@ -147,7 +173,11 @@ class GATv2(nn.Module):
         self.n_layers = layers
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, modulate: Modulate | None = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        modulate: Modulate | None = None,
+        edges: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, n, d = x.shape
         layers = zip(self.w, self.a, self.v, self.norms, strict=True)
@@ -158,22 +188,11 @@ class GATv2(nn.Module):
             pairs = left.unsqueeze(2) + right.unsqueeze(1)
             hidden = F.leaky_relu(pairs, 0.2).view(b, n, n, self.heads, d // self.heads)
             keys = key_mask(mask)[:, None, :, None]
-            alpha = (hidden * a).sum(-1).masked_fill(~keys, float("-inf")).softmax(dim=2)
+            score = (hidden * a).sum(-1)
+            if edges is not None:
+                score = score + self.edge_bias[i](edges)
+            alpha = score.masked_fill(~keys, float("-inf")).softmax(dim=2)
             values = v(x).view(b, n, self.heads, d // self.heads)
             update = torch.einsum("bijh,bjhc->bihc", alpha, values).reshape(b, n, d)
             x = after_layer(masked(norm(x + update), mask), mask, i, modulate)
         return x
-
-
-def build_encoder(cfg: dict, dim: int) -> nn.Module:
-    """The encoder named by ``cfg['type']`` at width ``dim``."""
-    kind = cfg["type"]
-    if kind == "deepsets":
-        return DeepSets(dim, cfg.get("layers", 2), cfg.get("dropout", 0.0))
-    if kind == "transformer":
-        return Transformer(dim, cfg.get("layers", 2), cfg.get("heads", 4), cfg.get("dropout", 0.0))
-    if kind == "lstm":
-        return LSTM(dim, cfg.get("layers", 1), cfg.get("bidirectional", False))
-    if kind == "gatv2":
-        return GATv2(dim, cfg.get("layers", 2), cfg.get("heads", 4))
-    raise ValueError(f"unknown encoder '{kind}'")

@@ -1,4 +1,7 @@
-"""Pooling a set of constituent embeddings into one jet embedding (padding excluded)."""
+"""Pooling a set of constituent embeddings into one jet embedding (padding excluded).
+
+Every pooling is built as ``Pool(dim, **options)`` (see :mod:`hepsnake.models.registry`).
+"""
 
 import torch
 import torch.nn.functional as F
@@ -10,12 +13,18 @@ from hepsnake.models.encoders import key_mask, masked
 class SumPool(nn.Module):
     """Sum over real constituents (keeps the multiplicity information)."""
 
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return masked(x, mask).sum(1)
 
 
 class MeanPool(nn.Module):
     """Mean over real constituents."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         count = mask.sum(1, keepdim=True).clamp_min(1).to(x.dtype)
@@ -55,17 +64,3 @@ class CrossAttentionPool(nn.Module):
         )
         pooled = self.out(att.transpose(1, 2).reshape(b, d))
         return torch.where(mask.any(1, keepdim=True), pooled, torch.zeros_like(pooled))
-
-
-def build_pooling(cfg: dict, dim: int) -> nn.Module:
-    """The pooling named by ``cfg['type']``."""
-    kind = cfg["type"]
-    if kind == "sum":
-        return SumPool()
-    if kind == "mean":
-        return MeanPool()
-    if kind == "attention":
-        return AttentionPool(dim)
-    if kind == "cross_attention":
-        return CrossAttentionPool(dim, cfg.get("heads", 4))
-    raise ValueError(f"unknown pooling '{kind}'")

@@ -1,7 +1,7 @@
 """The tagger: input norm → init nets → encoder → pooling → heads, assembled from config.
 
-A new architecture is a model YAML change: encoder ``type`` (deepsets, transformer, lstm,
-gatv2), pooling ``type`` (sum, mean, attention, cross_attention), jet variables joined to
+A new architecture is a model YAML change: a registered encoder and pooling
+(:mod:`hepsnake.models.registry`), the tasks whose heads read the trunk, jet variables joined to
 every constituent or only after pooling, optional Fourier features, parameters by
 concatenation or FiLM. The jet variables (and concatenated parameters) always also reach the
 head, so a jet without constituents is still scored by its own variables; a model without an
@@ -17,23 +17,32 @@ from torch import nn
 
 from hepsnake.data.loader import InputSpec
 from hepsnake.errors import HepsnakeError
-from hepsnake.models.encoders import build_encoder, masked
+from hepsnake.models import registry
+from hepsnake.models.edges import EdgeFeatures, column
+from hepsnake.models.encoders import masked
 from hepsnake.models.film import FiLM
 from hepsnake.models.layers import Dense, Fourier, InputNorm
-from hepsnake.models.pooling import build_pooling
+from hepsnake.models.tasks.base import Context, Task, Trunk, TrunkOutput
 
 DENSE_WIDTH = 64  # default head width of a model without ``dim`` (a dense net)
 
 
+def build_tasks(cfg: dict[str, Any], context: Context) -> list[Task]:
+    """The model's tasks (``cfg['tasks']``, validated), the jet classification first."""
+    blocks = cfg.get("tasks") or [{"type": "jet_classification"}]
+    tasks = [registry.build("task", b, context=context) for b in blocks]
+    return sorted(tasks, key=lambda t: t.output_key != "logits")
+
+
 class Tagger(nn.Module):
-    """Jet classifier over heterogeneous constituent collections (plus an optional aux head)."""
+    """Tagger over heterogeneous constituent collections with one head per task."""
 
     def __init__(
         self,
         cfg: dict[str, Any],
         spec: InputSpec,
         norm: dict[str, dict[str, Any]],
-        n_classes: int,
+        context: Context,
         param_norm: dict[str, dict[str, float]] | None = None,
     ) -> None:
         super().__init__()
@@ -72,18 +81,42 @@ class Tagger(nn.Module):
                 for c in self.collections
             }
         )
-        self.encoder = build_encoder(cfg["encoder"], dim) if self.collections else None
+        edges = cfg.get("edge_features") if self.collections else None
+        fields = {c: spec.variables[c] for c in self.collections}
+        self.edges = EdgeFeatures(edges, fields) if edges else None
+        self.encoder = None
+        if self.collections:
+            self.encoder = registry.build("encoder", cfg["encoder"], dim=dim, **self.edge_dim(cfg))
+        names = getattr(self.encoder, "coordinates", [])
+        where = "model: encoder: space"
+        self.coordinates = {c: [column(v, n, c, where) for n in names] for c, v in fields.items()}
         self.film = (
             FiLM(len(spec.parameters), dim, film_cfg, self.encoder.n_layers) if film_cfg else None
         )
-        self.pool = build_pooling(cfg["pooling"], dim) if self.collections else None
+        self.pool = registry.build("pooling", cfg["pooling"], dim=dim) if self.collections else None
         head_in = (dim if self.collections else 0) + (width(n_global) if n_global else 0)
-        head = cfg.get("head", {"hidden": [dim]})
-        self.head = Dense(
-            head_in, list(head["hidden"]), n_classes, dropout=head.get("dropout", 0.0)
-        )
-        aux = cfg.get("aux")
-        self.aux = Dense(head_in, list(aux.get("hidden", [dim])), 1) if aux else None
+        trunk = Trunk(head_in, dim, tuple(self.collections), cfg.get("head", {"hidden": [dim]}))
+        self.tasks = build_tasks(cfg, context)
+        for task in self.tasks:
+            needs = getattr(task, "collection", None)
+            if needs is not None and needs not in self.collections:
+                raise HepsnakeError(
+                    f"model: tasks: {task.name}", f"collection {needs!r} is not a model input"
+                )
+        self.heads = nn.ModuleDict({t.name: t.head(trunk) for t in self.tasks})
+
+    def edge_dim(self, cfg: dict[str, Any]) -> dict[str, int]:
+        """``edge_dim`` for an encoder that takes the model's edge features (none without)."""
+        if self.edges is None:
+            return {}
+        encoder = cfg["encoder"]["type"]
+        if not getattr(
+            registry.lookup("encoder", encoder, "model: encoder").cls(), "takes_edges", False
+        ):
+            raise HepsnakeError(
+                "model: edge_features", f"encoder {encoder!r} takes no edge features"
+            )
+        return {"edge_dim": self.edges.n_features}
 
     def global_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         parts = []
@@ -93,17 +126,31 @@ class Tagger(nn.Module):
             parts.append(self.param_norm(batch["params"]))
         return torch.cat(parts, dim=-1) if parts else None
 
+    def graph(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the encoder reads beside the embedded constituents, from the raw inputs:
+        ``edges`` (B, N, N, F) if the model has edge features, ``coordinates`` (B, N, ·)
+        (padding 0) if the encoder names some (a static graph)."""
+        graph = {}
+        masks = {c: batch[f"{c}_mask"] for c in self.collections}
+        if self.edges is not None:
+            graph["edges"] = self.edges(batch, masks)
+        if any(self.coordinates.values()):
+            picked = [masked(batch[c][..., i], masks[c]) for c, i in self.coordinates.items()]
+            graph["coordinates"] = torch.cat(picked, dim=1)
+        return graph
+
     def pooled(
         self,
         batch: dict[str, torch.Tensor],
         glob: torch.Tensor | None,
         params: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """The constituents embedded, encoded and pooled into one (B, dim) vector per jet."""
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The constituents embedded, encoded and pooled into one (B, dim) vector per jet,
+        and per collection the encoded constituents (B, n, dim) and their masks."""
         embedded, masks = [], []
         for c in self.collections:
-            x = self.norms[c](batch[c])
             mask = batch[f"{c}_mask"]
+            x = masked(self.norms[c](batch[c]), mask)  # padding is 0 before any MatMul
             if self.jet_mode == "constituents" and glob is not None:
                 x = torch.cat([x, glob.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
             if self.fourier is not None:
@@ -120,23 +167,28 @@ class Tagger(nn.Module):
             def modulate(layer: int, h: torch.Tensor) -> torch.Tensor:
                 return self.film(h, params, "encoder", layer)
 
-        x = self.pool(self.encoder(x, mask, modulate), mask)
+        encoded = self.encoder(x, mask, modulate, **self.graph(batch))
+        x = self.pool(encoded, mask)
         if params is not None:
             x = self.film(x, params, "pooled")
-        return x
+        sizes = [m.shape[1] for m in masks]
+        per_collection = dict(zip(self.collections, encoded.split(sizes, dim=1), strict=True))
+        return x, per_collection, dict(zip(self.collections, masks, strict=True))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``logits`` (B, classes) and, with an aux head, ``aux`` (B,)."""
+        """Each task's raw output by its ``output_key``: ``logits`` (B, classes) for the jet
+        classification, (B,) or (B, n[, ·]) for the others."""
         glob = self.global_features(batch)
         params = self.param_norm(batch["params"]) if self.film is not None else None
-        parts = [self.pooled(batch, glob, params)] if self.collections else []
+        parts, constituents, masks = [], {}, {}
+        if self.collections:
+            pooled, constituents, masks = self.pooled(batch, glob, params)
+            parts.append(pooled)
         if glob is not None:
             parts.append(self.fourier(glob) if self.fourier is not None else glob)
         x = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
-        out = {"logits": self.head(x)}
-        if self.aux is not None:
-            out["aux"] = self.aux(x).squeeze(-1)
-        return out
+        trunk = TrunkOutput(x, constituents, masks)
+        return {t.output_key: self.heads[t.name](trunk) for t in self.tasks}
 
 
 def input_spec(
@@ -165,11 +217,12 @@ def build_tagger(hparams: Mapping[str, Any]) -> tuple[InputSpec, Tagger]:
     """The input spec and (untrained) tagger of a checkpoint's hyperparameters."""
     parameters = hparams.get("parameters")
     spec = input_spec(hparams["inputs"], hparams["model_cfg"], parameters)
+    context = Context(list(hparams["class_names"]), list(hparams.get("class_weights") or []))
     tagger = Tagger(
         hparams["model_cfg"],
         spec,
         hparams["norm"],
-        len(hparams["class_names"]),
+        context,
         param_norm(parameters) if parameters else None,
     )
     return spec, tagger

@@ -263,6 +263,21 @@ def parameter_lines(met: dict[str, Any], signal: str) -> list[str]:
     return lines
 
 
+def task_lines(m: str, tasks: dict[str, dict[str, Any]]) -> list[str]:
+    """A table of each task's scalar headline figures and its plots (a model with only the
+    jet classification, whose figures are above, gets none)."""
+    if len(tasks) < 2:
+        return []
+    rows = [
+        [task, key, value]
+        for task, figures in tasks.items()
+        for key, value in figures.items()
+        if isinstance(value, int | float | str) and not isinstance(value, bool)
+    ]
+    images = [f"![{m} {p}](plots/{m}/{p})" for f in tasks.values() for p in f.get("plots", [])]
+    return ["Tasks:", "", *table(["task", "figure", "value"], rows), *images]
+
+
 def model_section(m: str, met: dict[str, Any], results: Path, signal: str) -> list[str]:
     """Rejections, per-parameter AUCs and efficiencies, pt-bin AUCs, S/√B, K-S and plots of a
     model (``signal``: the signal class's wording)."""
@@ -308,6 +323,7 @@ def model_section(m: str, met: dict[str, Any], results: Path, signal: str) -> li
             ["output", "data/MC K-S", "p-value"],
             [[c, v["ks"], v["p_value"]] for c, v in met["control_ks"].items()],
         )
+    lines += task_lines(m, met.get("tasks", {}))
     for name in MODEL_PLOTS:
         if name == "sb_scan" and "sb_scan" not in met:
             continue

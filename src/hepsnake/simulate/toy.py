@@ -1,4 +1,10 @@
-"""Generate toy jets from :mod:`hepsnake.simulate.densities` and write them as a ROOT TTree."""
+"""Generate toy jets from :mod:`hepsnake.simulate.densities` and write them as a ROOT TTree.
+
+Besides the jet truth (``truth_logp_*``), every track and cluster gets ``truth_origin``,
+``truth_vertex`` and its exact origin posteriors (``truth_p_pileup_sig``, ``truth_p_llp_sig``,
+``truth_p_pileup_bkg``), drawn from their own stream after the physics, so every jet and
+constituent variable (and so the jet likelihoods) is what it was without them.
+"""
 
 import zlib
 from dataclasses import dataclass
@@ -11,7 +17,19 @@ from scipy.special import logsumexp
 
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.chunks import Jagged
-from hepsnake.simulate.densities import ClassModel, class_model
+from hepsnake.simulate.densities import (
+    ORIGIN_GROUPS,
+    ORIGINS,
+    P_TWO_VERTICES,
+    STORED_POSTERIORS,
+    ClassModel,
+    class_model,
+    origin_field,
+    origin_group,
+    origin_logits,
+    origin_posterior,
+    two_vertex_side,
+)
 
 TREE = "jets"
 COLLECTIONS = {"tracks": "track", "clusters": "cluster"}
@@ -60,6 +78,39 @@ def log_likelihood(model: ClassModel, toy: ToyJets) -> np.ndarray:
     return np.asarray(logp, dtype=np.float64)
 
 
+def draw_origins(
+    toy: ToyJets, process: str, rng: np.random.Generator
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per collection, the constituent truth of ``toy`` (jets of ``process``).
+
+    ``truth_origin`` (int8, index into :data:`ORIGINS`) is drawn from the origin posterior of
+    the jet's group given the constituent's own variables (Gumbel-max on the logits).
+    ``truth_vertex`` (int8): -1 pile-up/fake, 0 the primary vertex, 1 or 2 a displaced vertex:
+    a signal jet has two with probability :data:`P_TWO_VERTICES`, and then an LLP constituent is
+    from vertex 2 with probability :func:`two_vertex_side` of its dphi, else from vertex 1.
+    ``truth_p_{origin}_{group}`` (float64) for :data:`STORED_POSTERIORS`: the exact posteriors.
+    """
+    group = origin_group(process)
+    n_jets = len(next(iter(toy.jets.values())))
+    two_vertices = rng.random(n_jets) < P_TWO_VERTICES if group == "sig" else np.zeros(n_jets, bool)
+    out = {}
+    for name, coll in toy.collections.items():
+        logits = origin_logits(name, coll.fields, group)
+        origin = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
+        jet_of = np.repeat(np.arange(n_jets), coll.counts)
+        second = two_vertices[jet_of] & (
+            rng.random(len(origin)) < two_vertex_side(coll.fields["dphi"])
+        )
+        llp, prompt = ORIGINS.index("llp"), ORIGINS.index("prompt")
+        vertex = np.where(origin == llp, 1 + second, np.where(origin == prompt, 0, -1))
+        fields = {"truth_origin": origin.astype(np.int8), "truth_vertex": vertex.astype(np.int8)}
+        posterior = {g: origin_posterior(name, coll.fields, g) for g in ORIGIN_GROUPS}
+        for o, g in STORED_POSTERIORS:
+            fields[origin_field(o, g)] = posterior[g][:, ORIGINS.index(o)]
+        out[name] = fields
+    return out
+
+
 def truth_columns(
     toy: ToyJets, train_masses: list[float], all_masses: list[float]
 ) -> dict[str, np.ndarray]:
@@ -97,9 +148,11 @@ def simulate(
     is_data: bool = False,
 ) -> dict[str, np.ndarray | ak.Array]:
     """Generate sample ``name`` and return the TTree branches (jagged ones as awkward records)."""
-    rng = np.random.default_rng(sample_seed(seed, name))
+    stream = sample_seed(seed, name)
+    rng = np.random.default_rng(stream)
     model = class_model(process, mass, mismodel)
     toy = draw(model, n_jets, rng)
+    origins = draw_origins(toy, process, np.random.default_rng(stream.spawn(1)[0]))
     branches: dict[str, np.ndarray | ak.Array] = {
         f"jet_{k}": v.astype(np.float32) for k, v in toy.jets.items()
     }
@@ -112,8 +165,12 @@ def simulate(
         branches[key] = value
     for coll, prefix in COLLECTIONS.items():
         jag = toy.collections[coll]
+        fields = jag.fields | origins[coll]
         branches[prefix] = ak.zip(
-            {k: ak.unflatten(v.astype(np.float32), jag.counts) for k, v in jag.fields.items()}
+            {
+                k: ak.unflatten(v.astype(np.float32) if v.dtype.kind == "f" else v, jag.counts)
+                for k, v in fields.items()
+            }
         )
     return branches
 

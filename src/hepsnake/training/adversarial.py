@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from hepsnake.models.layers import Dense
+from hepsnake.models.tasks.heads import weighted_mean
 from hepsnake.stats import weighted_ks
-from hepsnake.training.module import TaggerModule, weighted_mean
+from hepsnake.training.module import TaggerModule
 
 
 class AdversarialModule(TaggerModule):

@@ -4,20 +4,13 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
 from hepsnake.models.checkpoint import HASH_KEY, config_sha256
 from hepsnake.models.tagger import build_tagger
 
 
-def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Σ w·v / Σ w (0 when the weights sum to 0)."""
-    total = weights.sum()
-    return (values * weights).sum() / total.clamp_min(torch.finfo(values.dtype).tiny)
-
-
 class TaggerModule(L.LightningModule):
-    """Classification with class weights and per-jet weights, plus an optional aux regression.
+    """The tagger's tasks trained together: loss = Σ task weight × task loss (per-jet weights).
 
     Everything needed to rebuild the model (config, inputs, norm dict) is saved as plain
     hyperparameters, with their hash (resume checks it), so
@@ -37,9 +30,6 @@ class TaggerModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.spec, self.model = build_tagger(self.hparams)
-        weights = torch.tensor(class_weights or [1.0] * len(class_names), dtype=torch.float32)
-        self.register_buffer("class_weights", weights)
-        self.aux_cfg = model_cfg.get("aux")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[HASH_KEY] = config_sha256(self.hparams)
@@ -48,25 +38,24 @@ class TaggerModule(L.LightningModule):
         return self.model(batch)
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``loss`` (the weighted sum), the jet classification's ``ce`` and ``acc``, and per
+        other task ``{task}_loss`` (and its metrics)."""
         out = self(batch)
-        logits = out["logits"].float()
-        ce = F.cross_entropy(logits, batch["label"], weight=self.class_weights, reduction="none")
-        loss = weighted_mean(ce, batch["weight"])
-        result = {"loss": loss, "ce": loss}
-        correct = (logits.argmax(-1) == batch["label"]).float()
-        result["acc"] = weighted_mean(correct, batch["weight"])
-        if self.aux_cfg:
-            target = batch[self.aux_cfg["target"]].float()
-            finite = torch.isfinite(target)
-            scaled = (torch.nan_to_num(target) - self.aux_cfg["mean"]) / self.aux_cfg["std"]
-            mse = (out["aux"].float() - scaled) ** 2
-            result["aux"] = weighted_mean(mse, batch["weight"] * finite)
-            result["loss"] = loss + self.aux_cfg.get("weight", 1.0) * result["aux"]
+        result: dict[str, torch.Tensor] = {}
+        total = torch.zeros((), device=self.device)
+        for task in self.model.tasks:
+            parts = task.loss(out[task.output_key], batch)
+            total = total + task.weight * parts["loss"]
+            if task.output_key == "logits":
+                result["ce"], result["acc"] = parts["loss"], parts["acc"]
+            else:
+                result |= {f"{task.name}_{k}": v for k, v in parts.items()}
+        result["loss"] = total
         return result
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         result = self.losses(batch)
-        size = len(batch["label"])
+        size = len(batch["weight"])
         for key, value in result.items():
             self.log(
                 f"train_{key}", value, on_step=False, on_epoch=True, batch_size=size, sync_dist=True
@@ -75,7 +64,7 @@ class TaggerModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         result = self.losses(batch)
-        size = len(batch["label"])
+        size = len(batch["weight"])
         for key, value in result.items():
             self.log(f"val_{key}", value, on_epoch=True, batch_size=size, sync_dist=True)
 

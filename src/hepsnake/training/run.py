@@ -6,7 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import h5py
 import lightning as L
+import numpy as np
 import torch
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping
@@ -65,8 +67,29 @@ def build_module(
     return TaggerModule(*args)
 
 
+def regression_stats(tasks: list[dict[str, Any]], train_path: str) -> None:
+    """Fill in each jet regression's ``mean``/``std`` (when not configured) from the finite
+    target values of the training jets, in place: they are then saved with the model."""
+    for task in tasks:
+        if task["type"] != "jet_regression" or ("mean" in task and "std" in task):
+            continue
+        with h5py.File(train_path, "r") as h5:
+            if task["target"] not in (h5["jets"].dtype.names or ()):
+                raise HepsnakeError(train_path, f"regression target '{task['target']}' missing")
+            values = h5["jets"].fields(task["target"])[:].astype(np.float64)
+        finite = values[np.isfinite(values)]
+        if not len(finite):
+            raise HepsnakeError(train_path, f"regression target '{task['target']}' is never finite")
+        task.setdefault("mean", float(finite.mean()))
+        task.setdefault("std", float(finite.std()) or 1.0)
+
+
 def batches(
-    path: str, module: TaggerModule, cfg: dict[str, Any], train: bool, extra: tuple[str, ...]
+    path: str,
+    module: TaggerModule,
+    cfg: dict[str, Any],
+    train: bool,
+    extra: tuple[tuple[str, str], ...],
 ) -> H5Batches | WithParameters:
     """Loader of one split; parameterised models get background parameters drawn."""
     loader = H5Batches(
@@ -76,7 +99,7 @@ def batches(
         shuffle=train,
         seed=cfg["seed"],
         limit=cfg.get("limit_train_jets") if train else None,
-        extra_jet_fields=extra,
+        extra_fields=extra,
     )
     parameters = module.hparams.parameters
     if not parameters:
@@ -148,6 +171,7 @@ def train(
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     norm = yaml.safe_load(Path(norm_path).read_text())
     class_weights = yaml.safe_load(Path(class_dict_path).read_text())["jets"]["flavour_label"]
+    regression_stats(model_cfg["model"].get("tasks", []), train_path)
     module = build_module(config, norm, class_weights)
     resume = work / "resume.ckpt"
     resuming = can_resume(resume, module)
@@ -155,13 +179,15 @@ def train(
         shutil.rmtree(work)  # stale state of another config (or a run killed in epoch 0)
     work.mkdir(parents=True, exist_ok=True)
     cfg = small_sample_batch(train_path, module, cfg)
-    extra = (model_cfg["model"]["aux"]["target"],) if model_cfg["model"].get("aux") else ()
+    extra = tuple(label for task in module.model.tasks for label in task.labels())
     control = {}
     if isinstance(module, AdversarialModule):
         if not control_paths:
             raise HepsnakeError(outdir, "an adversarial model needs the control-region splits")
         control = {
-            split: batches(path, module, cfg, split == "train", ("is_data", "pt"))
+            split: batches(
+                path, module, cfg, split == "train", (("jets", "is_data"), ("jets", "pt"))
+            )
             for split, path in control_paths.items()
         }
     data = H5DataModule(

@@ -1,0 +1,1 @@
+"""Tasks: each owns its label, head, loss, prediction fields, ONNX outputs and metrics."""

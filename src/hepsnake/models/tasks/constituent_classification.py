@@ -1,0 +1,135 @@
+"""Constituent classification: one label per constituent of a collection (GN2's track
+origin, StationHitClassifier's hit label), binary or multi-class, masked over padding.
+
+Labels are class indices (an int field of the collection; negative values are skipped).
+Predictions are one (N, max) field per class, ``{model}_{name}_p{class}``, in the
+predictions file's dataset of the collection (Salt's per-track output layout).
+"""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hepsnake.models.tasks.base import Context, Task, Trunk, plot_name
+from hepsnake.names import prob_suffix, task_field, valid_field
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+class ConstituentClassification(Task):
+    """Weighted cross-entropy over the real, labelled constituents (jet weight each)."""
+
+    level = "constituent"
+
+    def __init__(
+        self,
+        context: Context,
+        name: str,
+        collection: str,
+        label: str,
+        classes: Sequence[str],
+        weight: float = 1.0,
+        signal: str | None = None,
+        bayes: str | None = None,
+        hidden: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(context, name, weight)
+        self.collection, self.label, self.classes = collection, label, list(classes)
+        self.signal = signal or self.classes[-1]
+        self.bayes, self.hidden = bayes, hidden
+
+    @property
+    def dataset(self) -> str:
+        return self.collection
+
+    def head(self, trunk: Trunk) -> "nn.Module":
+        from hepsnake.models.tasks.heads import ConstituentHead
+
+        hidden = self.hidden if self.hidden is not None else trunk.head.get("hidden", [trunk.dim])
+        return ConstituentHead(
+            self.collection, trunk.dim, trunk.jet_width, hidden, len(self.classes)
+        )
+
+    def labels(self) -> list[tuple[str, str]]:
+        return [(self.collection, self.label)]
+
+    def truth(self) -> list[str]:
+        return [self.label, *([self.bayes] if self.bayes else [])]
+
+    def loss(
+        self, output: "torch.Tensor", batch: Mapping[str, "torch.Tensor"]
+    ) -> dict[str, "torch.Tensor"]:
+        import torch.nn.functional as F
+
+        from hepsnake.models.tasks.base import label_key
+        from hepsnake.models.tasks.heads import weighted_mean
+
+        label = batch[label_key(self.collection, self.label)].long()
+        keep = batch[f"{self.collection}_mask"] & (label >= 0)
+        ce = F.cross_entropy(output.float().transpose(1, 2), label.clamp_min(0), reduction="none")
+        weights = batch["weight"].unsqueeze(1) * keep
+        correct = (output.argmax(-1) == label).float()
+        return {"loss": weighted_mean(ce, weights), "acc": weighted_mean(correct, weights)}
+
+    def predict_names(self, model: str) -> list[str]:
+        return [task_field(model, self.name, prob_suffix(c)) for c in self.classes]
+
+    def predict(self, output: "torch.Tensor", model: str) -> dict[str, "torch.Tensor"]:
+        probs = output.float().softmax(-1)
+        return {n: probs[..., i] for i, n in enumerate(self.predict_names(model))}
+
+    def scored(self, table: np.ndarray, model: str) -> tuple[np.ndarray, ...]:
+        """(selection, true class, class probabilities) of the real labelled constituents."""
+        label = table[self.label].astype(np.int64)
+        keep = table[valid_field()] & (label >= 0) & (label < len(self.classes))
+        probs = np.stack([table[n][keep] for n in self.predict_names(model)], -1)
+        return keep, label[keep], probs
+
+    def evaluate(self, table: np.ndarray, model: str) -> dict[str, Any]:
+        """AUC of :attr:`signal` against the other classes over real labelled constituents
+        (and the Bayes-optimal AUC of the ``bayes`` truth posterior), accuracy, confusion."""
+        from sklearn.metrics import confusion_matrix, roc_auc_score
+
+        keep, truth, probs = self.scored(table, model)
+        is_signal = truth == self.classes.index(self.signal)
+        out: dict[str, Any] = {"n": int(keep.sum()), "signal": self.signal}
+        if 0 < is_signal.sum() < len(truth):
+            out["auc"] = float(roc_auc_score(is_signal, probs[:, self.classes.index(self.signal)]))
+            if self.bayes:
+                out["bayes_auc"] = float(roc_auc_score(is_signal, table[self.bayes][keep]))
+        out["accuracy"] = float(np.mean(probs.argmax(-1) == truth)) if len(truth) else None
+        out["confusion"] = confusion_matrix(
+            truth, probs.argmax(-1), labels=range(len(self.classes))
+        ).tolist()
+        return out
+
+    def plot(self, table: np.ndarray, model: str, directory: Path, unit: str) -> list[str]:
+        """ROC of :attr:`signal` against the rest (with the Bayes-optimal curve) and the
+        confusion matrix."""
+        from hepsnake.evaluate import plots
+        from hepsnake.evaluate.metrics import BAYES, INCLUSIVE, rejection_curve
+
+        keep, truth, probs = self.scored(table, model)
+        is_signal = truth == self.classes.index(self.signal)
+        if not 0 < is_signal.sum() < len(truth):
+            return []
+        score = probs[:, self.classes.index(self.signal)]
+        curves = {model: {INCLUSIVE: rejection_curve(score[is_signal], score[~is_signal])}}
+        if self.bayes:
+            keep = (
+                table[valid_field()]
+                & (table[self.label] >= 0)
+                & (table[self.label] < len(self.classes))
+            )
+            bayes = table[self.bayes][keep]
+            curves[BAYES] = {INCLUSIVE: rejection_curve(bayes[is_signal], bayes[~is_signal])}
+        title = f"{self.name}: {self.collection} {self.signal} vs the rest"
+        names = [plot_name(self.name, "roc"), plot_name(self.name, "confusion")]
+        plots.plot_roc(curves, directory / names[0], title, f"{self.collection} {self.signal}")
+        matrix = self.evaluate(table, model)["confusion"]
+        plots.plot_confusion(matrix, self.classes, title, directory / names[1])
+        return names
