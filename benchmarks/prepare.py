@@ -12,7 +12,10 @@ first, padding zero), then
   throughput; norm_stats reads in a background thread, so its CPU time is printed too;
 * times :func:`hepsnake.prepare.split.split` of three converted-style samples (same layout,
   ``sample`` attribute set) totalling N jets, against a raw read of those inputs;
-* measures peak RSS of norm_stats (N, 2N jets) and split (N/2, N jets) in fresh subprocesses.
+* measures peak RSS of norm_stats (N, 2N jets) and split (N/2, N jets) in fresh subprocesses;
+* or, with ``--split-memory 1e6,3e6``, only split's peak RSS at those sizes and its linear
+  extrapolation to 1e8 jets (run it with ``PYTHONPATH`` at another checkout's ``src`` to
+  measure that code the same way).
 
 All timings start from a warm page cache and are the best of ``--repeat``, contenders run in
 turn. The machine should be otherwise idle (the load average is printed). Run by hand, e.g.
@@ -54,9 +57,10 @@ BLOCK = 50_000  # jets generated and appended at a time
 
 
 def synthetic_block(
-    n: int, first: int, rng: np.random.Generator, label: int | None
+    n: int, first: int, rng: np.random.Generator, label: int | None, slots: dict[str, int]
 ) -> dict[str, np.ndarray]:
-    """``n`` jets with their tracks and clusters as FTAG structured arrays."""
+    """``n`` jets with their constituents (``slots``: collection -> slots) as FTAG structured
+    arrays."""
     jets = np.empty(n, JET_DTYPE)
     jets["pt"] = 20.0 + rng.exponential(40.0, n)
     jets["eta"] = rng.uniform(-2.5, 2.5, n)
@@ -67,10 +71,10 @@ def synthetic_block(
     jets["weight"] = 1.0
     jets["eventNumber"] = np.arange(first, first + n) // 2 + 1
     tables = {"jets": jets}
-    for coll, slots in SLOTS.items():
-        table = np.zeros((n, slots), [("valid", bool)] + [(f, np.float32) for f in FIELDS[coll]])
-        counts = np.minimum(rng.poisson(MULTIPLICITY[coll], n), slots)
-        valid = np.arange(slots) < counts[:, None]
+    for coll, width in slots.items():
+        table = np.zeros((n, width), [("valid", bool)] + [(f, np.float32) for f in FIELDS[coll]])
+        counts = np.minimum(rng.poisson(MULTIPLICITY[coll], n), width)
+        valid = np.arange(width) < counts[:, None]
         table["valid"] = valid
         total = int(counts.sum())
         for f in FIELDS[coll]:
@@ -80,26 +84,39 @@ def synthetic_block(
     return tables
 
 
-def write_file(path: Path, n: int, compression: str, seed: int, sample: str | None = None) -> Path:
+def write_file(
+    path: Path,
+    n: int,
+    compression: str,
+    seed: int,
+    sample: str | None = None,
+    slots: dict[str, int] = SLOTS,
+) -> Path:
     """Write ``n`` synthetic jets chunked as TableWriter does; ``sample`` sets the attribute."""
     rng = np.random.default_rng(seed)
     with h5py.File(path, "w") as h5:
         writer = TableWriter(h5, compression)
         for first in range(0, n, BLOCK):
             label = SAMPLES[sample] if sample else None
-            for name, table in synthetic_block(min(BLOCK, n - first), first, rng, label).items():
+            block = synthetic_block(min(BLOCK, n - first), first, rng, label, slots)
+            for name, table in block.items():
                 writer.append(name, table)
-        if sample:
+        if sample:  # as convert records them: the split checks its inputs are distinct files
             h5.attrs["sample"] = sample
+            inputs = [{"path": str(path), "jets_written": n, "xxh3_64": f"synthetic-{seed}"}]
+            h5.attrs["inputs"] = json.dumps(inputs)
     return path
 
 
-def sample_files(workdir: Path, n: int, compression: str) -> list[str]:
+def sample_files(
+    workdir: Path, n: int, compression: str, slots: dict[str, int] = SLOTS
+) -> list[str]:
     """Converted-style inputs of ``split``: one file per sample, ``n`` jets in all."""
     paths = []
     for i, name in enumerate(SAMPLES):
         size = n // len(SAMPLES) + (i < n % len(SAMPLES))
-        path = write_file(workdir / f"{name}_{n}.h5", size, compression, 100 + i, name)
+        path = workdir / f"{name}_{n}.h5"
+        path = write_file(path, size, compression, 100 + i, name, slots)
         paths.append(str(path))
     return paths
 
@@ -160,8 +177,10 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps({"base_mib": base, "peak_mib": peak_rss_mib()}))
 
 
-def memory(stage: str, inputs: list[str], workdir: Path, args: argparse.Namespace) -> str:
-    """Peak RSS of ``stage`` on ``inputs`` in a fresh Python process, as one output line."""
+def memory(
+    stage: str, inputs: list[str], workdir: Path, args: argparse.Namespace
+) -> tuple[str, float]:
+    """Peak RSS of ``stage`` on ``inputs`` in a fresh Python process: one output line, MiB."""
     cmd = [sys.executable, __file__, "--child", stage, "--child-inputs", ",".join(inputs)]
     cmd += ["--workdir", str(workdir), "--compression", args.compression]
     cmd += ["--chunk", str(args.chunk)]
@@ -172,10 +191,11 @@ def memory(stage: str, inputs: list[str], workdir: Path, args: argparse.Namespac
         with h5py.File(path, "r") as h5:
             jets += h5["jets"].shape[0]
     base, peak = mem["base_mib"], mem["peak_mib"]
-    return (
+    line = (
         f"peak RSS {stage:<5} {jets:>9,d} jets {peak:>8.0f} MiB"
         f"  (after imports {base:.0f} MiB, {stage} +{peak - base:.0f} MiB)"
     )
+    return line, peak
 
 
 def bench(args: argparse.Namespace, workdir: Path) -> None:
@@ -233,15 +253,35 @@ def bench(args: argparse.Namespace, workdir: Path) -> None:
         return
 
     train2 = str(write_file(workdir / f"train_{2 * n}.h5", 2 * n, args.compression, 2))
-    print(memory("norm", [train], workdir, args))
-    print(memory("norm", [train2], workdir, args))
+    print(memory("norm", [train], workdir, args)[0])
+    print(memory("norm", [train2], workdir, args)[0])
     half = sample_files(workdir, n // 2, args.compression)
-    print(memory("split", half, workdir, args))
-    print(memory("split", inputs, workdir, args))
+    print(memory("split", half, workdir, args)[0])
+    print(memory("split", inputs, workdir, args)[0])
+
+
+def split_memory(args: argparse.Namespace, workdir: Path) -> None:
+    """Peak RSS of split at each ``--split-memory`` size, on samples whose only collection is
+    ``tracks`` with ``--split-slots`` slots (constituents pass through fixed-size buckets, so
+    slots only change the run time); the per-jet slope of the first and last size and its
+    linear extrapolation to 1e8 jets."""
+    sizes = [int(float(x)) for x in args.split_memory.split(",")]
+    points = []
+    for n in sizes:
+        start = time.perf_counter()
+        inputs = sample_files(workdir, n, args.compression, {"tracks": args.split_slots})
+        written = time.perf_counter() - start
+        line, peak = memory("split", inputs, workdir, args)
+        print(f"{line}  (inputs written in {written:.0f} s)", flush=True)
+        points.append((n, peak))
+        for path in [*inputs, *workdir.glob("*.h5")]:
+            Path(path).unlink(missing_ok=True)
+    (n0, p0), (n1, p1) = points[0], points[-1]
+    slope = (p1 - p0) / (n1 - n0) * 1024**2  # bytes per jet
+    at = p0 + (1e8 - n0) * slope / 1024**2
     print(
-        "note: split streams the collections through a scratch file (external bucket"
-        " shuffle, blocks of split.SHUFFLE_BYTES); the jet tables and per-jet indices stay in"
-        " memory, so its peak still grows with the input, by ~120 B per jet."
+        f"split peak RSS slope {slope:.1f} B/jet ({n0:,d} -> {n1:,d} jets); linear"
+        f" extrapolation to 100,000,000 jets: {at / 1024:.2f} GiB (target <= 1.5 GB)"
     )
 
 
@@ -253,6 +293,11 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=CHUNK, help="jets per read (norm_stats)")
     parser.add_argument("--repeat", type=int, default=3, help="timings per measurement (best)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument(
+        "--split-memory",
+        help="only measure split's peak RSS at these jet counts, e.g. 1e6,3e6, and extrapolate",
+    )
+    parser.add_argument("--split-slots", type=int, default=4, help="track slots (--split-memory)")
     parser.add_argument("--child", choices=["norm", "split"], help=argparse.SUPPRESS)
     parser.add_argument("--child-inputs", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -260,7 +305,7 @@ def main() -> None:
         child(args)
         return
     with work_directory(args.workdir) as workdir:
-        bench(args, workdir)
+        (split_memory if args.split_memory else bench)(args, workdir)
 
 
 if __name__ == "__main__":

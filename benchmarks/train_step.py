@@ -1,8 +1,8 @@
 """Training throughput (jets/s) of one training step on synthetic batches, CPU and GPU.
 
 Builds the model with :func:`hepsnake.training.run.build_module` from config/config.yaml and
-config/models/<--model>.yaml with a unit norm dict (the configured transforms kept), then
-times forward + backward + AdamW step on batches of ``--batch`` jets (40 tracks, 30
+config/models/<--model>.yaml with a unit norm dict (over the fields models read), then times
+forward + backward + AdamW step on batches of ``--batch`` jets (40 tracks, 30
 clusters, ~10 / ~8 real, packed first): on CPU with 1 and 2 torch threads and, when CUDA is
 available, on GPU in fp32, bf16 autocast, and ``torch.compile`` fp32 and bf16. The data
 stays on the device (no loader). Run by hand, e.g.
@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from hepsnake.config import load_model
+from hepsnake.names import input_fields
 from hepsnake.training.run import build_module
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
@@ -35,15 +36,9 @@ def make_module(model: str) -> Any:
     config = yaml.safe_load((CONFIG / "config.yaml").read_text())
     config["model_dir"] = str(CONFIG / "models")
     config["model"] = load_model(config, model)
-    inputs = config["inputs"]
-    transforms = inputs.get("transforms", {})
     norm = {
-        coll: {
-            v: {"mean": 0.0, "std": 1.0}
-            | ({"transform": transforms[coll][v]} if v in transforms.get(coll, {}) else {})
-            for v in variables
-        }
-        for coll, variables in inputs["variables"].items()
+        coll: {v: {"mean": 0.0, "std": 1.0} for v in fields}
+        for coll, fields in input_fields(config["inputs"]).items()
     }
     return build_module(config, norm, [1.0] * len(config["class_names"]))
 

@@ -17,6 +17,7 @@ from hepsnake.export import athena as salt
 from hepsnake.export import athena_layout, stage
 from hepsnake.export.benchmark import load_batches
 from hepsnake.export.onnx import export_onnx, run, session
+from hepsnake.names import input_fields
 
 DENSE = {"head": {"hidden": [8]}}  # no encoder: a dense net on the jet variables only
 
@@ -66,9 +67,11 @@ def test_gnn_config_follows_salts_layout(data, tmp_path):  # noqa: F811
     assert {n.split("_", 1)[0] for n in names} == {"tinymodelv2"}
     assert all(o.shape == [] and o.type == "tensor(float)" for o in sess.get_outputs())
     [jets] = gnn["inputs"]
-    assert jets["name"] == "jet_var" and variables(jets) == config["inputs"]["variables"]["jets"]
+    fields = input_fields(config["inputs"])  # transformed inputs by their prepared names
+    assert jets["name"] == "jet_var" and variables(jets) == fields["jets"]
+    assert fields["jets"][0] == "log_pt"
     sequences = {s["name"]: variables(s) for s in gnn["input_sequences"]}
-    assert sequences == {c: config["inputs"]["variables"][c] for c in ("tracks", "clusters")}
+    assert sequences == {c: fields[c] for c in ("tracks", "clusters")}
     inputs = {i.name: (i.type, i.shape) for i in sess.get_inputs()}
     assert inputs == {
         "jet_features": ("tensor(float)", [1, 5]),
@@ -149,7 +152,7 @@ def test_jets_only_and_parameterised_models(
     sess = session(path)
     assert {i.name: i.shape for i in sess.get_inputs()} == inputs
     gnn = salt.read_gnn_config(path)
-    jets = config["inputs"]["variables"]["jets"]
+    jets = input_fields(config["inputs"])["jets"]
     assert variables(gnn["inputs"][0]) == jets + (["mS"] if parameters else [])
     assert len(gnn["input_sequences"]) == len(inputs) - 1
     batch = load_batches(module, data[2]["test"], 100, 100)[0]

@@ -18,6 +18,7 @@ from hepsnake.export import stage
 from hepsnake.export.benchmark import load_batches
 from hepsnake.export.onnx import export_onnx, feeds, input_names, metadata, run, session
 from hepsnake.export.quantise import quantise, weight_errors
+from hepsnake.names import input_fields
 
 PARAMETERS = {"names": ["mS"], "train": {"mS": [5, 16, 55]}, "test": {"mS": [5, 16, 40, 55]}}
 
@@ -81,11 +82,9 @@ def test_onnx_names_types_and_metadata(exported, data):
     assert outputs == {f"tiny_p{c}": ["batch"] for c in config["class_names"]}
     meta = metadata(outdir / "model.onnx")
     variables = json.loads(meta["input_variables"])
-    assert variables == {
-        "jets_data": config["inputs"]["variables"]["jets"],
-        "tracks_data": config["inputs"]["variables"]["tracks"],
-        "clusters_data": config["inputs"]["variables"]["clusters"],
-    }
+    fields = input_fields(config["inputs"])  # transformed inputs by their prepared names
+    assert variables == {f"{c}_data": fields[c] for c in ("jets", "tracks", "clusters")}
+    assert variables["jets_data"][0] == "log_pt" and variables["clusters_data"][0] == "log_e"
     assert json.loads(meta["input_names"]) == [i.name for i in sess.get_inputs()]
     assert json.loads(meta["class_names"]) == config["class_names"]
     assert json.loads(meta["norm"]) == json.loads(json.dumps(norm))

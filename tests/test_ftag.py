@@ -16,8 +16,9 @@ from ftag.hdf5 import H5Reader
 from ftag.labels import LabelContainer
 
 from hepsnake.config import validate
+from hepsnake.evaluate import plots
 from hepsnake.evaluate.predict import predict
-from hepsnake.names import prob_column, prob_suffix
+from hepsnake.names import input_fields, prob_column, prob_suffix, transformed_field
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
 
@@ -135,6 +136,35 @@ def test_prepared_labels_class_dict_and_classes_yaml(run: str, request) -> None:
             )
 
 
+@pytest.mark.parametrize("run", ["toy", "physlite"])
+def test_norm_dict_is_plain_mean_std_of_prepared_fields(run: str, request) -> None:
+    """Salt's reading of norm_dict.yaml: every entry only {mean, std}, keyed by a field of the
+    prepared split, whose mean/std over the train split (valid constituents, num_inputs
+    slots) are the entry; a transformed input is its own field (log_pt) with its own entry."""
+    config, root, outputs = request.getfixturevalue(run)
+    inputs = config["inputs"]
+    norm = yaml.safe_load((root / "norm.yaml").read_text())
+    assert norm.keys() == inputs["variables"].keys()
+    with h5py.File(outputs["train"]) as h5:
+        for coll, entries in norm.items():
+            assert list(entries) == input_fields(inputs)[coll]
+            table = h5[inputs["input_map"].get(coll, coll)][:]
+            if table.ndim == 2:
+                slots = table[:, : inputs["num_inputs"].get(coll)]
+                table = slots[slots["valid"]]
+            for var, entry in entries.items():
+                assert set(entry) == {"mean", "std"}, (coll, var, entry)
+                values = table[var].astype(np.float64)
+                np.testing.assert_allclose(entry["mean"], values.mean(), rtol=1e-6, atol=1e-9)
+                np.testing.assert_allclose(entry["std"], values.std(), rtol=1e-6)
+    for coll, per in inputs["transforms"].items():
+        for var, transform in per.items():
+            assert transformed_field(var, transform) in norm[coll]
+            assert var not in norm[coll]
+    if run == "toy":
+        assert "log_pt" in norm["jets"] and "log_pt" in norm["tracks"]
+
+
 def test_prediction_columns_are_pumas_for_ftag_classes(physlite) -> None:
     config, root, outputs = physlite
     norm = yaml.safe_load((root / "norm.yaml").read_text())
@@ -165,3 +195,26 @@ def test_prob_column_names() -> None:
     ]
     assert prob_column("m", "sig", "_mS16") == "m_mS16_psig"
     assert prob_column("m", "jets") == "m_pjets"
+
+
+def roc_limits(monkeypatch: pytest.MonkeyPatch, curves: dict, path: Path) -> list[tuple]:
+    """The x and y limits of every panel of the ROC figure ``plot_roc`` draws for ``curves``."""
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, output: drawn.append(fig))
+    plots.plot_roc(curves, path, signal="sig", reference="a")
+    return [(ax.get_xlim(), ax.get_ylim()) for ax in drawn[0].axes]
+
+
+def test_roc_axes_do_not_depend_on_the_run(monkeypatch, tmp_path) -> None:
+    """Two runs with very different curves get the same axes, so their plots compare."""
+    eff = np.linspace(0.01, 1, 200)
+    weak = {"a": {"all": (eff, 1 / eff), "qcd": (eff, 1.5 / eff)}}
+    strong = {
+        "a": {"all": (eff, 1 / eff**6), "qcd": (eff, 1 / eff**9)},
+        "b": {"all": (eff, 2 / eff**6), "qcd": (eff, 1 / eff**8)},
+    }
+    first = roc_limits(monkeypatch, weak, tmp_path / "weak.png")
+    second = roc_limits(monkeypatch, strong, tmp_path / "strong.png")
+    assert len(first) == len(second) == 4  # two panels, each with its ratio panel
+    assert first == second
+    assert first[0] == (plots.EFFICIENCY_RANGE, plots.REJECTION_RANGE)

@@ -22,6 +22,7 @@ from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
 from hepsnake.io import atomic
 from hepsnake.io.atomic import WriteError, atomic_path, write_errno
+from hepsnake.names import input_fields
 from hepsnake.prepare.guard import check_input_values
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
@@ -156,7 +157,7 @@ def test_ordinary_inputs_pass_the_value_guard(tmp_path):
     with h5py.File(outputs["train"]) as h5:
         assert "truth_logp_sig" in h5["jets"].dtype.names
     assert yaml.safe_load((tmp_path / "norm.yaml").read_text())["jets"].keys() == set(
-        config["inputs"]["variables"]["jets"]
+        input_fields(config["inputs"])["jets"]
     )
 
 

@@ -125,7 +125,10 @@ def test_split_integrity(converted, tmp_path):
     source = read(paths["sig"]), read(paths["sig"], "tracks")
     row = int(np.flatnonzero(tables["train"]["sample"] == sorted(main).index("sig"))[0])
     match = np.flatnonzero(source[0]["pt"] == tables["train"]["pt"][row])
-    assert np.array_equal(source[1][match[0]], tracks[row])
+    raw = source[1].dtype.names
+    assert np.array_equal(source[1][match[0]], tracks[list(raw)][row].astype(source[1].dtype))
+    # then each transformed input (inputs.transforms: tracks pt log1p) as its own field
+    assert tracks.dtype.names == (*raw, "log_pt")
     assert len(read(str(tmp_path / "debug_train.h5"))) == min(5000, len(tables["train"]))
     assert {r["split"] for r in report["rows"]} == set(SPLITS)
     assert (tmp_path / "rw.png").read_bytes().startswith(b"\x89PNG")
@@ -226,17 +229,21 @@ def test_norm_matches_numpy(converted, tmp_path):
     norm = yaml.safe_load(norm_path.read_text())
     jets, tracks = read(outputs["train"]), read(outputs["train"], "tracks")
     real = tracks[tracks["valid"]]
+    # log1p pt is its own prepared field, log_pt; the norm dict lists it, not pt
+    np.testing.assert_allclose(jets["log_pt"], np.log1p(jets["pt"]), rtol=1e-6)
+    np.testing.assert_allclose(real["log_pt"], np.log1p(real["pt"]), rtol=1e-6)
     checks = [
         (norm["jets"]["eta"], jets["eta"]),
-        (norm["jets"]["pt"], np.log1p(jets["pt"].astype(np.float64))),
+        (norm["jets"]["log_pt"], jets["log_pt"]),
         (norm["tracks"]["d0"], real["d0"]),
-        (norm["tracks"]["pt"], np.log1p(real["pt"].astype(np.float64))),
+        (norm["tracks"]["log_pt"], real["log_pt"]),
     ]
     for got, values in checks:
         values = values.astype(np.float64)
         np.testing.assert_allclose(got["mean"], values.mean(), rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(got["std"], values.std(), rtol=1e-6)
-    assert norm["tracks"]["pt"]["transform"] == "log1p"
+    assert "pt" not in norm["jets"] and "pt" not in norm["tracks"]
+    assert all(set(e) == {"mean", "std"} for per in norm.values() for e in per.values())
     assert set(norm) == {"jets", "tracks", "clusters"}
     classes = yaml.safe_load(class_path.read_text())
     np.testing.assert_allclose(classes["jets"]["flavour_label"], [1, 1, 1], rtol=1e-6)
@@ -630,3 +637,60 @@ def test_summary_is_renamed_after_every_split_file(converted, tmp_path, monkeypa
     run_split(config, paths, ["qcd", "sig"], tmp_path)
     files = [n for n in renamed if n.endswith(".h5")]
     assert len(files) == 6 and renamed[-1] == "summary.json", renamed
+
+
+SMALL = 256 << 10  # shuffle_bytes: buckets of ~200 jets' tracks
+
+
+def datasets_and_attrs(path):
+    """Every dataset's dtype, shape and bytes, and every attribute, of an HDF5 file."""
+    out = {}
+    with h5py.File(path) as h5:
+        out["attrs"] = {k: str(v) for k, v in h5.attrs.items() if k != "inputs"}
+        for name, ds in h5.items():
+            table = ds[:]
+            out[name] = (table.dtype, table.shape, table.tobytes())
+            out[f"{name}.attrs"] = {k: str(v) for k, v in ds.attrs.items()}
+    return out
+
+
+@pytest.mark.parametrize(
+    ("names", "control", "resample"),
+    [
+        (["qcd", "bib", "sig", "sig40"], False, "none"),
+        (["qcd", "bib", "sig"], False, "up"),
+        (["data", "mc"], True, "none"),
+    ],
+)
+def test_split_in_small_blocks_equals_one_block(converted, tmp_path, names, control, resample):
+    """The split streams jets and constituents through buckets of ``shuffle_bytes``: with
+    buckets of a few dozen jets the files hold the same datasets, byte for byte, as with
+    one bucket per split (everything in memory at once), and the same summary."""
+    config, paths = converted
+    config = with_prepare(config, **UNWEIGHTED, resample=resample) if resample != "none" else config
+    inputs = [paths[n] for n in names]
+    results = []
+    for shuffle_bytes in (SMALL, 1 << 40):
+        out = tmp_path / str(shuffle_bytes)
+        out.mkdir()
+        outputs = {s: str(out / f"{s}.h5") for s in SPLITS}
+        debug = {s: str(out / f"debug_{s}.h5") for s in SPLITS}
+        report = split(
+            config,
+            inputs,
+            outputs,
+            str(out / "s.json"),
+            debug,
+            control,
+            shuffle_bytes=shuffle_bytes,
+        )
+        files = {k: datasets_and_attrs(p) for k, p in {**outputs, **debug}.items()}
+        results.append((report, files))
+    assert results[0][0] == results[1][0]
+    for key, small in results[0][1].items():
+        assert small.keys() == results[1][1][key].keys()
+        for name, value in small.items():
+            assert value == results[1][1][key][name], (key, name)
+    with h5py.File(tmp_path / str(SMALL) / "train.h5") as h5:  # > 10 buckets of tracks
+        tracks = h5["tracks"]
+        assert tracks.shape[0] > 10 * SMALL // (tracks.dtype.itemsize * tracks.shape[1])

@@ -27,6 +27,26 @@ def point_tag(parameter: str, value: float) -> str:
     return f"_{parameter}{value:g}"
 
 
+def transformed_field(variable: str, transform: str | dict) -> str:
+    """The prepared field holding ``transform`` of ``variable`` (``inputs.transforms``):
+    ``log_{variable}`` for ``log1p`` (``pt`` -> ``log_pt``), ``clipped_{variable}`` for
+    ``{clip: [lo, hi]}``."""
+    return f"log_{variable}" if transform == "log1p" else f"clipped_{variable}"
+
+
+def input_fields(inputs: dict) -> dict[str, list[str]]:
+    """Per input collection, the prepared fields a model reads (and the norm dict lists):
+    each configured variable, or its :func:`transformed_field` where it has a transform."""
+    transforms = inputs.get("transforms", {})
+    return {
+        coll: [
+            transformed_field(v, transforms[coll][v]) if v in transforms.get(coll, {}) else v
+            for v in variables
+        ]
+        for coll, variables in inputs["variables"].items()
+    }
+
+
 def task_field(model: str, task: str, what: str) -> str:
     """A prediction field of a task other than the jet classification: ``{model}_{task}_{what}``
     (``what`` e.g. ``pprompt`` for a class probability, ``vertex``, or empty for a value)."""

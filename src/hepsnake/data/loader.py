@@ -20,11 +20,13 @@ from h5py import h5s, h5t
 from numpy.lib import recfunctions as rfn
 
 from hepsnake.errors import HepsnakeError
+from hepsnake.names import input_fields
 
 
 @dataclass
 class InputSpec:
-    """What a model reads: variables per collection, dataset names, truncation, parameters."""
+    """What a model reads: prepared fields per collection (:func:`~hepsnake.names.input_fields`:
+    a transformed variable is read from its own field), dataset names, truncation, parameters."""
 
     variables: dict[str, list[str]]
     input_map: dict[str, str] = field(default_factory=dict)
@@ -36,7 +38,7 @@ class InputSpec:
         cls, inputs: dict[str, Any], parameters: list[str] | None = None
     ) -> "InputSpec":
         return cls(
-            variables={k: list(v) for k, v in inputs["variables"].items()},
+            variables=input_fields(inputs),
             input_map=dict(inputs.get("input_map", {})),
             num_inputs=dict(inputs.get("num_inputs", {})),
             parameters=list(parameters or []),

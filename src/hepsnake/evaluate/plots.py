@@ -12,6 +12,11 @@ import numpy as np
 from hepsnake.evaluate.metrics import BAYES, INCLUSIVE
 from hepsnake.io.figure import STYLE, experiment_label, save_figure
 
+# fixed axes of the plots users compare across runs (ROC, rejection vs pt): never from the data
+EFFICIENCY_RANGE = (0.2, 1.0)  # signal efficiency (x) of the ROC panels
+REJECTION_RANGE = (0.8, 1e5)  # background rejection (log y), ROC and rejection vs pt
+RATIO_RANGE = (0.5, 1.5)  # ROC ratio panels: rejection over the reference's
+
 
 def finish_axes(ax: plt.Axes, title: str, legend: dict[str, Any] | None = None) -> None:
     """Title and legend (``legend``: its keyword arguments; None: no legend) of a panel; in
@@ -39,9 +44,11 @@ def plot_roc(
     reference: str | None = None,
 ) -> None:
     """One panel per ROC (inclusive, each background): rejection (log) vs ``signal``
-    efficiency of each labelled curve; a Bayes-optimal curve is dashed, in the colour of the
-    curve before it. With ``reference`` (a key of ``curves``), a ratio panel below each shows
-    every curve's rejection over the reference's, as puma draws it."""
+    efficiency of each labelled curve, on fixed axes (:data:`EFFICIENCY_RANGE`,
+    :data:`REJECTION_RANGE`, :data:`RATIO_RANGE`) so runs compare by eye; a Bayes-optimal
+    curve is dashed, in the colour of the curve before it. With ``reference`` (a key of
+    ``curves``), a ratio panel below each shows every curve's rejection over the
+    reference's, as puma draws it."""
     panels = list(next(iter(curves.values())))
     rows = 2 if reference else 1
     fig, axes = plt.subplots(
@@ -52,31 +59,30 @@ def plot_roc(
         sharex="col",
         gridspec_kw={"height_ratios": [3, 1][:rows]},
     )
-    low = 0.2  # signal efficiency where the axes start
+    low, high = EFFICIENCY_RANGE
     for col, panel in enumerate(panels):
         ax = axes[0][col]
-        color, top = None, 1.0
+        color = None
         for label, per_panel in curves.items():
             eff, rej = per_panel[panel]
             bayes = label.startswith(BAYES)
             style = {"ls": "--", "color": color} if bayes else {}
             (line,) = ax.plot(eff, rej, label=label, **style)
             color = line.get_color()
-            shown = rej[(eff >= low) & np.isfinite(rej)]
-            top = max(top, float(shown.max()) if shown.size else top)
             if reference:
-                grid = np.linspace(low, 1, 161)
+                grid = np.linspace(low, high, 161)
                 ref_eff, ref_rej = curves[reference][panel]
                 ratio = np.interp(grid, eff, rej) / np.interp(grid, ref_eff, ref_rej)
                 axes[1][col].plot(grid, ratio, color=color, ls=style.get("ls", "-"))
         ax.set_yscale("log")
-        ax.set_xlim(low, 1)
-        ax.set_ylim(0.8, top * 1.5)  # the visible curves, not the tail below ``low``
+        ax.set_xlim(low, high)
+        ax.set_ylim(*REJECTION_RANGE)
         ax.set_ylabel("background rejection" if panel == INCLUSIVE else f"{panel} rejection")
         ax.grid(alpha=0.3)
         name = "all backgrounds" if panel == INCLUSIVE else f"{panel} only"
         finish_axes(ax, name, {"fontsize": 8})
         if reference:
+            axes[1][col].set_ylim(*RATIO_RANGE)
             axes[1][col].set_ylabel(f"ratio to {reference}", fontsize="small")
             axes[1][col].grid(alpha=0.3)
         axes[-1][col].set_xlabel(f"{signal} efficiency")
@@ -130,6 +136,7 @@ def plot_pt_efficiency(
     for b, rows in per_bin["rejection"].items():
         draw(axes[0][1], rows, "rejection", b)
     axes[0][1].set_yscale("log")
+    axes[0][1].set_ylim(*REJECTION_RANGE)
     axes[0][1].set_ylabel("background rejection")
     wp = f"at the inclusive {per_bin['working_point']:.0%} {signal} working point"
     for ax in axes[0]:

@@ -1,7 +1,6 @@
 """Building blocks: dense nets, Fourier features, in-graph input normalisation."""
 
 import itertools
-import math
 from typing import Any
 
 import torch
@@ -51,10 +50,8 @@ class Fourier(nn.Module):
 
 
 class InputNorm(nn.Module):
-    """Per-variable transform (log1p / clip) then (x - mean) / std, from the norm dict.
-
-    Stored as buffers so an exported model takes raw inputs.
-    """
+    """(x - mean) / std per variable, from the norm dict; stored as buffers so an exported
+    model takes unnormalised inputs (transformed inputs are their own prepared fields)."""
 
     def __init__(self, variables: list[str], norm: dict[str, dict[str, Any]]) -> None:
         super().__init__()
@@ -66,18 +63,6 @@ class InputNorm(nn.Module):
             "mean", torch.tensor([e["mean"] for e in entries], dtype=torch.float32)
         )
         self.register_buffer("std", torch.tensor([e["std"] for e in entries], dtype=torch.float32))
-        log1p = [e.get("transform") == "log1p" for e in entries]
-        lo = [e["transform"]["clip"][0] if is_clip(e) else -math.inf for e in entries]
-        hi = [e["transform"]["clip"][1] if is_clip(e) else math.inf for e in entries]
-        self.register_buffer("log1p", torch.tensor(log1p, dtype=torch.bool))
-        self.register_buffer("lo", torch.tensor(lo, dtype=torch.float32))
-        self.register_buffer("hi", torch.tensor(hi, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.where(self.log1p, torch.log1p(x.clamp_min(-0.999999)), x)
-        x = torch.minimum(torch.maximum(x, self.lo), self.hi)
         return (x - self.mean) / self.std
-
-
-def is_clip(entry: dict[str, Any]) -> bool:
-    return isinstance(entry.get("transform"), dict) and "clip" in entry["transform"]

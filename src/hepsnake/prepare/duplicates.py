@@ -60,7 +60,7 @@ def file_rows(h5: Any, path: str, n_jets: int) -> list[tuple[str, str, slice]]:
 
 
 def unique_rows(inputs: list[Any], deduplicate: bool) -> list[np.ndarray]:
-    """Per split input (``path``, ``name``, ``h5``, ``jets``), a mask of the jets to keep.
+    """Per split input (``path``, ``name``, ``h5``, ``n_jets``), a mask of the jets to keep.
 
     A file whose checksum was seen before (in this or an earlier input) is an error naming
     both samples and the file, or, with ``deduplicate``, its jets are masked out.
@@ -68,8 +68,8 @@ def unique_rows(inputs: list[Any], deduplicate: bool) -> list[np.ndarray]:
     seen: dict[str, str] = {}
     masks = []
     for inp in inputs:
-        keep = np.ones(len(inp.jets), dtype=bool)
-        for key, shown, rows in file_rows(inp.h5, inp.path, len(inp.jets)):
+        keep = np.ones(inp.n_jets, dtype=bool)
+        for key, shown, rows in file_rows(inp.h5, inp.path, inp.n_jets):
             if key not in seen:
                 seen[key] = inp.name
             elif deduplicate:

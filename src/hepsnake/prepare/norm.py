@@ -10,7 +10,7 @@ import numpy as np
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_yaml
-from hepsnake.names import LABEL, prob_suffix
+from hepsnake.names import LABEL, input_fields, prob_suffix
 from hepsnake.prepare.guard import check_input_values, check_inputs, label_map_variable
 
 COLOURS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink")]
@@ -50,18 +50,6 @@ class RunningStats:
     @property
     def std(self) -> float:
         return float(np.sqrt(self.m2 / self.n)) if self.n else float("nan")
-
-
-def apply_transform(values: np.ndarray, transform: Any) -> np.ndarray:
-    """``log1p`` or ``{clip: [lo, hi]}``, as recorded in the norm dict."""
-    if transform is None:
-        return values
-    if transform == "log1p":
-        return np.log1p(values)
-    if isinstance(transform, dict) and "clip" in transform:
-        lo, hi = transform["clip"]
-        return np.clip(values, lo, hi)
-    raise HepsnakeError("config: inputs/transforms", f"unknown transform {transform!r}")
 
 
 def blocks(ds: h5py.Dataset, chunk: int, limit: int | None = None) -> Iterator[np.ndarray]:
@@ -115,7 +103,8 @@ def norm_stats(
 ) -> dict[str, Any]:
     """Mean/std per collection and variable over valid constituents of ``train``, streamed.
 
-    Writes the Salt-style ``{collection: {variable: {mean, std[, transform]}}}`` YAML and a
+    Writes the Salt-style ``{collection: {field: {mean, std}}}`` YAML over the fields models
+    read (:func:`~hepsnake.names.input_fields`: a transformed input under its own name) and a
     class-weight dict ``{jets: {flavour_label: [w_c]}}`` in Salt's layout (total weight /
     (classes × class weight)); ``classes_out``: the classes in ftag's ``Flavours`` YAML format
     (:func:`flavour_classes`).
@@ -123,6 +112,7 @@ def norm_stats(
     """
     inputs = config["inputs"]
     check_inputs(inputs)
+    fields = input_fields(inputs)
     floor = config["prepare"]["std_floor"]
     n_classes = len(config["class_names"])
     stats: dict[str, dict[str, RunningStats]] = {}
@@ -133,29 +123,24 @@ def norm_stats(
     except OSError as exc:
         raise HepsnakeError(train, f"not a readable HDF5 file ({exc})") from None
     with h5:
-        for coll, variables in inputs["variables"].items():
+        for coll in inputs["variables"]:
             ds = input_dataset(h5, train, inputs, coll)
             sample = counted(ds[:LEAK_SAMPLE])
             check_input_values(sample, coll, inputs, label_map_variable(h5.attrs), train)
-            transforms = inputs["transforms"].get(coll, {})
-            stats[coll] = {v: RunningStats() for v in variables}
+            stats[coll] = {v: RunningStats() for v in fields[coll]}
             weigh = not weighed and ds.name == "/jets"
             weighed |= weigh
             for block in blocks(ds, chunk, inputs["num_inputs"].get(coll)):
                 if weigh:
                     totals += class_sums(block, n_classes)
                 records = counted(block)
-                for v in variables:
-                    values = apply_transform(records[v].astype(np.float64), transforms.get(v))
-                    stats[coll][v].update(values)
+                for v, running in stats[coll].items():
+                    running.update(records[v].astype(np.float64))
         if not weighed:  # jets are not an input collection: one pass for the weights
             for block in blocks(h5["jets"], chunk):
                 totals += class_sums(block, n_classes)
     norm = {
-        coll: {
-            v: entry(coll, v, s, floor, inputs["transforms"].get(coll, {}).get(v), train)
-            for v, s in per.items()
-        }
+        coll: {v: entry(coll, v, s, floor, train) for v, s in per.items()}
         for coll, per in stats.items()
     }
     write_yaml(norm_out, norm)
@@ -166,20 +151,20 @@ def norm_stats(
 
 
 def input_dataset(h5: h5py.File, path: str, inputs: dict[str, Any], coll: str) -> h5py.Dataset:
-    """The dataset of input collection ``coll``, which must hold each of its variables."""
+    """The dataset of input collection ``coll``, which must hold each of its variables and
+    transformed fields (written by the split stage)."""
     name = inputs["input_map"].get(coll, coll)
     if name not in h5:
         raise HepsnakeError(path, f"no dataset '{name}' for inputs '{coll}'")
     ds = h5[name]
-    missing = [v for v in inputs["variables"][coll] if v not in ds.dtype.names]
+    wanted = dict.fromkeys([*inputs["variables"][coll], *input_fields(inputs)[coll]])
+    missing = [v for v in wanted if v not in ds.dtype.names]
     if missing:
         raise HepsnakeError(path, f"variable '{missing[0]}' not in '{name}'")
     return ds
 
 
-def entry(
-    coll: str, var: str, s: RunningStats, floor: float | None, transform: Any, path: str
-) -> dict[str, Any]:
+def entry(coll: str, var: str, s: RunningStats, floor: float | None, path: str) -> dict[str, float]:
     """One norm-dict entry; a zero or non-finite std is an error unless a floor is configured."""
     std = s.std
     if not np.isfinite(s.mean) or not np.isfinite(std) or std <= (floor or 0.0):
@@ -190,10 +175,7 @@ def entry(
                 + (" (set prepare.std_floor)" if np.isfinite(std) else " (NaN or inf values)"),
             )
         std = floor
-    out: dict[str, Any] = {"mean": float(s.mean), "std": float(std)}
-    if transform is not None:
-        out["transform"] = transform
-    return out
+    return {"mean": float(s.mean), "std": float(std)}
 
 
 def class_sums(jets: np.ndarray, n_classes: int) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 import itertools
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from hepsnake.config import check_prepare, label_intervals
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.h5 import DEFAULT_UNIT, TableWriter, set_attrs
+from hepsnake.names import transformed_field
 from hepsnake.prepare.duplicates import unique_rows
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.weights import base_weights, control_weights, fit_reweighter, resample
@@ -23,7 +26,9 @@ SHUFFLE_BYTES = 16 << 20  # block read and bucket size of the collection shuffle
 
 
 class Input:
-    """One converted sample: its jets table, labels and per-split row selections."""
+    """One converted sample: its open file, jet dtype, labels and per-split row selections.
+
+    Only per-jet columns are held (labels, rows); the jet records are read in blocks."""
 
     def __init__(self, path: str, config: dict[str, Any], control: bool) -> None:
         """Open ``path`` and read its jets; the file stays open until :meth:`close` (closed
@@ -49,34 +54,50 @@ class Input:
         self.h5.close()
 
     def read(self, config: dict[str, Any], control: bool) -> None:
-        """Jets, labels and the per-split rows of the open file."""
+        """Labels and the per-split rows of the open file."""
         if "jets" not in self.h5:
             raise HepsnakeError(self.path, "no 'jets' dataset")
         self.name = str(self.h5.attrs.get("sample", Path(self.path).stem))
         sample = next((s for s in config["samples"] if s["name"] == self.name), None)
         if sample is None:
             raise HepsnakeError(self.path, f"sample '{self.name}' is not in the config")
-        self.jets = self.h5["jets"][:]
-        self.energy_unit = str(self.h5["jets"].attrs.get("energy_unit", DEFAULT_UNIT))
-        if len(self.jets) == 0:
+        jets = self.h5["jets"]
+        self.dtype, self.n_jets = jets.dtype, jets.shape[0]
+        self.energy_unit = str(jets.attrs.get("energy_unit", DEFAULT_UNIT))
+        if self.n_jets == 0:
             raise HepsnakeError(self.path, "empty sample: no jets")
-        self.keep = np.ones(len(self.jets), dtype=bool)
+        self.labels = self.columns(["flavour_label"])["flavour_label"]
+        self.keep = np.ones(self.n_jets, dtype=bool)
         self.is_data = control and sample.get("label") == "data"
         self.dropped = 0  # jets the label map removes
         if not control:
             self.relabel(config["prepare"].get("label_map"), config["class_names"])
         prep = config["prepare"]
         if sample["role"] == "test":
-            which = np.full(len(self.jets), SPLITS.index("test"))
+            which = np.full(self.n_jets, SPLITS.index("test"))
         else:
-            u = event_uniform(self.name, self.jets["eventNumber"], prep["seed"])
+            events = self.columns(["eventNumber"])["eventNumber"]
+            u = event_uniform(self.name, events, prep["seed"])
             which = assign_splits(u, [prep["fractions"][s] for s in SPLITS])
-        self.rows = {s: np.flatnonzero((which == i) & self.keep) for i, s in enumerate(SPLITS)}
+        index = index_dtype(self.n_jets)
+        self.rows = {
+            s: np.flatnonzero((which == i) & self.keep).astype(index) for i, s in enumerate(SPLITS)
+        }
         self.collections = sorted(k for k in self.h5 if k != "jets")
+
+    def columns(self, names: list[str]) -> np.ndarray:
+        """Jet fields ``names`` (each a field of the file) of every jet, as one table."""
+        if not names:
+            return np.empty(self.n_jets, np.dtype([]))
+        return (
+            self.h5["jets"]
+            .fields(names)[:]
+            .astype(np.dtype([(n, self.dtype[n]) for n in names]), copy=False)
+        )
 
     def require_fields(self, names: list[str], key: str) -> None:
         """Raise naming the file and config ``key`` if a jet field of ``names`` is missing."""
-        missing = [n for n in names if n not in self.jets.dtype.names]
+        missing = [n for n in names if n not in self.dtype.names]
         if missing:
             raise HepsnakeError(self.path, f"{key}: '{missing[0]}' is not a jet field")
 
@@ -84,7 +105,7 @@ class Input:
         """Apply ``prepare.label_map`` to jets without a sample label: ``drop`` jets (and with
         ``unmapped: drop`` jets in no class) leave, counted in ``dropped``; a value in no class
         is an error otherwise, and so is a map that leaves no jet of the file."""
-        unlabelled = self.jets["flavour_label"] < 0
+        unlabelled = self.labels < 0
         if not unlabelled.any():
             return
         if not label_map:
@@ -92,13 +113,13 @@ class Input:
                 self.path, "jets have no class label and prepare.label_map is unset"
             )
         variable = label_map["variable"]
-        if variable not in self.jets.dtype.names:
+        if variable not in self.dtype.names:
             raise HepsnakeError(self.path, f"label_map variable '{variable}' is not a jet field")
-        raw = self.jets[variable]
+        raw = self.columns([variable])[variable]
         mapped = np.full(len(raw), UNMAPPED, dtype=np.int32)
         for cls, spec in label_map["map"].items():
             mapped[in_class(raw, spec)] = DROP if cls == "drop" else class_names.index(cls)
-        mapped = np.where(unlabelled, mapped, self.jets["flavour_label"])
+        mapped = np.where(unlabelled, mapped, self.labels)
         missing = mapped == UNMAPPED
         if missing.any() and label_map["unmapped"] == "error":
             raise HepsnakeError(
@@ -114,11 +135,16 @@ class Input:
                 f" {value_counts(raw[unlabelled])}",
             )
         self.dropped = int(removed.sum())
-        self.jets["flavour_label"] = np.where(removed, -1, mapped)
+        self.labels = np.where(removed, -1, mapped).astype(self.labels.dtype)
         self.keep &= ~removed
 
 
 DROP, UNMAPPED = -2, -3  # label-map codes of jets that leave
+
+
+def index_dtype(n: int) -> np.dtype:
+    """The integer type of row indices below ``n``: int32 where it fits (half the memory)."""
+    return np.dtype(np.int32 if n < 2**31 else np.int64)
 
 
 def in_class(raw: np.ndarray, spec: list[Any] | dict[str, Any]) -> np.ndarray:
@@ -138,12 +164,70 @@ def value_counts(values: np.ndarray, most: int = 10) -> str:
     return text + (f" and {len(unique) - most} more values" if len(unique) > most else "")
 
 
-def union_dtype(inputs: list[Input], control: bool) -> np.dtype:
-    """Every jet field of every input (first-seen order) plus sample, weights and is_data."""
+Derived = dict[str, tuple[str, Any]]  # transformed field -> (variable, transform)
+LOG1P_FLOOR = -1.0 + 1e-6  # log1p's argument is clamped here: no -inf or NaN from pt <= -1
+
+
+def derived_fields(inputs: dict[str, Any], dataset: str, raw: set[str], where: str) -> Derived:
+    """The ``inputs.transforms`` fields written to prepared ``dataset`` (fields ``raw``): each
+    named by :func:`~hepsnake.names.transformed_field`; the variable must be a field, the
+    transformed name must not."""
+    out: Derived = {}
+    for coll, per in inputs["transforms"].items():
+        if inputs["input_map"].get(coll, coll) != dataset:
+            continue
+        for variable, transform in per.items():
+            name = transformed_field(variable, transform)
+            if variable not in raw:
+                raise HepsnakeError(
+                    where, f"inputs.transforms.{coll}: '{variable}' is not a '{dataset}' field"
+                )
+            if name in raw:
+                raise HepsnakeError(
+                    where,
+                    f"inputs.transforms.{coll}.{variable}: '{dataset}' already has a field"
+                    f" '{name}', the name of its transformed values",
+                )
+            out[name] = (variable, transform)
+    return out
+
+
+def transformed(values: np.ndarray, transform: Any) -> np.ndarray:
+    """``log1p`` (argument clamped at :data:`LOG1P_FLOOR`) or ``{clip: [lo, hi]}`` of
+    ``values``, as float32."""
+    x = values.astype(np.float32)
+    if transform == "log1p":
+        return np.log1p(np.maximum(x, np.float32(LOG1P_FLOOR)))
+    lo, hi = transform["clip"]
+    return np.clip(x, np.float32(lo), np.float32(hi))
+
+
+def fill_derived(table: np.ndarray, derived: Derived) -> None:
+    """Set each derived field of ``table`` from its raw variable."""
+    for name, (variable, transform) in derived.items():
+        table[name] = transformed(table[variable], transform)
+
+
+def with_derived(table: np.ndarray, derived: Derived) -> np.ndarray:
+    """``table`` with its derived fields appended (``table`` itself if there are none)."""
+    if not derived:
+        return table
+    dtype = np.dtype([*table.dtype.descr, *((n, np.float32) for n in derived)])
+    out = np.empty(table.shape, dtype)
+    for name in table.dtype.names:
+        out[name] = table[name]
+    fill_derived(out, derived)
+    return out
+
+
+def union_dtype(inputs: list[Input], control: bool, derived: Derived) -> np.dtype:
+    """Every jet field of every input (first-seen order), the ``derived`` fields, then sample,
+    weights and is_data."""
     fields: dict[str, np.dtype] = {}
     for inp in inputs:
-        for name in inp.jets.dtype.names:
-            fields.setdefault(name, inp.jets.dtype[name])
+        for name in inp.dtype.names:
+            fields.setdefault(name, inp.dtype[name])
+    fields.update(dict.fromkeys(derived, np.dtype(np.float32)))
     fields["sample"] = np.dtype(np.int16)
     fields["train_weight"] = np.dtype(np.float32)
     if control:
@@ -156,22 +240,49 @@ def missing_value(dtype: np.dtype) -> Any:
     return {"f": np.nan, "b": False, "i": -1}.get(dtype.kind, 0)
 
 
-def merged_jets(inputs: list[Input], split: str, dtype: np.dtype, names: list[str]) -> np.ndarray:
-    """The jets of ``split`` from every input in one table (see :func:`missing_value`)."""
-    parts = []
+def merged(
+    inp: Input,
+    table: np.ndarray,
+    labels: np.ndarray,
+    dtype: np.dtype,
+    names: list[str],
+    derived: Derived,
+) -> np.ndarray:
+    """Jets ``table`` of ``inp`` (class ``labels``) in the merged ``dtype``: fields ``inp``
+    lacks filled (see :func:`missing_value`), the ``derived`` fields, sample and is_data."""
+    part = np.empty(len(table), dtype=dtype)
+    for field in dtype.names:
+        if field == "flavour_label":
+            part[field] = labels
+        elif field in table.dtype.names:
+            part[field] = table[field]
+        else:
+            part[field] = missing_value(dtype[field])
+    fill_derived(part, derived)
+    part["sample"] = names.index(inp.name)
+    if "is_data" in dtype.names:
+        part["is_data"] = inp.is_data
+    return part
+
+
+WORK_FIELDS = ("flavour_label", "weight", "sample", "train_weight", "is_data")
+
+
+def work_tables(
+    inputs: list[Input], dtype: np.dtype, names: list[str], variables: list[str]
+) -> dict[str, np.ndarray]:
+    """Per split, the jets of every input in one table of only the fields weights, ordering
+    and summary read (:data:`WORK_FIELDS` and ``variables``, those of ``dtype``): ~20 bytes
+    a jet, where the jet records (written by :func:`shuffle_collection`) stay on disk."""
+    wanted = {*WORK_FIELDS, *variables}
+    work = np.dtype([(n, dtype[n]) for n in dtype.names if n in wanted])
+    parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     for inp in inputs:
-        rows = inp.rows[split]
-        part = np.empty(len(rows), dtype=dtype)
-        for field in dtype.names:
-            if field in inp.jets.dtype.names:
-                part[field] = inp.jets[field][rows]
-            else:
-                part[field] = missing_value(dtype[field])
-        part["sample"] = names.index(inp.name)
-        if "is_data" in dtype.names:
-            part["is_data"] = inp.is_data
-        parts.append(part)
-    return np.concatenate(parts)
+        columns = inp.columns([n for n in work.names if n in inp.dtype.names])
+        for s in SPLITS:
+            rows = inp.rows[s]
+            parts[s].append(merged(inp, columns[rows], inp.labels[rows], work, names, {}))
+    return {s: np.concatenate(p) for s, p in parts.items()}
 
 
 def split(
@@ -182,6 +293,7 @@ def split(
     debug: dict[str, str] | None = None,
     control: bool = False,
     plot: str | None = None,
+    shuffle_bytes: int = SHUFFLE_BYTES,
 ) -> dict[str, Any]:
     """Write the train/val/test files (and debug subsets) from converted samples.
 
@@ -192,6 +304,9 @@ def split(
     data). ``prepare.resample`` resamples the training split by
     class instead; its jets then keep their base weights (physics weights or 1). A failure
     leaves no output. Returns the summary written to ``summary_path``.
+
+    Memory: per jet only its labels, row indices and the :func:`work_tables` fields; jets and
+    constituents go through :func:`shuffle_collection` in blocks of ``shuffle_bytes``.
     """
     prep = config["prepare"]
     check_prepare(config)
@@ -209,7 +324,8 @@ def split(
         for inp, keep in zip(ins, unique_rows(ins, prep["deduplicate"]), strict=True):
             inp.rows = {s: rows[keep[rows]] for s, rows in inp.rows.items()}
         weights = prep["weights"]
-        if not control and (weights["mode"] != "none" or plot):
+        reweighted = not control and (weights["mode"] != "none" or plot)
+        if reweighted:
             for inp in ins:
                 inp.require_fields(weights["variables"], "prepare.weights.variables")
         collections = ins[0].collections
@@ -217,8 +333,11 @@ def split(
             if inp.collections != collections:
                 raise HepsnakeError(inp.path, f"collections {inp.collections} != {collections}")
         names = sorted(inp.name for inp in ins)
-        dtype = union_dtype(ins, control)
-        jets = {s: merged_jets(ins, s, dtype, names) for s in SPLITS}
+        jet_fields = {n for inp in ins for n in inp.dtype.names}
+        derived = derived_fields(config["inputs"], "jets", jet_fields, ins[0].path)
+        dtype = union_dtype(ins, control, derived)
+        variables = (list(weights["variables"]) or ["pt"]) if reweighted else []
+        jets = work_tables(ins, dtype, names, variables)
         for s in SPLITS:
             if len(jets[s]) == 0:
                 raise HepsnakeError(f"split '{s}'", "no jets: check fractions and inputs")
@@ -241,7 +360,8 @@ def split(
         for key, path in targets.items():
             tmp = stack.enter_context(atomic_path(path))
             files[key] = stack.enter_context(h5py.File(tmp, "w"))
-        write_split_files(files, ins, jets, order, collections, prep, config, names, control)
+        stream = jet_stream(dtype, names, derived, jets)
+        write_split_files(files, ins, stream, order, collections, config, control, shuffle_bytes)
         report = split_summary(jets, names, config["class_names"], control)
         report["dropped"] = {"label_map": sum(inp.dropped for inp in ins)}
         if plot and reweighter is not None:
@@ -259,35 +379,81 @@ def ordering(
     order = {}
     for i, s in enumerate(SPLITS):
         rng = np.random.default_rng([prep["seed"], i, int(control)])
-        rows = np.arange(len(jets[s]))
+        index = index_dtype(len(jets[s]))
+        rows = np.arange(len(jets[s]), dtype=index)
         if s == "train" and not control and prep["resample"] != "none":
-            rows = resample(jets[s]["flavour_label"], prep["resample"], rng)
+            rows = resample(jets[s]["flavour_label"], prep["resample"], rng).astype(index)
         order[s] = rows[rng.permutation(len(rows))]
     return order
+
+
+@dataclass
+class Stream:
+    """How :func:`shuffle_collection` moves one dataset: the record dtype and slot shape of
+    its buckets, ``convert`` (an input, a block of its rows, the block's first row) -> the
+    block's records, and ``finish`` (split, first output position, records in output order)
+    -> the records written."""
+
+    dtype: np.dtype
+    slots: tuple[int, ...]
+    convert: Callable[[Input, np.ndarray, int], np.ndarray]
+    finish: Callable[[str, int, np.ndarray], np.ndarray]
+
+
+def jet_stream(
+    dtype: np.dtype, names: list[str], derived: Derived, work: dict[str, np.ndarray]
+) -> Stream:
+    """The jets: merged into ``dtype`` (:func:`merged`), with ``train_weight`` from the
+    ordered ``work`` tables."""
+
+    def convert(inp: Input, block: np.ndarray, start: int) -> np.ndarray:
+        labels = inp.labels[start : start + len(block)]
+        return merged(inp, block, labels, dtype, names, derived)
+
+    def finish(split: str, start: int, table: np.ndarray) -> np.ndarray:
+        table["train_weight"] = work[split]["train_weight"][start : start + len(table)]
+        return table
+
+    return Stream(dtype, (), convert, finish)
+
+
+def collection_stream(coll: str, ins: list[Input], inputs: dict[str, Any]) -> Stream:
+    """A constituent collection: records as stored, then its ``inputs.transforms`` fields."""
+    dtype, slots = collection_layout(coll, ins)
+    derived = derived_fields(inputs, coll, set(dtype.names), ins[0].path)
+    return Stream(
+        dtype, slots, lambda inp, block, start: block, lambda s, i, t: with_derived(t, derived)
+    )
 
 
 def write_split_files(
     files: dict[str, h5py.File],
     ins: list[Input],
-    jets: dict[str, np.ndarray],
+    jets: Stream,
     order: dict[str, np.ndarray],
     collections: list[str],
-    prep: dict[str, Any],
     config: dict[str, Any],
-    names: list[str],
     control: bool,
+    shuffle_bytes: int,
 ) -> None:
-    """Jets, then each constituent collection through :func:`shuffle_collection`."""
+    """Jets, then each constituent collection, through :func:`shuffle_collection`."""
+    prep = config["prepare"]
     writers = {k: TableWriter(f, prep["compression"]) for k, f in files.items()}
-    n_debug = prep["debug_jets"]
-    for s in SPLITS:
-        writers[s].append("jets", jets[s])
-        if f"debug_{s}" in writers:
-            writers[f"debug_{s}"].append("jets", jets[s][:n_debug])
     scratch = Path(next(iter(files.values())).filename).parent
-    for coll in collections:
+    streams = {"jets": jets} | {c: collection_stream(c, ins, config["inputs"]) for c in collections}
+    for name, stream in streams.items():
         with tempfile.TemporaryDirectory(prefix=".split-", dir=scratch) as tmp:
-            shuffle_collection(coll, ins, order, writers, n_debug, Path(tmp) / "buckets.h5")
+            shuffle_collection(
+                name,
+                stream,
+                ins,
+                order,
+                writers,
+                prep["debug_jets"],
+                Path(tmp) / "buckets.h5",
+                shuffle_bytes,
+            )
+    names = sorted(inp.name for inp in ins)
     for key, h5 in files.items():
         h5["jets"].attrs["class_names"] = config["class_names"]
         h5["jets"].attrs["energy_unit"] = ins[0].energy_unit if ins else DEFAULT_UNIT
@@ -321,33 +487,37 @@ def collection_layout(coll: str, ins: list[Input]) -> tuple[np.dtype, tuple[int,
 
 def shuffle_collection(
     coll: str,
+    stream: Stream,
     ins: list[Input],
     order: dict[str, np.ndarray],
     writers: dict[str, TableWriter],
     n_debug: int,
     scratch: Path,
+    shuffle_bytes: int = SHUFFLE_BYTES,
 ) -> None:
-    """Append ``coll`` of each split, in ``order``, by an external two-pass bucket shuffle.
+    """Append dataset ``coll`` of each split, in ``order``, by an external two-pass bucket
+    shuffle, its records made by ``stream``.
 
     Split ``s`` is ``concatenate([inp.h5[coll][inp.rows[s]] for inp in ins])[order[s]]``
     (rows may repeat or be left out). Pass 1 reads every input once, in blocks, and appends
-    each row to the bucket (``rows`` consecutive output positions) of every position it
-    takes, in a scratch HDF5 file; pass 2 reads one bucket at a time, puts it in output order
-    and appends it. Memory holds a block and a bucket, not the collection.
+    each row to the bucket (``rows`` consecutive output positions, ~``shuffle_bytes``) of
+    every position it takes, in a scratch HDF5 file; pass 2 reads one bucket at a time, puts
+    it in output order and appends it. Memory holds a block and a bucket, not the dataset.
     """
-    dtype, slots = collection_layout(coll, ins)
-    rows = max(1, SHUFFLE_BYTES // (dtype.itemsize * int(np.prod(slots))))
+    dtype, slots = stream.dtype, stream.slots
+    most = max(len(o) for o in order.values())  # a bucket never needs more rows than a split
+    rows = max(1, min(shuffle_bytes // (dtype.itemsize * int(np.prod(slots))), most))
     with h5py.File(scratch, "w") as h5:
         buckets = {s: h5.create_dataset(s, (len(order[s]), *slots), dtype) for s in SPLITS}
         # output positions sorted by source row (ties: by position): the arrival order
-        by_source = {s: np.argsort(order[s], kind="stable") for s in SPLITS}
+        by_source = {s: np.argsort(order[s], kind="stable").astype(order[s].dtype) for s in SPLITS}
         sources = {s: order[s][by_source[s]] for s in SPLITS}
         filled = {s: np.zeros(-(-len(order[s]) // rows), dtype=np.int64) for s in SPLITS}
         first = dict.fromkeys(SPLITS, 0)  # source index of the input's first row, per split
         for inp in ins:
             ds = inp.h5[coll]
             for start in range(0, ds.shape[0], rows):
-                block = ds[start : start + rows]
+                block = stream.convert(inp, ds[start : start + rows], start)
                 for s in SPLITS:
                     picked = inp.rows[s]
                     lo, hi = np.searchsorted(picked, [start, start + len(block)])
@@ -363,6 +533,7 @@ def shuffle_collection(
                 region = buckets[s][start : start + rows]
                 table = np.empty_like(region)
                 table[np.argsort(order[s][start : start + len(region)], kind="stable")] = region
+                table = stream.finish(s, start, table)
                 writers[s].append(coll, table)
                 if f"debug_{s}" in writers and done < n_debug:
                     writers[f"debug_{s}"].append(coll, table[: n_debug - done])
