@@ -137,10 +137,13 @@ def test_parameterised_test_time_value(prepared):
     assert not torch.isnan(values).any() and set(values.unique().tolist()) == {5.0, 16.0, 55.0}
 
 
-def test_optimiser_steps_touch_only_their_own_parameters(prepared):
+def manual_adversarial(prepared, seed=0):
+    """A tiny adversarial module with its optimisers wired for steps outside a Trainer, one
+    main batch and one control batch."""
     config, root, main, control = prepared
     model = tiny(config, "adversarial", gradient_clip=None, schedule="none")
     norm = yaml.safe_load((root / "norm.yaml").read_text())
+    torch.manual_seed(seed)
     module = build_module(part(config, model), norm, [1, 1, 1])
     assert isinstance(module, AdversarialModule)
     main_opt, disc_opt = module.configure_optimizers()
@@ -151,20 +154,48 @@ def test_optimiser_steps_touch_only_their_own_parameters(prepared):
     ctrl = next(
         iter(H5Batches(control["train"], module.spec, 300, extra_jet_fields=("is_data", "pt")))
     )
+    return module, batch, ctrl
+
+
+def test_optimiser_steps_touch_only_their_own_parameters(prepared):
+    module, batch, ctrl = manual_adversarial(prepared)
+    probs = module.control_probs(ctrl)
 
     def snapshot():
         return {k: v.detach().clone() for k, v in module.named_parameters()}
 
     before = snapshot()
-    module.discriminator_step(ctrl)
+    module.discriminator_step(ctrl, probs)
     after = snapshot()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("discriminator.") for k in changed)
     assert all(p.grad is None for p in module.model.parameters())  # main net not in the graph
-    module.main_step(batch, ctrl)
+    module.main_step(batch, ctrl, probs)
     final = snapshot()
     changed = {k for k in after if not torch.equal(after[k], final[k])}
     assert changed and all(k.startswith("model.") for k in changed)
+
+
+def test_shared_control_forward_matches_separate_forwards(prepared):
+    """One control forward for the discriminator and main steps updates both networks
+    exactly as a fresh forward per step does (the discriminator step leaves the main net)."""
+    shared, batch, ctrl = manual_adversarial(prepared)
+    start = {k: v.clone() for k, v in shared.state_dict().items()}
+    probs = shared.control_probs(ctrl)
+    for _ in range(2):
+        shared.discriminator_step(ctrl, probs)
+    shared.main_step(batch, ctrl, probs)
+    separate, batch, ctrl = manual_adversarial(prepared)
+    for _ in range(2):
+        with torch.no_grad():
+            fresh = separate.control_probs(ctrl)
+        separate.discriminator_step(ctrl, fresh)
+    separate.main_step(batch, ctrl, separate.control_probs(ctrl))
+    a, b = shared.state_dict(), separate.state_dict()
+    assert not torch.equal(a["discriminator.0.weight"], start["discriminator.0.weight"])
+    assert not torch.equal(a["model.head.0.weight"], start["model.head.0.weight"])
+    for key, value in a.items():
+        assert torch.equal(value, b[key]), key
 
 
 def test_lambda_zero_reproduces_the_baseline(prepared, tmp_path):
