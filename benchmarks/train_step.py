@@ -18,6 +18,8 @@ Variants: CPU with ``--threads`` (default 1 and 2; none with ``--threads``), and
 those), each also as a multiple of the last CPU figure. The data stays on the device (no
 file loader). Reference support: DeepSets encoders with sum pooling
 and transformer encoders with cross-attention pooling (the baseline and transformer models).
+``--model adversarial`` instead times its discriminator + main step with the control jets'
+forward shared by both steps against a fresh forward per step (the step before the change).
 Run by hand, e.g. ``python benchmarks/train_step.py --model transformer``. Not a test.
 """
 
@@ -318,6 +320,53 @@ def compare(
     return rates
 
 
+def adversarial_rates(args: argparse.Namespace, batches: list[Batch]) -> dict[str, float]:
+    """Jets/s of the adversarial model's discriminator + main step with one control forward
+    shared by both (as trained) and with a fresh forward per step (as before), interleaved;
+    the control batches are the same batches with ``is_data`` and ``pt`` added."""
+    modules = {}
+    for name in ("shared", "separate"):
+        torch.manual_seed(0)
+        module = make_module("adversarial")
+        # no Trainer here: no schedule, no Lightning gradient clipping (both per step alike)
+        module.hparams.training_cfg.update(schedule="none", gradient_clip=None)
+        main_opt, disc_opt = module.configure_optimizers()
+        module.optimizers = lambda o=(main_opt, disc_opt): o
+        module.lr_schedulers = lambda: None
+        module.manual_backward = lambda loss: loss.backward()
+        modules[name] = module
+    gen = torch.Generator().manual_seed(2)
+    controls = [
+        b | {"is_data": torch.rand(len(b["label"]), generator=gen) < 0.5, "pt": b["jets"][:, 0]}
+        for b in batches
+    ]
+    k = modules["shared"].adv["k_steps"]
+
+    def shared(module: Any, batch: Batch, control: Batch) -> None:
+        probs = module.control_probs(control)
+        for _ in range(k):
+            module.discriminator_step(control, probs)
+        module.main_step(batch, control, probs)
+
+    def separate(module: Any, batch: Batch, control: Batch) -> None:
+        for _ in range(k):
+            with torch.no_grad():
+                probs = module.control_probs(control)
+            module.discriminator_step(control, probs)
+        module.main_step(batch, control, module.control_probs(control))
+
+    steps = {"shared": shared, "separate": separate}
+    seconds = dict.fromkeys(steps, 0.0)
+    for i in range(3 + args.rounds * args.steps):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(modules[name], batches[i % len(batches)], controls[(i + 1) % len(controls)])
+            if i >= 3:
+                seconds[name] += time.perf_counter() - start
+    jets = args.rounds * args.steps * len(batches[0]["label"])
+    return {name: jets / s for name, s in seconds.items()}
+
+
 def report(label: str, rates: dict[str, float], cpu: float | None = None) -> None:
     ratio = rates["hepsnake"] / rates["reference"]
     line = (
@@ -356,6 +405,9 @@ def main() -> None:
     )
     parser.add_argument("--no-lightning", action="store_true", help="skip the Trainer.fit runs")
     args = parser.parse_args()
+    if args.model == "adversarial":
+        adversarial(args)
+        return
     if args.cuda and not torch.cuda.is_available():
         raise SystemExit("train_step.py: --cuda given but torch sees no CUDA device")
     gen = torch.Generator().manual_seed(1)
@@ -378,6 +430,22 @@ def main() -> None:
         bf16, compile_ = CUDA_VARIANTS[name]
         rates = compare(args, batches, "cuda", bf16, compile_)
         report(f"cuda {name}", rates, cpu)
+
+
+def adversarial(args: argparse.Namespace) -> None:
+    """``--model adversarial``: the shared control forward against a forward per step."""
+    gen = torch.Generator().manual_seed(1)
+    batches = [make_batch(make_module("adversarial"), args.batch, gen) for _ in range(4)]
+    print(f"model adversarial: discriminator + main step, batch {args.batch} (+ control)")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        rates = adversarial_rates(args, batches)
+        print(
+            f"  cpu {threads} thread(s): shared control forward {rates['shared']:>8,.0f} jets/s,"
+            f" one per step {rates['separate']:>8,.0f} jets/s:"
+            f" {rates['shared'] / rates['separate']:.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Adversarial and parameterised training: K-S, optimiser separation, λ = 0, parameters."""
 
 import copy
+import csv
 import json
 import logging
 
@@ -262,6 +263,12 @@ def test_ks_gate_falls_back_with_a_warning(prepared, tmp_path, caplog):
     assert summary["best_epoch"] == lowest and ckpt_epoch == lowest
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["gate_fallback"] is True
+    # the train metrics, summed over the epoch's steps, are logged once per epoch
+    with open(tmp_path / "m" / "metrics.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["train_adv"]]
+    assert [int(r["epoch"]) for r in rows] == [e["epoch"] for e in summary["epochs"]]
+    for row, epoch in zip(rows, summary["epochs"], strict=True):
+        assert float(row["train_loss"]) == pytest.approx(epoch["train_loss"])
 
 
 def film_module(prepared, **film):

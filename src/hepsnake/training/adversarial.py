@@ -99,7 +99,14 @@ class AdversarialModule(TaggerModule):
         if batch_idx == self.trainer.num_training_batches - 1:
             for key, value in self.epoch_sums.items():
                 mean = value / self.epoch_jets
-                self.log(f"train_{key}", mean, batch_size=self.epoch_jets, sync_dist=True)
+                self.log(
+                    f"train_{key}",
+                    mean,
+                    on_step=False,
+                    on_epoch=True,
+                    batch_size=self.epoch_jets,
+                    sync_dist=True,
+                )
 
     def on_train_epoch_end(self) -> None:
         scheduler = self.lr_schedulers()
