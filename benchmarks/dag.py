@@ -24,7 +24,7 @@ The target is a no-op dry run of at most 2.5 s at 100 samples.
 hot spots, and the functions with the most own time; cProfile itself slows the run ~1.4x).
 
 ``--full-run`` instead runs the default DAG for real, ``snakemake --cores 2`` from an empty
-``results/`` in a copy of Snakefile, workflow/ and config/ (target: at most 8 minutes on 2
+``results/`` in a scratch directory holding a copy of config/ (target: at most 8 minutes on 2
 cores), and prints where the time goes: each job's wall from Snakemake's log and the sum per
 rule; ``--jobs-from LOG`` prints the same table for an existing ``.snakemake/log`` file.
 
@@ -402,15 +402,12 @@ def job_table(log: Path) -> None:
 
 
 def full_run(workdir: Path, cores: int) -> None:
-    """The default DAG (config/config.yaml) from an empty results/ in a copy of the
-    workflow, ``snakemake --cores CORES``: total wall, then :func:`job_table`."""
-    for name in ("Snakefile", "workflow", "config"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, workdir / name)
-        else:
-            shutil.copy(source, workdir / name)
-    cmd = [snakemake_exe(), "--cores", str(cores)]
+    """The default DAG (config/config.yaml) from an empty results/ in ``workdir`` (a copy of
+    config/; the repository's Snakefile), ``snakemake --cores CORES``: total wall, then
+    :func:`job_table`."""
+    shutil.copytree(REPO / "config", workdir / "config")
+    cmd = [snakemake_exe(), "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
+    cmd += ["--cores", str(cores)]
     load = loadavg()
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)

@@ -28,7 +28,8 @@ done
 
 scratch=$(mktemp -d -t hepsnake-gpu-XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
-cp -r Snakefile workflow config "$scratch"/
+repo=$PWD
+cp -r config "$scratch"/
 cd "$scratch"
 
 # one tiny training per setting, each in its own results/ (prepared once, then copied)
@@ -40,16 +41,20 @@ models: [baseline]
 training_overrides: {max_epochs: 2, batch_size: 500, accelerator: $2, devices: $3}
 EOF
   if [ ! -d results_prepared ]; then
-    timeout 150 snakemake prepare_norm --cores all --quiet \
-      --configfile "config/gpu_$name.yaml" >/dev/null
+    timeout 150 snakemake prepare_norm -s "$repo/Snakefile" --cores all --quiet \
+      --configfile "config/gpu_$name.yaml" >prepare.out 2>&1 || {
+      echo "gpu.sh: preparing the tiny config failed; snakemake said:" >&2
+      tail -20 prepare.out >&2
+      exit 1
+    }
     cp -a results results_prepared
   else
     rm -rf results && cp -a results_prepared results
   fi
-  timeout 120 snakemake results/models/baseline/best.ckpt --cores all --quiet \
-    --configfile "config/gpu_$name.yaml" >/dev/null || {
-    echo "gpu.sh: the $name training failed; its log:" >&2
-    tail -20 results/logs/train/baseline.log >&2
+  timeout 120 snakemake results/models/baseline/best.ckpt -s "$repo/Snakefile" --cores all --quiet \
+    --configfile "config/gpu_$name.yaml" >"train_$name.out" 2>&1 || {
+    echo "gpu.sh: the $name training failed; snakemake and the train log said:" >&2
+    tail -10 "train_$name.out" results/logs/train/baseline.log >&2
     exit 1
   }
   python - "$name" <<'EOF'
