@@ -23,8 +23,13 @@ The target is a no-op dry run of at most 2.5 s at 100 samples.
 ``python -X importtime`` (import time per package) and cProfile (the cumulative time of known
 hot spots, and the functions with the most own time; cProfile itself slows the run ~1.4x).
 
+``--full-run`` instead runs the default DAG for real, ``snakemake --cores 2`` from an empty
+``results/`` in a scratch directory holding a copy of config/ (target: at most 8 minutes on 2
+cores), and prints where the time goes: each job's wall from Snakemake's log and the sum per
+rule; ``--jobs-from LOG`` prints the same table for an existing ``.snakemake/log`` file.
+
 Run by hand, e.g. ``python benchmarks/dag.py`` or ``python benchmarks/dag.py --samples 100
---repeat 5 --profile``. Not a test.
+--repeat 5 --profile`` or ``python benchmarks/dag.py --full-run``. Not a test.
 """
 
 import argparse
@@ -38,14 +43,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+from _common import work_directory
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 2.5  # no-op dry run at TARGET_SAMPLES samples
 TARGET_SAMPLES = 100
+FULL_TARGET_S = 480.0  # the default DAG from an empty results/ (--full-run)
 NOTHING = "Nothing to be done"
 # the sample kinds of config/config.yaml: (toy spec, role, label, params)
 KINDS: dict[str, tuple[dict[str, Any], str, str, str]] = {
@@ -343,6 +351,80 @@ def bench(args: argparse.Namespace, tmp: Path) -> None:
         profile(tmp / f"n{n}", snakefile, args.top)
 
 
+def parse_log(log: Path) -> list[tuple[str, str, float]]:
+    """(rule, wildcards, wall seconds) of each finished job of a Snakemake log, by start."""
+    stamp: datetime | None = None
+    started: dict[str, tuple[str, str, datetime]] = {}  # jobid -> rule, wildcards, start
+    current: list[str | None] = [None, None]  # rule and jobid of the job block being read
+    jobs: list[tuple[datetime, str, str, float]] = []
+    for line in log.read_text().splitlines():
+        match = re.fullmatch(r"\[(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4})\]", line.strip())
+        if match:
+            stamp = datetime.strptime(match.group(1), "%a %b %d %H:%M:%S %Y")
+            continue
+        match = re.fullmatch(r"(?:local)?rule (\w+):", line)
+        if match and stamp is not None:
+            current = [match.group(1), None]
+            continue
+        match = re.fullmatch(r"\s+jobid: (\d+)", line)
+        if match and current[0] is not None and stamp is not None:
+            current[1] = match.group(1)
+            started[match.group(1)] = (current[0], "", stamp)
+            continue
+        match = re.fullmatch(r"\s+wildcards: (.*)", line)
+        if match and current[1] in started:
+            rule, _, start = started[current[1]]
+            started[current[1]] = (rule, match.group(1), start)
+            continue
+        match = re.match(r"Finished jobid: (\d+)", line)
+        if match and match.group(1) in started and stamp is not None:
+            rule, wildcards, start = started.pop(match.group(1))
+            jobs.append((start, rule, wildcards, (stamp - start).total_seconds()))
+    return [(rule, wildcards, wall) for _, rule, wildcards, wall in sorted(jobs)]
+
+
+def job_table(log: Path) -> None:
+    """Print each job of a Snakemake log (start order) and the wall summed per rule."""
+    jobs = [job for job in parse_log(log) if job[0] != "all"]
+    width = max([9, *(len(wildcards) for _, wildcards, _ in jobs)])
+    print(f"\n{len(jobs)} jobs of {log.name} (1 s resolution)")
+    print(f"{'rule':18} {'wildcards':{width}} {'wall [s]':>8}")
+    for rule, wildcards, wall in jobs:
+        print(f"{rule:18} {wildcards or '-':{width}} {wall:8.0f}")
+    per_rule: dict[str, list[float]] = {}
+    for rule, _, wall in jobs:
+        per_rule.setdefault(rule, []).append(wall)
+    busy = sum(wall for _, _, wall in jobs)
+    print(f"\n{'rule':18} {'jobs':>4} {'sum [s]':>8} {'share':>6}")
+    for rule, walls in sorted(per_rule.items(), key=lambda kv: -sum(kv[1])):
+        print(f"{rule:18} {len(walls):4d} {sum(walls):8.0f} {sum(walls) / max(busy, 1):6.0%}")
+    print(f"{'all jobs':18} {len(jobs):4d} {busy:8.0f}")
+
+
+def full_run(workdir: Path, cores: int) -> None:
+    """The default DAG (config/config.yaml) from an empty results/ in ``workdir`` (a copy of
+    config/; the repository's Snakefile), ``snakemake --cores CORES``: total wall, then
+    :func:`job_table`."""
+    shutil.copytree(REPO / "config", workdir / "config")
+    cmd = [snakemake_exe(), "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
+    cmd += ["--cores", str(cores)]
+    load = loadavg()
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
+    verdict = "met" if wall <= FULL_TARGET_S else "MISSED"
+    print(
+        f"default DAG, snakemake --cores {cores}: {wall:.0f} s (target <= {FULL_TARGET_S:.0f} s"
+        f" on 2 cores: {verdict}); load average {load} before, {loadavg()} after"
+    )
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    if not logs:
+        raise SystemExit(f"no Snakemake log under {workdir / '.snakemake' / 'log'}")
+    job_table(logs[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -367,7 +449,23 @@ def main() -> None:
         "--profile-samples", type=int, default=TARGET_SAMPLES, help="samples of the profiled run"
     )
     parser.add_argument("--top", type=int, default=25, help="rows per profile listing")
+    parser.add_argument(
+        "--full-run",
+        action="store_true",
+        help="instead: run the default DAG for real (minutes) and print its per-job table",
+    )
+    parser.add_argument("--cores", type=int, default=2, help="cores of --full-run")
+    parser.add_argument(
+        "--jobs-from", type=Path, help="instead: print the per-job table of this Snakemake log"
+    )
     args = parser.parse_args()
+    if args.jobs_from is not None:
+        job_table(args.jobs_from)
+        return
+    if args.full_run:
+        with work_directory(args.workdir) as workdir:
+            full_run(workdir, args.cores)
+        return
     if args.workdir is not None:
         tmp = Path(args.workdir)
         tmp.mkdir(parents=True)  # must not exist: the cases need fresh directories

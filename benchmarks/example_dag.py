@@ -34,12 +34,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import skhep_testdata
 from _common import work_directory
-from dag import loadavg, snakemake_exe
+from dag import loadavg, parse_log, snakemake_exe
 from startup import REPO, noop_args, timed
 
 TARGET_S = 60.0
@@ -96,38 +95,6 @@ def run_dag(scratch: Path, configfile: Path) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
     return wall
-
-
-def parse_log(log: Path) -> list[tuple[str, str, float]]:
-    """(rule, wildcards, wall seconds) of each finished job of a Snakemake log, by start."""
-    stamp: datetime | None = None
-    started: dict[str, tuple[str, str, datetime]] = {}  # jobid -> rule, wildcards, start
-    current: list[str | None] = [None, None]  # rule and jobid of the job block being read
-    jobs: list[tuple[datetime, str, str, float]] = []
-    for line in log.read_text().splitlines():
-        match = re.fullmatch(r"\[(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4})\]", line.strip())
-        if match:
-            stamp = datetime.strptime(match.group(1), "%a %b %d %H:%M:%S %Y")
-            continue
-        match = re.fullmatch(r"(?:local)?rule (\w+):", line)
-        if match and stamp is not None:
-            current = [match.group(1), None]
-            continue
-        match = re.fullmatch(r"\s+jobid: (\d+)", line)
-        if match and current[0] is not None and stamp is not None:
-            current[1] = match.group(1)
-            started[match.group(1)] = (current[0], "", stamp)
-            continue
-        match = re.fullmatch(r"\s+wildcards: (.*)", line)
-        if match and current[1] in started:
-            rule, _, start = started[current[1]]
-            started[current[1]] = (rule, match.group(1), start)
-            continue
-        match = re.match(r"Finished jobid: (\d+)", line)
-        if match and match.group(1) in started and stamp is not None:
-            rule, wildcards, start = started.pop(match.group(1))
-            jobs.append((start, rule, wildcards, (stamp - start).total_seconds()))
-    return [(rule, wildcards, wall) for _, rule, wildcards, wall in sorted(jobs)]
 
 
 def fixed_costs(verbs: list[str], repeat: int, missing: Path) -> dict[str, list[float | None]]:

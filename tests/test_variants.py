@@ -1,6 +1,7 @@
 """Adversarial and parameterised training: K-S, optimiser separation, λ = 0, parameters."""
 
 import copy
+import csv
 import json
 import logging
 
@@ -137,10 +138,13 @@ def test_parameterised_test_time_value(prepared):
     assert not torch.isnan(values).any() and set(values.unique().tolist()) == {5.0, 16.0, 55.0}
 
 
-def test_optimiser_steps_touch_only_their_own_parameters(prepared):
+def manual_adversarial(prepared, seed=0):
+    """A tiny adversarial module with its optimisers wired for steps outside a Trainer, one
+    main batch and one control batch."""
     config, root, main, control = prepared
     model = tiny(config, "adversarial", gradient_clip=None, schedule="none")
     norm = yaml.safe_load((root / "norm.yaml").read_text())
+    torch.manual_seed(seed)
     module = build_module(part(config, model), norm, [1, 1, 1])
     assert isinstance(module, AdversarialModule)
     main_opt, disc_opt = module.configure_optimizers()
@@ -158,20 +162,48 @@ def test_optimiser_steps_touch_only_their_own_parameters(prepared):
             )
         )
     )
+    return module, batch, ctrl
+
+
+def test_optimiser_steps_touch_only_their_own_parameters(prepared):
+    module, batch, ctrl = manual_adversarial(prepared)
+    probs = module.control_probs(ctrl)
 
     def snapshot():
         return {k: v.detach().clone() for k, v in module.named_parameters()}
 
     before = snapshot()
-    module.discriminator_step(ctrl)
+    module.discriminator_step(ctrl, probs)
     after = snapshot()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("discriminator.") for k in changed)
     assert all(p.grad is None for p in module.model.parameters())  # main net not in the graph
-    module.main_step(batch, ctrl)
+    module.main_step(batch, ctrl, probs)
     final = snapshot()
     changed = {k for k in after if not torch.equal(after[k], final[k])}
     assert changed and all(k.startswith("model.") for k in changed)
+
+
+def test_shared_control_forward_matches_separate_forwards(prepared):
+    """One control forward for the discriminator and main steps updates both networks
+    exactly as a fresh forward per step does (the discriminator step leaves the main net)."""
+    shared, batch, ctrl = manual_adversarial(prepared)
+    start = {k: v.clone() for k, v in shared.state_dict().items()}
+    probs = shared.control_probs(ctrl)
+    for _ in range(2):
+        shared.discriminator_step(ctrl, probs)
+    shared.main_step(batch, ctrl, probs)
+    separate, batch, ctrl = manual_adversarial(prepared)
+    for _ in range(2):
+        with torch.no_grad():
+            fresh = separate.control_probs(ctrl)
+        separate.discriminator_step(ctrl, fresh)
+    separate.main_step(batch, ctrl, separate.control_probs(ctrl))
+    a, b = shared.state_dict(), separate.state_dict()
+    assert not torch.equal(a["discriminator.0.weight"], start["discriminator.0.weight"])
+    assert not torch.equal(a["model.head.0.weight"], start["model.head.0.weight"])
+    for key, value in a.items():
+        assert torch.equal(value, b[key]), key
 
 
 def test_lambda_zero_reproduces_the_baseline(prepared, tmp_path):
@@ -238,6 +270,12 @@ def test_ks_gate_falls_back_with_a_warning(prepared, tmp_path, caplog):
     assert summary["best_epoch"] == lowest and ckpt_epoch == lowest
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["gate_fallback"] is True
+    # the train metrics, summed over the epoch's steps, are logged once per epoch
+    with open(tmp_path / "m" / "metrics.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["train_adv"]]
+    assert [int(r["epoch"]) for r in rows] == [e["epoch"] for e in summary["epochs"]]
+    for row, epoch in zip(rows, summary["epochs"], strict=True):
+        assert float(row["train_loss"]) == pytest.approx(epoch["train_loss"])
 
 
 def film_module(prepared, **film):

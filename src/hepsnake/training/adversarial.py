@@ -26,39 +26,40 @@ class AdversarialModule(TaggerModule):
         n_classes = len(self.hparams.class_names)
         self.discriminator = Dense(n_classes, list(adversarial["hidden"]), 1)
         self.automatic_optimization = False
+        self.epoch_sums: dict[str, torch.Tensor] = {}  # see accumulate
+        self.epoch_jets = 0
 
-    def adversary_loss(
-        self, control: dict[str, torch.Tensor], through_main: bool = True
-    ) -> torch.Tensor:
-        """Weighted BCE of the discriminator on the main network's control-jet outputs.
+    def control_probs(self, control: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The main network's class probabilities on control-region jets."""
+        return self(control)["logits"].float().softmax(-1)
 
-        ``through_main=False`` keeps the main network out of the graph (discriminator step).
-        """
-        with torch.set_grad_enabled(through_main and torch.is_grad_enabled()):
-            probs = self(control)["logits"].float().softmax(-1)
+    def adversary_loss(self, control: dict[str, torch.Tensor], probs: torch.Tensor) -> torch.Tensor:
+        """Weighted BCE of the discriminator on the main network's control-jet ``probs``."""
         logit = self.discriminator(probs).squeeze(-1)
         bce = F.binary_cross_entropy_with_logits(
             logit, control["is_data"].float(), reduction="none"
         )
         return weighted_mean(bce, control["weight"])
 
-    def discriminator_step(self, control: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One discriminator update; the main network is not touched."""
+    def discriminator_step(
+        self, control: dict[str, torch.Tensor], probs: torch.Tensor
+    ) -> torch.Tensor:
+        """One discriminator update on detached ``probs``; the main network is not touched."""
         _, disc_opt = self.optimizers()
-        loss = self.adversary_loss(control, through_main=False)
+        loss = self.adversary_loss(control, probs.detach())
         disc_opt.zero_grad()
         self.manual_backward(loss)
         disc_opt.step()
         return loss.detach()
 
     def main_step(
-        self, batch: dict[str, torch.Tensor], control: dict[str, torch.Tensor]
+        self, batch: dict[str, torch.Tensor], control: dict[str, torch.Tensor], probs: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """One update of the main network on ``L_main − λ·L_adv``; the discriminator is frozen."""
         main_opt, _ = self.optimizers()
         result = self.losses(batch)
         self.discriminator.requires_grad_(False)
-        adv = self.adversary_loss(control)
+        adv = self.adversary_loss(control, probs)
         total = result["loss"] - self.adv["lambda"] * adv
         main_opt.zero_grad()
         self.manual_backward(total)
@@ -76,14 +77,37 @@ class AdversarialModule(TaggerModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         control = self.trainer.datamodule.control_batch()
-        disc = torch.stack([self.discriminator_step(control) for _ in range(self.adv["k_steps"])])
-        result = self.main_step(batch, control)
-        size = len(batch["label"])
+        # the discriminator steps leave the main network as it was: one forward of the control
+        # jets (kept in the graph for the main step) serves every step of this batch
+        probs = self.control_probs(control)
+        disc = torch.stack(
+            [self.discriminator_step(control, probs) for _ in range(self.adv["k_steps"])]
+        )
+        result = self.main_step(batch, control, probs)
         result["disc"] = disc.mean()
+        self.accumulate(result, len(batch["label"]), batch_idx)
+
+    def accumulate(self, result: dict[str, torch.Tensor], size: int, batch_idx: int) -> None:
+        """Sum the batch-size-weighted metrics and log their epoch means once, at the epoch's
+        last batch (what ``self.log(..., on_epoch=True)`` per step gives, without its
+        per-call cost, a sizeable part of a step of this small model)."""
+        if batch_idx == 0:
+            self.epoch_sums, self.epoch_jets = {}, 0
         for key, value in result.items():
-            self.log(
-                f"train_{key}", value, on_step=False, on_epoch=True, batch_size=size, sync_dist=True
-            )
+            weighted = value.detach() * size
+            self.epoch_sums[key] = self.epoch_sums[key] + weighted if batch_idx else weighted
+        self.epoch_jets += size
+        if batch_idx == self.trainer.num_training_batches - 1:
+            for key, value in self.epoch_sums.items():
+                mean = value / self.epoch_jets
+                self.log(
+                    f"train_{key}",
+                    mean,
+                    on_step=False,
+                    on_epoch=True,
+                    batch_size=self.epoch_jets,
+                    sync_dist=True,
+                )
 
     def on_train_epoch_end(self) -> None:
         scheduler = self.lr_schedulers()
@@ -104,8 +128,9 @@ class AdversarialModule(TaggerModule):
         losses = []
         for control in self.trainer.datamodule.control["val"]:
             control = {k: v.to(self.device) for k, v in control.items()}
-            outs.append(self(control)["logits"].float().softmax(-1).cpu().numpy())
-            losses.append(float(self.adversary_loss(control)))
+            probs = self.control_probs(control)
+            outs.append(probs.cpu().numpy())
+            losses.append(float(self.adversary_loss(control, probs)))
             is_data.append(control["is_data"].cpu().numpy())
             weights.append(control["weight"].cpu().numpy())
             pt.append(control["pt"].cpu().numpy())
