@@ -57,9 +57,12 @@ def compare(runs: dict[str, str], output: str, plot: str) -> dict[str, Any]:
     rows = []
     for name, path in runs.items():
         try:
-            epochs = json.loads(Path(path).read_text())["epochs"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise HepsnakeError(path, f"not a training metrics.json ({exc})") from None
+            data = json.loads(Path(path).read_text())
+        except ValueError as exc:
+            raise HepsnakeError(path, f"not JSON: {exc}") from None
+        epochs = data.get("epochs") if isinstance(data, dict) else None
+        if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
+            raise HepsnakeError(path, "not a training metrics.json (no list of epoch records)")
         series = curves(epochs)
         rows.append({"name": name, "metrics": path, "best": best_epochs(series), "curves": series})
     table = {"figures": list(FIGURES), "rows": rows}
