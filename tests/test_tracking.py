@@ -9,7 +9,7 @@ import yaml
 
 from hepsnake.cli import main
 from hepsnake.errors import HepsnakeError
-from hepsnake.tracking import lightning_loggers
+from hepsnake.tracking import flat_params, lightning_loggers
 
 EPOCHS = [
     {"epoch": 0, "val_loss": 0.9, "val_auc": 0.70, "val_ks_pqcd": 0.20, "val_ks_psig": 0.10,
@@ -64,6 +64,15 @@ def test_mlflow_run_reads_back_params_metrics_and_artefacts(tmp_path, monkeypatc
     assert [a.path for a in client.list_artifacts(run_id, "export")] == ["export/model.onnx"]
     local = client.download_artifacts(run_id, "export/model.onnx", str(tmp_path))
     assert Path(local).read_bytes() == onnx.read_bytes()
+
+
+def test_params_are_flat_dotted_text():
+    assert flat_params({}) == {}
+    assert flat_params({"a": {"b": [1, 2], "c": {}}, "d": None}) == {
+        "a.b": "[1, 2]",
+        "a.c": "{}",
+        "d": "None",
+    }
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ from hepsnake.prepare.guard import check_inputs
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
 MODEL_SCHEMA = Path(__file__).with_name("model.schema.yaml")
 TUNE_SCHEMA = Path(__file__).with_name("tune.schema.yaml")
+# a study's keys no trial job reads (changing them reruns no trial)
+TUNE_DAG_KEYS = ("n_trials", "n_parallel", "file", "description")
 SAMPLE_COLUMNS = ("name", "files", "reader", "tree", "role", "label", "params", "xsec")
 REMOTE_PREFIXES = ("root://", "s3://", "http://", "https://", "xroot://")
 UNNAMED = "config"  # names a config no file holds (a dict built in code, a stage's JSON slice)
@@ -707,7 +709,7 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
             "class_names": config["class_names"],
             "inputs": config["inputs"],
             # n_trials and n_parallel shape the DAG only: more trials must not rerun the others
-            "study": {k: v for k, v in study.items() if k not in ("n_trials", "n_parallel")},
+            "study": {k: v for k, v in study.items() if k not in TUNE_DAG_KEYS},
         }
         part["study"]["model"] = {k: v for k, v in study["model"].items() if k != "export"}
         if stage == "tune_best":

@@ -69,8 +69,9 @@ def experiment(settings: dict[str, Any]) -> tuple[Any, str]:
 
 
 def flat_params(data: Any, prefix: str = "") -> dict[str, str]:
-    """Nested config values as MLflow params: dotted keys, values as text."""
-    if isinstance(data, dict) and data:
+    """Nested config values as MLflow params: dotted keys, values as text (an empty mapping
+    at the top gives none)."""
+    if isinstance(data, dict) and (data or not prefix):
         out: dict[str, str] = {}
         for key, value in data.items():
             out |= flat_params(value, f"{prefix}{key}.")

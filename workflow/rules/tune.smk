@@ -1,22 +1,5 @@
 # Hyperparameter studies (config `tune:`): trial jobs sharing one Optuna study, then the best
 # trial as a model config (`models: [tune.<study>]` trains it like any other model).
-from types import SimpleNamespace
-
-from hepsnake.config import load_tune
-
-TUNE = {name: load_tune(config, name) for name in config["tune"]}
-
-
-def tune_trial_inputs(wildcards):
-    """The base model's training inputs; trial i waits for trial i - n_parallel."""
-    study = TUNE[wildcards.study]
-    inputs = train_inputs(SimpleNamespace(model=study["base_model"]))
-    job = int(wildcards.trial)
-    if job >= study["n_parallel"]:
-        inputs["previous"] = f"results/tune/{wildcards.study}/trials/{job - study['n_parallel']}.json"
-    return inputs
-
-
 rule tune_trial:
     input:
         unpack(tune_trial_inputs),
