@@ -53,12 +53,17 @@ def study_plots(study: Any, history: str, importances: str) -> None:
 
     from hepsnake.io.figure import save_figure
 
+    def save(ax: Any, path: str) -> None:
+        ax.figure.set_size_inches(8, 4.5)
+        ax.figure.tight_layout()  # the dotted parameter names fit on the left
+        save_figure(ax.figure, path)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        save_figure(ov.plot_optimization_history(study).figure, history)
+        save(ov.plot_optimization_history(study), history)
         complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
         if len(complete) >= 2 and study.best_trial.params:
-            save_figure(ov.plot_param_importances(study).figure, importances)
+            save(ov.plot_param_importances(study), importances)
             return
     fig, ax = plt.subplots(figsize=(6, 2))
     ax.axis("off")
