@@ -16,6 +16,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/convert.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/report.smk"
@@ -27,4 +28,5 @@ rule all:
         rules.prepare_norm.output,
         rules.prepare_control.output if CONTROL_SAMPLES else [],
         "results/report.md" if MODELS else [],
+        "results/tracking/runs.json" if MODELS and config["tracking"]["mlflow"] else [],
     default_target: True

@@ -71,9 +71,9 @@ def dry_run(profile: str, workdir: Path, env: dict[str, str]) -> str:
     return proc.stdout + proc.stderr
 
 
-def train_resources(dry_run_output: str) -> set[str]:
-    """The ``key=value`` resources the dry run lists for the first train job."""
-    job = dry_run_output.split("\nrule train:", 1)[1]
+def train_resources(dry_run_output: str, rule: str = "train") -> set[str]:
+    """The ``key=value`` resources the dry run lists for the first job of ``rule``."""
+    job = dry_run_output.split(f"\nrule {rule}:", 1)[1]
     line = next(x for x in job.splitlines() if x.strip().startswith("resources:"))
     return {r.strip() for r in line.split(":", 1)[1].split(",")}
 
@@ -96,6 +96,26 @@ def test_install_profile_makes_profile_name_work(home, workdir):
     dry = dry_run("htcondor", workdir, home)
     assert "Using profiles htcondor and workflow specific profile" in dry
     assert {"request_gpus=1", "classad_JobFlavour=tomorrow"} <= train_resources(dry)
+
+
+@pytest.mark.parametrize("profile", ["htcondor", "slurm"])
+def test_tuning_trials_get_the_train_resources(home, workdir, profile):
+    args = ["-s", str(REPO / "Snakefile"), "--profile", f"{REPO}/profiles/{profile}", "-n"]
+    proc = subprocess.run(
+        ["snakemake", *args, "results/tune/tiny/best.yaml", "--configfile", "config/tiny.yaml"],
+        cwd=workdir,
+        env=home,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dry = proc.stdout + proc.stderr
+    trial = train_resources(dry, "tune_trial")
+    gpu = {"request_gpus=1", "classad_JobFlavour=tomorrow"} if profile == "htcondor" else set()
+    assert gpu | ({"gres=gpu:1", "slurm_partition=gpu"} if profile == "slurm" else set()) <= trial
+    profile_cfg = yaml.safe_load((REPO / "profiles" / profile / "config.yaml").read_text())
+    assert profile_cfg["set-resources"]["tune_trial"] == profile_cfg["set-resources"]["train"]
 
 
 def test_slurm_profile_resolves_gpu_partition(home, workdir):
@@ -185,6 +205,26 @@ def test_htcondor_submissions_gpu_flavour_and_retry(home, workdir):
     assert "Trying to restart job" in output
     events = (workdir / ".snakemake" / "htcondor" / "snakemake-rules.log").read_text()
     assert events.count("Job terminated.") == len(records)
+
+
+@pytest.mark.slow
+def test_htcondor_tuning_trials_submitted_as_train_jobs(home, workdir):
+    assert hepsnake("install-profile", "htcondor", env=home).returncode == 0
+    proc, records = run_recorded(workdir, home, "results/tune/tiny/best.yaml")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert (workdir / "results" / "tune" / "tiny" / "best.yaml").is_file()
+    by_rule: dict[str, list[dict]] = {}
+    for rec in records:
+        by_rule.setdefault(rec["submit"]["batch_name"].rsplit("-", 1)[0], []).append(rec["submit"])
+    trials = by_rule["tune_trial"]
+    assert len(trials) == 4, "one job per trial"
+    for submit in trials:
+        assert submit["request_gpus"] == "1"
+        assert submit["MY.JobFlavour"] == '"tomorrow"'
+        assert submit["request_memory"] == "16000MB"
+        assert submit["request_disk"] == str(10000 * 1024), "KB"
+    (best,) = by_rule["tune_best"]
+    assert "request_gpus" not in best and best["MY.JobFlavour"] == '"espresso"'
 
 
 @pytest.mark.slow

@@ -75,6 +75,54 @@ def cmd_train(args: argparse.Namespace) -> None:
         log.info("train: best epoch %s %s", summary["best_epoch"], summary["best"])
 
 
+def cmd_tune(args: argparse.Namespace) -> None:
+    from hepsnake.tune.study import run_trial
+
+    paths = {"train": args.train, "val": args.val, "norm": args.norm}
+    paths |= {"class_dict": args.class_dict}
+    if args.control_train:
+        paths |= {"control_train": args.control_train, "control_val": args.control_val}
+    record = run_trial(load(args.config), args.job, paths, args.outdir, args.output, args.threads)
+    log.info(
+        "tune trial %d (job %d): %s %s",
+        record["number"],
+        args.job,
+        record["state"],
+        record["value"],
+    )
+
+
+def cmd_study(args: argparse.Namespace) -> None:
+    from hepsnake.tune.best import tune_best
+
+    summary = tune_best(
+        load(args.config), args.trials, args.output, args.summary, args.history, args.importances
+    )
+    log.info(
+        "tune %s: best trial %d, %s %.6g → %s",
+        summary["name"],
+        summary["best_trial"],
+        summary["metric"],
+        summary["best"],
+        args.output,
+    )
+
+
+def cmd_track(args: argparse.Namespace) -> None:
+    from hepsnake.tracking import track_models
+
+    runs = track_models(load(args.config), args.models, args.artifacts, args.output)
+    log.info("track: %d MLflow runs → %s", len(runs), args.output)
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from hepsnake.report.compare import compare
+
+    table = compare(dict(zip(args.names, args.metrics, strict=True)), args.output, args.plot)
+    for row in table["rows"]:
+        log.info("%s: %s", row["name"], row["best"])
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from hepsnake.evaluate.predict import predict
 
@@ -134,6 +182,8 @@ def cmd_report(args: argparse.Namespace) -> None:
         args.output,
         args.repo,
         args.exports,
+        args.epochs,
+        args.studies,
     )
     log.info("report → %s", args.output)
 
@@ -212,6 +262,35 @@ def parser() -> argparse.ArgumentParser:
     trn.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     trn.add_argument("--control-train", help="control-region train split (adversarial models)")
     trn.add_argument("--control-val", help="control-region val split (adversarial models)")
+    tri = verb("tune", cmd_tune, "one trial of a hyperparameter study (a train job)")
+    tri.add_argument("--job", type=int, required=True, help="the trial job's index")
+    for flag in ("--train", "--val", "--norm", "--class-dict"):
+        tri.add_argument(flag, required=True)
+    tri.add_argument("--control-train", help="control-region train split (adversarial models)")
+    tri.add_argument("--control-val", help="control-region val split (adversarial models)")
+    tri.add_argument("--outdir", required=True, help="the trial's training directory")
+    tri.add_argument("--output", required=True, help="the trial's record, trials/<job>.json")
+    tri.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    bst = verb("study", cmd_study, "a study's best trial as a model config, its table and plots")
+    bst.add_argument("--trials", nargs="+", required=True, help="the trial records")
+    bst.add_argument("--output", required=True, help="results/tune/<study>/best.yaml")
+    bst.add_argument("--summary", required=True, help="the study's trials table (JSON)")
+    bst.add_argument("--history", required=True, help="optimisation history plot (PNG)")
+    bst.add_argument("--importances", required=True, help="parameter importances plot (PNG)")
+    trk = verb("track", cmd_track, "MLflow runs of the trained models (tracking.mlflow)")
+    trk.add_argument("--models", nargs="+", required=True, help="results/models/<model> dirs")
+    trk.add_argument("--artifacts", nargs="*", default=[], help="plots, ONNX files to attach")
+    trk.add_argument("--output", required=True, help="the run ids (JSON)")
+    cmp = verb(
+        "compare",
+        cmd_compare,
+        "best epochs of models or trials by val loss, K-S sum, AUC",
+        config=False,
+    )
+    cmp.add_argument("--names", nargs="+", required=True, help="one name per metrics file")
+    cmp.add_argument("--metrics", nargs="+", required=True, help="training metrics.json files")
+    cmp.add_argument("--output", required=True, help="the table (JSON)")
+    cmp.add_argument("--plot", required=True, help="per-epoch curves (PNG)")
     prd = verb("predict", cmd_predict, "class probabilities for the test split (puma layout)")
     prd.add_argument("--model", required=True, help="model name: column prefix")
     prd.add_argument("--checkpoint", required=True)
@@ -238,6 +317,8 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--predictions", nargs="+", required=True, help="one per model, in order")
     rep.add_argument("--metrics", nargs="+", required=True, help="one per model, in order")
     rep.add_argument("--exports", nargs="*", default=[], help="export benchmark.json files")
+    rep.add_argument("--epochs", help="the best-epochs table of hepsnake compare")
+    rep.add_argument("--studies", nargs="*", default=[], help="tuning studies' study.json")
     rep.add_argument("--split-summary", required=True)
     rep.add_argument("--convert-summaries", nargs="+", required=True)
     rep.add_argument("--output", required=True)

@@ -20,6 +20,9 @@ from hepsnake.prepare.guard import check_inputs
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
 MODEL_SCHEMA = Path(__file__).with_name("model.schema.yaml")
+TUNE_SCHEMA = Path(__file__).with_name("tune.schema.yaml")
+# a study's keys no trial job reads (changing them reruns no trial)
+TUNE_DAG_KEYS = ("n_trials", "n_parallel", "file", "description")
 SAMPLE_COLUMNS = ("name", "files", "reader", "tree", "role", "label", "params", "xsec")
 REMOTE_PREFIXES = ("root://", "s3://", "http://", "https://", "xroot://")
 UNNAMED = "config"  # names a config no file holds (a dict built in code, a stage's JSON slice)
@@ -131,6 +134,8 @@ def workflow_config(config: dict[str, Any], configfiles: Sequence[str | Path]) -
     resolved = validate(resolve_extends(copy.deepcopy(config), origin), origin)
     for name in resolved["models"]:
         load_model(resolved, name)
+    for study in resolved["tune"]:
+        load_tune(resolved, study, origin)
     config.clear()
     config.update(resolved)
     return config
@@ -220,13 +225,33 @@ def check_schema(data: Any, validator: Any, where: Where, prefix: Sequence[str |
         raise schema_error(error, where, prefix)
 
 
-def load_model(config: dict[str, Any], name: str) -> dict[str, Any]:
-    """The validated model config ``model_dir/<name>.yaml`` with ``training_overrides`` applied
-    (checked with the config: an override's error names the config, not the model file)."""
-    path = Path(config["model_dir"]) / f"{name}.yaml"
+def model_path(config: dict[str, Any], name: str) -> Path:
+    """The file of model ``name``: ``model_dir/<name>.yaml``, or for ``tune.<study>`` the
+    study's best trial, ``results/tune/<study>/best.yaml``."""
+    from hepsnake.tune import TUNED_PREFIX, best_path
+
+    if name.startswith(TUNED_PREFIX):
+        return best_path(name.removeprefix(TUNED_PREFIX))
+    return Path(config["model_dir"]) / f"{name}.yaml"
+
+
+def read_model(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """Model ``name``'s config file as written (no defaults, no overrides)."""
+    path = model_path(config, name)
     if not path.is_file():
-        raise HepsnakeError(str(path), f"model config for '{name}' not found")
-    model = read_mapping(path)
+        from hepsnake.tune import TUNED_PREFIX
+
+        hint = f" (`snakemake {path}` makes it)" if name.startswith(TUNED_PREFIX) else ""
+        raise HepsnakeError(str(path), f"model config for '{name}' not found{hint}")
+    return read_mapping(path)
+
+
+def load_model(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The validated model config of ``name`` (:func:`model_path`) with ``training_overrides``
+    applied (checked with the config: an override's error names the config, not the model
+    file)."""
+    path = model_path(config, name)
+    model = read_model(config, name)
     origin = Origin([(str(path), model)])
     check_schema(model, schema_validator(MODEL_SCHEMA), origin.where)
     model["training"].update(config["training_overrides"])
@@ -258,6 +283,62 @@ def check_components(model: dict[str, Any], origin: Origin) -> None:
         raise HepsnakeError(origin.where("model", "tasks"), f"task name {twice[0]!r} used twice")
 
 
+def load_tune(config: dict[str, Any], study: str, origin: Origin | None = None) -> dict[str, Any]:
+    """Study ``study`` of ``config['tune']``: its tune file validated (defaults filled) and
+    merged with the config's settings, ``model`` the base model (:func:`load_model`).
+
+    Every range's ends (and every choice) applied to the base model must give a valid model
+    config: a bad key or value names the tune file's ``space`` entry.
+    """
+    from hepsnake.tune.space import apply_params, space_corners
+
+    settings = config["tune"][study]
+    path = settings["file"]
+    spec = read_mapping(path)
+    where = Origin([(path, spec)]).where
+    check_schema(spec, schema_validator(TUNE_SCHEMA), where)
+    for key, dist in spec["space"].items():
+        if dist["type"] != "categorical" and not dist["low"] <= dist["high"]:
+            raise HepsnakeError(where("space", key), "low is above high")
+        if dist["type"] != "categorical" and dist["log"] and dist["low"] <= 0:
+            raise HepsnakeError(where("space", key), "a log range needs low > 0")
+    if spec["base_model"].startswith("tune."):
+        raise HepsnakeError(where("base_model"), "a study starts from a model of model_dir")
+    try:
+        model = load_model(config, spec["base_model"])
+    except HepsnakeError as exc:
+        raise HepsnakeError(where("base_model"), str(exc)) from None
+    for key, params in space_corners(spec["space"]):
+        trial = apply_params(model, params, where("space", key))
+        check_schema(trial, schema_validator(MODEL_SCHEMA), functools.partial(where, "space", key))
+        try:
+            check_components(trial["model"], Origin())
+        except HepsnakeError as exc:
+            raise HepsnakeError(where("space", key), str(exc)) from None
+    refuse_url_secret(settings["storage"], (origin or Origin()).where("tune", study, "storage"))
+    return {"name": study, **settings, **spec, "model": model}
+
+
+def refuse_url_secret(url: str | None, where: str) -> None:
+    """Refuse a storage or tracking URL that carries a password or token (Snakemake records
+    params, logs keep commands): the database driver or MLflow reads it from the environment."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from hepsnake.io.remote import SECRET_QUERY_KEYS
+
+    if not url:
+        return
+    parts = urlsplit(url)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    query = [k for k, v in parse_qsl(parts.query) if v and SECRET_QUERY_KEYS.search(k)]
+    if (at and ":" in userinfo) or query:
+        raise HepsnakeError(
+            where,
+            "embeds a password or token: set it in the environment (MLFLOW_TRACKING_TOKEN,"
+            " MLFLOW_TRACKING_PASSWORD, PGPASSWORD or ~/.pgpass), never in the config",
+        )
+
+
 def validate(config: dict[str, Any], origin: Origin | None = None) -> dict[str, Any]:
     """Validate against the JSON schema (filling defaults) and normalise the sample list, in
     place. An unknown or mistyped key raises HepsnakeError naming the file (from ``origin``)
@@ -286,6 +367,8 @@ def validate(config: dict[str, Any], origin: Origin | None = None) -> dict[str, 
 
     refuse_credentials(config)
     refuse_duplicate_files(config)
+    mlflow = config["tracking"]["mlflow"]
+    refuse_url_secret(mlflow and mlflow["uri"], origin.where("tracking", "mlflow", "uri"))
     return config
 
 
@@ -646,6 +729,26 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
                 k: v for k, v in load_model(config, wildcards["model"]).items() if k != "export"
             },
         }
+        if config["tracking"]["loggers"]:  # absent when off: turning it on retrains, not before
+            part["tracking"] = {"loggers": config["tracking"]["loggers"]}
+    elif stage in ("tune", "tune_best"):
+        study = load_tune(config, wildcards["study"])
+        part = {
+            "class_names": config["class_names"],
+            "inputs": config["inputs"],
+            # n_trials and n_parallel shape the DAG only: more trials must not rerun the others
+            "study": {k: v for k, v in study.items() if k not in TUNE_DAG_KEYS},
+        }
+        part["study"]["model"] = {k: v for k, v in study["model"].items() if k != "export"}
+        if stage == "tune_best":
+            part["study"]["n_trials"] = study["n_trials"]
+            part["model_file"] = read_model(config, study["base_model"])
+            if config["tracking"]["mlflow"]:
+                part["tracking"] = {"mlflow": config["tracking"]["mlflow"]}
+        elif config["tracking"]["loggers"]:
+            part["tracking"] = {"loggers": config["tracking"]["loggers"]}
+    elif stage == "track":
+        part = {"tracking": config["tracking"]}
     elif stage == "report":
         part = {
             "class_names": config["class_names"],

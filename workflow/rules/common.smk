@@ -1,10 +1,12 @@
 # Config validation and the input functions the rules share; the logic lives in hepsnake.config.
 import sys
+from types import SimpleNamespace
 
 from hepsnake.config import (
     expand_files,
     is_remote,
     load_model,
+    load_tune,
     sample_by_name,
     samples_with_role,
     stage_config,
@@ -49,3 +51,17 @@ def sample_files(wildcards):
     """The local input files of a sample (URLs are read inside the job)."""
     sample = sample_by_name(config, wildcards.sample)
     return [f for f in expand_files(sample) if not is_remote(f)]
+
+
+# hyperparameter studies (config tune:), rules tune_trial and tune_best
+TUNE = {name: load_tune(config, name) for name in config["tune"]}
+
+
+def tune_trial_inputs(wildcards):
+    """The base model's training inputs; trial i waits for trial i - n_parallel."""
+    study = TUNE[wildcards.study]
+    inputs = train_inputs(SimpleNamespace(model=study["base_model"]))
+    job = int(wildcards.trial)
+    if job >= study["n_parallel"]:
+        inputs["previous"] = f"results/tune/{wildcards.study}/trials/{job - study['n_parallel']}.json"
+    return inputs

@@ -332,6 +332,32 @@ def model_section(m: str, met: dict[str, Any], results: Path, signal: str) -> li
     return [*lines, ""]
 
 
+def tune_section(summary_path: str, results: Path) -> list[str]:
+    """A tuning study: its best trial, the five best trials, Optuna's history and importance
+    plots (made by rule tune_best)."""
+    study = json.loads(Path(summary_path).read_text())
+    ranked = sorted(
+        (t for t in study["trials"] if t["state"] == "COMPLETE"),
+        key=lambda t: t["value"],
+        reverse=study["direction"] == "maximize",
+    )
+    states = [t["state"] for t in study["trials"]]
+    counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in dict.fromkeys(states))
+    lines = [f"## Tuning study `{study['name']}`", ""]
+    lines += [
+        f"Base model `{study['base_model']}`, {study['direction']} {study['metric']}"
+        f" ({study['sampler']} sampler, {study['pruner']} pruner): {len(states)} trials"
+        f" ({counts}); the best, trial {study['best_trial']}, is model `tune.{study['name']}`.",
+        "",
+    ]
+    keys = list(study["best_params"])
+    rows = [[t["number"], t["value"], *(t["params"].get(k) for k in keys)] for t in ranked[:5]]
+    lines += table(["trial", study["metric"], *keys], rows)
+    for name, path in study["plots"].items():
+        lines.append(f"![{study['name']} {name}]({Path(path).relative_to(results)})")
+    return [*lines, ""]
+
+
 def dropped_warnings(where: str, summary: dict[str, Any]) -> list[str]:
     """One warning per reason of a summary's ``dropped`` {reason: jets} (nested per sample
     or stage allowed) with jets dropped."""
@@ -425,13 +451,16 @@ def report(
     output: str,
     repo: str = ".",
     exports: list[str] | None = None,
+    epochs: str | None = None,
+    studies: list[str] | None = None,
 ) -> str:
     """Write the report and the comparison plot; return the Markdown text.
 
     ``config`` is the report's stage slice (with ``config_hash``, the whole config's, and
     ``parameters``, each model's scanned parameters) or a whole config. ``metrics_files`` and
     ``predictions`` map each model name to its file; ``exports`` are the export stage's
-    ``benchmark.json`` files (each next to its ``validation.json``).
+    ``benchmark.json`` files (each next to its ``validation.json``); ``epochs`` the table of
+    ``hepsnake compare``, ``studies`` the ``study.json`` of tuning studies.
     """
     out = Path(output)
     results = out.parent
@@ -496,6 +525,12 @@ def report(
 
     if exports:
         lines += export_section(exports, results)
+    if epochs:
+        from hepsnake.report.compare import compare_section
+
+        lines += compare_section(epochs, "plots/compare/epochs.png")
+    for study in studies or []:
+        lines += tune_section(study, results)
 
     lines += ["## Warnings", ""]
     lines += [f"- {w}" for w in warnings] or ["- none"]

@@ -3,6 +3,7 @@
 import logging
 import math
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,12 @@ from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import copy_atomic, write_yaml
 from hepsnake.models.checkpoint import HASH_KEY, config_sha256, read_checkpoint
 from hepsnake.prepare.guard import check_inputs
+from hepsnake.tracking import lightning_loggers
 from hepsnake.training.adversarial import AdversarialModule
 from hepsnake.training.callbacks import AtomicModelCheckpoint, MetricsSummary, ResumeCheckpoint
 from hepsnake.training.datamodule import H5DataModule
 from hepsnake.training.module import TaggerModule
+from hepsnake.tune.callbacks import ValAUC
 
 log = logging.getLogger("hepsnake")
 
@@ -156,11 +159,13 @@ def train(
     outdir: str,
     threads: int = 1,
     control_paths: dict[str, str] | None = None,
+    extra_callbacks: Sequence[L.Callback] = (),
 ) -> dict[str, Any]:
     """Train ``config['model']``; write best.ckpt, last.ckpt, metrics.csv/json, config.yaml.
 
     Work in progress lives in ``outdir/.work`` (not a Snakemake output, so a killed job keeps
     it); a rerun resumes from ``.work/resume.ckpt`` and ends as an uninterrupted run would.
+    ``extra_callbacks`` (a tuning trial's pruning) run after the others.
     """
     check_inputs(config["inputs"])
     model_cfg = config["model"]
@@ -205,7 +210,7 @@ def train(
         save_top_k=1,
         enable_version_counter=False,
     )
-    callbacks: list[L.Callback] = [best, metrics, ResumeCheckpoint(work / "resume.ckpt")]
+    callbacks: list[L.Callback] = [ValAUC(), best, metrics, ResumeCheckpoint(work / "resume.ckpt")]
     if cfg["early_stopping"]:
         # on the plain validation loss: epochs failing the K-S gate (penalised in
         # val_loss_gated) would otherwise stop a run whose loss is still falling
@@ -213,6 +218,8 @@ def train(
     loggers: list[Any] = [CSVLogger(work, name="csv", version="")]
     if cfg["tensorboard"]:
         loggers.append(TensorBoardLogger(out, name="tensorboard", version=""))
+    loggers += lightning_loggers(config.get("tracking", {}).get("loggers", []), out, cfg)
+    callbacks += extra_callbacks
     accelerator = cfg["accelerator"]
     trainer = L.Trainer(
         accelerator=accelerator,

@@ -1,0 +1,65 @@
+"""Lightning callbacks of tuning: the validation AUC per epoch, pruning on the objective."""
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+
+class ValAUC(L.Callback):
+    """Log ``val_auc`` each epoch: the weighted one-vs-rest AUC of each class present in the
+    validation split, averaged (a per-epoch figure ``hepsnake compare`` and studies rank by).
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.parts = []
+
+    @torch.no_grad()
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        module: L.LightningModule,
+        outputs: Any,
+        batch: dict[str, torch.Tensor],
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        probs = module(batch)["logits"].float().softmax(-1)
+        self.parts.append(
+            (probs.cpu().numpy(), batch["label"].cpu().numpy(), batch["weight"].cpu().numpy())
+        )
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        from sklearn.metrics import roc_auc_score
+
+        if trainer.sanity_checking or not self.parts:
+            return
+        probs, labels, weights = (np.concatenate(p) for p in zip(*self.parts, strict=True))
+        present = np.unique(labels)
+        if len(present) < 2:
+            return
+        aucs = [roc_auc_score(labels == c, probs[:, c], sample_weight=weights) for c in present]
+        module.log("val_auc", float(np.mean(aucs)), sync_dist=True)
+
+
+class Pruning(L.Callback):
+    """Report ``metric`` to an Optuna trial after each validation; stop the run (after this
+    epoch, checkpoints and metrics written as usual) when the pruner says so."""
+
+    def __init__(self, trial: Any, metric: str) -> None:
+        self.trial = trial
+        self.metric = metric
+        self.pruned_at: int | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.metric)
+        if trainer.sanity_checking or value is None or not trainer.is_global_zero:
+            return
+        self.trial.report(float(value), trainer.current_epoch)
+        if self.trial.should_prune():
+            self.pruned_at = trainer.current_epoch
+            trainer.should_stop = True
