@@ -26,8 +26,6 @@ class AdversarialModule(TaggerModule):
         n_classes = len(self.hparams.class_names)
         self.discriminator = Dense(n_classes, list(adversarial["hidden"]), 1)
         self.automatic_optimization = False
-        self.epoch_sums: dict[str, torch.Tensor] = {}  # see accumulate
-        self.epoch_jets = 0
 
     def control_probs(self, control: dict[str, torch.Tensor]) -> torch.Tensor:
         """The main network's class probabilities on control-region jets."""
@@ -85,29 +83,7 @@ class AdversarialModule(TaggerModule):
         )
         result = self.main_step(batch, control, probs)
         result["disc"] = disc.mean()
-        self.accumulate(result, len(batch["label"]), batch_idx)
-
-    def accumulate(self, result: dict[str, torch.Tensor], size: int, batch_idx: int) -> None:
-        """Sum the batch-size-weighted metrics and log their epoch means once, at the epoch's
-        last batch (what ``self.log(..., on_epoch=True)`` per step gives, without its
-        per-call cost, a sizeable part of a step of this small model)."""
-        if batch_idx == 0:
-            self.epoch_sums, self.epoch_jets = {}, 0
-        for key, value in result.items():
-            weighted = value.detach() * size
-            self.epoch_sums[key] = self.epoch_sums[key] + weighted if batch_idx else weighted
-        self.epoch_jets += size
-        if batch_idx == self.trainer.num_training_batches - 1:
-            for key, value in self.epoch_sums.items():
-                mean = value / self.epoch_jets
-                self.log(
-                    f"train_{key}",
-                    mean,
-                    on_step=False,
-                    on_epoch=True,
-                    batch_size=self.epoch_jets,
-                    sync_dist=True,
-                )
+        self.accumulate("train", result, len(batch["label"]), batch_idx)
 
     def on_train_epoch_end(self) -> None:
         scheduler = self.lr_schedulers()

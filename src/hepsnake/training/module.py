@@ -30,6 +30,8 @@ class TaggerModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.spec, self.model = build_tagger(self.hparams)
+        self.epoch_sums: dict[str, dict[str, torch.Tensor]] = {}
+        self.epoch_jets: dict[str, int] = {}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[HASH_KEY] = config_sha256(self.hparams)
@@ -38,9 +40,14 @@ class TaggerModule(L.LightningModule):
         return self.model(batch)
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """:meth:`task_losses` of the model's outputs on ``batch``."""
+        return self.task_losses(self(batch), batch)
+
+    def task_losses(
+        self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         """``loss`` (the weighted sum), the jet classification's ``ce`` and ``acc``, and per
-        other task ``{task}_loss`` (and its metrics)."""
-        out = self(batch)
+        other task ``{task}_loss`` (and its metrics), from the model's outputs ``out``."""
         result: dict[str, torch.Tensor] = {}
         total = torch.zeros((), device=self.device)
         for task in self.model.tasks:
@@ -55,18 +62,47 @@ class TaggerModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         result = self.losses(batch)
-        size = len(batch["weight"])
-        for key, value in result.items():
-            self.log(
-                f"train_{key}", value, on_step=False, on_epoch=True, batch_size=size, sync_dist=True
-            )
+        self.accumulate("train", result, len(batch["weight"]), batch_idx)
         return result["loss"]
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        result = self.losses(batch)
-        size = len(batch["weight"])
+    def validation_step(
+        self, batch: dict[str, torch.Tensor], batch_idx: int
+    ) -> dict[str, torch.Tensor]:
+        """Log the validation losses; return the class probabilities (for ``val_auc``)."""
+        out = self(batch)
+        self.accumulate("val", self.task_losses(out, batch), len(batch["weight"]), batch_idx)
+        return {"probs": out["logits"].detach().float().softmax(-1)}
+
+    def accumulate(
+        self, prefix: str, result: dict[str, torch.Tensor], size: int, batch_idx: int
+    ) -> None:
+        """Sum the batch-size-weighted metrics and log their epoch means as
+        ``{prefix}_{key}`` once, at the epoch's last batch: what ``self.log(...,
+        on_epoch=True)`` per step gives, without its per-call cost (a sizeable part of a step
+        of a small model)."""
+        n_batches = (
+            self.trainer.num_training_batches
+            if prefix == "train"
+            else sum(self.trainer.num_val_batches)
+        )
+        if batch_idx == 0:
+            self.epoch_sums[prefix], self.epoch_jets[prefix] = {}, 0
+        sums = self.epoch_sums[prefix]
         for key, value in result.items():
-            self.log(f"val_{key}", value, on_epoch=True, batch_size=size, sync_dist=True)
+            weighted = value.detach() * size
+            sums[key] = sums[key] + weighted if batch_idx else weighted
+        self.epoch_jets[prefix] += size
+        if batch_idx == n_batches - 1:
+            jets = self.epoch_jets[prefix]
+            for key, value in sums.items():
+                self.log(
+                    f"{prefix}_{key}",
+                    value / jets,
+                    on_step=False,
+                    on_epoch=True,
+                    batch_size=jets,
+                    sync_dist=True,
+                )
 
     def on_train_epoch_start(self) -> None:
         # reseeding per epoch makes a resumed run repeat the uninterrupted one exactly

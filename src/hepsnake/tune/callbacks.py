@@ -18,7 +18,6 @@ class ValAUC(L.Callback):
     def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.parts = []
 
-    @torch.no_grad()
     def on_validation_batch_end(
         self,
         trainer: L.Trainer,
@@ -28,7 +27,7 @@ class ValAUC(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        probs = module(batch)["logits"].float().softmax(-1)
+        probs = outputs["probs"]  # TaggerModule.validation_step's: no second forward pass
         self.parts.append(
             (probs.cpu().numpy(), batch["label"].cpu().numpy(), batch["weight"].cpu().numpy())
         )
