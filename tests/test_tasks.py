@@ -128,6 +128,7 @@ TASKS = [
         "label": "truth_origin",
         "classes": ["pileup", "prompt", "llp"],
         "bayes": {"sig": "truth_p_llp_sig"},
+        "mixture": 2,
         "weight": 0.5,
     },
     {

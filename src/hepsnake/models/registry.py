@@ -122,6 +122,7 @@ REGISTRY: dict[str, dict[str, Component]] = {
                 "label": {"type": "string"},
                 "classes": {"type": "array", "items": NAME, "minItems": 2, "uniqueItems": True},
                 "signal": {"type": "string"},
+                "mixture": INT | {"default": 1},
                 "bayes": {
                     "type": "object",
                     "additionalProperties": {"type": ["string", "number"]},

@@ -36,11 +36,12 @@ class ConstituentClassification(Task):
         signal: str | None = None,
         bayes: Mapping[str, str | float] | None = None,
         hidden: Sequence[int] | None = None,
+        mixture: int = 1,
     ) -> None:
         super().__init__(context, name, weight)
         self.collection, self.label, self.classes = collection, label, list(classes)
         self.signal = signal or self.classes[-1]
-        self.bayes, self.hidden = dict(bayes or {}), hidden
+        self.bayes, self.hidden, self.mixture = dict(bayes or {}), hidden, mixture
 
     @property
     def dataset(self) -> str:
@@ -51,7 +52,7 @@ class ConstituentClassification(Task):
 
         hidden = self.hidden if self.hidden is not None else trunk.head.get("hidden", [trunk.dim])
         return ConstituentHead(
-            self.collection, trunk.dim, trunk.jet_width, hidden, len(self.classes)
+            self.collection, trunk.dim, trunk.jet_width, hidden, len(self.classes), self.mixture
         )
 
     def labels(self) -> list[tuple[str, str]]:

@@ -35,19 +35,37 @@ class JetHead(nn.Module):
 
 class ConstituentHead(nn.Module):
     """A dense net on each encoded constituent of one collection joined to its jet's
-    representation: (B, n, n_out), zero on padding."""
+    representation: (B, n, n_out) logits, zero on padding.
+
+    With ``mixture`` M > 1 the head gives M class distributions per constituent, mixed with
+    per-jet weights from the jet representation, and returns the mixture's log-probabilities:
+    P(k | x, jet) = Σ_m w_m(jet) P_m(k | x, jet), the form of the posterior when the
+    constituent's law depends on a jet-level category (its flavour, or LLP or not).
+    """
 
     def __init__(
-        self, collection: str, dim: int, jet_width: int, hidden: Sequence[int], n_out: int
+        self,
+        collection: str,
+        dim: int,
+        jet_width: int,
+        hidden: Sequence[int],
+        n_out: int,
+        mixture: int = 1,
     ) -> None:
         super().__init__()
-        self.collection = collection
-        self.net = Dense(dim + jet_width, list(hidden), n_out)
+        self.collection, self.n_out, self.mixture = collection, n_out, mixture
+        self.net = Dense(dim + jet_width, list(hidden), n_out * mixture)
+        self.gate = nn.Linear(jet_width, mixture) if mixture > 1 else None
 
     def forward(self, trunk: TrunkOutput) -> torch.Tensor:
         x, mask = trunk.constituents[self.collection], trunk.masks[self.collection]
         jet = trunk.jet.unsqueeze(1).expand(-1, x.shape[1], -1)
-        return masked(self.net(torch.cat([x, jet], dim=-1)), mask)
+        out = self.net(torch.cat([x, jet], dim=-1))
+        if self.gate is not None:
+            logits = out.unflatten(-1, (self.mixture, self.n_out)).log_softmax(-1)
+            weights = self.gate(trunk.jet).log_softmax(-1)[:, None, :, None]
+            out = torch.logsumexp(logits + weights, dim=2)
+        return masked(out, mask)
 
 
 class PairHead(nn.Module):
