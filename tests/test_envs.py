@@ -81,10 +81,26 @@ def module_file(module: str) -> Path:
     return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
 
 
+def is_type_checking(node: ast.AST) -> bool:
+    """An ``if TYPE_CHECKING:`` block: its imports never run."""
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` outside ``if TYPE_CHECKING:`` blocks."""
+    out, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        todo += [c for c in ast.iter_child_nodes(node) if not is_type_checking(c)]
+    return out
+
+
 def imported_names(tree: ast.Module, top_level_only: bool = False) -> list[str]:
-    """Absolute module names imported in ``tree`` (``from a import b`` gives a and a.b)."""
+    """Absolute module names imported in ``tree`` (``from a import b`` gives a and a.b), but
+    not under ``if TYPE_CHECKING:``."""
     names = []
-    for node in tree.body if top_level_only else ast.walk(tree):
+    for node in tree.body if top_level_only else runtime_nodes(tree):
         if isinstance(node, ast.Import):
             names += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

@@ -59,9 +59,9 @@ TUNE = {name: load_tune(config, name) for name in config["tune"]}
 
 def tune_trial_inputs(wildcards):
     """The base model's training inputs; trial i waits for trial i - n_parallel."""
-    study = TUNE[wildcards.study]
+    name, job = wildcards.study, int(wildcards.trial)
+    study = TUNE[name]
     inputs = train_inputs(SimpleNamespace(model=study["base_model"]))
-    job = int(wildcards.trial)
     if job >= study["n_parallel"]:
-        inputs["previous"] = f"results/tune/{wildcards.study}/trials/{job - study['n_parallel']}.json"
+        inputs["previous"] = f"results/tune/{name}/trials/{job - study['n_parallel']}.json"
     return inputs

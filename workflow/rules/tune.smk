@@ -26,7 +26,7 @@ rule tune_trial:
         study="|".join(TUNE) or "NONE",
         trial=r"\d+",
     shell:
-        "hepsnake tune --config {params.config:q} --job {wildcards.trial}"
+        "hepsnake tune --config {params.config:q} --job {wildcards.trial:q}"
         " --train {input.train:q} --val {input.val:q} --norm {input.norm:q}"
         " --class-dict {input.class_dict:q} {params.control:q} --outdir {params.outdir:q}"
         " --output {output:q} --threads {threads} > {log:q} 2>&1"
