@@ -712,6 +712,8 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
                 {k: s[k] for k in ("name", "role", "label") if k in s} for s in config["samples"]
             ],
             "prepare": config["prepare"],
+            # the transformed inputs are written by the split (not the variable lists)
+            "inputs": {k: config["inputs"][k] for k in ("transforms", "input_map")},
         }
     elif stage == "norm":
         part = {
