@@ -6,6 +6,7 @@ the batch, turns the output into named prediction fields (names from :mod:`hepsn
 the same names are the ONNX outputs), and scores the predictions file with numpy.
 """
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,7 @@ class TrunkOutput:
     masks: dict[str, "torch.Tensor"]
 
 
-class Task:
+class Task(ABC):
     """Base of every task. ``level`` says what one prediction is about (``jet``,
     ``constituent``), ``dataset`` where its prediction fields are written."""
 
@@ -68,9 +69,10 @@ class Task:
         """The key of this task's raw output in the tagger's output dict."""
         return self.name
 
+    @abstractmethod
     def head(self, trunk: Trunk) -> "nn.Module":
         """The head: ``module(TrunkOutput) -> Tensor``."""
-        raise NotImplementedError
+        ...
 
     def labels(self) -> list[tuple[str, str]]:
         """(dataset, field) pairs the training loader reads for this task's loss, into
@@ -81,19 +83,22 @@ class Task:
         """Fields of :attr:`dataset` the predictions file keeps for :meth:`evaluate`."""
         return [f for _, f in self.labels()]
 
+    @abstractmethod
     def loss(
         self, output: "torch.Tensor", batch: Mapping[str, "torch.Tensor"]
     ) -> dict[str, "torch.Tensor"]:
         """``loss`` (weighted by the jets' ``weight``) and any metrics worth logging."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def predict_names(self, model: str) -> list[str]:
         """The names of :meth:`predict`'s fields (also the ONNX outputs) for ``model``."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def predict(self, output: "torch.Tensor", model: str) -> dict[str, "torch.Tensor"]:
         """Named prediction fields of one output (B,) or (B, n), as written and exported."""
-        raise NotImplementedError
+        ...
 
     def export_names(self, model: str) -> list[str]:
         """The ONNX outputs of this task: :meth:`predict_names` unless overridden."""
@@ -103,12 +108,13 @@ class Task:
         """The ONNX output tensors, in :meth:`export_names` order (traceable ops only)."""
         return list(self.predict(output, "").values())
 
+    @abstractmethod
     def evaluate(
         self, table: "np.ndarray", model: str, jets: "np.ndarray | None" = None
     ) -> dict[str, Any]:
         """Headline figures from :attr:`dataset` of the predictions file (``jets``: its jets
         table, row for row, for figures that need jet truth)."""
-        raise NotImplementedError
+        ...
 
     def plot(
         self,

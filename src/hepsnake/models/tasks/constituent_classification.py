@@ -113,12 +113,18 @@ class ConstituentClassification(Task):
         probs = np.stack([table[n][keep] for n in self.predict_names(model)], -1)
         return keep, label[keep], probs
 
+    def confusion(self, truth: np.ndarray, probs: np.ndarray) -> list[list[int]]:
+        """Counts of (true class, most probable class) over the scored constituents."""
+        from sklearn.metrics import confusion_matrix
+
+        return confusion_matrix(truth, probs.argmax(-1), labels=range(len(self.classes))).tolist()
+
     def evaluate(
         self, table: np.ndarray, model: str, jets: np.ndarray | None = None
     ) -> dict[str, Any]:
         """AUC of :attr:`signal` against the other classes over real labelled constituents
         (and the Bayes-optimal AUC of the ``bayes`` truth posterior), accuracy, confusion."""
-        from sklearn.metrics import confusion_matrix, roc_auc_score
+        from sklearn.metrics import roc_auc_score
 
         keep, truth, probs = self.scored(table, model)
         is_signal = truth == self.classes.index(self.signal)
@@ -130,9 +136,7 @@ class ConstituentClassification(Task):
                 out["bayes_auc"] = float(roc_auc_score(is_signal, bayes[keep]))
                 out["auc_gap"] = out["bayes_auc"] - out["auc"]
         out["accuracy"] = float(np.mean(probs.argmax(-1) == truth)) if len(truth) else None
-        out["confusion"] = confusion_matrix(
-            truth, probs.argmax(-1), labels=range(len(self.classes))
-        ).tolist()
+        out["confusion"] = self.confusion(truth, probs)
         return out
 
     def plot(
@@ -161,6 +165,7 @@ class ConstituentClassification(Task):
         title = f"{self.name}: {self.collection} {self.signal} vs the rest"
         names = [plot_name(self.name, "roc"), plot_name(self.name, "confusion")]
         plots.plot_roc(curves, directory / names[0], title, f"{self.collection} {self.signal}")
-        matrix = self.evaluate(table, model, jets)["confusion"]
-        plots.plot_confusion(matrix, self.classes, title, directory / names[1])
+        plots.plot_confusion(
+            self.confusion(truth, probs), self.classes, title, directory / names[1]
+        )
         return names
