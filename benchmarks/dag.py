@@ -25,8 +25,10 @@ hot spots, and the functions with the most own time; cProfile itself slows the r
 
 ``--full-run`` instead runs the default DAG for real, ``snakemake --cores 2`` from an empty
 ``results/`` in a scratch directory holding a copy of config/ (target: at most 8 minutes on 2
-cores), and prints where the time goes: each job's wall from Snakemake's log and the sum per
-rule; ``--jobs-from LOG`` prints the same table for an existing ``.snakemake/log`` file.
+cores), and prints where the time goes (each job's wall from Snakemake's log and the sum per
+rule) and its physics gates (baseline and parameterised within 0.01 of the Bayes-optimal AUC,
+adversarial data/MC K-S at most half the baseline's); ``--jobs-from LOG`` prints the same
+table for an existing ``.snakemake/log`` file.
 
 Run by hand, e.g. ``python benchmarks/dag.py`` or ``python benchmarks/dag.py --samples 100
 --repeat 5 --profile`` or ``python benchmarks/dag.py --full-run``. Not a test.
@@ -34,6 +36,7 @@ Run by hand, e.g. ``python benchmarks/dag.py`` or ``python benchmarks/dag.py --s
 
 import argparse
 import csv
+import json
 import os
 import pstats
 import re
@@ -54,6 +57,7 @@ REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 2.5  # no-op dry run at TARGET_SAMPLES samples
 TARGET_SAMPLES = 100
 FULL_TARGET_S = 480.0  # the default DAG from an empty results/ (--full-run)
+GAP_TARGET = 0.01  # the largest AUC gap to the Bayes-optimal AUC of the default DAG's gates
 NOTHING = "Nothing to be done"
 # the sample kinds of config/config.yaml: (toy spec, role, label, params)
 KINDS: dict[str, tuple[dict[str, Any], str, str, str]] = {
@@ -423,6 +427,38 @@ def full_run(workdir: Path, cores: int) -> None:
     if not logs:
         raise SystemExit(f"no Snakemake log under {workdir / '.snakemake' / 'log'}")
     job_table(logs[-1])
+    physics_gates(workdir / "results" / "metrics")
+
+
+def physics_gates(metrics: Path) -> None:
+    """The default DAG's physics gates from its metrics files: the baseline's AUC gap to the
+    Bayes-optimal AUC per background, the parameterised models' gap at each unseen parameter
+    value, and the adversarial over baseline data/MC K-S of p_sig."""
+    met = {p.stem: json.loads(p.read_text()) for p in sorted(metrics.glob("*.json"))}
+    print("\nphysics gates (test split)")
+    for name, entry in met["baseline"]["backgrounds"].items():
+        gap = entry["bayes_auc"] - entry["auc"]
+        print(
+            f"baseline vs {name}: AUC {entry['auc']:.4f}, Bayes {entry['bayes_auc']:.4f},"
+            f" gap {gap:.4f} (<= {GAP_TARGET}: {'met' if gap <= GAP_TARGET else 'MISSED'})"
+        )
+    for model in ("parameterised", "parameterised_film"):
+        for par, values in met[model].get("parameters", {}).items():
+            for value, per in values.items():
+                if per["unseen"]:
+                    entry = per["inclusive"]
+                    gap = entry["bayes_auc"] - entry["auc"]
+                    print(
+                        f"{model} at unseen {par} = {value}: AUC {entry['auc']:.4f}, Bayes"
+                        f" {entry['bayes_auc']:.4f}, gap {gap:.4f}"
+                        f" ({'met' if gap <= GAP_TARGET else 'MISSED'})"
+                    )
+    ks = {m: met[m]["control_ks"]["sig"]["ks"] for m in ("baseline", "adversarial")}
+    ratio = ks["adversarial"] / ks["baseline"]
+    print(
+        f"data/MC K-S of p_sig: baseline {ks['baseline']:.4f}, adversarial"
+        f" {ks['adversarial']:.4f}: {ratio:.2f}x ({'met' if ratio <= 0.5 else 'MISSED'})"
+    )
 
 
 def main() -> None:
