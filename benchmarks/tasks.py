@@ -19,43 +19,21 @@ import h5py
 import numpy as np
 from _common import shipped_config, work_directory
 
-from hepsnake.config import load_model, validate
-from hepsnake.convert.convert import convert
+from hepsnake.config import load_model
 from hepsnake.evaluate.metrics import auc
 from hepsnake.evaluate.predict import predict
 from hepsnake.evaluate.stage import task_metrics
-from hepsnake.prepare.norm import norm_stats
-from hepsnake.prepare.split import SPLITS, split
-from hepsnake.simulate.toy import simulate, write_root
+from hepsnake.simulate.prepared import prepared_toy
 from hepsnake.training.run import train
 
-GRID = {"train_masses": [5, 16, 55], "all_masses": [5, 16, 40, 55]}
 REPO = Path(__file__).resolve().parents[1]
 
 
 def prepared(root: Path, n_jets: int) -> tuple[dict[str, Any], dict[str, str]]:
     """QCD : BIB : signal = 5 : 2 : 3 of ``n_jets``, through convert, split and norm."""
-    config = shipped_config() | {"samples": [], "model_dir": str(REPO / "config" / "models")}
-    shares = {"qcd": ("qcd", 0.5, None), "bib": ("bib", 0.2, None), "sig": ("sig", 0.3, 16.0)}
-    for name, (process, share, mass) in shares.items():
-        branches = simulate(name, process, int(n_jets * share), 7, mass=mass, **GRID)
-        write_root(branches, root / f"{name}.root")
-        config["samples"].append(
-            {
-                "name": name,
-                "files": [str(root / f"{name}.root")],
-                "reader": "toy",
-                "label": process,
-                "params": {"mS": mass} if mass else {},
-            }
-        )
-    config = validate(config)
-    for s in config["samples"]:
-        convert(config, s["name"], root / f"{s['name']}.h5", root / f"{s['name']}.json")
-    outputs = {s: str(root / f"{s}.h5") for s in SPLITS}
-    split(config, [str(root / f"{n}.h5") for n in shares], outputs, str(root / "summary.json"))
-    norm_stats(config, outputs["train"], str(root / "norm.yaml"), str(root / "class.yaml"))
-    return config, outputs
+    config = shipped_config() | {"model_dir": str(REPO / "config" / "models")}
+    jets = {"qcd": int(n_jets * 0.5), "bib": int(n_jets * 0.2), "sig": int(n_jets * 0.3)}
+    return prepared_toy(config, root, jets, 7)
 
 
 def auc_error(value: float, n_sig: int, n_bkg: int) -> float:

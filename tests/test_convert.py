@@ -9,13 +9,14 @@ import h5py
 import numpy as np
 import pytest
 import uproot
-from conftest import GRID, PHYSLITE_FILES
+from conftest import PHYSLITE_FILES
 
 from hepsnake import __version__
 from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.h5 import read_json_attr
 from hepsnake.simulate.densities import ORIGINS, origin_field, origin_posterior
+from hepsnake.simulate.prepared import MASS_GRID
 from hepsnake.simulate.toy import simulate, write_root
 
 
@@ -25,7 +26,7 @@ def toy_files(tmp_path_factory):
     paths = {}
     for name, process, mass in (("qcd", "qcd", None), ("sig", "sig", 16.0)):
         paths[name] = root / f"{name}.root"
-        write_root(simulate(name, process, 2000, 5, mass=mass, **GRID), paths[name])
+        write_root(simulate(name, process, 2000, 5, mass=mass, **MASS_GRID), paths[name])
     return paths
 
 
@@ -192,7 +193,7 @@ def bad_inputs(tmp_path, toy_files, data_dir):
     with uproot.recreate(empty) as f:
         f.mktree("jets", {"jet_pt": np.float32})
     nan = tmp_path / "nan.root"
-    branches = simulate("n", "qcd", 50, 1, **GRID)
+    branches = simulate("n", "qcd", 50, 1, **MASS_GRID)
     branches["jet_eta"][7] = np.nan
     write_root(branches, nan)
     hzz = str(data_dir / "uproot-HZZ.root")
@@ -295,7 +296,7 @@ def test_cli_error_line_and_exit_code(tmp_path):
 def test_non_finite_cut_variable_is_an_error_with_default_cuts(
     branch, variable, tmp_path, config_factory
 ):
-    branches = simulate("n", "qcd", 200, 1, **GRID)
+    branches = simulate("n", "qcd", 200, 1, **MASS_GRID)
     branches[branch][[3, 150]] = [np.nan, np.inf]
     path = tmp_path / "in" / "nan.root"
     path.parent.mkdir()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import skhep_testdata
 import yaml
-from conftest import REPO, checkpoint, convert_samples, prepared_toy
+from conftest import REPO, checkpoint, prepared_toy
 from ftag import Flavours
 from ftag.hdf5 import H5Reader
 from ftag.labels import LabelContainer
@@ -21,6 +21,7 @@ from hepsnake.evaluate.predict import predict
 from hepsnake.names import input_fields, prob_column, prob_suffix, transformed_field
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
+from hepsnake.simulate.prepared import convert_samples
 
 PHYSLITE = "uproot-physlite-rntuple_v1-0-0-0.root"
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import GRID, REPO, convert_samples, default_config, prepared_toy
+from conftest import REPO, default_config, prepared_toy
 
 from hepsnake.config import load_model, validate
 from hepsnake.convert.convert import convert
@@ -26,6 +26,7 @@ from hepsnake.names import input_fields
 from hepsnake.prepare.guard import check_input_values
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
+from hepsnake.simulate.prepared import MASS_GRID, convert_samples
 from hepsnake.simulate.toy import simulate, write_root
 from hepsnake.training.callbacks import AtomicModelCheckpoint, checkpoint_path
 
@@ -38,7 +39,7 @@ def roots(tmp_path_factory) -> Path:
     """Toy ROOT files ``qcd.root``, ``bib.root``, ``sig.root`` (mS 16)."""
     root = tmp_path_factory.mktemp("hostile")
     for name, (process, mass, n) in TOY.items():
-        write_root(simulate(name, process, n, 5, mass=mass, **GRID), root / f"{name}.root")
+        write_root(simulate(name, process, n, 5, mass=mass, **MASS_GRID), root / f"{name}.root")
     return root
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import GRID, REPO, convert_samples, default_config
+from conftest import REPO, default_config
 
 from hepsnake.config import validate
 from hepsnake.prepare.split import SPLITS
+from hepsnake.simulate.prepared import MASS_GRID, convert_samples
 from hepsnake.simulate.toy import simulate, write_root
 
 HEPSNAKE = shutil.which("hepsnake")
@@ -27,7 +28,7 @@ def toy(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("kill")
     config = default_config() | {"samples": []}
     for name, (process, mass, n) in TOY.items():
-        write_root(simulate(name, process, n, 9, mass=mass, **GRID), root / f"{name}.root")
+        write_root(simulate(name, process, n, 9, mass=mass, **MASS_GRID), root / f"{name}.root")
         entry = {"name": name, "files": [str(root / f"{name}.root")], "reader": "toy"}
         config["samples"].append(entry | {"label": process, "params": {"mS": mass} if mass else {}})
     path = root / "config.yaml"

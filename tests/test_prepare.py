@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import skhep_testdata
 import yaml
-from conftest import GRID, default_config
+from conftest import default_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -25,6 +25,7 @@ from hepsnake.prepare.guard import check_inputs
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
+from hepsnake.simulate.prepared import MASS_GRID
 from hepsnake.simulate.toy import simulate, write_root
 
 TOY = [
@@ -44,7 +45,7 @@ def converted(tmp_path_factory):
     config = default_config()
     config["samples"] = []
     for name, process, mass, n, role, label in TOY:
-        branches = simulate(name, process, n, 3, mass=mass, mismodel=name == "data", **GRID)
+        branches = simulate(name, process, n, 3, mass=mass, mismodel=name == "data", **MASS_GRID)
         write_root(branches, root / f"{name}.root")
         sample = {
             "name": name,

@@ -4,7 +4,6 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
-from conftest import GRID
 from scipy import stats
 from scipy.special import expit
 from sklearn.metrics import roc_auc_score
@@ -19,6 +18,7 @@ from hepsnake.simulate.densities import (
     group_posterior,
     origin_field,
 )
+from hepsnake.simulate.prepared import MASS_GRID
 from hepsnake.simulate.toy import COLLECTIONS, draw, sample_seed, simulate, simulate_sample
 
 CONSTITUENT_TRUTH = [
@@ -32,10 +32,10 @@ LLP = ORIGINS.index("llp")
 @pytest.fixture(scope="module")
 def samples():
     return {
-        "qcd": simulate("qcd", "qcd", 20000, 7, **GRID),
-        "bib": simulate("bib", "bib", 20000, 7, **GRID),
-        "sig16": simulate("sig16", "sig", 20000, 7, mass=16, **GRID),
-        "sig40": simulate("sig40", "sig", 20000, 7, mass=40, **GRID),
+        "qcd": simulate("qcd", "qcd", 20000, 7, **MASS_GRID),
+        "bib": simulate("bib", "bib", 20000, 7, **MASS_GRID),
+        "sig16": simulate("sig16", "sig", 20000, 7, mass=16, **MASS_GRID),
+        "sig40": simulate("sig40", "sig", 20000, 7, mass=40, **MASS_GRID),
     }
 
 
@@ -132,7 +132,7 @@ def calibration_pulls(p, hit, bins=10):
 
 def test_constituent_truth_leaves_the_physics_unchanged():
     """Origins come from their own stream: every variable is what draw() alone gives."""
-    branches = simulate("sig16", "sig", 2000, 7, mass=16, **GRID)
+    branches = simulate("sig16", "sig", 2000, 7, mass=16, **MASS_GRID)
     toy = draw(class_model("sig", 16), 2000, np.random.default_rng(sample_seed(7, "sig16")))
     for coll, prefix in COLLECTIONS.items():
         for field, values in toy.collections[coll].fields.items():
@@ -206,16 +206,16 @@ def test_constituent_truth_is_never_an_input():
 
 
 def test_reproducible_per_sample_stream():
-    a = simulate("qcd", "qcd", 500, 1, **GRID)
-    b = simulate("qcd", "qcd", 500, 1, **GRID)
-    c = simulate("qcd2", "qcd", 500, 1, **GRID)
+    a = simulate("qcd", "qcd", 500, 1, **MASS_GRID)
+    b = simulate("qcd", "qcd", 500, 1, **MASS_GRID)
+    c = simulate("qcd2", "qcd", 500, 1, **MASS_GRID)
     assert np.array_equal(a["jet_pt"], b["jet_pt"])
     assert not np.array_equal(a["jet_pt"], c["jet_pt"])
 
 
 def test_data_sample_carries_the_mismodelling():
-    data = simulate("d", "qcd", 20000, 1, mismodel=True, is_data=True, **GRID)
-    mc = simulate("m", "qcd", 20000, 1, **GRID)
+    data = simulate("d", "qcd", 20000, 1, mismodel=True, is_data=True, **MASS_GRID)
+    mc = simulate("m", "qcd", 20000, 1, **MASS_GRID)
     assert np.all(data["mcEventWeight"] == 1) and mc["mcEventWeight"].std() > 0.1
     time_shift = np.mean(np.concatenate(data["cluster"].time)) - np.mean(
         np.concatenate(mc["cluster"].time)

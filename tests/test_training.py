@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from conftest import GRID, REPO, prepared_toy
+from conftest import REPO, prepared_toy
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hepsnake.config import load_model, load_samples
@@ -28,6 +28,7 @@ from hepsnake.models.encoders import GATv2
 from hepsnake.models.tagger import Tagger
 from hepsnake.models.tasks.base import Context
 from hepsnake.prepare.split import SPLITS, split
+from hepsnake.simulate.prepared import MASS_GRID
 from hepsnake.simulate.toy import simulate, write_root
 from hepsnake.training.callbacks import ResumeCheckpoint
 from hepsnake.training.run import build_module, resolve_precision, train
@@ -42,7 +43,7 @@ def prepared(tmp_path_factory):
     jets = {"qcd": 3000, "bib": 1500, "sig": 1500}
     config, outputs = prepared_toy(root, jets, 11, model_dir=str(REPO / "config" / "models"))
     for name in ("data", "mc"):
-        branches = simulate(name, "qcd", 800, 12, mismodel=name == "data", **GRID)
+        branches = simulate(name, "qcd", 800, 12, mismodel=name == "data", **MASS_GRID)
         write_root(branches, root / f"{name}.root")
         sample = {"name": name, "files": [str(root / f"{name}.root")], "reader": "toy"}
         config["samples"] += load_samples([sample | {"label": name, "role": "control"}])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import GRID, REPO, convert_samples, default_config
+from conftest import REPO, default_config
 from scipy import stats
 from torch import nn
 
@@ -19,6 +19,7 @@ from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.errors import HepsnakeError
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
+from hepsnake.simulate.prepared import MASS_GRID, convert_samples
 from hepsnake.simulate.toy import simulate, write_root
 from hepsnake.stats import weighted_ks
 from hepsnake.training.adversarial import AdversarialModule
@@ -74,7 +75,7 @@ def prepared(tmp_path_factory):
         ("mc", "qcd", None, 1000, "control", "mc"),
     ):
         write_root(
-            simulate(name, process, n, 4, mass=mass, mismodel=name == "data", **GRID),
+            simulate(name, process, n, 4, mass=mass, mismodel=name == "data", **MASS_GRID),
             root / f"{name}.root",
         )
         config["samples"].append(
