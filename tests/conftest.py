@@ -2,10 +2,14 @@
 scikit-hep-testdata), small configs, an untrained tiny checkpoint, the report-vs-metrics check."""
 
 import copy
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
+
+# torch's idle OpenMP threads sleep instead of spinning (read when torch loads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import lightning
 import pytest
@@ -17,6 +21,12 @@ from hepsnake.config import validate
 from hepsnake.report.markdown import fmt
 from hepsnake.simulate.prepared import prepared_toy as toy_samples
 from hepsnake.training.module import TaggerModule
+
+# pytest-xdist runs test files side by side (one worker per core): torch in each worker gets
+# its share of the cores
+torch.set_num_threads(
+    max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PHYSLITE_FILES = {
