@@ -40,7 +40,9 @@ class ConstituentHead(nn.Module):
     With ``mixture`` M > 1 the head gives M class distributions per constituent, mixed with
     per-jet weights from the jet representation, and returns the mixture's log-probabilities:
     P(k | x, jet) = Σ_m w_m(jet) P_m(k | x, jet), the form of the posterior when the
-    constituent's law depends on a jet-level category (its flavour, or LLP or not).
+    constituent's law depends on a jet-level category (its flavour, or LLP or not). The
+    weights come from a dense net as wide as the head: they play the jet category's
+    posterior, which a jet classification head needs its hidden layers for.
     """
 
     def __init__(
@@ -55,7 +57,7 @@ class ConstituentHead(nn.Module):
         super().__init__()
         self.collection, self.n_out, self.mixture = collection, n_out, mixture
         self.net = Dense(dim + jet_width, list(hidden), n_out * mixture)
-        self.gate = nn.Linear(jet_width, mixture) if mixture > 1 else None
+        self.gate = Dense(jet_width, list(hidden), mixture) if mixture > 1 else None
 
     def forward(self, trunk: TrunkOutput) -> torch.Tensor:
         x, mask = trunk.constituents[self.collection], trunk.masks[self.collection]
