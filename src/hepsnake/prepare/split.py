@@ -5,6 +5,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -318,8 +319,9 @@ def split(
     class instead; its jets then keep their base weights (physics weights or 1). A failure
     leaves no output. Returns the summary written to ``summary_path``.
 
-    Memory: per jet its label and split (a byte each); the shuffle's order goes to a scratch
-    file, and jets and constituents go through :func:`shuffle_collection` in blocks of
+    Memory: per jet its label and split (a byte each), and while the order of a split is
+    drawn, 4 bytes per jet of it; the order goes to a scratch file, and jets and
+    constituents go through a bucket shuffle (:func:`fill_buckets`) in blocks of
     ``shuffle_bytes``. With ``prepare.resample`` the training order is sorted in memory.
     """
     prep = config["prepare"]
@@ -476,9 +478,10 @@ class JetSplits:
     def jets(self, split: str) -> int:
         return sum(n for n, _ in self.groups[split].values())
 
-    def fit(self, ordered: Callable[[str, list[str]], Iterator[np.ndarray]]) -> None:
-        """Training weights from the ordered splits (``ordered(split, fields)``), as the
-        whole-split functions of :mod:`~hepsnake.prepare.weights` compute them."""
+    def fit(self, ordered: Callable[..., Iterator[np.ndarray]]) -> None:
+        """Training weights from the ordered splits (``ordered(split, fields)``: blocks in
+        output order, see :func:`in_order`), as the whole-split functions of
+        :mod:`~hepsnake.prepare.weights` would compute them."""
         if self.control:
             for s in SPLITS:
                 n_data = sum(d for _, d in self.groups[s].values())
@@ -514,10 +517,10 @@ class JetSplits:
             sel = (table["sample"] == i) & (table["flavour_label"] == label)
             weight.add(table["weight"][sel].astype(np.float64))
             train_weight.add(table["train_weight"][sel].astype(np.float64))
-        if self.plot and split == "train":
-            wanted = PLOT_JETS - sum(len(t) for t in self.shown)
-            fields = [*self.variables, "flavour_label", "train_weight"]
-            self.shown.append(repack_fields(table[list(dict.fromkeys(fields))][:wanted]))
+        wanted = PLOT_JETS - sum(len(t) for t in self.shown)
+        if self.plot and split == "train" and wanted > 0:
+            fields = list(dict.fromkeys([*self.variables, "flavour_label", "train_weight"]))
+            self.shown.append(repack_fields(table[fields][:wanted]))
         return table
 
     def plotted(self) -> np.ndarray:
@@ -548,10 +551,11 @@ class JetSplits:
 
 @dataclass
 class Stream:
-    """How :func:`shuffle_collection` moves one dataset: the record dtype and slot shape of
-    its buckets, ``convert`` (an input, a block of its rows, the block's first row) -> the
-    block's records, ``observe`` (split, records placed in it) or None, and ``finish``
-    (split, first output position, records in output order) -> the records written."""
+    """How the bucket shuffle (:func:`fill_buckets`) moves one dataset: the record dtype and
+    slot shape of its buckets, ``convert`` (an input, a block of its rows, the block's first
+    row) -> the block's records, ``observe`` (split, records placed in it) or None, and
+    ``finish`` (split, first output position, records in output order) -> the records
+    written."""
 
     dtype: np.dtype
     slots: tuple[int, ...]
@@ -581,26 +585,19 @@ def write_split_files(
     scratch: Path,
     shuffle_bytes: int,
 ) -> None:
-    """Jets (weights fitted between the shuffle's passes), then each constituent collection,
-    through :func:`shuffle_collection`; its buckets in ``scratch``."""
+    """Jets (their weights fitted between the shuffle's two passes), then each constituent
+    collection, through the bucket shuffle (:func:`fill_buckets`), its buckets in
+    ``scratch``."""
     prep = config["prepare"]
     writers = {k: TableWriter(f, prep["compression"]) for k, f in files.items()}
     streams = {"jets": Stream(jets.dtype, (), jets.convert, jets.finish, jets.observe)}
     streams |= {c: collection_stream(c, ins, config["inputs"]) for c in collections}
     for name, stream in streams.items():
         with h5py.File(scratch / "buckets.h5", "w") as buckets:
-            shuffle_collection(
-                name,
-                stream,
-                ins,
-                plan,
-                n_out,
-                writers,
-                prep["debug_jets"],
-                buckets,
-                shuffle_bytes,
-                jets.fit if name == "jets" else None,
-            )
+            rows = fill_buckets(name, stream, ins, plan, n_out, buckets, shuffle_bytes)
+            if name == "jets":
+                jets.fit(partial(in_order, buckets, rows))
+            write_buckets(name, stream, buckets, rows, writers, prep["debug_jets"])
         (scratch / "buckets.h5").unlink()
     names = sorted(inp.name for inp in ins)
     for key, h5 in files.items():
@@ -634,31 +631,24 @@ def collection_layout(coll: str, ins: list[Input]) -> tuple[np.dtype, tuple[int,
     return first.dtype, first.shape[1:]
 
 
-Ordered = Callable[[str, list[str]], Iterator[np.ndarray]]  # (split, fields) -> blocks in order
-
-
-def shuffle_collection(
+def fill_buckets(
     coll: str,
     stream: Stream,
     ins: list[Input],
     plan: h5py.File,
     n_out: dict[str, int],
-    writers: dict[str, TableWriter],
-    n_debug: int,
     scratch: h5py.File,
     shuffle_bytes: int = SHUFFLE_BYTES,
-    between: Callable[[Ordered], None] | None = None,
-) -> None:
-    """Append dataset ``coll`` of each split, in the order of ``plan`` (:func:`ordering`),
-    by an external two-pass bucket shuffle, its records made by ``stream``.
+) -> int:
+    """Pass 1 of the external two-pass bucket shuffle of dataset ``coll`` (records made by
+    ``stream``): returns the rows of a bucket.
 
     Split ``s`` is every input's ``coll`` rows of that split, one input after the other,
-    in the planned order (rows may repeat or be left out). Pass 1 reads every input once, in
-    blocks, and appends each row, with its output position, to the bucket (``rows``
-    consecutive output positions, ~``shuffle_bytes``) of every position it takes, in the
-    ``scratch`` file; pass 2 reads one bucket at a time, puts it in output order and appends
-    it. ``between`` (if given) may first pass over the ordered buckets. Memory holds a block
-    and a bucket, not the dataset.
+    in the order of ``plan`` (:func:`ordering`; rows may repeat or be left out). Every input
+    is read once, in blocks, and each row is appended, with its output position, to the
+    bucket (``rows`` consecutive output positions, ~``shuffle_bytes``) of every position it
+    takes, in datasets ``s`` and ``s_pos`` of ``scratch``; :func:`in_order` reads them back
+    one bucket at a time. Memory holds a block and a bucket, not the dataset.
     """
     dtype, slots = stream.dtype, stream.slots
     most = max(n_out.values())  # a bucket never needs more rows than a split
@@ -668,7 +658,7 @@ def shuffle_collection(
         s: scratch.create_dataset(f"{s}_pos", (n_out[s],), plan[f"{s}/pos"].dtype) for s in SPLITS
     }
     filled = {s: np.zeros(-(-n_out[s] // rows), dtype=np.int64) for s in SPLITS}
-    placed = dict.fromkeys(SPLITS, 0)  # entries of plan[s/pos] used
+    placed = dict.fromkeys(SPLITS, 0)  # entries of the plan's positions used, per split
     first = dict.fromkeys(SPLITS, 0)  # source index of the block's first row, per split
     for inp in ins:
         ds = inp.h5[coll]
@@ -687,23 +677,37 @@ def shuffle_collection(
                 to_buckets(buckets[s], places[s], filled[s], rows, pos, records)
                 placed[s] += len(picked)
                 first[s] += sources
+    return rows
 
-    def ordered(s: str, fields: list[str] | None = None) -> Iterator[np.ndarray]:
-        for start in range(0, n_out[s], rows):
-            region = (
-                buckets[s].fields(fields)[start : start + rows]
-                if fields
-                else buckets[s][start : start + rows]
-            )
-            table = np.empty_like(region)
-            table[places[s][start : start + len(region)] - start] = region
-            yield table
 
-    if between:
-        between(ordered)
+def in_order(
+    scratch: h5py.File, rows: int, split: str, fields: list[str] | None = None
+) -> Iterator[np.ndarray]:
+    """Pass 2: split ``split`` of :func:`fill_buckets`' ``scratch``, a bucket (of ``rows``)
+    at a time in output order; only ``fields`` of each record if given."""
+    buckets, places = scratch[split], scratch[f"{split}_pos"]
+    if fields:
+        buckets = buckets.fields(fields)
+    for start in range(0, places.shape[0], rows):
+        region = buckets[start : start + rows]
+        table = np.empty_like(region)
+        table[places[start : start + len(region)] - start] = region
+        yield table
+
+
+def write_buckets(
+    coll: str,
+    stream: Stream,
+    scratch: h5py.File,
+    rows: int,
+    writers: dict[str, TableWriter],
+    n_debug: int,
+) -> None:
+    """Append dataset ``coll`` of each split from :func:`fill_buckets`' ``scratch``, its
+    records finished by ``stream``, and its first ``n_debug`` to the debug writers."""
     for s in SPLITS:
         done = 0
-        for table in ordered(s):
+        for table in in_order(scratch, rows, s):
             table = stream.finish(s, done, table)
             writers[s].append(coll, table)
             if f"debug_{s}" in writers and done < n_debug:

@@ -44,10 +44,17 @@ def base_weights(jets: np.ndarray, use_physics: bool) -> np.ndarray:
     return jets["weight"].astype(np.float64) if use_physics else np.ones(len(jets))
 
 
+def pairwise_half(n: int) -> int:
+    """Where numpy's pairwise summation splits ``n`` (> 128) values: half, rounded down to a
+    multiple of 8."""
+    half = n // 2
+    return half - half % 8
+
+
 class PairwiseSum:
     """``np.sum`` of ``n`` float64 values given in order, a block at a time: numpy's pairwise
-    summation (halves rounded down to a multiple of 8), its subtrees of up to ``leaf`` values
-    summed by ``np.sum`` as they fill, so the result is the same to the bit."""
+    summation (:func:`pairwise_half`), its subtrees of up to ``leaf`` values summed by
+    ``np.sum`` as they fill, so the result is the same to the bit."""
 
     def __init__(self, n: int, leaf: int = 1 << 16) -> None:
         self.n, self.leaf = n, max(leaf, 128)  # numpy sums up to 128 values without halving
@@ -60,9 +67,8 @@ class PairwiseSum:
         """The subtrees of ``[a, b)`` of at most ``leaf`` values, in order."""
         if b - a <= self.leaf:
             return [(a, b)]
-        half = (b - a) // 2
-        half -= half % 8
-        return self.leaves(a, a + half) + self.leaves(a + half, b)
+        mid = a + pairwise_half(b - a)
+        return self.leaves(a, mid) + self.leaves(mid, b)
 
     def add(self, values: np.ndarray) -> None:
         """Append ``values`` (float64) to the sum."""
@@ -85,9 +91,8 @@ class PairwiseSum:
         def tree(a: int, b: int) -> float:
             if b - a <= self.leaf:
                 return found[b] if b > a else 0.0
-            half = (b - a) // 2
-            half -= half % 8
-            return tree(a, a + half) + tree(a + half, b)
+            mid = a + pairwise_half(b - a)
+            return tree(a, mid) + tree(mid, b)
 
         return tree(0, self.n)
 
