@@ -397,30 +397,48 @@ def ordering(
     for i, s in enumerate(SPLITS):
         rng = np.random.default_rng([prep["seed"], i, int(control)])
         n = sum(inp.count(i) for inp in ins)
-        index = index_dtype(n)
+        rows = None  # with resampling: the sources placed, sorted, with repeats
         if s == "train" and not control and prep["resample"] != "none":
             labels = np.concatenate([inp.labels[inp.which == i] for inp in ins])
-            rows = resample(labels, prep["resample"], rng).astype(index)
+            rows = resample(labels, prep["resample"], rng)
             del labels
-            # rng.permutation(k) is arange(k) shuffled: the same draws at any integer width
-            shuffled = np.arange(len(rows), dtype=index_dtype(len(rows)))
-            rng.shuffle(shuffled)
-            order = rows[shuffled]
-            del shuffled
-            plan[f"{s}/repeats"] = np.bincount(rows, minlength=n).astype(index)
-            plan[f"{s}/pos"] = np.argsort(order, kind="stable").astype(index_dtype(len(rows)))
-        else:
-            order = np.arange(n, dtype=index)
-            rng.shuffle(order)
-            pos = plan.create_dataset(f"{s}/pos", data=order)
-            del order  # read back in blocks: one array of the split in memory at a time
-            inverse = np.empty(n, index)
-            for start in range(0, n, READ_JETS):  # inverse[order] = arange, a block at a time
-                stop = min(start + READ_JETS, n)
-                inverse[pos[start:stop]] = np.arange(start, stop, dtype=index)
+        m = n if rows is None else len(rows)
+        # rng.permutation(m) is arange(m) shuffled: the same draws at any integer width
+        shuffled = np.arange(m, dtype=index_dtype(m))
+        rng.shuffle(shuffled)
+        pos = plan.create_dataset(f"{s}/pos", data=shuffled)
+        del shuffled  # read back in blocks: one array of the split in memory at a time
+        inverse = np.empty(m, pos.dtype)
+        for start in range(0, m, READ_JETS):  # inverse[shuffled] = arange, a block at a time
+            stop = min(start + READ_JETS, m)
+            inverse[pos[start:stop]] = np.arange(start, stop, dtype=pos.dtype)
+        if rows is None:
             pos[:] = inverse
+        else:
+            write_resampled(plan, s, n, rows, inverse)
         n_out[s] = plan[f"{s}/pos"].shape[0]
     return n_out
+
+
+def write_resampled(
+    plan: h5py.File, split: str, n: int, rows: np.ndarray, inverse: np.ndarray
+) -> None:
+    """``{split}/repeats`` (placements of each of ``n`` sources) and ``{split}/pos`` of a
+    resampled split: sorted sources ``rows`` shuffled, ``rows[k]`` at position
+    ``inverse[k]``; positions by source, then position (a stable ``argsort`` of the order),
+    a block of whole runs of one source at a time."""
+    repeats = plan.create_dataset(f"{split}/repeats", (n,), index_dtype(len(rows)))
+    for start in range(0, n, READ_JETS):
+        stop = min(start + READ_JETS, n)
+        lo, hi = np.searchsorted(rows, [start, stop])
+        repeats[start:stop] = np.bincount(rows[lo:hi] - start, minlength=stop - start)
+    pos, start = plan[f"{split}/pos"], 0
+    while start < len(rows):
+        stop = min(start + READ_JETS, len(rows))
+        stop = int(np.searchsorted(rows, rows[stop - 1], side="right"))  # whole runs
+        block = inverse[start:stop]
+        pos[start:stop] = block[np.lexsort((block, rows[start:stop]))]
+        start = stop
 
 
 class JetSplits:

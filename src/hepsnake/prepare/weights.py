@@ -177,8 +177,10 @@ def control_weights(jets: np.ndarray, is_data: np.ndarray, scale: float | None) 
 
 def resample(labels: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
     """Sorted indices that bring every class to the smallest (``down``: a random subset
-    without repeats) or largest (``up``: every jet once, plus random repeats) class count."""
-    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    without repeats) or largest (``up``: every jet once, plus random repeats) class count;
+    int32 where they fit (the draws do not depend on the type)."""
+    index = np.int32 if len(labels) < 2**31 else np.int64
+    groups = [np.flatnonzero(labels == c).astype(index) for c in np.unique(labels)]
     target = (min if mode == "down" else max)(len(g) for g in groups)
     picked = [
         rng.choice(g, size=target, replace=False)
@@ -186,4 +188,8 @@ def resample(labels: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndar
         else np.concatenate([g, rng.choice(g, size=target - len(g), replace=True)])
         for g in groups
     ]
-    return np.sort(np.concatenate(picked))
+    del groups
+    rows = np.concatenate(picked)
+    del picked
+    rows.sort()
+    return rows
