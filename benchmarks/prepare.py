@@ -13,9 +13,10 @@ first, padding zero), then
 * times :func:`hepsnake.prepare.split.split` of three converted-style samples (same layout,
   ``sample`` attribute set) totalling N jets, against a raw read of those inputs;
 * measures peak RSS of norm_stats (N, 2N jets) and split (N/2, N jets) in fresh subprocesses;
-* or, with ``--split-memory 1e6,3e6``, only split's peak RSS at those sizes and its linear
-  extrapolation to 1e8 jets (run it with ``PYTHONPATH`` at another checkout's ``src`` to
-  measure that code the same way).
+* or, with ``--split-memory 1e6,3e6``, only split's peak RSS (and wall time) at those sizes
+  and its linear extrapolation to 1e8 jets, with ``prepare.weights.mode`` from
+  ``--split-weights`` (run it with ``PYTHONPATH`` at another checkout's ``src`` to measure
+  that code the same way).
 
 All timings start from a warm page cache and are the best of ``--repeat``, contenders run in
 turn. The machine should be otherwise idle (the load average is printed). Run by hand, e.g.
@@ -170,11 +171,15 @@ def child(args: argparse.Namespace) -> None:
     inputs = args.child_inputs.split(",")
     workdir = Path(args.workdir)
     base = peak_rss_mib()
+    start = time.perf_counter()
     if args.child == "norm":
         run_norm(bench_config(), inputs[0], workdir, args.chunk)
     else:
-        run_split(bench_config(inputs, args.compression), inputs, workdir)
-    print(json.dumps({"base_mib": base, "peak_mib": peak_rss_mib()}))
+        config = bench_config(inputs, args.compression)
+        config["prepare"]["weights"]["mode"] = args.split_weights
+        run_split(config, inputs, workdir)
+    wall = time.perf_counter() - start
+    print(json.dumps({"base_mib": base, "peak_mib": peak_rss_mib(), "wall_s": wall}))
 
 
 def memory(
@@ -183,7 +188,7 @@ def memory(
     """Peak RSS of ``stage`` on ``inputs`` in a fresh Python process: one output line, MiB."""
     cmd = [sys.executable, __file__, "--child", stage, "--child-inputs", ",".join(inputs)]
     cmd += ["--workdir", str(workdir), "--compression", args.compression]
-    cmd += ["--chunk", str(args.chunk)]
+    cmd += ["--chunk", str(args.chunk), "--split-weights", args.split_weights]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     mem = json.loads(out.strip().splitlines()[-1])
     jets = 0
@@ -193,7 +198,7 @@ def memory(
     base, peak = mem["base_mib"], mem["peak_mib"]
     line = (
         f"peak RSS {stage:<5} {jets:>9,d} jets {peak:>8.0f} MiB"
-        f"  (after imports {base:.0f} MiB, {stage} +{peak - base:.0f} MiB)"
+        f"  (after imports {base:.0f} MiB, {stage} +{peak - base:.0f} MiB, {mem['wall_s']:.1f} s)"
     )
     return line, peak
 
@@ -298,6 +303,12 @@ def main() -> None:
         help="only measure split's peak RSS at these jet counts, e.g. 1e6,3e6, and extrapolate",
     )
     parser.add_argument("--split-slots", type=int, default=4, help="track slots (--split-memory)")
+    parser.add_argument(
+        "--split-weights",
+        default="none",
+        choices=["none", "pt_to_signal"],
+        help="prepare.weights.mode of the split runs (the shipped config's: none)",
+    )
     parser.add_argument("--child", choices=["norm", "split"], help=argparse.SUPPRESS)
     parser.add_argument("--child-inputs", help=argparse.SUPPRESS)
     args = parser.parse_args()

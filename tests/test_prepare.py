@@ -25,6 +25,7 @@ from hepsnake.prepare.guard import check_inputs
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
+from hepsnake.prepare.weights import PairwiseSum, Reweighter, base_weights, fit_reweighter
 from hepsnake.simulate.prepared import MASS_GRID
 from hepsnake.simulate.toy import simulate, write_root
 
@@ -695,3 +696,156 @@ def test_split_in_small_blocks_equals_one_block(converted, tmp_path, names, cont
     with h5py.File(tmp_path / str(SMALL) / "train.h5") as h5:  # > 10 buckets of tracks
         tracks = h5["tracks"]
         assert tracks.shape[0] > 10 * SMALL // (tracks.dtype.itemsize * tracks.shape[1])
+
+
+def test_permutation_is_a_shuffled_int32_arange():
+    """The split shuffles an int32 ``arange`` in place: the order ``rng.permutation`` (int64)
+    gives, so the split files keep their jet order."""
+    for n in (1, 2, 1000, 123_457):
+        for seed in ([42, 0, 0], [7, 2, 1]):
+            order = np.arange(n, dtype=np.int32)
+            np.random.default_rng(seed).shuffle(order)
+            assert (order == np.random.default_rng(seed).permutation(n)).all()
+
+
+WIDE = np.random.default_rng(5).random(300_001) * 10.0 ** np.random.default_rng(6).integers(
+    -8, 8, 300_001
+)  # values whose sum depends on the order of the additions
+
+
+@pytest.mark.parametrize("n", [0, 1, 100, 129, 65_537, 300_001])
+@pytest.mark.parametrize("leaf", [128, 1 << 16])
+def test_pairwise_sum_in_blocks_is_numpy_sum(n, leaf):
+    """Summed a block at a time, the split's totals are ``np.sum`` of the whole array to the
+    bit, where summing the blocks' sums is not."""
+    values = WIDE[:n]
+    for block in (1000, 77_777, n + 1):
+        total = PairwiseSum(n, leaf)
+        for start in range(0, n, block):
+            total.add(values[start : start + block])
+        assert total.total() == np.sum(values), (n, block)
+    blocks = sum(np.sum(values[a : a + 1000]) for a in range(0, n, 1000))
+    assert n < 65_537 or blocks != np.sum(values)
+
+
+def whole_split_reweighter(jets, cfg, class_names):
+    """The reweighter fitted on the whole training split at once (``np.bincount``
+    histograms, ``np.sum`` totals): what the split computed before it streamed."""
+    base = base_weights(jets, cfg["use_physics_weights"])
+    labels = jets["flavour_label"]
+    present = [c for c in range(len(class_names)) if np.any(labels == c)]
+    rw = Reweighter([], [], {}, {})
+    if cfg["mode"] == "pt_to_signal":
+        target = class_names.index(cfg["target"])
+        is_target = labels == target
+        rw.variables = list(cfg["variables"])
+        for v in rw.variables:
+            inner = np.quantile(jets[v][is_target], np.linspace(0, 1, cfg["bins"] + 1))[1:-1]
+            rw.edges.append(np.concatenate([[-np.inf], np.unique(inner), [np.inf]]))
+        index = rw.bins(jets)
+        shape = tuple(len(e) - 1 for e in rw.edges)
+
+        def histogram(sel):
+            flat = np.ravel_multi_index(tuple(i[sel] for i in index), shape)
+            hist = np.bincount(flat, weights=base[sel], minlength=int(np.prod(shape)))
+            hist = hist.reshape(shape)
+            return hist / hist.sum()
+
+        target_hist = histogram(is_target)
+        for cls in present:
+            if cls != target:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.where(
+                        histogram(labels == cls) > 0, target_hist / histogram(labels == cls), 0.0
+                    )
+                rw.ratios[cls] = np.minimum(ratio, cfg["max_weight"])
+    if cfg["balance_classes"]:
+        weighted = rw.apply(jets, base).astype(np.float64)
+        mean_total = weighted.sum() / len(present)
+        rw.class_scale = {c: mean_total / weighted[labels == c].sum() for c in present}
+    return rw
+
+
+@pytest.mark.parametrize("variables", [["pt"], ["pt", "eta"]])
+def test_streamed_fit_equals_whole_split_fit(variables):
+    """Fitted a block at a time, in the split's order, the reweighter and the weights it gives
+    are those of the whole-split fit, bit for bit (physics weights spanning decades)."""
+    rng = np.random.default_rng(3)
+    n = 200_003
+    jets = np.zeros(
+        n,
+        [
+            ("flavour_label", np.int32),
+            ("weight", np.float32),
+            ("pt", np.float32),
+            ("eta", np.float32),
+        ],
+    )
+    jets["flavour_label"] = rng.integers(0, 3, n)
+    jets["weight"] = rng.lognormal(0.0, 4.0, n)  # sums that depend on the order
+    jets["pt"] = 20 + rng.exponential(40.0 + 10 * jets["flavour_label"], n)
+    jets["eta"] = rng.normal(0.0, 1.0 + jets["flavour_label"] / 4, n)
+    cfg = {
+        "mode": "pt_to_signal",
+        "target": "sig",
+        "variables": variables,
+        "bins": 9,
+        "use_physics_weights": True,
+        "balance_classes": True,
+        "max_weight": 50.0,
+    }
+    names = ["qcd", "sig", "bib"]
+    labels, counts = np.unique(jets["flavour_label"], return_counts=True)
+    classes = dict(zip(labels.tolist(), counts.tolist(), strict=True))
+    targets = {v: jets[v][jets["flavour_label"] == 1][::-1] for v in variables}  # any order
+    streamed = fit_reweighter(
+        lambda: (jets[a : a + 7_001] for a in range(0, n, 7_001)), classes, targets, cfg, names
+    )
+    whole = whole_split_reweighter(jets, cfg, names)
+    base = base_weights(jets, True)
+    assert streamed.apply(jets, base).tobytes() == whole.apply(jets, base).tobytes()
+    assert streamed.class_scale == whole.class_scale
+    for cls, ratio in whole.ratios.items():
+        assert streamed.ratios[cls].tobytes() == ratio.tobytes()
+
+
+def test_split_equals_the_whole_split_computation(converted, tmp_path):
+    """In small buckets, the split writes what the in-memory computation gives: each split
+    is its inputs' jets one after the other, permuted by ``rng.permutation``; the training
+    weights are the whole-split fit's; the summary's sums are ``np.sum`` of the split."""
+    config, paths = converted
+    config = with_prepare(config, mode="pt_to_signal", use_physics_weights=True, bins=6)
+    names = ["qcd", "bib", "sig", "sig40"]
+    inputs = [paths[n] for n in names]
+    outputs = {s: str(tmp_path / f"{s}.h5") for s in SPLITS}
+    report = split(config, inputs, outputs, str(tmp_path / "s.json"), shuffle_bytes=SMALL)
+    prep = config["prepare"]
+    samples = {s["name"]: s for s in config["samples"]}
+    written = {s: read(outputs[s]) for s in SPLITS}
+    for i, s in enumerate(SPLITS):
+        parts = []
+        for name, path in zip(names, inputs, strict=True):
+            jets = read(path)
+            if samples[name]["role"] == "test":
+                which = np.full(len(jets), SPLITS.index("test"))
+            else:
+                u = event_uniform(name, jets["eventNumber"], prep["seed"])
+                which = assign_splits(u, [prep["fractions"][f] for f in SPLITS])
+            parts.append(jets[which == i])
+        expected = np.concatenate(parts)
+        expected = expected[np.random.default_rng([prep["seed"], i, 0]).permutation(len(expected))]
+        for field in ("eventNumber", "pt", "weight", "flavour_label"):
+            assert (written[s][field] == expected[field]).all(), (s, field)
+    class_names = config["class_names"]
+    whole = whole_split_reweighter(written["train"], prep["weights"], class_names)
+    for s in SPLITS:
+        base = base_weights(written[s], True)
+        assert written[s]["train_weight"].tobytes() == whole.apply(written[s], base).tobytes()
+    for row in report["rows"]:
+        table = written[row["split"]]
+        sel = (table["sample"] == sorted(names).index(row["sample"])) & (
+            table["flavour_label"] == class_names.index(row["class"])
+        )
+        assert row["jets"] == sel.sum()
+        assert row["sum_weight"] == table["weight"][sel].astype(np.float64).sum()
+        assert row["sum_train_weight"] == table["train_weight"][sel].astype(np.float64).sum()

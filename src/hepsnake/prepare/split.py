@@ -2,14 +2,16 @@
 
 import itertools
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+from numpy.lib.recfunctions import repack_fields
 
 from hepsnake import __version__
 from hepsnake.config import check_prepare, label_intervals
@@ -19,16 +21,27 @@ from hepsnake.io.h5 import DEFAULT_UNIT, TableWriter, set_attrs
 from hepsnake.names import transformed_field
 from hepsnake.prepare.duplicates import unique_rows
 from hepsnake.prepare.hashing import assign_splits, event_uniform
-from hepsnake.prepare.weights import base_weights, control_weights, fit_reweighter, resample
+from hepsnake.prepare.weights import (
+    PairwiseSum,
+    Reweighter,
+    base_weights,
+    control_scale,
+    control_weights,
+    fit_reweighter,
+    resample,
+)
 
 SPLITS = ("train", "val", "test")
 SHUFFLE_BYTES = 16 << 20  # block read and bucket size of the collection shuffle
+READ_JETS = 1 << 20  # jets per read of eventNumber and per scatter of the shuffle's inverse
+PLOT_JETS = 1_000_000  # the reweighting plot shows the first (shuffled) training jets
 
 
 class Input:
-    """One converted sample: its open file, jet dtype, labels and per-split row selections.
+    """One converted sample: its open file, jet dtype, and per jet its class label and split.
 
-    Only per-jet columns are held (labels, rows); the jet records are read in blocks."""
+    Only those two small per-jet columns are held (int8 where they fit); the jet records
+    are read in blocks."""
 
     def __init__(self, path: str, config: dict[str, Any], control: bool) -> None:
         """Open ``path`` and read its jets; the file stays open until :meth:`close` (closed
@@ -54,7 +67,8 @@ class Input:
         self.h5.close()
 
     def read(self, config: dict[str, Any], control: bool) -> None:
-        """Labels and the per-split rows of the open file."""
+        """Labels and the split of each jet of the open file (``which``: index into
+        :data:`SPLITS`, or -1 for a jet in none)."""
         if "jets" not in self.h5:
             raise HepsnakeError(self.path, "no 'jets' dataset")
         self.name = str(self.h5.attrs.get("sample", Path(self.path).stem))
@@ -67,23 +81,33 @@ class Input:
         if self.n_jets == 0:
             raise HepsnakeError(self.path, "empty sample: no jets")
         self.labels = self.columns(["flavour_label"])["flavour_label"]
-        self.keep = np.ones(self.n_jets, dtype=bool)
         self.is_data = control and sample.get("label") == "data"
         self.dropped = 0  # jets the label map removes
+        removed = None
         if not control:
-            self.relabel(config["prepare"].get("label_map"), config["class_names"])
+            removed = self.relabel(config["prepare"].get("label_map"), config["class_names"])
+        self.labels = smallest_int(self.labels)
         prep = config["prepare"]
+        self.which = np.empty(self.n_jets, np.int8)
         if sample["role"] == "test":
-            which = np.full(self.n_jets, SPLITS.index("test"))
+            self.which[:] = SPLITS.index("test")
         else:
-            events = self.columns(["eventNumber"])["eventNumber"]
-            u = event_uniform(self.name, events, prep["seed"])
-            which = assign_splits(u, [prep["fractions"][s] for s in SPLITS])
-        index = index_dtype(self.n_jets)
-        self.rows = {
-            s: np.flatnonzero((which == i) & self.keep).astype(index) for i, s in enumerate(SPLITS)
-        }
+            fractions = [prep["fractions"][s] for s in SPLITS]
+            for start in range(0, self.n_jets, READ_JETS):
+                events = jets.fields("eventNumber")[start : start + READ_JETS]
+                u = event_uniform(self.name, events, prep["seed"])
+                self.which[start : start + len(u)] = assign_splits(u, fractions)
+        if removed is not None:
+            self.which[removed] = -1
         self.collections = sorted(k for k in self.h5 if k != "jets")
+
+    def drop(self, keep: np.ndarray) -> None:
+        """Put the jets where ``keep`` is False in no split."""
+        self.which[~keep] = -1
+
+    def count(self, split: int) -> int:
+        """Jets of split ``split`` (an index into :data:`SPLITS`)."""
+        return int(np.count_nonzero(self.which == split))
 
     def columns(self, names: list[str]) -> np.ndarray:
         """Jet fields ``names`` (each a field of the file) of every jet, as one table."""
@@ -101,13 +125,16 @@ class Input:
         if missing:
             raise HepsnakeError(self.path, f"{key}: '{missing[0]}' is not a jet field")
 
-    def relabel(self, label_map: dict[str, Any] | None, class_names: list[str]) -> None:
+    def relabel(
+        self, label_map: dict[str, Any] | None, class_names: list[str]
+    ) -> np.ndarray | None:
         """Apply ``prepare.label_map`` to jets without a sample label: ``drop`` jets (and with
-        ``unmapped: drop`` jets in no class) leave, counted in ``dropped``; a value in no class
-        is an error otherwise, and so is a map that leaves no jet of the file."""
+        ``unmapped: drop`` jets in no class) leave, counted in ``dropped``, and are returned
+        as a mask (None if no jet needs the map); a value in no class is an error otherwise,
+        and so is a map that leaves no jet of the file."""
         unlabelled = self.labels < 0
         if not unlabelled.any():
-            return
+            return None
         if not label_map:
             raise HepsnakeError(
                 self.path, "jets have no class label and prepare.label_map is unset"
@@ -136,10 +163,17 @@ class Input:
             )
         self.dropped = int(removed.sum())
         self.labels = np.where(removed, -1, mapped).astype(self.labels.dtype)
-        self.keep &= ~removed
+        return removed
 
 
 DROP, UNMAPPED = -2, -3  # label-map codes of jets that leave
+
+
+def smallest_int(values: np.ndarray) -> np.ndarray:
+    """``values`` as int8 if they fit (class labels), else unchanged."""
+    info = np.iinfo(np.int8)
+    fits = info.min <= values.min() and values.max() <= info.max
+    return values.astype(np.int8) if fits else values
 
 
 def index_dtype(n: int) -> np.dtype:
@@ -265,26 +299,6 @@ def merged(
     return part
 
 
-WORK_FIELDS = ("flavour_label", "weight", "sample", "train_weight", "is_data")
-
-
-def work_tables(
-    inputs: list[Input], dtype: np.dtype, names: list[str], variables: list[str]
-) -> dict[str, np.ndarray]:
-    """Per split, the jets of every input in one table of only the fields weights, ordering
-    and summary read (:data:`WORK_FIELDS` and ``variables``, those of ``dtype``): ~20 bytes
-    a jet, where the jet records (written by :func:`shuffle_collection`) stay on disk."""
-    wanted = {*WORK_FIELDS, *variables}
-    work = np.dtype([(n, dtype[n]) for n in dtype.names if n in wanted])
-    parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
-    for inp in inputs:
-        columns = inp.columns([n for n in work.names if n in inp.dtype.names])
-        for s in SPLITS:
-            rows = inp.rows[s]
-            parts[s].append(merged(inp, columns[rows], inp.labels[rows], work, names, {}))
-    return {s: np.concatenate(p) for s, p in parts.items()}
-
-
 def split(
     config: dict[str, Any],
     inputs: list[str],
@@ -305,8 +319,10 @@ def split(
     class instead; its jets then keep their base weights (physics weights or 1). A failure
     leaves no output. Returns the summary written to ``summary_path``.
 
-    Memory: per jet only its labels, row indices and the :func:`work_tables` fields; jets and
-    constituents go through :func:`shuffle_collection` in blocks of ``shuffle_bytes``.
+    Memory: per jet its label and split (a byte each), and while the order of a split is
+    drawn, 4 bytes per jet of it; the order goes to a scratch file, and jets and
+    constituents go through a bucket shuffle (:func:`fill_buckets`) in blocks of
+    ``shuffle_bytes``. With ``prepare.resample`` the training order is sorted in memory.
     """
     prep = config["prepare"]
     check_prepare(config)
@@ -322,7 +338,7 @@ def split(
                     f" {ins[0].energy_unit}: convert every sample in one unit",
                 )
         for inp, keep in zip(ins, unique_rows(ins, prep["deduplicate"]), strict=True):
-            inp.rows = {s: rows[keep[rows]] for s, rows in inp.rows.items()}
+            inp.drop(keep)
         weights = prep["weights"]
         reweighted = not control and (weights["mode"] != "none" or plot)
         if reweighted:
@@ -336,23 +352,9 @@ def split(
         jet_fields = {n for inp in ins for n in inp.dtype.names}
         derived = derived_fields(config["inputs"], "jets", jet_fields, ins[0].path)
         dtype = union_dtype(ins, control, derived)
-        variables = (list(weights["variables"]) or ["pt"]) if reweighted else []
-        jets = work_tables(ins, dtype, names, variables)
-        for s in SPLITS:
-            if len(jets[s]) == 0:
+        for i, s in enumerate(SPLITS):
+            if sum(inp.count(i) for inp in ins) == 0:
                 raise HepsnakeError(f"split '{s}'", "no jets: check fractions and inputs")
-        order = ordering(jets, prep, control)
-        reweighter = None
-        for s in SPLITS:
-            jets[s] = jets[s][order[s]]
-        if control:
-            for s in SPLITS:
-                jets[s]["train_weight"] = control_weights(jets[s], jets[s]["is_data"])
-        else:
-            reweighter = fit_reweighter(jets["train"], prep["weights"], config["class_names"])
-            for s in SPLITS:
-                base = base_weights(jets[s], prep["weights"]["use_physics_weights"])
-                jets[s]["train_weight"] = reweighter.apply(jets[s], base)
         targets = {s: outputs[s] for s in SPLITS}
         if debug:
             targets.update({f"debug_{s}": debug[s] for s in SPLITS})
@@ -360,61 +362,224 @@ def split(
         for key, path in targets.items():
             tmp = stack.enter_context(atomic_path(path))
             files[key] = stack.enter_context(h5py.File(tmp, "w"))
-        stream = jet_stream(dtype, names, derived, jets)
-        write_split_files(files, ins, stream, order, collections, config, control, shuffle_bytes)
-        report = split_summary(jets, names, config["class_names"], control)
+        scratch = Path(next(iter(files.values())).filename).parent
+        tmp_dir = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix=".split-", dir=scratch))
+        )
+        plan = stack.enter_context(h5py.File(tmp_dir / "plan.h5", "w"))
+        n_out = ordering(ins, prep, control, plan)
+        variables = (list(weights["variables"]) or ["pt"]) if reweighted else []
+        jets = JetSplits(
+            dtype, names, derived, config, control, variables, bool(plot) and not control
+        )
+        write_split_files(
+            files, ins, jets, plan, n_out, collections, config, control, tmp_dir, shuffle_bytes
+        )
+        report = jets.summary()
         report["dropped"] = {"label_map": sum(inp.dropped for inp in ins)}
-        if plot and reweighter is not None:
+        if plot and jets.reweighter is not None:
             from hepsnake.prepare.plots import plot_reweighting
 
-            plot_reweighting(jets["train"], prep["weights"], config["class_names"], plot)
+            plot_reweighting(jets.plotted(), prep["weights"], config["class_names"], plot)
         tmp_summary.write_text(json_text(report))
     return report
 
 
 def ordering(
-    jets: dict[str, np.ndarray], prep: dict[str, Any], control: bool
-) -> dict[str, np.ndarray]:
-    """Per split, the row order to write: optional resampling (train), then a seeded shuffle."""
-    order = {}
+    ins: list[Input], prep: dict[str, Any], control: bool, plan: h5py.File
+) -> dict[str, int]:
+    """Per split, the jets' order: optional resampling (train), then a seeded shuffle of the
+    inputs' jets of that split, one after the other (the sources). Written to ``plan``:
+    ``{split}/pos``, each placed jet's output position, by source then position, and with
+    resampling ``{split}/repeats``, how often each source is placed. Returns the jets per
+    split."""
+    n_out = {}
     for i, s in enumerate(SPLITS):
         rng = np.random.default_rng([prep["seed"], i, int(control)])
-        index = index_dtype(len(jets[s]))
-        rows = np.arange(len(jets[s]), dtype=index)
+        n = sum(inp.count(i) for inp in ins)
+        rows = None  # with resampling: the sources placed, sorted, with repeats
         if s == "train" and not control and prep["resample"] != "none":
-            rows = resample(jets[s]["flavour_label"], prep["resample"], rng).astype(index)
-        order[s] = rows[rng.permutation(len(rows))]
-    return order
+            labels = np.concatenate([inp.labels[inp.which == i] for inp in ins])
+            rows = resample(labels, prep["resample"], rng)
+            del labels
+        m = n if rows is None else len(rows)
+        # rng.permutation(m) is arange(m) shuffled: the same draws at any integer width
+        shuffled = np.arange(m, dtype=index_dtype(m))
+        rng.shuffle(shuffled)
+        pos = plan.create_dataset(f"{s}/pos", data=shuffled)
+        del shuffled  # read back in blocks: one array of the split in memory at a time
+        inverse = np.empty(m, pos.dtype)
+        for start in range(0, m, READ_JETS):  # inverse[shuffled] = arange, a block at a time
+            stop = min(start + READ_JETS, m)
+            inverse[pos[start:stop]] = np.arange(start, stop, dtype=pos.dtype)
+        if rows is None:
+            pos[:] = inverse
+        else:
+            write_resampled(plan, s, n, rows, inverse)
+        n_out[s] = plan[f"{s}/pos"].shape[0]
+    return n_out
+
+
+def write_resampled(
+    plan: h5py.File, split: str, n: int, rows: np.ndarray, inverse: np.ndarray
+) -> None:
+    """``{split}/repeats`` (placements of each of ``n`` sources) and ``{split}/pos`` of a
+    resampled split: sorted sources ``rows`` shuffled, ``rows[k]`` at position
+    ``inverse[k]``; positions by source, then position (a stable ``argsort`` of the order),
+    a block of whole runs of one source at a time."""
+    repeats = plan.create_dataset(f"{split}/repeats", (n,), index_dtype(len(rows)))
+    for start in range(0, n, READ_JETS):
+        stop = min(start + READ_JETS, n)
+        lo, hi = np.searchsorted(rows, [start, stop])
+        repeats[start:stop] = np.bincount(rows[lo:hi] - start, minlength=stop - start)
+    pos, start = plan[f"{split}/pos"], 0
+    while start < len(rows):
+        stop = min(start + READ_JETS, len(rows))
+        stop = int(np.searchsorted(rows, rows[stop - 1], side="right"))  # whole runs
+        block = inverse[start:stop]
+        pos[start:stop] = block[np.lexsort((block, rows[start:stop]))]
+        start = stop
+
+
+class JetSplits:
+    """The jets' side of the split: their records in the merged ``dtype``
+    (:meth:`convert`), what pass 1 of their shuffle counts (:meth:`observe`), the training
+    weights fitted on their ordered splits (:meth:`fit`), each block's ``train_weight`` and
+    summary sums as it is written (:meth:`finish`), and the summary."""
+
+    def __init__(
+        self,
+        dtype: np.dtype,
+        names: list[str],
+        derived: Derived,
+        config: dict[str, Any],
+        control: bool,
+        variables: list[str],
+        plot: bool,
+    ) -> None:
+        self.dtype, self.names, self.derived = dtype, names, derived
+        self.weights = config["prepare"]["weights"]
+        self.class_names, self.control, self.plot = config["class_names"], control, plot
+        self.target = None
+        if not control and self.weights["mode"] == "pt_to_signal":
+            self.target = self.class_names.index(self.weights["target"])
+        self.variables = variables
+        # per split: (sample, label) -> [jets, data jets], and the target's variable values
+        self.groups: dict[str, dict[tuple[int, int], list[int]]] = {s: {} for s in SPLITS}
+        targets = self.weights["variables"] if self.target is not None else []
+        self.target_values: dict[str, list[np.ndarray]] = {v: [] for v in targets}
+        self.reweighter: Reweighter | None = None
+        self.scale: dict[str, float | None] = {}
+        self.sums: dict[str, dict[tuple[int, int], tuple[PairwiseSum, PairwiseSum]]] = {}
+        self.shown: list[np.ndarray] = []
+
+    def convert(self, inp: Input, block: np.ndarray, start: int) -> np.ndarray:
+        labels = inp.labels[start : start + len(block)]
+        return merged(inp, block, labels, self.dtype, self.names, self.derived)
+
+    def observe(self, split: str, records: np.ndarray) -> None:
+        """Count ``records`` (jets placed in ``split``, any order) by sample and class."""
+        groups = self.groups[split]
+        for i in np.unique(records["sample"]):
+            part = records[records["sample"] == i]
+            labels, counts = np.unique(part["flavour_label"], return_counts=True)
+            for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
+                n = groups.setdefault((int(i), label), [0, 0])
+                n[0] += count
+                if self.control:
+                    n[1] += int(np.count_nonzero(part["is_data"][part["flavour_label"] == label]))
+        if split == "train" and self.target is not None:
+            is_target = records["flavour_label"] == self.target
+            for v, values in self.target_values.items():
+                values.append(records[v][is_target])
+
+    def jets(self, split: str) -> int:
+        return sum(n for n, _ in self.groups[split].values())
+
+    def fit(self, ordered: Callable[..., Iterator[np.ndarray]]) -> None:
+        """Training weights from the ordered splits (``ordered(split, fields)``: blocks in
+        output order, see :func:`in_order`), as the whole-split functions of
+        :mod:`~hepsnake.prepare.weights` would compute them."""
+        if self.control:
+            for s in SPLITS:
+                n_data = sum(d for _, d in self.groups[s].values())
+                total = PairwiseSum(self.jets(s) - n_data)
+                for table in ordered(s, ["weight", "is_data"]):
+                    total.add(table["weight"][~table["is_data"]].astype(np.float64))
+                self.scale[s] = control_scale(n_data, self.jets(s) - n_data, total.total())
+        else:
+            classes: dict[int, int] = {}
+            for (_, label), (n, _) in self.groups["train"].items():
+                classes[label] = classes.get(label, 0) + n
+            targets = {v: np.concatenate(parts) for v, parts in self.target_values.items()}
+            self.target_values = {}
+            fields = ["flavour_label", "weight", *self.weights["variables"]]
+            fields = list(dict.fromkeys(f for f in fields if f in self.dtype.names))
+            self.reweighter = fit_reweighter(
+                lambda: ordered("train", fields), classes, targets, self.weights, self.class_names
+            )
+        for s in SPLITS:
+            self.sums[s] = {
+                key: (PairwiseSum(n), PairwiseSum(n)) for key, (n, _) in self.groups[s].items()
+            }
+
+    def finish(self, split: str, start: int, table: np.ndarray) -> np.ndarray:
+        """``table`` (jets of ``split`` from output position ``start``) with its
+        ``train_weight``; adds it to the summary sums."""
+        if self.control:
+            table["train_weight"] = control_weights(table, table["is_data"], self.scale[split])
+        else:
+            base = base_weights(table, self.weights["use_physics_weights"])
+            table["train_weight"] = self.reweighter.apply(table, base)
+        for (i, label), (weight, train_weight) in self.sums[split].items():
+            sel = (table["sample"] == i) & (table["flavour_label"] == label)
+            weight.add(table["weight"][sel].astype(np.float64))
+            train_weight.add(table["train_weight"][sel].astype(np.float64))
+        wanted = PLOT_JETS - sum(len(t) for t in self.shown)
+        if self.plot and split == "train" and wanted > 0:
+            fields = list(dict.fromkeys([*self.variables, "flavour_label", "train_weight"]))
+            self.shown.append(repack_fields(table[fields][:wanted]))
+        return table
+
+    def plotted(self) -> np.ndarray:
+        """The first :data:`PLOT_JETS` training jets' reweighting fields."""
+        return np.concatenate(self.shown)
+
+    def summary(self) -> dict[str, Any]:
+        """Jets and summed weights per split, sample and class (the report's dataset table)."""
+        rows = []
+        for s in SPLITS:
+            for key in sorted(self.groups[s]):
+                (n, n_data), (weight, train_weight) = self.groups[s][key], self.sums[s][key]
+                label = (
+                    ("data" if n_data == n else "mc") if self.control else self.class_names[key[1]]
+                )
+                rows.append(
+                    {
+                        "split": s,
+                        "sample": self.names[key[0]],
+                        "class": label,
+                        "jets": n,
+                        "sum_weight": float(weight.total()),
+                        "sum_train_weight": float(train_weight.total()),
+                    }
+                )
+        return {"kind": "control" if self.control else "main", "rows": rows}
 
 
 @dataclass
 class Stream:
-    """How :func:`shuffle_collection` moves one dataset: the record dtype and slot shape of
-    its buckets, ``convert`` (an input, a block of its rows, the block's first row) -> the
-    block's records, and ``finish`` (split, first output position, records in output order)
-    -> the records written."""
+    """How the bucket shuffle (:func:`fill_buckets`) moves one dataset: the record dtype and
+    slot shape of its buckets, ``convert`` (an input, a block of its rows, the block's first
+    row) -> the block's records, ``observe`` (split, records placed in it) or None, and
+    ``finish`` (split, first output position, records in output order) -> the records
+    written."""
 
     dtype: np.dtype
     slots: tuple[int, ...]
     convert: Callable[[Input, np.ndarray, int], np.ndarray]
     finish: Callable[[str, int, np.ndarray], np.ndarray]
-
-
-def jet_stream(
-    dtype: np.dtype, names: list[str], derived: Derived, work: dict[str, np.ndarray]
-) -> Stream:
-    """The jets: merged into ``dtype`` (:func:`merged`), with ``train_weight`` from the
-    ordered ``work`` tables."""
-
-    def convert(inp: Input, block: np.ndarray, start: int) -> np.ndarray:
-        labels = inp.labels[start : start + len(block)]
-        return merged(inp, block, labels, dtype, names, derived)
-
-    def finish(split: str, start: int, table: np.ndarray) -> np.ndarray:
-        table["train_weight"] = work[split]["train_weight"][start : start + len(table)]
-        return table
-
-    return Stream(dtype, (), convert, finish)
+    observe: Callable[[str, np.ndarray], None] | None = None
 
 
 def collection_stream(coll: str, ins: list[Input], inputs: dict[str, Any]) -> Stream:
@@ -429,30 +594,29 @@ def collection_stream(coll: str, ins: list[Input], inputs: dict[str, Any]) -> St
 def write_split_files(
     files: dict[str, h5py.File],
     ins: list[Input],
-    jets: Stream,
-    order: dict[str, np.ndarray],
+    jets: JetSplits,
+    plan: h5py.File,
+    n_out: dict[str, int],
     collections: list[str],
     config: dict[str, Any],
     control: bool,
+    scratch: Path,
     shuffle_bytes: int,
 ) -> None:
-    """Jets, then each constituent collection, through :func:`shuffle_collection`."""
+    """Jets (their weights fitted between the shuffle's two passes), then each constituent
+    collection, through the bucket shuffle (:func:`fill_buckets`), its buckets in
+    ``scratch``."""
     prep = config["prepare"]
     writers = {k: TableWriter(f, prep["compression"]) for k, f in files.items()}
-    scratch = Path(next(iter(files.values())).filename).parent
-    streams = {"jets": jets} | {c: collection_stream(c, ins, config["inputs"]) for c in collections}
+    streams = {"jets": Stream(jets.dtype, (), jets.convert, jets.finish, jets.observe)}
+    streams |= {c: collection_stream(c, ins, config["inputs"]) for c in collections}
     for name, stream in streams.items():
-        with tempfile.TemporaryDirectory(prefix=".split-", dir=scratch) as tmp:
-            shuffle_collection(
-                name,
-                stream,
-                ins,
-                order,
-                writers,
-                prep["debug_jets"],
-                Path(tmp) / "buckets.h5",
-                shuffle_bytes,
-            )
+        with h5py.File(scratch / "buckets.h5", "w") as buckets:
+            rows = fill_buckets(name, stream, ins, plan, n_out, buckets, shuffle_bytes)
+            if name == "jets":
+                jets.fit(partial(in_order, buckets, rows))
+            write_buckets(name, stream, buckets, rows, writers, prep["debug_jets"])
+        (scratch / "buckets.h5").unlink()
     names = sorted(inp.name for inp in ins)
     for key, h5 in files.items():
         h5["jets"].attrs["class_names"] = config["class_names"]
@@ -485,100 +649,106 @@ def collection_layout(coll: str, ins: list[Input]) -> tuple[np.dtype, tuple[int,
     return first.dtype, first.shape[1:]
 
 
-def shuffle_collection(
+def fill_buckets(
     coll: str,
     stream: Stream,
     ins: list[Input],
-    order: dict[str, np.ndarray],
-    writers: dict[str, TableWriter],
-    n_debug: int,
-    scratch: Path,
+    plan: h5py.File,
+    n_out: dict[str, int],
+    scratch: h5py.File,
     shuffle_bytes: int = SHUFFLE_BYTES,
-) -> None:
-    """Append dataset ``coll`` of each split, in ``order``, by an external two-pass bucket
-    shuffle, its records made by ``stream``.
+) -> int:
+    """Pass 1 of the external two-pass bucket shuffle of dataset ``coll`` (records made by
+    ``stream``): returns the rows of a bucket.
 
-    Split ``s`` is ``concatenate([inp.h5[coll][inp.rows[s]] for inp in ins])[order[s]]``
-    (rows may repeat or be left out). Pass 1 reads every input once, in blocks, and appends
-    each row to the bucket (``rows`` consecutive output positions, ~``shuffle_bytes``) of
-    every position it takes, in a scratch HDF5 file; pass 2 reads one bucket at a time, puts
-    it in output order and appends it. Memory holds a block and a bucket, not the dataset.
+    Split ``s`` is every input's ``coll`` rows of that split, one input after the other,
+    in the order of ``plan`` (:func:`ordering`; rows may repeat or be left out). Every input
+    is read once, in blocks, and each row is appended, with its output position, to the
+    bucket (``rows`` consecutive output positions, ~``shuffle_bytes``) of every position it
+    takes, in datasets ``s`` and ``s_pos`` of ``scratch``; :func:`in_order` reads them back
+    one bucket at a time. Memory holds a block and a bucket, not the dataset.
     """
     dtype, slots = stream.dtype, stream.slots
-    most = max(len(o) for o in order.values())  # a bucket never needs more rows than a split
+    most = max(n_out.values())  # a bucket never needs more rows than a split
     rows = max(1, min(shuffle_bytes // (dtype.itemsize * int(np.prod(slots))), most))
-    with h5py.File(scratch, "w") as h5:
-        buckets = {s: h5.create_dataset(s, (len(order[s]), *slots), dtype) for s in SPLITS}
-        # output positions sorted by source row (ties: by position): the arrival order
-        by_source = {s: np.argsort(order[s], kind="stable").astype(order[s].dtype) for s in SPLITS}
-        sources = {s: order[s][by_source[s]] for s in SPLITS}
-        filled = {s: np.zeros(-(-len(order[s]) // rows), dtype=np.int64) for s in SPLITS}
-        first = dict.fromkeys(SPLITS, 0)  # source index of the input's first row, per split
-        for inp in ins:
-            ds = inp.h5[coll]
-            for start in range(0, ds.shape[0], rows):
-                block = stream.convert(inp, ds[start : start + rows], start)
-                for s in SPLITS:
-                    picked = inp.rows[s]
-                    lo, hi = np.searchsorted(picked, [start, start + len(block)])
-                    k0, k1 = np.searchsorted(sources[s], [first[s] + lo, first[s] + hi])
-                    pos, src = by_source[s][k0:k1], sources[s][k0:k1]
-                    records = block[picked[src - first[s]] - start]
-                    to_buckets(buckets[s], filled[s], rows, pos, records)
-            for s in SPLITS:
-                first[s] += len(inp.rows[s])
-        for s in SPLITS:
-            done = 0
-            for start in range(0, len(order[s]), rows):
-                region = buckets[s][start : start + rows]
-                table = np.empty_like(region)
-                table[np.argsort(order[s][start : start + len(region)], kind="stable")] = region
-                table = stream.finish(s, start, table)
-                writers[s].append(coll, table)
-                if f"debug_{s}" in writers and done < n_debug:
-                    writers[f"debug_{s}"].append(coll, table[: n_debug - done])
-                done += len(table)
+    buckets = {s: scratch.create_dataset(s, (n_out[s], *slots), dtype) for s in SPLITS}
+    places = {
+        s: scratch.create_dataset(f"{s}_pos", (n_out[s],), plan[f"{s}/pos"].dtype) for s in SPLITS
+    }
+    filled = {s: np.zeros(-(-n_out[s] // rows), dtype=np.int64) for s in SPLITS}
+    placed = dict.fromkeys(SPLITS, 0)  # entries of the plan's positions used, per split
+    first = dict.fromkeys(SPLITS, 0)  # source index of the block's first row, per split
+    for inp in ins:
+        ds = inp.h5[coll]
+        for start in range(0, ds.shape[0], rows):
+            block = stream.convert(inp, ds[start : start + rows], start)
+            which = inp.which[start : start + len(block)]
+            for i, s in enumerate(SPLITS):
+                picked = np.flatnonzero(which == i)
+                sources = len(picked)
+                if f"{s}/repeats" in plan:
+                    picked = np.repeat(picked, plan[f"{s}/repeats"][first[s] : first[s] + sources])
+                pos = plan[f"{s}/pos"][placed[s] : placed[s] + len(picked)]
+                records = block[picked]
+                if stream.observe:
+                    stream.observe(s, records)
+                to_buckets(buckets[s], places[s], filled[s], rows, pos, records)
+                placed[s] += len(picked)
+                first[s] += sources
+    return rows
+
+
+def in_order(
+    scratch: h5py.File, rows: int, split: str, fields: list[str] | None = None
+) -> Iterator[np.ndarray]:
+    """Pass 2: split ``split`` of :func:`fill_buckets`' ``scratch``, a bucket (of ``rows``)
+    at a time in output order; only ``fields`` of each record if given."""
+    buckets, places = scratch[split], scratch[f"{split}_pos"]
+    if fields:
+        buckets = buckets.fields(fields)
+    for start in range(0, places.shape[0], rows):
+        region = buckets[start : start + rows]
+        table = np.empty_like(region)
+        table[places[start : start + len(region)] - start] = region
+        yield table
+
+
+def write_buckets(
+    coll: str,
+    stream: Stream,
+    scratch: h5py.File,
+    rows: int,
+    writers: dict[str, TableWriter],
+    n_debug: int,
+) -> None:
+    """Append dataset ``coll`` of each split from :func:`fill_buckets`' ``scratch``, its
+    records finished by ``stream``, and its first ``n_debug`` to the debug writers."""
+    for s in SPLITS:
+        done = 0
+        for table in in_order(scratch, rows, s):
+            table = stream.finish(s, done, table)
+            writers[s].append(coll, table)
+            if f"debug_{s}" in writers and done < n_debug:
+                writers[f"debug_{s}"].append(coll, table[: n_debug - done])
+            done += len(table)
 
 
 def to_buckets(
-    ds: h5py.Dataset, filled: np.ndarray, rows: int, pos: np.ndarray, records: np.ndarray
+    ds: h5py.Dataset,
+    places: h5py.Dataset,
+    filled: np.ndarray,
+    rows: int,
+    pos: np.ndarray,
+    records: np.ndarray,
 ) -> None:
-    """Append ``records`` (output positions ``pos``) to their buckets of ``rows`` positions in
-    ``ds``, keeping their order within a bucket; ``filled`` counts the rows of each bucket."""
+    """Append ``records`` and their output positions ``pos`` to their buckets of ``rows``
+    positions in ``ds`` and ``places``, keeping their order within a bucket; ``filled``
+    counts the rows of each bucket."""
     grouped = np.argsort(pos // rows, kind="stable")
-    bucket, records = pos[grouped] // rows, records[grouped]
+    pos, records = pos[grouped], records[grouped]
+    bucket = pos // rows
     for a, b in itertools.pairwise(np.flatnonzero(np.diff(bucket, prepend=-1, append=-1))):
         at = int(bucket[a]) * rows + int(filled[bucket[a]])
         ds[at : at + b - a] = records[a:b]
+        places[at : at + b - a] = pos[a:b]
         filled[bucket[a]] += b - a
-
-
-def split_summary(
-    jets: dict[str, np.ndarray], names: list[str], class_names: list[str], control: bool
-) -> dict[str, Any]:
-    """Jets and summed weights per split, sample and class (the report's dataset table)."""
-    rows = []
-    for s in SPLITS:
-        table = jets[s]
-        for i, name in enumerate(names):
-            in_sample = table["sample"] == i
-            for cls in np.unique(table["flavour_label"][in_sample]):
-                sel = in_sample & (table["flavour_label"] == cls)
-                label = (
-                    "data"
-                    if control and table["is_data"][sel].all()
-                    else ("mc" if control else class_names[int(cls)])
-                )
-                rows.append(
-                    {
-                        "split": s,
-                        "sample": name,
-                        "class": label,
-                        "jets": int(sel.sum()),
-                        "sum_weight": float(table["weight"][sel].astype(np.float64).sum()),
-                        "sum_train_weight": float(
-                            table["train_weight"][sel].astype(np.float64).sum()
-                        ),
-                    }
-                )
-    return {"kind": "control" if control else "main", "rows": rows}

@@ -1,5 +1,6 @@
 """Per-jet training weights: kinematic reweighting to the signal, class balancing, control norm."""
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,63 +44,143 @@ def base_weights(jets: np.ndarray, use_physics: bool) -> np.ndarray:
     return jets["weight"].astype(np.float64) if use_physics else np.ones(len(jets))
 
 
-def fit_reweighter(jets: np.ndarray, cfg: dict[str, Any], class_names: list[str]) -> Reweighter:
-    """Fit kinematic ratios and class-total scales on training jets, as ``cfg`` asks."""
-    base = base_weights(jets, cfg["use_physics_weights"])
-    labels = jets["flavour_label"]
-    present = [c for c in range(len(class_names)) if np.any(labels == c)]
+def pairwise_half(n: int) -> int:
+    """Where numpy's pairwise summation splits ``n`` (> 128) values: half, rounded down to a
+    multiple of 8."""
+    half = n // 2
+    return half - half % 8
+
+
+class PairwiseSum:
+    """``np.sum`` of ``n`` float64 values given in order, a block at a time: numpy's pairwise
+    summation (:func:`pairwise_half`), its subtrees of up to ``leaf`` values summed by
+    ``np.sum`` as they fill, so the result is the same to the bit."""
+
+    def __init__(self, n: int, leaf: int = 1 << 16) -> None:
+        self.n, self.leaf = n, max(leaf, 128)  # numpy sums up to 128 values without halving
+        self.ends = [b for _, b in self.leaves(0, n)] if n else []
+        self.sums: list[float] = []
+        self.pending: list[np.ndarray] = []
+        self.done = self.held = 0  # values summed into ``sums``, values pending
+
+    def leaves(self, a: int, b: int) -> list[tuple[int, int]]:
+        """The subtrees of ``[a, b)`` of at most ``leaf`` values, in order."""
+        if b - a <= self.leaf:
+            return [(a, b)]
+        mid = a + pairwise_half(b - a)
+        return self.leaves(a, mid) + self.leaves(mid, b)
+
+    def add(self, values: np.ndarray) -> None:
+        """Append ``values`` (float64) to the sum."""
+        self.pending.append(values)
+        self.held += len(values)
+        k = len(self.sums)
+        if k == len(self.ends) or self.done + self.held < self.ends[k]:
+            return
+        flat = np.concatenate(self.pending)
+        while k < len(self.ends) and self.ends[k] - self.done <= len(flat):
+            stop = self.ends[k] - self.done
+            self.sums.append(np.sum(flat[:stop]))
+            flat, self.done, k = flat[stop:], self.ends[k], k + 1
+        self.pending, self.held = [flat], len(flat)
+
+    def total(self) -> float:
+        """The sum of all ``n`` values (given in full)."""
+        found = dict(zip(self.ends, self.sums, strict=True))
+
+        def tree(a: int, b: int) -> float:
+            if b - a <= self.leaf:
+                return found[b] if b > a else 0.0
+            mid = a + pairwise_half(b - a)
+            return tree(a, mid) + tree(mid, b)
+
+        return tree(0, self.n)
+
+
+Blocks = Callable[[], Iterable[np.ndarray]]  # the training jets in order, a block at a time
+
+
+def fit_reweighter(
+    train: Blocks,
+    classes: dict[int, int],
+    target_values: dict[str, np.ndarray],
+    cfg: dict[str, Any],
+    class_names: list[str],
+) -> Reweighter:
+    """Fit kinematic ratios and class-total scales on training jets, as ``cfg`` asks.
+
+    ``classes`` counts the training jets per class label, ``target_values`` holds each
+    variable's values of the target class (any order); ``train()`` passes over the jets in
+    their order, once per step that needs them: each histogram is summed in that order and
+    each total as ``np.sum`` of the whole split would sum it."""
+    use_physics = cfg["use_physics_weights"]
+    present = [c for c in range(len(class_names)) if classes.get(c, 0)]
     rw = Reweighter([], [], {}, {})
     if cfg["mode"] == "pt_to_signal":
         target = class_names.index(cfg["target"])
         if target not in present:
             raise HepsnakeError("prepare: weights", f"no '{cfg['target']}' jets to reweight to")
-        is_target = labels == target
         rw.variables = list(cfg["variables"])
         for v in rw.variables:
-            inner = np.quantile(jets[v][is_target], np.linspace(0, 1, cfg["bins"] + 1))[1:-1]
+            inner = np.quantile(target_values[v], np.linspace(0, 1, cfg["bins"] + 1))[1:-1]
             rw.edges.append(np.concatenate([[-np.inf], np.unique(inner), [np.inf]]))
-        index = rw.bins(jets)
         shape = tuple(len(e) - 1 for e in rw.edges)
-        target_hist = histogram(tuple(i[is_target] for i in index), shape, base[is_target])
+        hists = {c: np.zeros(int(np.prod(shape))) for c in present}
+        for jets in train():
+            flat = np.ravel_multi_index(rw.bins(jets), shape)
+            base = base_weights(jets, use_physics)
+            for cls, hist in hists.items():
+                is_cls = jets["flavour_label"] == cls
+                np.add.at(hist, flat[is_cls], base[is_cls])  # bincount's order of additions
+        target_hist = normalised(hists[target].reshape(shape))
         for cls in present:
             if cls == target:
                 continue
-            is_cls = labels == cls
-            hist = histogram(tuple(i[is_cls] for i in index), shape, base[is_cls])
+            hist = normalised(hists[cls].reshape(shape))
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(hist > 0, target_hist / hist, 0.0)
             rw.ratios[cls] = np.minimum(ratio, cfg["max_weight"])
     if cfg["balance_classes"]:
-        weighted = rw.apply(jets, base).astype(np.float64)
-        mean_total = weighted.sum() / len(present)
-        rw.class_scale = {c: mean_total / weighted[labels == c].sum() for c in present}
+        total = PairwiseSum(sum(classes.values()))
+        per_class = {c: PairwiseSum(classes[c]) for c in present}
+        for jets in train():
+            weighted = rw.apply(jets, base_weights(jets, use_physics)).astype(np.float64)
+            total.add(weighted)
+            for cls, cls_sum in per_class.items():
+                cls_sum.add(weighted[jets["flavour_label"] == cls])
+        mean_total = total.total() / len(present)
+        rw.class_scale = {c: mean_total / s.total() for c, s in per_class.items()}
     return rw
 
 
-def histogram(
-    index: tuple[np.ndarray, ...], shape: tuple[int, ...], weights: np.ndarray
-) -> np.ndarray:
-    """Unit-normalised weighted histogram from per-jet bin indices."""
-    flat = np.ravel_multi_index(index, shape)
-    hist = np.bincount(flat, weights=weights, minlength=int(np.prod(shape))).reshape(shape)
+def normalised(hist: np.ndarray) -> np.ndarray:
+    """``hist`` divided by its sum (unchanged if that is not positive)."""
     total = hist.sum()
     return hist / total if total > 0 else hist
 
 
-def control_weights(jets: np.ndarray, is_data: np.ndarray) -> np.ndarray:
-    """Data jets weigh 1; MC jets keep their physics weights, scaled to the data yield."""
+def control_scale(n_data: int, n_mc: int, total_mc: float) -> float | None:
+    """The factor that scales MC physics weights (summing to ``total_mc``) to the data yield;
+    None without MC jets or MC weight."""
+    return np.int64(n_data) / total_mc if n_mc and total_mc > 0 else None
+
+
+def control_weights(jets: np.ndarray, is_data: np.ndarray, scale: float | None) -> np.ndarray:
+    """Data jets weigh 1; MC jets keep their physics weights times ``scale``
+    (:func:`control_scale`), or weigh 1 where it is None."""
     out = np.ones(len(jets))
     mc = ~is_data
-    total_mc = jets["weight"][mc].astype(np.float64).sum()
-    if mc.any() and total_mc > 0:
-        out[mc] = jets["weight"][mc] * (is_data.sum() / total_mc)
+    if scale is not None:
+        out[mc] = jets["weight"][mc] * scale
     return out.astype(np.float32)
 
 
 def resample(labels: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
     """Sorted indices that bring every class to the smallest (``down``: a random subset
-    without repeats) or largest (``up``: every jet once, plus random repeats) class count."""
-    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    without repeats) or largest (``up``: every jet once, plus random repeats) class count;
+    int32 where they fit (the draws do not depend on the type)."""
+    index = np.int32 if len(labels) < 2**31 else np.int64
+    groups = [np.flatnonzero(labels == c).astype(index) for c in np.unique(labels)]
     target = (min if mode == "down" else max)(len(g) for g in groups)
     picked = [
         rng.choice(g, size=target, replace=False)
@@ -107,4 +188,8 @@ def resample(labels: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndar
         else np.concatenate([g, rng.choice(g, size=target - len(g), replace=True)])
         for g in groups
     ]
-    return np.sort(np.concatenate(picked))
+    del groups
+    rows = np.concatenate(picked)
+    del picked
+    rows.sort()
+    return rows
