@@ -7,7 +7,8 @@ task (with the AUC's statistical error).
 
 Simulates QCD, BIB and signal (mS 16) jets, converts, splits and normalises them, trains the
 shipped model twice (with its tasks, and with the jet classification only; ``--no-single``
-trains the first only), predicts the test split and prints each task's headline figures from :func:`hepsnake.evaluate.stage.task_metrics`.
+trains the first only), predicts the test split and prints each task's headline figures
+from :func:`hepsnake.evaluate.stage.task_metrics`.
 """
 
 import argparse
