@@ -352,8 +352,9 @@ def split(
         jet_fields = {n for inp in ins for n in inp.dtype.names}
         derived = derived_fields(config["inputs"], "jets", jet_fields, ins[0].path)
         dtype = union_dtype(ins, control, derived)
-        for i, s in enumerate(SPLITS):
-            if sum(inp.count(i) for inp in ins) == 0:
+        n_in = {s: sum(inp.count(i) for inp in ins) for i, s in enumerate(SPLITS)}
+        for s in SPLITS:
+            if n_in[s] == 0:
                 raise HepsnakeError(f"split '{s}'", "no jets: check fractions and inputs")
         targets = {s: outputs[s] for s in SPLITS}
         if debug:
@@ -367,7 +368,7 @@ def split(
             stack.enter_context(tempfile.TemporaryDirectory(prefix=".split-", dir=scratch))
         )
         plan = stack.enter_context(h5py.File(tmp_dir / "plan.h5", "w"))
-        n_out = ordering(ins, prep, control, plan)
+        n_out = ordering(ins, n_in, prep, control, plan)
         variables = (list(weights["variables"]) or ["pt"]) if reweighted else []
         jets = JetSplits(
             dtype, names, derived, config, control, variables, bool(plot) and not control
@@ -386,17 +387,17 @@ def split(
 
 
 def ordering(
-    ins: list[Input], prep: dict[str, Any], control: bool, plan: h5py.File
+    ins: list[Input], n_in: dict[str, int], prep: dict[str, Any], control: bool, plan: h5py.File
 ) -> dict[str, int]:
     """Per split, the jets' order: optional resampling (train), then a seeded shuffle of the
-    inputs' jets of that split, one after the other (the sources). Written to ``plan``:
+    inputs' ``n_in`` jets of that split, one after the other (the sources). Written to ``plan``:
     ``{split}/pos``, each placed jet's output position, by source then position, and with
     resampling ``{split}/repeats``, how often each source is placed. Returns the jets per
     split."""
     n_out = {}
     for i, s in enumerate(SPLITS):
         rng = np.random.default_rng([prep["seed"], i, int(control)])
-        n = sum(inp.count(i) for inp in ins)
+        n = n_in[s]
         rows = None  # with resampling: the sources placed, sorted, with repeats
         if s == "train" and not control and prep["resample"] != "none":
             labels = np.concatenate([inp.labels[inp.which == i] for inp in ins])
