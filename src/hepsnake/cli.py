@@ -144,7 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from hepsnake.export import athena_layout
     from hepsnake.export.stage import export
-    from hepsnake.report.markdown import git_commit
+    from hepsnake.provenance import git_commit
 
     config = load(args.config)  # validated: the schema filled every export option
     result = export(

@@ -3,8 +3,6 @@ model-comparison ROC (numbers are copied from ``results/metrics/*.json``, never 
 
 import itertools
 import json
-import subprocess
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +24,7 @@ from hepsnake.evaluate.stage import trained_values
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.figure import use_style
 from hepsnake.io.h5 import DEFAULT_UNIT
-
-PACKAGES = (
-    "hepsnake",
-    "snakemake",
-    "uproot",
-    "awkward",
-    "h5py",
-    "numpy",
-    "torch",
-    "lightning",
-    "scikit-learn",
-    "onnxruntime",
-)
+from hepsnake.provenance import git_commit, package_versions
 
 
 def fmt(value: Any) -> str:
@@ -60,30 +46,6 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(fmt(v).replace("|", "\\|") for v in row) + " |" for row in rows]
     return [*lines, ""]
-
-
-def package_versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def git_commit(cwd: Path) -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def compare_roc(
