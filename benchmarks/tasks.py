@@ -20,11 +20,19 @@ from typing import Any
 import h5py
 import numpy as np
 from _common import shipped_config, work_directory
+from sklearn.metrics import roc_auc_score
 
 from hepsnake.config import load_model
 from hepsnake.evaluate.metrics import auc
 from hepsnake.evaluate.predict import predict
 from hepsnake.evaluate.stage import task_metrics
+from hepsnake.models import registry
+from hepsnake.models.tasks.base import Context
+from hepsnake.models.tasks.constituent_classification import (
+    ConstituentClassification,
+    class_fractions,
+)
+from hepsnake.names import prob_column
 from hepsnake.simulate.prepared import prepared_toy
 from hepsnake.training.run import train
 
@@ -45,6 +53,30 @@ def auc_error(value: float, n_sig: int, n_bkg: int) -> float:
     return float(np.sqrt(var / (n_sig * n_bkg)))
 
 
+def gap_split(
+    config: dict[str, Any], model: dict[str, Any], name: str, predictions: Path
+) -> dict[str, float]:
+    """Per constituent task with a ``bayes`` law: the AUC of the model's own jet class
+    posterior (moved to the evaluated class fractions) times the toy's exact per-constituent
+    law, i.e. how much of the gap to the Bayes AUC the jet half of the model costs."""
+    context = Context(list(config["class_names"]))
+    out = {}
+    with h5py.File(predictions) as h5:
+        jets = h5["jets"][:]
+        for block in model["model"]["tasks"]:
+            task = registry.build("task", block, context=context)
+            if not isinstance(task, ConstituentClassification) or not task.bayes:
+                continue
+            p_class = np.stack([jets[prob_column(name, c)] for c in context.class_names], -1)
+            p_class = p_class * class_fractions(jets, len(context.class_names))
+            table = h5[task.dataset][:]
+            score = task.class_mixture(table, p_class / p_class.sum(-1, keepdims=True))
+            keep, truth, _ = task.scored(table, name)
+            is_signal = truth == task.classes.index(task.signal)
+            out[task.name] = float(roc_auc_score(is_signal, score[keep]))
+    return out
+
+
 def run(config: dict, outputs: dict, root: Path, name: str, model: dict) -> dict[str, Any]:
     """Train, predict and score ``model``; its task figures plus the signal-vs-QCD jet AUC."""
     part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
@@ -61,12 +93,15 @@ def run(config: dict, outputs: dict, root: Path, name: str, model: dict) -> dict
         jets["flavour_label"] == names.index("sig"),
         jets["flavour_label"] == names.index("qcd"),
     )
-    score = np.log(jets[f"{name}_psig"] + 1e-12) - np.log(jets[f"{name}_pqcd"] + 1e-12)
+    p_sig, p_qcd = jets[prob_column(name, "sig")], jets[prob_column(name, "qcd")]
+    score = np.log(p_sig + 1e-12) - np.log(p_qcd + 1e-12)
     jet_auc = auc(score[sig], score[qcd], np.ones(int(qcd.sum())))
     figures = task_metrics(
         config | {"tasks": model["model"]["tasks"]}, name, str(predictions), {}, root / name, "GeV"
     )
     figures.pop("jet_classification")
+    for task, entry in gap_split(config, model, name, predictions).items():
+        figures[task]["model_jets_exact_law_auc"] = entry
     return {
         "jet_auc": jet_auc,
         "jet_auc_error": auc_error(jet_auc, int(sig.sum()), int(qcd.sum())),

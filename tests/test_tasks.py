@@ -184,3 +184,25 @@ def test_every_task_trains_predicts_and_is_scored(toy, tmp_path):
     assert 0 <= (figures["vertexing"]["efficiency"] or 0) <= 1
     assert (tmp_path / "tasks" / "track_origin_roc.png").is_file()
     assert (tmp_path / "tasks" / "mass_residuals.png").is_file()
+
+
+def test_task_bayes_score_is_the_generators_posterior(toy):
+    """The constituent task's Bayes score (from the truth fields the files carry) equals the
+    toy generator's own exact P(llp | jet) on real tracks, and is the class mixture of the
+    exact jet posterior; a wrong jet posterior gives another score."""
+    from hepsnake.models.tasks.base import Context
+    from hepsnake.simulate.densities import ORIGINS, bayes_constituent_score
+
+    config, _, outputs = toy
+    names = list(config["class_names"])
+    task = registry.build("task", TASKS[2], context=Context(names))
+    with h5py.File(outputs["test"]) as h5:
+        jets, tracks = h5["jets"][:], h5["tracks"][:]
+    fractions = {c: float(np.mean(jets["flavour_label"] == i)) for i, c in enumerate(names)}
+    jet_logp = {c: jets[f"truth_logp_{c}"] for c in names}
+    exact = bayes_constituent_score(tracks, jet_logp, fractions)[..., ORIGINS.index("llp")]
+    real = tracks["valid"]
+    score = task.bayes_score(tracks, jets)
+    np.testing.assert_allclose(score[real], exact[real], rtol=1e-9, atol=1e-12)
+    uniform = np.full((len(jets), len(names)), 1 / len(names))
+    assert not np.allclose(task.class_mixture(tracks, uniform)[real], exact[real])

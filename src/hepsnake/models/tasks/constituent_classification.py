@@ -63,22 +63,24 @@ class ConstituentClassification(Task):
 
     def bayes_score(self, table: np.ndarray, jets: np.ndarray | None) -> np.ndarray | None:
         """P(:attr:`signal` | everything in the jet), (N, max), where the truth allows:
-        Σ_c P(c | jet) P(signal | x, c) over the jet classes c of ``bayes`` (a field of the
-        collection or a constant each), P(c | jet) from the jets' ``truth_logp_{c}`` and the
+        :meth:`class_mixture` of the exact P(c | jet), from the jets' ``truth_logp_{c}`` and the
         class fractions of the evaluated jets."""
         if not self.bayes or jets is None:
             return None
         names = list(self.context.class_names)
         if any(f"truth_logp_{c}" not in (jets.dtype.names or ()) for c in names):
             return None
-        labels = jets["flavour_label"]
-        priors = np.array([max(np.mean(labels == i), 1e-12) for i in range(len(names))])
         logs = np.stack([jets[f"truth_logp_{c}"].astype(np.float64) for c in names], -1)
-        logs = logs + np.log(priors)
+        logs = logs + np.log(class_fractions(jets, len(names)))
         p_class = np.exp(logs - logs.max(-1, keepdims=True))
-        p_class /= p_class.sum(-1, keepdims=True)
+        return self.class_mixture(table, p_class / p_class.sum(-1, keepdims=True))
+
+    def class_mixture(self, table: np.ndarray, p_class: np.ndarray) -> np.ndarray:
+        """Σ_c P(c | jet) P(:attr:`signal` | x, c), (N, max), over the jet classes c of
+        ``bayes`` (the toy's exact per-constituent law: a field of the collection or a constant
+        each) for the jet class posteriors ``p_class`` (N, classes), exact or a model's."""
         score = np.zeros(table.shape, dtype=np.float64)
-        for i, c in enumerate(names):
+        for i, c in enumerate(self.context.class_names):
             given = self.bayes.get(c, 0.0)
             values = table[given].astype(np.float64) if isinstance(given, str) else given
             score += p_class[:, i : i + 1] * values
@@ -169,3 +171,9 @@ class ConstituentClassification(Task):
             self.confusion(truth, probs), self.classes, title, directory / names[1]
         )
         return names
+
+
+def class_fractions(jets: np.ndarray, n_classes: int) -> np.ndarray:
+    """Each class's fraction of ``jets`` (by ``flavour_label``), at least 1e-12."""
+    labels = jets["flavour_label"]
+    return np.array([max(np.mean(labels == i), 1e-12) for i in range(n_classes)])
