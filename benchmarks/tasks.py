@@ -59,8 +59,10 @@ def gap_split(
     config: dict[str, Any], model: dict[str, Any], name: str, predictions: Path
 ) -> dict[str, float]:
     """Per constituent task with a ``bayes`` law: the AUC of the model's own jet class
-    posterior (moved to the evaluated class fractions) times the toy's exact per-constituent
-    law, i.e. how much of the gap to the Bayes AUC the jet half of the model costs."""
+    posterior times the toy's exact per-constituent law, i.e. how much of the gap to the Bayes
+    AUC the jet half of the model costs. The model is trained under class-balanced weights
+    (equal priors), so its posterior is moved to the evaluated class fractions by multiplying
+    by them."""
     context = Context(list(config["class_names"]))
     out = {}
     with h5py.File(predictions) as h5:
