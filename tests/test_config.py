@@ -202,6 +202,7 @@ def test_schemas_are_package_data():
     from hepsnake.config import MODEL_SCHEMA, SCHEMA
 
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    declared = pyproject["tool"]["setuptools"]["package-data"]["hepsnake"]
+    declared = pyproject["tool"]["setuptools"]["package-data"]["hepsnake.config"]
     assert {SCHEMA.name, MODEL_SCHEMA.name} <= set(declared)
-    assert SCHEMA.parent.name == MODEL_SCHEMA.parent.name == "hepsnake"
+    assert SCHEMA.parent.name == MODEL_SCHEMA.parent.name == "config"
+    assert SCHEMA.read_text() == (REPO / "workflow" / "schemas" / SCHEMA.name).read_text()

@@ -15,7 +15,7 @@ import xxhash
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hepsnake import __version__
-from hepsnake.config import is_remote, sample_by_name
+from hepsnake.config import sample_by_name
 from hepsnake.convert.cuts import apply_cuts, cut_names, mev_warnings
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.atomic import atomic_path, json_text, write_errno
@@ -23,7 +23,7 @@ from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.h5 import TableWriter, set_attrs
 from hepsnake.io.listing import expand_urls
 from hepsnake.io.physlite import PhysliteSource
-from hepsnake.io.remote import redact_sample, redact_text, redact_url
+from hepsnake.io.remote import is_remote, redact_sample, redact_text, redact_url
 from hepsnake.io.root import FlatSource
 from hepsnake.names import LABEL
 

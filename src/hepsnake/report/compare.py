@@ -97,7 +97,7 @@ def plot_curves(rows: list[dict[str, Any]], output: str) -> None:
 
 def compare_section(table_path: str, plot: str) -> list[str]:
     """The report's "Best epochs" section: one row per run, the curves plot below."""
-    from hepsnake.report.markdown import table
+    from hepsnake.report.tables import table
 
     data = json.loads(Path(table_path).read_text())
 

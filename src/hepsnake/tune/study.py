@@ -18,7 +18,7 @@ from typing import Any
 
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.atomic import write_json
-from hepsnake.tune import journal_path
+from hepsnake.paths import journal_path
 from hepsnake.tune.space import apply_params, decode, suggest
 
 log = logging.getLogger("hepsnake")
