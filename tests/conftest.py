@@ -17,7 +17,8 @@ import skhep_testdata
 import torch
 import yaml
 
-from hepsnake.config import validate
+from hepsnake.config import contract, resolve, validate
+from hepsnake.config.contracts import trained
 from hepsnake.report.markdown import fmt
 from hepsnake.simulate.prepared import prepared_toy as toy_samples
 from hepsnake.training.module import TaggerModule
@@ -34,6 +35,27 @@ PHYSLITE_FILES = {
     "uproot-issue-951.root": 455,
     "uproot-issue-798.root": 372,
 }
+
+
+def stage(config: dict, name: str, models: dict | None = None, **names: str):
+    """The contract of stage ``name`` from a validated ``config`` (``models``: model configs
+    given as data, by name), for the ``model``/``sample``/``study`` in ``names``."""
+    return contract(resolve(config, models=models), name, **names)
+
+
+def train_contract(config: dict, model: dict, name: str = "m"):
+    """The train contract of a model config given as data, named ``name``."""
+    return stage(config, "train", models={name: model}, model=name)
+
+
+def inputs_of(config: dict, **changes: object):
+    """The typed ``inputs`` of a validated ``config``, with keys of ``changes`` replaced."""
+    return stage({**config, "inputs": {**config["inputs"], **changes}}, "norm").inputs
+
+
+def model_spec(config: dict, block: dict):
+    """The typed ``model:`` block of a model config given as data (defaults filled)."""
+    return train_contract(config, {"model": block}).model.model
 
 
 def default_config() -> dict:
@@ -112,9 +134,12 @@ def checkpoint(data, name, model_cfg=TINY, parameters=None):
     """A checkpoint of an untrained tagger, as ``load_module`` reads it."""
     config, root, _, norm = data
     torch.manual_seed(0)
-    module = TaggerModule(
-        model_cfg, TRAINING, config["inputs"], norm, config["class_names"], None, parameters
-    )
+    model = {
+        "model": model_cfg,
+        "training": TRAINING | {"class_weights": False},
+        "parameters": parameters,
+    }
+    module = TaggerModule(trained(train_contract(config, model, name), norm, []))
     path = root / f"{name}.ckpt"
     torch.save(
         {

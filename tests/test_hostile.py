@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, default_config, prepared_toy
+from conftest import REPO, default_config, prepared_toy, stage
 
-from hepsnake.config import load_model, validate
+from hepsnake.config import load_model, resolve, validate
 from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
 from hepsnake.io import atomic
@@ -65,7 +65,7 @@ def base_samples(roots: Path) -> list[dict]:
 
 def run_split(config: dict, out: Path) -> dict[str, np.ndarray]:
     """Convert every sample of ``config`` and split them into ``out``; the jets per split."""
-    convert_samples(config, out)
+    convert_samples(resolve(config), out)
     outputs = {s: str(out / f"{s}.h5") for s in SPLITS}
     names = [s["name"] for s in config["samples"]]
     split(config, [str(out / f"{n}.h5") for n in names], outputs, str(out / "summary.json"))
@@ -241,7 +241,7 @@ def stage_files(roots, tmp_path_factory) -> tuple[Path, Path, Path]:
     config_path.write_text(yaml.safe_dump(config))
     conv = root / "h5"
     conv.mkdir()
-    convert_samples(validate(config), conv)
+    convert_samples(resolve(validate(config)), conv)
     prepared = root / "prepared"
     names = [str(conv / f"{n}.h5") for n in TOY]
     outputs = {s: str(prepared / f"{s}.h5") for s in SPLITS}
@@ -334,7 +334,8 @@ def test_disk_full_inside_convert_names_the_output(roots, tmp_path, monkeypatch)
     monkeypatch.setattr("hepsnake.io.h5.TableWriter.append", full)
     config = toy_config(base_samples(roots))
     with pytest.raises(WriteError) as err:
-        convert(config, "qcd", tmp_path / "qcd.h5", tmp_path / "qcd.json", show_progress=False)
+        c = stage(config, "convert", sample="qcd")
+        convert(c, tmp_path / "qcd.h5", tmp_path / "qcd.json", show_progress=False)
     assert (
         str(err.value) == f"{tmp_path / 'qcd.h5'}: cannot write: No space left on device (ENOSPC)"
     )

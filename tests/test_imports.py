@@ -3,7 +3,8 @@
 Read from the source with ``ast`` (nothing is imported): every ``import``/``from ... import``
 of a hepsnake module counts, at module level or inside a function, except under
 ``if TYPE_CHECKING:``. ``from hepsnake.a import b`` is an edge to the module ``hepsnake.a.b``
-where that is a module, else to ``hepsnake.a``.
+where that is a module, else to ``hepsnake.a``. Importing ``hepsnake.a.b`` from outside
+package ``hepsnake.a`` runs ``hepsnake/a/__init__.py`` first: an edge to ``hepsnake.a`` too.
 """
 
 import ast
@@ -14,17 +15,21 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # what hepsnake.config may import (transitively): itself, errors, names, paths and the leaf
 # helpers whose checks validation runs (cut expressions, truth inputs, URL secrets, the
-# component option schemas, the tune space's dotted keys); no stage, no torch
+# component option schemas, the atomic write of the resolved
+# file) with their packages' (empty) __init__; no stage, no torch
 CONFIG_MAY_REACH = {
     "hepsnake",
     "hepsnake.errors",
     "hepsnake.names",
     "hepsnake.paths",
+    "hepsnake.io",
+    "hepsnake.io.atomic",
     "hepsnake.io.expressions",
     "hepsnake.io.remote",
+    "hepsnake.prepare",
     "hepsnake.prepare.guard",
+    "hepsnake.models",
     "hepsnake.models.registry",
-    "hepsnake.tune.space",
 }
 
 
@@ -74,8 +79,20 @@ def import_graph() -> dict[str, set[str]]:
     graph = {}
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        graph[name] = imports(ast.parse(path.read_text()), package, set(files)) - {name}
+        found = imports(ast.parse(path.read_text()), package, set(files))
+        found |= {p for m in found for p in parents(m) if not in_package(name, p)}
+        graph[name] = found - {name}
     return graph
+
+
+def parents(module: str) -> list[str]:
+    """The packages ``module`` lies in, below the top package (``a.b.c`` -> ``a.b``)."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(2, len(parts))]
+
+
+def in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
 
 
 def reach(graph: dict[str, set[str]], start: str) -> set[str]:

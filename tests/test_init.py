@@ -12,6 +12,7 @@ import pytest
 import skhep_testdata
 import uproot
 import yaml
+from conftest import stage
 
 from hepsnake.cli import main
 from hepsnake.config import validate
@@ -94,7 +95,8 @@ def test_reader_converts_the_file(started, tmp_path):
     config = validate(copy.deepcopy(raw))
     (sample,) = config["samples"]
     out = tmp_path / "s.h5"
-    report = convert(config, sample["name"], out, tmp_path / "s.json", show_progress=False)
+    c = stage(config, "convert", sample=sample["name"])
+    report = convert(c, out, tmp_path / "s.json", show_progress=False)
     label = raw["prepare"]["label_map"]["variable"]
     with h5py.File(out) as h5:
         jets = h5["jets"][:]
@@ -177,7 +179,7 @@ def test_flat_without_truth_label_uses_the_dr_to_mc_b_quarks(tmp_path):
     config = validate(copy.deepcopy(raw))
     name = config["samples"][0]["name"]
     out = tmp_path / "s.h5"
-    convert(config, name, out, tmp_path / "s.json", show_progress=False)
+    convert(stage(config, "convert", sample=name), out, tmp_path / "s.json", show_progress=False)
     with h5py.File(out) as h5:
         dr = h5["jets"]["truth_dr_b"]
     eta = lambda px, py, pz: np.arcsinh(pz / np.hypot(px, py))  # noqa: E731

@@ -2,6 +2,7 @@
 reference taggers beside the model, S/√B only on physical weights, every warning kind, and no
 toy wording, on small synthetic predictions and metrics files."""
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -11,8 +12,10 @@ import h5py
 import matplotlib
 import numpy as np
 import pytest
+from conftest import stage
 from sklearn.metrics import roc_auc_score
 
+from hepsnake.config import validate
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate import plots
 from hepsnake.evaluate.metrics import (
@@ -100,20 +103,37 @@ def run_evaluate(
     """The evaluate stage of model ``m`` on ``jets`` under ``root`` (plots in plots/m)."""
     write_predictions(root / "pred.h5", jets)
     history(root / "training.json", best_epoch)
-    config = {
-        "class_names": FLAVOURS,
-        "evaluate": evaluate_cfg or EVALUATE,
-        "parameters": {"names": [], "train": {}},
-    }
+    config = flavour_config(evaluate_cfg)
     (root / "plots" / "m").mkdir(parents=True, exist_ok=True)
     return evaluate(
-        config,
-        "m",
+        stage(config, "evaluate", models={"m": {"model": {}}}, model="m"),
         str(root / "pred.h5"),
         str(root / "training.json"),
         str(root / "m.json"),
         str(root / "plots" / "m"),
     )
+
+
+def flavour_config(
+    evaluate_cfg: dict[str, Any] | None = None, classes: list[str] = FLAVOURS
+) -> dict[str, Any]:
+    """A validated config of ``classes`` (one PHYSLITE sample) with ``evaluate_cfg`` (default
+    ``EVALUATE``) as its evaluate section."""
+    return validate(
+        {
+            "class_names": list(classes),
+            "samples": [{"name": "s", "files": ["s.root"], "reader": "r"}],
+            "readers": {"r": {"type": "physlite"}},
+            "convert": {},
+            "inputs": {"variables": {"jets": ["pt"]}},
+            "evaluate": copy.deepcopy(evaluate_cfg or EVALUATE),
+        }
+    )
+
+
+def evaluate_spec(evaluate_cfg: dict[str, Any] | None = None, classes: list[str] = FLAVOURS):
+    """The typed evaluate section of :func:`flavour_config`."""
+    return stage(flavour_config(evaluate_cfg, classes), "report").evaluate
 
 
 def d_b(pb: np.ndarray, pc: np.ndarray, pu: np.ndarray, fc: float) -> np.ndarray:
@@ -125,11 +145,11 @@ def test_flavour_discriminant_with_fc_matches_a_by_hand_computation() -> None:
     """D_b = log(p_b / (f_c p_c + (1 − f_c) p_u)) scores every ROC; c rejection at 70% is
     1 / (share of c jets above the cut that keeps 70% of b jets)."""
     jets = flavour_jets(20000)
-    setup = discriminant_setup(EVALUATE, FLAVOURS)
+    setup = discriminant_setup(evaluate_spec(), FLAVOURS)
     assert setup.kind == "flavour" and setup.fractions == pytest.approx(
         {"ujets": 0.9, "cjets": 0.1}
     )
-    assert working_points(EVALUATE, setup) == FTAG_WORKING_POINTS
+    assert working_points(evaluate_spec(), setup) == FTAG_WORKING_POINTS
     book = roc_book(jets, "m", FLAVOURS, "bjets", setup.fractions, shared=setup.shared)
     p = {c: jets[prob_column("m", c)].astype(np.float64) for c in FLAVOURS}
     expected = d_b(p["bjets"], p["cjets"], p["ujets"], 0.1)
@@ -147,14 +167,15 @@ def test_flavour_discriminant_with_fc_matches_a_by_hand_computation() -> None:
 
 def test_discriminant_auto_detects_flavours_and_rejects_other_classes() -> None:
     auto = {"signal": "b", "discriminant": {"type": "auto"}}
-    assert discriminant_setup(auto, ["light", "c", "b"]).kind == "flavour"
-    assert discriminant_setup({"signal": "sig"}, ["qcd", "sig", "bib"]).kind == "fractions"
-    assert (
-        discriminant_setup(auto | {"fractions": {"c": 1, "light": 1}}, ["light", "c", "b"]).kind
-        == "fractions"
-    )
+    flavours = ["light", "c", "b"]
+    assert discriminant_setup(evaluate_spec(auto, flavours), flavours).kind == "flavour"
+    toy = ["qcd", "sig", "bib"]
+    assert discriminant_setup(evaluate_spec({"signal": "sig"}, toy), toy).kind == "fractions"
+    with_fractions = evaluate_spec(auto | {"fractions": {"c": 1, "light": 1}}, flavours)
+    assert discriminant_setup(with_fractions, flavours).kind == "fractions"
+    hbb = [*FLAVOURS, "hbb"]
     with pytest.raises(HepsnakeError, match="class 'hbb' is not a c, tau or light flavour"):
-        discriminant_setup(EVALUATE, [*FLAVOURS, "hbb"])
+        discriminant_setup(evaluate_spec(EVALUATE, hbb), hbb)
 
 
 @pytest.fixture(scope="module")
@@ -281,14 +302,8 @@ def make_report(
     run_evaluate(results, flavour_jets() if jets is None else jets, best_epoch=best_epoch)
     split_summary(root / "split.json", counts or dict.fromkeys(FLAVOURS, 1000), split_dropped)
     convert_summary(root / "conv.json", convert_dropped)
-    config = {
-        "class_names": FLAVOURS,
-        "evaluate": EVALUATE,
-        "parameters": {"m": {"names": [], "train": {}}},
-        "config_hash": "0123456789abcdef",
-    }
     return report(
-        config,
+        stage(flavour_config(), "report"),
         {"m": str(results / "m.json")},
         {"m": str(results / "pred.h5")},
         str(root / "split.json"),

@@ -15,8 +15,8 @@ import yaml
 from conftest import REPO, snakemake
 
 from hepsnake.config import MODEL_SCHEMA, check_schema, schema_validator, workflow_config
+from hepsnake.config.loading import apply_params
 from hepsnake.errors import HepsnakeError
-from hepsnake.tune.space import apply_params
 
 TRIALS = 4
 

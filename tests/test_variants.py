@@ -13,7 +13,7 @@ from conftest import REPO, default_config
 from scipy import stats
 from torch import nn
 
-from hepsnake.config import load_model, validate
+from hepsnake.config import load_model, resolve, validate
 from hepsnake.data.loader import H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.errors import HepsnakeError
@@ -90,7 +90,7 @@ def prepared(tmp_path_factory):
         )
     config["model_dir"] = str(REPO / "config" / "models")
     config = validate(config)
-    convert_samples(config, root)
+    convert_samples(resolve(config), root)
     main = {s: str(root / f"{s}.h5") for s in SPLITS}
     control = {s: str(root / f"control_{s}.h5") for s in SPLITS}
     split(

@@ -1,18 +1,114 @@
 """Every path a job reads or writes under ``results/``: the one place the Snakefile, the rules
-and the stage code take them from (rules may use the ``{model}``-style templates as
-wildcards)."""
+and the stage code take them from.
+
+The upper-case names are templates with ``{model}``, ``{sample}``, ``{split}``, ``{study}``,
+``{trial}``, ``{toy}`` or ``{name}`` fields: a rule uses them as they are (the fields are its
+wildcards), code fills them with :func:`fill`. A stage that writes into a directory names its
+files with the ``*_FILES`` tables, so a rule's outputs and the files written cannot drift.
+"""
 
 from pathlib import Path
 
-RESULTS = Path("results")
+RESULTS = "results"
+RESOLVED_CONFIG = f"{RESULTS}/config/resolved.yaml"  # the validated config every job reads
 TUNED_PREFIX = "tune."  # a ``models:`` entry tune.<study> is the study's best.yaml
+
+SPLITS = ("train", "val", "test")
+
+TOY = f"{RESULTS}/toy/{{toy}}.root"
+CONVERTED = f"{RESULTS}/h5/{{sample}}.h5"
+CONVERT_SUMMARY = f"{RESULTS}/h5/{{sample}}.summary.json"
+
+PREPARED = f"{RESULTS}/prepared"
+SPLIT = f"{PREPARED}/{{split}}.h5"
+DEBUG_SPLIT = f"{PREPARED}/debug_{{split}}.h5"
+CONTROL_SPLIT = f"{PREPARED}/control_{{split}}.h5"
+SPLIT_SUMMARY = f"{PREPARED}/split_summary.json"
+CONTROL_SUMMARY = f"{PREPARED}/control_summary.json"
+NORM = f"{PREPARED}/norm_dict.yaml"
+CLASS_DICT = f"{PREPARED}/class_dict.yaml"
+CLASSES = f"{PREPARED}/classes.yaml"
+REWEIGHTING_PLOT = f"{RESULTS}/plots/prepare/reweighting.png"
+
+# rule train's outputs, files of the model's directory
+MODEL_DIR = f"{RESULTS}/models/{{model}}"
+MODEL_FILES = {
+    "best": "best.ckpt",
+    "last": "last.ckpt",
+    "csv": "metrics.csv",
+    "json": "metrics.json",
+    "config": "config.yaml",
+}
+CHECKPOINT = f"{MODEL_DIR}/{MODEL_FILES['best']}"
+TRAINING_METRICS = f"{MODEL_DIR}/{MODEL_FILES['json']}"
+
+PREDICTIONS = f"{RESULTS}/predictions/{{model}}.h5"
+METRICS = f"{RESULTS}/metrics/{{model}}.json"
+PLOT_DIR = f"{RESULTS}/plots/{{model}}"
+PLOT = f"{PLOT_DIR}/{{name}}.png"
+TASK_PLOTS = "tasks"  # the folder of the plots of the model's tasks (a directory output)
+TASK_PLOT_DIR = f"{PLOT_DIR}/{TASK_PLOTS}"
+
+# rule export's outputs, files of the export directory
+EXPORT_DIR = f"{RESULTS}/export/{{model}}"
+EXPORT_FILES = {
+    "onnx": "model.onnx",
+    "int8": "model.int8.onnx",
+    "validation": "validation.json",
+    "benchmark": "benchmark.json",
+    "plot": "benchmark.png",
+    "athena": "model.athena.onnx",
+}
+ONNX = f"{EXPORT_DIR}/{EXPORT_FILES['onnx']}"
+EXPORT_BENCHMARK = f"{EXPORT_DIR}/{EXPORT_FILES['benchmark']}"
+EXPORT_PLOT = f"{EXPORT_DIR}/{EXPORT_FILES['plot']}"
+
+TUNE_DIR = f"{RESULTS}/tune/{{study}}"
+TRIAL = f"{TUNE_DIR}/trials/{{trial}}.json"
+TRIAL_DIR = f"{TUNE_DIR}/trials/{{trial}}"  # the trial's training directory
+BEST_MODEL = f"{TUNE_DIR}/best.yaml"
+STUDY_SUMMARY = f"{TUNE_DIR}/study.json"
+STUDY_HISTORY = f"{TUNE_DIR}/history.png"
+STUDY_IMPORTANCES = f"{TUNE_DIR}/importances.png"
+JOURNAL = f"{TUNE_DIR}/journal.log"  # the Optuna storage every trial job shares
+
+EPOCHS = f"{RESULTS}/compare/epochs.json"
+EPOCHS_PLOT = f"{RESULTS}/plots/compare/epochs.png"
+COMPARE_ROC = f"{RESULTS}/plots/compare/roc.png"
+REPORT = f"{RESULTS}/report.md"
+RUNS = f"{RESULTS}/tracking/runs.json"
+
+LOG = f"{RESULTS}/logs/{{name}}.log"
+
+
+def fill(template: str, **names: object) -> str:
+    """``template`` with its fields filled."""
+    return template.format(**names)
+
+
+def evaluate_plots(sb_scan: bool, parameters: bool, pt_bins: bool, control: bool) -> list[str]:
+    """The plots rule evaluate writes (each ``{name}.png`` in the model's plot directory):
+    always, and those the config calls for: S/√B (drawn, or a note saying why not), the
+    per-parameter ROC and efficiency, the pt-binned outputs and efficiency, the control
+    region's data/MC outputs."""
+    names = ["roc", "outputs", "training"]
+    names += ["sb_scan"] if sb_scan else []
+    names += ["roc_param", "param_efficiency"] if parameters else []
+    names += ["outputs_pt", "efficiency_pt"] if pt_bins else []
+    names += ["control"] if control else []
+    return names
+
+
+def plot_file(directory: str | Path, name: str) -> Path:
+    """The file of plot ``name`` in a model's plot ``directory``."""
+    return Path(directory) / f"{name}.png"
 
 
 def best_path(study: str) -> Path:
     """The best trial's model config, ``results/tune/<study>/best.yaml``."""
-    return RESULTS / "tune" / study / "best.yaml"
+    return Path(fill(BEST_MODEL, study=study))
 
 
 def journal_path(study: str) -> Path:
     """The default Optuna storage of ``study``: a journal file beside its trials."""
-    return RESULTS / "tune" / study / "journal.log"
+    return Path(fill(JOURNAL, study=study))

@@ -2,6 +2,7 @@
 sum to 1, label-map classes do not overlap, no credentials in URLs, no file listed twice."""
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from hepsnake.config.samples import expand_files
@@ -14,6 +15,7 @@ from hepsnake.io.remote import (
     is_remote,
     redact_url,
 )
+from hepsnake.prepare.guard import forbidden_reason
 
 
 def refuse_url_secret(url: str | None, where: str) -> None:
@@ -196,7 +198,7 @@ def refuse_duplicate_files(config: dict[str, Any]) -> None:
         return
     seen: dict[str, str] = {}
     for sample in config["samples"]:
-        for path in expand_files(sample):
+        for path in expand_files(sample["name"], sample["files"]):
             key = path if is_remote(path) else os.path.realpath(path)
             if key in seen:
                 raise HepsnakeError(
@@ -205,3 +207,30 @@ def refuse_duplicate_files(config: dict[str, Any]) -> None:
                     f"(a train/test leak; {SWITCH})",
                 )
             seen[key] = sample["name"]
+
+
+def check_inputs(
+    inputs: dict[str, Any],
+    label_source: str | None = None,
+    where: Callable[..., str] | None = None,
+) -> None:
+    """Raise naming the first forbidden training variable, unless ``allow_truth_inputs``.
+
+    ``label_source`` (the ``prepare.label_map`` variable) is truth too; ``where`` turns the
+    key path into the error's ``FILE: key/path`` (default ``config: key/path``).
+    """
+    if inputs["allow_truth_inputs"]:
+        return
+    for collection, variables in inputs["variables"].items():
+        for i, variable in enumerate(variables):
+            reason = forbidden_reason(variable, inputs["truth"], label_source)
+            if reason:
+                at = (
+                    where("inputs", "variables", collection, i)
+                    if where
+                    else f"config: inputs/variables/{collection}/{variable}"
+                )
+                raise HepsnakeError(
+                    at,
+                    f"truth leak: '{variable}' {reason} (set inputs.allow_truth_inputs to allow)",
+                )

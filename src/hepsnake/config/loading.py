@@ -3,10 +3,8 @@ model files and tune files."""
 
 import copy
 import functools
-import hashlib
-import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import yaml
 
 from hepsnake.config.checks import (
     check_evaluate,
+    check_inputs,
     check_parameters,
     check_prepare,
     check_sample,
@@ -21,7 +20,7 @@ from hepsnake.config.checks import (
     refuse_duplicate_files,
     refuse_url_secret,
 )
-from hepsnake.config.samples import sample_by_name, sample_rows
+from hepsnake.config.samples import sample_rows
 from hepsnake.config.schema import (
     MODEL_SCHEMA,
     SCHEMA,
@@ -34,7 +33,6 @@ from hepsnake.config.schema import (
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.expressions import check as check_expression
 from hepsnake.paths import TUNED_PREFIX, best_path
-from hepsnake.prepare.guard import check_inputs
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -100,20 +98,6 @@ def display_path(path: str | Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def workflow_config(config: dict[str, Any], configfiles: Sequence[str | Path]) -> dict[str, Any]:
-    """Snakemake's ``config`` (``configfiles`` merged by Snakemake) made the validated config,
-    in place: ``extends`` applied, defaults filled, every listed model checked."""
-    origin = Origin([(display_path(f), read_mapping(f)) for f in configfiles])
-    resolved = validate(resolve_extends(copy.deepcopy(config), origin), origin)
-    for name in resolved["models"]:
-        load_model(resolved, name)
-    for study in resolved["tune"]:
-        load_tune(resolved, study, origin)
-    config.clear()
-    config.update(resolved)
-    return config
-
-
 def model_path(config: dict[str, Any], name: str) -> Path:
     """The file of model ``name``: ``model_dir/<name>.yaml``, or for ``tune.<study>`` the
     study's best trial, ``results/tune/<study>/best.yaml``."""
@@ -175,8 +159,6 @@ def load_tune(config: dict[str, Any], study: str, origin: Origin | None = None) 
     Every range's ends (and every choice) applied to the base model must give a valid model
     config: a bad key or value names the tune file's ``space`` entry.
     """
-    from hepsnake.tune.space import apply_params, space_corners
-
     settings = config["tune"][study]
     path = settings["file"]
     spec = read_mapping(path)
@@ -235,135 +217,62 @@ def validate(config: dict[str, Any], origin: Origin | None = None) -> dict[str, 
 
 
 def load(source: str) -> dict[str, Any]:
-    """A config from a YAML file path (``extends`` applied, validated) or an inline JSON stage
-    slice (trusted).
+    """The validated config of a YAML file (``extends`` applied, defaults filled).
 
     Relative paths inside the config (``extends``, sample sheet, files) are relative to the
     working directory, as in Snakemake.
     """
-    if source.lstrip().startswith("{"):
-        return json.loads(source)
     config = read_mapping(source)
     origin = Origin([(source, config)])
     return validate(resolve_extends(config, origin), origin)
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    """sha256 (16 hex digits) of the whole validated config and every listed model's config."""
-    models = {m: load_model(config, m) for m in config["models"]}
-    text = json.dumps({"config": config, "models": models}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def with_params(model: dict[str, Any], params: dict[str, Any], where: str) -> dict[str, Any]:
+    """A validated model config (its data) with each dotted key of ``params`` set (a tuning
+    trial's values); an invalid result names ``where``."""
+    trial = apply_params(model, params, where)
+    check_schema(trial, schema_validator(MODEL_SCHEMA), lambda *_: where)
+    try:
+        check_components(trial["model"], Origin())
+    except HepsnakeError as exc:
+        raise HepsnakeError(where, str(exc)) from None
+    return trial
 
 
-def scan_parameters(config: dict[str, Any], model: str) -> dict[str, Any]:
-    """The parameters evaluation scans for ``model`` and their training values: a
-    parameterised model's ``parameters.names``/``train``; else the ``params`` of the signal
-    samples (values of the ``train``-role ones)."""
-    parameters = load_model(config, model).get("parameters")
-    if parameters:
-        train = parameters["train"]
-        return {
-            "names": list(parameters["names"]),
-            "train": {n: sorted(float(v) for v in train[n]) for n in parameters["names"]},
-        }
-    signal = [
-        s
-        for s in config["samples"]
-        if s.get("label") == config["evaluate"]["signal"] and s["role"] in ("train", "test")
-    ]
-    names = list(dict.fromkeys(n for s in signal for n in s["params"]))
-    trained = [s["params"] for s in signal if s["role"] == "train"]
-    return {
-        "names": names,
-        "train": {n: sorted({float(p[n]) for p in trained if n in p}) for n in names},
-    }
+def best_model_file(
+    base: dict[str, Any], params: dict[str, Any], description: str, where: str
+) -> dict[str, Any]:
+    """A study's best.yaml: the base model's file as written with the best trial's
+    ``params`` set and its ``description``; checked against the model schema."""
+    model = apply_params(base, params, where)
+    model["description"] = description
+    check_schema(model, schema_validator(MODEL_SCHEMA, fill=False), lambda *_: where)
+    return model
 
 
-# a study's keys no trial job reads (changing them reruns no trial)
-TUNE_DAG_KEYS = ("n_trials", "n_parallel", "file", "description")
+def apply_params(model: dict[str, Any], params: dict[str, Any], where: str) -> dict[str, Any]:
+    """A copy of ``model`` with each dotted key of ``params`` (``training.lr``) set.
 
-
-def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
-    """The JSON slice of ``config`` that ``stage`` reads, passed as a rule param.
-
-    Snakemake reruns a job when its params change, so each job sees only the keys it uses:
-    changing one model's hyperparameters does not rerun the conversion.
+    Missing mappings below a block are created; the block itself (``model``, ``training``,
+    ``adversarial``) must exist, so a study never switches adversarial training on.
     """
-    if stage == "simulate":
-        part = {"simulate": {**config["simulate"], "samples": None}}
-        part["simulate"]["samples"] = {
-            wildcards["toy"]: config["simulate"]["samples"][wildcards["toy"]]
-        }
-    elif stage == "convert":
-        sample = sample_by_name(config, wildcards["sample"])
-        part = {
-            "class_names": config["class_names"],
-            "samples": [sample],
-            "readers": {sample["reader"]: config["readers"][sample["reader"]]},
-            "convert": config["convert"],
-        }
-    elif stage == "split":
-        part = {
-            "class_names": config["class_names"],
-            "samples": [
-                {k: s[k] for k in ("name", "role", "label") if k in s} for s in config["samples"]
-            ],
-            "prepare": config["prepare"],
-            # the transformed inputs are written by the split (not the variable lists)
-            "inputs": {k: config["inputs"][k] for k in ("transforms", "input_map")},
-        }
-    elif stage == "norm":
-        part = {
-            "class_names": config["class_names"],
-            "inputs": config["inputs"],
-            "prepare": {"std_floor": config["prepare"]["std_floor"]},
-        }
-    elif stage == "train":
-        part = {
-            "class_names": config["class_names"],
-            "inputs": config["inputs"],
-            "model_name": wildcards["model"],
-            # 'export' concerns rule export only: changing it must not retrain
-            "model": {
-                k: v for k, v in load_model(config, wildcards["model"]).items() if k != "export"
-            },
-        }
-        if config["tracking"]["loggers"]:  # absent when off: turning it on retrains, not before
-            part["tracking"] = {"loggers": config["tracking"]["loggers"]}
-    elif stage in ("tune", "tune_best"):
-        study = load_tune(config, wildcards["study"])
-        part = {
-            "class_names": config["class_names"],
-            "inputs": config["inputs"],
-            # n_trials and n_parallel shape the DAG only: more trials must not rerun the others
-            "study": {k: v for k, v in study.items() if k not in TUNE_DAG_KEYS},
-        }
-        part["study"]["model"] = {k: v for k, v in study["model"].items() if k != "export"}
-        if stage == "tune_best":
-            part["study"]["n_trials"] = study["n_trials"]
-            part["model_file"] = read_model(config, study["base_model"])
-            if config["tracking"]["mlflow"]:
-                part["tracking"] = {"mlflow": config["tracking"]["mlflow"]}
-        elif config["tracking"]["loggers"]:
-            part["tracking"] = {"loggers": config["tracking"]["loggers"]}
-    elif stage == "track":
-        part = {"tracking": config["tracking"]}
-    elif stage == "report":
-        part = {
-            "class_names": config["class_names"],
-            "evaluate": config["evaluate"],
-            "parameters": {m: scan_parameters(config, m) for m in config["models"]},
-            "config_hash": config_hash(config),
-        }
-    elif stage == "export":
-        part = {"evaluate": {"signal": config["evaluate"]["signal"]}, "export": config["export"]}
-    elif stage == "evaluate":
-        part = {
-            "class_names": config["class_names"],
-            "evaluate": config["evaluate"],
-            "parameters": scan_parameters(config, wildcards["model"]),
-            "tasks": load_model(config, wildcards["model"])["model"]["tasks"],
-        }
-    else:
-        raise HepsnakeError("stage", f"unknown stage '{stage}'")
-    return json.dumps(part, sort_keys=True)
+    out = copy.deepcopy(model)
+    for key, value in params.items():
+        block, *inner, last = key.split(".")
+        node = out.get(block)
+        if not isinstance(node, dict):
+            raise HepsnakeError(where, f"the base model has no '{block}' block for '{key}'")
+        for part in inner:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise HepsnakeError(where, f"'{part}' of '{key}' is not a mapping in the model")
+        node[last] = copy.deepcopy(value)
+    return out
+
+
+def space_corners(space: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each key with each end of its range (or each choice): the values validation checks."""
+    for key, dist in space.items():
+        values = dist["choices"] if dist["type"] == "categorical" else [dist["low"], dist["high"]]
+        for value in values:
+            yield key, {key: int(value) if dist["type"] == "int" else value}

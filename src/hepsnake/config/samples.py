@@ -5,6 +5,7 @@ import csv
 import functools
 import glob
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,19 +129,20 @@ def sample_by_name(config: dict[str, Any], name: str) -> dict[str, Any]:
     raise HepsnakeError("config: samples", f"no sample named '{name}'")
 
 
-def expand_files(sample: dict[str, Any]) -> list[str]:
-    """Local globs expanded (sorted); a pattern matching nothing is an error.
+def expand_files(sample: str, files: Sequence[str]) -> list[str]:
+    """Sample ``sample``'s ``files`` with local globs expanded (sorted); a pattern matching
+    nothing is an error.
 
     URLs are kept as given: nothing here touches the network, so Snakemake builds its DAG
     offline; the convert job lists remote globs (:func:`hepsnake.io.listing.expand_urls`).
     """
-    files: list[str] = []
-    for pattern in sample["files"]:
+    out: list[str] = []
+    for pattern in files:
         if is_remote(pattern) or not glob.has_magic(pattern):
-            files.append(pattern)
+            out.append(pattern)
             continue
         matched = sorted(glob.glob(pattern))
         if not matched:
-            raise HepsnakeError(pattern, f"no file matches (sample '{sample['name']}')")
-        files.extend(matched)
-    return files
+            raise HepsnakeError(pattern, f"no file matches (sample '{sample}')")
+        out.extend(matched)
+    return out

@@ -9,12 +9,14 @@ Where signal is taken inclusively it is the signal of the training parameter val
 signal jet without parameters); other values enter only per parameter point.
 """
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from hepsnake.config.contracts import EvaluateSpec, ProbabilityTagger, ScoreTagger
 from hepsnake.errors import HepsnakeError
 from hepsnake.names import point_tag, prob_column
 from hepsnake.stats import weighted_ks
@@ -152,27 +154,28 @@ class Discriminant:
     shared: bool
 
 
-def discriminant_setup(evaluate: dict[str, Any], class_names: list[str]) -> Discriminant:
+def discriminant_setup(evaluate: EvaluateSpec, class_names: Sequence[str]) -> Discriminant:
     """The discriminant of ``evaluate.discriminant``: ``flavour`` (FTAG D_b, every background
     class recognised as c, tau or light; fractions f_c, f_tau and 1 − f_c − f_tau), ``fractions``
     (``evaluate.fractions``), or ``auto``: flavour when the signal is a b class, c and light
     classes exist and no ``evaluate.fractions`` are set."""
-    spec = evaluate.get("discriminant") or {}
-    kind, signal = spec.get("type", "auto"), evaluate["signal"]
+    spec = evaluate.discriminant
+    kind, signal = spec.type, str(evaluate.signal)
     flavours = {c: flavour_of(c) for c in class_names if c != signal}
     if kind == "auto":
         is_ftag = flavour_of(signal) == "b" and {"c", "light"} <= set(flavours.values())
-        is_ftag = is_ftag and not evaluate.get("fractions")
+        is_ftag = is_ftag and not evaluate.fractions
         kind = "flavour" if is_ftag else "fractions"
     if kind == "fractions":
-        return Discriminant(kind, evaluate.get("fractions"), False)
+        fractions = dict(evaluate.fractions) if evaluate.fractions is not None else None
+        return Discriminant(kind, fractions, False)
     where = "config: evaluate/discriminant"
-    if evaluate.get("fractions"):
+    if evaluate.fractions:
         raise HepsnakeError(where, "a flavour discriminant takes f_c (fc), not evaluate.fractions")
     other = [c for c, f in flavours.items() if f is None or f == "b"]
     if other:
         raise HepsnakeError(where, f"class '{other[0]}' is not a c, tau or light flavour")
-    fc, ftau = spec.get("fc", 0.2), spec.get("ftau", 0.0)
+    fc, ftau = spec.fc, spec.ftau
     if fc + ftau > 1:
         raise HepsnakeError(where, f"fc + ftau = {fc + ftau:g} exceeds 1")
     share = {"c": fc, "tau": ftau, "light": 1.0 - fc - ftau}
@@ -185,10 +188,10 @@ def discriminant_text(signal: str, fractions: dict[str, float]) -> str:
     return f"log(p_{signal} / ({terms}))"
 
 
-def working_points(evaluate: dict[str, Any], setup: Discriminant) -> list[float]:
+def working_points(evaluate: EvaluateSpec, setup: Discriminant) -> list[float]:
     """The configured signal efficiencies, else FTAG's for a flavour discriminant."""
-    if evaluate.get("working_points"):
-        return list(evaluate["working_points"])
+    if evaluate.working_points:
+        return list(evaluate.working_points)
     return FTAG_WORKING_POINTS if setup.kind == "flavour" else FRACTION_WORKING_POINTS
 
 
@@ -344,7 +347,7 @@ def finite(score: np.ndarray) -> np.ndarray:
 def reference_rocs(
     jets: np.ndarray,
     name: str,
-    spec: dict[str, Any],
+    spec: ScoreTagger | ProbabilityTagger,
     class_names: list[str],
     signal: str,
     fractions: dict[str, float],
@@ -353,13 +356,13 @@ def reference_rocs(
     per-class ``probabilities`` fields (classes of zero fraction may lack one); every ROC on the
     one score."""
     where = f"config: evaluate/reference_taggers/{name}"
-    if "score" in spec:
-        score = finite(jet_field(jets, spec["score"], where))
+    if isinstance(spec, ScoreTagger):
+        score = finite(jet_field(jets, spec.score, where))
         return {
             k: (score, w)
             for k, w in roc_weights(jets["flavour_label"], class_names, fractions).items()
         }
-    probs = spec["probabilities"]
+    probs = spec.probabilities
     needed = [signal, *(b for b, f in fractions.items() if f > 0)]
     missing = [c for c in needed if c not in probs]
     if missing:
@@ -416,7 +419,7 @@ def roc_book(
     fractions: dict[str, float] | None = None,
     parameters: list[str] | None = None,
     shared: bool = False,
-    references: dict[str, dict[str, Any]] | None = None,
+    references: Mapping[str, ScoreTagger | ProbabilityTagger] | None = None,
 ) -> RocBook:
     """:func:`roc_sets` of ``model``, inclusive and at every signal point of ``parameters``,
     and :func:`reference_rocs` of each of ``references``; ``fractions`` are the configured

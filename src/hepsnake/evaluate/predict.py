@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import torch
 
+from hepsnake.config.contracts import Parameters
 from hepsnake.data.loader import Batch, H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.io.atomic import atomic_path
@@ -52,12 +53,12 @@ def model_batches(
 ) -> H5Batches | WithParameters:
     """The batches of ``path`` in file order, parameters set as :func:`probabilities` says."""
     spec = module.spec
-    if not module.hparams.parameters:
+    if not module.trained.parameters:
         return H5Batches(path, spec, batch_size)
     with h5py.File(path, "r") as h5:
         fields = h5["jets"].dtype.names
     reader = H5Batches if any(n in fields for n in spec.parameters) else WithoutParameterFields
-    sampler = ParameterSampler(module.hparams.parameters)
+    sampler = ParameterSampler(module.trained.parameters)
     return WithParameters(reader(path, spec, batch_size), sampler, seed=0, fixed=fixed)
 
 
@@ -82,14 +83,12 @@ def probabilities(
     return np.concatenate(outs), np.concatenate(params) if params else None
 
 
-def parameter_points(parameters: dict[str, Any]) -> dict[str, dict[str, float]]:
+def parameter_points(parameters: Parameters) -> dict[str, dict[str, float]]:
     """Column tag → parameter values: each ``test`` value of each parameter (``train`` values
     where it has no ``test`` list), the other parameters at their first value. A scan along
     each parameter, not a grid."""
-    names = parameters["names"]
-    values = {
-        n: [float(v) for v in parameters["test"].get(n, parameters["train"][n])] for n in names
-    }
+    names = parameters.names
+    values = {n: [float(v) for v in parameters.test.get(n, parameters.train[n])] for n in names}
     first = {n: v[0] for n, v in values.items()}
     return {point_tag(n, v): first | {n: v} for n in names for v in values[n]}
 
@@ -100,7 +99,7 @@ def score_columns(module: TrainedTagger, path: str, model: str) -> dict[str, np.
     (the value each jet's plain columns were evaluated at) and ``{model}_{par}{value}_p{class}``
     at every :func:`parameter_points`."""
     class_names = list(module.hparams.class_names)
-    parameters = module.hparams.parameters
+    parameters = module.trained.parameters
     points: dict[str, dict[str, float] | None] = {"": None}
     if parameters:
         points |= parameter_points(parameters)
@@ -111,7 +110,7 @@ def score_columns(module: TrainedTagger, path: str, model: str) -> dict[str, np.
         if key not in done:
             done[key], used = probabilities(module, path, fixed)
             if fixed is None and used is not None:
-                for i, name in enumerate(parameters["names"]):
+                for i, name in enumerate(parameters.names):
                     columns[f"{model}_{name}"] = used[:, i].astype(np.float32)
         for i, c in enumerate(class_names):
             columns[prob_column(model, c, tag)] = done[key][:, i].astype(np.float32)

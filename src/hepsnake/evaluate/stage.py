@@ -8,6 +8,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hepsnake.config.contracts import EvaluateContract
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate import plots
 from hepsnake.evaluate.metrics import (
@@ -29,6 +30,7 @@ from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
 from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.names import prob_column
+from hepsnake.paths import TASK_PLOTS, plot_file
 
 
 def sb_scan(
@@ -160,11 +162,8 @@ def trained_values(train: Values) -> str:
     return f" at {', '.join(parts)}" if parts else ""
 
 
-TASK_PLOTS = "tasks"  # the folder of the other tasks' plots, in the model's plot folder
-
-
 def task_metrics(
-    config: dict[str, Any],
+    contract: EvaluateContract,
     model: str,
     predictions: str,
     headline: dict[str, Any],
@@ -173,13 +172,12 @@ def task_metrics(
 ) -> dict[str, dict[str, Any]]:
     """Per task name its headline figures: the jet classification's inclusive AUC (and
     Bayes-optimal AUC where the truth is known), and what each other task scores (its plots,
-    ``plots``, drawn into ``plot_dir/tasks``)."""
+    ``plots``, drawn into the model's task plot directory)."""
     from hepsnake.models import registry
     from hepsnake.models.tasks.base import Context
 
-    context = Context(list(config["class_names"]))
-    blocks = config.get("tasks") or [{"type": "jet_classification"}]
-    tasks = [registry.build("task", b, context=context) for b in blocks]
+    context = Context(list(contract.class_names))
+    tasks = [registry.build("task", b, context=context) for b in contract.tasks]
     keys = ("auc", "bayes_auc", "auc_gap")
     out = {}
     with h5py.File(predictions, "r") as h5:
@@ -202,8 +200,7 @@ def task_metrics(
 
 
 def evaluate(
-    config: dict[str, Any],
-    model: str,
+    contract: EvaluateContract,
     predictions: str,
     training_metrics: str,
     output: str,
@@ -211,24 +208,26 @@ def evaluate(
 ) -> dict[str, Any]:
     """Compute every metric of ``model`` on its test predictions, draw its plots, write JSON.
 
-    ``config`` holds ``class_names``, ``evaluate``, the model's ``parameters`` (names and
-    training values, :func:`hepsnake.config.scan_parameters`) and its ``tasks``. Inclusive
-    signal means the signal at the training values throughout (ROC, distributions, S/√B, pt
-    bins); each value enters the per-parameter ROCs and efficiencies. Reference taggers are
-    scored on the same jets.
+    The contract holds the classes, ``evaluate``, the model's scanned ``parameters`` (names
+    and training values) and its ``tasks``. Inclusive signal means the signal at the training
+    values throughout (ROC, distributions, S/√B, pt bins); each value enters the
+    per-parameter ROCs and efficiencies. Reference taggers are scored on the same jets.
     """
-    ev = config["evaluate"]
-    names, signal = config["class_names"], ev["signal"]
-    wording = ev.get("signal_label") or signal
-    scan = config.get("parameters") or {"names": [], "train": {}}
+    ev, model = contract.evaluate, contract.model
+    names, signal = list(contract.class_names), str(ev.signal)
+    wording = ev.signal_name
+    scan = {
+        "names": list(contract.parameters.names),
+        "train": {k: list(v) for k, v in contract.parameters.train.items()},
+    }
     with h5py.File(predictions, "r") as h5:
         jets = h5["jets"][:]
         unit = str(h5["jets"].attrs.get("energy_unit", DEFAULT_UNIT))
         control = h5["control_jets"][:] if "control_jets" in h5 else None
-    use_style(ev.get("plot_style"))
+    use_style(ev.plot_style)
     setup = discriminant_setup(ev, names)
     wps = working_points(ev, setup)
-    references = ev.get("reference_taggers") or {}
+    references = ev.reference_taggers
     book = roc_book(
         jets, model, names, signal, setup.fractions, scan["names"], setup.shared, references
     )
@@ -240,25 +239,28 @@ def evaluate(
     }
     metrics |= model_metrics(jets, book, names, signal, wps, scan["train"])
     out = Path(plot_dir)
+    (out / TASK_PLOTS).mkdir(parents=True, exist_ok=True)  # a directory output, if empty
     labels = jets["flavour_label"]
     is_sig = signal_mask(jets, names, signal, scan["train"])
     roc_curves = {label: curves(rocs, is_sig) for label, rocs in book.inclusive.items()}
     roc_curves |= {name: curves(rocs, is_sig) for name, rocs in book.references.items()}
-    reference = ev.get("ratio_reference") or next(iter(references), None)
+    reference = ev.ratio_reference or next(iter(references), None)
     if reference not in roc_curves:  # another model: its ratio is in the report's comparison
         reference = None
     title = f"signal: {wording}{trained_values(scan['train'])}; {formula}"
-    plots.plot_roc(roc_curves, out / "roc.png", title, wording, reference)
+    plots.plot_roc(roc_curves, plot_file(out, "roc"), title, wording, reference)
 
     score, mixed = book.inclusive[model][INCLUSIVE]
     keep = is_sig | (labels != names.index(signal))
-    plots.plot_outputs(score, labels, names, {"all test jets": keep}, out / "outputs.png", formula)
-    if ev["pt_bins"]:
+    plots.plot_outputs(
+        score, labels, names, {"all test jets": keep}, plot_file(out, "outputs"), formula
+    )
+    if ev.pt_bins:
         if "pt" not in jets.dtype.names:
             raise HepsnakeError(predictions, "no jet field 'pt' (set evaluate.pt_bins: null)")
-        panels = {k: keep & v for k, v in pt_panels(jets["pt"], ev["pt_bins"], unit).items()}
-        plots.plot_outputs(score, labels, names, panels, out / "outputs_pt.png", formula)
-        edges = ev["pt_bins"]
+        edges = list(ev.pt_bins)
+        panels = {k: keep & v for k, v in pt_panels(jets["pt"], edges, unit).items()}
+        plots.plot_outputs(score, labels, names, panels, plot_file(out, "outputs_pt"), formula)
         inside = (jets["pt"] >= edges[0]) & (jets["pt"] < edges[-1])
         metrics["pt_bins"] = {
             "edges": edges,
@@ -269,22 +271,22 @@ def evaluate(
         wp = wps[len(wps) // 2]
         per_bin = binned_efficiency(score, labels, names, signal, is_sig, panels, wp)
         metrics["pt_bins"]["at_working_point"] = per_bin
-        plots.plot_pt_efficiency(edges, unit, per_bin, wording, out / "efficiency_pt.png")
+        plots.plot_pt_efficiency(edges, unit, per_bin, wording, plot_file(out, "efficiency_pt"))
 
     weights = jets["weight"].astype(np.float64) if "weight" in jets.dtype.names else None
-    physical, why_not = physical_weights(jets, ev.get("physical_weights"))
+    physical, why_not = physical_weights(jets, ev.physical_weights)
     negative = int(np.sum(weights < 0)) if weights is not None else 0
     metrics["weights"] = {"physical": physical, "negative": negative, "note": why_not}
     if physical and weights is not None:
         cuts, significance = sb_scan(score[keep], is_sig[keep], weights[keep])
-        plots.plot_sb_scan(cuts, significance, out / "sb_scan.png")
+        plots.plot_sb_scan(cuts, significance, plot_file(out, "sb_scan"))
         best = int(np.nanargmax(significance))
         metrics["sb_scan"] = {
             "best_cut": float(cuts[best]),
             "max_significance": float(significance[best]),
         }
-    elif ev.get("physical_weights") is not False:  # the rule declared the plot
-        plots.plot_note(f"S/√B omitted: {why_not}", out / "sb_scan.png")
+    elif ev.physical_weights is not False:  # the rule declared the plot
+        plots.plot_note(f"S/√B omitted: {why_not}", plot_file(out, "sb_scan"))
     metrics["constant_output"] = constant_output(jets, model, names)
 
     if book.points:
@@ -293,11 +295,14 @@ def evaluate(
             jets, book, names, signal, is_sig, wp
         )
         plots.plot_roc(
-            point_curves, out / "roc_param.png", f"signal {wording} per parameter value", wording
+            point_curves,
+            plot_file(out, "roc_param"),
+            f"signal {wording} per parameter value",
+            wording,
         )
         eff = metrics["parameter_efficiency"]
         plots.plot_param_efficiency(
-            eff["efficiency"], wp, eff["background_efficiency"], out / "param_efficiency.png"
+            eff["efficiency"], wp, eff["background_efficiency"], plot_file(out, "param_efficiency")
         )
 
     if control is not None:
@@ -309,12 +314,12 @@ def evaluate(
             control["train_weight"].astype(np.float64),
             metrics["control_ks"][signal],
             column,
-            out / "control.png",
+            plot_file(out, "control"),
         )
 
-    metrics["tasks"] = task_metrics(config, model, predictions, metrics[INCLUSIVE], out, unit)
+    metrics["tasks"] = task_metrics(contract, model, predictions, metrics[INCLUSIVE], out, unit)
     history = json.loads(Path(training_metrics).read_text())
-    plots.plot_training(history["epochs"], out / "training.png")
+    plots.plot_training(history["epochs"], plot_file(out, "training"))
     metrics["training"] = {
         "best_epoch": history["best_epoch"],
         "epochs": len(history["epochs"]),

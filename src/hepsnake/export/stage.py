@@ -39,10 +39,11 @@ from hepsnake.io.atomic import atomic_path, job_scratch, write_json
 from hepsnake.models.checkpoint import TrainedTagger, config_sha256
 from hepsnake.models.tasks.base import label_key
 from hepsnake.names import valid_field
+from hepsnake.paths import EXPORT_FILES
 
 log = logging.getLogger("hepsnake")
 
-OUTPUTS = ("model.onnx", "model.int8.onnx", "validation.json", "benchmark.json", "benchmark.png")
+OUTPUTS = tuple(EXPORT_FILES[k] for k in ("onnx", "int8", "validation", "benchmark", "plot"))
 TOLERANCE = 1e-4  # ONNX Runtime vs PyTorch, max |Δ| of every output over its real entries
 PADDING_TOLERANCE = 1e-5  # outputs with garbage-filled extra padded slots vs without
 # the metadata the Athena layout's gnn_config carries under "hepsnake"

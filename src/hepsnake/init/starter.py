@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import yaml
 
+from hepsnake.config.contracts import reader as reader_spec
 from hepsnake.convert.convert import open_source
 from hepsnake.convert.cuts import apply_cuts, cut_names
 from hepsnake.errors import HepsnakeError
 from hepsnake.init.inspect import FileInfo, inspect_file
 from hepsnake.io.atomic import atomic_path
-from hepsnake.io.physlite import DEFAULTS as PHYSLITE_DEFAULTS
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.split import SPLITS
 
@@ -72,7 +72,8 @@ def physlite_parts(info: FileInfo) -> tuple[dict[str, Any], dict[str, Any], list
         for h in PHYSLITE_TRACK_HITS
         if f"InDetTrackParticlesAuxDyn{info.jet_prefix[-1]}{h}" in info.keys
     ]
-    reader["tracks"] = [v for v in PHYSLITE_DEFAULTS["tracks"] if v not in PHYSLITE_TRACK_HITS]
+    defaults = reader_spec({"type": "physlite"})
+    reader["tracks"] = [v for v in defaults.tracks if v not in PHYSLITE_TRACK_HITS]
     reader["tracks"] += hits
     notes = []
     if info.btag_container:
@@ -196,26 +197,26 @@ def class_masks(values: np.ndarray, mapping: dict[str, Any]) -> list[np.ndarray]
 
 
 def small_file_split(
-    info: FileInfo, config: dict[str, Any], sample: str
+    info: FileInfo,
+    reader: dict[str, Any],
+    cuts: list[str],
+    label_map: tuple[str, dict[str, Any]],
+    sample: str,
 ) -> tuple[dict[str, float], int] | None:
     """For a small file: fractions 0.6/0.2/0.2 and the first seed from 42 whose event-hash
     split gives every split at least one jet of every class after the cuts (None: the
-    defaults, for a file of at least SMALL_FILE events or when no seed of 42..141 does)."""
+    defaults, for a file of at least SMALL_FILE events or when no seed of 42..141 does).
+    ``reader`` is the starter's reader block, ``label_map`` its (variable, map)."""
     if info.entries >= SMALL_FILE:
         return None
-    reader = next(iter(config["readers"].values()))
-    cuts = config["convert"]["cuts"]
-    source = open_source(info.path, reader, None, 0, cut_names(cuts))
-    label_map = config["prepare"]["label_map"]
+    source = open_source(info.path, reader_spec(reader), None, 0, cut_names(cuts))
+    variable, mapping = label_map
     events, labels = [], []
     for _, chunk in source.chunks(100000):
         mask, _ = apply_cuts(chunk.jets, cuts, info.path, chunk.aux)
         events.append(chunk.jets["eventNumber"][mask])
-        labels.append(chunk.jets[label_map["variable"]][mask])
-    event_number, masks = (
-        np.concatenate(events),
-        class_masks(np.concatenate(labels), label_map["map"]),
-    )
+        labels.append(chunk.jets[variable][mask])
+    event_number, masks = (np.concatenate(events), class_masks(np.concatenate(labels), mapping))
     fractions = [SMALL_FRACTIONS[s] for s in SPLITS]
     for seed in range(42, 142):
         which = assign_splits(event_uniform(sample, event_number, seed), fractions)
@@ -285,7 +286,7 @@ def starter(info: FileInfo, out: Path) -> tuple[dict[str, Any], dict[str, str], 
             "weights": {"mode": "none"},
         },
     }
-    split = small_file_split(info, config, sample)
+    split = small_file_split(info, reader, cuts, (label_var, mapping), sample)
     if split is not None:
         config["prepare"]["fractions"], config["prepare"]["seed"] = split
         notes.append(

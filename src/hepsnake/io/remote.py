@@ -2,7 +2,6 @@
 redacted wherever a URL is written (the listing is :mod:`hepsnake.io.listing`)."""
 
 import re
-from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 REMOTE_PREFIXES = ("root://", "s3://", "http://", "https://", "xroot://")
@@ -73,8 +72,3 @@ def redact_text(text: str, url: str) -> str:
     for secret in url_secrets(url):
         text = text.replace(secret, "***")
     return text
-
-
-def redact_sample(sample: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``sample`` whose file URLs are redacted, for provenance records."""
-    return {**sample, "files": [redact_url(f) for f in sample.get("files", [])]}

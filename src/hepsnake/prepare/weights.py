@@ -2,10 +2,10 @@
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from hepsnake.config.contracts import WeightsSpec
 from hepsnake.errors import HepsnakeError
 
 
@@ -104,7 +104,7 @@ def fit_reweighter(
     train: Blocks,
     classes: dict[int, int],
     target_values: dict[str, np.ndarray],
-    cfg: dict[str, Any],
+    cfg: WeightsSpec,
     class_names: list[str],
 ) -> Reweighter:
     """Fit kinematic ratios and class-total scales on training jets, as ``cfg`` asks.
@@ -113,16 +113,16 @@ def fit_reweighter(
     variable's values of the target class (any order); ``train()`` passes over the jets in
     their order, once per step that needs them: each histogram is summed in that order and
     each total as ``np.sum`` of the whole split would sum it."""
-    use_physics = cfg["use_physics_weights"]
+    use_physics = cfg.use_physics_weights
     present = [c for c in range(len(class_names)) if classes.get(c, 0)]
     rw = Reweighter([], [], {}, {})
-    if cfg["mode"] == "pt_to_signal":
-        target = class_names.index(cfg["target"])
+    if cfg.mode == "pt_to_signal":
+        target = class_names.index(str(cfg.target))
         if target not in present:
-            raise HepsnakeError("prepare: weights", f"no '{cfg['target']}' jets to reweight to")
-        rw.variables = list(cfg["variables"])
+            raise HepsnakeError("prepare: weights", f"no '{cfg.target}' jets to reweight to")
+        rw.variables = list(cfg.variables)
         for v in rw.variables:
-            inner = np.quantile(target_values[v], np.linspace(0, 1, cfg["bins"] + 1))[1:-1]
+            inner = np.quantile(target_values[v], np.linspace(0, 1, cfg.bins + 1))[1:-1]
             rw.edges.append(np.concatenate([[-np.inf], np.unique(inner), [np.inf]]))
         shape = tuple(len(e) - 1 for e in rw.edges)
         hists = {c: np.zeros(int(np.prod(shape))) for c in present}
@@ -139,8 +139,8 @@ def fit_reweighter(
             hist = normalised(hists[cls].reshape(shape))
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(hist > 0, target_hist / hist, 0.0)
-            rw.ratios[cls] = np.minimum(ratio, cfg["max_weight"])
-    if cfg["balance_classes"]:
+            rw.ratios[cls] = np.minimum(ratio, cfg.max_weight)
+    if cfg.balance_classes:
         total = PairwiseSum(sum(classes.values()))
         per_class = {c: PairwiseSum(classes[c]) for c in present}
         for jets in train():

@@ -9,7 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from hepsnake.config import config_hash
+from hepsnake.config.contracts import EvaluateSpec, ReportContract
 from hepsnake.evaluate import plots
 from hepsnake.evaluate.metrics import (
     INCLUSIVE,
@@ -24,35 +24,37 @@ from hepsnake.evaluate.stage import trained_values
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.figure import use_style
 from hepsnake.io.h5 import DEFAULT_UNIT
+from hepsnake.paths import COMPARE_ROC, EXPORT_FILES, RESULTS
 from hepsnake.provenance import git_commit, package_versions
 from hepsnake.report.tables import fmt, table
 
 
 def compare_roc(
-    models: list[str], predictions: dict[str, str], config: dict[str, Any], output: Path
+    models: list[str], predictions: dict[str, str], contract: ReportContract, output: Path
 ) -> None:
     """Every model's and reference tagger's rejection curves (inclusive, per background) on
     one figure, on the signal, discriminant and background fractions the metrics use, with
     the ratio panel to ``evaluate.ratio_reference`` (default: the first reference tagger)."""
-    ev = config["evaluate"]
-    signal, references = ev["signal"], ev.get("reference_taggers") or {}
-    setup = discriminant_setup(ev, config["class_names"])
+    ev = contract.evaluate
+    signal, references = str(ev.signal), ev.reference_taggers
+    setup = discriminant_setup(ev, contract.class_names)
     plot: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for model in models:
         with h5py.File(predictions[model], "r") as h5:
             jets = h5["jets"][:]
             names = [str(c) for c in h5["jets"].attrs["class_names"]]
-        scan = config.get("parameters", {}).get(model, {})
+        scan = contract.parameters.get(model)
+        train = {k: list(v) for k, v in scan.train.items()} if scan else None
         fractions = background_fractions(jets["flavour_label"], names, signal, setup.fractions)
         rocs = roc_sets(jets, model, names, signal, fractions, shared=setup.shared)[model]
-        is_sig = signal_mask(jets, names, signal, scan.get("train"))
+        is_sig = signal_mask(jets, names, signal, train)
         plot[model] = curves(rocs, is_sig)
         for name, spec in references.items():
             if name not in plot:  # the same test jets in every file: scored once
                 ref = reference_rocs(jets, name, spec, names, signal, fractions)
                 plot[name] = curves(ref, is_sig)
-    wording = ev.get("signal_label") or signal
-    reference = ev.get("ratio_reference") or next(iter(references), None)
+    wording = ev.signal_name
+    reference = ev.ratio_reference or next(iter(references), None)
     plots.plot_roc(plot, output, f"signal: {wording}", wording, reference)
 
 
@@ -62,7 +64,7 @@ def export_section(benchmarks: list[str], results: Path) -> list[str]:
     for path in benchmarks:
         bench = json.loads(Path(path).read_text())
         model = bench["model"]
-        valid = json.loads((Path(path).parent / "validation.json").read_text())
+        valid = json.loads((Path(path).parent / EXPORT_FILES["validation"]).read_text())
         for backend, entry in bench["backends"].items():
             diff = {
                 "onnx_fp32": valid["fp32"]["max_abs_diff_vs_pytorch"],
@@ -330,7 +332,7 @@ def small_class_warnings(split: dict[str, Any], class_names: list[str], minimum:
     return out
 
 
-def model_warnings(m: str, met: dict[str, Any], evaluate: dict[str, Any]) -> list[str]:
+def model_warnings(m: str, met: dict[str, Any], evaluate: EvaluateSpec) -> list[str]:
     """Best epoch 0, an AUC below 0.5, one output vector shared by many jets, pt bins that
     miss most jets (e.g. GeV edges on MeV jets), the K-S gate."""
     out = []
@@ -341,7 +343,7 @@ def model_warnings(m: str, met: dict[str, Any], evaluate: dict[str, Any]) -> lis
             label = ROC_NAMES.get(name, name)
             out.append(f"model {m}: AUC {fmt(entry['auc'])} vs {label}, worse than random")
     share = met.get("constant_output", {})
-    if share.get("fraction", 0.0) > evaluate.get("constant_fraction", 0.1):
+    if share.get("fraction", 0.0) > evaluate.constant_fraction:
         outputs = ", ".join(f"{p:.5g}" for p in share["outputs"])
         out.append(
             f"model {m}: {share['fraction']:.1%} of the test jets get one identical output"
@@ -360,19 +362,20 @@ def model_warnings(m: str, met: dict[str, Any], evaluate: dict[str, Any]) -> lis
     return out
 
 
-def run_lines(config: dict[str, Any], first: dict[str, Any]) -> list[str]:
+def run_lines(contract: ReportContract, first: dict[str, Any]) -> list[str]:
     """What the run is: classes, signal, discriminant, working points, reference taggers and
     the energy unit (from the first model's metrics)."""
-    ev = config["evaluate"]
-    refs = ", ".join(ev.get("reference_taggers") or {}) or "none"
-    scan = next(iter(config.get("parameters", {}).values()), {})
+    ev = contract.evaluate
+    refs = ", ".join(ev.reference_taggers) or "none"
+    scan = next(iter(contract.parameters.values()), None)
+    train = {k: list(v) for k, v in scan.train.items()} if scan else {}
     return table(
         ["item", "value"],
         [
-            ["classes", ", ".join(config["class_names"])],
+            ["classes", ", ".join(contract.class_names)],
             [
                 "signal",
-                f"{ev.get('signal_label') or ev['signal']}{trained_values(scan.get('train', {}))}",
+                f"{ev.signal_name}{trained_values(train)}",
             ],
             [
                 "discriminant",
@@ -385,7 +388,7 @@ def run_lines(config: dict[str, Any], first: dict[str, Any]) -> list[str]:
 
 
 def report(
-    config: dict[str, Any],
+    contract: ReportContract,
     metrics_files: dict[str, str],
     predictions: dict[str, str],
     split_summary: str,
@@ -398,25 +401,25 @@ def report(
 ) -> str:
     """Write the report and the comparison plot; return the Markdown text.
 
-    ``config`` is the report's stage slice (with ``config_hash``, the whole config's, and
-    ``parameters``, each model's scanned parameters) or a whole config. ``metrics_files`` and
+    The contract holds ``config_hash`` (the whole config's) and each model's scanned
+    ``parameters``. ``metrics_files`` and
     ``predictions`` map each model name to its file; ``exports`` are the export stage's
     ``benchmark.json`` files (each next to its ``validation.json``); ``epochs`` the table of
     ``hepsnake compare``, ``studies`` the ``study.json`` of tuning studies.
     """
     out = Path(output)
     results = out.parent
-    ev = config["evaluate"]
-    signal = ev.get("signal_label") or ev["signal"]
+    ev = contract.evaluate
+    signal = ev.signal_name
     models = list(metrics_files)
     metrics = {m: json.loads(Path(path).read_text()) for m, path in metrics_files.items()}
-    compare_png = results / "plots" / "compare" / "roc.png"
-    use_style(ev.get("plot_style"))
-    compare_roc(models, predictions, config, compare_png)
-    digest = config["config_hash"] if "config_hash" in config else config_hash(config)
+    compare_png = results / Path(COMPARE_ROC).relative_to(RESULTS)
+    use_style(ev.plot_style)
+    compare_roc(models, predictions, contract, compare_png)
+    digest = contract.config_hash
     lines = ["# hepsnake report", ""]
     lines += ["## Run summary", ""]
-    lines += run_lines(config, next(iter(metrics.values())))
+    lines += run_lines(contract, next(iter(metrics.values())))
     lines += table(
         ["item", "value"],
         [["config hash (sha256)", digest], ["git commit", git_commit(Path(repo))]],
@@ -451,11 +454,11 @@ def report(
     )
     lines += ["![reweighting](plots/prepare/reweighting.png)", ""]
     warnings += dropped_warnings("split", split)
-    warnings += small_class_warnings(split, config["class_names"], ev.get("min_class_jets", 100))
+    warnings += small_class_warnings(split, list(contract.class_names), ev.min_class_jets)
 
-    references = list(ev.get("reference_taggers") or {})
+    references = list(ev.reference_taggers)
     lines += comparison_section(
-        metrics, signal, ev["signal"], compare_png.relative_to(results), references
+        metrics, signal, str(ev.signal), compare_png.relative_to(results), references
     )
     negative = 0
     for m, met in metrics.items():

@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 class Trunk:
     """What the tagger's trunk hands every head: the jet representation's width
     (pooled constituents + jet variables), the encoded constituents' width ``dim``, the
-    constituent collections, and the default head (``model.head``)."""
+    constituent collections, and the default head's hidden widths and dropout
+    (``model.head``)."""
 
     jet_width: int
     dim: int
     collections: tuple[str, ...]
-    head: Mapping[str, Any]
+    head_hidden: tuple[int, ...]
+    head_dropout: float
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ class JetClassification(Task):
     def head(self, trunk: Trunk) -> "nn.Module":
         from hepsnake.models.tasks.heads import JetHead
 
-        hidden = self.hidden if self.hidden is not None else trunk.head.get("hidden", [trunk.dim])
-        dropout = self.dropout if self.dropout is not None else trunk.head.get("dropout", 0.0)
+        hidden = self.hidden if self.hidden is not None else trunk.head_hidden
+        dropout = self.dropout if self.dropout is not None else trunk.head_dropout
         return JetHead(trunk.jet_width, hidden, len(self.context.class_names), dropout)
 
     def loss(
