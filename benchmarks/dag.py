@@ -85,7 +85,7 @@ HOTSPOTS: dict[tuple[str, str], str] = {
     ("hepsnake/config/loading.py", "validate"): "hepsnake.config.validate (common.smk)",
     ("hepsnake/config/schema.py", "check_schema"): "hepsnake.config.check_schema",
     ("hepsnake/config/loading.py", "load_model"): "hepsnake.config.load_model",
-    ("hepsnake/config/loading.py", "stage_config"): "hepsnake.config.stage_config (params)",
+    ("hepsnake/config/contracts.py", "stage_digest"): "hepsnake.config.stage_digest (params)",
     ("yaml/__init__.py", "load"): "YAML parsing",
     ("snakemake/workflow.py", "_build_dag"): "build the DAG and decide what to run",
     ("snakemake/dag.py", "file2jobs"): "find the jobs producing each file (wildcard regexes)",

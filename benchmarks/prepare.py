@@ -149,18 +149,21 @@ def raw_read(paths: list[str], chunk: int) -> int:
 
 
 def run_norm(config: dict[str, Any], train: str, workdir: Path, chunk: int) -> None:
+    from hepsnake.config import contract, resolve
     from hepsnake.prepare.norm import norm_stats
 
-    norm_stats(config, train, str(workdir / "norm.yaml"), str(workdir / "class.yaml"), chunk)
+    c = contract(resolve(config), "norm")
+    norm_stats(c, train, str(workdir / "norm.yaml"), str(workdir / "class.yaml"), chunk)
 
 
 def run_split(config: dict[str, Any], inputs: list[str], workdir: Path) -> None:
+    from hepsnake.config import contract, resolve
     from hepsnake.prepare.split import SPLITS, split
 
     outputs = {s: str(workdir / f"{s}.h5") for s in SPLITS}
     for path in outputs.values():
         Path(path).unlink(missing_ok=True)  # as Snakemake does before rerunning a job
-    split(config, inputs, outputs, str(workdir / "summary.json"))
+    split(contract(resolve(config), "split"), inputs, outputs, str(workdir / "summary.json"))
 
 
 def child(args: argparse.Namespace) -> None:

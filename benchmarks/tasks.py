@@ -24,7 +24,7 @@ import numpy as np
 from _common import shipped_config, work_directory
 from sklearn.metrics import roc_auc_score
 
-from hepsnake.config import load_model
+from hepsnake.config import contract, load_model, resolve
 from hepsnake.evaluate.metrics import auc
 from hepsnake.evaluate.predict import predict
 from hepsnake.evaluate.stage import task_metrics
@@ -83,7 +83,7 @@ def gap_split(
 
 def run(config: dict, outputs: dict, root: Path, name: str, model: dict) -> dict[str, Any]:
     """Train, predict and score ``model``; its task figures plus the signal-vs-QCD jet AUC."""
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
+    part = contract(resolve(config, models={name: model}), "train", model=name)
     paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
     start = time.perf_counter()
     summary = train(part, *paths, str(root / name))

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from hepsnake.config import load_model
+from hepsnake.config import contract, resolve, validate
 from hepsnake.names import input_fields
 from hepsnake.training.module import TaggerModule
 from hepsnake.training.run import build_module
@@ -53,14 +53,13 @@ Batch = dict[str, torch.Tensor]
 
 def make_module(model: str) -> TaggerModule:
     config = yaml.safe_load((CONFIG / "config.yaml").read_text())
-    config["model_dir"] = str(CONFIG / "models")
-    config.setdefault("training_overrides", {})  # the schema's default (not validated here)
-    config["model"] = load_model(config, model)
+    config |= {"samples": str(CONFIG / "samples.tsv"), "model_dir": str(CONFIG / "models")}
+    part = contract(resolve(validate(config)), "train", model=model)
     norm = {
         coll: {v: {"mean": 0.0, "std": 1.0} for v in fields}
-        for coll, fields in input_fields(config["inputs"]).items()
+        for coll, fields in input_fields(part.inputs).items()
     }
-    return build_module(config, norm, [1.0] * len(config["class_names"]))
+    return build_module(part, norm, [1.0] * len(part.class_names))
 
 
 def make_batch(module: TaggerModule, size: int, gen: torch.Generator) -> Batch:

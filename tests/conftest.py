@@ -17,8 +17,9 @@ import skhep_testdata
 import torch
 import yaml
 
-from hepsnake.config import contract, resolve, validate
-from hepsnake.config.contracts import trained
+from hepsnake.config import build, contract, resolve, validate
+from hepsnake.config.contracts import ModelSpec, TrainingSpec, trained
+from hepsnake.config.resolved import validated_model
 from hepsnake.report.markdown import fmt
 from hepsnake.simulate.prepared import prepared_toy as toy_samples
 from hepsnake.training.module import TaggerModule
@@ -53,9 +54,17 @@ def inputs_of(config: dict, **changes: object):
     return stage({**config, "inputs": {**config["inputs"], **changes}}, "norm").inputs
 
 
-def model_spec(config: dict, block: dict):
-    """The typed ``model:`` block of a model config given as data (defaults filled)."""
-    return train_contract(config, {"model": block}).model.model
+def model_spec(block: dict):
+    """The typed ``model:`` block of a model config given as data (validated, defaults
+    filled)."""
+    model = validated_model({"training_overrides": {}}, "m", {"model": block})
+    return build(ModelSpec, model["model"])
+
+
+def training_spec(**keys: object):
+    """A model's typed ``training`` block with ``keys`` set (defaults filled)."""
+    model = validated_model({"training_overrides": {}}, "m", {"model": {}, "training": keys})
+    return build(TrainingSpec, model["training"])
 
 
 def default_config() -> dict:

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, prepared_toy
+from conftest import REPO, prepared_toy, stage, train_contract
 from torch import nn
 
-from hepsnake.config import load_model
+from hepsnake.config import build, load_model
+from hepsnake.config.contracts import Component
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.predict import predict
 from hepsnake.evaluate.stage import task_metrics
@@ -108,9 +109,8 @@ def test_a_new_encoder_is_one_class_and_one_registry_entry(toy, tmp_path, monkey
     shipped["training"] |= {"max_epochs": 1, "batch_size": 500, "early_stopping": None}
     model = load_model(config | model_file(tmp_path, shipped), "m")
     assert model["model"]["encoder"] == {"type": "max", "scale": 0.5}
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
     paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
-    summary = train(part, *paths, str(tmp_path / "out"))
+    summary = train(train_contract(config, model), *paths, str(tmp_path / "out"))
     assert np.isfinite(summary["epochs"][0]["val_loss"])
     bad = copy.deepcopy(shipped)
     bad["model"]["encoder"] = {"type": "max", "scale": "big"}
@@ -149,9 +149,8 @@ def test_every_task_trains_predicts_and_is_scored(toy, tmp_path):
     shipped["model"] |= {"dim": 16, "init_nets": {"default": {"hidden": [16]}}, "tasks": TASKS}
     shipped["training"] |= {"max_epochs": 2, "batch_size": 400, "early_stopping": None}
     model = load_model(config | model_file(tmp_path, shipped), "m")
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
     paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
-    epoch = train(part, *paths, str(tmp_path / "out"))["epochs"][-1]
+    epoch = train(train_contract(config, model), *paths, str(tmp_path / "out"))["epochs"][-1]
     weighted = epoch["val_ce"] + sum(
         t["weight"] * epoch[f"val_{t['name']}_loss"] for t in TASKS[1:]
     )
@@ -169,7 +168,7 @@ def test_every_task_trains_predicts_and_is_scored(toy, tmp_path):
     vertex = tracks["m_vertexing_vertex"]
     assert set(np.unique(vertex[tracks["valid"]])) <= {-1.0, *map(float, range(40))}
     figures = task_metrics(
-        config | {"tasks": model["model"]["tasks"]},
+        stage(config, "evaluate", models={"m": model}, model="m"),
         "m",
         str(predictions),
         {"auc": 0.9},
@@ -195,7 +194,7 @@ def test_task_bayes_score_is_the_generators_posterior(toy):
 
     config, _, outputs = toy
     names = list(config["class_names"])
-    task = registry.build("task", TASKS[2], context=Context(names))
+    task = registry.build("task", build(Component, TASKS[2]), context=Context(names))
     with h5py.File(outputs["test"]) as h5:
         jets, tracks = h5["jets"][:], h5["tracks"][:]
     fractions = {c: float(np.mean(jets["flavour_label"] == i)) for i, c in enumerate(names)}

@@ -141,7 +141,7 @@ def test_padding_never_changes_outputs(encoder, pooling, prepared):
         "pooling": {"type": pooling} | HEADS.get(pooling, {}),
         "fourier": {"n_freqs": 2},
     }
-    tagger = Tagger(model_spec(config, cfg), spec, norm_dict(root), Context(["a", "b", "c"])).eval()
+    tagger = Tagger(model_spec(cfg), spec, norm_dict(root), Context(["a", "b", "c"])).eval()
     batch = next(iter(H5Batches(outputs["val"], spec, 32)))
     batch["tracks_mask"][0] = False  # a jet without tracks
     rng = np.random.default_rng(1)

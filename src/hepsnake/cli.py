@@ -235,7 +235,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     test = given(args.test, lambda: paths.fill(paths.SPLIT, split="test"))
     output = given(args.output, lambda: paths.fill(paths.PREDICTIONS, model=model))
     control = args.control
-    if control is None and not args.no_control and run.contract("predict", model=model).control:
+    standard = args.output is None  # the standard layout: the config's control region too
+    if standard and control is None and run.contract("predict", model=model).control:
         control = paths.fill(paths.CONTROL_SPLIT, split="test")
     counts = predict(model, checkpoint, test, output, control)
     log.info("predict %s: %s → %s", model, counts, output)
@@ -434,8 +435,9 @@ def parser() -> argparse.ArgumentParser:
     prd.add_argument("--model", required=True, help="model name: column prefix")
     prd.add_argument("--checkpoint")
     prd.add_argument("--test")
-    prd.add_argument("--control", help="control-region test split (default: the config's)")
-    prd.add_argument("--no-control", action="store_true", help="no control-region predictions")
+    prd.add_argument(
+        "--control", help="control-region test split (default without --output: the config's)"
+    )
     prd.add_argument("--output")
 
     evl = verb("evaluate", cmd_evaluate, "ROC, AUC, rejection (and Bayes-optimal AUC) → JSON")

@@ -39,8 +39,9 @@ MODEL_FILES = {
     "json": "metrics.json",
     "config": "config.yaml",
 }
-CHECKPOINT = f"{MODEL_DIR}/{MODEL_FILES['best']}"
-TRAINING_METRICS = f"{MODEL_DIR}/{MODEL_FILES['json']}"
+MODEL_OUTPUTS = {key: f"{MODEL_DIR}/{name}" for key, name in MODEL_FILES.items()}
+CHECKPOINT = MODEL_OUTPUTS["best"]
+TRAINING_METRICS = MODEL_OUTPUTS["json"]
 
 PREDICTIONS = f"{RESULTS}/predictions/{{model}}.h5"
 METRICS = f"{RESULTS}/metrics/{{model}}.json"
@@ -59,9 +60,10 @@ EXPORT_FILES = {
     "plot": "benchmark.png",
     "athena": "model.athena.onnx",
 }
-ONNX = f"{EXPORT_DIR}/{EXPORT_FILES['onnx']}"
-EXPORT_BENCHMARK = f"{EXPORT_DIR}/{EXPORT_FILES['benchmark']}"
-EXPORT_PLOT = f"{EXPORT_DIR}/{EXPORT_FILES['plot']}"
+EXPORT_OUTPUTS = {key: f"{EXPORT_DIR}/{name}" for key, name in EXPORT_FILES.items()}
+ONNX = EXPORT_OUTPUTS["onnx"]
+EXPORT_BENCHMARK = EXPORT_OUTPUTS["benchmark"]
+EXPORT_PLOT = EXPORT_OUTPUTS["plot"]
 
 TUNE_DIR = f"{RESULTS}/tune/{{study}}"
 TRIAL = f"{TUNE_DIR}/trials/{{trial}}.json"

@@ -16,7 +16,7 @@ try:
 except HepsnakeError as exc:
     sys.exit(f"hepsnake: error: {exc}")
 
-# what every rule passes: the resolved config (a name says which model, sample or study)
+# every job reads the resolved config (and is told which model, sample or study)
 CONFIG = paths.RESOLVED_CONFIG
 SAMPLES = [s["name"] for s in config["samples"]]
 MAIN_SAMPLES = RESOLVED.roles("train", "test")

@@ -6,18 +6,14 @@ rule export:
         test=paths.fill(paths.SPLIT, split="test"),
         val=paths.fill(paths.SPLIT, split="val"),
     output:
-        **{
-            key: paths.fill(paths.EXPORT_DIR, model="{model}") + f"/{name}"
-            for key, name in paths.EXPORT_FILES.items()
-            if key not in ("plot", "athena")
-        },
+        **{k: v for k, v in paths.EXPORT_OUTPUTS.items() if k not in ("plot", "athena")},
         plot=report(
             paths.EXPORT_PLOT,
             category="{model}",
             caption="../report/benchmark.rst",
         ),
         **(
-            {"athena": paths.fill(paths.EXPORT_DIR, model="{model}") + "/model.athena.onnx"}
+            {"athena": paths.EXPORT_OUTPUTS["athena"]}
             if RESOLVED.athena
             else {}
         ),

@@ -2,10 +2,7 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        **{
-            key: paths.fill(paths.MODEL_DIR, model="{model}") + f"/{name}"
-            for key, name in paths.MODEL_FILES.items()
-        },
+        **paths.MODEL_OUTPUTS,
     params:
         config=CONFIG,
         digest=lambda w: digest("train", model=w.model),

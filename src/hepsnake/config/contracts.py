@@ -75,8 +75,7 @@ class FlatCollection:
     def to_data(self) -> Any:
         if self.link is None:
             return dict(self.variables)
-        link = {k: v for k, v in to_data(self.link).items() if v is not None}
-        return {"variables": dict(self.variables), "link": link}
+        return {"variables": dict(self.variables), "link": to_data(self.link)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -682,19 +681,29 @@ def contract(resolved: Any, stage: str, **names: str) -> Any:
     return build(STAGES[stage], data)
 
 
-def reader(data: Mapping[str, Any], where: str = "reader") -> Reader:
-    """The typed reader of a reader block (a ``readers:`` entry): validated, defaults filled."""
+def section(part: str, data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``data`` validated against the config schema's ``part`` (defaults filled)."""
     import copy
 
     from hepsnake.config.schema import SCHEMA, check_schema, schema_validator
 
     block = copy.deepcopy(dict(data))
     check_schema(
-        block,
-        schema_validator(SCHEMA, "properties/readers/additionalProperties"),
-        lambda *p: f"{where}: {'/'.join(map(str, p))}",
+        block, schema_validator(SCHEMA, part), lambda *p: f"{where}: {'/'.join(map(str, p))}"
     )
+    return block
+
+
+def reader(data: Mapping[str, Any], where: str = "reader") -> Reader:
+    """The typed reader of a reader block (a ``readers:`` entry): validated, defaults filled
+    (a reader built outside a config: ``hepsnake init``, tests)."""
+    block = section("properties/readers/additionalProperties", data, where)
     return build(FlatReader if block["type"] == "flat" else PhysliteReader, block)
+
+
+def inputs(data: Mapping[str, Any], where: str = "inputs") -> Inputs:
+    """The typed ``inputs`` section of ``data``: validated, defaults filled."""
+    return build(Inputs, section("properties/inputs", data, where))
 
 
 def need(names: Mapping[str, str], key: str, stage: str) -> str:
@@ -762,8 +771,8 @@ def stage_data(r: Any, stage: str, names: Mapping[str, str]) -> dict[str, Any]:
             "base_model_file": r.base_model_file(study["base_model"]),
             "mlflow": mlflow,
         }
-    if stage == "predict":
-        return {"model": r.model_name(need(names, "model", stage)), "control": bool(r.control)}
+    if stage == "predict":  # the checkpoint holds the model: any name is a column prefix
+        return {"model": need(names, "model", stage), "control": bool(r.control)}
     if stage == "evaluate":
         model = need(names, "model", stage)
         return {
@@ -774,8 +783,8 @@ def stage_data(r: Any, stage: str, names: Mapping[str, str]) -> dict[str, Any]:
             "tasks": r.model(model)["model"]["tasks"],
             "plots": r.evaluate_plots,
         }
-    if stage == "export":
-        model = r.model_name(need(names, "model", stage))
+    if stage == "export":  # the checkpoint holds the model: any name is an output prefix
+        model = need(names, "model", stage)
         return {"model": model, "signal": c["evaluate"]["signal"], **r.export_settings}
     if stage == "compare":
         return {"models": c["models"]}
@@ -822,7 +831,7 @@ def trial_contract(tune: TuneContract, job: int, params: Mapping[str, Any], wher
     (dotted keys) applied and validated, named ``<study>-<job>``."""
     from hepsnake.config.loading import with_params
 
-    model = with_params(to_data(tune.study.model), dict(params), where)
+    model = model_data(with_params(to_data(tune.study.model), dict(params), where))
     data = {
         "name": f"{tune.study.name}-{job}",
         "class_names": to_data(tune.class_names),

@@ -85,12 +85,18 @@ def convert(tp: Any, value: Any) -> Any:
 
 
 def to_data(obj: Any) -> Any:
-    """Plain data (dicts, lists, values) of a contract or of anything inside one."""
+    """Plain data (dicts, lists, values) of a contract or of anything inside one. A field
+    that may be absent (its default is None) is left out while it is None, as the config
+    leaves it out: the data validates against the schema again."""
     shape = getattr(obj, "to_data", None)
     if shape is not None and dataclasses.is_dataclass(obj):
         return shape()
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: to_data(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not (f.default is None and getattr(obj, f.name) is None)
+        }
     if isinstance(obj, Mapping):
         return {k: to_data(v) for k, v in obj.items()}
     if isinstance(obj, tuple | list):
