@@ -235,7 +235,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     test = given(args.test, lambda: paths.fill(paths.SPLIT, split="test"))
     output = given(args.output, lambda: paths.fill(paths.PREDICTIONS, model=model))
     control = args.control
-    standard = args.output is None  # the standard layout: the config's control region too
+    standard = args.test is None  # the standard test split: the config's control region too
     if standard and control is None and run.contract("predict", model=model).control:
         control = paths.fill(paths.CONTROL_SPLIT, split="test")
     counts = predict(model, checkpoint, test, output, control)
@@ -436,7 +436,7 @@ def parser() -> argparse.ArgumentParser:
     prd.add_argument("--checkpoint")
     prd.add_argument("--test")
     prd.add_argument(
-        "--control", help="control-region test split (default without --output: the config's)"
+        "--control", help="control-region test split (default without --test: the config's)"
     )
     prd.add_argument("--output")
 

@@ -16,8 +16,7 @@ rule predict:
     conda:
         "../../envs/train.yaml"
     shell:
-        "hepsnake predict --config {params.config:q} --model {wildcards.model:q}"
-        " --output {output:q} > {log:q} 2>&1"
+        "hepsnake predict --config {params.config:q} --model {wildcards.model:q} > {log:q} 2>&1"
 
 
 # the plots rule evaluate writes (paths.evaluate_plots), each paths.PLOT, and the folder of

@@ -581,7 +581,6 @@ class EvaluateContract:
     evaluate: EvaluateSpec
     parameters: Scan
     tasks: tuple[Component, ...]
-    plots: tuple[str, ...]  # the plots written (paths.evaluate_plots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -611,7 +610,7 @@ class TrackContract:
     mlflow: Mlflow | None
     models: tuple[str, ...]
     exported: tuple[str, ...]
-    plots: tuple[str, ...]
+    plots: tuple[str, ...]  # rule evaluate's plots of each model (paths.evaluate_plots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -781,7 +780,6 @@ def stage_data(r: Any, stage: str, names: Mapping[str, str]) -> dict[str, Any]:
             "evaluate": c["evaluate"],
             "parameters": r.scan(model),
             "tasks": r.model(model)["model"]["tasks"],
-            "plots": r.evaluate_plots,
         }
     if stage == "export":  # the checkpoint holds the model: any name is an output prefix
         model = need(names, "model", stage)
