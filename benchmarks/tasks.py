@@ -3,7 +3,7 @@ per-constituent AUC, and its jet AUC against the same model trained without the 
 task (with the AUC's statistical error).
 
     python benchmarks/tasks.py [--model gn2] [--jets 40000] [--epochs 10] [--workdir DIR]
-        [--no-single]
+        [--no-single] [--smoke]
 
 Simulates QCD, BIB and signal (mS 16) jets, converts, splits and normalises them, trains the
 shipped model twice (with its tasks, and with the jet classification only; ``--no-single``
@@ -11,6 +11,7 @@ trains the first only), predicts the test split and prints each task's headline 
 from :func:`hepsnake.evaluate.stage.task_metrics`, and per constituent task with a Bayes law
 the AUC of the model's jet posterior times that law. The acceptance figures of
 ``benchmarks/README.md`` are from ``--jets 300000 --epochs 20`` (~50 min on 2 cores).
+``--smoke`` (2000 jets, one epoch; a test runs it) only checks that the script runs.
 """
 
 import argparse
@@ -21,7 +22,7 @@ from typing import Any
 
 import h5py
 import numpy as np
-from _common import shipped_config, work_directory
+from _common import REPO, parse_args, shipped_config, work_directory
 from sklearn.metrics import roc_auc_score
 
 from hepsnake.config import load_model
@@ -37,8 +38,6 @@ from hepsnake.models.tasks.constituent_classification import (
 from hepsnake.names import prob_column
 from hepsnake.simulate.prepared import prepared_toy
 from hepsnake.training.run import train
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def prepared(root: Path, n_jets: int) -> tuple[dict[str, Any], dict[str, str]]:
@@ -127,7 +126,7 @@ def main() -> None:
         action="store_false",
         help="train only the multi-task model (its task figures; no jet AUC comparison)",
     )
-    args = parser.parse_args()
+    args = parse_args(parser, {"jets": 2000, "epochs": 1})
     with work_directory(args.workdir) as root:
         config, outputs = prepared(root, args.jets)
         model = copy.deepcopy(load_model(config, args.model))
