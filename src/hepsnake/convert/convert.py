@@ -26,6 +26,7 @@ from hepsnake.io.physlite import PhysliteSource
 from hepsnake.io.remote import redact_sample, redact_text, redact_url
 from hepsnake.io.root import FlatSource
 from hepsnake.names import LABEL
+from hepsnake.pause import pause_point
 
 DEFAULT_MAX_CONSTITUENTS = 40
 T = TypeVar("T")
@@ -346,6 +347,7 @@ def convert_file(
             chunk = chunk.select(mask)
         if len(chunk):
             out.write(chunk)
+            pause_point("convert.chunk_written")  # tests: the output is still temporary
         jets_kept += len(chunk)
         bar.advance(task, n_entries)
     record = file_record(path)

@@ -19,6 +19,7 @@ from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.h5 import DEFAULT_UNIT, TableWriter, set_attrs
 from hepsnake.names import transformed_field
+from hepsnake.pause import pause_point
 from hepsnake.prepare.duplicates import unique_rows
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.weights import (
@@ -614,6 +615,7 @@ def write_split_files(
     for name, stream in streams.items():
         with h5py.File(scratch / "buckets.h5", "w") as buckets:
             rows = fill_buckets(name, stream, ins, plan, n_out, buckets, shuffle_bytes)
+            pause_point("split.buckets_written")  # tests: the outputs and buckets are temporary
             if name == "jets":
                 jets.fit(partial(in_order, buckets, rows))
             write_buckets(name, stream, buckets, rows, writers, prep["debug_jets"])
