@@ -198,7 +198,7 @@ def per_jet_counts(index: ak.Array) -> np.ndarray:
     return np.unique(np.stack([event[keep], flat[keep]]), axis=1, return_counts=True)[1]
 
 
-def find_label(found: Names, prefix: str, per_jet: Iterable[str]) -> str | None:
+def find_label(prefix: str, per_jet: Iterable[str]) -> str | None:
     """The truth-label branch among the per-jet branches ``per_jet``, by name."""
     stripped = {strip(prefix, b).lower(): b for b in per_jet}
     for name in (*FLAVOUR_LABELS, *CLASS_LABELS):
@@ -244,7 +244,7 @@ def inspect_flat(
         raise HepsnakeError(
             path, f"no per-jet branch '{label}' in tree '{tree.name}' (candidates: {candidates})"
         )
-    info.label = label or find_label(found, prefix, per_jet)
+    info.label = label or find_label(prefix, per_jet)
     taggers = [t for t in (found.find(f"{prefix}{t}") for t in TAGGERS) if t and t in per_jet]
     for branch in taggers:
         values = ak.to_numpy(ak.flatten(tree.arrays([branch])[branch], axis=None))
