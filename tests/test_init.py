@@ -27,7 +27,7 @@ from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.split import SPLITS
 from hepsnake.report.markdown import fmt
-from hepsnake.simulate.nanoaod import write_nanoaod_like
+from hepsnake.simulate import nanoaod
 from hepsnake.simulate.toy import simulate_sample, write_root
 
 FILES = {
@@ -487,7 +487,8 @@ def test_nlo_nanoaod_like_runs_to_the_report(workdir):
     files = []
     for name, (events, seed, fractions) in NLO_SAMPLES.items():
         files.append(str(workdir / f"{name}.root"))
-        write_nanoaod_like(files[-1], events, seed, fractions, first_event=seed * 10**6)
+        branches = nanoaod.nanoaod_like(events, seed, fractions, first_event=seed * 10**6)
+        write_root(branches, files[-1], nanoaod.TREE)
     out = workdir / "mine"
     assert main(["init", "--from", *files, "--out", str(out)]) == 0
     raw = yaml.safe_load((out / "config.yaml").read_text())

@@ -3,16 +3,13 @@
 by ``Jet_muonIdx1/2`` and ``Jet_electronIdx1/2``, an ``event`` number and NLO-like event weights
 (``genWeight``: one magnitude, a share negative, as MadGraph5_aMC@NLO writes them).
 
-For tests of what real MC brings (negative weights, a rare flavour); b and c jets are heavier,
-carry more soft leptons and a higher b-tag score than light jets, so there is something to learn.
+For tests of what real MC brings (negative weights, a rare flavour): write it with
+:func:`hepsnake.simulate.toy.write_root` as tree :data:`TREE`. b and c jets are heavier, carry
+more soft leptons and a higher b-tag score than light jets, so there is something to learn.
 """
-
-from pathlib import Path
 
 import awkward as ak
 import numpy as np
-
-from hepsnake.simulate.toy import write_root
 
 TREE = "Events"
 FLAVOURS = (0, 4, 5)  # light, c, b: Jet_hadronFlavour values
@@ -63,35 +60,12 @@ def nanoaod_like(
         first = np.concatenate([[0], np.cumsum(has)])[np.cumsum(jets_per_event) - jets_per_event]
         index = np.where(has, before - first[event_of], -1).astype(np.int32)
         per_event = np.bincount(event_of, weights=has, minlength=n_events).astype(np.int64)
-        collection = name.capitalize()
-        branches[collection] = ak.unflatten(
-            ak.zip(
-                {
-                    "pt": lepton_pt[has].astype(np.float32),
-                    "eta": (jets["eta"][has] + rng.normal(0, 0.05, int(has.sum()))).astype(
-                        np.float32
-                    ),
-                    "phi": (jets["phi"][has] + rng.normal(0, 0.05, int(has.sum()))).astype(
-                        np.float32
-                    ),
-                }
-            ),
-            per_event,
+        smear = {v: rng.normal(0, 0.05, int(has.sum())) for v in ("eta", "phi")}
+        leptons = {"pt": lepton_pt[has]} | {v: jets[v][has] + d for v, d in smear.items()}
+        branches[name.capitalize()] = ak.unflatten(
+            ak.zip({v: x.astype(np.float32) for v, x in leptons.items()}), per_event
         )
         jets[f"{name}Idx1"] = index
         jets[f"{name}Idx2"] = np.full(n, -1, dtype=np.int32)
     branches["Jet"] = ak.unflatten(ak.zip(jets), jets_per_event)
     return branches
-
-
-def write_nanoaod_like(
-    path: str | Path,
-    n_events: int,
-    seed: int,
-    fractions: dict[int, float],
-    weight: float = 2.26e5,
-    negative: float = 0.13,
-    first_event: int = 1,
-) -> None:
-    """Write :func:`nanoaod_like` as tree ``Events`` (``Jet_pt``, ..., counter ``nJet``)."""
-    write_root(nanoaod_like(n_events, seed, fractions, weight, negative, first_event), path, TREE)
