@@ -86,7 +86,6 @@ def runners(
     Runtime computes every output, the probabilities are its first ones."""
     module.eval()
     n = len(module.hparams.class_names)
-
     task = module.model.classification
 
     @torch.inference_mode()
