@@ -15,7 +15,7 @@ from torch import nn
 from hepsnake.config import load_model
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.predict import predict
-from hepsnake.evaluate.stage import evaluate, scores
+from hepsnake.evaluate.stage import evaluate, score_tasks
 from hepsnake.export import stage
 from hepsnake.export.onnx import session
 from hepsnake.models import registry
@@ -287,7 +287,9 @@ def test_every_task_trains_predicts_and_is_scored(toy, tmp_path):
     assert np.allclose(probs[tracks["valid"]].sum(-1), 1.0, atol=1e-5)
     vertex = tracks["m_vertexing_vertex"]
     assert set(np.unique(vertex[tracks["valid"]])) <= {-1.0, *map(float, range(40))}
-    metrics = scores(config | {"tasks": model["model"]["tasks"]}, "m", str(predictions), tmp_path)
+    metrics = score_tasks(
+        config | {"tasks": model["model"]["tasks"]}, "m", str(predictions), tmp_path
+    )
     figures = metrics["tasks"]
     assert list(figures) == ["jet_classification", "mass", "track_origin", "vertexing"]
     assert figures["jet_classification"]["auc"] == metrics["inclusive"]["auc"]

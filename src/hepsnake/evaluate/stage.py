@@ -158,7 +158,7 @@ def trained_values(train: Values) -> str:
     return f" at {', '.join(parts)}" if parts else ""
 
 
-def scores(
+def score_tasks(
     config: dict[str, Any], model: str, predictions: str, plot_dir: str | Path
 ) -> dict[str, Any]:
     """Every task's :meth:`~hepsnake.models.tasks.base.Task.score` of ``model``'s predictions
@@ -204,9 +204,9 @@ def evaluate(
     output: str,
     plot_dir: str,
 ) -> dict[str, Any]:
-    """Compute every metric of ``model`` on its test predictions (:func:`scores`), draw its
+    """Compute every metric of ``model`` on its test predictions (:func:`score_tasks`), draw its
     plots and its training history's, write JSON."""
-    metrics = scores(config, model, predictions, plot_dir)
+    metrics = score_tasks(config, model, predictions, plot_dir)
     history = json.loads(Path(training_metrics).read_text())
     plots.plot_training(history["epochs"], Path(plot_dir) / "training.png")
     metrics["training"] = {
