@@ -239,3 +239,43 @@ def test_htcondor_job_failing_every_attempt_fails_the_run(home, workdir):
     errors = list((workdir / ".snakemake" / "htcondor" / "simulate").glob("simulate-*.err"))
     assert len(errors) == 3 and "execute-node failure" in errors[0].read_text()
     assert not (workdir / "results" / "toy" / "qcd.root").exists()
+
+
+# Run as sitecustomize: this Python process behaves as if one executor plugin were not
+# installed (Snakemake finds plugins by listing the installed modules, then imports them).
+HIDE_PLUGIN = """
+import os, pkgutil, sys
+hidden = os.environ["HIDE_PLUGIN"]
+sys.modules[hidden] = None
+_iter_modules = pkgutil.iter_modules
+pkgutil.iter_modules = lambda *a, **k: (m for m in _iter_modules(*a, **k) if m.name != hidden)
+"""
+
+
+@pytest.mark.parametrize("profile", ["slurm", "htcondor"])
+def test_missing_executor_plugin_is_one_line(home, workdir, tmp_path, profile):
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(HIDE_PLUGIN)
+    env = home | {"PYTHONPATH": str(hide), "HIDE_PLUGIN": f"snakemake_executor_plugin_{profile}"}
+    args = ["-s", str(REPO / "Snakefile"), "--profile", f"{REPO}/profiles/{profile}", "-n"]
+    proc = subprocess.run(
+        ["snakemake", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert errors == [
+        f"hepsnake: error: profile {profile}: the Snakemake executor plugin "
+        f"snakemake-executor-plugin-{profile} is not installed: pip install 'hepsnake[{profile}]' "
+        f"(in a checkout: pip install -e '.[{profile}]')"
+    ], proc.stderr
+    assert "usage:" not in proc.stderr and "invalid choice" not in proc.stderr
+    # with the plugin the same command line passes the check
+    env.pop("HIDE_PLUGIN")
+    (hide / "sitecustomize.py").unlink()
+    dry_run(f"{REPO}/profiles/{profile}", workdir, env)
