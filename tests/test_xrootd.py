@@ -144,7 +144,7 @@ def test_remote_glob_converts_like_local_files(scheme, served, local, tmp_path):
     assert content(work / "results" / "h5" / "toy.h5") == local_content
 
 
-def test_server_stopped_mid_job_fails_fast_then_rerun_completes(toy, local, tmp_path):
+def test_server_stopped_mid_job_fails_fast_then_rerun_completes(server, local, toy, tmp_path):
     """A private server (stopped and restarted here): the job waits at the pause point
     ``convert.file_opened`` (a file open, no jet read yet) while the server is stopped."""
     if not shutil.which("xrootd") or os.geteuid() != 0:

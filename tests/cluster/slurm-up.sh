@@ -6,7 +6,7 @@
 # Stop it with tests/cluster/slurm-down.sh. Used by .ci/run; facts and pitfalls behind each
 # setting: tests/cluster/README.md.
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
+export DEBIAN_FRONTEND=noninteractive PATH="$PATH:/usr/sbin:/sbin"  # the daemons live in sbin
 [ "$(id -u)" = 0 ] || { echo "slurm-up.sh: must run as root" >&2; exit 1; }
 here=$(dirname "$0")
 if "$here/slurm-down.sh" --check; then

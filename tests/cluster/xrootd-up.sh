@@ -3,7 +3,7 @@
 # root://localhost:$XRD_PORT//eos/... (defaults: /tmp/hepsnake-xrd, port 11094). Anonymous
 # access, no Kerberos/GSI. Installs xrootd-server when missing. Stop it with xrootd-down.sh.
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
+export DEBIAN_FRONTEND=noninteractive PATH="$PATH:/usr/sbin:/sbin"  # the daemons live in sbin
 R=${XRD_ROOT:-/tmp/hepsnake-xrd}
 PORT=${XRD_PORT:-11094}
 [ "$(id -u)" = 0 ] || { echo "xrootd-up.sh: must run as root" >&2; exit 1; }
