@@ -25,7 +25,9 @@ from hepsnake.io.listing import expand_urls
 from hepsnake.io.physlite import PhysliteSource
 from hepsnake.io.remote import redact_sample, redact_text, redact_url
 from hepsnake.io.root import FlatSource
+from hepsnake.io.xrootd import configure as configure_xrootd
 from hepsnake.names import LABEL
+from hepsnake.pause import pause_point
 
 DEFAULT_MAX_CONSTITUENTS = 40
 T = TypeVar("T")
@@ -180,6 +182,7 @@ def convert(
     with reasons, totals.
     """
     sample = sample_by_name(config, sample_name)
+    configure_xrootd(config["convert"]["xrootd"])
     files = expand_urls(sample)
     with (
         atomic_path(output) as tmp,
@@ -334,6 +337,7 @@ def convert_file(
     """
     cuts = conv["cuts"]
     source = open_source(path, reader, sample.get("tree"), first_event, cut_names(cuts))
+    pause_point("convert.file_opened")
     bar.update(task, total=bar.tasks[task].total + source.num_entries)
     jets_read = jets_kept = 0
     failed = [0] * len(cuts)
