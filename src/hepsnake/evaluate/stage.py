@@ -14,40 +14,44 @@ from hepsnake.evaluate.metrics import (
     INCLUSIVE,
     RocBook,
     Values,
-    auc,
     control_ks,
     curves,
+    data_mc_weights,
     discriminant_setup,
     discriminant_text,
     model_metrics,
+    physics_weights,
     roc_book,
-    roc_points,
     signal_mask,
+    signal_weights,
     working_points,
 )
 from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
 from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.names import prob_column
+from hepsnake.roc import auc, roc
 
 
 def sb_scan(
     score: np.ndarray, is_sig: np.ndarray, weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(cuts, S/√B) with weighted yields above each cut (background yield floored at 1 jet)."""
+    """(cuts, S/√B) with (signed) weighted yields above each cut; the background yield is
+    floored at that of one jet of mean |weight|, so S/√B stays finite."""
     cuts = np.quantile(score, np.linspace(0.0, 0.995, 200))
     order = np.argsort(score)
     s_cum = np.cumsum((weights * is_sig)[order][::-1])[::-1]
     b_cum = np.cumsum((weights * ~is_sig)[order][::-1])[::-1]
     index = np.searchsorted(score[order], cuts, side="left")
     s, b = s_cum[index], b_cum[index]
-    floor = weights[~is_sig].mean() if np.any(~is_sig) else 1.0
-    return cuts, s / np.sqrt(np.maximum(b, floor))
+    floor = np.abs(weights[~is_sig]).mean() if np.any(~is_sig) else 1.0
+    return cuts, s / np.sqrt(np.maximum(b, floor if floor > 0 else 1.0))
 
 
 def physical_weights(jets: np.ndarray, setting: bool | None) -> tuple[bool, str]:
     """Whether the jets' ``weight`` makes S/√B a yield ratio, and why not: ``setting`` true or
-    false decides; null (auto) says no when the weights are absent, all 1, or any negative."""
+    false decides; null (auto) says no when the weights are absent or all 1. Negative weights
+    (NLO generators) are physical: yields are signed sums."""
     if setting is False:
         return False, "evaluate.physical_weights is false"
     if "weight" not in jets.dtype.names:
@@ -55,12 +59,26 @@ def physical_weights(jets: np.ndarray, setting: bool | None) -> tuple[bool, str]
     weights = jets["weight"]
     if setting:
         return True, ""
-    negative = int(np.sum(weights < 0))
-    if negative:
-        return False, f"{negative} test jets have negative weights"
     if np.all(weights == 1):
         return False, "every weight is 1 (unweighted jets)"
     return True, ""
+
+
+ROC_JETS = "jets: each test jet counts once, the background classes mixed by the fractions"
+
+
+def roc_jet_weights(
+    jets: np.ndarray, class_names: list[str], setting: str
+) -> tuple[np.ndarray | None, str]:
+    """The weight of every jet in the ROCs (None: each counts once) and what they are, as
+    ``evaluate.roc_weights`` asks: ``jets``, or ``physical``: the signed physics weights, or
+    their |w| where a class's do not sum to a positive number."""
+    if setting == "jets":
+        return None, ROC_JETS
+    labels = jets["flavour_label"]
+    groups = {c: labels == i for i, c in enumerate(class_names)}
+    weights, used = physics_weights(jets, groups, "config: evaluate/roc_weights")
+    return weights, f"{used}, the background classes mixed by the fractions"
 
 
 def constant_output(jets: np.ndarray, model: str, class_names: list[str]) -> dict[str, float]:
@@ -83,13 +101,21 @@ def pt_panels(pt: np.ndarray, edges: list[float], unit: str) -> dict[str, np.nda
 
 
 def binned_auc(
-    score: np.ndarray, weights: np.ndarray, is_sig: np.ndarray, panels: dict[str, np.ndarray]
+    score: np.ndarray,
+    weights: np.ndarray,
+    is_sig: np.ndarray,
+    panels: dict[str, np.ndarray],
+    jet_weights: np.ndarray | None = None,
 ) -> list[float | None]:
-    """Inclusive AUC in each panel (None where it has no signal or no background)."""
+    """Inclusive AUC in each panel (None where it has no signal or no background); the
+    background jets weigh ``weights``, the signal jets ``jet_weights`` (None: 1)."""
     out: list[float | None] = []
     for sel in panels.values():
-        sig, bkg = is_sig & sel, (weights > 0) & sel
-        out.append(auc(score[sig], score[bkg], weights[bkg]) if sig.any() and bkg.any() else None)
+        sig, bkg = is_sig & sel, (weights != 0) & sel
+        ws = signal_weights(sig, jet_weights)
+        out.append(
+            auc(score[sig], score[bkg], ws, weights[bkg]) if sig.any() and bkg.any() else None
+        )
     return out
 
 
@@ -138,18 +164,18 @@ def parameter_scan(
     point ``wp`` has on the inclusive ROC (signal ``is_sig``), and each point's ROC curves; a
     parameterised model is scored at each point (:func:`roc_sets`)."""
     score, mixed = book.inclusive[book.model][INCLUSIVE]
-    bkg = mixed > 0
-    fpr, tpr = roc_points(score[is_sig], score[bkg], mixed[bkg])
-    eps_b = float(np.interp(wp, tpr, fpr))
+    bkg = mixed != 0
+    inclusive = roc(score[is_sig], score[bkg], signal_weights(is_sig, book.jet_weights), mixed[bkg])
+    eps_b = float(np.interp(wp, inclusive.tpr, inclusive.fpr))
     point_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     efficiency: dict[str, dict[str, float]] = {}
     for (par, value), sets in book.points.items():
         at = signal_mask(jets, names, signal, point=(par, value))
         for label, rocs in sets.items():
-            point_curves[f"{label} {par}={value:g}"] = curves(rocs, at)
+            point_curves[f"{label} {par}={value:g}"] = curves(rocs, at, book.jet_weights)
         score = sets[book.model][INCLUSIVE][0]
-        fpr, tpr = roc_points(score[at], score[bkg], mixed[bkg])
-        efficiency.setdefault(par, {})[f"{value:g}"] = float(np.interp(eps_b, fpr, tpr))
+        point = roc(score[at], score[bkg], signal_weights(at, book.jet_weights), mixed[bkg])
+        efficiency.setdefault(par, {})[f"{value:g}"] = float(np.interp(eps_b, point.fpr, point.tpr))
     entry = {"working_point": wp, "background_efficiency": eps_b, "efficiency": efficiency}
     return entry, point_curves
 
@@ -229,8 +255,17 @@ def evaluate(
     setup = discriminant_setup(ev, names)
     wps = working_points(ev, setup)
     references = ev.get("reference_taggers") or {}
+    jet_weights, roc_weights = roc_jet_weights(jets, names, ev["roc_weights"])
     book = roc_book(
-        jets, model, names, signal, setup.fractions, scan["names"], setup.shared, references
+        jets,
+        model,
+        names,
+        signal,
+        setup.fractions,
+        scan["names"],
+        setup.shared,
+        references,
+        jet_weights,
     )
     formula = discriminant_text(signal, book.fractions)
     metrics: dict[str, Any] = {
@@ -242,8 +277,12 @@ def evaluate(
     out = Path(plot_dir)
     labels = jets["flavour_label"]
     is_sig = signal_mask(jets, names, signal, scan["train"])
-    roc_curves = {label: curves(rocs, is_sig) for label, rocs in book.inclusive.items()}
-    roc_curves |= {name: curves(rocs, is_sig) for name, rocs in book.references.items()}
+    roc_curves = {
+        label: curves(rocs, is_sig, jet_weights) for label, rocs in book.inclusive.items()
+    }
+    roc_curves |= {
+        name: curves(rocs, is_sig, jet_weights) for name, rocs in book.references.items()
+    }
     reference = ev.get("ratio_reference") or next(iter(references), None)
     if reference not in roc_curves:  # another model: its ratio is in the report's comparison
         reference = None
@@ -263,7 +302,7 @@ def evaluate(
         metrics["pt_bins"] = {
             "edges": edges,
             "unit": unit,
-            "inclusive_auc": binned_auc(score, mixed, is_sig, panels),
+            "inclusive_auc": binned_auc(score, mixed, is_sig, panels, jet_weights),
             "fraction_inside": float(inside.mean()) if len(jets) else 0.0,
         }
         wp = wps[len(wps) // 2]
@@ -274,7 +313,14 @@ def evaluate(
     weights = jets["weight"].astype(np.float64) if "weight" in jets.dtype.names else None
     physical, why_not = physical_weights(jets, ev.get("physical_weights"))
     negative = int(np.sum(weights < 0)) if weights is not None else 0
-    metrics["weights"] = {"physical": physical, "negative": negative, "note": why_not}
+    metrics["weights"] = {
+        "physical": physical,
+        "negative": negative,
+        "note": why_not,
+        "roc": roc_weights,  # the ROCs, AUCs, rejections and their pt bins
+        "efficiency_pt": "jets: each test jet counts once",
+        "sb_scan": "signed physics weights" if physical else None,
+    }
     if physical and weights is not None:
         cuts, significance = sb_scan(score[keep], is_sig[keep], weights[keep])
         plots.plot_sb_scan(cuts, significance, out / "sb_scan.png")
@@ -301,12 +347,13 @@ def evaluate(
         )
 
     if control is not None:
-        metrics["control_ks"] = control_ks(control, model, names)
+        data_mc, metrics["weights"]["control"] = data_mc_weights(control)
+        metrics["control_ks"] = control_ks(control, model, names, data_mc)
         column = prob_column(model, signal)
         plots.plot_control(
             control[column],
             control["is_data"].astype(bool),
-            control["train_weight"].astype(np.float64),
+            data_mc,
             metrics["control_ks"][signal],
             column,
             out / "control.png",
