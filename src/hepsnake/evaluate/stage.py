@@ -251,11 +251,15 @@ def evaluate(
         jets = h5["jets"][:]
         unit = str(h5["jets"].attrs.get("energy_unit", DEFAULT_UNIT))
         control = h5["control_jets"][:] if "control_jets" in h5 else None
+    present = np.bincount(jets["flavour_label"], minlength=len(names))[: len(names)] > 0
+    if not present[names.index(signal)] or present.sum() < 2:
+        missing = signal if not present[names.index(signal)] else "background"
+        raise HepsnakeError(predictions, f"no {missing} jets in the test split: no ROC to draw")
     use_style(ev.get("plot_style"))
     setup = discriminant_setup(ev, names)
     wps = working_points(ev, setup)
     references = ev.get("reference_taggers") or {}
-    jet_weights, roc_weights = roc_jet_weights(jets, names, ev["roc_weights"])
+    jet_weights, roc_weights = roc_jet_weights(jets, names, ev.get("roc_weights", "jets"))
     book = roc_book(
         jets,
         model,

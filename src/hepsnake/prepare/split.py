@@ -353,9 +353,6 @@ def split(
                 )
         for inp, keep in zip(ins, unique_rows(ins, prep["deduplicate"]), strict=True):
             inp.drop(keep)
-        warnings = [] if control else checked_classes(ins, config["class_names"], prep)
-        negative = {inp.name: figures(inp.split_weights()) for inp in ins}
-        warnings += negative_weight_warnings(negative, prep, control)
         weights = prep["weights"]
         reweighted = not control and (weights["mode"] != "none" or plot)
         if reweighted:
@@ -369,6 +366,9 @@ def split(
         jet_fields = {n for inp in ins for n in inp.dtype.names}
         derived = derived_fields(config["inputs"], "jets", jet_fields, ins[0].path)
         dtype = union_dtype(ins, control, derived)
+        warnings = [] if control else checked_classes(ins, config["class_names"], prep)
+        negative = {inp.name: figures(inp.split_weights()) for inp in ins}
+        warnings += negative_weight_warnings(negative, prep, control)
         n_in = {s: sum(inp.count(i) for inp in ins) for i, s in enumerate(SPLITS)}
         for s in SPLITS:
             if n_in[s] == 0:

@@ -6,6 +6,8 @@ import lightning as L
 import numpy as np
 import torch
 
+from hepsnake.roc import roc
+
 
 class ValAUC(L.Callback):
     """Log ``val_auc`` each epoch: the weighted one-vs-rest AUC (:func:`hepsnake.roc.roc`) of
@@ -36,8 +38,6 @@ class ValAUC(L.Callback):
         )
 
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        from hepsnake.roc import roc  # scikit-learn: ~1 s to import
-
         if trainer.sanity_checking or not self.parts:
             return
         probs, labels, weights = (np.concatenate(p) for p in zip(*self.parts, strict=True))
