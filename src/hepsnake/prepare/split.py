@@ -328,10 +328,14 @@ def split(
     Jets are assigned by a stable hash of (sample, eventNumber), merged across samples and
     shuffled with the configured seed; an input file used twice (same checksum) is an error,
     or with ``prepare.deduplicate`` its later copies are dropped, so no event is in two
-    splits. ``train_weight`` follows ``prepare.weights`` (control samples: MC normalised to
-    data). ``prepare.resample`` resamples the training split by
-    class instead; its jets then keep their base weights (physics weights or 1). A failure
-    leaves no output. Returns the summary written to ``summary_path``.
+    splits. A class with no jets in a split is an error, or is dropped
+    (:mod:`~hepsnake.prepare.classes`). ``train_weight`` follows ``prepare.weights`` and
+    ``prepare.negative_weights`` (:mod:`~hepsnake.prepare.weights`; control samples: MC
+    normalised to data). ``prepare.resample`` resamples the training split by class instead;
+    its jets then keep their base weights (physics weights or 1), normalised. A failure leaves
+    no output. Returns the summary written to ``summary_path``: jets and weight sums per split,
+    sample and class (``rows``), per sample its ``negative_weights`` figures (``samples``),
+    and the ``warnings`` (empty and rare classes, negative weights).
 
     Memory: per jet its label and split (a byte each), and while the order of a split is
     drawn, 4 bytes per jet of it; the order goes to a scratch file, and jets and
