@@ -27,7 +27,9 @@ from hepsnake.prepare.split import SPLITS, split
 from hepsnake.prepare.weights import fit_reweighter
 from hepsnake.simulate.prepared import MASS_GRID, convert_samples
 from hepsnake.simulate.toy import simulate, write_root
+from hepsnake.training.finite import FiniteLoss, NonFiniteError
 from hepsnake.training.module import TaggerModule
+from hepsnake.training.run import train
 
 NLO = {"qcd": ("qcd", None, 2000), "sig": ("sig", 16.0, 1000), "bib": ("bib", None, 1000)}
 GEN_WEIGHT = 2.26e5  # |genWeight| of the CMS ttbar NLO sample
@@ -255,17 +257,24 @@ def test_an_nlo_sample_trains_and_evaluates_with_finite_metrics(
     assert metrics["weights"]["negative"] > 0 and 0.5 < metrics["inclusive"]["auc"] <= 1
 
 
-def test_a_non_finite_input_stops_training_with_one_line(nlo: tuple, tmp_path: Path) -> None:
-    """One NaN input value in the training split: one error line naming the model, epoch,
-    batch and the variable; no best checkpoint, no work folder, no metrics left behind."""
-    config, root = nlo
-    outputs, _ = split_nlo(config, root, tmp_path)
-    norm_stats(config, outputs["train"], str(tmp_path / "norm.yaml"), str(tmp_path / "c.yaml"))
+def with_a_nan_input(config: dict, root: Path, out: Path) -> tuple[dict, str]:
+    """Splits (and norm) of the NLO sample whose 8th training jet has a NaN input value;
+    the split paths and the variable."""
+    outputs, _ = split_nlo(config, root, out)
+    norm_stats(config, outputs["train"], str(out / "norm.yaml"), str(out / "c.yaml"))
     variable = InputSpec.from_config(config["inputs"]).variables["jets"][0]
     with h5py.File(outputs["train"], "r+") as h5:
         jets = h5["jets"][:10]
         jets[variable][7] = np.nan
         h5["jets"][:10] = jets
+    return outputs, variable
+
+
+def test_a_non_finite_input_stops_training_with_one_line(nlo: tuple, tmp_path: Path) -> None:
+    """One NaN input value in the training split: one error line naming the model, epoch,
+    batch and the variable; no best checkpoint, no work folder, no metrics left behind."""
+    config, root = nlo
+    outputs, variable = with_a_nan_input(config, root, tmp_path)
     out = tmp_path / "m"
     proc = hepsnake_train(
         config, small_model(config, 2), tmp_path, outputs["train"], outputs["val"], out
@@ -280,3 +289,19 @@ def test_a_non_finite_input_stops_training_with_one_line(nlo: tuple, tmp_path: P
     assert re.search(r"; largest \|weight\| [0-9.]+ \(batch Σw [0-9.]+\), learning rate 0\.", line)
     assert not list(out.rglob("best*")) and not (out / ".work").exists()
     assert not (out / "metrics.json").exists()
+
+
+def test_checks_read_in_groups_still_name_the_first_bad_batch(
+    nlo: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read every 5 passes (as on a GPU, where each read waits for the device), the checks
+    still blame the batch with the NaN, not a later one whose loss the NaN weights spoilt."""
+    monkeypatch.setattr(FiniteLoss, "CPU_EVERY", 5)
+    config, root = nlo
+    outputs, variable = with_a_nan_input(config, root, tmp_path)
+    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model_name": "m"}
+    part["model"] = small_model(config, 1)
+    paths = (outputs["train"], outputs["val"], str(tmp_path / "norm.yaml"))
+    with pytest.raises(NonFiniteError, match=rf"non-finite inputs jets\.{variable} \(1 jet\)"):
+        train(part, *paths, str(tmp_path / "c.yaml"), str(tmp_path / "m"))
+    assert not (tmp_path / "m" / ".work").exists()

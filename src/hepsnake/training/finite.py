@@ -17,16 +17,24 @@ class NonFiniteError(HepsnakeError):
 
 
 class FiniteLoss(L.Callback):
-    """Check every backward pass (loss, then every gradient: one device sync per pass) and
-    every validation batch's outputs; raise :class:`NonFiniteError` at the first non-finite
-    value. With ``16-mixed`` precision the gradient scaler handles infinite gradients itself:
-    only the loss is checked."""
+    """Check the loss and the gradients of every backward pass, and every validation batch's
+    outputs; raise :class:`NonFiniteError` at the first non-finite value. The training checks
+    stay on the device and are read every :data:`DEVICE_EVERY` passes on an accelerator (a
+    read waits for the device), every :data:`CPU_EVERY` on the CPU, and before each
+    validation and at the end of each epoch: the failing pass is found among the pending
+    ones, its batch kept for the diagnosis. With ``16-mixed`` precision the gradient scaler
+    handles infinite gradients itself: only the loss is checked."""
+
+    DEVICE_EVERY = 16
+    CPU_EVERY = 1
 
     def __init__(self, model: str, spec: InputSpec) -> None:
         self.model, self.spec = model, spec
         self.batch: Batch = {}
         self.batch_idx = 0
         self.loss = torch.zeros(())
+        # per pass not yet read: (batch index, batch, loss, [loss finite, gradients finite])
+        self.pending: list[tuple[int, Batch, torch.Tensor, torch.Tensor]] = []
 
     def on_train_batch_start(
         self, trainer: L.Trainer, module: L.LightningModule, batch: Batch, batch_idx: int
@@ -39,20 +47,43 @@ class FiniteLoss(L.Callback):
         self.loss = loss.detach()
 
     def on_after_backward(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        checked = [self.loss.float().sum()]
-        if trainer.precision != "16-mixed":
-            checked += [p.grad.float().sum() for p in module.parameters() if p.grad is not None]
-        if bool(torch.isfinite(torch.stack(checked)).all()):
+        grads = [p.grad.float().sum() for p in module.parameters() if p.grad is not None]
+        if trainer.precision == "16-mixed" or not grads:
+            grads = [torch.zeros((), device=self.loss.device)]
+        finite = torch.stack(
+            [torch.isfinite(self.loss).all(), torch.isfinite(torch.stack(grads)).all()]
+        )
+        self.pending.append((self.batch_idx, self.batch, self.loss, finite))
+        every = self.CPU_EVERY if self.loss.device.type == "cpu" else self.DEVICE_EVERY
+        if len(self.pending) >= every:
+            self.check(trainer, module)
+
+    def on_validation_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.check(trainer, module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.check(trainer, module)
+
+    def check(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """Read the pending checks (one wait for the device); fail at the first bad pass."""
+        if not self.pending:
             return
-        if torch.isfinite(self.loss).all():
-            bad = next(
-                name
-                for name, p in module.named_parameters()
-                if p.grad is not None and not torch.isfinite(p.grad).all()
-            )
-            what = f"non-finite gradient of {bad}"
+        finite = torch.stack([f for *_, f in self.pending]).cpu()
+        pending, self.pending = self.pending, []
+        if bool(finite.all()):
+            return
+        first = int((~finite.all(dim=1)).nonzero()[0])
+        self.batch_idx, self.batch, loss, _ = pending[first]
+        if bool(finite[first, 0]):
+            what = "non-finite gradient"
+            if first == len(pending) - 1:  # the gradients are still those of that pass
+                what += " of " + next(
+                    name
+                    for name, p in module.named_parameters()
+                    if p.grad is not None and not torch.isfinite(p.grad).all()
+                )
         else:
-            what = f"non-finite loss ({self.loss.float().sum().item():g})"
+            what = f"non-finite loss ({loss.float().sum().item():g})"
         self.fail(trainer, what, "batch")
 
     def on_validation_batch_end(
