@@ -1,4 +1,6 @@
-"""The ``evaluate`` stage: metrics and plots of one model → ``results/metrics/{model}.json``."""
+"""The ``evaluate`` stage: metrics and plots of one model → ``results/metrics/{model}.json``:
+each task scores itself (:meth:`~hepsnake.models.tasks.base.Task.score`); the numeric helpers
+of the jet classification's scoring live here."""
 
 import itertools
 import json
@@ -14,21 +16,16 @@ from hepsnake.evaluate.metrics import (
     INCLUSIVE,
     RocBook,
     Values,
-    control_ks,
     curves,
-    data_mc_weights,
-    discriminant_setup,
-    discriminant_text,
-    model_metrics,
     physics_weights,
-    roc_book,
     signal_mask,
     signal_weights,
-    working_points,
 )
 from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
 from hepsnake.io.h5 import DEFAULT_UNIT
+from hepsnake.models.tasks import build_tasks
+from hepsnake.models.tasks.base import Context, Scoring
 from hepsnake.names import prob_column
 from hepsnake.roc import auc, roc
 
@@ -186,45 +183,42 @@ def trained_values(train: Values) -> str:
     return f" at {', '.join(parts)}" if parts else ""
 
 
-TASK_PLOTS = "tasks"  # the folder of the other tasks' plots, in the model's plot folder
+def score_tasks(
+    config: dict[str, Any], model: str, predictions: str, plot_dir: str | Path
+) -> dict[str, Any]:
+    """Every task's :meth:`~hepsnake.models.tasks.base.Task.score` of ``model``'s predictions
+    (plots drawn into ``plot_dir``): the headline task's figures at the top level, each task's
+    entry under ``tasks``.
 
-
-def task_metrics(
-    config: dict[str, Any],
-    model: str,
-    predictions: str,
-    headline: dict[str, Any],
-    plot_dir: Path,
-    unit: str,
-) -> dict[str, dict[str, Any]]:
-    """Per task name its headline figures: the jet classification's inclusive AUC (and
-    Bayes-optimal AUC where the truth is known), and what each other task scores (its plots,
-    ``plots``, drawn into ``plot_dir/tasks``)."""
-    from hepsnake.models import registry
-    from hepsnake.models.tasks.base import Context
-
-    context = Context(list(config["class_names"]))
-    blocks = config.get("tasks") or [{"type": "jet_classification"}]
-    tasks = [registry.build("task", b, context=context) for b in blocks]
-    keys = ("auc", "bayes_auc", "auc_gap")
-    out = {}
+    ``config`` holds ``class_names``, ``evaluate``, the model's ``parameters`` (names and
+    training values, :func:`hepsnake.config.scan_parameters`) and its ``tasks``.
+    """
+    tasks = build_tasks(config.get("tasks"), Context(list(config["class_names"])))
     with h5py.File(predictions, "r") as h5:
-        jets = h5["jets"][:] if len(tasks) > 1 else None
         for task in tasks:
-            if task.output_key == "logits":
-                out[task.name] = {k: headline[k] for k in keys if k in headline}
-                continue
             if task.dataset not in h5:
                 raise HepsnakeError(
                     predictions, f"no dataset '{task.dataset}' for task {task.name}"
                 )
-            table = h5[task.dataset][:]
-            out[task.name] = task.evaluate(table, model, jets)
-            directory = plot_dir / TASK_PLOTS
-            directory.mkdir(parents=True, exist_ok=True)
-            drawn = task.plot(table, model, directory, unit, jets)
-            out[task.name]["plots"] = [f"{TASK_PLOTS}/{name}" for name in drawn]
-    return out
+        wanted = dict.fromkeys(["jets", "control_jets", *(t.dataset for t in tasks)])
+        tables = {name: h5[name][:] for name in wanted if name in h5}
+        unit = str(h5["jets"].attrs.get("energy_unit", DEFAULT_UNIT))
+    use_style(config["evaluate"].get("plot_style"))
+    run = Scoring(
+        model,
+        predictions,
+        tables,
+        unit,
+        Path(plot_dir),
+        config["evaluate"],
+        config.get("parameters") or {"names": [], "train": {}},
+    )
+    metrics: dict[str, Any] = {"model": model, "energy_unit": unit, "tasks": {}}
+    for task in tasks:
+        scored = task.score(run)
+        metrics |= scored.model
+        metrics["tasks"][task.name] = scored.task
+    return metrics
 
 
 def evaluate(
@@ -235,137 +229,11 @@ def evaluate(
     output: str,
     plot_dir: str,
 ) -> dict[str, Any]:
-    """Compute every metric of ``model`` on its test predictions, draw its plots, write JSON.
-
-    ``config`` holds ``class_names``, ``evaluate``, the model's ``parameters`` (names and
-    training values, :func:`hepsnake.config.scan_parameters`) and its ``tasks``. Inclusive
-    signal means the signal at the training values throughout (ROC, distributions, S/√B, pt
-    bins); each value enters the per-parameter ROCs and efficiencies. Reference taggers are
-    scored on the same jets.
-    """
-    ev = config["evaluate"]
-    names, signal = config["class_names"], ev["signal"]
-    wording = ev.get("signal_label") or signal
-    scan = config.get("parameters") or {"names": [], "train": {}}
-    with h5py.File(predictions, "r") as h5:
-        jets = h5["jets"][:]
-        unit = str(h5["jets"].attrs.get("energy_unit", DEFAULT_UNIT))
-        control = h5["control_jets"][:] if "control_jets" in h5 else None
-    present = np.bincount(jets["flavour_label"], minlength=len(names))[: len(names)] > 0
-    if not present[names.index(signal)] or present.sum() < 2:
-        missing = signal if not present[names.index(signal)] else "background"
-        raise HepsnakeError(predictions, f"no {missing} jets in the test split: no ROC to draw")
-    use_style(ev.get("plot_style"))
-    setup = discriminant_setup(ev, names)
-    wps = working_points(ev, setup)
-    references = ev.get("reference_taggers") or {}
-    jet_weights, roc_weights = roc_jet_weights(jets, names, ev.get("roc_weights", "jets"))
-    book = roc_book(
-        jets,
-        model,
-        names,
-        signal,
-        setup.fractions,
-        scan["names"],
-        setup.shared,
-        references,
-        jet_weights,
-    )
-    formula = discriminant_text(signal, book.fractions)
-    metrics: dict[str, Any] = {
-        "model": model,
-        "discriminant": {"type": setup.kind, "formula": formula},
-        "energy_unit": unit,
-    }
-    metrics |= model_metrics(jets, book, names, signal, wps, scan["train"])
-    out = Path(plot_dir)
-    labels = jets["flavour_label"]
-    is_sig = signal_mask(jets, names, signal, scan["train"])
-    roc_curves = {
-        label: curves(rocs, is_sig, jet_weights) for label, rocs in book.inclusive.items()
-    }
-    roc_curves |= {
-        name: curves(rocs, is_sig, jet_weights) for name, rocs in book.references.items()
-    }
-    reference = ev.get("ratio_reference") or next(iter(references), None)
-    if reference not in roc_curves:  # another model: its ratio is in the report's comparison
-        reference = None
-    title = f"signal: {wording}{trained_values(scan['train'])}; {formula}"
-    plots.plot_roc(roc_curves, out / "roc.png", title, wording, reference)
-
-    score, mixed = book.inclusive[model][INCLUSIVE]
-    keep = is_sig | (labels != names.index(signal))
-    plots.plot_outputs(score, labels, names, {"all test jets": keep}, out / "outputs.png", formula)
-    if ev["pt_bins"]:
-        if "pt" not in jets.dtype.names:
-            raise HepsnakeError(predictions, "no jet field 'pt' (set evaluate.pt_bins: null)")
-        panels = {k: keep & v for k, v in pt_panels(jets["pt"], ev["pt_bins"], unit).items()}
-        plots.plot_outputs(score, labels, names, panels, out / "outputs_pt.png", formula)
-        edges = ev["pt_bins"]
-        inside = (jets["pt"] >= edges[0]) & (jets["pt"] < edges[-1])
-        metrics["pt_bins"] = {
-            "edges": edges,
-            "unit": unit,
-            "inclusive_auc": binned_auc(score, mixed, is_sig, panels, jet_weights),
-            "fraction_inside": float(inside.mean()) if len(jets) else 0.0,
-        }
-        wp = wps[len(wps) // 2]
-        per_bin = binned_efficiency(score, labels, names, signal, is_sig, panels, wp)
-        metrics["pt_bins"]["at_working_point"] = per_bin
-        plots.plot_pt_efficiency(edges, unit, per_bin, wording, out / "efficiency_pt.png")
-
-    weights = jets["weight"].astype(np.float64) if "weight" in jets.dtype.names else None
-    physical, why_not = physical_weights(jets, ev.get("physical_weights"))
-    negative = int(np.sum(weights < 0)) if weights is not None else 0
-    metrics["weights"] = {
-        "physical": physical,
-        "negative": negative,
-        "note": why_not,
-        "roc": roc_weights,  # the ROCs, AUCs, rejections and their pt bins
-        "efficiency_pt": "jets: each test jet counts once",
-        "sb_scan": "signed physics weights" if physical else None,
-    }
-    if physical and weights is not None:
-        cuts, significance = sb_scan(score[keep], is_sig[keep], weights[keep])
-        plots.plot_sb_scan(cuts, significance, out / "sb_scan.png")
-        best = int(np.nanargmax(significance))
-        metrics["sb_scan"] = {
-            "best_cut": float(cuts[best]),
-            "max_significance": float(significance[best]),
-        }
-    elif ev.get("physical_weights") is not False:  # the rule declared the plot
-        plots.plot_note(f"S/√B omitted: {why_not}", out / "sb_scan.png")
-    metrics["constant_output"] = constant_output(jets, model, names)
-
-    if book.points:
-        wp = wps[len(wps) // 2]
-        metrics["parameter_efficiency"], point_curves = parameter_scan(
-            jets, book, names, signal, is_sig, wp
-        )
-        plots.plot_roc(
-            point_curves, out / "roc_param.png", f"signal {wording} per parameter value", wording
-        )
-        eff = metrics["parameter_efficiency"]
-        plots.plot_param_efficiency(
-            eff["efficiency"], wp, eff["background_efficiency"], out / "param_efficiency.png"
-        )
-
-    if control is not None:
-        data_mc, metrics["weights"]["control"] = data_mc_weights(control)
-        metrics["control_ks"] = control_ks(control, model, names, data_mc)
-        column = prob_column(model, signal)
-        plots.plot_control(
-            control[column],
-            control["is_data"].astype(bool),
-            data_mc,
-            metrics["control_ks"][signal],
-            column,
-            out / "control.png",
-        )
-
-    metrics["tasks"] = task_metrics(config, model, predictions, metrics[INCLUSIVE], out, unit)
+    """Compute every metric of ``model`` on its test predictions (:func:`score_tasks`), draw its
+    plots and its training history's, write JSON."""
+    metrics = score_tasks(config, model, predictions, plot_dir)
     history = json.loads(Path(training_metrics).read_text())
-    plots.plot_training(history["epochs"], out / "training.png")
+    plots.plot_training(history["epochs"], Path(plot_dir) / "training.png")
     metrics["training"] = {
         "best_epoch": history["best_epoch"],
         "epochs": len(history["epochs"]),

@@ -19,7 +19,6 @@ import torch
 
 from hepsnake.data.loader import Batch, H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
-from hepsnake.evaluate.predict import batch_probabilities
 from hepsnake.export.onnx import feeds, session
 from hepsnake.models.checkpoint import TrainedTagger
 from hepsnake.roc import auc
@@ -88,9 +87,11 @@ def runners(
     Runtime computes every output, the probabilities are its first ones."""
     module.eval()
     n = len(module.hparams.class_names)
+    task = module.model.classification
 
+    @torch.inference_mode()
     def run_torch(batch: Batch) -> np.ndarray:
-        return batch_probabilities(module, batch)
+        return task.probabilities(module(batch)).numpy()
 
     out: dict[str, tuple[Runner, Callable[[Batch], Any]]] = {"pytorch": (run_torch, dict)}
     for name, path in (("onnx_fp32", fp32), ("onnx_int8", int8)):
