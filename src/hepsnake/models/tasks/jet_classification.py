@@ -207,7 +207,7 @@ class JetClassification(Task):
             "note": why_not,
             "roc": roc_weights,  # the ROCs, AUCs, rejections and their pt bins
             "efficiency_pt": "jets: each test jet counts once",
-            "sb_scan": "signed physics weights" if physical else None,
+            "sb_scan": "signed physics weights" if physical else "not drawn",
         }
         if physical and weights is not None:
             cuts, significance = sb_scan(score[keep], is_sig[keep], weights[keep])
