@@ -114,6 +114,7 @@ class JetClassification(Task):
             INCLUSIVE,
             control_ks,
             curves,
+            data_mc_weights,
             discriminant_setup,
             discriminant_text,
             model_metrics,
@@ -128,6 +129,7 @@ class JetClassification(Task):
             parameter_scan,
             physical_weights,
             pt_panels,
+            roc_jet_weights,
             sb_scan,
             trained_values,
         )
@@ -137,19 +139,36 @@ class JetClassification(Task):
         names, signal = list(self.context.class_names), ev["signal"]
         wording = ev.get("signal_label") or signal
         scan = run.parameters
+        present = np.bincount(jets[LABEL], minlength=len(names))[: len(names)] > 0
+        if not present[names.index(signal)] or present.sum() < 2:
+            missing = "background" if present[names.index(signal)] else signal
+            raise HepsnakeError(run.source, f"no {missing} jets in the test split: no ROC")
         setup = discriminant_setup(ev, names)
         wps = working_points(ev, setup)
         references = ev.get("reference_taggers") or {}
+        jet_weights, roc_weights = roc_jet_weights(jets, names, ev.get("roc_weights", "jets"))
         book = roc_book(
-            jets, model, names, signal, setup.fractions, scan["names"], setup.shared, references
+            jets,
+            model,
+            names,
+            signal,
+            setup.fractions,
+            scan["names"],
+            setup.shared,
+            references,
+            jet_weights,
         )
         formula = discriminant_text(signal, book.fractions)
         metrics: dict[str, Any] = {"discriminant": {"type": setup.kind, "formula": formula}}
         metrics |= model_metrics(jets, book, names, signal, wps, scan["train"])
         labels = jets[LABEL]
         is_sig = signal_mask(jets, names, signal, scan["train"])
-        roc_curves = {label: curves(rocs, is_sig) for label, rocs in book.inclusive.items()}
-        roc_curves |= {name: curves(rocs, is_sig) for name, rocs in book.references.items()}
+        roc_curves = {
+            label: curves(rocs, is_sig, jet_weights) for label, rocs in book.inclusive.items()
+        }
+        roc_curves |= {
+            name: curves(rocs, is_sig, jet_weights) for name, rocs in book.references.items()
+        }
         reference = ev.get("ratio_reference") or next(iter(references), None)
         if reference not in roc_curves:  # another model: its ratio is in the report's comparison
             reference = None
@@ -171,7 +190,7 @@ class JetClassification(Task):
             metrics["pt_bins"] = {
                 "edges": edges,
                 "unit": unit,
-                "inclusive_auc": binned_auc(score, mixed, is_sig, panels),
+                "inclusive_auc": binned_auc(score, mixed, is_sig, panels, jet_weights),
                 "fraction_inside": float(inside.mean()) if len(jets) else 0.0,
             }
             wp = wps[len(wps) // 2]
@@ -182,7 +201,14 @@ class JetClassification(Task):
         weights = jets["weight"].astype(np.float64) if "weight" in jets.dtype.names else None
         physical, why_not = physical_weights(jets, ev.get("physical_weights"))
         negative = int(np.sum(weights < 0)) if weights is not None else 0
-        metrics["weights"] = {"physical": physical, "negative": negative, "note": why_not}
+        metrics["weights"] = {
+            "physical": physical,
+            "negative": negative,
+            "note": why_not,
+            "roc": roc_weights,  # the ROCs, AUCs, rejections and their pt bins
+            "efficiency_pt": "jets: each test jet counts once",
+            "sb_scan": "signed physics weights" if physical else "not drawn",
+        }
         if physical and weights is not None:
             cuts, significance = sb_scan(score[keep], is_sig[keep], weights[keep])
             plots.plot_sb_scan(cuts, significance, out / "sb_scan.png")
@@ -212,12 +238,13 @@ class JetClassification(Task):
             )
 
         if control is not None:
-            metrics["control_ks"] = control_ks(control, model, names)
+            data_mc, metrics["weights"]["control"] = data_mc_weights(control)
+            metrics["control_ks"] = control_ks(control, model, names, data_mc)
             column = prob_column(model, signal)
             plots.plot_control(
                 control[column],
                 control["is_data"].astype(bool),
-                control["train_weight"].astype(np.float64),
+                data_mc,
                 metrics["control_ks"][signal],
                 column,
                 out / "control.png",
