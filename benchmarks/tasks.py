@@ -26,7 +26,6 @@ from _common import REPO, parse_args, shipped_config, work_directory
 from sklearn.metrics import roc_auc_score
 
 from hepsnake.config import load_model
-from hepsnake.evaluate.metrics import auc
 from hepsnake.evaluate.predict import predict
 from hepsnake.evaluate.stage import score_tasks
 from hepsnake.models import registry
@@ -36,6 +35,7 @@ from hepsnake.models.tasks.constituent_classification import (
     class_fractions,
 )
 from hepsnake.names import prob_column
+from hepsnake.roc import auc
 from hepsnake.simulate.prepared import prepared_toy
 from hepsnake.training.run import train
 
@@ -98,7 +98,7 @@ def run(config: dict, outputs: dict, root: Path, name: str, model: dict) -> dict
     )
     p_sig, p_qcd = jets[prob_column(name, "sig")], jets[prob_column(name, "qcd")]
     score = np.log(p_sig + 1e-12) - np.log(p_qcd + 1e-12)
-    jet_auc = auc(score[sig], score[qcd], np.ones(int(qcd.sum())))
+    jet_auc = auc(score[sig], score[qcd])  # every jet counts once
     with_tasks = config | {"tasks": model["model"]["tasks"]}
     figures = score_tasks(with_tasks, name, str(predictions), root / name)["tasks"]
     figures.pop("jet_classification")
