@@ -11,8 +11,10 @@ import h5py
 import matplotlib
 import numpy as np
 import pytest
+from conftest import section
 from sklearn.metrics import roc_auc_score
 
+from hepsnake.config import SCHEMA, schema_validator
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate import plots
 from hepsnake.evaluate.metrics import (
@@ -84,18 +86,31 @@ def write_predictions(path: Path, jets: np.ndarray, unit: str | None = "MeV") ->
             h5["jets"].attrs["energy_unit"] = unit
 
 
-def history(path: Path, best_epoch: int = 1) -> None:
+def history(path: Path, best_epoch: int = 2) -> None:
+    """A training metrics.json of a converged run: early stopping ended it after epoch 5 of
+    up to 20, its validation loss lowest at ``best_epoch``."""
     epochs = [
-        {"epoch": e, "train_loss": 1.0 / (e + 1), "val_loss": 1.0, "val_acc": 0.5} for e in range(2)
+        {
+            "epoch": e,
+            "train_loss": 1.0 / (e + 1),
+            "val_loss": 1.0 + 0.001 * abs(e - best_epoch),
+            "val_acc": 0.5,
+        }
+        for e in range(6)
     ]
-    write_json(
-        path,
-        {"epochs": epochs, "best_epoch": best_epoch, "monitor": "val_loss", "train_seconds": 1},
-    )
+    summary = {"epochs": epochs, "best_epoch": best_epoch, "monitor": "val_loss"}
+    write_json(path, summary | {"max_epochs": 20, "train_seconds": 1})
+
+
+def report_section(**limits: float) -> dict[str, Any]:
+    """The config's ``report`` section: ``limits`` and the schema's defaults."""
+    section = dict(limits)
+    schema_validator(SCHEMA, "properties/report").validate(section)  # fills the defaults
+    return section
 
 
 def run_evaluate(
-    root: Path, jets: np.ndarray, evaluate_cfg: dict[str, Any] | None = None, best_epoch: int = 1
+    root: Path, jets: np.ndarray, evaluate_cfg: dict[str, Any] | None = None, best_epoch: int = 2
 ) -> dict[str, Any]:
     """The evaluate stage of model ``m`` on ``jets`` under ``root`` (plots in plots/m)."""
     write_predictions(root / "pred.h5", jets)
@@ -269,7 +284,7 @@ def convert_summary(path: Path, dropped: dict | None = None) -> None:
 def make_report(
     root: Path,
     jets: np.ndarray | None = None,
-    best_epoch: int = 1,
+    best_epoch: int = 2,
     counts: dict[str, int] | None = None,
     convert_dropped: dict | None = None,
     split_dropped: dict | None = None,
@@ -284,13 +299,14 @@ def make_report(
     config = {
         "class_names": FLAVOURS,
         "evaluate": EVALUATE,
+        "report": report_section(),
         "parameters": {"m": {"names": [], "train": {}}},
         "config_hash": "0123456789abcdef",
     }
     return report(
         config,
         {"m": str(results / "m.json")},
-        {"m": str(results / "pred.h5")},
+        {"m": str(results / "training.json")},
         str(root / "split.json"),
         [str(root / "conv.json")],
         str(results / "report.md"),
@@ -298,7 +314,8 @@ def make_report(
 
 
 def warnings_of(text: str) -> list[str]:
-    return text.split("## Warnings\n\n")[1].strip().splitlines()
+    """The warning lines of the Warnings section (or its "- none")."""
+    return [line for line in section(text, "## Warnings") if line.startswith("- ")]
 
 
 def test_flavour_report_says_what_the_run_is_without_toy_wording(tmp_path: Path) -> None:
@@ -320,6 +337,7 @@ def test_flavour_report_says_what_the_run_is_without_toy_wording(tmp_path: Path)
     assert "| tagger | background | ε = 0.6 | ε = 0.7 | ε = 0.77 | ε = 0.85 |" in text
     assert "Maximum S/√B" in text
     assert warnings_of(text) == ["- none"]
+    assert text.splitlines()[2] == "0 warnings."
 
 
 def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> None:
@@ -341,23 +359,28 @@ def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> N
         convert_dropped={"label_map": 32, "cuts": 0},
         split_dropped={"nan": 5},
     )
-    warnings = warnings_of(text)
+    warnings = "\n".join(warnings_of(text))
     expected = [
-        "- sample ttbar: 32 jets dropped (label_map)",
-        "- split: 5 jets dropped (nan)",
-        "- class cjets: 12 jets in the val split (fewer than 100)",
-        "- class cjets: 12 jets in the test split (fewer than 100)",
-        "- model m: best epoch is 0 (it did not improve after the first epoch)",
-        "- test jets: 60 have negative weights",
+        "- **jets dropped**: sample ttbar: 32 jets dropped (label_map).",
+        "- **jets dropped**: split: 5 jets dropped (nan).",
+        "- **few jets in a class**: class cjets: 12 jets in the val split (fewer than 100).",
+        "- **few jets in a class**: class cjets: 12 jets in the test split (fewer than 100).",
+        "- **few jets in a class**: class cjets: 12 jets in the train split (fewer than 100).",
+        "- **no improvement after epoch 0**: its best epoch is 0",
+        "- **negative weights**: negative weights (60 test jets); no prepare.negative_weights",
+        "- **constant output**: 20.0% of the test jets get one identical output (0.5, 0.3, 0.2).",
+        "- **pt bins miss the jets**: the pt bins [20000, 60000, 200000] MeV hold only 0% of",
     ]
     for line in expected:
         assert line in warnings, (line, warnings)
-    assert any(re.match(r"- model m: AUC 0\.\d+ vs ujets, worse than random", w) for w in warnings)
-    assert "- model m: 20.0% of the test jets get one identical output (0.5, 0.3, 0.2)" in warnings
-    pt_warning = "- model m: the pt bins [20000, 60000, 200000] MeV hold only 0% of the test jets"
-    assert any(w.startswith(pt_warning) for w in warnings), warnings
-    assert not any("cuts" in w for w in warnings)  # a reason that dropped nothing
+    below = r"- \*\*AUC below 0\.5\*\*: AUC 0\.\d+ vs all backgrounds, 0\.\d+ vs cjets, 0\.\d+ vs"
+    assert re.search(below, warnings), warnings
+    assert "dropped (cuts)" not in warnings  # a reason that dropped nothing
+    assert warnings.count("*What to do:*") == len(warnings_of(text))  # each says what to do
     assert "S/√B omitted: 60 test jets have negative weights." in text
+    top = text.splitlines()[2]
+    assert top.startswith(f"**{len(warnings_of(text))} warnings**: jets dropped (dataset); ")
+    assert "; no improvement after epoch 0 (m);" in top
 
 
 def test_plot_style_draws_the_experiment_label(

@@ -378,6 +378,39 @@ def curves(rocs: RocInputs, is_sig: np.ndarray) -> dict[str, tuple[np.ndarray, n
     }
 
 
+# the signal efficiencies at which the metrics JSON stores each rejection curve
+CURVE_EFFICIENCIES = np.linspace(0.005, 1.0, 200)
+Curves = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]  # tagger → ROC → (eff, rej)
+
+
+def stored_curves(taggers: Curves) -> dict[str, Any]:
+    """Rejection curves as the metrics JSON stores them: ``efficiency`` (the shared
+    :data:`CURVE_EFFICIENCIES`) and, per tagger and ROC, the rejection there (NaN, stored as
+    null, outside the curve: where no background jet passes the cut)."""
+    return {
+        "efficiency": CURVE_EFFICIENCIES.tolist(),
+        "rejection": {
+            tagger: {
+                name: np.interp(CURVE_EFFICIENCIES, eff, rej, left=np.nan, right=np.nan).tolist()
+                for name, (eff, rej) in rocs.items()
+            }
+            for tagger, rocs in taggers.items()
+        },
+    }
+
+
+def loaded_curves(stored: dict[str, Any], taggers: list[str]) -> Curves:
+    """:func:`stored_curves` of ``taggers`` back as arrays (null → NaN)."""
+    eff = np.asarray(stored["efficiency"], dtype=np.float64)
+    return {
+        tagger: {
+            name: (eff, np.array([np.nan if r is None else r for r in rej], dtype=np.float64))
+            for name, rej in stored["rejection"][tagger].items()
+        }
+        for tagger in taggers
+    }
+
+
 def roc_metrics(
     sets: dict[str, RocInputs], model: str, is_sig: np.ndarray, working_points: list[float]
 ) -> dict[str, dict[str, Any]]:

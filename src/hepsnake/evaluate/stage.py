@@ -1,11 +1,9 @@
 """The ``evaluate`` stage: metrics and plots of one model → ``results/metrics/{model}.json``."""
 
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from hepsnake.errors import HepsnakeError
@@ -23,10 +21,12 @@ from hepsnake.evaluate.metrics import (
     roc_book,
     roc_points,
     signal_mask,
+    stored_curves,
     working_points,
 )
 from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
+from hepsnake.io.files import TRAINING_METRICS, open_h5, read_json
 from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.names import prob_column
 
@@ -160,6 +160,7 @@ def trained_values(train: Values) -> str:
     return f" at {', '.join(parts)}" if parts else ""
 
 
+PREDICTIONS = "predictions file"  # what the file is called in errors
 TASK_PLOTS = "tasks"  # the folder of the other tasks' plots, in the model's plot folder
 
 
@@ -182,7 +183,7 @@ def task_metrics(
     tasks = [registry.build("task", b, context=context) for b in blocks]
     keys = ("auc", "bayes_auc", "auc_gap")
     out = {}
-    with h5py.File(predictions, "r") as h5:
+    with open_h5(predictions, PREDICTIONS, ["jets"]) as h5:
         jets = h5["jets"][:] if len(tasks) > 1 else None
         for task in tasks:
             if task.output_key == "logits":
@@ -221,7 +222,7 @@ def evaluate(
     names, signal = config["class_names"], ev["signal"]
     wording = ev.get("signal_label") or signal
     scan = config.get("parameters") or {"names": [], "train": {}}
-    with h5py.File(predictions, "r") as h5:
+    with open_h5(predictions, PREDICTIONS, ["jets"]) as h5:
         jets = h5["jets"][:]
         unit = str(h5["jets"].attrs.get("energy_unit", DEFAULT_UNIT))
         control = h5["control_jets"][:] if "control_jets" in h5 else None
@@ -249,6 +250,7 @@ def evaluate(
         reference = None
     title = f"signal: {wording}{trained_values(scan['train'])}; {formula}"
     plots.plot_roc(roc_curves, out / "roc.png", title, wording, reference)
+    metrics["roc_curves"] = stored_curves(roc_curves)  # the report's comparison plot
 
     score, mixed = book.inclusive[model][INCLUSIVE]
     keep = is_sig | (labels != names.index(signal))
@@ -313,7 +315,9 @@ def evaluate(
         )
 
     metrics["tasks"] = task_metrics(config, model, predictions, metrics[INCLUSIVE], out, unit)
-    history = json.loads(Path(training_metrics).read_text())
+    history = read_json(
+        training_metrics, TRAINING_METRICS, ["epochs", "best_epoch", "monitor", "train_seconds"]
+    )
     plots.plot_training(history["epochs"], out / "training.png")
     metrics["training"] = {
         "best_epoch": history["best_epoch"],
