@@ -296,10 +296,16 @@ def make_report(
     run_evaluate(results, flavour_jets() if jets is None else jets, best_epoch=best_epoch)
     split_summary(root / "split.json", counts or dict.fromkeys(FLAVOURS, 1000), split_dropped)
     convert_summary(root / "conv.json", convert_dropped)
+    return write_report(root)
+
+
+def write_report(root: Path, **report_limits: float) -> str:
+    """The report of model ``m`` from the files :func:`make_report` wrote under ``root``."""
+    results = root / "results"
     config = {
         "class_names": FLAVOURS,
         "evaluate": EVALUATE,
-        "report": report_section(),
+        "report": report_section(**report_limits),
         "parameters": {"m": {"names": [], "train": {}}},
         "config_hash": "0123456789abcdef",
     }
@@ -427,3 +433,58 @@ def test_efficiency_and_rejection_per_pt_bin_at_one_cut(flavour_run: tuple) -> N
         rej = 1 / np.mean(score[u & sel] > cut)
         assert per_bin["rejection"]["ujets"][i]["rejection"] == pytest.approx(rej, rel=1e-2)
     assert (root / "plots" / "m" / "efficiency_pt.png").stat().st_size > 0
+
+
+def edit_json(path: Path, **keys: Any) -> None:
+    """Set ``keys`` in the JSON file ``path``."""
+    path.write_text(json.dumps(json.loads(path.read_text()) | keys))
+
+
+def test_stage_warnings_and_negative_weights_reach_the_report(tmp_path: Path) -> None:
+    """The ``warnings`` of every file the report reads are listed under their subject, a
+    report check a stage already made is not repeated, the samples table gives each
+    sample's negative-weight shares (n/a without them), and the report's own thresholds come
+    from the config's report section."""
+    make_report(tmp_path)
+    results = tmp_path / "results"
+
+    def said(code: str, where: str) -> dict[str, str]:
+        return {"code": code, "message": f"{code} in {where}", "advice": f"fix {where}"}
+
+    edit_json(
+        tmp_path / "conv.json",
+        warnings=[said("odd_branch", "conversion")],
+        negative_weights={"fraction": 0.13, "abs_share": 0.081},
+    )
+    edit_json(tmp_path / "split.json", warnings=[said("negative_weights", "split")])
+    edit_json(results / "training.json", warnings=[said("nan_batch", "training")])
+    edit_json(results / "m.json", warnings=[said("tiny_test", "evaluation")])
+    text = write_report(tmp_path)
+    lines = section(text, "## Warnings")
+    assert lines.index("### Dataset") < lines.index("### Model `m`")
+    dataset = lines[lines.index("### Dataset") : lines.index("### Model `m`")]
+    model = lines[lines.index("### Model `m`") :]
+    for code, where, part in [
+        ("odd_branch", "conversion", dataset),
+        ("negative_weights", "split", dataset),
+        ("nan_batch", "training", model),
+        ("tiny_test", "evaluation", model),
+    ]:
+        title = code.replace("_", " ")
+        expected = f"- **{title}**: {code} in {where}. *What to do:* fix {where}."
+        assert expected in part, (expected, part)
+    # the split stage reported negative weights: the report's own check is not repeated
+    assert sum("negative weights" in line for line in lines) == 1
+    assert "| ttbar | - | 13.00% | 8.10% |" in text
+    assert text.splitlines()[2].startswith("**4 warnings**: odd branch (dataset); ")
+
+    edit_json(tmp_path / "conv.json", negative_weights=None, warnings=[])
+    edit_json(tmp_path / "split.json", warnings=[])
+    text = write_report(tmp_path)
+    assert "| ttbar | - | n/a | n/a |" in text
+    assert not any("overfitting" in line for line in warnings_of(text))
+    # after the best epoch the validation loss rises by 0.3%: overfitting above 0.1%
+    text = write_report(tmp_path, overfitting_rise=0.001)
+    assert any(
+        line.startswith("- **overfitting**: from epoch 2 to 5") for line in warnings_of(text)
+    )
