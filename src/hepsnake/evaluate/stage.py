@@ -226,6 +226,12 @@ def evaluate(
         jets = h5["jets"][:]
         unit = str(h5["jets"].attrs.get("energy_unit", DEFAULT_UNIT))
         control = h5["control_jets"][:] if "control_jets" in h5 else None
+    missing = [c for c in names if prob_column(model, c) not in (jets.dtype.names or ())]
+    if missing:
+        raise HepsnakeError(
+            predictions,
+            f"not a {PREDICTIONS} of model '{model}': no column '{prob_column(model, missing[0])}'",
+        )
     use_style(ev.get("plot_style"))
     setup = discriminant_setup(ev, names)
     wps = working_points(ev, setup)

@@ -22,6 +22,11 @@ RERUN = "rerun the stage that writes it"
 TRAINING_METRICS = "training metrics.json"  # a kind several stages read
 
 
+def a(kind: str) -> str:
+    """``kind`` after its indefinite article: "a norm dict", "an evaluate metrics file"."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
 def require_file(path: str | Path, kind: str) -> Path:
     """``path`` as a Path, once it is known to be a non-empty regular file."""
     file = Path(path)
@@ -30,7 +35,7 @@ def require_file(path: str | Path, kind: str) -> Path:
     if not file.is_file():
         raise HepsnakeError(str(path), f"not a file (the {kind} is expected here)")
     if file.stat().st_size == 0:
-        raise HepsnakeError(str(path), f"empty file (0 bytes), not a {kind}: {RERUN}")
+        raise HepsnakeError(str(path), f"empty file (0 bytes), not {a(kind)}: {RERUN}")
     return file
 
 
@@ -38,10 +43,10 @@ def mapping(data: Any, path: str | Path, kind: str, keys: Sequence[str]) -> dict
     """``data`` (a parsed file) once it is a mapping holding every one of ``keys``."""
     if not isinstance(data, dict):
         what = "nothing" if data is None else f"a {type(data).__name__}"
-        raise HepsnakeError(str(path), f"not a {kind}: it holds {what}, not a mapping")
+        raise HepsnakeError(str(path), f"not {a(kind)}: it holds {what}, not a mapping")
     missing = [k for k in keys if k not in data]
     if missing:
-        raise HepsnakeError(str(path), f"not a {kind}: no key '{missing[0]}'")
+        raise HepsnakeError(str(path), f"not {a(kind)}: no key '{missing[0]}'")
     return data
 
 
@@ -51,12 +56,13 @@ def read_json(path: str | Path, kind: str, keys: Sequence[str] = ()) -> dict[str
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        if exc.pos >= len(text.rstrip()):
+        if text.lstrip()[:1] in ("{", "[") and not text.rstrip().endswith(("}", "]")):
+            lines = len(text.splitlines())
             raise HepsnakeError(
-                str(path), f"truncated {kind} (the JSON ends early, at {where}): {RERUN}"
+                str(path), f"truncated {kind} (its JSON stops at line {lines}): {RERUN}"
             ) from None
-        raise HepsnakeError(str(path), f"not a {kind}: not JSON ({exc.msg} at {where})") from None
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise HepsnakeError(str(path), f"not {a(kind)}: not JSON ({exc.msg} at {where})") from None
     return mapping(data, path, kind, keys)
 
 
@@ -69,7 +75,7 @@ def read_yaml(path: str | Path, kind: str, keys: Sequence[str] = ()) -> dict[str
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or first_line(exc)
-        raise HepsnakeError(str(path), f"not a {kind}: not YAML ({problem}{where})") from None
+        raise HepsnakeError(str(path), f"not {a(kind)}: not YAML ({problem}{where})") from None
     return mapping(data, path, kind, keys)
 
 
@@ -93,7 +99,7 @@ def open_h5(path: str | Path, kind: str, datasets: Sequence[str] = ()) -> Iterat
     with h5_file(path, kind) as h5:
         missing = [d for d in datasets if d not in h5]
         if missing:
-            raise HepsnakeError(str(path), f"not a {kind}: no dataset '{missing[0]}'")
+            raise HepsnakeError(str(path), f"not {a(kind)}: no dataset '{missing[0]}'")
         try:
             yield h5
         except (OSError, RuntimeError) as exc:
