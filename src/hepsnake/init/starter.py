@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from hepsnake.convert.convert import open_source
 from hepsnake.convert.cuts import apply_cuts, cut_names
 from hepsnake.errors import HepsnakeError
 from hepsnake.init.inspect import FileInfo, inspect_file
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.physlite import DEFAULTS as PHYSLITE_DEFAULTS
+from hepsnake.io.sources import open_source
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.split import SPLITS
 
