@@ -1,13 +1,17 @@
 """Each of the report's warnings on crafted metrics, summaries and histories: it fires when its
 condition holds and stays quiet otherwise (thresholds at the schema's defaults)."""
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REPO, default_config, prepared_toy
 
-from hepsnake.config import SCHEMA, schema_validator
+from hepsnake.config import SCHEMA, load_model, schema_validator
 from hepsnake.errors import HepsnakeError
 from hepsnake.report import warnings as review
+from hepsnake.training.run import train
 
 LIMITS: dict[str, Any] = {}
 schema_validator(SCHEMA, "properties/report").validate(LIMITS)  # the defaults
@@ -241,3 +245,38 @@ def test_headline_and_section() -> None:
         "",
     ]
     assert review.section([]) == ["## Warnings", "", "- none", ""]
+
+
+@pytest.fixture(scope="module")
+def toy_splits(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """Small prepared toy splits (train/val/test, norm and class dicts) and their folder."""
+    root = tmp_path_factory.mktemp("converge")
+    base = default_config() | {"model_dir": str(REPO / "config" / "models")}
+    config, _ = prepared_toy(root, {"qcd": 600, "bib": 300, "sig": 300}, 5, **base)
+    return config, root
+
+
+def trained_history(toy_splits: tuple, out: Path, **training: Any) -> dict[str, Any]:
+    """The training metrics.json of a small baseline trained with ``training`` settings."""
+    config, root = toy_splits
+    model = load_model(config, "baseline")
+    model["model"].update(dim=8, init_nets={"default": {"hidden": [8]}}, head={"hidden": [8]})
+    model["training"].update(batch_size=100, **training)
+    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
+    paths = [str(root / f) for f in ("train.h5", "val.h5", "norm.yaml", "class.yaml")]
+    train(part | {"model_name": "baseline"}, *paths, str(out))
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_real_runs_early_stopped_and_cut_short(toy_splits, tmp_path) -> None:
+    """A real training stopped by early stopping is not "not converged"; one cut at its
+    max_epochs while its validation loss still falls is."""
+    stopped = trained_history(
+        toy_splits, tmp_path / "stopped", max_epochs=40, lr=0.05, early_stopping={"patience": 2}
+    )
+    assert stopped["max_epochs"] == 40 and len(stopped["epochs"]) < 40  # early stopping fired
+    assert converged(stopped) == []
+    short = trained_history(toy_splits, tmp_path / "short", max_epochs=3, early_stopping=None)
+    assert short["max_epochs"] == 3 and len(short["epochs"]) == 3
+    assert short["best_epoch"] == 2  # the toy's loss still falls after 3 epochs
+    assert [f.code for f in converged(short)] == ["not_converged"]
