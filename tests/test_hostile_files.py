@@ -146,7 +146,7 @@ WRONG = {
 SAYS = {
     "empty": r"empty file \(0 bytes\), not an? {kind}: rerun the stage that writes it$",
     "truncated": r"(truncated|not an? |not a readable HDF5 file \(.*truncated)",
-    "wrong kind": r"not an? ",
+    "wrong kind": r"(not an? |no dataset )",
 }
 
 

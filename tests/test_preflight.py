@@ -75,8 +75,8 @@ def test_a_cut_on_an_unknown_variable(workdir, roots) -> None:
     code, errors = dry_run(workdir, roots, convert={"cuts": ["pt > 20", "ptt < 500"]})
     assert code == 1
     assert errors == [
-        f"hepsnake: error: {roots / 'qcd.root'} (sample 'qcd'): cut 'ptt < 500' reads 'ptt':"
-        " neither a jet variable of reader 'toy' nor a branch of the file"
+        f"hepsnake: error: {roots / 'qcd.root'} (sample 'qcd'): cut 'ptt < 500' uses unknown"
+        " jet variable 'ptt' (neither a jet variable of reader 'toy' nor a branch of the file)"
     ]
 
 
@@ -137,7 +137,7 @@ def test_a_cut_on_an_rntuple_field(workdir) -> None:
     proc = snakemake(workdir, "-n", "--configfile", "mine.yaml", check=False)
     assert proc.returncode == 1
     assert f"hepsnake: error: {path} (sample '{name.removesuffix('.root')}'): cut" in proc.stderr
-    assert "reads 'Jet_jetID': neither a jet variable of reader 'nanoaod'" in proc.stderr
+    assert "uses unknown jet variable 'Jet_jetID' (neither a jet variable of reader" in proc.stderr
 
 
 def test_the_convert_job_checks_its_first_file_first(workdir, roots) -> None:
@@ -158,7 +158,7 @@ def test_the_convert_job_checks_its_first_file_first(workdir, roots) -> None:
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        f"hepsnake convert: error: {roots / 'qcd.root'} (sample 'qcd'): cut 'ptt < 500' reads"
-        " 'ptt': neither a jet variable of reader 'toy' nor a branch of the file"
+        f"hepsnake convert: error: {roots / 'qcd.root'}: cut 'ptt < 500' uses unknown jet"
+        " variable 'ptt' (neither a jet variable of reader 'toy' nor a branch of the file)"
     ]
     assert not out.exists() or not any(out.iterdir())

@@ -67,18 +67,15 @@ def check_first_file(config: dict[str, Any], sample: dict[str, Any], path: str) 
     reader = config["readers"][sample["reader"]]
     cuts = config["convert"]["cuts"]
     read_by_cuts = cut_names(cuts)
-    try:
-        source = open_source(path, reader, sample.get("tree"), cut_names=read_by_cuts)
-    except HepsnakeError as exc:
-        raise HepsnakeError(f"{exc.where} (sample '{sample['name']}')", exc.cause) from None
+    source = open_source(path, reader, sample.get("tree"), cut_names=read_by_cuts)
     known = {*reader_variables(reader)["jets"], *source.cut_aux}
     unknown = [n for n in read_by_cuts if n not in known]
     if unknown:
         cut = next(c for c in cuts if unknown[0] in names(c, "convert: cuts"))
         raise HepsnakeError(
-            f"{path} (sample '{sample['name']}')",
-            f"cut '{cut}' reads '{unknown[0]}': neither a jet variable of reader"
-            f" '{sample['reader']}' nor a branch of the file",
+            path,
+            f"cut '{cut}' uses unknown jet variable '{unknown[0]}' (neither a jet variable of"
+            f" reader '{sample['reader']}' nor a branch of the file)",
         )
 
 
@@ -91,5 +88,9 @@ def preflight(config: dict[str, Any]) -> None:
         return
     for sample in config["samples"]:
         first = next(iter(expand_files(sample)), None)
-        if first is not None and not is_remote(first) and os.path.exists(first):
+        if first is None or is_remote(first) or not os.path.exists(first):
+            continue
+        try:
             check_first_file(config, sample, first)
+        except HepsnakeError as exc:  # the DAG's many samples: say which one
+            raise HepsnakeError(f"{exc.where} (sample '{sample['name']}')", exc.cause) from None

@@ -169,9 +169,7 @@ class H5Batches:
         for coll, variables in self.spec.variables.items():
             name = self.spec.dataset(coll)
             if name not in h5:
-                raise HepsnakeError(
-                    self.path, f"not a split of these inputs: no dataset '{name}' ('{coll}')"
-                )
+                raise HepsnakeError(self.path, f"no dataset '{name}' for inputs '{coll}'")
             names = h5[name].dtype.names
             missing = [v for v in variables if v not in names]
             if missing:

@@ -153,7 +153,7 @@ def input_dataset(h5: h5py.File, path: str, inputs: dict[str, Any], coll: str) -
     transformed fields (written by the split stage)."""
     name = inputs["input_map"].get(coll, coll)
     if name not in h5:
-        raise HepsnakeError(path, f"not a split of these inputs: no dataset '{name}' ('{coll}')")
+        raise HepsnakeError(path, f"no dataset '{name}' for inputs '{coll}'")
     ds = h5[name]
     wanted = dict.fromkeys([*inputs["variables"][coll], *input_fields(inputs)[coll]])
     missing = [v for v in wanted if v not in ds.dtype.names]
