@@ -246,7 +246,7 @@ def build(args: argparse.Namespace, work: Path) -> None:
     module = load_module(args.checkpoint)
     name = args.name or Path(args.checkpoint).parent.name
     fp32 = work / "fp32.onnx"
-    export_onnx(module.model, fp32, name, list(module.hparams.class_names), {}, args.opset)
+    export_onnx(module.model, fp32, name, {}, args.opset)
     batches = bench.load_batches(module, args.test, args.jets, BATCH)
     edge = stage.edge_jets(batches[0], module.spec, stage.max_widths(module.spec, args.test))
     names = input_names(module.model)

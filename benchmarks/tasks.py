@@ -8,7 +8,7 @@ task (with the AUC's statistical error).
 Simulates QCD, BIB and signal (mS 16) jets, converts, splits and normalises them, trains the
 shipped model twice (with its tasks, and with the jet classification only; ``--no-single``
 trains the first only), predicts the test split and prints each task's headline figures
-from :func:`hepsnake.evaluate.stage.task_metrics`, and per constituent task with a Bayes law
+from :func:`hepsnake.evaluate.stage.score_tasks`, and per constituent task with a Bayes law
 the AUC of the model's jet posterior times that law. The acceptance figures of
 ``benchmarks/README.md`` are from ``--jets 300000 --epochs 20`` (~50 min on 2 cores).
 """
@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 from hepsnake.config import load_model
 from hepsnake.evaluate.metrics import auc
 from hepsnake.evaluate.predict import predict
-from hepsnake.evaluate.stage import task_metrics
+from hepsnake.evaluate.stage import score_tasks
 from hepsnake.models import registry
 from hepsnake.models.tasks.base import Context
 from hepsnake.models.tasks.constituent_classification import (
@@ -100,9 +100,8 @@ def run(config: dict, outputs: dict, root: Path, name: str, model: dict) -> dict
     p_sig, p_qcd = jets[prob_column(name, "sig")], jets[prob_column(name, "qcd")]
     score = np.log(p_sig + 1e-12) - np.log(p_qcd + 1e-12)
     jet_auc = auc(score[sig], score[qcd], np.ones(int(qcd.sum())))
-    figures = task_metrics(
-        config | {"tasks": model["model"]["tasks"]}, name, str(predictions), {}, root / name, "GeV"
-    )
+    with_tasks = config | {"tasks": model["model"]["tasks"]}
+    figures = score_tasks(with_tasks, name, str(predictions), root / name)["tasks"]
     figures.pop("jet_classification")
     for task, entry in gap_split(config, model, name, predictions).items():
         figures[task]["model_jets_exact_law_auc"] = entry

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 # torch's idle OpenMP threads sleep instead of spinning (read when torch loads)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -34,6 +35,14 @@ PHYSLITE_FILES = {
     "uproot-issue-951.root": 455,
     "uproot-issue-798.root": 372,
 }
+
+
+def cluster_unavailable(reason: str, how: str) -> NoReturn:
+    """Skip a test that needs a service this machine lacks (``how``: how to start it), or
+    fail it where ``.ci/run`` promised the service (``HEPSNAKE_REQUIRE_CLUSTER=1``)."""
+    if os.environ.get("HEPSNAKE_REQUIRE_CLUSTER") == "1":
+        pytest.fail(f"{reason}, but HEPSNAKE_REQUIRE_CLUSTER=1 ({how})", pytrace=False)
+    pytest.skip(f"{reason} ({how}; HEPSNAKE_REQUIRE_CLUSTER=1 makes this a failure)")
 
 
 def default_config() -> dict:

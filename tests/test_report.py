@@ -230,7 +230,7 @@ def test_a_missing_reference_field_names_the_tagger(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("weights", "setting", "physical"),
     [
-        ("negative", None, False),
+        ("negative", None, True),  # yields are signed sums
         ("ones", None, False),
         ("negative", True, True),
         ("uniform", False, False),
@@ -249,8 +249,9 @@ def test_sb_scan_only_on_physical_weights(
     assert metrics["weights"]["physical"] == physical
     assert metrics["weights"]["negative"] == (100 if weights == "negative" else 0)
     assert (tmp_path / "plots" / "m" / "sb_scan.png").exists() == (setting is not False)
-    if weights == "negative" and setting is None:
-        assert metrics["weights"]["note"] == "100 test jets have negative weights"
+    if physical:
+        assert metrics["weights"]["sb_scan"] == "signed physics weights"
+        assert np.isfinite(metrics["sb_scan"]["max_significance"])
 
 
 def split_summary(path: Path, counts: dict[str, int], dropped: dict | None = None) -> None:
@@ -371,7 +372,6 @@ def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> N
         "- **jets dropped**: split: 5 jets dropped (nan).",
         "- **few jets in a class**: class cjets: 12 jets in the val split (fewer than 100).",
         "- **few jets in a class**: class cjets: 12 jets in the test split (fewer than 100).",
-        "- **few jets in a class**: class cjets: 12 jets in the train split (fewer than 100).",
         "- **no improvement after epoch 0**: its best epoch is 0",
         "- **negative weights**: negative weights (60 test jets); no prepare.negative_weights",
         "- **constant output**: 20.0% of the test jets get one identical output (0.5, 0.3, 0.2).",
@@ -383,7 +383,7 @@ def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> N
     assert re.search(below, warnings), warnings
     assert "dropped (cuts)" not in warnings  # a reason that dropped nothing
     assert warnings.count("*What to do:*") == len(warnings_of(text))  # each says what to do
-    assert "S/√B omitted: 60 test jets have negative weights." in text
+    assert "Maximum S/√B" in text  # signed yields: negative weights do not omit it
     top = text.splitlines()[2]
     assert top.startswith(f"**{len(warnings_of(text))} warnings**: jets dropped (dataset); ")
     assert "; no improvement after epoch 0 (m);" in top
@@ -453,7 +453,7 @@ def test_stage_warnings_and_negative_weights_reach_the_report(tmp_path: Path) ->
 
     edit_json(
         tmp_path / "conv.json",
-        warnings=[said("odd_branch", "conversion")],
+        warnings=[said("odd_branch", "conversion"), said("negative_weights", "conversion")],
         negative_weights={"fraction": 0.13, "abs_share": 0.081},
     )
     edit_json(tmp_path / "split.json", warnings=[said("negative_weights", "split")])
@@ -473,7 +473,7 @@ def test_stage_warnings_and_negative_weights_reach_the_report(tmp_path: Path) ->
         title = code.replace("_", " ")
         expected = f"- **{title}**: {code} in {where}. *What to do:* fix {where}."
         assert expected in part, (expected, part)
-    # the split stage reported negative weights: the report's own check is not repeated
+    # the split's negative-weight warning replaces the conversion's, and the report's own
     assert sum("negative weights" in line for line in lines) == 1
     assert "| ttbar | - | 13.00% | 8.10% |" in text
     assert text.splitlines()[2].startswith("**4 warnings**: odd branch (dataset); ")
@@ -482,6 +482,10 @@ def test_stage_warnings_and_negative_weights_reach_the_report(tmp_path: Path) ->
     edit_json(tmp_path / "split.json", warnings=[])
     text = write_report(tmp_path)
     assert "| ttbar | - | n/a | n/a |" in text
+    figures = {"negative_weights": {"fraction": 0.02, "abs_share": 0.01}}
+    edit_json(tmp_path / "split.json", samples={"ttbar": figures})
+    assert "| ttbar | - | 2.00% | 1.00% |" in write_report(tmp_path)  # the split's figures
+    edit_json(tmp_path / "split.json", samples={})
     assert not any("overfitting" in line for line in warnings_of(text))
     # after the best epoch the validation loss rises by 0.3%: overfitting above 0.1%
     text = write_report(tmp_path, overfitting_rise=0.001)

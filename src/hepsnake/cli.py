@@ -198,7 +198,9 @@ def cmd_install_profile(args: argparse.Namespace) -> None:
 def cmd_init(args: argparse.Namespace) -> None:
     from hepsnake.init.starter import write_starter
 
-    for line in write_starter(args.source, args.out, args.reader, args.force):
+    for line in write_starter(
+        args.source, args.out, args.reader, args.force, args.tree, args.label
+    ):
         print(line)
 
 
@@ -328,11 +330,20 @@ def parser() -> argparse.ArgumentParser:
     ini = verb(
         "init",
         cmd_init,
-        "inspect a real ROOT file and write a starter DIR/config.yaml and DIR/samples.tsv",
+        "inspect real ROOT files and write a starter DIR/config.yaml and DIR/samples.tsv",
         config=False,
     )
-    ini.add_argument("--from", dest="source", required=True, metavar="FILE.root")
+    ini.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        nargs="+",
+        metavar="[CLASS=]FILE.root",
+        help="one sample per file; CLASS= makes the file's jets that class",
+    )
     ini.add_argument("--reader", choices=["physlite", "flat"], help="default: detected")
+    ini.add_argument("--tree", help="the tree or RNTuple to read (default: the one with jets)")
+    ini.add_argument("--label", metavar="BRANCH", help="the truth-label branch (default: found)")
     ini.add_argument("--out", required=True, metavar="DIR")
     ini.add_argument("--force", action="store_true", help="replace an existing config there")
     ins = verb(

@@ -75,7 +75,7 @@ def model_metadata(
         "model_name": model_name,
         "input_names": to_json(names),
         "input_variables": to_json(variables),
-        "output_names": to_json(output_names(model_name, hp["class_names"], tagger.tasks[1:])),
+        "output_names": to_json(output_names(model_name, tagger.tasks)),
         "class_names": to_json(hp["class_names"]),
         "norm": to_json(hp["norm"]),
         "parameters": to_json(hp.get("parameters")),
@@ -324,14 +324,15 @@ def validate_int8(
 def task_figures(
     module: TrainedTagger, batches: list[Batch], per_batch: list[list[np.ndarray]]
 ) -> dict[str, dict[str, Any]]:
-    """:meth:`~hepsnake.models.tasks.base.Task.evaluate` of each task after the jet
-    classification on ONNX outputs ``per_batch`` (one list per batch, in output order) over
-    the real entries of ``batches``: e.g. a constituent classification's AUC, a regression's
-    resolution. Only tasks whose exported fields are their prediction fields and whose truth
-    fields the batches hold (edge classification exports pair scores, not vertices)."""
+    """:meth:`~hepsnake.models.tasks.base.Task.evaluate` of each task on ONNX outputs
+    ``per_batch`` (one list per batch, in output order) over the real entries of ``batches``:
+    e.g. a constituent classification's AUC, a regression's resolution. Only tasks whose
+    exported fields are their prediction fields, whose truth fields the batches hold, and
+    that have figures from a table alone (edge classification exports pair scores, not
+    vertices; the jet classification's AUC needs the evaluate settings)."""
     figures: dict[str, dict[str, Any]] = {}
-    stop = len(module.hparams.class_names)  # the outputs of the tasks follow the jet classes'
-    for task in module.model.tasks[1:]:
+    stop = 0
+    for task in module.model.tasks:
         names = task.export_names("onnx")
         start, stop = stop, stop + len(names)
         keys = {f: label_key(task.dataset, f) for f in task.truth()}
@@ -346,7 +347,9 @@ def task_figures(
             for field, values in fields.items():
                 table.setdefault(field, []).append(values[keep])
             table.setdefault(valid_field(), []).append(np.ones(int(keep.sum()), dtype=bool))
-        figures[task.name] = task.evaluate({k: np.concatenate(v) for k, v in table.items()}, "onnx")
+        scored = task.evaluate({k: np.concatenate(v) for k, v in table.items()}, "onnx")
+        if scored:
+            figures[task.name] = scored
     return figures
 
 
@@ -363,7 +366,7 @@ def to_onnx(
     ``meta`` then its provenance), with a failure of the exporter as one clear error line."""
     write = salt.export_athena if athena else export_onnx
     try:
-        write(module.model, path, model_name, list(module.hparams.class_names), meta, opset)
+        write(module.model, path, model_name, meta, opset)
     except HepsnakeError:
         raise
     except Exception as error:

@@ -9,6 +9,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from hepsnake.config import is_remote
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.chunks import Jagged, JetChunk, exclusive_cumsum
 from hepsnake.io.expressions import evaluate, names
@@ -58,15 +59,16 @@ def require_keys(path: str, tree: Any, names: list[str]) -> None:
 
 
 def iterate(path: str, tree: Any, names: list[str], step: int) -> Iterator[ak.Array]:
-    """``tree.iterate`` over ``names`` that turns read failures (truncation) into HepsnakeError."""
+    """``tree.iterate`` over ``names`` that turns read failures (truncation, a remote server
+    gone) into HepsnakeError."""
     try:
         yield from tree.iterate(names, step_size=step, library="ak")
     except HepsnakeError:
         raise
     except Exception as exc:
-        raise HepsnakeError(
-            path, f"cannot read '{tree.name}': truncated or corrupt file ({first_line(exc)})"
-        ) from exc
+        remote = is_remote(path) and isinstance(exc, OSError)
+        why = "remote read failed" if remote else "truncated or corrupt file"
+        raise HepsnakeError(path, f"cannot read '{tree.name}': {why} ({first_line(exc)})") from exc
 
 
 def flat_values(array: ak.Array) -> np.ndarray:

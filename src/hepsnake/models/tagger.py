@@ -22,16 +22,11 @@ from hepsnake.models.edges import EdgeFeatures, column
 from hepsnake.models.encoders import masked
 from hepsnake.models.film import FiLM
 from hepsnake.models.layers import Dense, Fourier, InputNorm
-from hepsnake.models.tasks.base import Context, Task, Trunk, TrunkOutput
+from hepsnake.models.tasks import build_tasks
+from hepsnake.models.tasks.base import Context, Trunk, TrunkOutput
+from hepsnake.models.tasks.jet_classification import JetClassification
 
 DENSE_WIDTH = 64  # default head width of a model without ``dim`` (a dense net)
-
-
-def build_tasks(cfg: dict[str, Any], context: Context) -> list[Task]:
-    """The model's tasks (``cfg['tasks']``, validated), the jet classification first."""
-    blocks = cfg.get("tasks") or [{"type": "jet_classification"}]
-    tasks = [registry.build("task", b, context=context) for b in blocks]
-    return sorted(tasks, key=lambda t: t.output_key != "logits")
 
 
 class Tagger(nn.Module):
@@ -96,7 +91,7 @@ class Tagger(nn.Module):
         self.pool = registry.build("pooling", cfg["pooling"], dim=dim) if self.collections else None
         head_in = (dim if self.collections else 0) + (width(n_global) if n_global else 0)
         trunk = Trunk(head_in, dim, tuple(self.collections), cfg.get("head", {"hidden": [dim]}))
-        self.tasks = build_tasks(cfg, context)
+        self.tasks = build_tasks(cfg.get("tasks"), context)
         for task in self.tasks:
             needs = getattr(task, "collection", None)
             if needs is not None and needs not in self.collections:
@@ -104,6 +99,12 @@ class Tagger(nn.Module):
                     f"model: tasks: {task.name}", f"collection {needs!r} is not a model input"
                 )
         self.heads = nn.ModuleDict({t.name: t.head(trunk) for t in self.tasks})
+
+    @property
+    def classification(self) -> JetClassification:
+        """The jet classification task (every model has one): whose class probabilities
+        adversarial training, the validation AUC and the export benchmark read."""
+        return next(t for t in self.tasks if isinstance(t, JetClassification))
 
     def edge_dim(self, cfg: dict[str, Any]) -> dict[str, int]:
         """``edge_dim`` for an encoder that takes the model's edge features (none without)."""
@@ -176,8 +177,8 @@ class Tagger(nn.Module):
         return x, per_collection, dict(zip(self.collections, masks, strict=True))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each task's raw output by its ``output_key``: ``logits`` (B, classes) for the jet
-        classification, (B,) or (B, n[, ·]) for the others."""
+        """Each task's raw output by its ``output_key``: (B, ·) for a jet-level task, (B, n[, ·])
+        for a constituent-level one."""
         glob = self.global_features(batch)
         params = self.param_norm(batch["params"]) if self.film is not None else None
         parts, constituents, masks = [], {}, {}

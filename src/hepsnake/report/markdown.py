@@ -309,12 +309,13 @@ def samples_section(
     """The samples table (jets, and the share of negative weights among their jets and in
     their Σ|w|, from the conversion summaries, else the split summary's per sample; "n/a"
     where neither has them) and those negative-weight figures per sample."""
-    from_split = split.get("negative_weights") or {}
+    from_split = split.get("samples") or {}
     figures: dict[str, dict[str, float] | None] = {}
     rows = []
     for summary in summaries:
         sample = summary["sample"]
-        figures[sample] = summary.get("negative_weights") or from_split.get(sample)
+        split_figures = (from_split.get(sample) or {}).get("negative_weights")
+        figures[sample] = summary.get("negative_weights") or split_figures
         shares = figures[sample] or {}
         na = "n/a"
         rows.append(
@@ -364,13 +365,15 @@ def report(
         valid_path = str(Path(path).with_name("validation.json"))
         exported[bench["model"]] = (path, bench, read_json(valid_path, *VALIDATION), valid_path)
 
-    stage: list[review.Finding] = []
+    converted: list[review.Finding] = []
     own: list[review.Finding] = []
     for path, summary in summaries.items():
-        stage += review.stage_findings(review.DATASET, summary, path)
+        converted += review.stage_findings(review.DATASET, summary, path)
         own += review.conversion(summary)
         own += review.dropped_jets(f"sample {summary['sample']}", summary.get("dropped", {}))
-    stage += review.stage_findings(review.DATASET, split, split_summary)
+    # the split's warnings of a code (negative weights, with the training policy) replace the
+    # conversion's: it sees every main sample after its selection
+    stage = review.merged(review.stage_findings(review.DATASET, split, split_summary), converted)
     own += review.dropped_jets("split", split.get("dropped", {}))
     own += review.few_jets(split, config["class_names"], ev["min_class_jets"])
     samples_lines, negative = samples_section(list(summaries.values()), split)

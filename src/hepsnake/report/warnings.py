@@ -14,6 +14,7 @@ from typing import Any
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.metrics import INCLUSIVE
+from hepsnake.negative_weights import policy_text
 
 DATASET = "dataset"  # the subject of findings about samples and splits, not one model
 
@@ -65,7 +66,8 @@ def stage_findings(subject: str, data: dict[str, Any], path: str) -> list[Findin
 
 
 def merged(stage: list[Finding], own: list[Finding]) -> list[Finding]:
-    """The stages' findings, then the report's own whose (subject, code) no stage reported."""
+    """``stage`` findings, then those of ``own`` whose (subject, code) ``stage`` has not: the
+    report's checks after the stages' (a later stage's after an earlier's, which it replaces)."""
     reported = {(f.subject, f.code) for f in stage}
     return [*stage, *(f for f in own if (f.subject, f.code) not in reported)]
 
@@ -358,7 +360,7 @@ def negative_weights(
     else:
         found = f"{test_jets} test jets"
     applied = (
-        f"training policy prepare.negative_weights: {policy}"
+        f"training weights: {policy_text(policy)}"
         if policy
         else "no prepare.negative_weights policy: training used the weights as they are"
     )
@@ -375,11 +377,12 @@ def negative_weights(
 
 
 def few_jets(split: dict[str, Any], class_names: list[str], minimum: int) -> list[Finding]:
-    """Classes with fewer than ``minimum`` jets in the train, val or test split."""
+    """Classes with fewer than ``minimum`` jets in the val or test split (the split stage
+    warns about the training jets itself: ``rare_class``, ``prepare.min_class_jets``)."""
     if split.get("kind", "main") != "main":
         return []
     out = []
-    for part in ("train", "val", "test"):
+    for part in ("val", "test"):
         counts = dict.fromkeys(class_names, 0)
         for row in split["rows"]:
             if row["split"] == part and row["class"] in counts:
@@ -389,9 +392,8 @@ def few_jets(split: dict[str, Any], class_names: list[str], minimum: int) -> lis
                 DATASET,
                 "few_jets",
                 f"class {c}: {n} jets in the {part} split (fewer than {minimum})",
-                "simulate or select more jets of this class"
-                + (", or give val/test a larger prepare.fractions" if part != "train" else "")
-                + ": its figures have large statistical errors",
+                "simulate or select more jets of this class, or give val and test a larger"
+                " prepare.fractions: its figures have large statistical errors",
             )
             for c, n in counts.items()
             if n < minimum
