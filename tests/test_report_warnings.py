@@ -211,7 +211,7 @@ def test_stage_warnings_are_collected_and_checked() -> None:
         review.stage_findings("m", {"warnings": ["just text"]}, "m.json")
     own = review.Finding("dataset", "rare_class", "mine", "")
     other = review.Finding("m", "rare_class", "about m", "")
-    assert review.merged([found], [own, other]) == [found, other]
+    assert review.without([own, other], [found]) == [other]
 
 
 def test_headline_and_section() -> None:

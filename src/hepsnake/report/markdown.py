@@ -373,7 +373,8 @@ def report(
         own += review.dropped_jets(f"sample {summary['sample']}", summary.get("dropped", {}))
     # the split's warnings of a code (negative weights, with the training policy) replace the
     # conversion's: it sees every main sample after its selection
-    stage = review.merged(review.stage_findings(review.DATASET, split, split_summary), converted)
+    split_found = review.stage_findings(review.DATASET, split, split_summary)
+    stage = [*review.without(converted, split_found), *split_found]
     own += review.dropped_jets("split", split.get("dropped", {}))
     own += review.few_jets(split, config["class_names"], ev["min_class_jets"])
     samples_lines, negative = samples_section(list(summaries.values()), split)
@@ -401,7 +402,8 @@ def report(
             stage += review.stage_findings(m, valid, valid_path)
             own += review.export_checks(m, valid, limits["int8_auc_delta"])
     order = [review.DATASET, *metrics]
-    findings = sorted(review.merged(stage, own), key=lambda f: order.index(f.subject))
+    findings = [*stage, *review.without(own, stage)]
+    findings.sort(key=lambda f: order.index(f.subject))
 
     compare_png = results / "plots" / "compare" / "roc.png"
     use_style(ev.get("plot_style"))

@@ -4,7 +4,7 @@ Two sources. Stages write what they find into the ``warnings`` list of their sum
 metrics, ``{"code", "message", "advice"}`` (:func:`stage_findings`); the checks below look at
 what the stages wrote (training histories, evaluation metrics, conversion and split summaries,
 export validation), with the thresholds of the config's ``report`` section. A check whose code
-a stage already reported for the same subject is left out (:func:`merged`).
+a stage already reported for the same subject is left out (:func:`without`).
 """
 
 import itertools
@@ -65,11 +65,12 @@ def stage_findings(subject: str, data: dict[str, Any], path: str) -> list[Findin
     return out
 
 
-def merged(stage: list[Finding], own: list[Finding]) -> list[Finding]:
-    """``stage`` findings, then those of ``own`` whose (subject, code) ``stage`` has not: the
-    report's checks after the stages' (a later stage's after an earlier's, which it replaces)."""
-    reported = {(f.subject, f.code) for f in stage}
-    return [*stage, *(f for f in own if (f.subject, f.code) not in reported)]
+def without(findings: list[Finding], reported: list[Finding]) -> list[Finding]:
+    """``findings`` whose (subject, code) is not among ``reported``'s: what ``reported``
+    leaves to say (a report check after a stage's warning, an earlier stage's after a
+    later one's of the same code)."""
+    seen = {(f.subject, f.code) for f in reported}
+    return [f for f in findings if (f.subject, f.code) not in seen]
 
 
 # -- training ---------------------------------------------------------------------------------
