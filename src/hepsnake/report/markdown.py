@@ -353,7 +353,7 @@ def report(
     """
     out = Path(output)
     results = out.parent
-    ev, limits = config["evaluate"], config["report"]
+    ev = config["evaluate"]
     signal = ev.get("signal_label") or ev["signal"]
     metrics = {m: read_json(path, *EVALUATE_METRICS) for m, path in metrics_files.items()}
     histories = {m: read_json(path, *TRAINING) for m, path in training_files.items()}
@@ -365,45 +365,28 @@ def report(
         valid_path = str(Path(path).with_name("validation.json"))
         exported[bench["model"]] = (path, bench, read_json(valid_path, *VALIDATION), valid_path)
 
-    converted: list[review.Finding] = []
-    own: list[review.Finding] = []
-    for path, summary in summaries.items():
-        converted += review.stage_findings(review.DATASET, summary, path)
-        own += review.conversion(summary)
-        own += review.dropped_jets(f"sample {summary['sample']}", summary.get("dropped", {}))
+    converted = [
+        f
+        for path, summary in summaries.items()
+        for f in review.stage_findings(review.DATASET, summary, path)
+    ]
     # the split's warnings of a code (negative weights, with the training policy) replace the
     # conversion's: it sees every main sample after its selection
     split_found = review.stage_findings(review.DATASET, split, split_summary)
     stage = [*review.without(converted, split_found), *split_found]
-    own += review.dropped_jets("split", split.get("dropped", {}))
-    own += review.few_jets(split, config["class_names"], ev["min_class_jets"])
     samples_lines, negative = samples_section(list(summaries.values()), split)
     test_negative = max(met.get("weights", {}).get("negative", 0) for met in metrics.values())
-    policy = config.get("negative_weights")
-    own += review.negative_weights(negative, policy, test_negative)
+    own = review.dataset_checks(list(summaries.values()), split, negative, test_negative, config)
     for m, met in metrics.items():
-        history = histories[m]
-        stage += review.stage_findings(m, history, training_files[m])
+        stage += review.stage_findings(m, histories[m], training_files[m])
         stage += review.stage_findings(m, met, metrics_files[m])
-        own += review.not_converged(
-            m, history, limits["converged_tail"], limits["still_falling_epochs"]
-        )
-        own += review.overfitting(
-            m, history, limits["overfitting_epochs"], limits["overfitting_rise"]
-        )
-        own += review.no_improvement(m, met)
-        own += review.ks_gate(m, met)
-        own += review.data_mc(m, met, limits["ks_p_value"])
-        own += review.worse_than_random(m, met)
-        own += review.constant_output(m, met, ev["constant_fraction"])
-        own += review.pt_bins(m, met)
-        if m in exported:
-            _, _, valid, valid_path = exported[m]
-            stage += review.stage_findings(m, valid, valid_path)
-            own += review.export_checks(m, valid, limits["int8_auc_delta"])
+        validation = exported[m][2] if m in exported else None
+        if validation is not None:
+            stage += review.stage_findings(m, validation, exported[m][3])
+        own += review.model_checks(m, histories[m], met, validation, config["report"], ev)
     order = [review.DATASET, *metrics]
     findings = [*stage, *review.without(own, stage)]
-    findings.sort(key=lambda f: order.index(f.subject))
+    findings.sort(key=lambda f: order.index(f.subject))  # stable: stages first, in run order
 
     compare_png = results / "plots" / "compare" / "roc.png"
     use_style(ev.get("plot_style"))

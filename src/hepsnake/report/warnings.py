@@ -402,6 +402,53 @@ def few_jets(split: dict[str, Any], class_names: list[str], minimum: int) -> lis
     return out
 
 
+# -- every check ------------------------------------------------------------------------------
+
+
+def model_checks(
+    model: str,
+    history: dict[str, Any],
+    metrics: dict[str, Any],
+    validation: dict[str, Any] | None,
+    limits: dict[str, Any],
+    evaluate: dict[str, Any],
+) -> list[Finding]:
+    """The report's checks of one model: its training ``history``, evaluate ``metrics`` and
+    export ``validation`` (None: not exported), with the config's ``report`` ``limits`` and
+    ``evaluate`` section."""
+    out = not_converged(model, history, limits["converged_tail"], limits["still_falling_epochs"])
+    out += overfitting(model, history, limits["overfitting_epochs"], limits["overfitting_rise"])
+    out += no_improvement(model, metrics)
+    out += ks_gate(model, metrics)
+    out += data_mc(model, metrics, limits["ks_p_value"])
+    out += worse_than_random(model, metrics)
+    out += constant_output(model, metrics, evaluate["constant_fraction"])
+    out += pt_bins(model, metrics)
+    if validation is not None:
+        out += export_checks(model, validation, limits["int8_auc_delta"])
+    return out
+
+
+def dataset_checks(
+    summaries: list[dict[str, Any]],
+    split: dict[str, Any],
+    negative: dict[str, dict[str, float] | None],
+    test_negative: int,
+    config: dict[str, Any],
+) -> list[Finding]:
+    """The report's checks of the conversion ``summaries`` and the ``split`` summary, with
+    each sample's ``negative`` weight figures (``test_negative``: test jets with w < 0) and
+    the report's ``config`` slice."""
+    out = []
+    for summary in summaries:
+        out += conversion(summary)
+        out += dropped_jets(f"sample {summary['sample']}", summary.get("dropped", {}))
+    out += dropped_jets("split", split.get("dropped", {}))
+    out += few_jets(split, config["class_names"], config["evaluate"]["min_class_jets"])
+    out += negative_weights(negative, config.get("negative_weights"), test_negative)
+    return out
+
+
 # -- the section ------------------------------------------------------------------------------
 
 
