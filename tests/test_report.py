@@ -215,6 +215,14 @@ def test_reference_taggers_in_the_metrics_and_the_roc_plot(flavour_run: tuple) -
     assert ratio is not None  # the reference over itself
     assert (root / "plots" / "m" / "roc.png").stat().st_size > 0
     assert metrics["pt_bins"]["unit"] == "MeV" and metrics["energy_unit"] == "MeV"
+    # the curves the report's comparison plot draws, stored in the metrics (not recomputed)
+    stored = metrics["roc_curves"]
+    assert stored["rocs"] == [INCLUSIVE, "ujets", "cjets"]
+    assert set(stored["rejection"]) == {"m", "GN2v01", "DeepFlavB"}
+    at = stored["efficiency"].index(pytest.approx(0.7))
+    for tagger, entry in [("m", metrics), ("GN2v01", refs["GN2v01"])]:
+        expected = entry[INCLUSIVE]["rejection"]["0.7"]["rejection"]
+        assert stored["rejection"][tagger][INCLUSIVE][at] == pytest.approx(expected, rel=0.05)
 
 
 def test_a_missing_reference_field_names_the_tagger(tmp_path: Path) -> None:

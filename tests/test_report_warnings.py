@@ -121,7 +121,8 @@ def test_data_mc_ks_below_the_p_value() -> None:
     )
     (found,) = review.data_mc("m", met, 0.01)
     assert "p_bib (K-S 0.27, p = 2e-190)" in found.message and "p_sig" not in found.message
-    assert "adversary" in found.advice
+    assert "train it with an adversary" in found.advice
+    assert "raise adversarial.lambda" in review.data_mc("m", met, 0.01, adversarial=True)[0].advice
     assert review.data_mc("m", met, 1e-200) == []
 
 

@@ -383,10 +383,12 @@ Curves = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]  # tagger → ROC �
 
 def stored_curves(taggers: Curves) -> dict[str, Any]:
     """Rejection curves as the metrics JSON stores them: ``efficiency`` (the shared
-    :data:`CURVE_EFFICIENCIES`) and, per tagger and ROC, the rejection there (NaN, stored as
-    null, outside the curve: where no background jet passes the cut)."""
+    :data:`CURVE_EFFICIENCIES`), ``rocs`` (the ROC names in order: JSON keys are sorted) and,
+    per tagger and ROC, the rejection there (NaN, stored as null, outside the curve: where no
+    background jet passes the cut)."""
     return {
         "efficiency": CURVE_EFFICIENCIES.tolist(),
+        "rocs": list(next(iter(taggers.values()))),
         "rejection": {
             tagger: {
                 name: np.interp(CURVE_EFFICIENCIES, eff, rej, left=np.nan, right=np.nan).tolist()
@@ -400,10 +402,11 @@ def stored_curves(taggers: Curves) -> dict[str, Any]:
 def loaded_curves(stored: dict[str, Any], taggers: list[str]) -> Curves:
     """:func:`stored_curves` of ``taggers`` back as arrays (null → NaN)."""
     eff = np.asarray(stored["efficiency"], dtype=np.float64)
+    rejection = stored["rejection"]
     return {
         tagger: {
-            name: (eff, np.array([np.nan if r is None else r for r in rej], dtype=np.float64))
-            for name, rej in stored["rejection"][tagger].items()
+            name: (eff, np.array(rejection[tagger][name], dtype=np.float64))  # None → NaN
+            for name in stored["rocs"]
         }
         for tagger in taggers
     }

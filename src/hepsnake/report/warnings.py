@@ -195,8 +195,11 @@ def roc_entries(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {INCLUSIVE: metrics[INCLUSIVE], **metrics["backgrounds"]}
 
 
-def data_mc(model: str, metrics: dict[str, Any], p_value: float) -> list[Finding]:
-    """A data/MC K-S p-value below ``p_value`` on any class output (control region)."""
+def data_mc(
+    model: str, metrics: dict[str, Any], p_value: float, adversarial: bool = False
+) -> list[Finding]:
+    """A data/MC K-S p-value below ``p_value`` on any class output (control region); the
+    advice to an ``adversarial`` model is a stronger adversary."""
     bad = {
         c: v
         for c, v in metrics.get("control_ks", {}).items()
@@ -207,16 +210,17 @@ def data_mc(model: str, metrics: dict[str, Any], p_value: float) -> list[Finding
     outputs = ", ".join(
         f"p_{c} (K-S {v['ks']:.3g}, p = {v['p_value']:.2g})" for c, v in bad.items()
     )
-    return [
-        Finding(
-            model,
-            "data_mc",
-            f"data and MC differ in the control region (K-S p < {p_value:g}) on {outputs}",
-            "the model relies on something the simulation gets wrong: train it with an"
-            " adversary (an adversarial: block in its model config), or find and fix the"
-            " mismodelled input",
-        )
-    ]
+    advice = (
+        "its adversary has not removed what the simulation gets wrong: raise"
+        " adversarial.lambda or k_steps (the K-S gate, adversarial.ks_threshold, judges the"
+        " distance; this check its significance), or fix the mismodelled input"
+        if adversarial
+        else "the model relies on something the simulation gets wrong: train it with an"
+        " adversary (an adversarial: block in its model config), or find and fix the"
+        " mismodelled input"
+    )
+    found = f"data and MC differ in the control region (K-S p < {p_value:g}) on {outputs}"
+    return [Finding(model, "data_mc", found, advice)]
 
 
 def worse_than_random(model: str, metrics: dict[str, Any]) -> list[Finding]:
@@ -420,7 +424,8 @@ def model_checks(
     out += overfitting(model, history, limits["overfitting_epochs"], limits["overfitting_rise"])
     out += no_improvement(model, metrics)
     out += ks_gate(model, metrics)
-    out += data_mc(model, metrics, limits["ks_p_value"])
+    adversarial = any("val_ks_pass" in e for e in history["epochs"])  # its K-S gate ran
+    out += data_mc(model, metrics, limits["ks_p_value"], adversarial)
     out += worse_than_random(model, metrics)
     out += constant_output(model, metrics, evaluate["constant_fraction"])
     out += pt_bins(model, metrics)
