@@ -120,6 +120,7 @@ class JetClassification(Task):
             model_metrics,
             roc_book,
             signal_mask,
+            stored_curves,
             working_points,
         )
         from hepsnake.evaluate.stage import (
@@ -174,6 +175,7 @@ class JetClassification(Task):
             reference = None
         title = f"signal: {wording}{trained_values(scan['train'])}; {formula}"
         plots.plot_roc(roc_curves, out / "roc.png", title, wording, reference)
+        metrics["roc_curves"] = stored_curves(roc_curves)  # the report's comparison plot
 
         score, mixed = book.inclusive[model][INCLUSIVE]
         keep = is_sig | (labels != names.index(signal))
