@@ -27,9 +27,14 @@ and the load average before and after: on a shared machine every ratio is measur
 side, but a figure whose two sides ran minutes apart can still move with the load.
 """
 
+import os
+
+# idle OpenMP threads sleep instead of spinning, as in Salt's runs (environment()): on a shared
+# machine spinning would count as CPU time (read when torch loads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import copy
-import os
 import statistics
 import subprocess
 import sys
