@@ -28,6 +28,7 @@ side, but a figure whose two sides ran minutes apart can still move with the loa
 """
 
 import os
+import re
 
 # idle OpenMP threads sleep instead of spinning, as in Salt's runs (environment()): on a shared
 # machine spinning would count as CPU time (read when torch loads)
@@ -39,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 HEPSNAKE_ONNX = "hepsnakeGN2"
 EPS = 1e-12
 TRACKS = (0, 10, 40)  # constituent counts of the latency figure
+VERBS = ("simulate", "convert", "split", "norm", "train", "predict", "evaluate", "export", "report")
 SMOKE = {"jets": 3000, "epochs": 1, "batch": 250, "prepare_jets": "2e4", "latency_calls": 20}
 
 
@@ -378,32 +381,23 @@ def bench_startup(args: argparse.Namespace) -> list[Row]:
     print(out, end="")
     rows = []
     for line in out.splitlines():
-        parts = line.split()
-        if parts and parts[0] in (
-            "simulate",
-            "convert",
-            "split",
-            "norm",
-            "train",
-            "predict",
-            "evaluate",
-            "export",
-            "report",
-        ):
-            wall, cpu = float(parts[4]), float(parts[7])  # no-op wall / CPU medians
-            best = min(wall, cpu)
-            rows.append(
-                Row(
-                    f"start-up {parts[0]} (no-op run)",
-                    "3 s budget",
-                    3.0,
-                    best,
-                    "s",
-                    False,
-                    None if parts[0] == "train" else 1.0,
-                    f"wall {wall:.2f} s, CPU {cpu:.2f} s (the lower counts: shared machine)",
-                )
+        verb, *_ = line.split() or [""]
+        numbers = re.findall(r"\d+\.\d+", line)  # median / min of --help, no-op wall, no-op CPU
+        if verb not in VERBS or len(numbers) != 6:
+            continue
+        wall, cpu = float(numbers[2]), float(numbers[4])
+        rows.append(
+            Row(
+                f"start-up {verb} (no-op run)",
+                "3 s budget",
+                3.0,
+                min(wall, cpu),
+                "s",
+                False,
+                None if verb == "train" else 1.0,
+                f"wall {wall:.2f} s, CPU {cpu:.2f} s (the lower counts: shared machine)",
             )
+        )
     return rows
 
 
@@ -469,20 +463,40 @@ def main() -> None:
         parser.error("the onnx section exports the models the train section trains")
     print(f"peers: {load()} at the start", flush=True)
     rows: list[Row] = []
+    failed = []
+
+    def section(name: str, run: Callable[[], list[Row]]) -> None:
+        """Run one section; a failure is printed and the others still run (and print)."""
+        try:
+            rows.extend(run())
+        except Exception:  # the table of the other sections is still worth printing
+            traceback.print_exc()
+            failed.append(name)
+
     with work_directory(args.workdir) as root:
         salt = venv("salt", args.smoke) if {"train", "onnx"} & set(args.sections) else None
+        trained: dict = {}
         if salt and "train" in args.sections:
-            train_rows, trained = bench_train(args, root, salt)
-            rows += train_rows
-            if "onnx" in args.sections:
-                rows += bench_onnx(args, root, salt, trained)
+
+            def train() -> list[Row]:
+                train_rows, models = bench_train(args, root, salt)
+                trained.update(models)
+                return train_rows
+
+            section("train", train)
+            if "onnx" in args.sections and trained:
+                section("onnx", lambda: bench_onnx(args, root, salt, trained))
         if "prepare" in args.sections and (upp := venv("upp", args.smoke)):
             sizes = [int(float(x)) for x in args.prepare_jets.split(",")]
-            rows += [Row(**r) for r in peers_upp.bench(root / "prepare", upp, sizes)]
+            section(
+                "prepare", lambda: [Row(**r) for r in peers_upp.bench(root / "prepare", upp, sizes)]
+            )
         if "startup" in args.sections:
-            rows += bench_startup(args)
+            section("startup", lambda: bench_startup(args))
     print(f"peers: {load()} at the end", flush=True)
     print(table(rows))
+    if failed:
+        sys.exit(f"peers: sections failed: {', '.join(failed)} (tracebacks above)")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ jets (its default 10⁶), hepsnake on every training jet; UPP writes lzf, hepsna
 """
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,6 +159,7 @@ def bench(workdir: Path, upp_bin: Path, sizes: list[int]) -> list[dict[str, Any]
                     if side == "upp"
                     else run_hepsnake(inputs, out, resample)
                 )
+                shutil.rmtree(out)  # GBs at 10⁷ jets: only the figures are kept
             upp, ours = result["upp"], result["hepsnake"]
             label = "no resampling" if resample == "none" else "upsampling (UPP countup)"
             print(f"prepare {n:,d} jets, {label}: UPP {upp}, hepsnake {ours}", flush=True)
