@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 # torch's idle OpenMP threads sleep instead of spinning (read when torch loads)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -20,7 +21,7 @@ import yaml
 from hepsnake.config import build, contract, resolve, validate
 from hepsnake.config.contracts import ModelSpec, TrainingSpec, trained
 from hepsnake.config.resolved import validated_model
-from hepsnake.report.markdown import fmt
+from hepsnake.report.tables import fmt
 from hepsnake.simulate.prepared import prepared_toy as toy_samples
 from hepsnake.training.module import TaggerModule
 
@@ -65,6 +66,14 @@ def training_spec(**keys: object):
     """A model's typed ``training`` block with ``keys`` set (defaults filled)."""
     model = validated_model({"training_overrides": {}}, "m", {"model": {}, "training": keys})
     return build(TrainingSpec, model["training"])
+
+
+def cluster_unavailable(reason: str, how: str) -> NoReturn:
+    """Skip a test that needs a service this machine lacks (``how``: how to start it), or
+    fail it where ``.ci/run`` promised the service (``HEPSNAKE_REQUIRE_CLUSTER=1``)."""
+    if os.environ.get("HEPSNAKE_REQUIRE_CLUSTER") == "1":
+        pytest.fail(f"{reason}, but HEPSNAKE_REQUIRE_CLUSTER=1 ({how})", pytrace=False)
+    pytest.skip(f"{reason} ({how}; HEPSNAKE_REQUIRE_CLUSTER=1 makes this a failure)")
 
 
 def default_config() -> dict:

@@ -27,10 +27,9 @@ DENSE = {"head": {"hidden": [8]}}  # no encoder: a dense net on the jet variable
 def exported(data, tmp_path, name, model_cfg=TINY, parameters=None, model="tiny_model-v2"):  # noqa: F811
     """Checkpoint ``name`` exported in both layouts; its module and the two paths."""
     module = load_module(checkpoint(data, name, model_cfg, parameters))
-    classes = list(module.hparams.class_names)
     batched, athena = tmp_path / "model.onnx", tmp_path / salt.FILE
-    export_onnx(module.model, batched, model, classes, {})
-    salt.export_athena(module.model, athena, model, classes, {"model": model})
+    export_onnx(module.model, batched, model, {})
+    salt.export_athena(module.model, athena, model, {"model": model})
     return module, batched, athena
 
 
@@ -118,7 +117,7 @@ def test_validation_catches_a_graph_that_differs(data, tmp_path):  # noqa: F811
     tagger = copy.deepcopy(module.model)
     tagger.norms["tracks"].mean += 0.5  # as if exported with another norm dict
     wrong = tmp_path / "wrong.onnx"
-    salt.export_athena(tagger, wrong, "tiny", list(module.hparams.class_names), {})
+    salt.export_athena(tagger, wrong, "tiny", {})
     batch = load_batches(module, data[2]["test"], 100, 100)[0]
     edge = stage.edge_jets(batch, module.spec, stage.max_widths(module.spec, data[2]["test"]))
     with pytest.raises(HepsnakeError, match="differ from the batched model by"):

@@ -200,7 +200,7 @@ def test_onnx_fp32_equals_pytorch_and_is_padding_invariant(name, tmp_path):
     output within 1e-4 of PyTorch, and unchanged by extra garbage padded slots."""
     model = tagger(MODELS[name])
     path = tmp_path / "model.onnx"
-    export_onnx(model, path, "tiny", ["a", "b", "c"], {})
+    export_onnx(model, path, "tiny", {})
     sess = session(path)
     for b, n_tracks, n_clusters in ((2, 2, 1), (9, 12, 7), (40, 30, 20)):
         data = batch(b, n_tracks, n_clusters, seed=b)

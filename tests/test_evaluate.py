@@ -25,7 +25,7 @@ from hepsnake.evaluate.metrics import (
     roc_sets,
     truth_logp,
 )
-from hepsnake.evaluate.predict import load_module, predict, probabilities, with_columns
+from hepsnake.evaluate.predict import load_module, predict, task_fields, with_columns
 from hepsnake.evaluate.stage import evaluate
 from hepsnake.io.atomic import finite_or_none, write_json
 from hepsnake.report.markdown import report
@@ -206,7 +206,11 @@ def test_two_parameters_each_jet_at_its_own_and_control(toy: tuple, tmp_path: Pa
     np.testing.assert_array_equal(jets["m_mS5_psig"], jets["m_ctau1_psig"])  # same point
     assert not np.allclose(jets["m_mS5_psig"], jets["m_mS40_psig"])
     sig = jets["flavour_label"] == 1
-    at_truth = probabilities(load_module(ckpt), test, {"mS": 16.0, "ctau": 1.0})[0][:, 1]
+    module = load_module(ckpt)
+    truth = {"mS": 16.0, "ctau": 1.0}
+    at_truth = np.concatenate(
+        task_fields(module, test, [module.model.classification], "m", truth)[0]["m_psig"]
+    )
     np.testing.assert_allclose(jets["m_psig"][sig], at_truth[sig], rtol=1e-5)
     assert not np.allclose(jets["m_psig"][sig], jets["m_mS5_psig"][sig])
     assert np.isfinite(ctrl["m_psig"]).all() and "m_mS40_psig" in ctrl.dtype.names
@@ -250,10 +254,11 @@ def write_predictions(path: Path, jets: np.ndarray, control: np.ndarray | None =
 def control_jets(n: int = 2000, seed: int = 3) -> np.ndarray:
     """Control-region jets, data and MC alike (random outputs)."""
     rng = np.random.default_rng(seed)
-    dtype = [("is_data", "?"), ("train_weight", "f4")] + [(f"m_p{c}", "f4") for c in CLASSES]
+    dtype = [("is_data", "?"), ("weight", "f4"), ("train_weight", "f4")]
+    dtype += [(f"m_p{c}", "f4") for c in CLASSES]
     table = np.zeros(n, dtype=dtype)
     table["is_data"] = rng.random(n) < 0.5
-    table["train_weight"] = 1.0
+    table["weight"] = table["train_weight"] = 1.0
     for c in CLASSES:
         table[f"m_p{c}"] = rng.random(n)
     return table
@@ -359,7 +364,7 @@ def test_report_numbers_hash_and_null_rejections(
     text = report(
         stage(full, "report"),
         {"m": str(tmp_path / "m.json")},
-        {"m": str(results / "pred.h5")},
+        {"m": str(tmp_path / "training.json")},
         str(tmp_path / "split.json"),
         [str(tmp_path / "conv.json")],
         str(results / "report.md"),

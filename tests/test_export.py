@@ -171,8 +171,7 @@ def test_other_architectures_export_and_validate(data, tmp_path, name, model_cfg
     _, _, outputs, _ = data
     module = load_module(checkpoint(data, name, model_cfg, parameters))
     path = tmp_path / "model.onnx"
-    class_names = list(module.hparams.class_names)
-    export_onnx(module.model, path, name, class_names, {"model_name": name})
+    export_onnx(module.model, path, name, {"model_name": name})
     names = [i.name for i in session(path).get_inputs()]
     assert ("params_data" in names) == bool(parameters)
     batches = load_batches(module, outputs["test"], 300, 150)

@@ -2,8 +2,12 @@
 converts that file, with labels, reference taggers and units taken from the file."""
 
 import copy
+import json
+import math
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import awkward as ak
 import h5py
@@ -12,15 +16,19 @@ import pytest
 import skhep_testdata
 import uproot
 import yaml
-from conftest import stage
+from conftest import default_config, snakemake, stage
 
 from hepsnake.cli import main
 from hepsnake.config import validate
 from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
 from hepsnake.init.starter import class_masks, write_starter
+from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.split import SPLITS
+from hepsnake.report.markdown import fmt
+from hepsnake.simulate import nanoaod
+from hepsnake.simulate.toy import simulate_sample, write_root
 
 FILES = {
     # file: (reader, classes, reference tagger jet variables, constituent collections)
@@ -209,3 +217,302 @@ def test_written_names_and_paths_are_safe(tmp_path):
     shutil.copyfile(source, spaced)
     with pytest.raises(HepsnakeError, match="spaces or commas"):
         write_starter(str(spaced), tmp_path / "cfg2")
+
+
+# ---- flat ntuples of any layout: the toy, CalRatio-style, NanoAOD-like with NLO weights ----
+
+TOY_JETS = {"qcd": 600, "bib": 400, "sig_mS5": 300, "sig_mS16": 300}
+
+
+@pytest.fixture(scope="module")
+def toy_files(tmp_path_factory) -> dict[str, Path]:
+    """Small toy files as `hepsnake simulate` writes them (the shipped config's generator)."""
+    root = tmp_path_factory.mktemp("toy")
+    config = default_config()
+    samples = config["simulate"]["samples"]
+    config["simulate"]["samples"] = {n: samples[n] | {"n_jets": k} for n, k in TOY_JETS.items()}
+    for name in TOY_JETS:
+        simulate_sample(config, name, root / f"{name}.root")
+    return {name: root / f"{name}.root" for name in TOY_JETS}
+
+
+def toy_sources(files: dict[str, Path]) -> list[str]:
+    """``--from`` arguments giving each toy file its class (qcd, bib, sig)."""
+    return [f"{name.split('_')[0]}={path}" for name, path in files.items()]
+
+
+def test_toy_file_round_trips_the_toy_reader(toy_files, tmp_path):
+    """init on the toy's own files writes the reader mapping of config/config.yaml's toy
+    reader, its inputs and its constituent sort order; the classes are the files'."""
+    lines = write_starter(toy_sources(toy_files), tmp_path)
+    raw = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    toy = default_config()
+    (reader,) = raw["readers"].values()
+    assert reader.pop("unit") == DEFAULT_UNIT and "unit" not in toy["readers"]["toy"]
+    assert reader == toy["readers"]["toy"]
+    assert raw["inputs"]["variables"] == toy["inputs"]["variables"]
+    assert raw["inputs"]["transforms"] == toy["inputs"]["transforms"]
+    assert raw["convert"]["sort_by"] == toy["convert"]["sort_by"]
+    assert raw["class_names"] == ["qcd", "bib", "sig"] and raw["evaluate"]["signal"] == "sig"
+    assert "label_map" not in raw["prepare"] and raw["models"] == ["baseline"]
+    config = validate(copy.deepcopy(raw))
+    assert [(s["name"], s["label"]) for s in config["samples"]] == [
+        ("qcd", "qcd"),
+        ("bib", "bib"),
+        ("sig_mS5", "sig"),
+        ("sig_mS16", "sig"),
+    ]
+    assert any("classes from the files" in line for line in lines)
+
+
+def test_one_toy_file_asks_for_classes_in_one_line(toy_files, tmp_path, capsys):
+    path = str(toy_files["qcd"])
+    assert main(["init", "--from", path, "--out", str(tmp_path / "cfg")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and path in err
+    assert "no truth-label branch" in err and "no candidate" in err
+    assert "--from CLASS=FILE" in err
+    assert not (tmp_path / "cfg").exists()
+    bad = f"1sig={toy_files['sig_mS5']}"
+    assert main(["init", "--from", f"qcd={path}", bad, "--out", str(tmp_path / "c2")]) == 1
+    assert "a class name is a letter" in capsys.readouterr().err
+
+
+def calratio_branches(n: int, seed: int, label: str = "jet_category") -> dict[str, Any]:
+    """A CalRatio-style per-jet ntuple: lowercase ``jet_`` branches, tracks (``track_``),
+    clusters (``clus_``) and muon segments (``MSeg_``) as lists per jet, an event number, a
+    weight, a run number of one value and an integer jet category (0, 1, 2) under ``label``."""
+    rng = np.random.default_rng(seed)
+    category = rng.integers(0, 3, n)
+    lists = {}
+    for prefix, fields in (
+        ("track", ("pt", "eta", "d0")),
+        ("clus", ("e", "time")),
+        ("MSeg", ("etaPos",)),
+    ):
+        counts = rng.integers(0, 6, n)
+        lists[prefix] = ak.unflatten(
+            ak.zip(
+                {f: rng.normal(1 + category.repeat(counts), 1).astype(np.float32) for f in fields}
+            ),
+            counts,
+        )
+    return {
+        "jet_pt": rng.uniform(25, 200, n).astype(np.float32),
+        "jet_eta": rng.uniform(-2.4, 2.4, n).astype(np.float32),
+        "jet_phi": rng.uniform(-3, 3, n).astype(np.float32),
+        "jet_EMFrac": (rng.random(n) * (1 + category) / 3).astype(np.float32),
+        label: category.astype(np.int32),
+        "eventNumber": np.repeat(np.arange(n // 2 + 1), 2)[:n].astype(np.int64),
+        "runNumber": np.full(n, 410470, dtype=np.int32),
+        "mcEventWeight": rng.normal(1, 0.1, n).astype(np.float32),
+        **lists,
+    }
+
+
+def test_calratio_per_jet_ntuple_asks_for_a_label_then_converts(tmp_path, capsys):
+    """Per-jet entries with lowercase prefixes: collections by prefix, the weight and event
+    number found; no known label name, so one line names the candidate branch; --label
+    gives one class per value."""
+    path = tmp_path / "calratio.root"
+    write_root(calratio_branches(400, 1), path, "trees_DV_")
+    assert main(["init", "--from", str(path), "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err
+    assert "--label BRANCH (candidates: jet_category)" in err
+    assert (
+        main(["init", "--from", str(path), "--label", "jet_nope", "--out", str(tmp_path / "b")])
+        == 1
+    )
+    assert "no per-jet branch 'jet_nope'" in capsys.readouterr().err
+    out = tmp_path / "cfg"
+    assert main(["init", "--from", str(path), "--label", "jet_category", "--out", str(out)]) == 0
+    raw = yaml.safe_load((out / "config.yaml").read_text())
+    reader = raw["readers"]["flat"]
+    assert reader["tree"] == "trees_DV_" and reader["entry"] == "jet"
+    assert reader["jets"] == {
+        "pt": "jet_pt",
+        "eta": "jet_eta",
+        "phi": "jet_phi",
+        "EMFrac": "jet_EMFrac",
+        "runNumber": "runNumber",
+        "category": "jet_category",
+        "mcEventWeight": "mcEventWeight",
+        "eventNumber": "eventNumber",
+    }
+    assert reader["collections"] == {
+        "tracks": {"pt": "track_pt", "eta": "track_eta", "d0": "track_d0"},
+        "clusters": {"e": "clus_e", "time": "clus_time"},
+        "segments": {"etaPos": "MSeg_etaPos"},
+    }
+    # the run number holds one value: stored, never an input
+    assert raw["inputs"]["variables"]["jets"] == ["pt", "eta", "EMFrac"]
+    assert raw["class_names"] == ["category_0", "category_1", "category_2"]
+    assert raw["prepare"]["label_map"] == {
+        "variable": "category",
+        "map": {"category_0": [0], "category_1": [1], "category_2": [2]},
+    }
+    config = validate(copy.deepcopy(raw))
+    convert(config, "calratio", tmp_path / "s.h5", tmp_path / "s.json", show_progress=False)
+    with h5py.File(tmp_path / "s.h5") as h5:
+        assert sorted(h5) == ["clusters", "jets", "segments", "tracks"]
+        assert len(h5["jets"]) == 400
+
+
+def test_known_label_name_in_any_case_is_found(tmp_path):
+    path = tmp_path / "upper.root"
+    branches = calratio_branches(300, 2, label="JET_LABEL")
+    branches = {k.replace("jet_", "JET_"): v for k, v in branches.items()}
+    write_root(branches, path, "jets")
+    lines = write_starter(str(path), tmp_path / "cfg")
+    raw = yaml.safe_load((tmp_path / "cfg" / "config.yaml").read_text())
+    assert raw["readers"]["flat"]["jets"]["pt"] == "JET_pt"
+    assert raw["prepare"]["label_map"]["variable"] == "LABEL"
+    assert raw["class_names"] == ["LABEL_0", "LABEL_1", "LABEL_2"]
+    assert raw["evaluate"]["signal"] == "LABEL_2"
+    assert any("label JET_LABEL" in line for line in lines)
+
+
+def test_per_event_ntuple_lists_per_jet_and_linked_collections(tmp_path):
+    """Jet branches jagged per event (lowercase, an RNTuple): tracks as lists per jet
+    (var * var), clusters per event attached by their jet index, muon segments with no index
+    left out."""
+    path = tmp_path / "events.root"
+    tracks = [[[1.0], []], [[2.0, 3.0]], [[4.0, 5.0, 6.0], [7.0], []]]  # per event, per jet
+    fields = {
+        "jet_pt": [[30.0, 40.0], [50.0], [60.0, 70.0, 80.0]],
+        "jet_eta": [[0.0, 0.1], [0.2], [0.3, 0.4, 0.5]],
+        "jet_phi": [[0.0, 0.1], [0.2], [0.3, 0.4, 0.5]],
+        "jet_truthLabel": [[0, 1], [1], [0, 1, 0]],
+        "jet_track_pt": tracks,
+        "clus_e": [[1.0, 2.0, 3.0], [4.0], [5.0, 6.0]],
+        "clus_jetIdx": [[0, 1, 1], [-1], [2, 0]],  # per cluster: its jet in the event
+        "MSeg_eta": [[0.1], [], [0.2, 0.3]],
+        "eventNumber": [11, 12, 13],
+    }
+    with uproot.recreate(path) as f:
+        f.mkrntuple("events", ak.Array(fields))
+    lines = write_starter(str(path), tmp_path / "cfg")
+    raw = yaml.safe_load((tmp_path / "cfg" / "config.yaml").read_text())
+    reader = raw["readers"]["flat"]
+    assert reader["entry"] == "event"
+    assert reader["collections"] == {
+        "tracks": {"pt": "jet_track_pt"},
+        "clusters": {"link": {"constituent_side": "clus_jetIdx"}, "variables": {"e": "clus_e"}},
+    }
+    assert raw["convert"]["max_constituents"] == {"tracks": 3, "clusters": 2}
+    assert raw["prepare"]["label_map"]["variable"] == "truthLabel"
+    assert any("MSeg_* lists are per event with no jet index" in line for line in lines)
+    config = validate(copy.deepcopy(raw))
+    convert(config, "events", tmp_path / "s.h5", tmp_path / "s.json", show_progress=False)
+    with h5py.File(tmp_path / "s.h5") as h5:
+        assert h5["tracks"]["valid"].sum(axis=1).tolist() == [1, 0, 2, 3, 1, 0]
+        assert h5["clusters"]["valid"].sum(axis=1).tolist() == [1, 2, 0, 1, 0, 1]
+
+
+def test_tree_choice_and_missing_jets_are_one_line(tmp_path, capsys):
+    path = tmp_path / "two.root"
+    jets = calratio_branches(50, 3)
+    with uproot.recreate(path) as f:
+        for tree in ("nominal", "JES_up"):
+            f.mktree(
+                tree,
+                {
+                    k: (v.type.content if isinstance(v, ak.Array) else v.dtype)
+                    for k, v in jets.items()
+                },
+            )
+            f[tree].extend(jets)
+        f["meta"] = {"x": np.arange(3)}
+    assert main(["init", "--from", str(path), "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err
+    assert "jet branches in several trees (nominal, JES_up): choose one with --tree" in err
+    out = tmp_path / "b"
+    argv = ["init", "--from", str(path), "--tree", "JES_up", "--label", "jet_category"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["readers"]["flat"]["tree"] == "JES_up"
+    assert main(["init", "--from", str(path), "--tree", "meta", "--out", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and "no jet branches" in err
+
+
+# ---- acceptance: init, then the whole DAG to report.md (slow) ----
+
+
+def run_to_report(workdir: Path, config: Path, max_epochs: int) -> str:
+    """Snakemake to results/report.md on ``config`` with ``max_epochs`` (an ``extends``
+    override, as config/README.md documents); the report's text."""
+    run = workdir / "run.yaml"
+    overrides = {"extends": str(config), "training_overrides": {"max_epochs": max_epochs}}
+    run.write_text(yaml.safe_dump(overrides))
+    snakemake(workdir, "--cores", "2", "results/report.md", "--configfile", str(run))
+    return (workdir / "results" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_toy_init_config_runs_to_the_report(toy_files, workdir):
+    out = workdir / "mine"
+    assert main(["init", "--from", *toy_sources(toy_files), "--out", str(out)]) == 0
+    report = run_to_report(workdir, out / "config.yaml", max_epochs=1)
+    assert "| classes | qcd, bib, sig |" in report and "| signal | sig |" in report
+
+
+# NanoAOD-like samples with NLO weights (genWeight ±2.26e5, 13 % of events negative): two
+# ttbar files and a W+jets file; c jets (3 %) are the rare class
+NLO_SAMPLES = {
+    "ttbar_1": (500, 1, {0: 0.71, 4: 0.03, 5: 0.26}),
+    "ttbar_2": (500, 2, {0: 0.71, 4: 0.03, 5: 0.26}),
+    "wjets": (500, 3, {0: 0.94, 4: 0.03, 5: 0.03}),
+}
+
+
+def leaves(value: Any, key: str = "") -> list[tuple[str, Any]]:
+    """Every (path, leaf) of a JSON value."""
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in leaves(v, f"{key}/{k}")]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in leaves(v, f"{key}[{i}]")]
+    return [(key, value)]
+
+
+def shown(fraction: float, report: str) -> bool:
+    """Whether ``report`` prints ``fraction`` (as a fraction or a percentage)."""
+    forms = [fmt(fraction), f"{fraction:.3f}", f"{fraction:.2f}"]
+    forms += [f"{100 * fraction:.{d}f}{s}%" for d in (0, 1, 2) for s in ("", " ")]
+    return any(form in report for form in forms)
+
+
+@pytest.mark.slow
+def test_nlo_nanoaod_like_runs_to_the_report(workdir):
+    files = []
+    for name, (events, seed, fractions) in NLO_SAMPLES.items():
+        files.append(str(workdir / f"{name}.root"))
+        branches = nanoaod.nanoaod_like(events, seed, fractions, first_event=seed * 10**6)
+        write_root(branches, files[-1], nanoaod.TREE)
+    out = workdir / "mine"
+    assert main(["init", "--from", *files, "--out", str(out)]) == 0
+    raw = yaml.safe_load((out / "config.yaml").read_text())
+    assert raw["class_names"] == ["ujets", "cjets", "bjets"]
+    assert raw["readers"]["nanoaod"]["jets"]["mcEventWeight"] == "genWeight"
+    report = run_to_report(workdir, out / "config.yaml", max_epochs=3)
+    results = workdir / "results"
+    for path in [*results.glob("metrics/*.json"), *results.glob("models/*/metrics.json")]:
+        metrics = json.loads(path.read_text())
+        metrics.pop("roc_curves", None)  # curves start where no background passes: infinite
+        for key, value in leaves(metrics):
+            assert value is not None, f"{path}: {key} is null (non-finite)"
+            assert not isinstance(value, float) or math.isfinite(value), (path, key, value)
+    assert not re.search(r"\b(nan|inf)\b", report, re.I)
+    policy = validate(copy.deepcopy(raw))["prepare"].get("negative_weights")
+    assert policy, "no prepare.negative_weights policy in the validated config"
+    assert str(policy) in report
+    for name in NLO_SAMPLES:
+        with h5py.File(results / "h5" / f"{name}.h5") as h5:
+            weights = h5["jets"]["weight"]
+        fraction = float(np.mean(weights < 0))
+        assert 0.08 < fraction < 0.18
+        summary = json.loads((results / "h5" / f"{name}.summary.json").read_text())
+        assert summary["negative_weights"]["fraction"] == pytest.approx(fraction)
+        assert shown(fraction, report), (name, fraction)
+    assert "cjets" in report.split("## Warnings", 1)[1]

@@ -306,7 +306,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     report(
         c,
         dict(zip(models, per_model(args.metrics, paths.METRICS), strict=True)),
-        dict(zip(models, per_model(args.predictions, paths.PREDICTIONS), strict=True)),
+        dict(zip(models, per_model(args.training, paths.TRAINING_METRICS), strict=True)),
         given(args.split_summary, lambda: paths.SPLIT_SUMMARY),
         given(
             args.convert_summaries,
@@ -337,7 +337,9 @@ def cmd_install_profile(args: argparse.Namespace) -> None:
 def cmd_init(args: argparse.Namespace) -> None:
     from hepsnake.init.starter import write_starter
 
-    for line in write_starter(args.source, args.out, args.reader, args.force):
+    for line in write_starter(
+        args.source, args.out, args.reader, args.force, args.tree, args.label
+    ):
         print(line)
 
 
@@ -456,8 +458,8 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("--repo", default=".", help="workflow checkout whose git commit is embedded")
     rep = verb("report", cmd_report, "results/report.md and the model comparison plot")
     rep.add_argument("--models", nargs="+")
-    rep.add_argument("--predictions", nargs="+", help="one per model, in order")
     rep.add_argument("--metrics", nargs="+", help="one per model, in order")
+    rep.add_argument("--training", nargs="+", help="each model's training metrics.json, in order")
     rep.add_argument("--exports", nargs="*", help="export benchmark.json files")
     rep.add_argument("--epochs", help="the best-epochs table of hepsnake compare")
     rep.add_argument("--studies", nargs="*", help="tuning studies' study.json")
@@ -468,11 +470,20 @@ def parser() -> argparse.ArgumentParser:
     ini = verb(
         "init",
         cmd_init,
-        "inspect a real ROOT file and write a starter DIR/config.yaml and DIR/samples.tsv",
+        "inspect real ROOT files and write a starter DIR/config.yaml and DIR/samples.tsv",
         config=False,
     )
-    ini.add_argument("--from", dest="source", required=True, metavar="FILE.root")
+    ini.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        nargs="+",
+        metavar="[CLASS=]FILE.root",
+        help="one sample per file; CLASS= makes the file's jets that class",
+    )
     ini.add_argument("--reader", choices=["physlite", "flat"], help="default: detected")
+    ini.add_argument("--tree", help="the tree or RNTuple to read (default: the one with jets)")
+    ini.add_argument("--label", metavar="BRANCH", help="the truth-label branch (default: found)")
     ini.add_argument("--out", required=True, metavar="DIR")
     ini.add_argument("--force", action="store_true", help="replace an existing config there")
     ins = verb(

@@ -3,16 +3,31 @@
 import sys
 
 from hepsnake import paths
-from hepsnake.config import expand_files, stage_digest, workflow_config, write_resolved
+from hepsnake.config import (
+    contract,
+    expand_files,
+    stage_digest,
+    workflow_config,
+    write_resolved,
+)
+from hepsnake.convert.preflight import preflight
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.remote import is_remote
 
 # the checks and the one error line of the hepsnake command: file, key path, what is allowed;
 # then the resolved config, rewritten only when its content changes (a batch job's re-read of
-# the Snakefile leaves it as it is)
+# the Snakefile leaves it as it is); then the inputs, branches and cuts against the readers
+# and each sample's first file (once, in the process that builds the DAG, not again in each
+# batch job)
 try:
     RESOLVED = workflow_config(config, workflow.configfiles)
     write_resolved(RESOLVED, paths.RESOLVED_CONFIG)
+    if workflow.is_main_process:
+        preflight(
+            [contract(RESOLVED, "convert", sample=s["name"]) for s in config["samples"]],
+            contract(RESOLVED, "norm").inputs,
+            contract(RESOLVED, "split").prepare.label_map,
+        )
 except HepsnakeError as exc:
     sys.exit(f"hepsnake: error: {exc}")
 

@@ -4,7 +4,7 @@
 rule report:
     input:
         metrics=expand(paths.METRICS, model=MODELS),
-        predictions=expand(paths.PREDICTIONS, model=MODELS),
+        training=expand(paths.TRAINING_METRICS, model=MODELS),
         split_summary=paths.SPLIT_SUMMARY,
         convert_summaries=expand(paths.CONVERT_SUMMARY, sample=SAMPLES),
         exports=expand(paths.EXPORT_BENCHMARK, model=EXPORTED),

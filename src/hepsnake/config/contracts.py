@@ -118,6 +118,16 @@ Reader = FlatReader | PhysliteReader
 
 
 @dataclass(frozen=True, slots=True)
+class XRootD:
+    """XRootD client limits for ``root://`` and ``xroot://`` files (``convert.xrootd``)."""
+
+    connection_window_s: int
+    connection_retry: int
+    request_timeout_s: int
+    stream_timeout_s: int
+
+
+@dataclass(frozen=True, slots=True)
 class ConvertSpec:
     max_constituents: Mapping[str, int]
     sort_by: Mapping[str, str]
@@ -125,6 +135,7 @@ class ConvertSpec:
     compression: str
     chunk_size: int
     skip_bad_files: bool
+    xrootd: XRootD
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +202,9 @@ class PrepareSpec:
     std_floor: float | None
     resample: str
     weights: WeightsSpec
+    negative_weights: str
+    empty_class: str
+    min_class_jets: int
     label_map: LabelMap | None = None
 
 
@@ -234,6 +248,7 @@ class EvaluateSpec:
     reference_taggers: Mapping[str, ScoreTagger | ProbabilityTagger]
     ratio_reference: str | None
     physical_weights: bool | None
+    roc_weights: str
     min_class_jets: int
     constant_fraction: float
     plot_style: PlotStyle | None
@@ -242,6 +257,18 @@ class EvaluateSpec:
     def signal_name(self) -> str:
         """How plots and the report name the signal."""
         return self.signal_label or str(self.signal)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSpec:
+    """The thresholds of the report's warnings (``report:``)."""
+
+    converged_tail: float
+    still_falling_epochs: int
+    overfitting_epochs: int
+    overfitting_rise: float
+    ks_p_value: float
+    int8_auc_delta: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -619,6 +646,8 @@ class ReportContract:
 
     class_names: tuple[str, ...]
     evaluate: EvaluateSpec
+    report: ReportSpec
+    negative_weights: str  # the training's negative-weight policy, which the warnings name
     parameters: Mapping[str, Scan]
     config_hash: str
     models: tuple[str, ...]
@@ -796,6 +825,8 @@ def stage_data(r: Any, stage: str, names: Mapping[str, str]) -> dict[str, Any]:
     return {  # report
         "class_names": c["class_names"],
         "evaluate": c["evaluate"],
+        "report": c["report"],
+        "negative_weights": c["prepare"]["negative_weights"],
         "parameters": {m: r.scan(m) for m in c["models"]},
         "config_hash": r.config_hash,
         "models": c["models"],

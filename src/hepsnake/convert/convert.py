@@ -5,10 +5,10 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
@@ -16,54 +16,26 @@ import xxhash
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hepsnake import __version__
-from hepsnake.config.contracts import ConvertContract, FlatReader, Reader
+from hepsnake.config.contracts import ConvertContract
 from hepsnake.config.typed import to_data
 from hepsnake.convert.cuts import apply_cuts, cut_names, mev_warnings
+from hepsnake.convert.preflight import check_first_file
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.atomic import atomic_path, json_text, write_errno
 from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.h5 import TableWriter, set_attrs
 from hepsnake.io.listing import expand_urls
-from hepsnake.io.physlite import PhysliteSource
 from hepsnake.io.remote import is_remote, redact_text, redact_url
-from hepsnake.io.root import FlatSource
+from hepsnake.io.sources import open_source
+from hepsnake.io.xrootd import configure as configure_xrootd
 from hepsnake.names import LABEL
+from hepsnake.negative_weights import figures, warning
+from hepsnake.pause import pause_point
 
 DEFAULT_MAX_CONSTITUENTS = 40
+WEIGHT_BLOCK = 1 << 20  # jets per read of the written weights (the negative-weight figures)
 T = TypeVar("T")
 log = logging.getLogger("hepsnake")
-
-
-class Source(Protocol):
-    """What a reader offers the converter."""
-
-    num_entries: int
-    energy_unit: str
-    event_number_source: str
-
-    def chunks(self, step: int) -> Iterator[tuple[int, JetChunk]]: ...
-
-
-def open_source(
-    path: str,
-    reader: Reader,
-    tree: str | None,
-    first_event: int = 0,
-    cut_names: Sequence[str] = (),
-) -> Source:
-    """Open ``path`` with ``reader`` (``tree`` overrides its tree).
-
-    ``first_event``: the event number of the first entry, for files whose events are
-    numbered by entry (flat readers without an ``eventNumber`` mapping, PHYSLITE files
-    without any event number). ``cut_names``: names the cuts read (raw branches among them
-    are read for the cuts).
-    """
-    if not is_remote(path) and not os.path.exists(path):
-        raise HepsnakeError(path, "file not found")
-    spec = dataclasses.replace(reader, tree=tree) if tree else reader
-    if isinstance(spec, FlatReader):
-        return FlatSource(path, spec, first_event, cut_names)
-    return PhysliteSource(path, spec, first_event, cut_names)
 
 
 def file_record(path: str) -> dict[str, Any]:
@@ -176,7 +148,11 @@ def convert(
     so a failure leaves neither. Returns the summary: per-file entries and jets, skipped files
     with reasons, totals.
     """
+    configure_xrootd(contract.convert.xrootd)
     files = expand_urls(contract.sample.name, contract.sample.files)
+    if files and not contract.convert.skip_bad_files:
+        with redacted_errors(files[0]):  # what snakemake -n cannot do for a remote file
+            check_first_file(contract, files[0])
     with (
         atomic_path(output) as tmp,
         atomic_path(summary) as tmp_summary,
@@ -234,8 +210,15 @@ def write_sample(
     report["event_number_source"] = list(
         dict.fromkeys(f["event_number_source"] for f in report["files"])
     )
-    for warning in mev_warnings(list(conv.cuts), list(report["cuts"].values()), units[0]):
-        log.warning("convert %s: %s", sample.name, warning)
+    for text in mev_warnings(list(conv.cuts), list(report["cuts"].values()), units[0]):
+        log.warning("convert %s: %s", sample.name, text)
+    weights = h5["jets"].fields("weight")
+    found = figures(weights[a : a + WEIGHT_BLOCK] for a in range(0, n_jets, WEIGHT_BLOCK))
+    report["negative_weights"] = found
+    negative = warning(sample.name, found, None)
+    report["warnings"] = [negative] if negative else []
+    if negative:
+        log.warning("convert %s: %s", sample.name, negative["message"])
     h5["jets"].attrs["class_names"] = list(contract.class_names)
     h5["jets"].attrs[LABEL] = list(contract.class_names)
     h5["jets"].attrs["energy_unit"] = units[0]
@@ -333,6 +316,7 @@ def convert_file(
     """
     cuts, conv = list(contract.convert.cuts), contract.convert
     source = open_source(path, contract.reader, contract.sample.tree, first_event, cut_names(cuts))
+    pause_point("convert.file_opened")
     bar.update(task, total=bar.tasks[task].total + source.num_entries)
     jets_read = jets_kept = 0
     failed = [0] * len(cuts)
@@ -345,6 +329,7 @@ def convert_file(
             chunk = chunk.select(mask)
         if len(chunk):
             out.write(chunk)
+            pause_point("convert.chunk_written")  # tests: the output is still temporary
         jets_kept += len(chunk)
         bar.advance(task, n_entries)
     record = file_record(path)

@@ -5,11 +5,11 @@ parameterised model's parameters follow the jet variables (Athena reads them, li
 variables, as decorations of the jet), then per constituent collection
 ``{collection without its plural s}_features`` (n, variables) float32 (``tracks`` gives
 ``track_features``, as Athena's ``GNNDataLoader`` names them), n dynamic and possibly 0.
-Outputs: one float32 scalar ``{model}_p{class}`` per class, then every other task's outputs
-(a jet-level one a scalar, a constituent-level one (n,) or (n, n) over its collection's
-constituents), from :func:`hepsnake.export.onnx.output_names` with the model name reduced to
-letters and digits (Athena's ``SaltModel`` takes the model name from the output names up to
-their first ``_``).
+Outputs: every task's outputs, the jet classification's first (one float32 scalar
+``{model}_p{class}`` per class; a jet-level output a scalar, a constituent-level one (n,) or
+(n, n) over its collection's constituents), from :func:`hepsnake.export.onnx.output_names`
+with the model name reduced to letters and digits (Athena's ``SaltModel`` takes the model
+name from the output names up to their first ``_``).
 Metadata: Salt's ``gnn_config`` JSON; the doc string is the model name. The norm dict stays
 inside the graph, so every offset is 0 and every scale 1.
 """
@@ -137,17 +137,12 @@ def gnn_config(tagger: Tagger, name: str, outputs: list[str], extra: dict[str, A
 
 
 def export_athena(
-    tagger: Tagger,
-    path: str | Path,
-    model: str,
-    class_names: list[str],
-    provenance: dict[str, Any],
-    opset: int = 18,
+    tagger: Tagger, path: str | Path, model: str, provenance: dict[str, Any], opset: int = 18
 ) -> None:
     """Write the Athena-layout graph of ``tagger`` at ``path``, checked, with ``gnn_config``
     (``provenance`` under its key ``hepsnake``) and the model name as doc string."""
     name = model_name(model)
-    names = output_names(name, class_names, tagger.tasks[1:])
+    names = output_names(name, tagger.tasks)
     shapes = {
         sequence_input(c): {0: torch.export.Dim(f"n_{model_name(c)}")} for c in tagger.collections
     }

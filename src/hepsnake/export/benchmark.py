@@ -19,9 +19,9 @@ import torch
 
 from hepsnake.data.loader import Batch, H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
-from hepsnake.evaluate.predict import batch_probabilities
 from hepsnake.export.onnx import feeds, session
 from hepsnake.models.checkpoint import TrainedTagger
+from hepsnake.roc import auc
 
 BACKENDS = ("pytorch", "onnx_fp32", "onnx_int8")
 TARGETS = {"fp32_latency_ratio_max": 0.5, "int8_speedup_min": 1.3, "int8_auc_delta_max": 0.005}
@@ -64,7 +64,7 @@ def signal_auc(
     probs: np.ndarray, labels: np.ndarray, class_names: list[str], signal: str = "sig"
 ) -> float | None:
     """AUC of the signal class against all others, with equal background fractions."""
-    from hepsnake.evaluate.metrics import auc, discriminant  # scikit-learn: ~1 s to import
+    from hepsnake.evaluate.metrics import discriminant  # scikit-learn: ~1 s to import
 
     if signal not in class_names:
         return None
@@ -87,9 +87,11 @@ def runners(
     Runtime computes every output, the probabilities are its first ones."""
     module.eval()
     n = len(module.hparams.class_names)
+    task = module.model.classification
 
+    @torch.inference_mode()
     def run_torch(batch: Batch) -> np.ndarray:
-        return batch_probabilities(module, batch)
+        return task.probabilities(module(batch)).numpy()
 
     out: dict[str, tuple[Runner, Callable[[Batch], Any]]] = {"pytorch": (run_torch, dict)}
     for name, path in (("onnx_fp32", fp32), ("onnx_int8", int8)):

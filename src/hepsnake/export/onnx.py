@@ -3,11 +3,12 @@
 Inputs (in this order): ``jets_data`` (batch, features), then per constituent collection
 ``{c}_data`` (batch, n_c, features) float32 and ``{c}_mask`` (batch, n_c) bool, then
 ``params_data`` (batch, P) for parameterised models; batch and every n_c are dynamic.
-Outputs: first the jet classification's ``{model}_p{class}`` (batch,), then every other
-task's :meth:`~hepsnake.models.tasks.base.Task.export` tensors under its export names:
-(batch,) for a jet-level task, (batch, n_c) or (batch, n_c, n_c) for a constituent-level
-one, whose constituent axes are named ``n_{c}`` like the inputs'. Values in padded slots
-of constituent-level outputs are meaningless. The norm dict lives inside the graph.
+Outputs: every task's :meth:`~hepsnake.models.tasks.base.Task.export` tensors under its
+export names, the tagger's tasks in order (the jet classification's ``{model}_p{class}``
+first): (batch,) for a jet-level task, (batch, n_c) or (batch, n_c, n_c) for a
+constituent-level one, whose constituent axes are named ``n_{c}`` like the inputs'. Values
+in padded slots of constituent-level outputs are meaningless. The norm dict lives inside
+the graph.
 """
 
 import copy
@@ -28,7 +29,6 @@ from torch import nn
 
 from hepsnake.models.tagger import Tagger
 from hepsnake.models.tasks.base import Task
-from hepsnake.names import prob_column
 
 NOISY_LOGGERS = ("", "torch.onnx", "torch.export", "onnxscript", "onnx_ir", "onnxruntime")
 
@@ -50,12 +50,9 @@ def quiet() -> Iterator[None]:
 
 
 def task_outputs(tagger: Tagger, out: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """The exported tensors of the tagger's raw outputs ``out``: the per-class probabilities,
-    then each other task's :meth:`~hepsnake.models.tasks.base.Task.export`, in
-    :func:`output_names` order."""
-    jet, *others = tagger.tasks
-    probs = out[jet.output_key].float().softmax(-1)
-    return (*probs.unbind(-1), *(x for t in others for x in t.export(out[t.output_key])))
+    """The exported tensors of the tagger's raw outputs ``out``: each task's
+    :meth:`~hepsnake.models.tasks.base.Task.export`, in :func:`output_names` order."""
+    return tuple(x for t in tagger.tasks for x in t.export(out[t.output_key]))
 
 
 class OnnxTagger(nn.Module):
@@ -94,12 +91,9 @@ def input_names(tagger: Tagger) -> list[str]:
     return names + (["params_data"] if tagger.param_norm is not None else [])
 
 
-def output_names(model: str, class_names: list[str], tasks: Sequence[Task] = ()) -> list[str]:
-    """``{model}_p{class}`` (:func:`prob_column`) for every class, in class order, then the
-    export names of ``tasks`` (the tagger's tasks after the jet classification)."""
-    return [prob_column(model, c) for c in class_names] + [
-        n for t in tasks for n in t.export_names(model)
-    ]
+def output_names(model: str, tasks: Sequence[Task]) -> list[str]:
+    """The export names of ``tasks`` (a tagger's tasks, in order) for ``model``."""
+    return [n for t in tasks for n in t.export_names(model)]
 
 
 def feeds(batch: Mapping[str, torch.Tensor], names: list[str]) -> dict[str, np.ndarray]:
@@ -240,17 +234,13 @@ def save_checked(
 
 
 def export_onnx(
-    tagger: Tagger,
-    path: str | Path,
-    model: str,
-    class_names: list[str],
-    metadata: Mapping[str, str],
-    opset: int = 18,
+    tagger: Tagger, path: str | Path, model: str, metadata: Mapping[str, str], opset: int = 18
 ) -> None:
-    """Write ``tagger`` as a checked ONNX model at ``path`` with ``metadata`` as properties."""
+    """Write ``tagger`` as a checked ONNX model at ``path`` with ``metadata`` as properties,
+    its outputs named after ``model``."""
     example = example_inputs(tagger)
     shapes = dynamic_shapes(tagger)["inputs"]
-    outputs = output_names(model, class_names, tagger.tasks[1:])
+    outputs = output_names(model, tagger.tasks)
     with quiet():
         proto = traced(OnnxTagger(tagger), example, outputs, opset, shapes)
     save_checked(proto, path, metadata)

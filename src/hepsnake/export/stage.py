@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 
@@ -36,6 +35,7 @@ from hepsnake.export.onnx import (
 from hepsnake.export.quantise import MODES, weight_errors
 from hepsnake.export.quantise import quantise as quantise_model
 from hepsnake.io.atomic import atomic_path, job_scratch, write_json
+from hepsnake.io.files import open_h5
 from hepsnake.models.checkpoint import TrainedTagger, config_sha256
 from hepsnake.models.tasks.base import label_key
 from hepsnake.names import valid_field
@@ -76,7 +76,7 @@ def model_metadata(
         "model_name": model_name,
         "input_names": to_json(names),
         "input_variables": to_json(variables),
-        "output_names": to_json(output_names(model_name, hp["class_names"], tagger.tasks[1:])),
+        "output_names": to_json(output_names(model_name, tagger.tasks)),
         "class_names": to_json(hp["class_names"]),
         "norm": to_json(hp["norm"]),
         "parameters": to_json(hp.get("parameters")),
@@ -92,7 +92,7 @@ def model_metadata(
 
 def max_widths(spec: InputSpec, path: str) -> dict[str, int]:
     """The most constituents a loader batch of ``path`` can hold, per collection."""
-    with h5py.File(path, "r") as h5:
+    with open_h5(path, "test split", [spec.dataset(c) for c in spec.constituents]) as h5:
         widths = {c: h5[spec.dataset(c)].shape[1] for c in spec.constituents}
     return {c: min(w, spec.num_inputs.get(c) or w) for c, w in widths.items()}
 
@@ -325,14 +325,15 @@ def validate_int8(
 def task_figures(
     module: TrainedTagger, batches: list[Batch], per_batch: list[list[np.ndarray]]
 ) -> dict[str, dict[str, Any]]:
-    """:meth:`~hepsnake.models.tasks.base.Task.evaluate` of each task after the jet
-    classification on ONNX outputs ``per_batch`` (one list per batch, in output order) over
-    the real entries of ``batches``: e.g. a constituent classification's AUC, a regression's
-    resolution. Only tasks whose exported fields are their prediction fields and whose truth
-    fields the batches hold (edge classification exports pair scores, not vertices)."""
+    """:meth:`~hepsnake.models.tasks.base.Task.evaluate` of each task on ONNX outputs
+    ``per_batch`` (one list per batch, in output order) over the real entries of ``batches``:
+    e.g. a constituent classification's AUC, a regression's resolution. Only tasks whose
+    exported fields are their prediction fields, whose truth fields the batches hold, and
+    that have figures from a table alone (edge classification exports pair scores, not
+    vertices; the jet classification's AUC needs the evaluate settings)."""
     figures: dict[str, dict[str, Any]] = {}
-    stop = len(module.hparams.class_names)  # the outputs of the tasks follow the jet classes'
-    for task in module.model.tasks[1:]:
+    stop = 0
+    for task in module.model.tasks:
         names = task.export_names("onnx")
         start, stop = stop, stop + len(names)
         keys = {f: label_key(task.dataset, f) for f in task.truth()}
@@ -347,7 +348,9 @@ def task_figures(
             for field, values in fields.items():
                 table.setdefault(field, []).append(values[keep])
             table.setdefault(valid_field(), []).append(np.ones(int(keep.sum()), dtype=bool))
-        figures[task.name] = task.evaluate({k: np.concatenate(v) for k, v in table.items()}, "onnx")
+        scored = task.evaluate({k: np.concatenate(v) for k, v in table.items()}, "onnx")
+        if scored:
+            figures[task.name] = scored
     return figures
 
 
@@ -364,7 +367,7 @@ def to_onnx(
     ``meta`` then its provenance), with a failure of the exporter as one clear error line."""
     write = salt.export_athena if athena else export_onnx
     try:
-        write(module.model, path, model_name, list(module.hparams.class_names), meta, opset)
+        write(module.model, path, model_name, meta, opset)
     except HepsnakeError:
         raise
     except Exception as error:

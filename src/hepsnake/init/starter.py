@@ -1,8 +1,8 @@
 """Write a starter ``config.yaml`` and ``samples.tsv`` from the findings of ``inspect_file``.
 
-The config is complete and standalone (no toy key): classes from the file's truth label, one
-reader, convert cuts in the file's energy unit, inputs, the ``baseline`` model, evaluation
-with flavour-tagging working points and a ``label_map`` from the label branch.
+The config is complete and standalone (no toy key): classes (:mod:`hepsnake.init.labels`), one
+reader over every input file, convert cuts in the files' energy unit, inputs, the ``baseline``
+model, evaluation (flavour-tagging working points for flavour classes) and one sample per file.
 """
 
 import re
@@ -13,17 +13,18 @@ import numpy as np
 import yaml
 
 from hepsnake.config.contracts import reader as reader_spec
-from hepsnake.convert.convert import open_source
 from hepsnake.convert.cuts import apply_cuts, cut_names
 from hepsnake.errors import HepsnakeError
-from hepsnake.init.inspect import FileInfo, inspect_file
+from hepsnake.init.combine import combine
+from hepsnake.init.flat import strip
+from hepsnake.init.info import FileInfo
+from hepsnake.init.inspect import inspect_file
+from hepsnake.init.labels import Labels, choose
 from hepsnake.io.atomic import atomic_path
+from hepsnake.io.sources import open_source
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.split import SPLITS
 
-# flavour classes (FTAG names) and the truth-label values of each; 15 (tau) is dropped
-FLAVOURS: dict[str, list[int]] = {"ujets": [0, 1, 2, 3, 21], "cjets": [4], "bjets": [5]}
-DROPPED = [15]
 MODEL = "baseline"  # the shipped DeepSets model, for inputs with constituent collections
 JETS_ONLY_MODEL = "dense"  # the shipped MLP on jet variables, for inputs with none
 PROBABILITY = {"bjets": "pb", "cjets": "pc", "ujets": "pu"}  # PHYSLITE score suffixes
@@ -35,6 +36,11 @@ ATLAS_TRUTH = [
 ]
 PHYSLITE_TRACK_INPUTS = ["pt", "deta", "dphi", "d0", "z0SinTheta"]
 PHYSLITE_TRACK_HITS = ["numberOfPixelHits", "numberOfSCTHits"]
+FTAG_WORKING_POINTS = [0.6, 0.7, 0.77, 0.85]
+# never a training input: truth, labels, weights, identifiers, index links, absolute phi
+NOT_INPUT = re.compile(
+    r"truth|label|flavou?r|pdgid|weight|^(event|run|lumi)|(idx|index)\d*$|^phi$", re.I
+)
 
 
 # experiment label of the evaluation plots, by reader (plain plots for other flat ntuples)
@@ -42,17 +48,6 @@ PLOT_STYLES = {
     "physlite": {"experiment": "ATLAS", "simulation": True, "label": "Internal"},
     "nanoaod": {"experiment": "CMS", "simulation": True, "label": "Open Data"},
 }
-
-
-def flavour_map(values: dict[int, int]) -> tuple[list[str], dict[str, list[int]]]:
-    """The classes present among the label ``values`` and the class -> values map
-    (unlisted values seen in the file, and taus, go to ``drop``)."""
-    classes = [c for c, vals in FLAVOURS.items() if any(v in values for v in vals)]
-    mapping: dict[str, list[int]] = {c: FLAVOURS[c] for c in classes}
-    listed = {v for vals in FLAVOURS.values() for v in vals}
-    drop = sorted({*DROPPED, *(v for v in values if v not in listed)})
-    mapping["drop"] = drop
-    return classes, mapping
 
 
 def batch_size(n_jets: int) -> int:
@@ -91,13 +86,14 @@ def physlite_parts(info: FileInfo) -> tuple[dict[str, Any], dict[str, Any], list
 
 
 def flat_parts(info: FileInfo) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """(reader, inputs, notes) of a flat ntuple."""
-    jets: dict[str, str] = dict(info.kinematics)
-    notes = list(info.notes)
+    """(reader, inputs, notes) of a flat ntuple: every jet variable and constituent variable
+    found is read; the inputs are those that are no truth, label, weight, identifier, tagger
+    score, absolute phi or constant within a file."""
+    jets: dict[str, str] = {**info.kinematics, **info.variables}
     if info.label:
-        jets[info.label.removeprefix("Jet_")] = info.label
+        jets[strip(info.jet_prefix, info.label)] = info.label
     for tagger in info.taggers:
-        jets[tagger.removeprefix("Jet_")] = tagger
+        jets[strip(info.jet_prefix, tagger)] = tagger
     if info.weight:
         jets["mcEventWeight"] = info.weight
     if info.event_number:
@@ -106,57 +102,27 @@ def flat_parts(info: FileInfo) -> tuple[dict[str, Any], dict[str, Any], list[str
         "type": "flat",
         "tree": info.tree,
         "entry": info.entry,
-        "unit": "GeV",
+        "unit": info.unit,
         "jets": jets,
     }
-    variables: dict[str, list[str]] = {"jets": [v for v in ("pt", "eta", "mass", "e") if v in jets]}
-    if info.links and info.entry == "event":
-        reader["collections"] = info.links
-        for name, coll in info.links.items():
-            variables[name] = [v for v in ("pt", "eta") if v in coll["variables"]]
-            sides = ", ".join(coll["link"]["jet_side"])
-            notes.append(f"collection '{name}' attached to jets by {sides}")
-    inputs = {
-        "variables": variables,
-        "transforms": {"jets": {"pt": "log1p"}, **{n: {"pt": "log1p"} for n in info.links}},
-    }
-    return reader, inputs, notes
-
-
-def flat_label(info: FileInfo, reader: dict[str, Any]) -> tuple[str, dict[str, Any], list[str]]:
-    """(label variable, class -> values map, notes) for a flat file without a truth label.
-
-    With non-zero MC b-quark momenta: the ΔR of each jet to the nearest b quark, b jets
-    within 0.3. Otherwise (HZZ: the MC branches are all zero) the file's own b-tag score
-    is a proxy label, for a workflow check only.
-    """
-    if info.b_quarks and not info.b_quarks_empty:
-        jet_eta, jet_phi = info.kinematics["eta"], info.kinematics["phi"]
-        terms = []
-        for q in info.b_quarks:
-            pt = f"hypot({q}_px, {q}_py)"
-            dr = f"delta_r({jet_eta}, {jet_phi}, arcsinh({q}_pz / {pt}), arctan2({q}_py, {q}_px))"
-            terms.append(f"where({pt} > 0, {dr}, 99)")
-        reader["jets"]["truth_dr_b"] = f"minimum({terms[0]}, {terms[1]})"
-        notes = ["no truth label: b jets are those within ΔR < 0.3 of an MC b quark"]
-        return "truth_dr_b", {"bjets": {"range": [0, 0.3]}, "ujets": {"range": [0.3, 1e9]}}, notes
-    if not info.taggers:
-        raise HepsnakeError(info.path, "no truth label, MC b quarks or b-tag score to label jets")
-    tagger = info.taggers[0]
-    for key in [k for k, v in reader["jets"].items() if v == tagger]:
-        del reader["jets"][key]  # a reference tagger scored on its own labels says nothing
-    reader["jets"]["truth_btag_proxy"] = tagger
-    why = "MC b-quark branches are all zero" if info.b_quarks else "no MC b-quark branches"
-    notes = [
-        f"no truth label and {why}: the label is a PROXY from the file's own b-tag score "
-        f"{tagger} (> 0.5: bjets), stored as truth_btag_proxy (never an input). The run checks "
-        "the workflow; its numbers are not b-tagging performance"
-    ]
-    return (
-        "truth_btag_proxy",
-        {"bjets": {"range": [0.5, 1e9]}, "ujets": {"range": [-1e9, 0.5]}},
-        notes,
-    )
+    collections = {**info.collections, **info.links}
+    if collections:
+        reader["collections"] = collections
+    skip = {info.label, *info.taggers, info.weight, info.event_number, *info.constants}
+    variables = {"jets": [v for v, b in jets.items() if b not in skip and not NOT_INPUT.search(v)]}
+    for name, coll in collections.items():
+        fields = coll.get("variables", coll)
+        variables[name] = [v for v in fields if not NOT_INPUT.search(v)]
+    notes = list(info.notes)
+    constant = sorted(v for v, b in jets.items() if b in info.constants)
+    if constant:
+        notes.append(f"one value per file, so not an input: {', '.join(constant)}")
+    transforms: dict[str, dict[str, str]] = {}
+    for name, inputs in variables.items():
+        energy = next((v for v in ("pt", "e") if v in inputs), None)
+        if energy:
+            transforms[name] = {energy: "log1p"}
+    return reader, {"variables": variables, "transforms": transforms}, notes
 
 
 def reference_taggers(
@@ -174,7 +140,7 @@ def reference_taggers(
     return {stored[t]: {"score": stored[t]} for t in info.taggers if t in stored}
 
 
-SMALL_FILE = 1000  # events: below this the split fractions and seed are checked on the file
+SMALL_FILE = 1000  # entries: below this the split fractions and seed are checked on the files
 SMALL_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 
@@ -196,75 +162,121 @@ def class_masks(values: np.ndarray, mapping: dict[str, Any]) -> list[np.ndarray]
     return masks
 
 
-def small_file_split(
-    info: FileInfo,
-    reader: dict[str, Any],
-    cuts: list[str],
-    label_map: tuple[str, dict[str, Any]],
-    sample: str,
-) -> tuple[dict[str, float], int] | None:
-    """For a small file: fractions 0.6/0.2/0.2 and the first seed from 42 whose event-hash
-    split gives every split at least one jet of every class after the cuts (None: the
-    defaults, for a file of at least SMALL_FILE events or when no seed of 42..141 does).
-    ``reader`` is the starter's reader block, ``label_map`` its (variable, map)."""
-    if info.entries >= SMALL_FILE:
-        return None
-    source = open_source(info.path, reader_spec(reader), None, 0, cut_names(cuts))
-    variable, mapping = label_map
-    events, labels = [], []
+def jet_classes(
+    path: str, config: dict[str, Any], labels: Labels, file_class: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(event number, class index or -1) of each jet of ``path`` passing the cuts."""
+    reader = next(iter(config["readers"].values()))
+    cuts = config["convert"]["cuts"]
+    events, classes = [], []
+    source = open_source(path, reader_spec(reader), None, 0, cut_names(cuts))
     for _, chunk in source.chunks(100000):
-        mask, _ = apply_cuts(chunk.jets, cuts, info.path, chunk.aux)
+        mask, _ = apply_cuts(chunk.jets, cuts, path, chunk.aux)
         events.append(chunk.jets["eventNumber"][mask])
-        labels.append(chunk.jets[variable][mask])
-    event_number, masks = (np.concatenate(events), class_masks(np.concatenate(labels), mapping))
+        index = np.full(int(mask.sum()), -1)
+        if file_class is not None:
+            index[:] = labels.classes.index(file_class)
+        else:
+            assert labels.label_map is not None
+            values = chunk.jets[labels.label_map["variable"]][mask]
+            for i, which in enumerate(class_masks(values, labels.label_map["map"])):
+                index[which] = i
+        classes.append(index)
+    return np.concatenate(events), np.concatenate(classes)
+
+
+def small_file_split(
+    infos: list[FileInfo], config: dict[str, Any], rows: list[dict[str, str]], labels: Labels
+) -> tuple[dict[str, float], int] | None:
+    """For small files: fractions 0.6/0.2/0.2 and the first seed from 42 whose event-hash
+    split gives every split at least one jet of every class after the cuts (None: the
+    defaults, for files of at least SMALL_FILE entries in all or when no seed of 42..141
+    does)."""
+    if sum(i.entries for i in infos) >= SMALL_FILE:
+        return None
+    per_file = labels.per_file or [None] * len(infos)
+    jets = [
+        (row["name"], *jet_classes(info.path, config, labels, cls))
+        for info, row, cls in zip(infos, rows, per_file, strict=True)
+    ]
     fractions = [SMALL_FRACTIONS[s] for s in SPLITS]
     for seed in range(42, 142):
-        which = assign_splits(event_uniform(sample, event_number, seed), fractions)
-        if all((which[m] == i).any() for m in masks for i in range(len(SPLITS))):
+        seen: set[tuple[int, int]] = set()
+        for sample, events, classes in jets:
+            which = assign_splits(event_uniform(sample, events, seed), fractions)
+            known = classes >= 0
+            seen |= set(zip(classes[known].tolist(), which[known].tolist(), strict=True))
+        if len(seen) == len(labels.classes) * len(SPLITS):
             return SMALL_FRACTIONS, seed
     return None
 
 
-def starter(info: FileInfo, out: Path) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    """(config, sample-sheet row, notes on what was found and chosen) for ``info``."""
-    mev = info.reader == "physlite"
-    if mev:
+def sample_rows(infos: list[FileInfo], reader_name: str, labels: Labels) -> list[dict[str, str]]:
+    """One sample-sheet row per file: its name (the file's stem, made unique), the file, the
+    reader, and the class when files are classes."""
+    rows: list[dict[str, str]] = []
+    taken: set[str] = set()
+    for i, info in enumerate(infos):
+        # the sample name pattern ($defs/name): letters, digits, _ . - and a letter or digit first
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(info.path).stem)
+        stem = stem if stem[:1].isalnum() else f"s{stem}"
+        name, n = stem, 2
+        while name in taken:
+            name, n = f"{stem}_{n}", n + 1
+        taken.add(name)
+        row = {"name": name, "files": str(Path(info.path).resolve()), "reader": reader_name}
+        row["role"] = "train"
+        if labels.per_file:
+            row["label"] = labels.per_file[i]
+        rows.append(row)
+    return rows
+
+
+def starter(
+    infos: list[FileInfo], out: Path, classes_given: list[str | None], label_given: bool
+) -> tuple[dict[str, Any], list[dict[str, str]], list[str]]:
+    """(config, sample-sheet rows, notes on what was found and chosen) for the files."""
+    info = combine(infos)
+    mev = info.reader == "physlite" or info.unit == "MeV"
+    if info.reader == "physlite":
         reader, inputs, notes = physlite_parts(info)
         reader_name = "physlite"
     else:
         reader, inputs, notes = flat_parts(info)
         reader_name = "nanoaod" if "Jet_hadronFlavour" in info.keys else "flat"
-    if info.label:
-        label_var = info.label if mev else info.label.removeprefix("Jet_")
-        classes, mapping = flavour_map(info.label_values)
-        notes.append(f"label {info.label}: values {info.label_values} -> {mapping}")
-    else:
-        label_var, mapping, label_notes = flat_label(info, reader)
-        classes = [c for c in FLAVOURS if c in mapping]
-        notes += label_notes
-    if len(classes) < 2:
-        raise HepsnakeError(
-            info.path, f"label values {info.label_values} give fewer than 2 classes"
-        )
+    labels = choose(info, reader, classes_given, [i.path for i in infos], label_given)
+    notes += labels.notes
     unit = "MeV" if mev else "GeV"
     scale = 1000.0 if mev else 1.0
     cuts = [f"pt > {20 * scale:g}", "abs(eta) < 2.5"]
     if not mev and "Jet_jetId" in info.keys:
         cuts.append("Jet_jetId >= 2")  # a cut on a raw branch that is not stored
-    inputs["truth"] = list(dict.fromkeys([*ATLAS_TRUTH, label_var]))
+    truth = [labels.variable] if labels.variable else []
+    inputs["truth"] = list(dict.fromkeys([*ATLAS_TRUTH, *truth]))
     collections = [c for c in inputs["variables"] if c != "jets"]
+    num_inputs = inputs.get("num_inputs", {})
     model = MODEL if collections else JETS_ONLY_MODEL
-    references = reference_taggers(info, reader, classes)
-    # the sample name pattern ($defs/name): letters, digits, _ . - and a letter or digit first
-    sample = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(info.path).stem)
-    sample = sample if sample[:1].isalnum() else f"s{sample}"
+    flavours = labels.signal == "bjets"
+    references = reference_taggers(info, reader, labels.classes) if flavours else {}
+    evaluate: dict[str, Any] = {"signal": labels.signal}
+    if flavours:
+        evaluate["working_points"] = FTAG_WORKING_POINTS
+    evaluate |= {
+        "pt_bins": [20 * scale, 50 * scale, 100 * scale, 10000 * scale],
+        "reference_taggers": references,
+        "plot_style": PLOT_STYLES.get(reader_name),
+    }
+    prepare: dict[str, Any] = {"fractions": {"train": 0.8, "val": 0.1, "test": 0.1}}
+    if labels.label_map:
+        prepare["label_map"] = labels.label_map
+    prepare["weights"] = {"mode": "none"}
     config: dict[str, Any] = {
-        "class_names": classes,
+        "class_names": labels.classes,
         "samples": str(out.resolve() / "samples.tsv"),
         "readers": {reader_name: reader},
         "convert": {
-            "max_constituents": {c: inputs.get("num_inputs", {}).get(c, 2) for c in collections},
-            "sort_by": dict.fromkeys(collections, "pt"),
+            "max_constituents": {c: info.slots.get(c, num_inputs.get(c, 2)) for c in collections},
+            "sort_by": {c: sort_key(inputs["variables"][c]) for c in collections},
             "cuts": cuts,
             "chunk_size": 100000,
             "skip_bad_files": False,
@@ -273,75 +285,92 @@ def starter(info: FileInfo, out: Path) -> tuple[dict[str, Any], dict[str, str], 
         "models": [model],
         "model_dir": "config/models",
         "training_overrides": {"batch_size": batch_size(info.jets)},
-        "evaluate": {
-            "signal": "bjets",
-            "working_points": [0.6, 0.7, 0.77, 0.85],
-            "pt_bins": [20 * scale, 50 * scale, 100 * scale, 10000 * scale],
-            "reference_taggers": references,
-            "plot_style": PLOT_STYLES.get(reader_name),
-        },
-        "prepare": {
-            "fractions": {"train": 0.8, "val": 0.1, "test": 0.1},
-            "label_map": {"variable": label_var, "map": mapping},
-            "weights": {"mode": "none"},
-        },
+        "evaluate": evaluate,
+        "prepare": prepare,
     }
-    split = small_file_split(info, reader, cuts, (label_var, mapping), sample)
+    rows = sample_rows(infos, reader_name, labels)
+    split = small_file_split(infos, config, rows, labels)
     if split is not None:
         config["prepare"]["fractions"], config["prepare"]["seed"] = split
         notes.append(
-            f"{info.entries} events only: fractions {split[0]} and seed {split[1]}, the first "
+            f"{info.entries} entries only: fractions {split[0]} and seed {split[1]}, the first "
             "seed whose split holds jets of every class in train, val and test"
         )
-    notes.append(f"energy unit {unit}: cuts {cuts}, pt bins {config['evaluate']['pt_bins']}")
+    notes.append(f"energy unit {unit}: cuts {cuts}, pt bins {evaluate['pt_bins']}")
     notes.append(
         f"reference taggers {list(references) or 'none'}; model '{model}' on inputs "
         f"{inputs['variables']}; batch size {config['training_overrides']['batch_size']} "
         f"for {info.jets} jets"
     )
-    row = {"name": sample, "files": str(Path(info.path).resolve()), "reader": reader_name}
-    row["role"] = "train"
-    return config, row, notes
+    return config, rows, notes
 
 
-def header(info: FileInfo, notes: list[str]) -> str:
+def sort_key(variables: list[str]) -> str:
+    """The variable constituents are sorted by: pt, else e, else the first."""
+    return next((v for v in ("pt", "e") if v in variables), variables[0])
+
+
+def header(sources: list[str], infos: list[FileInfo], notes: list[str]) -> str:
     """The comment block opening the written config: what was found and chosen."""
+    first = infos[0]
     lines = [
-        f"hepsnake starter config, written by `hepsnake init --from {info.path}`.",
+        f"hepsnake starter config, written by `hepsnake init --from {' '.join(sources)}`.",
         "Every key is documented in config/README.md. Run from the repository root:",
         "  snakemake --cores 2 --configfile <this file>",
         "",
-        f"Found: {info.reader} file, tree '{info.tree}' ({info.entries} entries, {info.jets} jets);"
-        f" trees {info.trees}",
-        *(f"Chosen: {n}" for n in notes),
+        f"Found: {first.reader} file, tree '{first.tree}' ({first.entries} entries, "
+        f"{first.jets} jets); trees {first.trees}",
     ]
+    if len(infos) > 1:
+        lines.append(
+            f"Found: {len(infos)} files, {sum(i.entries for i in infos)} entries and "
+            f"{sum(i.jets for i in infos)} jets in all"
+        )
+    lines += [f"Chosen: {n}" for n in notes]
     # names read from the file never break out of the comment
     return "".join(f"# {' '.join(line.splitlines())}".rstrip() + "\n" for line in lines)
 
 
+def parse_source(text: str) -> tuple[str | None, str]:
+    """``CLASS=FILE`` -> (CLASS, FILE); a plain file (or an existing path with ``=``) -> (None,
+    FILE)."""
+    cls, sep, path = text.partition("=")
+    if not sep or Path(text).exists():
+        return None, text
+    return cls, path
+
+
 def write_starter(
-    path: str, out: str | Path, reader: str | None = None, force: bool = False
+    sources: str | list[str],
+    out: str | Path,
+    reader: str | None = None,
+    force: bool = False,
+    tree: str | None = None,
+    label: str | None = None,
 ) -> list[str]:
-    """Inspect ``path`` and write ``out/config.yaml`` and ``out/samples.tsv``; return the
-    lines describing what was found and chosen. Existing files need ``force``."""
+    """Inspect each of ``sources`` (``FILE`` or ``CLASS=FILE``) and write ``out/config.yaml``
+    and ``out/samples.tsv``; return the lines describing what was found and chosen.
+    Existing files need ``force``."""
     out = Path(out)
+    sources = [sources] if isinstance(sources, str) else list(sources)
     targets = [out / "config.yaml", out / "samples.tsv"]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not force:
         raise HepsnakeError(existing[0], "exists (use --force to replace it)")
-    if re.search(r"[\s,]", str(Path(path).resolve())):
-        # the sample sheet separates files by spaces and commas
-        raise HepsnakeError(path, "a path with spaces or commas cannot go in a sample sheet")
-    info = inspect_file(path, reader)
-    config, row, notes = starter(info, out)
+    parsed = [parse_source(s) for s in sources]
+    for _, path in parsed:
+        if re.search(r"[\s,]", str(Path(path).resolve())):
+            # the sample sheet separates files by spaces and commas
+            raise HepsnakeError(path, "a path with spaces or commas cannot go in a sample sheet")
+    infos = [inspect_file(path, reader, tree, label) for _, path in parsed]
+    config, rows, notes = starter(infos, out, [c for c, _ in parsed], label is not None)
     out.mkdir(parents=True, exist_ok=True)
-    text = header(info, notes) + yaml.safe_dump(
+    text = header(sources, infos, notes) + yaml.safe_dump(
         config, sort_keys=False, width=100, default_flow_style=None
     )
-    sheet = "\t".join(row) + "\n" + "\t".join(row.values()) + "\n"
+    sheet = "\t".join(rows[0]) + "\n" + "".join("\t".join(r.values()) + "\n" for r in rows)
     with atomic_path(targets[0]) as tmp_config, atomic_path(targets[1]) as tmp_sheet:
         tmp_config.write_text(text)
         tmp_sheet.write_text(sheet)
-    return [line.removeprefix("# ") for line in header(info, notes).splitlines()[4:]] + [
-        f"wrote {targets[0]} and {targets[1]}"
-    ]
+    found = header(sources, infos, notes).splitlines()[4:]
+    return [line.removeprefix("# ") for line in found] + [f"wrote {targets[0]} and {targets[1]}"]

@@ -37,6 +37,14 @@ DERIVED: dict[str, tuple[str, ...]] = {
 }
 
 
+def physlite_variables(spec: PhysliteReader) -> dict[str, list[str]]:
+    """The variables a ``physlite`` reader ``spec`` writes, per dataset: the jet and
+    ``btagging`` variables with ``eventNumber`` and ``mcEventWeight``, and the tracks'."""
+    btag = spec.btagging.variables if spec.btagging is not None else ()
+    jets = [*spec.jets, *btag, "eventNumber", "mcEventWeight"]
+    return {"jets": list(dict.fromkeys(jets)), "tracks": list(spec.tracks)}
+
+
 def open_physlite(path: str, tree: str | None) -> Any:
     """Open the PHYSLITE event tree ``tree``, or the first of TREE_NAMES the file has."""
     if tree is not None:
@@ -102,6 +110,7 @@ class PhysliteSource(TreeSource):
             for n in self.cut_names
             if n not in self.jet_vars and self.aux(self.spec.jet_container, n) in keys
         }
+        self.cut_aux = list(self.aux_branches)
         self.btag = self._btagging_branches()
         # btaggingLink: split into member branches (TTree), or one record field (RNTuple)
         self.btag_link: dict[str, str] = {}

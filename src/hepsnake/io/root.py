@@ -13,6 +13,7 @@ from hepsnake.config.contracts import FlatCollection, FlatReader, Link
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.chunks import Jagged, JetChunk, exclusive_cumsum
 from hepsnake.io.expressions import evaluate, names
+from hepsnake.io.remote import is_remote
 
 
 def open_tree(path: str, tree: str) -> Any:
@@ -38,8 +39,15 @@ def open_tree(path: str, tree: str) -> Any:
 
 
 def tree_keys(tree: Any) -> set[str]:
-    """Every branch (TTree) or field (RNTuple) name of ``tree``, recursively."""
-    return set(tree.keys(recursive=True)) if hasattr(tree, "branches") else set(tree.keys())
+    """Every branch name of a TTree, recursively; every top-level field name of an RNTuple
+    (what readers read: its subfields, ``_collection0.X`` or ``link.m_persKey``, are read
+    through their field; listing them costs uproot 15-30 s on a NanoAOD or PHYSLITE file,
+    the top-level names under one)."""
+    return (
+        set(tree.keys(recursive=True))
+        if hasattr(tree, "branches")
+        else set(tree.keys(recursive=False))
+    )
 
 
 def require_keys(path: str, tree: Any, names: list[str]) -> None:
@@ -51,15 +59,16 @@ def require_keys(path: str, tree: Any, names: list[str]) -> None:
 
 
 def iterate(path: str, tree: Any, names: list[str], step: int) -> Iterator[ak.Array]:
-    """``tree.iterate`` over ``names`` that turns read failures (truncation) into HepsnakeError."""
+    """``tree.iterate`` over ``names`` that turns read failures (truncation, a remote server
+    gone) into HepsnakeError."""
     try:
         yield from tree.iterate(names, step_size=step, library="ak")
     except HepsnakeError:
         raise
     except Exception as exc:
-        raise HepsnakeError(
-            path, f"cannot read '{tree.name}': truncated or corrupt file ({first_line(exc)})"
-        ) from exc
+        remote = is_remote(path) and isinstance(exc, OSError)
+        why = "remote read failed" if remote else "truncated or corrupt file"
+        raise HepsnakeError(path, f"cannot read '{tree.name}': {why} ({first_line(exc)})") from exc
 
 
 def flat_values(array: ak.Array) -> np.ndarray:
@@ -74,6 +83,7 @@ class TreeSource(ABC):
     path: str
     tree: Any
     branches: list[str]
+    cut_aux: list[str]  # names the cuts read that are raw branches, not jet variables
 
     @property
     def num_entries(self) -> int:
@@ -94,6 +104,15 @@ class TreeSource(ABC):
 
 
 ENTRY_INDEX = "entry index"
+
+
+def flat_variables(spec: FlatReader) -> dict[str, list[str]]:
+    """The variables a ``flat`` reader ``spec`` writes, per dataset: its jet mapping (with
+    ``eventNumber``, the entry index where unmapped) and each collection's."""
+    out = {"jets": list(dict.fromkeys([*spec.jets, "eventNumber"]))}
+    for name, coll in spec.collections.items():
+        out[name] = list(coll.variables)
+    return out
 
 
 def kind_of(values: Any) -> str:
@@ -136,8 +155,8 @@ class FlatSource(TreeSource):
                         f"{self.path}: collections.{name}.link", "needs entry: event"
                     )
                 needed += coll.link.branches
-        self.aux_names = [n for n in self.cut_names if n not in self.jet_map and n in self.keys]
-        self.branches = sorted({*needed, *self.aux_names})
+        self.cut_aux = [n for n in self.cut_names if n not in self.jet_map and n in self.keys]
+        self.branches = sorted({*needed, *self.cut_aux})
         require_keys(self.path, self.tree, self.branches)
         self.event_number_source = self.jet_map.get("eventNumber", ENTRY_INDEX)
 
@@ -165,7 +184,7 @@ class FlatSource(TreeSource):
         }
         aux = {
             n: self._jet_column(f"cuts: {n}", n, arrays[n], n_entries, per_event)
-            for n in self.aux_names
+            for n in self.cut_aux
         }
         event_index = np.arange(first, first + n_entries)
         if per_event is not None:

@@ -9,13 +9,12 @@ head, so a jet without constituents is still scored by its own variables; a mode
 """
 
 import dataclasses
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from hepsnake.config.contracts import Component, Inputs, ModelSpec, Parameters, Trained
+from hepsnake.config.contracts import Inputs, ModelSpec, Parameters, Trained
 from hepsnake.data.loader import InputSpec
 from hepsnake.errors import HepsnakeError
 from hepsnake.models import registry
@@ -23,13 +22,9 @@ from hepsnake.models.edges import EdgeFeatures, column
 from hepsnake.models.encoders import masked
 from hepsnake.models.film import FiLM
 from hepsnake.models.layers import Dense, Fourier, InputNorm
-from hepsnake.models.tasks.base import Context, Task, Trunk, TrunkOutput
-
-
-def build_tasks(blocks: Sequence[Component], context: Context) -> list[Task]:
-    """The model's tasks (``model.tasks``, validated), the jet classification first."""
-    tasks = [registry.build("task", b, context=context) for b in blocks]
-    return sorted(tasks, key=lambda t: t.output_key != "logits")
+from hepsnake.models.tasks import build_tasks
+from hepsnake.models.tasks.base import Context, Trunk, TrunkOutput
+from hepsnake.models.tasks.jet_classification import JetClassification
 
 
 class Tagger(nn.Module):
@@ -102,6 +97,12 @@ class Tagger(nn.Module):
                 )
         self.heads = nn.ModuleDict({t.name: t.head(trunk) for t in self.tasks})
 
+    @property
+    def classification(self) -> JetClassification:
+        """The jet classification task (every model has one): whose class probabilities
+        adversarial training, the validation AUC and the export benchmark read."""
+        return next(t for t in self.tasks if isinstance(t, JetClassification))
+
     def edge_dim(self, cfg: ModelSpec) -> dict[str, int]:
         """``edge_dim`` for an encoder that takes the model's edge features (none without)."""
         if self.edges is None or cfg.encoder is None:
@@ -173,8 +174,8 @@ class Tagger(nn.Module):
         return x, per_collection, dict(zip(self.collections, masks, strict=True))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each task's raw output by its ``output_key``: ``logits`` (B, classes) for the jet
-        classification, (B,) or (B, n[, ·]) for the others."""
+        """Each task's raw output by its ``output_key``: (B, ·) for a jet-level task, (B, n[, ·])
+        for a constituent-level one."""
         glob = self.global_features(batch)
         params = self.param_norm(batch["params"]) if self.film is not None else None
         parts, constituents, masks = [], {}, {}

@@ -1,4 +1,4 @@
-"""Markdown tables of the report and the comparison section, numbers formatted one way."""
+"""Markdown tables as the report and ``hepsnake compare`` print them."""
 
 from typing import Any
 
@@ -19,6 +19,10 @@ def fmt(value: Any) -> str:
 
 def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     """A GitHub/GitLab Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(fmt(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+
+    def cells(values: list[Any]) -> str:
+        return "| " + " | ".join(fmt(v).replace("|", "\\|") for v in values) + " |"
+
+    lines = [cells(header), "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += [cells(row) for row in rows]
     return [*lines, ""]

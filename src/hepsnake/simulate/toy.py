@@ -176,14 +176,17 @@ def simulate(
     return branches
 
 
-def write_root(branches: dict[str, np.ndarray | ak.Array], output: str | Path) -> None:
-    """Write ``branches`` as TTree ``jets`` (uproot ``mktree``), atomically."""
+def write_root(
+    branches: dict[str, np.ndarray | ak.Array], output: str | Path, tree: str = TREE
+) -> None:
+    """Write ``branches`` as TTree ``tree`` (uproot ``mktree``: a jagged record ``x`` becomes
+    branches ``x_field`` with counter ``nx``), atomically."""
     types = {
         k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in branches.items()
     }
     with atomic_path(output) as tmp, uproot.recreate(tmp) as f:
-        f.mktree(TREE, types)
-        f[TREE].extend(branches)
+        f.mktree(tree, types)
+        f[tree].extend(branches)
 
 
 def simulate_sample(contract: SimulateContract, output: str | Path) -> int:

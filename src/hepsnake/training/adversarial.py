@@ -33,7 +33,7 @@ class AdversarialModule(TaggerModule):
 
     def control_probs(self, control: dict[str, torch.Tensor]) -> torch.Tensor:
         """The main network's class probabilities on control-region jets."""
-        return self(control)["logits"].float().softmax(-1)
+        return self.model.classification.probabilities(self(control))
 
     def adversary_loss(self, control: dict[str, torch.Tensor], probs: torch.Tensor) -> torch.Tensor:
         """Weighted BCE of the discriminator on the main network's control-jet ``probs``."""

@@ -41,17 +41,14 @@ class TaggerModule(L.LightningModule):
     def task_losses(
         self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
-        """``loss`` (the weighted sum), the jet classification's ``ce`` and ``acc``, and per
-        other task ``{task}_loss`` (and its metrics), from the model's outputs ``out``."""
+        """``loss`` (the weighted sum) and each task's loss parts under the names it logs them
+        by (:meth:`~hepsnake.models.tasks.base.Task.logged`), from the model's outputs ``out``."""
         result: dict[str, torch.Tensor] = {}
         total = torch.zeros((), device=self.device)
         for task in self.model.tasks:
             parts = task.loss(out[task.output_key], batch)
             total = total + task.weight * parts["loss"]
-            if task.output_key == "logits":
-                result["ce"], result["acc"] = parts["loss"], parts["acc"]
-            else:
-                result |= {f"{task.name}_{k}": v for k, v in parts.items()}
+            result |= task.logged(parts)
         result["loss"] = total
         return result
 
@@ -66,7 +63,7 @@ class TaggerModule(L.LightningModule):
         """Log the validation losses; return the class probabilities (for ``val_auc``)."""
         out = self(batch)
         self.accumulate("val", self.task_losses(out, batch), len(batch["weight"]), batch_idx)
-        return {"probs": out["logits"].detach().float().softmax(-1)}
+        return {"probs": self.model.classification.probabilities(out).detach()}
 
     def accumulate(
         self, prefix: str, result: dict[str, torch.Tensor], size: int, batch_idx: int

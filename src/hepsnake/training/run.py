@@ -9,11 +9,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import h5py
 import lightning as L
 import numpy as np
 import torch
-import yaml
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -23,13 +21,21 @@ from hepsnake.config.typed import to_data
 from hepsnake.data.loader import H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.atomic import copy_atomic, write_yaml
+from hepsnake.io.atomic import copy_atomic, name_failed_writes, write_yaml
+from hepsnake.io.files import open_h5
 from hepsnake.models.checkpoint import HASH_KEY, config_sha256, read_checkpoint
 from hepsnake.paths import MODEL_FILES
+from hepsnake.prepare.norm import read_class_weights, read_norm_dict
 from hepsnake.tracking import lightning_loggers
 from hepsnake.training.adversarial import AdversarialModule
-from hepsnake.training.callbacks import AtomicModelCheckpoint, MetricsSummary, ResumeCheckpoint
+from hepsnake.training.callbacks import (
+    AtomicModelCheckpoint,
+    InPlaceCheckpointIO,
+    MetricsSummary,
+    ResumeCheckpoint,
+)
 from hepsnake.training.datamodule import H5DataModule
+from hepsnake.training.finite import FiniteLoss, NonFiniteError
 from hepsnake.training.module import TaggerModule
 from hepsnake.tune.callbacks import ValAUC
 
@@ -64,7 +70,7 @@ def regression_stats(contract: TrainContract, train_path: str) -> TrainContract:
             tasks.append(task)
             continue
         target = options["target"]
-        with h5py.File(train_path, "r") as h5:
+        with open_h5(train_path, "training split", ["jets"]) as h5:
             if target not in (h5["jets"].dtype.names or ()):
                 raise HepsnakeError(train_path, f"regression target '{target}' missing")
             values = h5["jets"].fields(target)[:].astype(np.float64)
@@ -156,15 +162,18 @@ def train(
 
     Work in progress lives in ``outdir/.work`` (not a Snakemake output, so a killed job keeps
     it); a rerun resumes from ``.work/resume.ckpt`` and ends as an uninterrupted run would.
-    ``extra_callbacks`` (a tuning trial's pruning) run after the others.
+    A non-finite loss, gradient or validation output stops the run with one error line
+    (:mod:`~hepsnake.training.finite`) and removes ``.work`` and ``metrics.json``: no
+    checkpoint is left to resume from or to evaluate. ``extra_callbacks`` (a tuning trial's
+    pruning) run after the others.
     """
     cfg = contract.model.training
     out = Path(outdir)
     work = out / ".work"
     torch.set_num_threads(threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    norm = yaml.safe_load(Path(norm_path).read_text())
-    class_weights = yaml.safe_load(Path(class_dict_path).read_text())["jets"]["flavour_label"]
+    norm = read_norm_dict(norm_path, contract.inputs)
+    class_weights = read_class_weights(class_dict_path, len(contract.class_names))
     contract = regression_stats(contract, train_path)
     module = build_module(contract, norm, class_weights)
     resume = work / "resume.ckpt"
@@ -190,7 +199,10 @@ def train(
         control,
     )
     monitor = "val_loss_gated" if control else "val_loss"
-    metrics = MetricsSummary(out / MODEL_FILES["json"], monitor=monitor, echo=cfg.print_metrics)
+    warnings: list[dict[str, Any]] = []  # from the callbacks, into metrics.json
+    metrics = MetricsSummary(
+        out / MODEL_FILES["json"], monitor=monitor, echo=cfg.print_metrics, warnings=warnings
+    )
     best = AtomicModelCheckpoint(
         dirpath=work,
         filename="best",
@@ -199,7 +211,14 @@ def train(
         save_top_k=1,
         enable_version_counter=False,
     )
-    callbacks: list[L.Callback] = [ValAUC(), best, metrics, ResumeCheckpoint(work / "resume.ckpt")]
+    finite = FiniteLoss(contract.name, module.spec)
+    callbacks: list[L.Callback] = [
+        finite,
+        ValAUC(warnings),
+        best,
+        metrics,
+        ResumeCheckpoint(work / "resume.ckpt"),
+    ]
     if cfg.early_stopping:
         # on the plain validation loss: epochs failing the K-S gate (penalised in
         # val_loss_gated) would otherwise stop a run whose loss is still falling
@@ -230,23 +249,38 @@ def train(
         reload_dataloaders_every_n_epochs=1,
         num_sanity_val_steps=0,
         deterministic=accelerator == "cpu",
+        plugins=[InPlaceCheckpointIO()],
     )
+    # deterministic algorithms without torch's debugging aid that comes with them, filling
+    # every new tensor with NaN first (~40 % of a CPU step of a small transformer); kernels
+    # write every element they return, so the results are the same
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if cfg.compile:
         # in place: the state_dict keys (and so the checkpoints) stay those of the plain model
         module.model.compile(backend=cfg.compile_backend)
     if resuming:
         log.info("resuming from %s", resume)
-    trainer.fit(
-        module, datamodule=data, ckpt_path=str(resume) if resuming else None, weights_only=True
-    )
-    if not trainer.is_global_zero:
-        return {}
-    if not best.best_model_path:
-        raise HepsnakeError(outdir, "training produced no checkpoint (no validation batches?)")
-    copy_atomic(best.best_model_path, out / MODEL_FILES["best"])
-    copy_atomic(resume, out / MODEL_FILES["last"])
-    copy_atomic(work / "csv" / "metrics.csv", out / MODEL_FILES["csv"])
-    write_yaml(out / MODEL_FILES["config"], to_data(contract))
+    with name_failed_writes(out):  # the model folder, not a logger's or library's temporary
+        try:
+            trainer.fit(
+                module,
+                datamodule=data,
+                ckpt_path=str(resume) if resuming else None,
+                weights_only=True,
+            )
+        except NonFiniteError:
+            if trainer.is_global_zero:
+                shutil.rmtree(work, ignore_errors=True)
+                (out / MODEL_FILES["json"]).unlink(missing_ok=True)
+            raise
+        if not trainer.is_global_zero:
+            return {}
+        if not best.best_model_path:
+            raise HepsnakeError(outdir, "training produced no checkpoint (no validation batches?)")
+        copy_atomic(best.best_model_path, out / MODEL_FILES["best"])
+        copy_atomic(resume, out / MODEL_FILES["last"])
+        copy_atomic(work / "csv" / "metrics.csv", out / MODEL_FILES["csv"])
+        write_yaml(out / MODEL_FILES["config"], to_data(contract))
     shutil.rmtree(work)
     summary = metrics.summary()
     if summary.get("gate_fallback"):

@@ -2,8 +2,10 @@
 
 A task is a plain class (importing it costs no torch): it builds its head (an ``nn.Module``),
 names the label fields the loader must read, computes its loss from the head's output and
-the batch, turns the output into named prediction fields (names from :mod:`hepsnake.names`;
-the same names are the ONNX outputs), and scores the predictions file with numpy.
+the batch (and names what training logs of it), turns the output into named prediction
+fields and ONNX outputs (names from :mod:`hepsnake.names`), and scores the predictions file:
+its figures and plots. Every stage iterates over the model's tasks through this interface
+only; the jet classification is a task like the others.
 """
 
 from abc import ABC, abstractmethod
@@ -11,6 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from hepsnake.config.contracts import EvaluateSpec, Scan
+from hepsnake.paths import TASK_PLOTS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,11 +55,48 @@ class TrunkOutput:
     masks: dict[str, "torch.Tensor"]
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """What the evaluate stage hands every task's :meth:`Task.score`: the model's name, its
+    predictions file (``source``, for errors) and that file's tables by dataset (``jets``;
+    ``control_jets`` where the control region was predicted; the collection of each
+    constituent-level task), the jets' energy unit, the model's plot folder, the config's
+    ``evaluate`` settings and the model's parameter scan (``names`` and ``train`` values;
+    both empty for a model without parameters)."""
+
+    model: str
+    source: str
+    tables: Mapping[str, "np.ndarray"]
+    unit: str
+    plots: Path
+    settings: EvaluateSpec
+    parameters: Scan
+
+    @property
+    def jets(self) -> "np.ndarray":
+        """The predicted test jets."""
+        return self.tables["jets"]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What :meth:`Task.score` gives: the task's entry under the metrics' ``tasks``, and the
+    figures it puts at the top level of the metrics (the headline task's)."""
+
+    task: dict[str, Any]
+    model: dict[str, Any] = field(default_factory=dict)
+
+
 class Task(ABC):
     """Base of every task. ``level`` says what one prediction is about (``jet``,
-    ``constituent``), ``dataset`` where its prediction fields are written."""
+    ``constituent``), ``dataset`` where its prediction fields are written. The ``headline``
+    task (the jet classification, one per model) comes first: its outputs lead the
+    predictions and the ONNX outputs; its :meth:`score` fills the top level of the metrics.
+    A ``scanned`` task is also predicted at every parameter point of a parameterised model."""
 
     level: ClassVar[str]
+    headline: ClassVar[bool] = False
+    scanned: ClassVar[bool] = False
 
     def __init__(self, context: Context, name: str, weight: float = 1.0) -> None:
         self.context = context
@@ -91,6 +133,11 @@ class Task(ABC):
     ) -> dict[str, "torch.Tensor"]:
         """``loss`` (weighted by the jets' ``weight``) and any metrics worth logging."""
         ...
+
+    def logged(self, parts: dict[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+        """:meth:`loss`'s ``parts`` under the names training logs them by (after the
+        ``train_``/``val_`` prefix): ``{task}_{part}``."""
+        return {f"{self.name}_{k}": v for k, v in parts.items()}
 
     @abstractmethod
     def predict_names(self, model: str) -> list[str]:
@@ -130,9 +177,19 @@ class Task(ABC):
         ``unit``); their file names."""
         return []
 
+    def score(self, run: Scoring) -> Scores:
+        """This task's figures of the evaluate stage: :meth:`evaluate` of its table, with
+        ``plots``, the plots :meth:`plot` draws into the model's :data:`TASK_PLOTS` folder."""
+        table = run.tables[self.dataset]
+        figures = self.evaluate(table, run.model, run.jets)
+        directory = run.plots / TASK_PLOTS
+        directory.mkdir(parents=True, exist_ok=True)
+        drawn = self.plot(table, run.model, directory, run.unit, run.jets)
+        return Scores(figures | {"plots": [f"{TASK_PLOTS}/{name}" for name in drawn]})
+
 
 def plot_name(task: str, what: str) -> str:
-    """The file name of a task's plot: ``{task}_{what}.png`` in the model's ``tasks`` plots."""
+    """The file name of a task's plot: ``{task}_{what}.png`` in :data:`TASK_PLOTS`."""
     return f"{task}_{what}.png"
 
 
