@@ -353,7 +353,12 @@ def test_calratio_per_jet_ntuple_asks_for_a_label_then_converts(tmp_path, capsys
         "map": {"category_0": [0], "category_1": [1], "category_2": [2]},
     }
     config = validate(copy.deepcopy(raw))
-    convert(config, "calratio", tmp_path / "s.h5", tmp_path / "s.json", show_progress=False)
+    convert(
+        stage(config, "convert", sample="calratio"),
+        tmp_path / "s.h5",
+        tmp_path / "s.json",
+        show_progress=False,
+    )
     with h5py.File(tmp_path / "s.h5") as h5:
         assert sorted(h5) == ["clusters", "jets", "segments", "tracks"]
         assert len(h5["jets"]) == 400
@@ -404,7 +409,12 @@ def test_per_event_ntuple_lists_per_jet_and_linked_collections(tmp_path):
     assert raw["prepare"]["label_map"]["variable"] == "truthLabel"
     assert any("MSeg_* lists are per event with no jet index" in line for line in lines)
     config = validate(copy.deepcopy(raw))
-    convert(config, "events", tmp_path / "s.h5", tmp_path / "s.json", show_progress=False)
+    convert(
+        stage(config, "convert", sample="events"),
+        tmp_path / "s.h5",
+        tmp_path / "s.json",
+        show_progress=False,
+    )
     with h5py.File(tmp_path / "s.h5") as h5:
         assert h5["tracks"]["valid"].sum(axis=1).tolist() == [1, 0, 2, 3, 1, 0]
         assert h5["clusters"]["valid"].sum(axis=1).tolist() == [1, 2, 0, 1, 0, 1]
