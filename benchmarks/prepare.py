@@ -45,7 +45,7 @@ from _common import (
     work_directory,
 )
 
-from hepsnake.config import validate
+from hepsnake.config import contract, resolve, validate
 from hepsnake.io.h5 import TableWriter
 from hepsnake.prepare.norm import CHUNK
 from hepsnake.prepare.split import derived_fields, with_derived
@@ -106,7 +106,7 @@ def write_file(
     (its attribute set), or without a sample a prepared file (with the fields the split
     derives from the shipped ``inputs.transforms``, which norm_stats reads)."""
     rng = np.random.default_rng(seed)
-    inputs = None if sample else bench_config()["inputs"]
+    inputs = None if sample else contract(resolve(bench_config()), "split").inputs
     with h5py.File(path, "w") as h5:
         writer = TableWriter(h5, compression)
         for first in range(0, n, BLOCK):
@@ -164,7 +164,6 @@ def raw_read(paths: list[str], chunk: int) -> int:
 
 
 def run_norm(config: dict[str, Any], train: str, workdir: Path, chunk: int) -> None:
-    from hepsnake.config import contract, resolve
     from hepsnake.prepare.norm import norm_stats
 
     c = contract(resolve(config), "norm")
@@ -172,7 +171,6 @@ def run_norm(config: dict[str, Any], train: str, workdir: Path, chunk: int) -> N
 
 
 def run_split(config: dict[str, Any], inputs: list[str], workdir: Path) -> None:
-    from hepsnake.config import contract, resolve
     from hepsnake.prepare.split import SPLITS, split
 
     outputs = {s: str(workdir / f"{s}.h5") for s in SPLITS}

@@ -25,6 +25,7 @@ runs it) only checks that the script runs.
 """
 
 import os
+from dataclasses import replace
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: no busy-waiting threads
 
@@ -325,7 +326,8 @@ def adversarial_rates(args: argparse.Namespace, batches: list[Batch]) -> dict[st
         torch.manual_seed(0)
         module = make_module("adversarial")
         # no Trainer here: no schedule, no Lightning gradient clipping (both per step alike)
-        module.hparams.training_cfg.update(schedule="none", gradient_clip=None)
+        training = replace(module.trained.training_cfg, schedule="none", gradient_clip=None)
+        module.trained = replace(module.trained, training_cfg=training)
         main_opt, disc_opt = module.configure_optimizers()
         module.optimizers = lambda o=(main_opt, disc_opt): o
         module.lr_schedulers = lambda: None
@@ -336,7 +338,7 @@ def adversarial_rates(args: argparse.Namespace, batches: list[Batch]) -> dict[st
         b | {"is_data": torch.rand(len(b["label"]), generator=gen) < 0.5, "pt": b["jets"][:, 0]}
         for b in batches
     ]
-    k = modules["shared"].adv["k_steps"]
+    k = modules["shared"].adv.k_steps
 
     def shared(module: Any, batch: Batch, control: Batch) -> None:
         probs = module.control_probs(control)

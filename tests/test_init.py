@@ -231,8 +231,9 @@ def toy_files(tmp_path_factory) -> dict[str, Path]:
     config = default_config()
     samples = config["simulate"]["samples"]
     config["simulate"]["samples"] = {n: samples[n] | {"n_jets": k} for n, k in TOY_JETS.items()}
+    config = validate(config)
     for name in TOY_JETS:
-        simulate_sample(config, name, root / f"{name}.root")
+        simulate_sample(stage(config, "simulate", sample=name), root / f"{name}.root")
     return {name: root / f"{name}.root" for name in TOY_JETS}
 
 
