@@ -166,6 +166,9 @@ def write_workdir(workdir: Path, n: int, inputs: str) -> None:
         rows.append([name, files, "toy", "", role, label, params, "1.0"])
     if inputs == "toy":
         config["simulate"]["samples"] = toys
+    # the outputs made up to date here are empty files: the DAG's preflight, which opens each
+    # sample's first file, leaves a bad one to its convert job (that never runs here)
+    config.setdefault("convert", {})["skip_bad_files"] = True
     config["samples"] = "config/samples.tsv"
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     with (workdir / "config" / "samples.tsv").open("w", newline="") as fh:
@@ -205,14 +208,18 @@ def job_total(out: str) -> int:
 
 
 def make_up_to_date(workdir: Path, jobs: list[tuple[str, list[str]]]) -> int:
-    """Create every job output, empty, each job's one second newer than the job before."""
+    """Create every job output, an empty file or directory, each job's one second newer than
+    the job before."""
     t0 = time.time() - len(jobs) - 10
     created = 0
     for k, (_, outputs) in enumerate(jobs):
         for name in outputs:
             path = workdir / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
+            if path.suffix:
+                path.touch()
+            else:  # a directory() output (a listing shows no marker; only they lack a suffix)
+                path.mkdir(exist_ok=True)
             os.utime(path, (t0 + k, t0 + k))
             created += 1
     return created
