@@ -56,7 +56,11 @@ Batch = dict[str, torch.Tensor]
 
 def make_module(model: str) -> TaggerModule:
     config = yaml.safe_load((CONFIG / "config.yaml").read_text())
-    config |= {"samples": str(CONFIG / "samples.tsv"), "model_dir": str(CONFIG / "models")}
+    config |= {
+        "samples": str(CONFIG / "samples.tsv"),
+        "model_dir": str(CONFIG / "models"),
+        "models": [model],  # any model YAML of config/models, listed in the default run or not
+    }
     part = contract(resolve(validate(config)), "train", model=model)
     norm = {
         coll: {v: {"mean": 0.0, "std": 1.0} for v in fields}
