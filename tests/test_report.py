@@ -387,20 +387,43 @@ def test_plot_style_draws_the_experiment_label(
     assert roc[0] == "signal: b-jets; log(p_bjets / (0.9 p_ujets + 0.1 p_cjets))"
 
 
+def weighted_pass(score: np.ndarray, w: np.ndarray, cut: float) -> tuple[float, float]:
+    """(weighted share above ``cut``, Kish effective count) by hand."""
+    return w[score > cut].sum() / w.sum(), w.sum() ** 2 / (w**2).sum()
+
+
 def test_efficiency_and_rejection_per_pt_bin_at_one_cut(flavour_run: tuple) -> None:
-    """At the cut keeping 77% of all b jets (FTAG's middle working point), each MeV pt bin's
-    b efficiency and light rejection, counted by hand."""
+    """At the cut keeping 77% of the weighted b jets (FTAG's middle working point), each MeV pt
+    bin's b efficiency and light rejection with binomial errors on the bin's effective jets
+    (Σw)²/Σw²; with the cut set per bin to keep 77% of the bin's b jets, the light rejection
+    there; all counted by hand."""
     root, jets, metrics = flavour_run
     per_bin = metrics["pt_bins"]["at_working_point"]
+    flat = metrics["pt_bins"]["at_bin_efficiency"]
     p = {c: jets[prob_column("m", c)].astype(np.float64) for c in FLAVOURS}
     score = d_b(p["bjets"], p["cjets"], p["ujets"], 0.1)
+    w = jets["weight"].astype(np.float64)
     b, u = jets["flavour_label"] == 2, jets["flavour_label"] == 0
-    cut = np.quantile(score[b], 1 - 0.77)
-    assert per_bin["working_point"] == 0.77 and per_bin["cut"] == pytest.approx(cut, abs=1e-4)
+
+    def cut_keeping(sel: np.ndarray, share: float) -> float:
+        order = np.argsort(score[sel])[::-1]
+        kept = np.cumsum(w[sel][order]) / w[sel].sum()
+        return score[sel][order][np.argmax(kept >= share)]
+
+    cut = cut_keeping(b, 0.77)
+    assert per_bin["working_point"] == 0.77 and per_bin["cut"] == pytest.approx(cut)
+    assert weighted_pass(score[b], w[b], cut)[0] == pytest.approx(0.77, abs=1e-3)
     for i, (lo, hi) in enumerate([(20_000, 60_000), (60_000, 200_000)]):
         sel = (jets["pt"] >= lo) & (jets["pt"] < hi)
-        eff = np.mean(score[b & sel] > cut)
-        assert per_bin["signal"][i]["efficiency"] == pytest.approx(eff, abs=2e-3)
-        rej = 1 / np.mean(score[u & sel] > cut)
-        assert per_bin["rejection"]["ujets"][i]["rejection"] == pytest.approx(rej, rel=1e-2)
+        eff, n = weighted_pass(score[b & sel], w[b & sel], cut)
+        assert per_bin["signal"][i]["efficiency"] == pytest.approx(eff)
+        assert per_bin["signal"][i]["uncertainty"] == pytest.approx(np.sqrt(eff * (1 - eff) / n))
+        eps, n = weighted_pass(score[u & sel], w[u & sel], cut)
+        light = per_bin["rejection"]["ujets"][i]
+        assert light["rejection"] == pytest.approx(1 / eps)
+        assert light["uncertainty"] == pytest.approx(np.sqrt(eps * (1 - eps) / n) / eps**2)
+        own = cut_keeping(b & sel, 0.77)
+        assert flat["cuts"][i] == pytest.approx(own) and own != pytest.approx(cut)
+        eps, _ = weighted_pass(score[u & sel], w[u & sel], own)
+        assert flat["rejection"]["ujets"][i]["rejection"] == pytest.approx(1 / eps)
     assert (root / "plots" / "m" / "efficiency_pt.png").stat().st_size > 0

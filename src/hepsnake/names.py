@@ -7,6 +7,8 @@ trailing ``jets``, so the FTAG classes ``bjets``/``cjets``/``ujets``/``taujets``
 ``_plight`` (name the class ``ujets`` for puma's ``_pu``).
 """
 
+from os import PathLike
+
 LABEL = "flavour_label"  # the int class-index field of jets (Salt's and UPP's name)
 
 
@@ -56,3 +58,13 @@ def task_field(model: str, task: str, what: str) -> str:
 def valid_field() -> str:
     """The per-constituent padding flag in every constituent dataset (True = real)."""
     return "valid"
+
+
+FIGURE_FORMATS = ("png", "pdf")  # every plot: PNG for the reports, PDF for notes
+
+
+def figure_files(png: str | PathLike) -> list[str]:
+    """The files a plot is written as: ``png`` (``*.png``) and its twin in each other of
+    :data:`FIGURE_FORMATS` (``*.pdf``); the rules declare them all."""
+    stem = str(png).removesuffix(".png")
+    return [f"{stem}.{fmt}" for fmt in FIGURE_FORMATS]

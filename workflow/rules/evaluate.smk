@@ -25,8 +25,14 @@ EVALUATE_PLOTS = ["roc", "outputs", "training"]
 # S/√B: drawn, or a note saying why not (auto); not at all when switched off
 EVALUATE_PLOTS += ["sb_scan"] if config["evaluate"].get("physical_weights") is not False else []
 EVALUATE_PLOTS += ["roc_param", "param_efficiency"] if SIGNAL_PARAM_SAMPLES else []
-EVALUATE_PLOTS += ["outputs_pt", "efficiency_pt"] if config["evaluate"]["pt_bins"] else []
+EVALUATE_PLOTS += ["outputs_pt"] if config["evaluate"]["pt_bins"] else []
 EVALUATE_PLOTS += ["control"] if CONTROL_SAMPLES else []
+# efficiency and rejection per bin of pt (pt_bins) and of each evaluate.efficiency_variables
+EFFICIENCY_PLOTS = [
+    f"efficiency_{v}"
+    for v in [*(["pt"] if config["evaluate"]["pt_bins"] else []), *config["evaluate"]["efficiency_variables"]]
+]
+EVALUATE_PLOTS += EFFICIENCY_PLOTS
 
 
 rule evaluate:
@@ -39,10 +45,12 @@ rule evaluate:
             name: report(
                 f"results/plots/{{model}}/{name}.png",
                 category="{model}",
-                caption=f"../report/{name}.rst",
+                caption=f"../report/{'efficiency' if name in EFFICIENCY_PLOTS else name}.rst",
             )
             for name in EVALUATE_PLOTS
         },
+        # every plot also as PDF, for notes
+        **{f"{name}_pdf": f"results/plots/{{model}}/{name}.pdf" for name in EVALUATE_PLOTS},
     params:
         config=lambda w: stage_config(config, "evaluate", model=w.model),
         plots=subpath(output.roc, parent=True),

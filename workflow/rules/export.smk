@@ -21,6 +21,7 @@ rule export:
             category="{model}",
             caption="../report/benchmark.rst",
         ),
+        plot_pdf="results/export/{model}/benchmark.pdf",
         **({"athena": "results/export/{model}/model.athena.onnx"} if ATHENA else {}),
     params:
         outdir=subpath(output.onnx, parent=True),

@@ -12,6 +12,7 @@ rule prepare_splits:
             category="Dataset",
             caption="../report/reweighting.rst",
         ),
+        plot_pdf="results/plots/prepare/reweighting.pdf",
     params:
         config=stage_config(config, "split"),
     log:

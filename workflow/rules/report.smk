@@ -18,6 +18,7 @@ rule report:
             category="Comparison",
             caption="../report/compare.rst",
         ),
+        compare_pdf="results/plots/compare/roc.pdf",
     params:
         # holds config_hash, the whole config's: the report shows it
         config=stage_config(config, "report"),
@@ -49,6 +50,7 @@ rule compare:
             category="Comparison",
             caption="../report/epochs.rst",
         ),
+        plot_pdf="results/plots/compare/epochs.pdf",
     params:
         models=MODELS,
     log:

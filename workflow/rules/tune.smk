@@ -44,6 +44,8 @@ rule tune_best:
         summary="results/tune/{study}/study.json",
         history="results/tune/{study}/history.png",
         importances="results/tune/{study}/importances.png",
+        history_pdf="results/tune/{study}/history.pdf",
+        importances_pdf="results/tune/{study}/importances.pdf",
     params:
         config=lambda w: stage_config(config, "tune_best", study=w.study),
     log:

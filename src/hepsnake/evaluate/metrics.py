@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.names import point_tag, prob_column
-from hepsnake.stats import weighted_ks
+from hepsnake.stats import effective_count, rejection_error, weighted_ks
 
 INCLUSIVE = "inclusive"
 BAYES = "Bayes-optimal"
@@ -90,14 +90,12 @@ def rejection_at(
     (on the effective number of background jets (Σw)²/Σw² when weighted); inf/NaN when no
     background passes."""
     fpr, tpr = roc_points(score_sig, score_bkg, weight_bkg)
-    w = np.ones(len(score_bkg)) if weight_bkg is None else weight_bkg
-    n_eff = w.sum() ** 2 / np.sum(w**2)
+    n_eff = effective_count(weight_bkg, len(score_bkg))
     out = {}
     for eff in efficiencies:
         eps_b = float(np.interp(eff, tpr, fpr))
         rej = 1.0 / eps_b if eps_b > 0 else float("inf")
-        err = rej * np.sqrt((1 - eps_b) / (eps_b * n_eff)) if eps_b > 0 else float("nan")
-        out[f"{eff:g}"] = {"rejection": rej, "uncertainty": float(err)}
+        out[f"{eff:g}"] = {"rejection": rej, "uncertainty": float(rejection_error(rej, n_eff))}
     return out
 
 
@@ -376,6 +374,12 @@ def curves(rocs: RocInputs, is_sig: np.ndarray) -> dict[str, tuple[np.ndarray, n
         name: rejection_curve(score[is_sig], score[w > 0], w[w > 0])
         for name, (score, w) in rocs.items()
     }
+
+
+def background_counts(rocs: RocInputs) -> dict[str, float]:
+    """The effective number of background jets (Σw)²/Σw² of each ROC in ``rocs``: the
+    statistics of its rejection's uncertainty."""
+    return {name: effective_count(w[w != 0]) for name, (_, w) in rocs.items()}
 
 
 def roc_metrics(

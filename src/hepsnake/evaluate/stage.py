@@ -27,6 +27,7 @@ from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.models.tasks import build_tasks
 from hepsnake.models.tasks.base import Context, Scoring
 from hepsnake.names import prob_column
+from hepsnake.stats import effective_count, efficiency_error, rejection_error
 
 
 def sb_scan(
@@ -91,37 +92,93 @@ def binned_auc(
     return out
 
 
+def variable_panels(values: np.ndarray, edges: list[float]) -> list[np.ndarray]:
+    """Jet masks of each bin [lo, hi) of ``values``."""
+    return [(values >= lo) & (values < hi) for lo, hi in itertools.pairwise(edges)]
+
+
+def weighted_cut(score: np.ndarray, weights: np.ndarray, keep: float) -> float:
+    """The score cut above which the share ``keep`` of the (weighted) jets lie."""
+    order = np.argsort(score)[::-1]
+    share = np.cumsum(weights[order]) / weights.sum()
+    return float(score[order][min(int(np.argmax(share >= keep)), len(score) - 1)])
+
+
+def pass_rate(score: np.ndarray, weights: np.ndarray, cut: float) -> tuple[float, float] | None:
+    """(weighted share of the jets above ``cut``, their effective number); None without jets
+    (or with weights summing to 0)."""
+    total = float(weights.sum())
+    if not len(score) or total == 0:
+        return None
+    return float(weights[score > cut].sum() / total), effective_count(weights)
+
+
+def efficiency_entry(rate: tuple[float, float] | None) -> dict[str, float | None]:
+    """A signal efficiency and its binomial uncertainty (None without jets)."""
+    if rate is None:
+        return {"efficiency": None, "uncertainty": None}
+    return {"efficiency": rate[0], "uncertainty": float(efficiency_error(*rate))}
+
+
+def rejection_entry(rate: tuple[float, float] | None) -> dict[str, float | None]:
+    """A background rejection and its binomial uncertainty (None without jets or where no jet
+    passes)."""
+    if rate is None or rate[0] <= 0:
+        return {"rejection": None, "uncertainty": None}
+    rejection = 1 / rate[0]
+    return {"rejection": rejection, "uncertainty": float(rejection_error(rejection, rate[1]))}
+
+
 def binned_efficiency(
     score: np.ndarray,
     labels: np.ndarray,
     class_names: list[str],
     signal: str,
     is_sig: np.ndarray,
-    panels: dict[str, np.ndarray],
+    panels: list[np.ndarray],
     wp: float,
-) -> dict[str, Any]:
-    """Per panel (pt bin), at the inclusive cut keeping ``wp`` of the signal: the signal
-    efficiency and each background class's rejection, with binomial uncertainties (None where
-    a bin has no such jet; rejection None where none passes), as puma's efficiency-vs-pt."""
-    cut = float(np.quantile(score[is_sig], 1 - wp))
-    out: dict[str, Any] = {"working_point": wp, "cut": cut, "signal": [], "rejection": {}}
-    for sel in panels.values():
-        n = int(np.sum(is_sig & sel))
-        eff = float(np.mean(score[is_sig & sel] > cut)) if n else None
-        err = float(np.sqrt(eff * (1 - eff) / n)) if n else None
-        out["signal"].append({"efficiency": eff, "uncertainty": err})
+    weights: np.ndarray,
+) -> dict[str, dict[str, Any]]:
+    """Per bin (``panels``), as puma's efficiency-vs-variable plots: ``at_working_point``, at
+    the inclusive cut keeping ``wp`` of the signal, the signal efficiency and each background
+    class's rejection; ``at_bin_efficiency``, with the cut set in each bin to keep ``wp`` of
+    its signal, each background's rejection. Jets count with their ``weights`` (signed);
+    uncertainties are binomial on the bin's effective number of jets (Σw)²/Σw² (None where a
+    bin has no such jet; a rejection None where none passes)."""
     backgrounds = [c for i, c in enumerate(class_names) if c != signal and np.any(labels == i)]
-    for b in backgrounds:
-        is_b = labels == class_names.index(b)
-        rows = []
-        for sel in panels.values():
-            n = int(np.sum(is_b & sel))
-            eps = float(np.mean(score[is_b & sel] > cut)) if n else 0.0
-            rej = 1 / eps if eps > 0 else None
-            err = rej * np.sqrt((1 - eps) / (eps * n)) if rej is not None else None
-            rows.append({"rejection": rej, "uncertainty": err})
-        out["rejection"][b] = rows
-    return out
+    is_bkg = {b: labels == class_names.index(b) for b in backgrounds}
+    cut = weighted_cut(score[is_sig], weights[is_sig], wp)
+    cuts = [
+        weighted_cut(score[is_sig & sel], weights[is_sig & sel], wp)
+        if np.any(is_sig & sel)
+        else None
+        for sel in panels
+    ]
+
+    def rejections(bin_cuts: list[float | None]) -> dict[str, list[dict[str, float | None]]]:
+        return {
+            b: [
+                rejection_entry(
+                    None if c is None else pass_rate(score[m & sel], weights[m & sel], c)
+                )
+                for sel, c in zip(panels, bin_cuts, strict=True)
+            ]
+            for b, m in is_bkg.items()
+        }
+
+    signal_rows = [
+        efficiency_entry(pass_rate(score[is_sig & sel], weights[is_sig & sel], cut))
+        for sel in panels
+    ]
+    return {
+        "at_working_point": {
+            "working_point": wp,
+            "cut": cut,
+            "signal": signal_rows,
+            "rejection": rejections([cut] * len(panels)),
+        },
+        "at_bin_efficiency": {"working_point": wp, "cuts": cuts, "rejection": rejections(cuts)},
+    }
 
 
 def parameter_scan(
@@ -208,7 +265,12 @@ def evaluate(
     plots and its training history's, write JSON."""
     metrics = score_tasks(config, model, predictions, plot_dir)
     history = json.loads(Path(training_metrics).read_text())
-    plots.plot_training(history["epochs"], Path(plot_dir) / "training.png")
+    plots.plot_training(
+        history["epochs"],
+        Path(plot_dir) / "training.png",
+        history["best_epoch"],
+        history["monitor"],
+    )
     metrics["training"] = {
         "best_epoch": history["best_epoch"],
         "epochs": len(history["epochs"]),

@@ -1,5 +1,10 @@
-"""Atomic saving of matplotlib figures and the experiment style of the plots (imported by the
-plotting modules only)."""
+"""The one style of every plot (mplhep) and the atomic saving of figures, each as PNG (for the
+report) and PDF (for notes); imported by the plotting modules only.
+
+Importing this module puts the neutral style in place; :func:`use_style` switches to an
+experiment's style and label (``evaluate.plot_style``). The fonts are mplhep's own (TeX Gyre
+Heros, shipped with mplhep), so a plot looks the same on every machine.
+"""
 
 import os
 from pathlib import Path
@@ -9,36 +14,49 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import mplhep
 
-from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path
+from hepsnake.names import figure_files
 
-# the evaluate.plot_style in use (set once per job by use_style; empty: plain matplotlib)
+NEUTRAL = "ROOT"  # mplhep's experiment-free style, used when the config names no experiment
+# sizes for the figures drawn here (mplhep's styles are sized for 10 x 10 inch figures)
+SIZES = {
+    "font.size": 15,
+    "axes.labelsize": "medium",
+    "axes.titlesize": "medium",
+    "xtick.labelsize": "small",
+    "ytick.labelsize": "small",
+    "legend.fontsize": "small",
+    "legend.title_fontsize": "small",
+    "xtick.major.size": 8,
+    "ytick.major.size": 8,
+    "xtick.minor.size": 4,
+    "ytick.minor.size": 4,
+    "lines.linewidth": 1.8,
+    "svg.hashsalt": "hepsnake",
+}
+
+# the evaluate.plot_style in use (set by use_style; empty: no experiment label)
 STYLE: dict[str, Any] = {}
 
 
 def use_style(style: dict[str, Any] | None) -> None:
-    """Draw every later figure in ``style``'s experiment style (mplhep), or plain matplotlib
-    when it names no experiment."""
+    """Draw every later figure in ``style``'s experiment style and label (mplhep), or in the
+    neutral style without a label when it names no experiment."""
     STYLE.clear()
-    if not style or not style.get("experiment"):
-        return
-    try:
-        import mplhep
-    except ImportError as exc:
-        raise HepsnakeError(
-            "config: evaluate/plot_style", "needs mplhep (pip install mplhep)"
-        ) from exc
-    mplhep.style.use(style["experiment"])
-    STYLE.update(style)
+    experiment = (style or {}).get("experiment")
+    plt.style.use("default")
+    mplhep.style.use(experiment or NEUTRAL)
+    plt.rcParams.update(SIZES)
+    if experiment:
+        STYLE.update(style or {})
 
 
 def experiment_label(ax: plt.Axes) -> None:
     """The experiment label (e.g. "ATLAS Simulation Internal", the run text on the right) on
     ``ax`` when an experiment style is in use."""
     if STYLE:
-        import mplhep
-
         mplhep.label.exp_label(
             exp=STYLE["experiment"],
             text=STYLE.get("label", ""),
@@ -50,7 +68,14 @@ def experiment_label(ax: plt.Axes) -> None:
 
 
 def save_figure(fig: plt.Figure, output: str | os.PathLike, dpi: int = 90) -> None:
-    """Write ``fig`` atomically in the format of ``output``'s suffix (PNG without one), close it."""
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, format=Path(output).suffix.lstrip(".") or "png", dpi=dpi)
+    """Write ``fig`` atomically as every file of :func:`hepsnake.names.figure_files`
+    (``output``, a PNG, and its PDF twin), without time stamps, then close it."""
+    for path in figure_files(output):
+        fmt = Path(path).suffix.lstrip(".")
+        metadata = {"CreationDate": None} if fmt == "pdf" else {}
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
     plt.close(fig)
+
+
+use_style(None)

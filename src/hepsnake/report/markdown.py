@@ -12,7 +12,9 @@ import numpy as np
 from hepsnake.config import config_hash
 from hepsnake.evaluate import plots
 from hepsnake.evaluate.metrics import (
+    BAYES,
     INCLUSIVE,
+    background_counts,
     background_fractions,
     curves,
     discriminant_setup,
@@ -52,28 +54,37 @@ def compare_roc(
     models: list[str], predictions: dict[str, str], config: dict[str, Any], output: Path
 ) -> None:
     """Every model's and reference tagger's rejection curves (inclusive, per background) on
-    one figure, on the signal, discriminant and background fractions the metrics use, with
-    the ratio panel to ``evaluate.ratio_reference`` (default: the first reference tagger)."""
+    one figure, with their statistical bands, on the signal, discriminant and background
+    fractions the metrics use; the Bayes-optimal curve where the toy truth is known (the
+    same test jets in every file: taken from the first); the ratio panel to
+    ``evaluate.ratio_reference`` (default: the first model)."""
     ev = config["evaluate"]
     signal, references = ev["signal"], ev.get("reference_taggers") or {}
     setup = discriminant_setup(ev, config["class_names"])
     plot: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    counts: dict[str, dict[str, float]] = {}
     for model in models:
         with h5py.File(predictions[model], "r") as h5:
             jets = h5["jets"][:]
             names = [str(c) for c in h5["jets"].attrs["class_names"]]
         scan = config.get("parameters", {}).get(model, {})
         fractions = background_fractions(jets["flavour_label"], names, signal, setup.fractions)
-        rocs = roc_sets(jets, model, names, signal, fractions, shared=setup.shared)[model]
+        sets = roc_sets(jets, model, names, signal, fractions, shared=setup.shared)
         is_sig = signal_mask(jets, names, signal, scan.get("train"))
-        plot[model] = curves(rocs, is_sig)
+        taggers = {model: sets[model]}
+        if BAYES in sets and BAYES not in plot:
+            taggers[BAYES] = sets[BAYES]
         for name, spec in references.items():
             if name not in plot:  # the same test jets in every file: scored once
-                ref = reference_rocs(jets, name, spec, names, signal, fractions)
-                plot[name] = curves(ref, is_sig)
+                taggers[name] = reference_rocs(jets, name, spec, names, signal, fractions)
+        for name, rocs in taggers.items():
+            plot[name] = curves(rocs, is_sig)
+            counts[name] = background_counts(rocs)
+    if BAYES in plot:  # drawn last, over the models
+        plot[BAYES] = plot.pop(BAYES)
     wording = ev.get("signal_label") or signal
-    reference = ev.get("ratio_reference") or next(iter(references), None)
-    plots.plot_roc(plot, output, f"signal: {wording}", wording, reference)
+    reference = ev.get("ratio_reference") or models[0]
+    plots.plot_roc(plot, output, f"signal: {wording}", wording, reference, counts)
 
 
 def export_section(benchmarks: list[str], results: Path) -> list[str]:

@@ -112,6 +112,7 @@ class JetClassification(Task):
         from hepsnake.evaluate import plots
         from hepsnake.evaluate.metrics import (
             INCLUSIVE,
+            background_counts,
             control_ks,
             curves,
             discriminant_setup,
@@ -130,6 +131,7 @@ class JetClassification(Task):
             pt_panels,
             sb_scan,
             trained_values,
+            variable_panels,
         )
 
         ev, model, unit, out = run.settings, run.model, run.unit, run.plots
@@ -150,36 +152,56 @@ class JetClassification(Task):
         is_sig = signal_mask(jets, names, signal, scan["train"])
         roc_curves = {label: curves(rocs, is_sig) for label, rocs in book.inclusive.items()}
         roc_curves |= {name: curves(rocs, is_sig) for name, rocs in book.references.items()}
-        reference = ev.get("ratio_reference") or next(iter(references), None)
-        if reference not in roc_curves:  # another model: its ratio is in the report's comparison
-            reference = None
+        counts = {label: background_counts(rocs) for label, rocs in book.inclusive.items()}
+        counts |= {name: background_counts(rocs) for name, rocs in book.references.items()}
+        # another model as ratio_reference: its ratio is in the report's comparison
+        reference = ev.get("ratio_reference") if ev.get("ratio_reference") in roc_curves else model
         title = f"signal: {wording}{trained_values(scan['train'])}; {formula}"
-        plots.plot_roc(roc_curves, out / "roc.png", title, wording, reference)
+        plots.plot_roc(roc_curves, out / "roc.png", title, wording, reference, counts)
 
         score, mixed = book.inclusive[model][INCLUSIVE]
         keep = is_sig | (labels != names.index(signal))
         plots.plot_outputs(
             score, labels, names, {"all test jets": keep}, out / "outputs.png", formula
         )
-        if ev["pt_bins"]:
-            if "pt" not in jets.dtype.names:
-                raise HepsnakeError(run.source, "no jet field 'pt' (set evaluate.pt_bins: null)")
-            panels = {k: keep & v for k, v in pt_panels(jets["pt"], ev["pt_bins"], unit).items()}
-            plots.plot_outputs(score, labels, names, panels, out / "outputs_pt.png", formula)
-            edges = ev["pt_bins"]
-            inside = (jets["pt"] >= edges[0]) & (jets["pt"] < edges[-1])
-            metrics["pt_bins"] = {
-                "edges": edges,
-                "unit": unit,
-                "inclusive_auc": binned_auc(score, mixed, is_sig, panels),
-                "fraction_inside": float(inside.mean()) if len(jets) else 0.0,
-            }
-            wp = wps[len(wps) // 2]
-            per_bin = binned_efficiency(score, labels, names, signal, is_sig, panels, wp)
-            metrics["pt_bins"]["at_working_point"] = per_bin
-            plots.plot_pt_efficiency(edges, unit, per_bin, wording, out / "efficiency_pt.png")
-
         weights = jets["weight"].astype(np.float64) if "weight" in jets.dtype.names else None
+        wp = wps[len(wps) // 2]
+        binned = ({"pt": ev["pt_bins"]} if ev["pt_bins"] else {}) | (
+            ev.get("efficiency_variables") or {}
+        )
+        for var, edges in binned.items():
+            if var not in jets.dtype.names:
+                key = "pt_bins: null" if var == "pt" else f"efficiency_variables/{var}"
+                raise HepsnakeError(run.source, f"no jet field '{var}' (evaluate.{key})")
+            bins = [keep & sel for sel in variable_panels(jets[var], edges)]
+            rates = binned_efficiency(
+                score,
+                labels,
+                names,
+                signal,
+                is_sig,
+                bins,
+                wp,
+                weights if weights is not None else np.ones(len(jets)),
+            )
+            axis = f"jet pt [{unit}]" if var == "pt" else f"jet {var}"
+            plots.plot_binned_efficiency(axis, edges, rates, wording, out / f"efficiency_{var}.png")
+            inside = (jets[var] >= edges[0]) & (jets[var] < edges[-1])
+            entry = {"edges": edges, "fraction_inside": float(inside.mean()) if len(jets) else 0.0}
+            if var != "pt":
+                metrics.setdefault("efficiency_variables", {})[var] = entry | rates
+                continue
+            panels = {k: keep & v for k, v in pt_panels(jets["pt"], edges, unit).items()}
+            plots.plot_outputs(score, labels, names, panels, out / "outputs_pt.png", formula)
+            metrics["pt_bins"] = (
+                entry
+                | rates
+                | {
+                    "unit": unit,
+                    "inclusive_auc": binned_auc(score, mixed, is_sig, panels),
+                }
+            )
+
         physical, why_not = physical_weights(jets, ev.get("physical_weights"))
         negative = int(np.sum(weights < 0)) if weights is not None else 0
         metrics["weights"] = {"physical": physical, "negative": negative, "note": why_not}
