@@ -13,6 +13,8 @@ rule report:
         studies=expand("results/tune/{study}/study.json", study=TUNED_STUDIES),
     output:
         md="results/report.md",
+        # report.md with its images inlined: the report inside `snakemake --report`
+        page=report("results/report.md.html", category="Report", caption="../report/report.rst"),
         compare=report(
             "results/plots/compare/roc.png",
             category="Comparison",

@@ -1,10 +1,10 @@
 """The ``export`` stage: ONNX fp32 + int8 models of a checkpoint, validated and benchmarked.
 
 Writes ``model.onnx``, ``model.int8.onnx``, ``validation.json``, ``benchmark.json`` and
-``benchmark.png`` in ``outdir``, with ``athena`` also ``model.athena.onnx`` (the Salt/Athena
-layout, :mod:`hepsnake.export.athena`). Everything is built in a temporary sibling directory
-and moved into place only once every model has passed validation; a failed check raises
-:class:`HepsnakeError` and leaves nothing behind.
+``benchmark.png`` (and ``.pdf``) in ``outdir``, with ``athena`` also ``model.athena.onnx`` (the
+Salt/Athena layout, :mod:`hepsnake.export.athena`). Everything is built in a temporary
+sibling directory and moved into place only once every model has passed validation; a failed
+check raises :class:`HepsnakeError` and leaves nothing behind.
 """
 
 import json
@@ -38,11 +38,18 @@ from hepsnake.export.quantise import quantise as quantise_model
 from hepsnake.io.atomic import atomic_path, job_scratch, write_json
 from hepsnake.models.checkpoint import TrainedTagger, config_sha256
 from hepsnake.models.tasks.base import label_key
-from hepsnake.names import valid_field
+from hepsnake.names import figure_files, valid_field
 
 log = logging.getLogger("hepsnake")
 
-OUTPUTS = ("model.onnx", "model.int8.onnx", "validation.json", "benchmark.json", "benchmark.png")
+# the benchmark plot is written as PNG and PDF (hepsnake.names.figure_files)
+OUTPUTS = (
+    "model.onnx",
+    "model.int8.onnx",
+    "validation.json",
+    "benchmark.json",
+    *figure_files("benchmark.png"),
+)
 TOLERANCE = 1e-4  # ONNX Runtime vs PyTorch, max |Δ| of every output over its real entries
 PADDING_TOLERANCE = 1e-5  # outputs with garbage-filled extra padded slots vs without
 # the metadata the Athena layout's gnn_config carries under "hepsnake"

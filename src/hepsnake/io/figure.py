@@ -49,6 +49,8 @@ def use_style(style: dict[str, Any] | None) -> None:
     plt.style.use("default")
     mplhep.style.use(experiment or NEUTRAL)
     plt.rcParams.update(SIZES)
+    # glyphs the style's font lacks (∈, ≤, √) come from matplotlib's own DejaVu Sans
+    plt.rcParams["font.family"] = [*plt.rcParams["font.family"], "DejaVu Sans"]
     if experiment:
         STYLE.update(style or {})
 

@@ -27,6 +27,7 @@ from hepsnake.io.atomic import atomic_path
 from hepsnake.io.figure import use_style
 from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.provenance import git_commit, package_versions
+from hepsnake.report.page import render
 
 
 def fmt(value: Any) -> str:
@@ -427,7 +428,8 @@ def report(
     epochs: str | None = None,
     studies: list[str] | None = None,
 ) -> str:
-    """Write the report and the comparison plot; return the Markdown text.
+    """Write the report, its self-contained HTML page (:func:`page_path`) and the comparison
+    plot; return the Markdown text.
 
     ``config`` is the report's stage slice (with ``config_hash``, the whole config's, and
     ``parameters``, each model's scanned parameters) or a whole config. ``metrics_files`` and
@@ -510,4 +512,11 @@ def report(
     text = "\n".join(lines) + "\n"
     with atomic_path(out) as tmp:
         tmp.write_text(text)
+    with atomic_path(page_path(out)) as tmp:
+        tmp.write_text(render(text, "hepsnake report", images=results))
     return text
+
+
+def page_path(markdown: Path) -> Path:
+    """The self-contained HTML page of ``report.md``: ``report.md.html`` beside it."""
+    return markdown.with_name(f"{markdown.name}.html")
