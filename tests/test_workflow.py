@@ -199,11 +199,11 @@ def test_tiny_end_to_end(tiny_run):
     assert counts["train"] == len(models)
 
 
-def loaded_images(page) -> dict[str, int]:
+def loaded_images(page) -> list[tuple[str, int]]:
     """Every image of the open page: its src (data URIs shortened) and its natural width
     (0: it did not load)."""
-    script = "els => els.map(e => [e.getAttribute('src').slice(0, 80), e.naturalWidth])"
-    return dict(page.eval_on_selector_all("img", script))
+    script = "els => els.map(e => [e.getAttribute('src').slice(0, 60), e.naturalWidth])"
+    return [tuple(pair) for pair in page.eval_on_selector_all("img", script)]
 
 
 def broken_links(page) -> list[str]:
@@ -235,7 +235,7 @@ def test_the_report_in_a_real_browser(tiny_run, chromium, tmp_path):
     page = chromium.new_page(viewport={"width": 1400, "height": 1000})
     page.goto((tmp_path / "report.md.html").as_uri(), wait_until="load")
     images = loaded_images(page)
-    assert len(images) == text.count("![") and all(images.values()), images
+    assert len(images) == text.count("![") and all(w for _, w in images), images
     tables = sum(line.startswith("|---") or line.startswith("| ---") for line in text.splitlines())
     assert page.locator("table").count() == tables > 3
     assert broken_links(page) == []
@@ -263,5 +263,5 @@ def test_the_report_in_a_real_browser(tiny_run, chromium, tmp_path):
     uri = page.evaluate("() => results['results/report.md.html'].data_uri")
     page.set_content(base64.b64decode(uri.split(",", 1)[1]).decode())
     inlined = loaded_images(page)
-    assert len(inlined) == len(images) and all(inlined.values()), inlined
+    assert len(inlined) == len(images) and all(w for _, w in inlined), inlined
     assert page.locator("table").count() == tables
