@@ -237,10 +237,11 @@ def write_predictions(path: Path, jets: np.ndarray, control: np.ndarray | None =
 def control_jets(n: int = 2000, seed: int = 3) -> np.ndarray:
     """Control-region jets, data and MC alike (random outputs)."""
     rng = np.random.default_rng(seed)
-    dtype = [("is_data", "?"), ("train_weight", "f4")] + [(f"m_p{c}", "f4") for c in CLASSES]
+    dtype = [("is_data", "?"), ("weight", "f4"), ("train_weight", "f4")]
+    dtype += [(f"m_p{c}", "f4") for c in CLASSES]
     table = np.zeros(n, dtype=dtype)
     table["is_data"] = rng.random(n) < 0.5
-    table["train_weight"] = 1.0
+    table["weight"] = table["train_weight"] = 1.0
     for c in CLASSES:
         table[f"m_p{c}"] = rng.random(n)
     return table

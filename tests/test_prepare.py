@@ -66,6 +66,11 @@ def converted(tmp_path_factory):
     return config, paths
 
 
+def some_classes(config):
+    """``config`` for splitting samples of only some of its classes: the others dropped."""
+    return {**config, "prepare": {**config["prepare"], "empty_class": "drop"}}
+
+
 def run_split(config, paths, names, out, control=False, debug=True):
     outputs = {s: str(out / f"{s}.h5") for s in SPLITS}
     dbg = {s: str(out / f"debug_{s}.h5") for s in SPLITS} if debug else None
@@ -140,7 +145,7 @@ def test_adding_a_sample_moves_no_other_jet(converted, tmp_path):
     config, paths = converted
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    small, _ = run_split(config, paths, ["qcd", "sig"], tmp_path / "a", debug=False)
+    small, _ = run_split(some_classes(config), paths, ["qcd", "sig"], tmp_path / "a", debug=False)
     large, _ = run_split(config, paths, ["qcd", "sig", "bib"], tmp_path / "b", debug=False)
     for s in SPLITS:
         a = {k for k in jet_ids(read(small[s]), ["qcd", "sig"]) if k[0] == "qcd"}
@@ -285,7 +290,7 @@ def test_bad_inputs_leave_nothing(converted, tmp_path):
         run_split(config, {"qcd": str(empty)}, ["qcd"], tmp_path)
     out = tmp_path / "ok"
     out.mkdir()
-    outputs, _ = run_split(config, paths, ["qcd", "sig"], out, debug=False)
+    outputs, _ = run_split(some_classes(config), paths, ["qcd", "sig"], out, debug=False)
     inputs = {**config["inputs"], "variables": {"tracks": ["pt", "charge"]}}
     with pytest.raises(HepsnakeError, match=r"train.h5: variable 'charge' not in 'tracks'"):
         norm_stats(
@@ -300,7 +305,7 @@ def test_bad_inputs_leave_nothing(converted, tmp_path):
 
 def test_zero_std_needs_a_floor(converted, tmp_path):
     config, paths = converted
-    outputs, _ = run_split(config, paths, ["sig"], tmp_path, debug=False)
+    outputs, _ = run_split(some_classes(config), paths, ["sig"], tmp_path, debug=False)
     inputs = {**config["inputs"], "variables": {"jets": ["mS"]}}
     args = (outputs["train"], str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml"))
     with pytest.raises(HepsnakeError, match=r"'jets.mS': std is 0"):
@@ -385,7 +390,7 @@ def test_label_map_ranges_and_unmapped_drop(converted, tmp_path):
         "map": {"qcd": {"range": [0, 40]}, "sig": [{"range": [40, 60]}, 1000.0]},
         "unmapped": "drop",
     }
-    prepare = {**config["prepare"], "label_map": label_map}
+    prepare = {**config["prepare"], "label_map": label_map, "empty_class": "drop"}
     outputs, report = run_split(
         {**config, "prepare": prepare}, {"raw": str(raw)}, ["raw"], tmp_path, debug=False
     )
@@ -437,16 +442,21 @@ def test_resampling_instead_of_weights(mode, converted, tmp_path):
 
 
 def test_weights_mode_none(converted, tmp_path):
+    """Without reweighting, the training weights are the physics weights (or 1) times the
+    one constant that makes their mean over the training split 1, in every split."""
     config, paths = converted
     for physics in (False, True):
         out = tmp_path / str(physics)
         out.mkdir()
         unweighted = with_prepare(config, **{**UNWEIGHTED, "use_physics_weights": physics})
         outputs, _ = run_split(unweighted, paths, ["qcd", "bib", "sig"], out, debug=False)
+        train = read(outputs["train"])
+        norm = len(train) / train["weight"].astype(np.float64).sum() if physics else 1.0
+        assert np.abs(train["train_weight"].astype(np.float64)).mean() == pytest.approx(1, 1e-6)
         for s in SPLITS:
             jets = read(outputs[s])
-            expected = jets["weight"] if physics else np.ones(len(jets), np.float32)
-            np.testing.assert_array_equal(jets["train_weight"], expected)
+            expected = jets["weight"] * norm if physics else np.ones(len(jets))
+            np.testing.assert_allclose(jets["train_weight"], expected, rtol=1e-6)
             assert not np.all(jets["weight"] == 1)  # physics weights differ from 1
 
 
@@ -497,7 +507,7 @@ def test_reweighting_2d_matches_signal(converted, tmp_path):
 
 def test_input_map_and_num_inputs_in_norm_and_loader(converted, tmp_path):
     config, paths = converted
-    outputs, _ = run_split(config, paths, ["qcd", "sig"], tmp_path, debug=False)
+    outputs, _ = run_split(some_classes(config), paths, ["qcd", "sig"], tmp_path, debug=False)
     renamed = tmp_path / "renamed.h5"
     shutil.copy(outputs["train"], renamed)
     with h5py.File(renamed, "a") as h5:
@@ -546,7 +556,9 @@ def test_missing_fields_are_filled_by_type(converted, tmp_path):
         h5["jets"].attrs.update(attrs)
     inputs = {"qcd": str(extended), "sig": paths["sig"]}
     (tmp_path / "out").mkdir()
-    outputs, _ = run_split(config, inputs, ["qcd", "sig"], tmp_path / "out", debug=False)
+    outputs, _ = run_split(
+        some_classes(config), inputs, ["qcd", "sig"], tmp_path / "out", debug=False
+    )
     merged = read(outputs["train"])
     qcd = merged["sample"] == 0
     assert qcd.any() and (~qcd).any()
@@ -587,6 +599,7 @@ def run_cli(config: str, paths: dict, out: Path) -> subprocess.CompletedProcess:
 
 def test_split_errors_through_the_cli(converted, tmp_path):
     config, paths = converted
+    config = some_classes(config)  # the CLI splits qcd and sig
     bad_var = with_prepare(config, mode="pt_to_signal", variables=["pt", "ptx"])
     bad_target = with_prepare(config, mode="pt_to_signal", target="top")
     config_file = tmp_path / "config.yaml"
@@ -636,7 +649,7 @@ def test_summary_is_renamed_after_every_split_file(converted, tmp_path, monkeypa
         real(src, dst)
 
     monkeypatch.setattr("hepsnake.io.atomic.os.replace", record)
-    run_split(config, paths, ["qcd", "sig"], tmp_path)
+    run_split(some_classes(config), paths, ["qcd", "sig"], tmp_path)
     files = [n for n in renamed if n.endswith(".h5")]
     assert len(files) == 6 and renamed[-1] == "summary.json", renamed
 
@@ -728,10 +741,10 @@ def test_pairwise_sum_in_blocks_is_numpy_sum(n, leaf):
     assert n < 65_537 or blocks != np.sum(values)
 
 
-def whole_split_reweighter(jets, cfg, class_names):
+def whole_split_reweighter(jets, cfg, class_names, negative="abs"):
     """The reweighter fitted on the whole training split at once (``np.bincount``
     histograms, ``np.sum`` totals): what the split computed before it streamed."""
-    base = base_weights(jets, cfg["use_physics_weights"])
+    base = base_weights(jets, cfg["use_physics_weights"], negative)
     labels = jets["flavour_label"]
     present = [c for c in range(len(class_names)) if np.any(labels == c)]
     rw = Reweighter([], [], {}, {})
@@ -758,18 +771,21 @@ def whole_split_reweighter(jets, cfg, class_names):
                     ratio = np.where(
                         histogram(labels == cls) > 0, target_hist / histogram(labels == cls), 0.0
                     )
-                rw.ratios[cls] = np.minimum(ratio, cfg["max_weight"])
+                rw.ratios[cls] = np.clip(ratio, 0.0, cfg["max_weight"])
     if cfg["balance_classes"]:
         weighted = rw.apply(jets, base).astype(np.float64)
         mean_total = weighted.sum() / len(present)
         rw.class_scale = {c: mean_total / weighted[labels == c].sum() for c in present}
+    rw.norm = len(jets) / np.sum(np.abs(rw.apply(jets, base).astype(np.float64)))
     return rw
 
 
+@pytest.mark.parametrize("negative", ["abs", "keep", "zero"])
 @pytest.mark.parametrize("variables", [["pt"], ["pt", "eta"]])
-def test_streamed_fit_equals_whole_split_fit(variables):
+def test_streamed_fit_equals_whole_split_fit(variables, negative):
     """Fitted a block at a time, in the split's order, the reweighter and the weights it gives
-    are those of the whole-split fit, bit for bit (physics weights spanning decades)."""
+    are those of the whole-split fit, bit for bit (physics weights spanning decades, 13 %
+    of them negative)."""
     rng = np.random.default_rng(3)
     n = 200_003
     jets = np.zeros(
@@ -783,6 +799,7 @@ def test_streamed_fit_equals_whole_split_fit(variables):
     )
     jets["flavour_label"] = rng.integers(0, 3, n)
     jets["weight"] = rng.lognormal(0.0, 4.0, n)  # sums that depend on the order
+    jets["weight"][rng.random(n) < 0.13] *= -1
     jets["pt"] = 20 + rng.exponential(40.0 + 10 * jets["flavour_label"], n)
     jets["eta"] = rng.normal(0.0, 1.0 + jets["flavour_label"] / 4, n)
     cfg = {
@@ -798,13 +815,12 @@ def test_streamed_fit_equals_whole_split_fit(variables):
     labels, counts = np.unique(jets["flavour_label"], return_counts=True)
     classes = dict(zip(labels.tolist(), counts.tolist(), strict=True))
     targets = {v: jets[v][jets["flavour_label"] == 1][::-1] for v in variables}  # any order
-    streamed = fit_reweighter(
-        lambda: (jets[a : a + 7_001] for a in range(0, n, 7_001)), classes, targets, cfg, names
-    )
-    whole = whole_split_reweighter(jets, cfg, names)
-    base = base_weights(jets, True)
+    blocks = lambda: (jets[a : a + 7_001] for a in range(0, n, 7_001))  # noqa: E731
+    streamed = fit_reweighter(blocks, classes, targets, cfg, names, negative)
+    whole = whole_split_reweighter(jets, cfg, names, negative)
+    base = base_weights(jets, True, negative)
     assert streamed.apply(jets, base).tobytes() == whole.apply(jets, base).tobytes()
-    assert streamed.class_scale == whole.class_scale
+    assert streamed.class_scale == whole.class_scale and streamed.norm == whole.norm
     for cls, ratio in whole.ratios.items():
         assert streamed.ratios[cls].tobytes() == ratio.tobytes()
 
@@ -839,7 +855,7 @@ def test_split_equals_the_whole_split_computation(converted, tmp_path):
     class_names = config["class_names"]
     whole = whole_split_reweighter(written["train"], prep["weights"], class_names)
     for s in SPLITS:
-        base = base_weights(written[s], True)
+        base = base_weights(written[s], True, prep["negative_weights"])
         assert written[s]["train_weight"].tobytes() == whole.apply(written[s], base).tobytes()
     for row in report["rows"]:
         table = written[row["split"]]

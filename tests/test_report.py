@@ -23,7 +23,7 @@ from hepsnake.evaluate.metrics import (
     roc_book,
     working_points,
 )
-from hepsnake.evaluate.stage import evaluate
+from hepsnake.evaluate.stage import ROC_JETS, evaluate
 from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
 from hepsnake.names import prob_column
@@ -215,7 +215,7 @@ def test_a_missing_reference_field_names_the_tagger(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("weights", "setting", "physical"),
     [
-        ("negative", None, False),
+        ("negative", None, True),  # yields are signed sums
         ("ones", None, False),
         ("negative", True, True),
         ("uniform", False, False),
@@ -234,8 +234,9 @@ def test_sb_scan_only_on_physical_weights(
     assert metrics["weights"]["physical"] == physical
     assert metrics["weights"]["negative"] == (100 if weights == "negative" else 0)
     assert (tmp_path / "plots" / "m" / "sb_scan.png").exists() == (setting is not False)
-    if weights == "negative" and setting is None:
-        assert metrics["weights"]["note"] == "100 test jets have negative weights"
+    if physical:
+        assert metrics["weights"]["sb_scan"] == "signed physics weights"
+        assert np.isfinite(metrics["sb_scan"]["max_significance"])
 
 
 def split_summary(path: Path, counts: dict[str, int], dropped: dict | None = None) -> None:
@@ -357,7 +358,7 @@ def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> N
     pt_warning = "- model m: the pt bins [20000, 60000, 200000] MeV hold only 0% of the test jets"
     assert any(w.startswith(pt_warning) for w in warnings), warnings
     assert not any("cuts" in w for w in warnings)  # a reason that dropped nothing
-    assert "S/√B omitted: 60 test jets have negative weights." in text
+    assert "Maximum S/√B" in text  # signed yields: negative weights do not omit it
 
 
 def test_plot_style_draws_the_experiment_label(
@@ -392,12 +393,14 @@ def weighted_pass(score: np.ndarray, w: np.ndarray, cut: float) -> tuple[float, 
     return w[score > cut].sum() / w.sum(), w.sum() ** 2 / (w**2).sum()
 
 
-def test_efficiency_and_rejection_per_pt_bin_at_one_cut(flavour_run: tuple) -> None:
-    """At the cut keeping 77% of the weighted b jets (FTAG's middle working point), each MeV pt
-    bin's b efficiency and light rejection with binomial errors on the bin's effective jets
-    (Σw)²/Σw²; with the cut set per bin to keep 77% of the bin's b jets, the light rejection
-    there; all counted by hand."""
-    root, jets, metrics = flavour_run
+def test_efficiency_and_rejection_per_pt_bin_at_one_cut(tmp_path: Path) -> None:
+    """With physics weights (roc_weights: physical), at the cut keeping 77% of the weighted b
+    jets (FTAG's middle working point), each MeV pt bin's b efficiency and light rejection
+    with binomial errors on the bin's effective jets (Σw)²/Σw²; with the cut set per bin to
+    keep 77% of the bin's b jets, the light rejection there; all counted by hand."""
+    root, jets = tmp_path, flavour_jets()
+    metrics = run_evaluate(root, jets, EVALUATE | {"roc_weights": "physical"})
+    assert metrics["weights"]["efficiency_pt"] == metrics["weights"]["roc"] != ROC_JETS
     per_bin = metrics["pt_bins"]["at_working_point"]
     flat = metrics["pt_bins"]["at_bin_efficiency"]
     p = {c: jets[prob_column("m", c)].astype(np.float64) for c in FLAVOURS}

@@ -27,9 +27,11 @@ from hepsnake.io.remote import redact_sample, redact_text, redact_url
 from hepsnake.io.root import FlatSource
 from hepsnake.io.xrootd import configure as configure_xrootd
 from hepsnake.names import LABEL
+from hepsnake.negative_weights import figures, warning
 from hepsnake.pause import pause_point
 
 DEFAULT_MAX_CONSTITUENTS = 40
+WEIGHT_BLOCK = 1 << 20  # jets per read of the written weights (the negative-weight figures)
 T = TypeVar("T")
 log = logging.getLogger("hepsnake")
 
@@ -242,8 +244,15 @@ def write_sample(
     report["event_number_source"] = list(
         dict.fromkeys(f["event_number_source"] for f in report["files"])
     )
-    for warning in mev_warnings(conv["cuts"], list(report["cuts"].values()), units[0]):
-        log.warning("convert %s: %s", sample["name"], warning)
+    for text in mev_warnings(conv["cuts"], list(report["cuts"].values()), units[0]):
+        log.warning("convert %s: %s", sample["name"], text)
+    weights = h5["jets"].fields("weight")
+    found = figures(weights[a : a + WEIGHT_BLOCK] for a in range(0, n_jets, WEIGHT_BLOCK))
+    report["negative_weights"] = found
+    negative = warning(sample["name"], found, None)
+    report["warnings"] = [negative] if negative else []
+    if negative:
+        log.warning("convert %s: %s", sample["name"], negative["message"])
     h5["jets"].attrs["class_names"] = config["class_names"]
     h5["jets"].attrs[LABEL] = config["class_names"]
     h5["jets"].attrs["energy_unit"] = units[0]

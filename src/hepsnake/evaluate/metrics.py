@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.names import point_tag, prob_column
+from hepsnake.roc import auc, roc
 from hepsnake.stats import effective_count, rejection_error, weighted_ks
 
 INCLUSIVE = "inclusive"
@@ -53,43 +53,18 @@ def discriminant(
     return log_discriminant({c: np.log(p + EPS) for c, p in probs.items()}, signal, fractions)
 
 
-def labelled(
-    score_sig: np.ndarray, score_bkg: np.ndarray, weight_bkg: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(truth, scores, weights) of signal then background, as sklearn's metrics take them;
-    signal jets weigh 1."""
-    truth = np.r_[np.ones(len(score_sig)), np.zeros(len(score_bkg))]
-    weights = None if weight_bkg is None else np.r_[np.ones(len(score_sig)), weight_bkg]
-    return truth, np.r_[score_sig, score_bkg], weights
-
-
-def roc_points(
-    score_sig: np.ndarray, score_bkg: np.ndarray, weight_bkg: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(background efficiency, signal efficiency) along the threshold; background weighted."""
-    truth, scores, weights = labelled(score_sig, score_bkg, weight_bkg)
-    fpr, tpr, _ = roc_curve(truth, scores, sample_weight=weights)
-    return fpr, tpr
-
-
-def auc(
-    score_sig: np.ndarray, score_bkg: np.ndarray, weight_bkg: np.ndarray | None = None
-) -> float:
-    """Area under the ROC curve of signal vs (weighted) background scores (sklearn)."""
-    truth, scores, weights = labelled(score_sig, score_bkg, weight_bkg)
-    return float(roc_auc_score(truth, scores, sample_weight=weights))
-
-
 def rejection_at(
     score_sig: np.ndarray,
     score_bkg: np.ndarray,
     efficiencies: list[float],
     weight_bkg: np.ndarray | None = None,
+    weight_sig: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Background rejection 1/ε_b at each signal efficiency, with its binomial uncertainty
-    (on the effective number of background jets (Σw)²/Σw² when weighted); inf/NaN when no
-    background passes."""
-    fpr, tpr = roc_points(score_sig, score_bkg, weight_bkg)
+    """Background rejection 1/ε_b at each signal efficiency of the :func:`~hepsnake.roc.roc`,
+    with its binomial uncertainty (on the effective number of background jets (Σw)²/Σw² when
+    weighted); inf/NaN when no background passes."""
+    curve = roc(score_sig, score_bkg, weight_sig, weight_bkg)
+    fpr, tpr = curve.fpr, curve.tpr
     n_eff = effective_count(weight_bkg, len(score_bkg))
     out = {}
     for eff in efficiencies:
@@ -100,10 +75,14 @@ def rejection_at(
 
 
 def rejection_curve(
-    score_sig: np.ndarray, score_bkg: np.ndarray, weight_bkg: np.ndarray | None = None
+    score_sig: np.ndarray,
+    score_bkg: np.ndarray,
+    weight_bkg: np.ndarray | None = None,
+    weight_sig: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(signal efficiency, background rejection) along the threshold (ε_b > 0 only)."""
-    fpr, tpr = roc_points(score_sig, score_bkg, weight_bkg)
+    curve = roc(score_sig, score_bkg, weight_sig, weight_bkg)
+    fpr, tpr = curve.fpr, curve.tpr
     keep = fpr > 0
     return tpr[keep], 1.0 / fpr[keep]
 
@@ -191,16 +170,21 @@ def working_points(evaluate: dict[str, Any], setup: Discriminant) -> list[float]
 
 
 def roc_weights(
-    labels: np.ndarray, class_names: list[str], fractions: dict[str, float]
+    labels: np.ndarray,
+    class_names: list[str],
+    fractions: dict[str, float],
+    jet_weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Background weight of every jet in each ROC: ``inclusive`` (each class weighted to sum
-    f_b) and each background class alone (weight 1 on its jets)."""
+    """Background weight of every jet in each ROC (0: not in it): ``inclusive`` (each class
+    weighted to sum f_b) and each background class alone (its jets' ``jet_weights``, each
+    class's summing to a positive number; None: 1 each)."""
+    jw = np.ones(len(labels)) if jet_weights is None else jet_weights
     mixed = np.zeros(len(labels))
     out = {}
     for b, f in fractions.items():
         is_b = labels == class_names.index(b)
-        mixed[is_b] = f / is_b.sum()
-        out[b] = is_b.astype(np.float64)
+        mixed[is_b] = f * jw[is_b] / jw[is_b].sum()
+        out[b] = np.where(is_b, jw, 0.0)
     return {INCLUSIVE: mixed} | out
 
 
@@ -211,6 +195,7 @@ def roc_inputs(
     signal: str,
     fractions: dict[str, float],
     shared: bool = False,
+    jet_weights: np.ndarray | None = None,
 ) -> RocInputs:
     """The ``inclusive`` ROC and one per background class (:func:`roc_weights`), each class
     alone scored by log(p_sig / p_b), or with ``shared`` by the inclusive discriminant."""
@@ -222,7 +207,7 @@ def roc_inputs(
             else log_discriminant(logp, signal, {name: 1.0}),
             w,
         )
-        for name, w in roc_weights(labels, class_names, fractions).items()
+        for name, w in roc_weights(labels, class_names, fractions, jet_weights).items()
     }
 
 
@@ -306,6 +291,7 @@ def roc_sets(
     point: tuple[str, float] | None = None,
     parameters: list[str] | None = None,
     shared: bool = False,
+    jet_weights: np.ndarray | None = None,
 ) -> dict[str, RocInputs]:
     """ROC inputs of ``model`` (at ``point``: see :func:`point_prefix`) and, where the toy truth
     exists, of the Bayes-optimal classifier; keyed ``model`` and ``BAYES``. A parameterised
@@ -314,14 +300,14 @@ def roc_sets(
     labels = jets["flavour_label"]
     prefix = model if point is None else point_prefix(jets, model, signal, point)
     logp = model_logp(jets, prefix, class_names)
-    out = {model: roc_inputs(logp, labels, class_names, signal, fractions, shared)}
+    out = {model: roc_inputs(logp, labels, class_names, signal, fractions, shared, jet_weights)}
     parameter, value = point if point is not None else (None, None)
     seen = f"{model}_{parameters[0]}" if parameters and len(parameters) == 1 else ""
     if point is None and seen in jets.dtype.names:
         parameter, value = parameters[0], jets[seen].astype(np.float64)
     truth = truth_logp(jets, class_names, signal, parameter, value)
     if truth is not None:
-        out[BAYES] = roc_inputs(truth, labels, class_names, signal, fractions, shared)
+        out[BAYES] = roc_inputs(truth, labels, class_names, signal, fractions, shared, jet_weights)
     return out
 
 
@@ -346,6 +332,7 @@ def reference_rocs(
     class_names: list[str],
     signal: str,
     fractions: dict[str, float],
+    jet_weights: np.ndarray | None = None,
 ) -> RocInputs:
     """ROC inputs of reference tagger ``name``: its ``score`` field, or the discriminant of its
     per-class ``probabilities`` fields (classes of zero fraction may lack one); every ROC on the
@@ -353,9 +340,10 @@ def reference_rocs(
     where = f"config: evaluate/reference_taggers/{name}"
     if "score" in spec:
         score = finite(jet_field(jets, spec["score"], where))
+        labels = jets["flavour_label"]
         return {
             k: (score, w)
-            for k, w in roc_weights(jets["flavour_label"], class_names, fractions).items()
+            for k, w in roc_weights(labels, class_names, fractions, jet_weights).items()
         }
     probs = spec["probabilities"]
     needed = [signal, *(b for b, f in fractions.items() if f > 0)]
@@ -364,14 +352,24 @@ def reference_rocs(
         raise HepsnakeError(f"{where}/probabilities", f"no field for class '{missing[0]}'")
     logp = {c: np.log(jet_field(jets, probs[c], where) + EPS) for c in needed}
     logp |= {b: np.full(len(jets), -np.inf) for b in fractions if b not in logp}
-    rocs = roc_inputs(logp, jets["flavour_label"], class_names, signal, fractions, shared=True)
+    labels = jets["flavour_label"]
+    rocs = roc_inputs(logp, labels, class_names, signal, fractions, True, jet_weights)
     return {k: (finite(score), w) for k, (score, w) in rocs.items()}
 
 
-def curves(rocs: RocInputs, is_sig: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(signal efficiency, rejection) of each ROC in ``rocs``."""
+def signal_weights(is_sig: np.ndarray, jet_weights: np.ndarray | None) -> np.ndarray | None:
+    """The weights of the signal jets ``is_sig`` in a ROC (None: 1 each)."""
+    return None if jet_weights is None else jet_weights[is_sig]
+
+
+def curves(
+    rocs: RocInputs, is_sig: np.ndarray, jet_weights: np.ndarray | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(signal efficiency, rejection) of each ROC in ``rocs``, the signal jets ``is_sig``
+    weighted by ``jet_weights`` (None: 1 each)."""
+    ws = signal_weights(is_sig, jet_weights)
     return {
-        name: rejection_curve(score[is_sig], score[w > 0], w[w > 0])
+        name: rejection_curve(score[is_sig], score[w != 0], w[w != 0], ws)
         for name, (score, w) in rocs.items()
     }
 
@@ -383,19 +381,29 @@ def background_counts(rocs: RocInputs) -> dict[str, float]:
 
 
 def roc_metrics(
-    sets: dict[str, RocInputs], model: str, is_sig: np.ndarray, working_points: list[float]
+    sets: dict[str, RocInputs],
+    model: str,
+    is_sig: np.ndarray,
+    working_points: list[float],
+    jet_weights: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
     """AUC of each ROC of ``model`` in ``sets`` (and rejections at ``working_points``), with
-    the Bayes-optimal AUC and the gap to it when ``sets`` has the truth."""
+    the Bayes-optimal AUC and the gap to it when ``sets`` has the truth; the signal jets
+    weighted by ``jet_weights`` (None: 1 each), and a ``note`` where the ROC needed one
+    (:func:`~hepsnake.roc.roc`)."""
     out: dict[str, dict[str, Any]] = {}
+    ws = signal_weights(is_sig, jet_weights)
     for name, (score, w) in sets[model].items():
-        sig, bkg, wb = score[is_sig], score[w > 0], w[w > 0]
-        out[name] = {"auc": auc(sig, bkg, wb)}
+        sig, bkg, wb = score[is_sig], score[w != 0], w[w != 0]
+        curve = roc(sig, bkg, ws, wb)
+        out[name] = {"auc": curve.auc}
+        if curve.note:
+            out[name]["note"] = curve.note
         if working_points:
-            out[name]["rejection"] = rejection_at(sig, bkg, working_points, wb)
+            out[name]["rejection"] = rejection_at(sig, bkg, working_points, wb, ws)
         if BAYES in sets:
             bayes = sets[BAYES][name][0]
-            out[name]["bayes_auc"] = auc(bayes[is_sig], bayes[w > 0], wb)
+            out[name]["bayes_auc"] = auc(bayes[is_sig], bayes[w != 0], ws, wb)
             out[name]["auc_gap"] = out[name]["bayes_auc"] - out[name]["auc"]
     return out
 
@@ -403,13 +411,14 @@ def roc_metrics(
 @dataclass(frozen=True)
 class RocBook:
     """Every ROC input of one model, built once: inclusive and at each parameter point, and
-    of each reference tagger."""
+    of each reference tagger; ``jet_weights`` weigh the jets in every ROC (None: 1 each)."""
 
     model: str
     fractions: dict[str, float]
     inclusive: dict[str, RocInputs]
     points: dict[tuple[str, float], dict[str, RocInputs]]
     references: dict[str, RocInputs]
+    jet_weights: np.ndarray | None = None
 
 
 def roc_book(
@@ -421,23 +430,27 @@ def roc_book(
     parameters: list[str] | None = None,
     shared: bool = False,
     references: dict[str, dict[str, Any]] | None = None,
+    jet_weights: np.ndarray | None = None,
 ) -> RocBook:
     """:func:`roc_sets` of ``model``, inclusive and at every signal point of ``parameters``,
     and :func:`reference_rocs` of each of ``references``; ``fractions`` are the configured
-    background fractions (None: equal, see :func:`background_fractions`)."""
+    background fractions (None: equal, see :func:`background_fractions`); every jet weighs
+    its ``jet_weights`` (None: 1; each class's must sum to a positive number)."""
     fractions = background_fractions(jets["flavour_label"], class_names, signal, fractions)
+    args = (class_names, signal, fractions)
     return RocBook(
         model,
         fractions,
-        roc_sets(jets, model, class_names, signal, fractions, None, parameters, shared),
+        roc_sets(jets, model, *args, None, parameters, shared, jet_weights),
         {
-            p: roc_sets(jets, model, class_names, signal, fractions, p, parameters, shared)
+            p: roc_sets(jets, model, *args, p, parameters, shared, jet_weights)
             for p in signal_points(jets, class_names, signal, parameters or [])
         },
         {
-            name: reference_rocs(jets, name, spec, class_names, signal, fractions)
+            name: reference_rocs(jets, name, spec, *args, jet_weights)
             for name, spec in (references or {}).items()
         },
+        jet_weights,
     )
 
 
@@ -456,7 +469,7 @@ def model_metrics(
     given next to the model's.
     """
     is_sig = signal_mask(jets, class_names, signal, train)
-    entries = roc_metrics(book.inclusive, book.model, is_sig, working_points)
+    entries = roc_metrics(book.inclusive, book.model, is_sig, working_points, book.jet_weights)
     out: dict[str, Any] = {
         "n_test": len(jets),
         "fractions": book.fractions,
@@ -466,21 +479,49 @@ def model_metrics(
         "reference_taggers": {},
     }
     for name, rocs in book.references.items():
-        ref = roc_metrics({name: rocs}, name, is_sig, working_points)
+        ref = roc_metrics({name: rocs}, name, is_sig, working_points, book.jet_weights)
         out["reference_taggers"][name] = {INCLUSIVE: ref.pop(INCLUSIVE), "backgrounds": ref}
     for (par, value), sets in book.points.items():
         at = signal_mask(jets, class_names, signal, point=(par, value))
-        per = roc_metrics(sets, book.model, at, [])
+        per = roc_metrics(sets, book.model, at, [], book.jet_weights)
         trained = (train or {}).get(par)
         unseen = bool(trained) and value not in trained
         out["parameters"].setdefault(par, {})[f"{value:g}"] = {"unseen": unseen} | per
     return out
 
 
-def control_ks(jets: np.ndarray, model: str, class_names: list[str]) -> dict[str, dict[str, float]]:
-    """Weighted data/MC K-S distance and p-value of every class output in the control region."""
+SIGNED_PHYSICS = "signed physics weights"
+ABS_PHYSICS = "|physics weights|"
+
+
+def physics_weights(
+    jets: np.ndarray, groups: dict[str, np.ndarray], where: str
+) -> tuple[np.ndarray, str]:
+    """The jets' signed physics weights (field ``weight``) and :data:`SIGNED_PHYSICS`; their
+    magnitudes and a sentence why where the weights of a group of jets (name → mask) do not
+    sum to a positive number (a yield must be positive)."""
+    weights = jet_field(jets, "weight", where)
+    for name, mask in groups.items():
+        total = weights[mask].sum()
+        if mask.any() and not total > 0:
+            return np.abs(weights), f"{ABS_PHYSICS}: the {name} weights sum to {total:.4g}"
+    return weights, SIGNED_PHYSICS
+
+
+def data_mc_weights(jets: np.ndarray) -> tuple[np.ndarray, str]:
+    """Data/MC weights of control-region jets: 1 for data, MC jets their
+    :func:`physics_weights` (each side is normalised by the K-S test and the plot)."""
     is_data = jets["is_data"].astype(bool)
-    weights = jets["train_weight"].astype(np.float64)
+    mc, used = physics_weights(jets, {"MC": ~is_data}, "control_jets")
+    return np.where(is_data, 1.0, mc), f"data 1, MC {used}"
+
+
+def control_ks(
+    jets: np.ndarray, model: str, class_names: list[str], weights: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Weighted data/MC K-S distance and p-value of every class output in the control region
+    (``weights``: :func:`data_mc_weights`)."""
+    is_data = jets["is_data"].astype(bool)
     out = {}
     for c in class_names:
         values = jets[prob_column(model, c)]

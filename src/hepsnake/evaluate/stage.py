@@ -16,10 +16,10 @@ from hepsnake.evaluate.metrics import (
     INCLUSIVE,
     RocBook,
     Values,
-    auc,
     curves,
-    roc_points,
+    physics_weights,
     signal_mask,
+    signal_weights,
 )
 from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
@@ -27,26 +27,29 @@ from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.models.tasks import build_tasks
 from hepsnake.models.tasks.base import Context, Scoring
 from hepsnake.names import prob_column
+from hepsnake.roc import auc, roc
 from hepsnake.stats import effective_count, efficiency_error, rejection_error
 
 
 def sb_scan(
     score: np.ndarray, is_sig: np.ndarray, weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(cuts, S/√B) with weighted yields above each cut (background yield floored at 1 jet)."""
+    """(cuts, S/√B) with (signed) weighted yields above each cut; the background yield is
+    floored at that of one jet of mean |weight|, so S/√B stays finite."""
     cuts = np.quantile(score, np.linspace(0.0, 0.995, 200))
     order = np.argsort(score)
     s_cum = np.cumsum((weights * is_sig)[order][::-1])[::-1]
     b_cum = np.cumsum((weights * ~is_sig)[order][::-1])[::-1]
     index = np.searchsorted(score[order], cuts, side="left")
     s, b = s_cum[index], b_cum[index]
-    floor = weights[~is_sig].mean() if np.any(~is_sig) else 1.0
-    return cuts, s / np.sqrt(np.maximum(b, floor))
+    floor = np.abs(weights[~is_sig]).mean() if np.any(~is_sig) else 1.0
+    return cuts, s / np.sqrt(np.maximum(b, floor if floor > 0 else 1.0))
 
 
 def physical_weights(jets: np.ndarray, setting: bool | None) -> tuple[bool, str]:
     """Whether the jets' ``weight`` makes S/√B a yield ratio, and why not: ``setting`` true or
-    false decides; null (auto) says no when the weights are absent, all 1, or any negative."""
+    false decides; null (auto) says no when the weights are absent or all 1. Negative weights
+    (NLO generators) are physical: yields are signed sums."""
     if setting is False:
         return False, "evaluate.physical_weights is false"
     if "weight" not in jets.dtype.names:
@@ -54,12 +57,26 @@ def physical_weights(jets: np.ndarray, setting: bool | None) -> tuple[bool, str]
     weights = jets["weight"]
     if setting:
         return True, ""
-    negative = int(np.sum(weights < 0))
-    if negative:
-        return False, f"{negative} test jets have negative weights"
     if np.all(weights == 1):
         return False, "every weight is 1 (unweighted jets)"
     return True, ""
+
+
+ROC_JETS = "jets: each test jet counts once, the background classes mixed by the fractions"
+
+
+def roc_jet_weights(
+    jets: np.ndarray, class_names: list[str], setting: str
+) -> tuple[np.ndarray | None, str]:
+    """The weight of every jet in the ROCs (None: each counts once) and what they are, as
+    ``evaluate.roc_weights`` asks: ``jets``, or ``physical``: the signed physics weights, or
+    their |w| where a class's do not sum to a positive number."""
+    if setting == "jets":
+        return None, ROC_JETS
+    labels = jets["flavour_label"]
+    groups = {c: labels == i for i, c in enumerate(class_names)}
+    weights, used = physics_weights(jets, groups, "config: evaluate/roc_weights")
+    return weights, f"{used}, the background classes mixed by the fractions"
 
 
 def constant_output(jets: np.ndarray, model: str, class_names: list[str]) -> dict[str, float]:
@@ -82,13 +99,21 @@ def pt_panels(pt: np.ndarray, edges: list[float], unit: str) -> dict[str, np.nda
 
 
 def binned_auc(
-    score: np.ndarray, weights: np.ndarray, is_sig: np.ndarray, panels: dict[str, np.ndarray]
+    score: np.ndarray,
+    weights: np.ndarray,
+    is_sig: np.ndarray,
+    panels: dict[str, np.ndarray],
+    jet_weights: np.ndarray | None = None,
 ) -> list[float | None]:
-    """Inclusive AUC in each panel (None where it has no signal or no background)."""
+    """Inclusive AUC in each panel (None where it has no signal or no background); the
+    background jets weigh ``weights``, the signal jets ``jet_weights`` (None: 1)."""
     out: list[float | None] = []
     for sel in panels.values():
-        sig, bkg = is_sig & sel, (weights > 0) & sel
-        out.append(auc(score[sig], score[bkg], weights[bkg]) if sig.any() and bkg.any() else None)
+        sig, bkg = is_sig & sel, (weights != 0) & sel
+        ws = signal_weights(sig, jet_weights)
+        out.append(
+            auc(score[sig], score[bkg], ws, weights[bkg]) if sig.any() and bkg.any() else None
+        )
     return out
 
 
@@ -193,18 +218,18 @@ def parameter_scan(
     point ``wp`` has on the inclusive ROC (signal ``is_sig``), and each point's ROC curves; a
     parameterised model is scored at each point (:func:`roc_sets`)."""
     score, mixed = book.inclusive[book.model][INCLUSIVE]
-    bkg = mixed > 0
-    fpr, tpr = roc_points(score[is_sig], score[bkg], mixed[bkg])
-    eps_b = float(np.interp(wp, tpr, fpr))
+    bkg = mixed != 0
+    inclusive = roc(score[is_sig], score[bkg], signal_weights(is_sig, book.jet_weights), mixed[bkg])
+    eps_b = float(np.interp(wp, inclusive.tpr, inclusive.fpr))
     point_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     efficiency: dict[str, dict[str, float]] = {}
     for (par, value), sets in book.points.items():
         at = signal_mask(jets, names, signal, point=(par, value))
         for label, rocs in sets.items():
-            point_curves[f"{label} {par}={value:g}"] = curves(rocs, at)
+            point_curves[f"{label} {par}={value:g}"] = curves(rocs, at, book.jet_weights)
         score = sets[book.model][INCLUSIVE][0]
-        fpr, tpr = roc_points(score[at], score[bkg], mixed[bkg])
-        efficiency.setdefault(par, {})[f"{value:g}"] = float(np.interp(eps_b, fpr, tpr))
+        point = roc(score[at], score[bkg], signal_weights(at, book.jet_weights), mixed[bkg])
+        efficiency.setdefault(par, {})[f"{value:g}"] = float(np.interp(eps_b, point.fpr, point.tpr))
     entry = {"working_point": wp, "background_efficiency": eps_b, "efficiency": efficiency}
     return entry, point_curves
 

@@ -21,6 +21,7 @@ from hepsnake.data.loader import Batch, H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.export.onnx import feeds, session
 from hepsnake.models.checkpoint import TrainedTagger
+from hepsnake.roc import auc
 
 BACKENDS = ("pytorch", "onnx_fp32", "onnx_int8")
 TARGETS = {"fp32_latency_ratio_max": 0.5, "int8_speedup_min": 1.3, "int8_auc_delta_max": 0.005}
@@ -63,7 +64,7 @@ def signal_auc(
     probs: np.ndarray, labels: np.ndarray, class_names: list[str], signal: str = "sig"
 ) -> float | None:
     """AUC of the signal class against all others, with equal background fractions."""
-    from hepsnake.evaluate.metrics import auc, discriminant  # scikit-learn: ~1 s to import
+    from hepsnake.evaluate.metrics import discriminant  # scikit-learn: ~1 s to import
 
     if signal not in class_names:
         return None

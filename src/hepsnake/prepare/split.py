@@ -19,6 +19,8 @@ from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.h5 import DEFAULT_UNIT, TableWriter, set_attrs
 from hepsnake.names import transformed_field
+from hepsnake.negative_weights import figures, policy_text, warning
+from hepsnake.prepare.classes import check_classes
 from hepsnake.prepare.duplicates import unique_rows
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.weights import (
@@ -108,6 +110,18 @@ class Input:
     def count(self, split: int) -> int:
         """Jets of split ``split`` (an index into :data:`SPLITS`)."""
         return int(np.count_nonzero(self.which == split))
+
+    def class_counts(self, split: int, n_classes: int) -> np.ndarray:
+        """Jets of split ``split`` per class label."""
+        labels = self.labels[self.which == split].astype(np.intp)
+        return np.bincount(labels[labels >= 0], minlength=n_classes)[:n_classes]
+
+    def split_weights(self) -> Iterator[np.ndarray]:
+        """The physics weights of the jets in a split, in blocks of :data:`READ_JETS`."""
+        jets = self.h5["jets"]
+        for start in range(0, self.n_jets, READ_JETS):
+            weights = jets.fields("weight")[start : start + READ_JETS]
+            yield weights[self.which[start : start + len(weights)] >= 0]
 
     def columns(self, names: list[str]) -> np.ndarray:
         """Jet fields ``names`` (each a field of the file) of every jet, as one table."""
@@ -314,10 +328,14 @@ def split(
     Jets are assigned by a stable hash of (sample, eventNumber), merged across samples and
     shuffled with the configured seed; an input file used twice (same checksum) is an error,
     or with ``prepare.deduplicate`` its later copies are dropped, so no event is in two
-    splits. ``train_weight`` follows ``prepare.weights`` (control samples: MC normalised to
-    data). ``prepare.resample`` resamples the training split by
-    class instead; its jets then keep their base weights (physics weights or 1). A failure
-    leaves no output. Returns the summary written to ``summary_path``.
+    splits. A class with no jets in a split is an error, or is dropped
+    (:mod:`~hepsnake.prepare.classes`). ``train_weight`` follows ``prepare.weights`` and
+    ``prepare.negative_weights`` (:mod:`~hepsnake.prepare.weights`; control samples: MC
+    normalised to data). ``prepare.resample`` resamples the training split by class instead;
+    its jets then keep their base weights (physics weights or 1), normalised. A failure leaves
+    no output. Returns the summary written to ``summary_path``: jets and weight sums per split,
+    sample and class (``rows``), per sample its ``negative_weights`` figures (``samples``),
+    and the ``warnings`` (empty and rare classes, negative weights).
 
     Memory: per jet its label and split (a byte each), and while the order of a split is
     drawn, 4 bytes per jet of it; the order goes to a scratch file, and jets and
@@ -352,6 +370,9 @@ def split(
         jet_fields = {n for inp in ins for n in inp.dtype.names}
         derived = derived_fields(config["inputs"], "jets", jet_fields, ins[0].path)
         dtype = union_dtype(ins, control, derived)
+        warnings = [] if control else checked_classes(ins, config["class_names"], prep)
+        negative = {inp.name: figures(inp.split_weights()) for inp in ins}
+        warnings += negative_weight_warnings(negative, prep, control)
         n_in = {s: sum(inp.count(i) for inp in ins) for i, s in enumerate(SPLITS)}
         for s in SPLITS:
             if n_in[s] == 0:
@@ -378,12 +399,42 @@ def split(
         )
         report = jets.summary()
         report["dropped"] = {"label_map": sum(inp.dropped for inp in ins)}
+        report["samples"] = {name: {"negative_weights": f} for name, f in negative.items()}
+        report["warnings"] = warnings
         if plot and jets.reweighter is not None:
             from hepsnake.prepare.plots import plot_reweighting
 
             plot_reweighting(jets.plotted(), prep["weights"], config["class_names"], plot)
         tmp_summary.write_text(json_text(report))
     return report
+
+
+def checked_classes(
+    ins: list[Input], class_names: list[str], prep: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """:func:`~hepsnake.prepare.classes.check_classes` on the jets of each split: the jets of
+    a dropped class leave every split; returns the warnings."""
+    counts = {
+        s: sum(inp.class_counts(i, len(class_names)) for inp in ins) for i, s in enumerate(SPLITS)
+    }
+    dropped, warnings = check_classes(counts, class_names, prep)
+    if dropped:
+        for inp in ins:
+            inp.drop(~np.isin(inp.labels, dropped))
+    return warnings
+
+
+def negative_weight_warnings(
+    negative: dict[str, dict[str, float]], prep: dict[str, Any], control: bool
+) -> list[dict[str, Any]]:
+    """A ``negative_weights`` warning per sample with negative physics weights (``negative``:
+    sample → its :func:`~hepsnake.negative_weights.figures`), saying what its training
+    weights are."""
+    training = policy_text(prep["negative_weights"])
+    if not control and not prep["weights"]["use_physics_weights"]:
+        training = "1 (prepare.weights.use_physics_weights: false)"
+    found = (warning(name, f, training) for name, f in negative.items())
+    return [w for w in found if w is not None]
 
 
 def ordering(
@@ -460,6 +511,7 @@ class JetSplits:
     ) -> None:
         self.dtype, self.names, self.derived = dtype, names, derived
         self.weights = config["prepare"]["weights"]
+        self.negative = config["prepare"]["negative_weights"]
         self.class_names, self.control, self.plot = config["class_names"], control, plot
         self.target = None
         if not control and self.weights["mode"] == "pt_to_signal":
@@ -506,7 +558,8 @@ class JetSplits:
                 n_data = sum(d for _, d in self.groups[s].values())
                 total = PairwiseSum(self.jets(s) - n_data)
                 for table in ordered(s, ["weight", "is_data"]):
-                    total.add(table["weight"][~table["is_data"]].astype(np.float64))
+                    mc = table[~table["is_data"]]
+                    total.add(base_weights(mc, True, self.negative))
                 self.scale[s] = control_scale(n_data, self.jets(s) - n_data, total.total())
         else:
             classes: dict[int, int] = {}
@@ -517,7 +570,12 @@ class JetSplits:
             fields = ["flavour_label", "weight", *self.weights["variables"]]
             fields = list(dict.fromkeys(f for f in fields if f in self.dtype.names))
             self.reweighter = fit_reweighter(
-                lambda: ordered("train", fields), classes, targets, self.weights, self.class_names
+                lambda: ordered("train", fields),
+                classes,
+                targets,
+                self.weights,
+                self.class_names,
+                self.negative,
             )
         for s in SPLITS:
             self.sums[s] = {
@@ -528,9 +586,10 @@ class JetSplits:
         """``table`` (jets of ``split`` from output position ``start``) with its
         ``train_weight``; adds it to the summary sums."""
         if self.control:
-            table["train_weight"] = control_weights(table, table["is_data"], self.scale[split])
+            scale = self.scale[split]
+            table["train_weight"] = control_weights(table, table["is_data"], scale, self.negative)
         else:
-            base = base_weights(table, self.weights["use_physics_weights"])
+            base = base_weights(table, self.weights["use_physics_weights"], self.negative)
             table["train_weight"] = self.reweighter.apply(table, base)
         for (i, label), (weight, train_weight) in self.sums[split].items():
             sel = (table["sample"] == i) & (table["flavour_label"] == label)

@@ -55,16 +55,24 @@ class ResumeCheckpoint(L.Callback):
 
 
 class MetricsSummary(L.Callback):
-    """Write ``metrics.json`` (per-epoch losses and accuracies, best epoch, timing) every epoch.
+    """Write ``metrics.json`` (per-epoch losses and accuracies, best epoch, timing, and the
+    ``warnings`` other callbacks append to ``warnings``) every epoch.
 
     Its state travels in checkpoints, so a resumed run keeps the epochs before the kill.
     ``echo`` also prints each epoch's record as one JSON line on stdout (for HPO tools).
     """
 
-    def __init__(self, path: Path, monitor: str = "val_loss", echo: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        monitor: str = "val_loss",
+        echo: bool = False,
+        warnings: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.monitor = monitor
         self.echo = echo
+        self.warnings = [] if warnings is None else warnings
         self.epochs: list[dict[str, Any]] = []
         self.started = 0.0
         self.jets = 0
@@ -110,10 +118,12 @@ class MetricsSummary(L.Callback):
             "best": best,
             "epochs": self.epochs,
             "train_seconds": round(sum(e["seconds"] for e in self.epochs), 3),
+            "warnings": self.warnings,
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epochs": self.epochs}
+        return {"epochs": self.epochs, "warnings": self.warnings}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epochs = list(state_dict["epochs"])
+        self.warnings[:] = state_dict.get("warnings", [])

@@ -26,6 +26,7 @@ from hepsnake.tracking import lightning_loggers
 from hepsnake.training.adversarial import AdversarialModule
 from hepsnake.training.callbacks import AtomicModelCheckpoint, MetricsSummary, ResumeCheckpoint
 from hepsnake.training.datamodule import H5DataModule
+from hepsnake.training.finite import FiniteLoss, NonFiniteError
 from hepsnake.training.module import TaggerModule
 from hepsnake.tune.callbacks import ValAUC
 
@@ -165,7 +166,10 @@ def train(
 
     Work in progress lives in ``outdir/.work`` (not a Snakemake output, so a killed job keeps
     it); a rerun resumes from ``.work/resume.ckpt`` and ends as an uninterrupted run would.
-    ``extra_callbacks`` (a tuning trial's pruning) run after the others.
+    A non-finite loss, gradient or validation output stops the run with one error line
+    (:mod:`~hepsnake.training.finite`) and removes ``.work`` and ``metrics.json``: no
+    checkpoint is left to resume from or to evaluate. ``extra_callbacks`` (a tuning trial's
+    pruning) run after the others.
     """
     check_inputs(config["inputs"])
     model_cfg = config["model"]
@@ -201,7 +205,10 @@ def train(
         control,
     )
     monitor = "val_loss_gated" if control else "val_loss"
-    metrics = MetricsSummary(out / "metrics.json", monitor=monitor, echo=cfg["print_metrics"])
+    warnings: list[dict[str, Any]] = []  # from the callbacks, into metrics.json
+    metrics = MetricsSummary(
+        out / "metrics.json", monitor=monitor, echo=cfg["print_metrics"], warnings=warnings
+    )
     best = AtomicModelCheckpoint(
         dirpath=work,
         filename="best",
@@ -210,7 +217,14 @@ def train(
         save_top_k=1,
         enable_version_counter=False,
     )
-    callbacks: list[L.Callback] = [ValAUC(), best, metrics, ResumeCheckpoint(work / "resume.ckpt")]
+    finite = FiniteLoss(config.get("model_name", out.name), module.spec)
+    callbacks: list[L.Callback] = [
+        finite,
+        ValAUC(warnings),
+        best,
+        metrics,
+        ResumeCheckpoint(work / "resume.ckpt"),
+    ]
     if cfg["early_stopping"]:
         # on the plain validation loss: epochs failing the K-S gate (penalised in
         # val_loss_gated) would otherwise stop a run whose loss is still falling
@@ -242,9 +256,15 @@ def train(
         module.model.compile(backend=cfg["compile_backend"])
     if resuming:
         log.info("resuming from %s", resume)
-    trainer.fit(
-        module, datamodule=data, ckpt_path=str(resume) if resuming else None, weights_only=True
-    )
+    try:
+        trainer.fit(
+            module, datamodule=data, ckpt_path=str(resume) if resuming else None, weights_only=True
+        )
+    except NonFiniteError:
+        if trainer.is_global_zero:
+            shutil.rmtree(work, ignore_errors=True)
+            (out / "metrics.json").unlink(missing_ok=True)
+        raise
     if not trainer.is_global_zero:
         return {}
     if not best.best_model_path:

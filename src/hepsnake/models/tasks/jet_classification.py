@@ -115,6 +115,7 @@ class JetClassification(Task):
             background_counts,
             control_ks,
             curves,
+            data_mc_weights,
             discriminant_setup,
             discriminant_text,
             model_metrics,
@@ -129,6 +130,7 @@ class JetClassification(Task):
             parameter_scan,
             physical_weights,
             pt_panels,
+            roc_jet_weights,
             sb_scan,
             trained_values,
             variable_panels,
@@ -139,19 +141,36 @@ class JetClassification(Task):
         names, signal = list(self.context.class_names), ev["signal"]
         wording = ev.get("signal_label") or signal
         scan = run.parameters
+        present = np.bincount(jets[LABEL], minlength=len(names))[: len(names)] > 0
+        if not present[names.index(signal)] or present.sum() < 2:
+            missing = "background" if present[names.index(signal)] else signal
+            raise HepsnakeError(run.source, f"no {missing} jets in the test split: no ROC")
         setup = discriminant_setup(ev, names)
         wps = working_points(ev, setup)
         references = ev.get("reference_taggers") or {}
+        jet_weights, roc_weights = roc_jet_weights(jets, names, ev.get("roc_weights", "jets"))
         book = roc_book(
-            jets, model, names, signal, setup.fractions, scan["names"], setup.shared, references
+            jets,
+            model,
+            names,
+            signal,
+            setup.fractions,
+            scan["names"],
+            setup.shared,
+            references,
+            jet_weights,
         )
         formula = discriminant_text(signal, book.fractions)
         metrics: dict[str, Any] = {"discriminant": {"type": setup.kind, "formula": formula}}
         metrics |= model_metrics(jets, book, names, signal, wps, scan["train"])
         labels = jets[LABEL]
         is_sig = signal_mask(jets, names, signal, scan["train"])
-        roc_curves = {label: curves(rocs, is_sig) for label, rocs in book.inclusive.items()}
-        roc_curves |= {name: curves(rocs, is_sig) for name, rocs in book.references.items()}
+        roc_curves = {
+            label: curves(rocs, is_sig, jet_weights) for label, rocs in book.inclusive.items()
+        }
+        roc_curves |= {
+            name: curves(rocs, is_sig, jet_weights) for name, rocs in book.references.items()
+        }
         counts = {label: background_counts(rocs) for label, rocs in book.inclusive.items()}
         counts |= {name: background_counts(rocs) for name, rocs in book.references.items()}
         # another model as ratio_reference: its ratio is in the report's comparison
@@ -182,7 +201,7 @@ class JetClassification(Task):
                 is_sig,
                 bins,
                 wp,
-                weights if weights is not None else np.ones(len(jets)),
+                jet_weights if jet_weights is not None else np.ones(len(jets)),
             )
             axis = f"jet pt [{unit}]" if var == "pt" else f"jet {var}"
             plots.plot_binned_efficiency(axis, edges, rates, wording, out / f"efficiency_{var}.png")
@@ -198,13 +217,20 @@ class JetClassification(Task):
                 | rates
                 | {
                     "unit": unit,
-                    "inclusive_auc": binned_auc(score, mixed, is_sig, panels),
+                    "inclusive_auc": binned_auc(score, mixed, is_sig, panels, jet_weights),
                 }
             )
 
         physical, why_not = physical_weights(jets, ev.get("physical_weights"))
         negative = int(np.sum(weights < 0)) if weights is not None else 0
-        metrics["weights"] = {"physical": physical, "negative": negative, "note": why_not}
+        metrics["weights"] = {
+            "physical": physical,
+            "negative": negative,
+            "note": why_not,
+            "roc": roc_weights,  # the ROCs, AUCs, rejections and their pt bins
+            "efficiency_pt": roc_weights,  # and every efficiency_variables plot
+            "sb_scan": "signed physics weights" if physical else "not drawn",
+        }
         if physical and weights is not None:
             cuts, significance = sb_scan(score[keep], is_sig[keep], weights[keep])
             plots.plot_sb_scan(cuts, significance, out / "sb_scan.png")
@@ -234,12 +260,13 @@ class JetClassification(Task):
             )
 
         if control is not None:
-            metrics["control_ks"] = control_ks(control, model, names)
+            data_mc, metrics["weights"]["control"] = data_mc_weights(control)
+            metrics["control_ks"] = control_ks(control, model, names, data_mc)
             column = prob_column(model, signal)
             plots.plot_control(
                 control[column],
                 control["is_data"].astype(bool),
-                control["train_weight"].astype(np.float64),
+                data_mc,
                 metrics["control_ks"][signal],
                 column,
                 out / "control.png",
