@@ -1,9 +1,12 @@
-"""``report.md`` as an HTML page: CommonMark with tables (markdown-it-py), its images either
-linked as written (a page next to ``report.md``) or inlined as data URIs (one self-contained
-file: the page Snakemake's HTML report shows under "Report")."""
+"""``report.md`` as an HTML page: CommonMark with tables (markdown-it-py), headings with
+GitHub's anchors (``[Warnings](#warnings)`` works as on GitHub), its images either linked as
+written (a page next to ``report.md``) or inlined as data URIs (one self-contained file: the
+page Snakemake's HTML report shows under "Report")."""
 
 import base64
+import itertools
 import mimetypes
+import re
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -22,11 +25,24 @@ def data_uri(path: Path) -> str:
     return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
+def anchor(heading: str, seen: dict[str, int]) -> str:
+    """GitHub's id of a heading: lower case, punctuation dropped, spaces as hyphens, ``-1``,
+    ``-2``, ... on repeats (``seen``: the ids so far)."""
+    base = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+    count = seen.get(base, 0)
+    seen[base] = count + 1
+    return f"{base}-{count}" if count else base
+
+
 def render(markdown: str, title: str, images: Path | None = None) -> str:
     """The HTML page of ``markdown`` (CommonMark and tables); with ``images``, the folder its
     image paths are relative to, every image is inlined as a data URI."""
     md = MarkdownIt("commonmark").enable("table")
     tokens = md.parse(markdown)
+    seen: dict[str, int] = {}
+    for token, content in itertools.pairwise(tokens):
+        if token.type == "heading_open":
+            token.attrSet("id", anchor(content.content, seen))
     if images is not None:
         for token in tokens:
             for child in token.children or []:
