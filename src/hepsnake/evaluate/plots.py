@@ -316,7 +316,7 @@ def training_panel(key: str) -> str | None:
     """The panel of the training plot an epoch record's ``key`` is drawn in (None: none):
     losses (every task's), accuracies, the adversary's losses, the data/MC K-S distances of
     the control region (not those per pt bin)."""
-    if key in {"train_adv", "val_adv", "train_disc", "train_total"}:
+    if key in {"train_adv", "val_adv", "train_disc"}:
         return "adversary"
     if key in {"train_acc", "val_acc"}:
         return "accuracy"
