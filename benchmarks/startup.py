@@ -11,7 +11,8 @@ shared machine hits them alike) of
 
 Wall time counts the machine's load; CPU time (user + system of the child) much less so.
 Target: at most 3 s for every verb but ``train``. Run by hand from the repository root,
-e.g. ``python benchmarks/startup.py --repeat 5``. Not a test.
+e.g. ``python benchmarks/startup.py --repeat 5``; ``--smoke`` (one round; a test runs it) only
+checks that the script runs and that every no-op run stops with its verb's error.
 """
 
 import argparse
@@ -25,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import parse_args
+
 from hepsnake.config import load, stage_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,10 +37,11 @@ import json, sys
 from hepsnake.cli import main
 heavy = {"lightning", "pytorch_lightning", "torch", "onnxruntime", "sklearn", "matplotlib"}
 try:
-    main(sys.argv[1:])
+    code = main(sys.argv[1:])
 finally:
     loaded = sorted({m.split(".")[0] for m in sys.modules} & heavy)
     print(json.dumps({"loaded": loaded}), file=sys.stderr)
+sys.exit(code)
 """
 
 
@@ -93,11 +97,21 @@ def timed(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
     return wall, cpu, proc
 
 
+def check_noop(verb: str, proc: subprocess.CompletedProcess) -> None:
+    """Stop unless the no-op run ended as one: exit status 1 with the verb's one-line error
+    (anything else, e.g. arguments the CLI no longer takes, would make its time meaningless)."""
+    if proc.returncode != 1 or f"hepsnake {verb}: error:" not in proc.stderr:
+        raise SystemExit(
+            f"startup.py: the no-op run of {verb} did not stop at its first input"
+            f" (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--verbs", nargs="+", default=list(VERBS), choices=VERBS)
-    args = parser.parse_args()
+    args = parse_args(parser, {"repeat": 1})
     # per verb: --help wall, no-op wall, no-op CPU
     runs: dict[str, list[list[float]]] = {v: [[], [], []] for v in args.verbs}
     loaded: dict[str, list[str]] = {}
@@ -105,12 +119,15 @@ def main() -> None:
         missing = Path(tmp) / "missing"
         for _ in range(args.repeat):
             for verb in args.verbs:
-                wall, _, _ = timed([sys.executable, "-m", "hepsnake.cli", verb, "--help"])
+                wall, _, helped = timed([sys.executable, "-m", "hepsnake.cli", verb, "--help"])
+                if helped.returncode != 0:
+                    raise SystemExit(f"hepsnake {verb} --help failed:\n{helped.stderr[-2000:]}")
                 runs[verb][0].append(wall)
                 cmd = [sys.executable, "-c", WRAPPER, verb, *noop_args(verb, missing)]
                 wall, cpu, proc = timed(cmd)
                 runs[verb][1].append(wall)
                 runs[verb][2].append(cpu)
+                check_noop(verb, proc)
                 marks = [x for x in proc.stderr.splitlines() if x.startswith('{"loaded"')]
                 loaded[verb] = json.loads(marks[-1])["loaded"] if marks else ["?"]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; median / min [s]")

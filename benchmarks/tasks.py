@@ -3,7 +3,7 @@ per-constituent AUC, and its jet AUC against the same model trained without the 
 task (with the AUC's statistical error).
 
     python benchmarks/tasks.py [--model gn2] [--jets 40000] [--epochs 10] [--workdir DIR]
-        [--no-single]
+        [--no-single] [--smoke]
 
 Simulates QCD, BIB and signal (mS 16) jets, converts, splits and normalises them, trains the
 shipped model twice (with its tasks, and with the jet classification only; ``--no-single``
@@ -11,6 +11,7 @@ trains the first only), predicts the test split and prints each task's headline 
 from :func:`hepsnake.evaluate.stage.score_tasks`, and per constituent task with a Bayes law
 the AUC of the model's jet posterior times that law. The acceptance figures of
 ``benchmarks/README.md`` are from ``--jets 300000 --epochs 20`` (~50 min on 2 cores).
+``--smoke`` (2000 jets, one epoch; a test runs it) only checks that the script runs.
 """
 
 import argparse
@@ -21,11 +22,10 @@ from typing import Any
 
 import h5py
 import numpy as np
-from _common import shipped_config, work_directory
+from _common import REPO, parse_args, shipped_config, work_directory
 from sklearn.metrics import roc_auc_score
 
 from hepsnake.config import load_model
-from hepsnake.evaluate.metrics import auc
 from hepsnake.evaluate.predict import predict
 from hepsnake.evaluate.stage import score_tasks
 from hepsnake.models import registry
@@ -35,10 +35,9 @@ from hepsnake.models.tasks.constituent_classification import (
     class_fractions,
 )
 from hepsnake.names import prob_column
+from hepsnake.roc import auc
 from hepsnake.simulate.prepared import prepared_toy
 from hepsnake.training.run import train
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def prepared(root: Path, n_jets: int) -> tuple[dict[str, Any], dict[str, str]]:
@@ -99,7 +98,7 @@ def run(config: dict, outputs: dict, root: Path, name: str, model: dict) -> dict
     )
     p_sig, p_qcd = jets[prob_column(name, "sig")], jets[prob_column(name, "qcd")]
     score = np.log(p_sig + 1e-12) - np.log(p_qcd + 1e-12)
-    jet_auc = auc(score[sig], score[qcd], np.ones(int(qcd.sum())))
+    jet_auc = auc(score[sig], score[qcd])  # every jet counts once
     with_tasks = config | {"tasks": model["model"]["tasks"]}
     figures = score_tasks(with_tasks, name, str(predictions), root / name)["tasks"]
     figures.pop("jet_classification")
@@ -126,7 +125,7 @@ def main() -> None:
         action="store_false",
         help="train only the multi-task model (its task figures; no jet AUC comparison)",
     )
-    args = parser.parse_args()
+    args = parse_args(parser, {"jets": 2000, "epochs": 1})
     with work_directory(args.workdir) as root:
         config, outputs = prepared(root, args.jets)
         model = copy.deepcopy(load_model(config, args.model))

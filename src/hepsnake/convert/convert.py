@@ -359,6 +359,7 @@ def convert_file(
             chunk = chunk.select(mask)
         if len(chunk):
             out.write(chunk)
+            pause_point("convert.chunk_written")  # tests: the output is still temporary
         jets_kept += len(chunk)
         bar.advance(task, n_entries)
     record = file_record(path)

@@ -20,6 +20,7 @@ from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.h5 import DEFAULT_UNIT, TableWriter, set_attrs
 from hepsnake.names import transformed_field
 from hepsnake.negative_weights import figures, policy_text, warning
+from hepsnake.pause import pause_point
 from hepsnake.prepare.classes import check_classes
 from hepsnake.prepare.duplicates import unique_rows
 from hepsnake.prepare.hashing import assign_splits, event_uniform
@@ -673,6 +674,7 @@ def write_split_files(
     for name, stream in streams.items():
         with h5py.File(scratch / "buckets.h5", "w") as buckets:
             rows = fill_buckets(name, stream, ins, plan, n_out, buckets, shuffle_bytes)
+            pause_point("split.buckets_written")  # tests: the outputs and buckets are temporary
             if name == "jets":
                 jets.fit(partial(in_order, buckets, rows))
             write_buckets(name, stream, buckets, rows, writers, prep["debug_jets"])

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, write_json
+from hepsnake.pause import pause_point
 
 
 @contextmanager
@@ -52,6 +53,7 @@ class ResumeCheckpoint(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         with checkpoint_path(trainer, self.path) as tmp:
             trainer.save_checkpoint(tmp, weights_only=False)  # the full state: resume needs it
+        pause_point("train.epoch_end")  # tests: the resume checkpoint of this epoch is saved
 
 
 class MetricsSummary(L.Callback):

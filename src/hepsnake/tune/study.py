@@ -18,6 +18,7 @@ from typing import Any
 
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.atomic import write_json
+from hepsnake.pause import pause_point
 from hepsnake.tune import journal_path
 from hepsnake.tune.space import apply_params, decode, suggest
 
@@ -157,6 +158,7 @@ def run_trial(
     trial = study.ask()
     for key, value in {"job": job, "pid": os.getpid(), "host": socket.gethostname()}.items():
         trial.set_user_attr(key, value)
+    pause_point("tune.trial_started")  # tests: the trial is RUNNING with its pid recorded
     where = f"{study_cfg['name']}: trial {trial.number}"
     params = suggest(trial, study_cfg["space"])
     log.info("%s: %s", where, params)
