@@ -11,6 +11,7 @@ import h5py
 import matplotlib
 import numpy as np
 import pytest
+from conftest import section
 from sklearn.metrics import roc_auc_score
 
 from hepsnake.errors import HepsnakeError
@@ -28,6 +29,7 @@ from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
 from hepsnake.names import prob_column
 from hepsnake.report.markdown import report
+from hepsnake.report.summary import summary_lines
 
 FLAVOURS = ["ujets", "cjets", "bjets"]
 GN2 = {"probabilities": {"bjets": "GN2v01_pb", "cjets": "GN2v01_pc", "ujets": "GN2v01_pu"}}
@@ -286,6 +288,7 @@ def make_report(
         "class_names": FLAVOURS,
         "evaluate": EVALUATE,
         "parameters": {"m": {"names": [], "train": {}}},
+        "report": {"best_by": "auc"},
         "config_hash": "0123456789abcdef",
     }
     return report(
@@ -299,7 +302,60 @@ def make_report(
 
 
 def warnings_of(text: str) -> list[str]:
-    return text.split("## Warnings\n\n")[1].strip().splitlines()
+    return section(text, "## Warnings")[1:-1]
+
+
+def test_the_report_opens_with_the_headline_and_ends_with_the_provenance(tmp_path: Path) -> None:
+    """Warnings' count, summary and model comparison first; dataset, warnings, then the
+    provenance tables folded in a <details> block."""
+    text = make_report(tmp_path)
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == [
+        "## Summary",
+        "## Model comparison",
+        "## Model `m`",
+        "## Dataset",
+        "## Warnings",
+        "## Provenance",
+    ]
+    assert text.splitlines()[2] == "0 warnings: see [Warnings](#warnings)."
+    summary = section(text, "## Summary")
+    assert "- Models: `m`." in summary and "- 0 warnings (section Warnings)." in summary
+    provenance = section(text, "## Provenance")
+    assert provenance[1] == "<details>" and provenance[-2] == "</details>"
+    assert "| config hash (sha256) | 0123456789abcdef |" in provenance
+    assert "| classes | ujets, cjets, bjets |" in provenance
+
+
+def headline_metrics(auc: float, rejections: list[float], bayes: float | None = None) -> dict:
+    entry = {"auc": auc, "rejection": {}}
+    for wp, rej in zip(("0.5", "0.7", "0.85"), rejections, strict=True):
+        entry["rejection"][wp] = {"rejection": rej, "uncertainty": 1.0}
+    if bayes is not None:
+        entry |= {"bayes_auc": bayes, "auc_gap": bayes - auc}
+    return {INCLUSIVE: entry}
+
+
+def test_the_summary_names_the_best_model_by_the_configured_figure() -> None:
+    """report.best_by: auc picks the higher AUC, rejection the higher rejection at the middle
+    working point (0.7); the best model's AUC, rejections and Bayes gap are quoted."""
+    metrics = {
+        "a": headline_metrics(0.90, [40.0, 9.0, 3.0], bayes=0.93),
+        "b": headline_metrics(0.88, [30.0, 12.0, 2.5], bayes=0.93),
+    }
+    by_auc = summary_lines(metrics, "signal", "auc", 1)
+    assert "- Models: `a`, `b`." in by_auc
+    best = next(line for line in by_auc if line.startswith("- Best by"))
+    assert "**`a`**, AUC 0.9000" in best
+    assert "rejection 40.0000 at 50%, 9.0000 at 70%, 3.0000 at 85% signal efficiency" in best
+    assert (
+        "- Gap to the Bayes-optimal AUC 0.9300 (the toy's true likelihood ratio): 0.0300." in by_auc
+    )
+    assert by_auc[-2] == "- 1 warning (section Warnings)."
+    by_rejection = summary_lines(metrics, "signal", "rejection", 2)
+    assert any("**`b`**, AUC 0.8800" in line for line in by_rejection)
+    without_truth = summary_lines({"c": headline_metrics(0.8, [5.0, 2.0, 1.5])}, "b-jets", "auc", 0)
+    assert not any("Bayes" in line for line in without_truth)
 
 
 def test_flavour_report_says_what_the_run_is_without_toy_wording(tmp_path: Path) -> None:

@@ -755,6 +755,7 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
         part = {
             "class_names": config["class_names"],
             "evaluate": config["evaluate"],
+            "report": config["report"],
             "parameters": {m: scan_parameters(config, m) for m in config["models"]},
             "config_hash": config_hash(config),
         }

@@ -28,6 +28,7 @@ from hepsnake.io.figure import use_style
 from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.provenance import git_commit, package_versions
 from hepsnake.report.page import render
+from hepsnake.report.summary import summary_lines
 
 
 def fmt(value: Any) -> str:
@@ -447,14 +448,12 @@ def report(
     use_style(ev.get("plot_style"))
     compare_roc(models, predictions, config, compare_png)
     digest = config["config_hash"] if "config_hash" in config else config_hash(config)
-    lines = ["# hepsnake report", ""]
-    lines += ["## Run summary", ""]
-    lines += run_lines(config, next(iter(metrics.values())))
-    lines += table(
+    provenance = run_lines(config, next(iter(metrics.values())))
+    provenance += table(
         ["item", "value"],
         [["config hash (sha256)", digest], ["git commit", git_commit(Path(repo))]],
     )
-    lines += table(["package", "version"], [[k, v] for k, v in package_versions().items()])
+    provenance += table(["package", "version"], [[k, v] for k, v in package_versions().items()])
     warnings: list[str] = []
     inputs = []
     for path in convert_summaries:
@@ -470,51 +469,78 @@ def report(
             n = summary["truncated_constituents"]
             warnings.append(f"sample {summary['sample']}: {n} constituents truncated")
         warnings += dropped_warnings(f"sample {summary['sample']}", summary)
-    lines += ["### Input files", ""]
-    lines += table(["sample", "file", "xxh3-64", "jets"], inputs)
+    provenance += ["Input files:", "", *table(["sample", "file", "xxh3-64", "jets"], inputs)]
 
-    lines += ["## Dataset", ""]
+    dataset = ["## Dataset", ""]
     split = json.loads(Path(split_summary).read_text())
-    lines += table(
+    dataset += table(
         ["split", "sample", "class", "jets", "Σ weight", "Σ train weight"],
         [
             [r["split"], r["sample"], r["class"], r["jets"], r["sum_weight"], r["sum_train_weight"]]
             for r in split["rows"]
         ],
     )
-    lines += ["![reweighting](plots/prepare/reweighting.png)", ""]
+    dataset += ["![reweighting](plots/prepare/reweighting.png)", ""]
     warnings += dropped_warnings("split", split)
     warnings += small_class_warnings(split, config["class_names"], ev.get("min_class_jets", 100))
 
     references = list(ev.get("reference_taggers") or {})
-    lines += comparison_section(
+    results_lines = comparison_section(
         metrics, signal, ev["signal"], compare_png.relative_to(results), references
     )
     negative = 0
     for m, met in metrics.items():
-        lines += model_section(m, met, results, signal)
+        results_lines += model_section(m, met, results, signal)
         warnings += model_warnings(m, met, ev)
         negative = max(negative, met.get("weights", {}).get("negative", 0))
     if negative:
         warnings.append(f"test jets: {negative} have negative weights")
-
     if exports:
-        lines += export_section(exports, results)
+        results_lines += export_section(exports, results)
     if epochs:
         from hepsnake.report.compare import compare_section
 
-        lines += compare_section(epochs, "plots/compare/epochs.png")
+        results_lines += compare_section(epochs, "plots/compare/epochs.png")
     for study in studies or []:
-        lines += tune_section(study, results)
+        results_lines += tune_section(study, results)
 
+    # the headline first (the warnings' one line, the summary, the results), then the
+    # dataset, every warning, and the provenance folded away
+    plural = "" if len(warnings) == 1 else "s"
+    lines = [
+        "# hepsnake report",
+        "",
+        f"{len(warnings)} warning{plural}: see [Warnings](#warnings).",
+        "",
+    ]
+    lines += summary_lines(metrics, signal, config["report"]["best_by"], len(warnings))
+    lines += results_lines
+    lines += dataset
     lines += ["## Warnings", ""]
     lines += [f"- {w}" for w in warnings] or ["- none"]
+    lines += ["", *provenance_section(provenance)]
     text = "\n".join(lines) + "\n"
     with atomic_path(out) as tmp:
         tmp.write_text(text)
     with atomic_path(page_path(out)) as tmp:
         tmp.write_text(render(text, "hepsnake report", images=results))
     return text
+
+
+def provenance_section(tables: list[str]) -> list[str]:
+    """The "Provenance" section: ``tables`` (what the run is, the config hash, git commit,
+    package versions, input files) folded in a ``<details>`` block (open with a click)."""
+    summary = "What ran: classes, signal, config hash, git commit, packages, input files"
+    return [
+        "## Provenance",
+        "",
+        "<details>",
+        f"<summary>{summary}</summary>",
+        "",
+        *tables,
+        "</details>",
+        "",
+    ]
 
 
 def page_path(markdown: Path) -> Path:
