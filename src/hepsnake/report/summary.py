@@ -8,8 +8,8 @@ from hepsnake.evaluate.metrics import INCLUSIVE
 
 # report.best_by -> what it ranks (higher is better) and how it reads a model's metrics
 BEST_BY = {
-    "auc": "the AUC (signal vs all backgrounds)",
-    "rejection": "the rejection of all backgrounds at the middle working point",
+    "auc": "AUC against all backgrounds",
+    "rejection": "rejection of all backgrounds at the middle working point",
 }
 
 
