@@ -148,7 +148,8 @@ def plot_roc(
         ax.grid(alpha=0.3)
         ax.tick_params(labelbottom=False)
         name = "all backgrounds" if panel == INCLUSIVE else f"{panel} only"
-        finish_axes(ax, name, {"loc": "upper right"})
+        legend = {"loc": "upper right", "fontsize": "x-small" if len(curves) > 4 else "small"}
+        finish_axes(ax, name, legend)
         rax.set_ylim(*ratio_limits(np.concatenate(ratios)))
         rax.set_ylabel(f"ratio to {reference}", fontsize="x-small")
         rax.grid(alpha=0.3)

@@ -58,8 +58,9 @@ def compare_roc(
     """Every model's and reference tagger's rejection curves (inclusive, per background) on
     one figure, with their statistical bands, on the signal, discriminant and background
     fractions the metrics use; the Bayes-optimal curve where the toy truth is known (the
-    same test jets in every file: taken from the first); the ratio panel to
-    ``evaluate.ratio_reference`` (default: the first model)."""
+    same test jets in every file: taken from the first), and a parameterised model's own (at
+    the parameters it saw, :func:`roc_sets`); the ratio panel to ``evaluate.ratio_reference``
+    (default: the first model)."""
     ev = config["evaluate"]
     signal, references = ev["signal"], ev.get("reference_taggers") or {}
     setup = discriminant_setup(ev, config["class_names"])
@@ -71,11 +72,16 @@ def compare_roc(
             names = [str(c) for c in h5["jets"].attrs["class_names"]]
         scan = config.get("parameters", {}).get(model, {})
         fractions = background_fractions(jets["flavour_label"], names, signal, setup.fractions)
-        sets = roc_sets(jets, model, names, signal, fractions, shared=setup.shared)
+        scanned = scan.get("names") or []
+        sets = roc_sets(jets, model, names, signal, fractions, None, scanned, setup.shared)
         is_sig = signal_mask(jets, names, signal, scan.get("train"))
         taggers = {model: sets[model]}
-        if BAYES in sets and BAYES not in plot:
-            taggers[BAYES] = sets[BAYES]
+        # a parameterised model's Bayes-optimal reference knows each jet's parameters, as the
+        # model did: its own curve, in its colour; the others share one
+        own = len(scanned) == 1 and f"{model}_{scanned[0]}" in jets.dtype.names
+        bayes = f"{BAYES} ({model})" if own else BAYES
+        if BAYES in sets and bayes not in plot:
+            taggers[bayes] = sets[BAYES]
         for name, spec in references.items():
             if name not in plot:  # the same test jets in every file: scored once
                 taggers[name] = reference_rocs(jets, name, spec, names, signal, fractions)
