@@ -6,7 +6,8 @@
 #    plain-PyTorch reference and to the CPU figure) at batch 1000; fp32 and bf16 at batch 5000;
 # 2. the tiny config (config/tiny.yaml) prepared, then the baseline trained for 2 epochs with
 #    accelerator gpu and with accelerator cpu (jets/s of each from metrics.json, and the ratio);
-# 3. with two or more GPUs, the same training as a 2-device DDP run.
+# 3. with two or more GPUs, the same training as a 2-device DDP run;
+# 4. benchmarks/peers_gpu.py: the GN2-size model of hepsnake and of Salt, jets/s and MFU.
 # Without a CUDA device it stops at once with one line and exit status 1.
 # --dry-run: the same steps on the CPU, at tiny sizes, without a CUDA device (a test runs it, so
 # that the check still works the day a GPU is lent): the "cuda" variants run on the CPU with
@@ -94,3 +95,10 @@ if [ "$n_gpu" -ge 2 ]; then
 else
   echo "  (one GPU: no 2-device DDP step)"
 fi
+
+# 4. the GN2-size model, hepsnake's and Salt's (Salt from benchmarks/peers_env.py's venv, skipped
+#    with one line where it is not built): fp32, bf16, compiled; jets/s and model FLOPs utilisation
+peers_gpu=(python "$repo/benchmarks/peers_gpu.py")
+if [ "${1:-}" = "--dry-run" ]; then peers_gpu+=(--dry-run); fi
+echo "== GN2 size, hepsnake and Salt (benchmarks/peers_gpu.py ${peers_gpu[*]:2})"
+timeout 400 "${peers_gpu[@]}"

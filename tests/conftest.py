@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from hepsnake.config import validate
-from hepsnake.report.markdown import fmt
+from hepsnake.report.tables import fmt
 from hepsnake.simulate.prepared import prepared_toy as toy_samples
 from hepsnake.training.module import TaggerModule
 

@@ -359,7 +359,7 @@ def test_report_numbers_hash_and_null_rejections(
     text = report(
         sliced,
         {"m": str(tmp_path / "m.json")},
-        {"m": str(results / "pred.h5")},
+        {"m": str(tmp_path / "training.json")},
         str(tmp_path / "split.json"),
         [str(tmp_path / "conv.json")],
         str(results / "report.md"),

@@ -14,6 +14,7 @@ import pytest
 from conftest import section
 from sklearn.metrics import roc_auc_score
 
+from hepsnake.config import SCHEMA, schema_validator
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate import plots
 from hepsnake.evaluate.metrics import (
@@ -86,18 +87,31 @@ def write_predictions(path: Path, jets: np.ndarray, unit: str | None = "MeV") ->
             h5["jets"].attrs["energy_unit"] = unit
 
 
-def history(path: Path, best_epoch: int = 1) -> None:
+def history(path: Path, best_epoch: int = 2) -> None:
+    """A training metrics.json of a converged run: early stopping ended it after epoch 5 of
+    up to 20, its validation loss lowest at ``best_epoch``."""
     epochs = [
-        {"epoch": e, "train_loss": 1.0 / (e + 1), "val_loss": 1.0, "val_acc": 0.5} for e in range(2)
+        {
+            "epoch": e,
+            "train_loss": 1.0 / (e + 1),
+            "val_loss": 1.0 + 0.001 * abs(e - best_epoch),
+            "val_acc": 0.5,
+        }
+        for e in range(6)
     ]
-    write_json(
-        path,
-        {"epochs": epochs, "best_epoch": best_epoch, "monitor": "val_loss", "train_seconds": 1},
-    )
+    summary = {"epochs": epochs, "best_epoch": best_epoch, "monitor": "val_loss"}
+    write_json(path, summary | {"max_epochs": 20, "train_seconds": 1})
+
+
+def report_section(**limits: float) -> dict[str, Any]:
+    """The config's ``report`` section: ``limits`` and the schema's defaults."""
+    section = dict(limits)
+    schema_validator(SCHEMA, "properties/report").validate(section)  # fills the defaults
+    return section
 
 
 def run_evaluate(
-    root: Path, jets: np.ndarray, evaluate_cfg: dict[str, Any] | None = None, best_epoch: int = 1
+    root: Path, jets: np.ndarray, evaluate_cfg: dict[str, Any] | None = None, best_epoch: int = 2
 ) -> dict[str, Any]:
     """The evaluate stage of model ``m`` on ``jets`` under ``root`` (plots in plots/m)."""
     write_predictions(root / "pred.h5", jets)
@@ -202,6 +216,14 @@ def test_reference_taggers_in_the_metrics_and_the_roc_plot(flavour_run: tuple) -
     assert ratio is not None  # the reference over itself
     assert (root / "plots" / "m" / "roc.png").stat().st_size > 0
     assert metrics["pt_bins"]["unit"] == "MeV" and metrics["energy_unit"] == "MeV"
+    # the curves the report's comparison plot draws, stored in the metrics (not recomputed)
+    stored = metrics["roc_curves"]
+    assert stored["rocs"] == [INCLUSIVE, "ujets", "cjets"]
+    assert set(stored["rejection"]) == {"m", "GN2v01", "DeepFlavB"}
+    at = stored["efficiency"].index(pytest.approx(0.7))
+    for tagger, entry in [("m", metrics), ("GN2v01", refs["GN2v01"])]:
+        expected = entry[INCLUSIVE]["rejection"]["0.7"]["rejection"]
+        assert stored["rejection"][tagger][INCLUSIVE][at] == pytest.approx(expected, rel=0.05)
 
 
 def test_a_missing_reference_field_names_the_tagger(tmp_path: Path) -> None:
@@ -272,7 +294,7 @@ def convert_summary(path: Path, dropped: dict | None = None) -> None:
 def make_report(
     root: Path,
     jets: np.ndarray | None = None,
-    best_epoch: int = 1,
+    best_epoch: int = 2,
     counts: dict[str, int] | None = None,
     convert_dropped: dict | None = None,
     split_dropped: dict | None = None,
@@ -284,17 +306,23 @@ def make_report(
     run_evaluate(results, flavour_jets() if jets is None else jets, best_epoch=best_epoch)
     split_summary(root / "split.json", counts or dict.fromkeys(FLAVOURS, 1000), split_dropped)
     convert_summary(root / "conv.json", convert_dropped)
+    return write_report(root)
+
+
+def write_report(root: Path, **report_limits: float) -> str:
+    """The report of model ``m`` from the files :func:`make_report` wrote under ``root``."""
+    results = root / "results"
     config = {
         "class_names": FLAVOURS,
         "evaluate": EVALUATE,
+        "report": report_section(**report_limits),
         "parameters": {"m": {"names": [], "train": {}}},
-        "report": {"best_by": "auc"},
         "config_hash": "0123456789abcdef",
     }
     return report(
         config,
         {"m": str(results / "m.json")},
-        {"m": str(results / "pred.h5")},
+        {"m": str(results / "training.json")},
         str(root / "split.json"),
         [str(root / "conv.json")],
         str(results / "report.md"),
@@ -302,7 +330,8 @@ def make_report(
 
 
 def warnings_of(text: str) -> list[str]:
-    return section(text, "## Warnings")[1:-1]
+    """The warning lines of the Warnings section (or its "- none")."""
+    return [line for line in section(text, "## Warnings") if line.startswith("- ")]
 
 
 def test_the_report_opens_with_the_headline_and_ends_with_the_provenance(tmp_path: Path) -> None:
@@ -318,7 +347,7 @@ def test_the_report_opens_with_the_headline_and_ends_with_the_provenance(tmp_pat
         "## Warnings",
         "## Provenance",
     ]
-    assert text.splitlines()[2] == "0 warnings: see [Warnings](#warnings)."
+    assert text.splitlines()[2] == "0 warnings."
     summary = section(text, "## Summary")
     assert "- Models: `m`." in summary and "- 0 warnings (section Warnings)." in summary
     provenance = section(text, "## Provenance")
@@ -377,6 +406,7 @@ def test_flavour_report_says_what_the_run_is_without_toy_wording(tmp_path: Path)
     assert "| tagger | background | ε = 0.6 | ε = 0.7 | ε = 0.77 | ε = 0.85 |" in text
     assert "Maximum S/√B" in text
     assert warnings_of(text) == ["- none"]
+    assert text.splitlines()[2] == "0 warnings."
 
 
 def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> None:
@@ -398,23 +428,27 @@ def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> N
         convert_dropped={"label_map": 32, "cuts": 0},
         split_dropped={"nan": 5},
     )
-    warnings = warnings_of(text)
+    warnings = "\n".join(warnings_of(text))
     expected = [
-        "- sample ttbar: 32 jets dropped (label_map)",
-        "- split: 5 jets dropped (nan)",
-        "- class cjets: 12 jets in the val split (fewer than 100)",
-        "- class cjets: 12 jets in the test split (fewer than 100)",
-        "- model m: best epoch is 0 (it did not improve after the first epoch)",
-        "- test jets: 60 have negative weights",
+        "- **jets dropped**: sample ttbar: 32 jets dropped (label_map).",
+        "- **jets dropped**: split: 5 jets dropped (nan).",
+        "- **few jets in a class**: class cjets: 12 jets in the val split (fewer than 100).",
+        "- **few jets in a class**: class cjets: 12 jets in the test split (fewer than 100).",
+        "- **no improvement after epoch 0**: its best epoch is 0",
+        "- **negative weights**: negative weights (60 test jets); no prepare.negative_weights",
+        "- **constant output**: 20.0% of the test jets get one identical output (0.5, 0.3, 0.2).",
+        "- **pt bins miss the jets**: the pt bins [20000, 60000, 200000] MeV hold only 0% of",
     ]
     for line in expected:
         assert line in warnings, (line, warnings)
-    assert any(re.match(r"- model m: AUC 0\.\d+ vs ujets, worse than random", w) for w in warnings)
-    assert "- model m: 20.0% of the test jets get one identical output (0.5, 0.3, 0.2)" in warnings
-    pt_warning = "- model m: the pt bins [20000, 60000, 200000] MeV hold only 0% of the test jets"
-    assert any(w.startswith(pt_warning) for w in warnings), warnings
-    assert not any("cuts" in w for w in warnings)  # a reason that dropped nothing
+    below = r"- \*\*AUC below 0\.5\*\*: AUC 0\.\d+ vs all backgrounds, 0\.\d+ vs cjets, 0\.\d+ vs"
+    assert re.search(below, warnings), warnings
+    assert "dropped (cuts)" not in warnings  # a reason that dropped nothing
+    assert warnings.count("*What to do:*") == len(warnings_of(text))  # each says what to do
     assert "Maximum S/√B" in text  # signed yields: negative weights do not omit it
+    top = text.splitlines()[2]
+    assert top.startswith(f"**{len(warnings_of(text))} warnings**: jets dropped (dataset); ")
+    assert "; no improvement after epoch 0 (m);" in top
 
 
 def test_plot_style_draws_the_experiment_label(
@@ -486,3 +520,62 @@ def test_efficiency_and_rejection_per_pt_bin_at_one_cut(tmp_path: Path) -> None:
         eps, _ = weighted_pass(score[u & sel], w[u & sel], own)
         assert flat["rejection"]["ujets"][i]["rejection"] == pytest.approx(1 / eps)
     assert (root / "plots" / "m" / "efficiency_pt.png").stat().st_size > 0
+
+
+def edit_json(path: Path, **keys: Any) -> None:
+    """Set ``keys`` in the JSON file ``path``."""
+    path.write_text(json.dumps(json.loads(path.read_text()) | keys))
+
+
+def test_stage_warnings_and_negative_weights_reach_the_report(tmp_path: Path) -> None:
+    """The ``warnings`` of every file the report reads are listed under their subject, a
+    report check a stage already made is not repeated, the samples table gives each
+    sample's negative-weight shares (n/a without them), and the report's own thresholds come
+    from the config's report section."""
+    make_report(tmp_path)
+    results = tmp_path / "results"
+
+    def said(code: str, where: str) -> dict[str, str]:
+        return {"code": code, "message": f"{code} in {where}", "advice": f"fix {where}"}
+
+    edit_json(
+        tmp_path / "conv.json",
+        warnings=[said("odd_branch", "conversion"), said("negative_weights", "conversion")],
+        negative_weights={"fraction": 0.13, "abs_share": 0.081},
+    )
+    edit_json(tmp_path / "split.json", warnings=[said("negative_weights", "split")])
+    edit_json(results / "training.json", warnings=[said("nan_batch", "training")])
+    edit_json(results / "m.json", warnings=[said("tiny_test", "evaluation")])
+    text = write_report(tmp_path)
+    lines = section(text, "## Warnings")
+    assert lines.index("### Dataset") < lines.index("### Model `m`")
+    dataset = lines[lines.index("### Dataset") : lines.index("### Model `m`")]
+    model = lines[lines.index("### Model `m`") :]
+    for code, where, part in [
+        ("odd_branch", "conversion", dataset),
+        ("negative_weights", "split", dataset),
+        ("nan_batch", "training", model),
+        ("tiny_test", "evaluation", model),
+    ]:
+        title = code.replace("_", " ")
+        expected = f"- **{title}**: {code} in {where}. *What to do:* fix {where}."
+        assert expected in part, (expected, part)
+    # the split's negative-weight warning replaces the conversion's, and the report's own
+    assert sum("negative weights" in line for line in lines) == 1
+    assert "| ttbar | - | 13.00% | 8.10% |" in text
+    assert text.splitlines()[2].startswith("**4 warnings**: odd branch (dataset); ")
+
+    edit_json(tmp_path / "conv.json", negative_weights=None, warnings=[])
+    edit_json(tmp_path / "split.json", warnings=[])
+    text = write_report(tmp_path)
+    assert "| ttbar | - | n/a | n/a |" in text
+    figures = {"negative_weights": {"fraction": 0.02, "abs_share": 0.01}}
+    edit_json(tmp_path / "split.json", samples={"ttbar": figures})
+    assert "| ttbar | - | 2.00% | 1.00% |" in write_report(tmp_path)  # the split's figures
+    edit_json(tmp_path / "split.json", samples={})
+    assert not any("overfitting" in line for line in warnings_of(text))
+    # after the best epoch the validation loss rises by 0.3%: overfitting above 0.1%
+    text = write_report(tmp_path, overfitting_rise=0.001)
+    assert any(
+        line.startswith("- **overfitting**: from epoch 2 to 5") for line in warnings_of(text)
+    )

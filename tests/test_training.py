@@ -23,7 +23,7 @@ from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.evaluate.predict import load_module
 from hepsnake.export import stage
-from hepsnake.models.encoders import GATv2
+from hepsnake.models.encoders import GatedDense, GATv2
 from hepsnake.models.tagger import Tagger
 from hepsnake.models.tasks.base import Context
 from hepsnake.pause import environment, wait_reached
@@ -114,6 +114,8 @@ def padded(batch, extra, rng):
 
 
 HEADS = {k: {"heads": 2} for k in ("transformer", "gatv2", "cross_attention")}
+# an encoder entry "NAME:gated" is NAME with gated dense blocks
+OPTIONS = {"gated": {"gated": True}}
 
 
 @pytest.mark.parametrize(
@@ -123,6 +125,7 @@ HEADS = {k: {"heads": 2} for k in ("transformer", "gatv2", "cross_attention")}
         ("deepsets", "attention"),
         ("transformer", "cross_attention"),
         ("transformer", "mean"),
+        ("transformer:gated", "attention"),
         ("lstm", "attention"),
         ("gatv2", "attention"),
     ],
@@ -131,9 +134,12 @@ def test_padding_never_changes_outputs(encoder, pooling, prepared):
     config, root, outputs = prepared
     torch.manual_seed(0)
     spec = InputSpec.from_config(config["inputs"])
+    encoder, _, option = encoder.partition(":")
     cfg = {
         "dim": 16,
-        "encoder": {"type": encoder, "layers": 2} | HEADS.get(encoder, {}),
+        "encoder": {"type": encoder, "layers": 2}
+        | HEADS.get(encoder, {})
+        | OPTIONS.get(option, {}),
         "pooling": {"type": pooling} | HEADS.get(pooling, {}),
         "fourier": {"n_freqs": 2},
     }
@@ -355,6 +361,22 @@ def train_here(config, root, outputs, outdir, model_cfg):
     part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model_cfg}
     paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
     return train(part, *paths, str(outdir))
+
+
+def test_cpu_training_is_deterministic_without_nan_filling(prepared, tmp_path, monkeypatch):
+    """Deterministic algorithms on CPU, but not torch's NaN-filling of every new tensor that
+    comes with them (it cost ~40 % of a small transformer's CPU step)."""
+    config, root, outputs = prepared
+    monkeypatch.setattr(torch.utils.deterministic, "fill_uninitialized_memory", True)
+    train_here(config, root, outputs, tmp_path / "m", small_model(config, 1))
+    assert not torch.utils.deterministic.fill_uninitialized_memory
+
+
+def test_gated_dense_is_a_gated_linear_unit():
+    block = GatedDense(4, 6)
+    x = torch.randn(3, 5, 4)
+    a, b = F.linear(x, block.inner.weight, block.inner.bias).split(6, dim=-1)
+    torch.testing.assert_close(block(x), block.out(F.silu(a) * b))
 
 
 def test_compiled_training_checkpoint_reloads(prepared, tmp_path):

@@ -176,7 +176,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     report(
         load(args.config),
         dict(zip(args.models, args.metrics, strict=True)),
-        dict(zip(args.models, args.predictions, strict=True)),
+        dict(zip(args.models, args.training, strict=True)),
         args.split_summary,
         args.convert_summaries,
         args.output,
@@ -316,8 +316,10 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("--repo", default=".", help="workflow checkout whose git commit is embedded")
     rep = verb("report", cmd_report, "results/report.md and the model comparison plot")
     rep.add_argument("--models", nargs="+", required=True)
-    rep.add_argument("--predictions", nargs="+", required=True, help="one per model, in order")
     rep.add_argument("--metrics", nargs="+", required=True, help="one per model, in order")
+    rep.add_argument(
+        "--training", nargs="+", required=True, help="each model's training metrics.json, in order"
+    )
     rep.add_argument("--exports", nargs="*", default=[], help="export benchmark.json files")
     rep.add_argument("--epochs", help="the best-epochs table of hepsnake compare")
     rep.add_argument("--studies", nargs="*", default=[], help="tuning studies' study.json")

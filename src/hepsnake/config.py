@@ -756,6 +756,8 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
             "class_names": config["class_names"],
             "evaluate": config["evaluate"],
             "report": config["report"],
+            # the training's negative-weight policy, which the warnings name (null: none)
+            "negative_weights": config["prepare"].get("negative_weights"),
             "parameters": {m: scan_parameters(config, m) for m in config["models"]},
             "config_hash": config_hash(config),
         }

@@ -6,7 +6,6 @@ so parallel training jobs never write to the tracking store. Credentials come on
 environment (``MLFLOW_TRACKING_TOKEN``, ...): the config refuses a URI that embeds one.
 """
 
-import json
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -120,9 +119,8 @@ def track_models(
     """One MLflow run per trained model (``results/models/<model>``): its model config as
     params, per-epoch metrics, ``config.yaml`` and ``metrics.json`` and the ``artifacts``
     below a folder of the model's name (plots, ONNX files) attached; the run ids → ``output``."""
-    import yaml
-
     from hepsnake.io.atomic import write_json
+    from hepsnake.io.files import TRAINING_METRICS, read_json, read_yaml
 
     settings = config["tracking"]["mlflow"]
     if not settings:
@@ -131,8 +129,8 @@ def track_models(
     runs = {}
     for model_dir in map(Path, model_dirs):
         name = model_dir.name
-        trained = yaml.safe_load((model_dir / "config.yaml").read_text())
-        epochs = json.loads((model_dir / "metrics.json").read_text())["epochs"]
+        trained = read_yaml(model_dir / "config.yaml", "trained model's config.yaml")
+        epochs = read_json(model_dir / "metrics.json", TRAINING_METRICS, ["epochs"])["epochs"]
         files = [(model_dir / "config.yaml", ""), (model_dir / "metrics.json", "")]
         files += [(a, Path(a).parent.parent.name) for a in artifacts if Path(a).parent.name == name]
         runs[name] = log_run(

@@ -12,11 +12,16 @@ from hepsnake.config import (
     stage_config,
     workflow_config,
 )
+from hepsnake.convert.preflight import preflight
 from hepsnake.errors import HepsnakeError
 
-# the checks and the one error line of the hepsnake command: file, key path, what is allowed
+# the checks and the one error line of the hepsnake command: file, key path, what is allowed;
+# then the inputs, branches and cuts against the readers and each sample's first file (once,
+# in the process that builds the DAG, not again in each batch job)
 try:
     workflow_config(config, workflow.configfiles)
+    if workflow.is_main_process:
+        preflight(config)
 except HepsnakeError as exc:
     sys.exit(f"hepsnake: error: {exc}")
 

@@ -5,7 +5,7 @@ TUNED_STUDIES = [m.removeprefix("tune.") for m in MODELS if m.removeprefix("tune
 rule report:
     input:
         metrics=expand("results/metrics/{model}.json", model=MODELS),
-        predictions=expand("results/predictions/{model}.h5", model=MODELS),
+        training=expand("results/models/{model}/metrics.json", model=MODELS),
         split_summary="results/prepared/split_summary.json",
         convert_summaries=expand("results/h5/{sample}.summary.json", sample=SAMPLES),
         exports=expand("results/export/{model}/benchmark.json", model=EXPORTED),
@@ -35,7 +35,7 @@ rule report:
         "../../envs/evaluate.yaml"
     shell:
         "hepsnake report --config {params.config:q} --models {params.models:q}"
-        " --predictions {input.predictions:q} --metrics {input.metrics:q}"
+        " --metrics {input.metrics:q} --training {input.training:q}"
         " --split-summary {input.split_summary:q}"
         " --convert-summaries {input.convert_summaries:q}"
         " --exports {input.exports:q} --epochs {input.epochs:q} --studies {input.studies:q}"

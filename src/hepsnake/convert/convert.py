@@ -4,10 +4,10 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
@@ -17,14 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hepsnake import __version__
 from hepsnake.config import is_remote, sample_by_name
 from hepsnake.convert.cuts import apply_cuts, cut_names, mev_warnings
+from hepsnake.convert.preflight import check_first_file
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.atomic import atomic_path, json_text, write_errno
 from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.h5 import TableWriter, set_attrs
 from hepsnake.io.listing import expand_urls
-from hepsnake.io.physlite import PhysliteSource
 from hepsnake.io.remote import redact_sample, redact_text, redact_url
-from hepsnake.io.root import FlatSource
+from hepsnake.io.sources import open_source
 from hepsnake.io.xrootd import configure as configure_xrootd
 from hepsnake.names import LABEL
 from hepsnake.negative_weights import figures, warning
@@ -34,41 +34,6 @@ DEFAULT_MAX_CONSTITUENTS = 40
 WEIGHT_BLOCK = 1 << 20  # jets per read of the written weights (the negative-weight figures)
 T = TypeVar("T")
 log = logging.getLogger("hepsnake")
-
-
-class Source(Protocol):
-    """What a reader offers the converter."""
-
-    num_entries: int
-    energy_unit: str
-    event_number_source: str
-
-    def chunks(self, step: int) -> Iterator[tuple[int, JetChunk]]: ...
-
-
-def open_source(
-    path: str,
-    reader: dict[str, Any],
-    tree: str | None,
-    first_event: int = 0,
-    cut_names: Sequence[str] = (),
-) -> Source:
-    """Open ``path`` with the reader type named in ``reader`` (``tree`` overrides its tree).
-
-    ``first_event``: the event number of the first entry, for files whose events are
-    numbered by entry (flat readers without an ``eventNumber`` mapping, PHYSLITE files
-    without any event number). ``cut_names``: names the cuts read (raw branches among them
-    are read for the cuts).
-    """
-    if not is_remote(path) and not os.path.exists(path):
-        raise HepsnakeError(path, "file not found")
-    spec = dict(reader)
-    kind = spec.pop("type")
-    if tree:
-        spec["tree"] = tree
-    if kind == "flat":
-        return FlatSource(path, spec, first_event, cut_names)
-    return PhysliteSource(path, spec, first_event, cut_names)
 
 
 def file_record(path: str) -> dict[str, Any]:
@@ -186,6 +151,9 @@ def convert(
     sample = sample_by_name(config, sample_name)
     configure_xrootd(config["convert"]["xrootd"])
     files = expand_urls(sample)
+    if files and not config["convert"]["skip_bad_files"]:
+        with redacted_errors(files[0]):  # what snakemake -n cannot do for a remote file
+            check_first_file(config, sample, files[0])
     with (
         atomic_path(output) as tmp,
         atomic_path(summary) as tmp_summary,

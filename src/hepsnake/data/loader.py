@@ -20,6 +20,7 @@ from h5py import h5s, h5t
 from numpy.lib import recfunctions as rfn
 
 from hepsnake.errors import HepsnakeError
+from hepsnake.io.files import open_h5
 from hepsnake.names import input_fields
 
 
@@ -160,7 +161,7 @@ class H5Batches:
         self.epoch = 0
         self.rank, self.world_size = 0, 1
         self.extra = tuple(extra_fields)  # (dataset, field): labels of the tasks
-        with h5py.File(path, "r") as h5:
+        with open_h5(path, "split", ["jets"]) as h5:
             self.n_jets = h5["jets"].shape[0] if limit is None else min(limit, h5["jets"].shape[0])
             self._check(h5)
 
@@ -201,7 +202,10 @@ class H5Batches:
         slices = [(int(s), min(int(s) + self.batch_size, self.n_jets)) for s in self.starts()]
         names = {c: self.spec.dataset(c) for c in self.spec.variables}
         names |= {d: self.spec.dataset(d) for d, _ in self.extra if d != "jets"}
-        with h5py.File(self.path, "r") as h5, ThreadPoolExecutor(1, "h5batches-read") as pool:
+        with (
+            open_h5(self.path, "split") as h5,
+            ThreadPoolExecutor(1, "h5batches-read") as pool,
+        ):
             readers = {n: SliceReader(h5[n], self.batch_size) for n in {*names.values(), "jets"}}
             # two buffer sets: one is read into while the other is converted
             buffers = [{n: r.buffer() for n, r in readers.items()} for _ in range(2)]

@@ -380,6 +380,49 @@ def background_counts(rocs: RocInputs) -> dict[str, float]:
     return {name: effective_count(w[w != 0]) for name, (_, w) in rocs.items()}
 
 
+# the signal efficiencies at which the metrics JSON stores each rejection curve
+CURVE_EFFICIENCIES = np.linspace(0.005, 1.0, 200)
+Curves = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]  # tagger → ROC → (eff, rej)
+
+
+def stored_curves(taggers: Curves, counts: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Rejection curves as the metrics JSON stores them: ``efficiency`` (the shared
+    :data:`CURVE_EFFICIENCIES`), ``rocs`` (the ROC names in order: JSON keys are sorted),
+    per tagger and ROC the rejection there (NaN, stored as null, outside the curve: where no
+    background jet passes the cut) and its effective number of background jets
+    (``background_jets``, :func:`background_counts`: the uncertainty bands)."""
+    return {
+        "background_jets": {tagger: counts[tagger] for tagger in taggers},
+        "efficiency": CURVE_EFFICIENCIES.tolist(),
+        "rocs": list(next(iter(taggers.values()))),
+        "rejection": {
+            tagger: {
+                name: np.interp(CURVE_EFFICIENCIES, eff, rej, left=np.nan, right=np.nan).tolist()
+                for name, (eff, rej) in rocs.items()
+            }
+            for tagger, rocs in taggers.items()
+        },
+    }
+
+
+def loaded_counts(stored: dict[str, Any], taggers: list[str]) -> dict[str, dict[str, float]]:
+    """The effective background counts :func:`stored_curves` stored for ``taggers``."""
+    return {tagger: stored["background_jets"][tagger] for tagger in taggers}
+
+
+def loaded_curves(stored: dict[str, Any], taggers: list[str]) -> Curves:
+    """:func:`stored_curves` of ``taggers`` back as arrays (null → NaN)."""
+    eff = np.asarray(stored["efficiency"], dtype=np.float64)
+    rejection = stored["rejection"]
+    return {
+        tagger: {
+            name: (eff, np.array(rejection[tagger][name], dtype=np.float64))  # None → NaN
+            for name in stored["rocs"]
+        }
+        for tagger in taggers
+    }
+
+
 def roc_metrics(
     sets: dict[str, RocInputs],
     model: str,

@@ -12,6 +12,7 @@ import torch
 from hepsnake.data.loader import Batch, H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.io.atomic import atomic_path
+from hepsnake.io.files import open_h5
 from hepsnake.io.h5 import set_attrs
 from hepsnake.models.checkpoint import TrainedTagger, load_module
 from hepsnake.models.tasks.base import Task
@@ -53,7 +54,7 @@ def model_batches(
     spec = module.spec
     if not module.hparams.parameters:
         return H5Batches(path, spec, batch_size)
-    with h5py.File(path, "r") as h5:
+    with open_h5(path, "split", ["jets"]) as h5:
         fields = h5["jets"].dtype.names
     reader = H5Batches if any(n in fields for n in spec.parameters) else WithoutParameterFields
     sampler = ParameterSampler(module.hparams.parameters)
@@ -135,7 +136,7 @@ def constituent_tables(
     ``tasks`` (their batches ``parts``), the ``valid`` flags and the truth fields the tasks
     score against (padding: NaN / -1)."""
     tables: dict[str, np.ndarray] = {}
-    with h5py.File(path, "r") as h5:
+    with open_h5(path, "split") as h5:
         for task in tasks:
             if task.dataset == "jets":
                 continue
@@ -207,7 +208,7 @@ def predict(
     counts = {}
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as out:
         for name, path in tables.items():
-            with h5py.File(path, "r") as h5:
+            with open_h5(path, "split", ["jets"]) as h5:
                 jets = h5["jets"][:]
                 unit = h5["jets"].attrs.get("energy_unit")
             columns, constituents = predicted(module, path, model_name, name == "jets")

@@ -3,11 +3,9 @@ each task scores itself (:meth:`~hepsnake.models.tasks.base.Task.score`); the nu
 of the jet classification's scoring live here."""
 
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from hepsnake.errors import HepsnakeError
@@ -23,6 +21,7 @@ from hepsnake.evaluate.metrics import (
 )
 from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
+from hepsnake.io.files import TRAINING_METRICS, open_h5, read_json
 from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.models.tasks import build_tasks
 from hepsnake.models.tasks.base import Context, Scoring
@@ -240,6 +239,9 @@ def trained_values(train: Values) -> str:
     return f" at {', '.join(parts)}" if parts else ""
 
 
+PREDICTIONS = "predictions file"  # what the file is called in errors
+
+
 def score_tasks(
     config: dict[str, Any], model: str, predictions: str, plot_dir: str | Path
 ) -> dict[str, Any]:
@@ -251,7 +253,7 @@ def score_tasks(
     training values, :func:`hepsnake.config.scan_parameters`) and its ``tasks``.
     """
     tasks = build_tasks(config.get("tasks"), Context(list(config["class_names"])))
-    with h5py.File(predictions, "r") as h5:
+    with open_h5(predictions, PREDICTIONS, ["jets"]) as h5:
         for task in tasks:
             if task.dataset not in h5:
                 raise HepsnakeError(
@@ -260,6 +262,13 @@ def score_tasks(
         wanted = dict.fromkeys(["jets", "control_jets", *(t.dataset for t in tasks)])
         tables = {name: h5[name][:] for name in wanted if name in h5}
         unit = str(h5["jets"].attrs.get("energy_unit", DEFAULT_UNIT))
+    for task in tasks:
+        fields = tables[task.dataset].dtype.names or ()
+        missing = [f for f in task.predict_names(model) if f not in fields]
+        if missing:
+            raise HepsnakeError(
+                predictions, f"not a {PREDICTIONS} of model '{model}': no column '{missing[0]}'"
+            )
     use_style(config["evaluate"].get("plot_style"))
     run = Scoring(
         model,
@@ -289,7 +298,9 @@ def evaluate(
     """Compute every metric of ``model`` on its test predictions (:func:`score_tasks`), draw its
     plots and its training history's, write JSON."""
     metrics = score_tasks(config, model, predictions, plot_dir)
-    history = json.loads(Path(training_metrics).read_text())
+    history = read_json(
+        training_metrics, TRAINING_METRICS, ["epochs", "best_epoch", "monitor", "train_seconds"]
+    )
     plots.plot_training(
         history["epochs"],
         Path(plot_dir) / "training.png",

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 
@@ -36,6 +35,7 @@ from hepsnake.export.onnx import (
 from hepsnake.export.quantise import MODES, weight_errors
 from hepsnake.export.quantise import quantise as quantise_model
 from hepsnake.io.atomic import atomic_path, job_scratch, write_json
+from hepsnake.io.files import open_h5
 from hepsnake.models.checkpoint import TrainedTagger, config_sha256
 from hepsnake.models.tasks.base import label_key
 from hepsnake.names import figure_files, valid_field
@@ -98,7 +98,7 @@ def model_metadata(
 
 def max_widths(spec: InputSpec, path: str) -> dict[str, int]:
     """The most constituents a loader batch of ``path`` can hold, per collection."""
-    with h5py.File(path, "r") as h5:
+    with open_h5(path, "test split", [spec.dataset(c) for c in spec.constituents]) as h5:
         widths = {c: h5[spec.dataset(c)].shape[1] for c in spec.constituents}
     return {c: min(w, spec.num_inputs.get(c) or w) for c, w in widths.items()}
 

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import yaml
 
-from hepsnake.convert.convert import open_source
 from hepsnake.convert.cuts import apply_cuts, cut_names
 from hepsnake.errors import HepsnakeError
 from hepsnake.init.combine import combine
@@ -22,6 +21,7 @@ from hepsnake.init.inspect import inspect_file
 from hepsnake.init.labels import Labels, choose
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.physlite import DEFAULTS as PHYSLITE_DEFAULTS
+from hepsnake.io.sources import open_source
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.split import SPLITS
 

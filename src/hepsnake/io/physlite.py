@@ -64,6 +64,15 @@ DERIVED: dict[str, tuple[str, ...]] = {
 }
 
 
+def physlite_variables(spec: dict[str, Any]) -> dict[str, list[str]]:
+    """The variables a ``physlite`` reader ``spec`` (its options) writes, per dataset: the jet
+    and ``btagging`` variables with ``eventNumber`` and ``mcEventWeight``, and the tracks'."""
+    options = {**DEFAULTS, **spec}
+    btag = options["btagging"] if isinstance(options["btagging"], dict) else {}
+    jets = [*options["jets"], *btag.get("variables", []), "eventNumber", "mcEventWeight"]
+    return {"jets": list(dict.fromkeys(jets)), "tracks": list(options["tracks"])}
+
+
 def open_physlite(path: str, tree: str | None) -> Any:
     """Open the PHYSLITE event tree ``tree``, or the first of TREE_NAMES the file has."""
     if tree is not None:
@@ -137,6 +146,7 @@ class PhysliteSource(TreeSource):
             for n in self.cut_names
             if n not in self.jet_vars and self.aux(self.spec["jet_container"], n) in keys
         }
+        self.cut_aux = list(self.aux_branches)
         self.btag = self._btagging_branches()
         # btaggingLink: split into member branches (TTree), or one record field (RNTuple)
         self.btag_link: dict[str, str] = {}

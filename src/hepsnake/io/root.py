@@ -39,8 +39,15 @@ def open_tree(path: str, tree: str) -> Any:
 
 
 def tree_keys(tree: Any) -> set[str]:
-    """Every branch (TTree) or field (RNTuple) name of ``tree``, recursively."""
-    return set(tree.keys(recursive=True)) if hasattr(tree, "branches") else set(tree.keys())
+    """Every branch name of a TTree, recursively; every top-level field name of an RNTuple
+    (what readers read: its subfields, ``_collection0.X`` or ``link.m_persKey``, are read
+    through their field; listing them costs uproot 15-30 s on a NanoAOD or PHYSLITE file,
+    the top-level names under one)."""
+    return (
+        set(tree.keys(recursive=True))
+        if hasattr(tree, "branches")
+        else set(tree.keys(recursive=False))
+    )
 
 
 def require_keys(path: str, tree: Any, names: list[str]) -> None:
@@ -76,6 +83,7 @@ class TreeSource(ABC):
     path: str
     tree: Any
     branches: list[str]
+    cut_aux: list[str]  # names the cuts read that are raw branches, not jet variables
 
     @property
     def num_entries(self) -> int:
@@ -96,6 +104,15 @@ class TreeSource(ABC):
 
 
 ENTRY_INDEX = "entry index"
+
+
+def flat_variables(spec: dict[str, Any]) -> dict[str, list[str]]:
+    """The variables a ``flat`` reader ``spec`` writes, per dataset: its jet mapping (with
+    ``eventNumber``, the entry index where unmapped) and each collection's."""
+    out = {"jets": list(dict.fromkeys([*spec["jets"], "eventNumber"]))}
+    for name, value in spec.get("collections", {}).items():
+        out[name] = list(value.get("variables", value))
+    return out
 
 
 def kind_of(values: Any) -> str:
@@ -142,8 +159,8 @@ class FlatSource(TreeSource):
                         f"{self.path}: collections.{name}.link", "needs entry: event"
                     )
                 needed += link_branches(link)
-        self.aux_names = [n for n in self.cut_names if n not in self.jet_map and n in self.keys]
-        self.branches = sorted({*needed, *self.aux_names})
+        self.cut_aux = [n for n in self.cut_names if n not in self.jet_map and n in self.keys]
+        self.branches = sorted({*needed, *self.cut_aux})
         require_keys(self.path, self.tree, self.branches)
         self.event_number_source = self.jet_map.get("eventNumber", ENTRY_INDEX)
 
@@ -171,7 +188,7 @@ class FlatSource(TreeSource):
         }
         aux = {
             n: self._jet_column(f"cuts: {n}", n, arrays[n], n_entries, per_event)
-            for n in self.aux_names
+            for n in self.cut_aux
         }
         event_index = np.arange(first, first + n_entries)
         if per_event is not None:

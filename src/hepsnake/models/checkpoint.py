@@ -9,6 +9,7 @@ import hashlib
 import json
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ import torch
 from torch import nn
 
 from hepsnake.errors import HepsnakeError
+from hepsnake.io.files import RERUN, require_file
 from hepsnake.models.tagger import build_tagger
 
 HASH_KEY = "hepsnake_config_sha256"  # checkpoint key: config_sha256 of the hyperparameters
+ZIP_MAGIC = b"PK\x03\x04"  # the first bytes of a zip archive
 NEEDED = ("model_cfg", "training_cfg", "inputs", "norm", "class_names")
 
 
@@ -39,8 +42,24 @@ def config_sha256(hparams: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def check_archive(path: str | Path) -> None:
+    """``path`` is whole and of the kind ``torch.save`` writes: a zip archive (a truncated one
+    has lost the directory at its end)."""
+    with require_file(path, "checkpoint").open("rb") as fh:
+        head = fh.read(len(ZIP_MAGIC))
+    if head != ZIP_MAGIC:
+        raise HepsnakeError(
+            str(path), "not a checkpoint: another kind of file (torch.save writes a zip archive)"
+        )
+    if not zipfile.is_zipfile(path):
+        raise HepsnakeError(
+            str(path), f"truncated checkpoint (the end of its zip archive is missing): {RERUN}"
+        )
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint at ``path`` (tensors and plain types only), on the CPU."""
+    check_archive(path)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

@@ -60,6 +60,7 @@ REGISTRY: dict[str, dict[str, Component]] = {
                 "layers": INT | {"default": 2},
                 "heads": INT | {"default": 4},
                 "dropout": FRACTION | {"default": 0.0},
+                "gated": {"type": "boolean"},  # no default: older configs keep their hash
             },
         ),
         "lstm": Component(

@@ -10,6 +10,7 @@ import numpy as np
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_yaml
+from hepsnake.io.files import h5_file, read_yaml
 from hepsnake.names import LABEL, input_fields, prob_suffix
 from hepsnake.prepare.guard import check_input_values, check_inputs, label_map_variable
 
@@ -21,6 +22,7 @@ FTAG_STYLE = {
     "ujets": ("Light-jets", "tab:green"),
     "taujets": ("$\\tau$-jets", "tab:purple"),
 }
+NORM_DICT, CLASS_DICT = "norm dict", "class dict"  # what the two outputs are called in errors
 CHUNK = 10_000  # jets per read: a block of constituents stays in cache while it is reduced
 LEAK_SAMPLE = 5_000  # jets (shuffled: a random sample) compared with the truth columns
 
@@ -118,11 +120,7 @@ def norm_stats(
     stats: dict[str, dict[str, RunningStats]] = {}
     totals = np.zeros(n_classes)  # train_weight per class, from the first pass over the jets
     weighed = False
-    try:
-        h5 = h5py.File(train, "r")
-    except OSError as exc:
-        raise HepsnakeError(train, f"not a readable HDF5 file ({exc})") from None
-    with h5:
+    with h5_file(train, "training split") as h5:
         for coll in inputs["variables"]:
             ds = input_dataset(h5, train, inputs, coll)
             sample = counted(ds[:LEAK_SAMPLE])
@@ -209,3 +207,44 @@ def flavour_classes(class_names: list[str]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool), as YAML reads numbers."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def read_norm_dict(path: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The norm dict at ``path``; it holds a finite mean and std for every field the models
+    read (:func:`~hepsnake.names.input_fields` of ``inputs``)."""
+    norm = read_yaml(path, NORM_DICT)
+    for coll, fields in input_fields(inputs).items():
+        entries = norm.get(coll)
+        for field in fields:
+            entry = entries.get(field) if isinstance(entries, dict) else None
+            numbers = isinstance(entry, dict) and all(
+                is_number(entry.get(k)) for k in ("mean", "std")
+            )
+            if not numbers:
+                raise HepsnakeError(
+                    path,
+                    f"not a {NORM_DICT} of these inputs: no finite mean and std of "
+                    f"'{coll}.{field}' (rerun the norm stage)",
+                )
+    return norm
+
+
+def read_class_weights(path: str, n_classes: int) -> list[float]:
+    """The ``n_classes`` class weights of the class dict at ``path``."""
+    jets = read_yaml(path, CLASS_DICT, keys=("jets",))["jets"]
+    weights = jets.get(LABEL) if isinstance(jets, dict) else None
+    if (
+        not isinstance(weights, list)
+        or len(weights) != n_classes
+        or not all(map(is_number, weights))
+    ):
+        raise HepsnakeError(
+            path,
+            f"not a {CLASS_DICT} of {n_classes} classes: jets.{LABEL} is not {n_classes} weights",
+        )
+    return [float(w) for w in weights]

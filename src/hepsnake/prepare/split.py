@@ -17,6 +17,7 @@ from hepsnake import __version__
 from hepsnake.config import check_prepare, label_intervals
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
+from hepsnake.io.files import h5_file
 from hepsnake.io.h5 import DEFAULT_UNIT, TableWriter, set_attrs
 from hepsnake.names import transformed_field
 from hepsnake.negative_weights import figures, policy_text, warning
@@ -50,10 +51,7 @@ class Input:
         """Open ``path`` and read its jets; the file stays open until :meth:`close` (closed
         again at once if reading fails)."""
         self.path = path
-        try:
-            self.h5 = h5py.File(path, "r")
-        except OSError as exc:
-            raise HepsnakeError(path, f"not a readable HDF5 file ({exc})") from exc
+        self.h5 = h5_file(path, "converted sample")
         try:
             self.read(config, control)
         except BaseException:

@@ -5,6 +5,7 @@ and how many warnings the run has (numbers copied from the metrics, never recomp
 from typing import Any
 
 from hepsnake.evaluate.metrics import INCLUSIVE
+from hepsnake.report.tables import fmt
 
 # report.best_by -> what it ranks (higher is better) and how it reads a model's metrics
 BEST_BY = {
@@ -34,8 +35,6 @@ def summary_lines(
     metrics: dict[str, dict[str, Any]], signal: str, by: str, warnings: int
 ) -> list[str]:
     """The "Summary" section: the models, the best one and its figures, the warnings' count."""
-    from hepsnake.report.markdown import fmt
-
     best = best_model(metrics, by)
     entry = metrics[best][INCLUSIVE]
     rejections = ", ".join(

@@ -7,11 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import lightning as L
 import numpy as np
 import torch
-import yaml
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -19,12 +17,19 @@ from lightning.pytorch.utilities import rank_zero_only
 from hepsnake.data.loader import H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.atomic import copy_atomic, write_yaml
+from hepsnake.io.atomic import copy_atomic, name_failed_writes, write_yaml
+from hepsnake.io.files import open_h5
 from hepsnake.models.checkpoint import HASH_KEY, config_sha256, read_checkpoint
 from hepsnake.prepare.guard import check_inputs
+from hepsnake.prepare.norm import read_class_weights, read_norm_dict
 from hepsnake.tracking import lightning_loggers
 from hepsnake.training.adversarial import AdversarialModule
-from hepsnake.training.callbacks import AtomicModelCheckpoint, MetricsSummary, ResumeCheckpoint
+from hepsnake.training.callbacks import (
+    AtomicModelCheckpoint,
+    InPlaceCheckpointIO,
+    MetricsSummary,
+    ResumeCheckpoint,
+)
 from hepsnake.training.datamodule import H5DataModule
 from hepsnake.training.finite import FiniteLoss, NonFiniteError
 from hepsnake.training.module import TaggerModule
@@ -77,7 +82,7 @@ def regression_stats(tasks: list[dict[str, Any]], train_path: str) -> None:
     for task in tasks:
         if task["type"] != "jet_regression" or ("mean" in task and "std" in task):
             continue
-        with h5py.File(train_path, "r") as h5:
+        with open_h5(train_path, "training split", ["jets"]) as h5:
             if task["target"] not in (h5["jets"].dtype.names or ()):
                 raise HepsnakeError(train_path, f"regression target '{task['target']}' missing")
             values = h5["jets"].fields(task["target"])[:].astype(np.float64)
@@ -178,8 +183,8 @@ def train(
     work = out / ".work"
     torch.set_num_threads(threads)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
-    norm = yaml.safe_load(Path(norm_path).read_text())
-    class_weights = yaml.safe_load(Path(class_dict_path).read_text())["jets"]["flavour_label"]
+    norm = read_norm_dict(norm_path, config["inputs"])
+    class_weights = read_class_weights(class_dict_path, len(config["class_names"]))
     regression_stats(model_cfg["model"].get("tasks", []), train_path)
     module = build_module(config, norm, class_weights)
     resume = work / "resume.ckpt"
@@ -250,29 +255,38 @@ def train(
         reload_dataloaders_every_n_epochs=1,
         num_sanity_val_steps=0,
         deterministic=accelerator == "cpu",
+        plugins=[InPlaceCheckpointIO()],
     )
+    # deterministic algorithms without torch's debugging aid that comes with them, filling
+    # every new tensor with NaN first (~40 % of a CPU step of a small transformer); kernels
+    # write every element they return, so the results are the same
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if cfg["compile"]:
         # in place: the state_dict keys (and so the checkpoints) stay those of the plain model
         module.model.compile(backend=cfg["compile_backend"])
     if resuming:
         log.info("resuming from %s", resume)
-    try:
-        trainer.fit(
-            module, datamodule=data, ckpt_path=str(resume) if resuming else None, weights_only=True
-        )
-    except NonFiniteError:
-        if trainer.is_global_zero:
-            shutil.rmtree(work, ignore_errors=True)
-            (out / "metrics.json").unlink(missing_ok=True)
-        raise
-    if not trainer.is_global_zero:
-        return {}
-    if not best.best_model_path:
-        raise HepsnakeError(outdir, "training produced no checkpoint (no validation batches?)")
-    copy_atomic(best.best_model_path, out / "best.ckpt")
-    copy_atomic(resume, out / "last.ckpt")
-    copy_atomic(work / "csv" / "metrics.csv", out / "metrics.csv")
-    write_yaml(out / "config.yaml", config)
+    with name_failed_writes(out):  # the model folder, not a logger's or library's temporary
+        try:
+            trainer.fit(
+                module,
+                datamodule=data,
+                ckpt_path=str(resume) if resuming else None,
+                weights_only=True,
+            )
+        except NonFiniteError:
+            if trainer.is_global_zero:
+                shutil.rmtree(work, ignore_errors=True)
+                (out / "metrics.json").unlink(missing_ok=True)
+            raise
+        if not trainer.is_global_zero:
+            return {}
+        if not best.best_model_path:
+            raise HepsnakeError(outdir, "training produced no checkpoint (no validation batches?)")
+        copy_atomic(best.best_model_path, out / "best.ckpt")
+        copy_atomic(resume, out / "last.ckpt")
+        copy_atomic(work / "csv" / "metrics.csv", out / "metrics.csv")
+        write_yaml(out / "config.yaml", config)
     shutil.rmtree(work)
     summary = metrics.summary()
     if summary.get("gate_fallback"):

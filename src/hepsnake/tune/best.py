@@ -1,7 +1,6 @@
 """The ``tune_best`` stage: the best trial as a model config, the study's table and plots,
 and (with ``tracking.mlflow``) the study as an MLflow run with one child run per trial."""
 
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -9,6 +8,7 @@ from typing import Any
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_json, write_yaml
+from hepsnake.io.files import TRAINING_METRICS, read_json
 from hepsnake.tune.space import apply_params, decode
 from hepsnake.tune.study import open_study, study_name
 
@@ -93,7 +93,7 @@ def track_study(
     children = {}
     for row in rows:
         metrics = Path(row["outdir"] or "", "metrics.json")
-        epochs = json.loads(metrics.read_text())["epochs"] if row["outdir"] else []
+        epochs = read_json(metrics, TRAINING_METRICS, ["epochs"])["epochs"] if row["outdir"] else []
         children[row["number"]] = log_run(
             client,
             experiment_id,
@@ -124,7 +124,7 @@ def tune_best(
     study = open_study(cfg)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(trial.number, state=TrialState.FAIL)  # every trial job has ended
-    records = {r["job"]: r for r in (json.loads(Path(p).read_text()) for p in trials)}
+    records = {r["job"]: r for r in (read_json(p, "trial record", ["job"]) for p in trials)}
     rows = trial_rows(study, cfg["space"], records)
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     if not complete:

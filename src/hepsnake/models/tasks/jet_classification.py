@@ -121,6 +121,7 @@ class JetClassification(Task):
             model_metrics,
             roc_book,
             signal_mask,
+            stored_curves,
             working_points,
         )
         from hepsnake.evaluate.stage import (
@@ -177,6 +178,8 @@ class JetClassification(Task):
         reference = ev.get("ratio_reference") if ev.get("ratio_reference") in roc_curves else model
         title = f"signal: {wording}{trained_values(scan['train'])}; {formula}"
         plots.plot_roc(roc_curves, out / "roc.png", title, wording, reference, counts)
+        # the report's comparison plot
+        metrics["roc_curves"] = stored_curves(roc_curves, counts)
 
         score, mixed = book.inclusive[model][INCLUSIVE]
         keep = is_sig | (labels != names.index(signal))
