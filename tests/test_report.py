@@ -351,7 +351,7 @@ def test_the_report_opens_with_the_headline_and_ends_with_the_provenance(tmp_pat
     summary = section(text, "## Summary")
     assert "- Models: `m`." in summary and "- 0 warnings (section Warnings)." in summary
     provenance = section(text, "## Provenance")
-    assert provenance[1] == "<details>" and provenance[-2] == "</details>"
+    assert provenance[1] == "<details>" and provenance[-1] == "</details>"
     assert "| config hash (sha256) | 0123456789abcdef |" in provenance
     assert "| classes | ujets, cjets, bjets |" in provenance
 
