@@ -136,11 +136,11 @@ def remove_outputs(workdir: Path) -> None:
 
 def run_convert(config: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """The full convert stage of the benchmark sample, progress bar off."""
+    from hepsnake.config import contract, resolve
     from hepsnake.convert.convert import convert
 
-    return convert(
-        config, "bench", workdir / "bench.h5", workdir / "bench.json", show_progress=False
-    )
+    c = contract(resolve(config), "convert", sample="bench")
+    return convert(c, workdir / "bench.h5", workdir / "bench.json", show_progress=False)
 
 
 def child_memory(args: argparse.Namespace) -> None:

@@ -366,7 +366,7 @@ def main() -> None:
 
 def smoke_inputs(work: Path) -> tuple[str, str]:
     """(checkpoint, test file) of the shipped baseline trained one epoch on a small toy."""
-    from hepsnake.config import load_model
+    from hepsnake.config import contract, load_model, resolve
     from hepsnake.simulate.prepared import prepared_toy
     from hepsnake.training.run import train
 
@@ -375,7 +375,7 @@ def smoke_inputs(work: Path) -> tuple[str, str]:
     config, outputs = prepared_toy(config, work, jets, 7)
     model = load_model(config, "baseline")
     model["training"]["max_epochs"] = 1
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
+    part = contract(resolve(config, models={"baseline": model}), "train", model="baseline")
     paths = (str(work / "norm.yaml"), str(work / "class.yaml"), str(work / "baseline"))
     train(part, outputs["train"], outputs["val"], *paths)
     return str(work / "baseline" / "best.ckpt"), outputs["test"]

@@ -33,6 +33,7 @@ import torch
 import yaml
 from _common import parse_args, warm_page_cache
 
+from hepsnake.config.contracts import inputs as typed_inputs
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.io.h5 import TableWriter
 
@@ -139,7 +140,8 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores, batch {BATCH}")
     if args.file:
         inputs = yaml.safe_load(CONFIG.read_text())["inputs"]
-        report(Path(args.file).name, args.file, InputSpec.from_config(inputs), args.repeat)
+        spec = InputSpec.from_config(typed_inputs(inputs))
+        report(Path(args.file).name, args.file, spec, args.repeat)
         return
     spec = synthetic_spec(args.tracks_vars)
     print(

@@ -139,10 +139,10 @@ def hepsnake_model(config: dict[str, Any], aux: bool, epochs: int, batch: int) -
 
 def jet_auc(scores: np.ndarray, labels: np.ndarray, names: list[str]) -> float:
     """Signal-vs-QCD AUC of ``scores`` (hepsnake's one AUC function)."""
-    from hepsnake.evaluate.metrics import auc
+    from hepsnake.roc import auc
 
     sig, qcd = labels == names.index("sig"), labels == names.index("qcd")
-    return auc(scores[sig], scores[qcd], np.ones(int(qcd.sum())))
+    return auc(scores[sig], scores[qcd])  # every jet counts once
 
 
 def test_jets(test: str) -> np.ndarray:
@@ -186,13 +186,14 @@ def train_hepsnake(
 ) -> tuple[list[dict[str, Any]], Path, Path]:
     """Train, then predict the test split; the epoch records, the checkpoint and the
     predictions."""
+    from hepsnake.config import contract, resolve
     from hepsnake.evaluate.predict import predict
     from hepsnake.training.run import train
 
     timing = out / "timing.jsonl"
     out.mkdir(parents=True, exist_ok=True)
     timing.unlink(missing_ok=True)
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
+    part = contract(resolve(config, models={HEPSNAKE_ONNX: model}), "train", model=HEPSNAKE_ONNX)
     paths = (files["train"], files["val"], files["norm"], files["class_dict"])
     train(part, *paths, str(out / "model"), threads, extra_callbacks=[EpochTimer(str(timing))])
     ckpt = out / "model" / "best.ckpt"
@@ -305,7 +306,7 @@ def export_hepsnake(ckpt: Path, out: Path) -> Path:
 
     module = load_module(ckpt)
     path = out / "model.athena.onnx"
-    export_athena(module.model, path, HEPSNAKE_ONNX, list(module.hparams.class_names), {})
+    export_athena(module.model, path, HEPSNAKE_ONNX, {})
     return path
 
 

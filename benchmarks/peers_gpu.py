@@ -54,13 +54,16 @@ def hepsnake_step(batch: dict[str, Any]) -> tuple[Any, Any]:
     """hepsnake's tagger (GN2 size) and a function computing its loss on ``batch``."""
     import torch.nn.functional as F
 
+    from hepsnake.config import build
+    from hepsnake.config.contracts import ModelSpec, inputs
+    from hepsnake.config.resolved import validated_model
     from hepsnake.data.loader import InputSpec
     from hepsnake.models.tagger import Tagger
     from hepsnake.models.tasks.base import Context
 
     names = [f"v{i}" for i in range(N_VARS)]
     variables = {"jets": names, **dict.fromkeys(SLOTS, names)}
-    spec = InputSpec.from_config({"variables": variables, "num_inputs": SLOTS})
+    spec = InputSpec.from_config(inputs({"variables": variables, "num_inputs": SLOTS}))
     norm = {c: {v: {"mean": 0.0, "std": 1.0} for v in vs} for c, vs in variables.items()}
     cfg = {
         "dim": GN2["dim"],
@@ -74,7 +77,8 @@ def hepsnake_step(batch: dict[str, Any]) -> tuple[Any, Any]:
         "pooling": {"type": "attention"},
         "head": {"hidden": GN2["head"]},
     }
-    model = Tagger(cfg, spec, norm, Context(CLASSES))
+    block = validated_model({"training_overrides": {}}, "gn2", {"model": cfg})["model"]
+    model = Tagger(build(ModelSpec, block), spec, norm, Context(CLASSES))
 
     def loss(m: Any) -> Any:
         return F.cross_entropy(m(batch)["logits"].float(), batch["label"])

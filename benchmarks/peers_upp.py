@@ -48,6 +48,7 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {benchmarks!r})
 from prepare import bench_config
+from hepsnake.config import contract, resolve
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
 inputs, out, resample = {inputs!r}, Path({out!r}), {resample!r}
@@ -56,8 +57,10 @@ config["prepare"]["resample"] = resample
 if resample != "none":  # resampling replaces the class-balancing weights
     config["prepare"]["weights"]["balance_classes"] = False
 outputs = {{s: str(out / f"{{s}}.h5") for s in SPLITS}}
-split(config, inputs, outputs, str(out / "summary.json"))
-norm_stats(config, outputs["train"], str(out / "norm.yaml"), str(out / "class.yaml"))
+resolved = resolve(config)
+split(contract(resolved, "split"), inputs, outputs, str(out / "summary.json"))
+norm = contract(resolved, "norm")
+norm_stats(norm, outputs["train"], str(out / "norm.yaml"), str(out / "class.yaml"))
 """
 
 

@@ -45,7 +45,7 @@ from _common import (
     work_directory,
 )
 
-from hepsnake.config import validate
+from hepsnake.config import contract, resolve, validate
 from hepsnake.io.h5 import TableWriter
 from hepsnake.prepare.norm import CHUNK
 from hepsnake.prepare.split import derived_fields, with_derived
@@ -106,7 +106,7 @@ def write_file(
     (its attribute set), or without a sample a prepared file (with the fields the split
     derives from the shipped ``inputs.transforms``, which norm_stats reads)."""
     rng = np.random.default_rng(seed)
-    inputs = None if sample else bench_config()["inputs"]
+    inputs = None if sample else contract(resolve(bench_config()), "split").inputs
     with h5py.File(path, "w") as h5:
         writer = TableWriter(h5, compression)
         for first in range(0, n, BLOCK):
@@ -166,7 +166,8 @@ def raw_read(paths: list[str], chunk: int) -> int:
 def run_norm(config: dict[str, Any], train: str, workdir: Path, chunk: int) -> None:
     from hepsnake.prepare.norm import norm_stats
 
-    norm_stats(config, train, str(workdir / "norm.yaml"), str(workdir / "class.yaml"), chunk)
+    c = contract(resolve(config), "norm")
+    norm_stats(c, train, str(workdir / "norm.yaml"), str(workdir / "class.yaml"), chunk)
 
 
 def run_split(config: dict[str, Any], inputs: list[str], workdir: Path) -> None:
@@ -175,7 +176,7 @@ def run_split(config: dict[str, Any], inputs: list[str], workdir: Path) -> None:
     outputs = {s: str(workdir / f"{s}.h5") for s in SPLITS}
     for path in outputs.values():
         Path(path).unlink(missing_ok=True)  # as Snakemake does before rerunning a job
-    split(config, inputs, outputs, str(workdir / "summary.json"))
+    split(contract(resolve(config), "split"), inputs, outputs, str(workdir / "summary.json"))
 
 
 def child(args: argparse.Namespace) -> None:

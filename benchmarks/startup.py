@@ -16,6 +16,7 @@ checks that the script runs and that every no-op run stops with its verb's error
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from _common import parse_args
 
-from hepsnake.config import load, stage_config
+from hepsnake.config import load, read_config, write_resolved
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 3.0
@@ -45,42 +46,33 @@ sys.exit(code)
 """
 
 
-def noop_args(verb: str, missing: Path) -> list[str]:
-    """The rule's ``--config`` slice of config/config.yaml and arguments naming inputs that do
-    not exist (under ``missing``)."""
+def noop_args(verb: str, missing: Path, resolved: Path) -> list[str]:
+    """What the rule passes (the resolved config of config/config.yaml and a name) and
+    arguments naming inputs that do not exist (under ``missing``)."""
     config = load(str(REPO / "config" / "config.yaml"))
     sample, model = config["samples"][0]["name"], config["models"][0]
-    toy = next(iter(config["simulate"]["samples"]))
-    wildcards = {
-        "simulate": {"toy": toy},
-        "convert": {"sample": sample},
-        "train": {"model": model},
-        "evaluate": {"model": model},
-    }
-    # predict reads no config (its rule passes none: the default path is never read)
-    part = None if verb == "predict" else stage_config(config, verb, **wildcards.get(verb, {}))
     m = str(missing)
     paths = {
         "simulate": ["--sample", "not-a-toy", "--output", f"{m}/x.root"],
         "convert": ["--sample", sample, "--output", f"{m}/x.h5", "--summary", f"{m}/x.json"],
         "split": ["--inputs", f"{m}/a.h5", "--outputs", f"{m}/t.h5", f"{m}/v.h5", f"{m}/s.h5"],
         "norm": ["--train", f"{m}/t.h5", "--norm", f"{m}/n.yaml", "--class-dict", f"{m}/c.yaml"],
-        "train": ["--train", f"{m}/t.h5", "--val", f"{m}/v.h5", "--norm", f"{m}/n.yaml"],
+        "train": ["--model", model, "--train", f"{m}/t.h5", "--val", f"{m}/v.h5"],
         "predict": ["--model", model, "--checkpoint", f"{m}/best.ckpt", "--test", f"{m}/t.h5"],
         "evaluate": ["--model", model, "--predictions", f"{m}/p.h5", "--training", f"{m}/t.json"],
         "export": ["--model", model, "--checkpoint", f"{m}/best.ckpt", "--test", f"{m}/t.h5"],
-        "report": ["--models", model, "--predictions", f"{m}/p.h5", "--metrics", f"{m}/m.json"],
+        "report": ["--models", model, "--metrics", f"{m}/m.json", "--training", f"{m}/t.json"],
     }[verb]
     more = {
         "split": ["--summary", f"{m}/s.json"],
-        "train": ["--class-dict", f"{m}/c.yaml", "--outdir", f"{m}/model"],
+        "train": ["--norm", f"{m}/n.yaml", "--class-dict", f"{m}/c.yaml", "--outdir", f"{m}/m"],
         "predict": ["--output", f"{m}/p.h5"],
         "evaluate": ["--output", f"{m}/m.json", "--plots", f"{m}/plots"],
         "export": ["--val", f"{m}/v.h5", "--outdir", f"{m}/export"],
         "report": ["--split-summary", f"{m}/s.json", "--convert-summaries", f"{m}/c.json"],
     }.get(verb, [])
     tail = ["--output", f"{m}/report.md"] if verb == "report" else []
-    return [*(["--config", part] if part else []), *paths, *more, *tail]
+    return ["--config", str(resolved), *paths, *more, *tail]
 
 
 VERBS = ("simulate", "convert", "split", "norm", "train", "predict", "evaluate", "export", "report")
@@ -117,13 +109,16 @@ def main() -> None:
     loaded: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="hepsnake-startup-") as tmp:
         missing = Path(tmp) / "missing"
+        resolved = Path(tmp) / "resolved.yaml"  # as common.smk writes it
+        with contextlib.chdir(REPO):
+            write_resolved(read_config("config/config.yaml"), resolved)
         for _ in range(args.repeat):
             for verb in args.verbs:
                 wall, _, helped = timed([sys.executable, "-m", "hepsnake.cli", verb, "--help"])
                 if helped.returncode != 0:
                     raise SystemExit(f"hepsnake {verb} --help failed:\n{helped.stderr[-2000:]}")
                 runs[verb][0].append(wall)
-                cmd = [sys.executable, "-c", WRAPPER, verb, *noop_args(verb, missing)]
+                cmd = [sys.executable, "-c", WRAPPER, verb, *noop_args(verb, missing, resolved)]
                 wall, cpu, proc = timed(cmd)
                 runs[verb][1].append(wall)
                 runs[verb][2].append(cpu)

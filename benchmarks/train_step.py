@@ -25,6 +25,7 @@ runs it) only checks that the script runs.
 """
 
 import os
+from dataclasses import replace
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: no busy-waiting threads
 
@@ -42,7 +43,7 @@ import yaml
 from _common import parse_args
 from torch import nn
 
-from hepsnake.config import load_model
+from hepsnake.config import contract, resolve, validate
 from hepsnake.names import input_fields
 from hepsnake.training.module import TaggerModule
 from hepsnake.training.run import build_module
@@ -55,14 +56,13 @@ Batch = dict[str, torch.Tensor]
 
 def make_module(model: str) -> TaggerModule:
     config = yaml.safe_load((CONFIG / "config.yaml").read_text())
-    config["model_dir"] = str(CONFIG / "models")
-    config.setdefault("training_overrides", {})  # the schema's default (not validated here)
-    config["model"] = load_model(config, model)
+    config |= {"samples": str(CONFIG / "samples.tsv"), "model_dir": str(CONFIG / "models")}
+    part = contract(resolve(validate(config)), "train", model=model)
     norm = {
         coll: {v: {"mean": 0.0, "std": 1.0} for v in fields}
-        for coll, fields in input_fields(config["inputs"]).items()
+        for coll, fields in input_fields(part.inputs).items()
     }
-    return build_module(config, norm, [1.0] * len(config["class_names"]))
+    return build_module(part, norm, [1.0] * len(part.class_names))
 
 
 def make_batch(module: TaggerModule, size: int, gen: torch.Generator) -> Batch:
@@ -326,7 +326,8 @@ def adversarial_rates(args: argparse.Namespace, batches: list[Batch]) -> dict[st
         torch.manual_seed(0)
         module = make_module("adversarial")
         # no Trainer here: no schedule, no Lightning gradient clipping (both per step alike)
-        module.hparams.training_cfg.update(schedule="none", gradient_clip=None)
+        training = replace(module.trained.training_cfg, schedule="none", gradient_clip=None)
+        module.trained = replace(module.trained, training_cfg=training)
         main_opt, disc_opt = module.configure_optimizers()
         module.optimizers = lambda o=(main_opt, disc_opt): o
         module.lr_schedulers = lambda: None
@@ -337,7 +338,7 @@ def adversarial_rates(args: argparse.Namespace, batches: list[Batch]) -> dict[st
         b | {"is_data": torch.rand(len(b["label"]), generator=gen) < 0.5, "pt": b["jets"][:, 0]}
         for b in batches
     ]
-    k = modules["shared"].adv["k_steps"]
+    k = modules["shared"].adv.k_steps
 
     def shared(module: Any, batch: Batch, control: Batch) -> None:
         probs = module.control_probs(control)

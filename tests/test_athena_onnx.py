@@ -9,12 +9,14 @@ import onnx
 import pytest
 import torch
 from conftest import TINY, checkpoint
+from conftest import stage as stage_of
 from test_export import PARAMETERS, data  # noqa: F401 (the module's prepared-toy fixture)
 
+from hepsnake.config import resolve
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.predict import load_module
 from hepsnake.export import athena as salt
-from hepsnake.export import athena_layout, stage
+from hepsnake.export import stage
 from hepsnake.export.benchmark import load_batches
 from hepsnake.export.onnx import export_onnx, run, session
 from hepsnake.names import input_fields
@@ -66,7 +68,9 @@ def test_gnn_config_follows_salts_layout(data, tmp_path):  # noqa: F811
     assert {n.split("_", 1)[0] for n in names} == {"tinymodelv2"}
     assert all(o.shape == [] and o.type == "tensor(float)" for o in sess.get_outputs())
     [jets] = gnn["inputs"]
-    fields = input_fields(config["inputs"])  # transformed inputs by their prepared names
+    fields = input_fields(
+        stage_of(config, "norm").inputs
+    )  # transformed inputs by their prepared names
     assert jets["name"] == "jet_var" and variables(jets) == fields["jets"]
     assert fields["jets"][0] == "log_pt"
     sequences = {s["name"]: variables(s) for s in gnn["input_sequences"]}
@@ -151,7 +155,7 @@ def test_jets_only_and_parameterised_models(
     sess = session(path)
     assert {i.name: i.shape for i in sess.get_inputs()} == inputs
     gnn = salt.read_gnn_config(path)
-    jets = input_fields(config["inputs"])["jets"]
+    jets = input_fields(stage_of(config, "norm").inputs)["jets"]
     assert variables(gnn["inputs"][0]) == jets + (["mS"] if parameters else [])
     assert len(gnn["input_sequences"]) == len(inputs) - 1
     batch = load_batches(module, data[2]["test"], 100, 100)[0]
@@ -180,10 +184,11 @@ def test_stage_writes_and_records_the_athena_layout(data, tmp_path):  # noqa: F8
 
 def test_option_defaults_to_atlas_style_configs(data):  # noqa: F811
     config = copy.deepcopy(data[0])
-    assert config["export"]["athena"] is None and not athena_layout(config)  # toy readers
+    athena = stage_of(config, "export", model="m", models={"m": {"model": TINY}}).athena
+    assert config["export"]["athena"] is None and not athena  # toy readers
     config["readers"]["physlite"] = {"type": "physlite"}
-    assert not athena_layout(config)  # a physlite reader that no sample uses
+    assert not resolve(config).athena  # a physlite reader that no sample uses
     config["samples"][0]["reader"] = "physlite"
-    assert athena_layout(config)
+    assert resolve(config).athena
     config["export"]["athena"] = False
-    assert not athena_layout(config)
+    assert not resolve(config).athena

@@ -3,7 +3,6 @@ error line naming that file and what is wrong (a 0-byte norm dict gave ``unexpec
 TypeError: 'NoneType' object is not subscriptable``); and a full disk during training names
 the model folder (it named a ``/tmp/tmp…`` copy that Lightning stages checkpoints through)."""
 
-import json
 import re
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import REPO, default_config, prepared_toy
 
-from hepsnake.config import load_model, stage_config
+from hepsnake.config import contract, load_model, resolve, write_resolved
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.predict import predict
 from hepsnake.evaluate.stage import evaluate
@@ -26,16 +25,11 @@ HEPSNAKE = shutil.which("hepsnake")
 
 
 def tiny_model(config: dict[str, Any], epochs: int = 1) -> dict[str, Any]:
-    """The train stage's config of a small baseline (``epochs`` epochs, no early stop)."""
+    """A small baseline model config (``epochs`` epochs, no early stop)."""
     model = load_model(config, "baseline")
     model["model"].update(dim=8, init_nets={"default": {"hidden": [8]}}, head={"hidden": [8]})
     model["training"].update(max_epochs=epochs, batch_size=200, early_stopping=None)
-    return {
-        "class_names": config["class_names"],
-        "inputs": config["inputs"],
-        "model_name": "baseline",
-        "model": model,
-    }
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +39,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("stages")
     base = default_config() | {"model_dir": str(REPO / "config" / "models")}
     config, splits = prepared_toy(root, {"qcd": 600, "bib": 300, "sig": 300}, 4, **base)
-    part = tiny_model(config)
+    resolved = resolve(config, models={"baseline": tiny_model(config)})
+    write_resolved(resolved, root / "resolved.yaml")  # what the rules pass, with a model name
+    part = contract(resolved, "train", model="baseline")
     paths = {k: str(root / f"{k}.yaml") for k in ("norm", "class")}
     model = root / "model"
     train(part, splits["train"], splits["val"], paths["norm"], paths["class"], str(model))
     predict("baseline", str(model / "best.ckpt"), splits["test"], str(root / "pred.h5"))
-    ev_config = json.loads(stage_config(config, "evaluate", model="baseline"))
+    ev_config = contract(resolved, "evaluate", model="baseline")
     evaluate(
         ev_config,
-        "baseline",
         str(root / "pred.h5"),
         str(model / "metrics.json"),
         str(root / "metrics.json"),
@@ -65,7 +60,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "part": part,
         "splits": splits,
         "evaluate": ev_config,
-        "report": json.loads(stage_config(config, "report")),
+        "report": contract(resolved, "report"),
+        "resolved": root / "resolved.yaml",
+        "norm": contract(resolved, "norm"),
         "files": {
             "norm dict": root / "norm.yaml",
             "class dict": root / "class.yaml",
@@ -108,7 +105,6 @@ def reader(kind: str, run: dict[str, Any], bad: Path, out: Path) -> Callable[[],
     def evaluate_with() -> Any:
         return evaluate(
             run["evaluate"],
-            "baseline",
             files["predictions file"],
             files["training metrics.json"],
             str(out / "metrics.json"),
@@ -120,7 +116,7 @@ def reader(kind: str, run: dict[str, Any], bad: Path, out: Path) -> Callable[[],
         "class dict": train_with,
         "checkpoint": lambda: predict("baseline", str(bad), splits["test"], str(out / "p.h5")),
         "training split": lambda: norm_stats(
-            run["config"], str(bad), str(out / "n.yaml"), str(out / "c.yaml")
+            run["norm"], str(bad), str(out / "n.yaml"), str(out / "c.yaml")
         ),
         "predictions file": evaluate_with,
         "training metrics.json": report_with,
@@ -184,7 +180,7 @@ def test_zero_byte_norm_dict_from_the_command_line(run, tmp_path) -> None:
     splits = run["splits"]
     proc = subprocess.run(
         [
-            *(HEPSNAKE, "train", "--config", json.dumps(run["part"])),
+            *(HEPSNAKE, "train", "--config", str(run["resolved"]), "--model", "baseline"),
             *("--train", splits["train"], "--val", splits["val"], "--norm", str(empty)),
             *("--class-dict", str(run["files"]["class dict"]), "--outdir", str(tmp_path / "m")),
         ],
@@ -220,7 +216,7 @@ def test_full_disk_during_training_names_the_model_folder(run, tmp_path) -> None
     models = tmp_path / "results" / "models"
     models.mkdir(parents=True)
     splits = run["splits"]
-    train_args = [HEPSNAKE, "train", "--config", json.dumps(run["part"])]
+    train_args = [HEPSNAKE, "train", "--config", str(run["resolved"]), "--model", "baseline"]
     train_args += ["--train", splits["train"], "--val", splits["val"]]
     train_args += ["--norm", str(run["files"]["norm dict"])]
     train_args += ["--class-dict", str(run["files"]["class dict"])]

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import REPO, default_config
 
-from hepsnake.config import validate
+from hepsnake.config import resolve, validate
 from hepsnake.pause import environment, wait_reached
 from hepsnake.prepare.split import SPLITS
 from hepsnake.simulate.prepared import MASS_GRID, convert_samples
@@ -34,7 +34,7 @@ def toy(tmp_path_factory) -> tuple[Path, Path]:
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     (root / "h5").mkdir()
-    convert_samples(validate(config), root / "h5")
+    convert_samples(resolve(validate(config)), root / "h5")
     return path, root / "h5"
 
 

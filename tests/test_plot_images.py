@@ -16,12 +16,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import model_spec
 from matplotlib import font_manager
 from matplotlib.testing.compare import compare_images
 
+from hepsnake.config import build
+from hepsnake.config.contracts import EvaluateContract, EvaluateSpec, Scan, section
 from hepsnake.evaluate.stage import evaluate
 from hepsnake.io.atomic import write_json
-from hepsnake.names import figure_files, prob_column
+from hepsnake.names import prob_column
+from hepsnake.paths import figure_files
 
 REFERENCE = Path(__file__).parent / "reference_images"
 UPDATE = "HEPSNAKE_UPDATE_REFERENCE_IMAGES"
@@ -124,14 +128,16 @@ def draw(root: Path) -> Path:
     fixed_history(root / "training.json")
     plots = root / "plots"
     plots.mkdir()
-    config = {
-        "class_names": CLASSES,
-        "evaluate": EVALUATE,
-        "parameters": {"names": [], "train": {}},
-    }
+    # the evaluate contract of a jet classifier without parameters (the schema's defaults)
+    config = EvaluateContract(
+        model="m",
+        class_names=tuple(CLASSES),
+        evaluate=build(EvaluateSpec, section("properties/evaluate", EVALUATE, "evaluate")),
+        parameters=Scan(names=(), train={}),
+        tasks=model_spec({}).tasks,
+    )
     evaluate(
         config,
-        "m",
         str(root / "pred.h5"),
         str(root / "training.json"),
         str(root / "m.json"),

@@ -12,16 +12,17 @@ import numpy as np
 import pytest
 import skhep_testdata
 import yaml
-from conftest import default_config
+from conftest import default_config, stage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from hepsnake.config import stage_config, validate
+from hepsnake.config import build, validate
+from hepsnake.config.checks import check_inputs
+from hepsnake.config.contracts import WeightsSpec
 from hepsnake.convert.convert import convert
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.errors import HepsnakeError
-from hepsnake.prepare.guard import check_inputs
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
@@ -62,7 +63,8 @@ def converted(tmp_path_factory):
     paths = {}
     for name, *_ in TOY:
         paths[name] = str(root / f"{name}.h5")
-        convert(config, name, paths[name], root / f"{name}.json", show_progress=False)
+        c = stage(config, "convert", sample=name)
+        convert(c, paths[name], root / f"{name}.json", show_progress=False)
     return config, paths
 
 
@@ -75,7 +77,7 @@ def run_split(config, paths, names, out, control=False, debug=True):
     outputs = {s: str(out / f"{s}.h5") for s in SPLITS}
     dbg = {s: str(out / f"debug_{s}.h5") for s in SPLITS} if debug else None
     report = split(
-        config,
+        stage(config, "split"),
         [paths[n] for n in names],
         outputs,
         str(out / "summary.json"),
@@ -232,7 +234,7 @@ def test_norm_matches_numpy(converted, tmp_path):
     config, paths = converted
     outputs, _ = run_split(config, paths, ["qcd", "bib", "sig"], tmp_path, debug=False)
     norm_path, class_path = tmp_path / "norm.yaml", tmp_path / "class.yaml"
-    norm_stats(config, outputs["train"], str(norm_path), str(class_path), chunk=777)
+    norm_stats(stage(config, "norm"), outputs["train"], str(norm_path), str(class_path), chunk=777)
     norm = yaml.safe_load(norm_path.read_text())
     jets, tracks = read(outputs["train"]), read(outputs["train"], "tracks")
     real = tracks[tracks["valid"]]
@@ -281,7 +283,7 @@ def test_bad_inputs_leave_nothing(converted, tmp_path):
         "prepare": {**config["prepare"], "fractions": {"train": 0.8, "val": 0.1, "test": 0.2}},
     }
     with pytest.raises(HepsnakeError, match=r"prepare/fractions: sum to 1.1, not 1"):
-        run_split(bad, paths, ["qcd"], tmp_path)
+        validate(bad)  # when the config is read, before any job
     empty = tmp_path / "empty.h5"
     with h5py.File(empty, "w") as h5:
         h5.create_dataset("jets", data=read(paths["qcd"])[:0])
@@ -294,7 +296,7 @@ def test_bad_inputs_leave_nothing(converted, tmp_path):
     inputs = {**config["inputs"], "variables": {"tracks": ["pt", "charge"]}}
     with pytest.raises(HepsnakeError, match=r"train.h5: variable 'charge' not in 'tracks'"):
         norm_stats(
-            {**config, "inputs": inputs},
+            stage({**config, "inputs": inputs}, "norm"),
             outputs["train"],
             str(tmp_path / "n.yaml"),
             str(tmp_path / "c.yaml"),
@@ -309,9 +311,9 @@ def test_zero_std_needs_a_floor(converted, tmp_path):
     inputs = {**config["inputs"], "variables": {"jets": ["mS"]}}
     args = (outputs["train"], str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml"))
     with pytest.raises(HepsnakeError, match=r"'jets.mS': std is 0"):
-        norm_stats({**config, "inputs": inputs}, *args)
+        norm_stats(stage({**config, "inputs": inputs}, "norm"), *args)
     floored = {**config, "inputs": inputs, "prepare": {**config["prepare"], "std_floor": 0.5}}
-    assert norm_stats(floored, *args)["jets"]["mS"] == {"mean": 16.0, "std": 0.5}
+    assert norm_stats(stage(floored, "norm"), *args)["jets"]["mS"] == {"mean": 16.0, "std": 0.5}
 
 
 def physlite_flavours(tmp_path: Path, label_map: dict) -> dict:
@@ -328,7 +330,8 @@ def physlite_flavours(tmp_path: Path, label_map: dict) -> dict:
     config["prepare"]["weights"] = {"mode": "none", "balance_classes": False}
     config["evaluate"] = {"signal": "b"}
     config = validate(config)
-    convert(config, "p", tmp_path / "p.h5", tmp_path / "p.json", show_progress=False)
+    c = stage(config, "convert", sample="p")
+    convert(c, tmp_path / "p.h5", tmp_path / "p.json", show_progress=False)
     return config
 
 
@@ -438,7 +441,7 @@ def test_resampling_instead_of_weights(mode, converted, tmp_path):
     for s in ("val", "test"):  # only the training split is resampled
         assert read(after[s]).tobytes() == read(before[s]).tobytes()
     with pytest.raises(HepsnakeError, match=r"config: prepare/resample: .* weights.mode: none"):
-        run_split(with_prepare(config, resample=mode), paths, ["qcd"], tmp_path / "x")
+        validate(with_prepare(config, resample=mode))  # when the config is read
 
 
 def test_weights_mode_none(converted, tmp_path):
@@ -465,7 +468,9 @@ def test_class_dict_on_unbalanced_classes(converted, tmp_path):
     outputs, _ = run_split(
         with_prepare(config, **UNWEIGHTED), paths, ["qcd", "bib", "sig"], tmp_path, debug=False
     )
-    norm_stats(config, outputs["train"], str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml"))
+    norm_stats(
+        stage(config, "norm"), outputs["train"], str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml")
+    )
     counts = np.bincount(read(outputs["train"])["flavour_label"], minlength=3).astype(float)
     assert counts[0] > 1.5 * counts[1]  # qcd has twice the jets of sig and bib
     got = yaml.safe_load((tmp_path / "c.yaml").read_text())["jets"]["flavour_label"]
@@ -521,7 +526,7 @@ def test_input_map_and_num_inputs_in_norm_and_loader(converted, tmp_path):
         "transforms": {},
     }
     args = (str(renamed), str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml"))
-    norm = norm_stats({**config, "inputs": inputs}, *args, chunk=500)
+    norm = norm_stats(stage({**config, "inputs": inputs}, "norm"), *args, chunk=500)
     tracks = read(renamed, "trk")
     first = tracks[:, :3][tracks["valid"][:, :3]]
     assert len(first) < tracks["valid"].sum()  # the truncation drops constituents
@@ -530,13 +535,22 @@ def test_input_map_and_num_inputs_in_norm_and_loader(converted, tmp_path):
         np.testing.assert_allclose(norm["tracks"][var]["mean"], values.mean(), rtol=1e-6)
         np.testing.assert_allclose(norm["tracks"][var]["std"], values.std(), rtol=1e-6)
     assert set(norm) == {"jets", "tracks"}
-    batch = next(iter(H5Batches(str(renamed), InputSpec.from_config(inputs), batch_size=64)))
+    spec = InputSpec.from_config(stage({**config, "inputs": inputs}, "norm").inputs)
+    batch = next(
+        iter(
+            H5Batches(
+                str(renamed),
+                spec,
+                batch_size=64,
+            )
+        )
+    )
     width = batch["tracks"].shape[1]
     assert width == 3 == batch["tracks_mask"].shape[1]
     np.testing.assert_array_equal(batch["tracks_mask"].numpy(), tracks["valid"][:64, :3])
     np.testing.assert_array_equal(batch["tracks"][..., 1].numpy(), tracks["d0"][:64, :3])
     with pytest.raises(HepsnakeError, match=r"renamed.h5: no dataset 'tracks' for inputs"):
-        norm_stats({**config, "inputs": {**inputs, "input_map": {}}}, *args)
+        norm_stats(stage({**config, "inputs": {**inputs, "input_map": {}}}, "norm"), *args)
 
 
 def test_missing_fields_are_filled_by_type(converted, tmp_path):
@@ -602,11 +616,11 @@ def test_split_errors_through_the_cli(converted, tmp_path):
     config = some_classes(config)  # the CLI splits qcd and sig
     bad_var = with_prepare(config, mode="pt_to_signal", variables=["pt", "ptx"])
     bad_target = with_prepare(config, mode="pt_to_signal", target="top")
-    config_file = tmp_path / "config.yaml"
+    var_file, config_file = tmp_path / "var.yaml", tmp_path / "config.yaml"
+    var_file.write_text(yaml.safe_dump(bad_var))
     config_file.write_text(yaml.safe_dump(bad_target))
     cases = [
-        (stage_config(bad_var, "split"), f"{paths['qcd']}: prepare.weights.variables: 'ptx'"),
-        (stage_config(bad_target, "split"), "config: prepare/weights/target: 'top' is not one"),
+        (str(var_file), f"{paths['qcd']}: prepare.weights.variables: 'ptx'"),
         (str(config_file), f"{config_file}: prepare/weights/target: 'top' is not one"),
     ]
     for i, (cfg, needle) in enumerate(cases):
@@ -691,7 +705,7 @@ def test_split_in_small_blocks_equals_one_block(converted, tmp_path, names, cont
         outputs = {s: str(out / f"{s}.h5") for s in SPLITS}
         debug = {s: str(out / f"debug_{s}.h5") for s in SPLITS}
         report = split(
-            config,
+            stage(config, "split"),
             inputs,
             outputs,
             str(out / "s.json"),
@@ -815,8 +829,9 @@ def test_streamed_fit_equals_whole_split_fit(variables, negative):
     labels, counts = np.unique(jets["flavour_label"], return_counts=True)
     classes = dict(zip(labels.tolist(), counts.tolist(), strict=True))
     targets = {v: jets[v][jets["flavour_label"] == 1][::-1] for v in variables}  # any order
+    spec = build(WeightsSpec, cfg)
     blocks = lambda: (jets[a : a + 7_001] for a in range(0, n, 7_001))  # noqa: E731
-    streamed = fit_reweighter(blocks, classes, targets, cfg, names, negative)
+    streamed = fit_reweighter(blocks, classes, targets, spec, names, negative)
     whole = whole_split_reweighter(jets, cfg, names, negative)
     base = base_weights(jets, True, negative)
     assert streamed.apply(jets, base).tobytes() == whole.apply(jets, base).tobytes()
@@ -834,7 +849,9 @@ def test_split_equals_the_whole_split_computation(converted, tmp_path):
     names = ["qcd", "bib", "sig", "sig40"]
     inputs = [paths[n] for n in names]
     outputs = {s: str(tmp_path / f"{s}.h5") for s in SPLITS}
-    report = split(config, inputs, outputs, str(tmp_path / "s.json"), shuffle_bytes=SMALL)
+    report = split(
+        stage(config, "split"), inputs, outputs, str(tmp_path / "s.json"), shuffle_bytes=SMALL
+    )
     prep = config["prepare"]
     samples = {s["name"]: s for s in config["samples"]}
     written = {s: read(outputs[s]) for s in SPLITS}

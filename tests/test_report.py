@@ -2,6 +2,7 @@
 reference taggers beside the model, S/√B only on physical weights, every warning kind, and no
 toy wording, on small synthetic predictions and metrics files."""
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -11,21 +12,22 @@ import h5py
 import matplotlib
 import numpy as np
 import pytest
-from conftest import section
+from conftest import section, stage
 from sklearn.metrics import roc_auc_score
 
-from hepsnake.config import SCHEMA, schema_validator
+from hepsnake.config import validate
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate import plots
 from hepsnake.evaluate.metrics import (
     FTAG_WORKING_POINTS,
     INCLUSIVE,
+    ROC_JETS,
     discriminant_setup,
     model_metrics,
     roc_book,
     working_points,
 )
-from hepsnake.evaluate.stage import ROC_JETS, evaluate
+from hepsnake.evaluate.stage import evaluate
 from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
 from hepsnake.names import prob_column
@@ -103,33 +105,46 @@ def history(path: Path, best_epoch: int = 2) -> None:
     write_json(path, summary | {"max_epochs": 20, "train_seconds": 1})
 
 
-def report_section(**limits: float) -> dict[str, Any]:
-    """The config's ``report`` section: ``limits`` and the schema's defaults."""
-    section = dict(limits)
-    schema_validator(SCHEMA, "properties/report").validate(section)  # fills the defaults
-    return section
-
-
 def run_evaluate(
     root: Path, jets: np.ndarray, evaluate_cfg: dict[str, Any] | None = None, best_epoch: int = 2
 ) -> dict[str, Any]:
     """The evaluate stage of model ``m`` on ``jets`` under ``root`` (plots in plots/m)."""
     write_predictions(root / "pred.h5", jets)
     history(root / "training.json", best_epoch)
-    config = {
-        "class_names": FLAVOURS,
-        "evaluate": evaluate_cfg or EVALUATE,
-        "parameters": {"names": [], "train": {}},
-    }
+    config = flavour_config(evaluate_cfg)
     (root / "plots" / "m").mkdir(parents=True, exist_ok=True)
     return evaluate(
-        config,
-        "m",
+        stage(config, "evaluate", models={"m": {"model": {}}}, model="m"),
         str(root / "pred.h5"),
         str(root / "training.json"),
         str(root / "m.json"),
         str(root / "plots" / "m"),
     )
+
+
+def flavour_config(
+    evaluate_cfg: dict[str, Any] | None = None,
+    classes: list[str] = FLAVOURS,
+    report: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """A validated config of ``classes`` (one PHYSLITE sample) with ``evaluate_cfg`` (default
+    ``EVALUATE``) as its evaluate section and ``report`` as its report section."""
+    return validate(
+        {
+            "class_names": list(classes),
+            "samples": [{"name": "s", "files": ["s.root"], "reader": "r"}],
+            "readers": {"r": {"type": "physlite"}},
+            "convert": {},
+            "inputs": {"variables": {"jets": ["pt"]}},
+            "evaluate": copy.deepcopy(evaluate_cfg or EVALUATE),
+            "report": dict(report or {}),
+        }
+    )
+
+
+def evaluate_spec(evaluate_cfg: dict[str, Any] | None = None, classes: list[str] = FLAVOURS):
+    """The typed evaluate section of :func:`flavour_config`."""
+    return stage(flavour_config(evaluate_cfg, classes), "report").evaluate
 
 
 def d_b(pb: np.ndarray, pc: np.ndarray, pu: np.ndarray, fc: float) -> np.ndarray:
@@ -141,11 +156,11 @@ def test_flavour_discriminant_with_fc_matches_a_by_hand_computation() -> None:
     """D_b = log(p_b / (f_c p_c + (1 − f_c) p_u)) scores every ROC; c rejection at 70% is
     1 / (share of c jets above the cut that keeps 70% of b jets)."""
     jets = flavour_jets(20000)
-    setup = discriminant_setup(EVALUATE, FLAVOURS)
+    setup = discriminant_setup(evaluate_spec(), FLAVOURS)
     assert setup.kind == "flavour" and setup.fractions == pytest.approx(
         {"ujets": 0.9, "cjets": 0.1}
     )
-    assert working_points(EVALUATE, setup) == FTAG_WORKING_POINTS
+    assert working_points(evaluate_spec(), setup) == FTAG_WORKING_POINTS
     book = roc_book(jets, "m", FLAVOURS, "bjets", setup.fractions, shared=setup.shared)
     p = {c: jets[prob_column("m", c)].astype(np.float64) for c in FLAVOURS}
     expected = d_b(p["bjets"], p["cjets"], p["ujets"], 0.1)
@@ -163,14 +178,15 @@ def test_flavour_discriminant_with_fc_matches_a_by_hand_computation() -> None:
 
 def test_discriminant_auto_detects_flavours_and_rejects_other_classes() -> None:
     auto = {"signal": "b", "discriminant": {"type": "auto"}}
-    assert discriminant_setup(auto, ["light", "c", "b"]).kind == "flavour"
-    assert discriminant_setup({"signal": "sig"}, ["qcd", "sig", "bib"]).kind == "fractions"
-    assert (
-        discriminant_setup(auto | {"fractions": {"c": 1, "light": 1}}, ["light", "c", "b"]).kind
-        == "fractions"
-    )
+    flavours = ["light", "c", "b"]
+    assert discriminant_setup(evaluate_spec(auto, flavours), flavours).kind == "flavour"
+    toy = ["qcd", "sig", "bib"]
+    assert discriminant_setup(evaluate_spec({"signal": "sig"}, toy), toy).kind == "fractions"
+    with_fractions = evaluate_spec(auto | {"fractions": {"c": 1, "light": 1}}, flavours)
+    assert discriminant_setup(with_fractions, flavours).kind == "fractions"
+    hbb = [*FLAVOURS, "hbb"]
     with pytest.raises(HepsnakeError, match="class 'hbb' is not a c, tau or light flavour"):
-        discriminant_setup(EVALUATE, [*FLAVOURS, "hbb"])
+        discriminant_setup(evaluate_spec(EVALUATE, hbb), hbb)
 
 
 @pytest.fixture(scope="module")
@@ -310,17 +326,11 @@ def make_report(
 
 
 def write_report(root: Path, **report_limits: float) -> str:
-    """The report of model ``m`` from the files :func:`make_report` wrote under ``root``."""
+    """The report of model ``m`` from the files :func:`make_report` wrote under ``root``
+    (``report_limits``: the config's ``report`` thresholds, the schema's defaults else)."""
     results = root / "results"
-    config = {
-        "class_names": FLAVOURS,
-        "evaluate": EVALUATE,
-        "report": report_section(**report_limits),
-        "parameters": {"m": {"names": [], "train": {}}},
-        "config_hash": "0123456789abcdef",
-    }
     return report(
-        config,
+        stage(flavour_config(report=report_limits), "report"),
         {"m": str(results / "m.json")},
         {"m": str(results / "training.json")},
         str(root / "split.json"),
@@ -352,7 +362,8 @@ def test_the_report_opens_with_the_headline_and_ends_with_the_provenance(tmp_pat
     assert "- Models: `m`." in summary and "- 0 warnings (section Warnings)." in summary
     provenance = section(text, "## Provenance")
     assert provenance[1] == "<details>" and provenance[-1] == "</details>"
-    assert "| config hash (sha256) | 0123456789abcdef |" in provenance
+    digest = stage(flavour_config(), "report").config_hash  # the whole config's, the contract's
+    assert f"| config hash (sha256) | {digest} |" in provenance
     assert "| classes | ujets, cjets, bjets |" in provenance
 
 
@@ -435,7 +446,9 @@ def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> N
         "- **few jets in a class**: class cjets: 12 jets in the val split (fewer than 100).",
         "- **few jets in a class**: class cjets: 12 jets in the test split (fewer than 100).",
         "- **no improvement after epoch 0**: its best epoch is 0",
-        "- **negative weights**: negative weights (60 test jets); no prepare.negative_weights",
+        # the validated config always names a policy (the schema's default: abs)
+        "- **negative weights**: negative weights (60 test jets); training weights:"
+        " prepare.negative_weights: abs (|w|)",
         "- **constant output**: 20.0% of the test jets get one identical output (0.5, 0.3, 0.2).",
         "- **pt bins miss the jets**: the pt bins [20000, 60000, 200000] MeV hold only 0% of",
     ]

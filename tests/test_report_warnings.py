@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, default_config, prepared_toy
+from conftest import REPO, default_config, prepared_toy, train_contract
 
 from hepsnake.config import SCHEMA, load_model, schema_validator
 from hepsnake.errors import HepsnakeError
@@ -260,9 +260,8 @@ def trained_history(toy_splits: tuple, out: Path, **training: Any) -> dict[str, 
     model = load_model(config, "baseline")
     model["model"].update(dim=8, init_nets={"default": {"hidden": [8]}}, head={"hidden": [8]})
     model["training"].update(batch_size=100, **training)
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
     paths = [str(root / f) for f in ("train.h5", "val.h5", "norm.yaml", "class.yaml")]
-    train(part | {"model_name": "baseline"}, *paths, str(out))
+    train(train_contract(config, model, "baseline"), *paths, str(out))
     return json.loads((out / "metrics.json").read_text())
 
 

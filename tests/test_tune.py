@@ -14,9 +14,9 @@ import yaml
 from conftest import REPO, snakemake
 
 from hepsnake.config import MODEL_SCHEMA, check_schema, schema_validator, workflow_config
+from hepsnake.config.loading import apply_params
 from hepsnake.errors import HepsnakeError
 from hepsnake.pause import environment, release, wait_reached
-from hepsnake.tune.space import apply_params
 
 TRIALS = 4
 
@@ -196,20 +196,20 @@ def test_tuned_model_before_its_study_says_how_to_make_it(workdir, monkeypatch):
 
 
 def test_failing_trial_is_recorded_and_its_job_succeeds(workdir, monkeypatch):
-    from hepsnake.config import stage_config
+    from hepsnake.config import contract
     from hepsnake.tune.study import open_study, run_trial
 
     monkeypatch.chdir(workdir)
     config = yaml.safe_load((workdir / "config" / "tiny.yaml").read_text())
-    workflow_config(config, [workdir / "config" / "tiny.yaml"])
-    part = json.loads(stage_config(config, "tune", study="tiny"))
+    resolved = workflow_config(config, [workdir / "config" / "tiny.yaml"])
+    part = contract(resolved, "tune", study="tiny")
     missing = {k: str(workdir / f"{k}.h5") for k in ("train", "val", "norm", "class_dict")}
     out = workdir / "results" / "tune" / "tiny" / "trials" / "0.json"
     record = run_trial(part, 0, missing, str(out.with_suffix("")), str(out))
     assert record["state"] == "FAIL" and "norm.h5" in record["error"]
     assert json.loads(out.read_text())["state"] == "FAIL"
-    (trial,) = open_study(part["study"]).trials
+    (trial,) = open_study(part.study).trials
     assert trial.state.name == "FAIL" and trial.user_attrs["job"] == 0
     # the job's rerun reuses the ended trial instead of starting another
     assert run_trial(part, 0, missing, str(out.with_suffix("")), str(out))["number"] == 0
-    assert len(open_study(part["study"]).trials) == 1
+    assert len(open_study(part.study).trials) == 1

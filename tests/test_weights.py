@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, TINY, TRAINING, default_config
+from conftest import REPO, TINY, TRAINING, default_config, stage, train_contract
 
-from hepsnake.config import load_model, validate
+from hepsnake.config import build, load_model, resolve, validate, write_resolved
+from hepsnake.config.contracts import WeightsSpec, section, trained
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.predict import predict
@@ -54,7 +55,7 @@ def nlo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         samples.append(sample | {"label": process, "params": {"mS": mass} if mass else {}})
     model_dir = str(REPO / "config" / "models")
     config = validate(default_config() | {"samples": samples, "model_dir": model_dir})
-    convert_samples(config, root)
+    convert_samples(resolve(config), root)
     return config, root
 
 
@@ -63,7 +64,7 @@ def split_nlo(config: dict, root: Path, out: Path, **prepare: object) -> tuple[d
     config = {**config, "prepare": {**config["prepare"], **prepare}}
     outputs = {s: str(out / f"{s}.h5") for s in SPLITS}
     inputs = [str(root / f"{name}.h5") for name in NLO]
-    return outputs, split(config, inputs, outputs, str(out / "summary.json"))
+    return outputs, split(stage(config, "split"), inputs, outputs, str(out / "summary.json"))
 
 
 def read(path: str) -> np.ndarray:
@@ -120,14 +121,14 @@ def test_each_negative_weight_policy(policy: str, nlo: tuple, tmp_path: Path) ->
     totals = [tw[labels == c].sum() for c in range(3)]
     np.testing.assert_allclose(totals, totals[0], rtol=1e-5)
 
-    norm_stats(config, outputs["train"], str(tmp_path / "norm.yaml"), str(tmp_path / "c.yaml"))
+    norm_out = (str(tmp_path / "norm.yaml"), str(tmp_path / "c.yaml"))
+    norm_stats(stage(config, "norm"), outputs["train"], *norm_out)
     norm = yaml.safe_load((tmp_path / "norm.yaml").read_text())
     class_weights = yaml.safe_load((tmp_path / "c.yaml").read_text())["jets"]["flavour_label"]
     assert all(np.isfinite(class_weights)) and min(class_weights) > 0
     torch.manual_seed(0)
-    module = TaggerModule(
-        TINY, TRAINING, config["inputs"], norm, config["class_names"], class_weights
-    )
+    tiny = train_contract(config, {"model": TINY, "training": TRAINING})
+    module = TaggerModule(trained(tiny, norm, class_weights))
     with torch.no_grad():
         for batch in H5Batches(outputs["train"], module.spec, 32):
             assert torch.isfinite(module.losses(batch)["loss"])
@@ -146,7 +147,8 @@ def test_keep_cannot_balance_a_class_whose_weights_sum_below_zero() -> None:
     jets["flavour_label"] = np.arange(400) % 2
     jets["weight"] = np.where(jets["flavour_label"] == 1, -1.0, 1.0)
     jets["weight"][1:40:2] = 1.0  # class 1: 20 positive, 180 negative jets
-    cfg = {"mode": "none", "balance_classes": True, "use_physics_weights": True}
+    block = {"mode": "none", "balance_classes": True, "use_physics_weights": True}
+    cfg = build(WeightsSpec, section("properties/prepare/properties/weights", block, "test"))
     classes = {0: 200, 1: 200}
     fit_reweighter(lambda: [jets], classes, {}, cfg, ["a", "b"], "abs")  # |w|: fine
     with pytest.raises(HepsnakeError, match=r"class 'b': its training weights sum to -160 "):
@@ -202,8 +204,11 @@ def small_model(config: dict, epochs: int) -> dict:
 
 
 def hepsnake_train(config: dict, model: dict, root: Path, train: str, val: str, out: Path):
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
-    cmd = [shutil.which("hepsnake"), "train", "--config", json.dumps(part | {"model_name": "m"})]
+    """``hepsnake train`` as the rule runs it: the resolved config (``model`` as model ``m``)
+    and the model's name."""
+    resolved = root / "resolved.yaml"
+    write_resolved(resolve(config, models={"m": model}), resolved)
+    cmd = [shutil.which("hepsnake"), "train", "--config", str(resolved), "--model", "m"]
     cmd += ["--train", train, "--val", val, "--norm", str(root / "norm.yaml")]
     cmd += ["--class-dict", str(root / "c.yaml"), "--outdir", str(out), "--threads", "1"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
@@ -228,7 +233,8 @@ def test_an_nlo_sample_trains_and_evaluates_with_finite_metrics(
     every figure finite, and each says which weights it used."""
     config, root = nlo
     outputs, _ = split_nlo(config, root, tmp_path, negative_weights=policy)
-    norm_stats(config, outputs["train"], str(tmp_path / "norm.yaml"), str(tmp_path / "c.yaml"))
+    norm_out = (str(tmp_path / "norm.yaml"), str(tmp_path / "c.yaml"))
+    norm_stats(stage(config, "norm"), outputs["train"], *norm_out)
     out = tmp_path / "m"
     model = small_model(config, 2)
     proc = hepsnake_train(config, model, tmp_path, outputs["train"], outputs["val"], out)
@@ -241,13 +247,10 @@ def test_an_nlo_sample_trains_and_evaluates_with_finite_metrics(
 
     predict("m", str(out / "best.ckpt"), outputs["test"], str(tmp_path / "pred.h5"))
     (tmp_path / "plots").mkdir()
-    part = {
-        "class_names": config["class_names"],
-        "evaluate": config["evaluate"] | {"roc_weights": "physical"},
-        "parameters": {"names": [], "train": {}},
-    }
+    physical = {**config, "evaluate": config["evaluate"] | {"roc_weights": "physical"}}
+    part = stage(physical, "evaluate", models={"m": model}, model="m")
     args = (str(tmp_path / "pred.h5"), str(out / "metrics.json"), str(tmp_path / "e.json"))
-    metrics = evaluate(part, "m", *args, str(tmp_path / "plots"))
+    metrics = evaluate(part, *args, str(tmp_path / "plots"))
     written = json.loads((tmp_path / "e.json").read_text())
     assert np.isfinite(numbers(written)).all()
     for entry in [written["inclusive"], *written["backgrounds"].values()]:
@@ -261,8 +264,9 @@ def with_a_nan_input(config: dict, root: Path, out: Path) -> tuple[dict, str]:
     """Splits (and norm) of the NLO sample whose 8th training jet has a NaN input value;
     the split paths and the variable."""
     outputs, _ = split_nlo(config, root, out)
-    norm_stats(config, outputs["train"], str(out / "norm.yaml"), str(out / "c.yaml"))
-    variable = InputSpec.from_config(config["inputs"]).variables["jets"][0]
+    norm = stage(config, "norm")
+    norm_stats(norm, outputs["train"], str(out / "norm.yaml"), str(out / "c.yaml"))
+    variable = InputSpec.from_config(norm.inputs).variables["jets"][0]
     with h5py.File(outputs["train"], "r+") as h5:
         jets = h5["jets"][:10]
         jets[variable][7] = np.nan
@@ -299,8 +303,7 @@ def test_checks_read_in_groups_still_name_the_first_bad_batch(
     monkeypatch.setattr(FiniteLoss, "CPU_EVERY", 5)
     config, root = nlo
     outputs, variable = with_a_nan_input(config, root, tmp_path)
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model_name": "m"}
-    part["model"] = small_model(config, 1)
+    part = train_contract(config, small_model(config, 1))
     paths = (outputs["train"], outputs["val"], str(tmp_path / "norm.yaml"))
     with pytest.raises(NonFiniteError, match=rf"non-finite inputs jets\.{variable} \(1 jet\)"):
         train(part, *paths, str(tmp_path / "c.yaml"), str(tmp_path / "m"))

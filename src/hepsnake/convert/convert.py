@@ -1,5 +1,6 @@
 """The ``convert`` stage: stream a sample's ROOT files into one FTAG-layout HDF5 file."""
 
+import dataclasses
 import logging
 import os
 import queue
@@ -15,7 +16,8 @@ import xxhash
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hepsnake import __version__
-from hepsnake.config import is_remote, sample_by_name
+from hepsnake.config.contracts import ConvertContract
+from hepsnake.config.typed import to_data
 from hepsnake.convert.cuts import apply_cuts, cut_names, mev_warnings
 from hepsnake.convert.preflight import check_first_file
 from hepsnake.errors import HepsnakeError, first_line
@@ -23,7 +25,7 @@ from hepsnake.io.atomic import atomic_path, json_text, write_errno
 from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.h5 import TableWriter, set_attrs
 from hepsnake.io.listing import expand_urls
-from hepsnake.io.remote import redact_sample, redact_text, redact_url
+from hepsnake.io.remote import is_remote, redact_text, redact_url
 from hepsnake.io.sources import open_source
 from hepsnake.io.xrootd import configure as configure_xrootd
 from hepsnake.names import LABEL
@@ -67,18 +69,16 @@ def check_finite(chunk: JetChunk, where: str) -> None:
 class SampleWriter:
     """Turns chunks into the FTAG tables of one output file, with per-file rollback."""
 
-    def __init__(self, h5: h5py.File, config: dict[str, Any], sample: dict[str, Any]) -> None:
-        conv = config["convert"]
-        self.writer = TableWriter(h5, conv["compression"])
+    def __init__(self, h5: h5py.File, contract: ConvertContract) -> None:
+        conv, sample, classes = contract.convert, contract.sample, contract.class_names
+        self.writer = TableWriter(h5, conv.compression)
         self.h5 = h5
-        self.max_n = conv["max_constituents"]
-        self.sort_by = conv["sort_by"]
-        label = sample.get("label")
-        self.label = config["class_names"].index(label) if label in config["class_names"] else -1
-        self.xsec = float(sample["xsec"])
+        self.max_n = conv.max_constituents
+        self.sort_by = conv.sort_by
+        self.label = classes.index(sample.label) if sample.label in classes else -1
+        self.xsec = float(sample.xsec)
         # every parameter of the run, NaN where this sample has none: one jets dtype per run
-        names = dict.fromkeys(p for s in config["samples"] for p in s["params"])
-        self.params = {p: sample["params"].get(p, np.nan) for p in names}
+        self.params = {p: sample.params.get(p, np.nan) for p in contract.run_parameters}
         self.dtypes: dict[str, np.dtype] = {}
         self.truncated = 0
 
@@ -136,61 +136,59 @@ def progress_bar(enabled: bool) -> Iterator[Progress]:
 
 
 def convert(
-    config: dict[str, Any],
-    sample_name: str,
+    contract: ConvertContract,
     output: str | Path,
     summary: str | Path,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Convert every file of ``sample_name``; write ``output`` (HDF5) and ``summary`` (JSON).
+    """Convert every file of the contract's sample; write ``output`` (HDF5) and ``summary``
+    (JSON).
 
     Both files are written under temporary names and renamed into place together at the end,
     so a failure leaves neither. Returns the summary: per-file entries and jets, skipped files
     with reasons, totals.
     """
-    sample = sample_by_name(config, sample_name)
-    configure_xrootd(config["convert"]["xrootd"])
-    files = expand_urls(sample)
-    if files and not config["convert"]["skip_bad_files"]:
+    configure_xrootd(contract.convert.xrootd)
+    files = expand_urls(contract.sample.name, contract.sample.files)
+    if files and not contract.convert.skip_bad_files:
         with redacted_errors(files[0]):  # what snakemake -n cannot do for a remote file
-            check_first_file(config, sample, files[0])
+            check_first_file(contract, files[0])
     with (
         atomic_path(output) as tmp,
         atomic_path(summary) as tmp_summary,
         progress_bar(show_progress) as bar,
     ):
         with h5py.File(tmp, "w") as h5:
-            report = {"sample": sample_name, **write_sample(h5, config, sample, files, bar)}
+            report = {"sample": contract.sample.name, **write_sample(h5, contract, files, bar)}
         tmp_summary.write_text(json_text(report))
     return report
 
 
 def write_sample(
-    h5: h5py.File, config: dict[str, Any], sample: dict[str, Any], files: list[str], bar: Progress
+    h5: h5py.File, contract: ConvertContract, files: list[str], bar: Progress
 ) -> dict[str, Any]:
     """Stream ``files`` into the open output ``h5``; return the summary without the name.
 
     Entry indices used as event numbers (flat readers without an ``eventNumber`` mapping)
     continue across the files, so events of different files never share a number.
     """
-    conv = config["convert"]
-    reader = config["readers"][sample["reader"]]
+    conv, sample = contract.convert, contract.sample
     report: dict[str, Any] = {"files": [], "skipped": []}
-    out = SampleWriter(h5, config, sample)
-    task = bar.add_task(f"convert {sample['name']}", total=0)
+    out = SampleWriter(h5, contract)
+    task = bar.add_task(f"convert {sample.name}", total=0)
     entries_before = 0
     for path in files:
         before = out.lengths()
         try:
             with redacted_errors(path):
-                record = convert_file(path, reader, sample, conv, out, bar, task, entries_before)
+                record = convert_file(path, contract, out, bar, task, entries_before)
         except Exception as exc:  # any per-file failure may be skipped, never a traceback
             if write_errno(exc) is not None:
                 raise  # the output cannot be written (disk full...): no input file is to blame
             if not isinstance(exc, HepsnakeError):
                 why = f"cannot convert ({redact_text(first_line(exc), path)})"
                 exc = HepsnakeError(redact_url(path), why)
-            if not conv["skip_bad_files"]:
+            if not conv.skip_bad_files:
                 raise exc from None
             out.rollback(before)
             report["skipped"].append({"path": redact_url(path), "reason": str(exc)})
@@ -199,43 +197,49 @@ def write_sample(
         entries_before += record["entries"]
     n_jets = h5["jets"].shape[0] if "jets" in h5 else 0
     if n_jets == 0:
-        why = f"zero jets after cuts {conv['cuts']}" if report["files"] else "no readable file"
-        raise HepsnakeError(f"sample '{sample['name']}'", why)
+        why = f"zero jets after cuts {list(conv.cuts)}" if report["files"] else "no readable file"
+        raise HepsnakeError(f"sample '{sample.name}'", why)
     report["jets"] = n_jets
     report["truncated_constituents"] = out.truncated
     report["dropped"] = {"cuts": sum(f["jets_read"] - f["jets_written"] for f in report["files"])}
     report["cuts"] = {
-        cut: sum(f["failed_cuts"][i] for f in report["files"]) for i, cut in enumerate(conv["cuts"])
+        cut: sum(f["failed_cuts"][i] for f in report["files"]) for i, cut in enumerate(conv.cuts)
     }
     units = list(dict.fromkeys(f["energy_unit"] for f in report["files"]))
     report["energy_unit"] = units[0]
     report["event_number_source"] = list(
         dict.fromkeys(f["event_number_source"] for f in report["files"])
     )
-    for text in mev_warnings(conv["cuts"], list(report["cuts"].values()), units[0]):
-        log.warning("convert %s: %s", sample["name"], text)
+    for text in mev_warnings(list(conv.cuts), list(report["cuts"].values()), units[0]):
+        log.warning("convert %s: %s", sample.name, text)
     weights = h5["jets"].fields("weight")
     found = figures(weights[a : a + WEIGHT_BLOCK] for a in range(0, n_jets, WEIGHT_BLOCK))
     report["negative_weights"] = found
-    negative = warning(sample["name"], found, None)
+    negative = warning(sample.name, found, None)
     report["warnings"] = [negative] if negative else []
     if negative:
-        log.warning("convert %s: %s", sample["name"], negative["message"])
-    h5["jets"].attrs["class_names"] = config["class_names"]
-    h5["jets"].attrs[LABEL] = config["class_names"]
+        log.warning("convert %s: %s", sample.name, negative["message"])
+    h5["jets"].attrs["class_names"] = list(contract.class_names)
+    h5["jets"].attrs[LABEL] = list(contract.class_names)
     h5["jets"].attrs["energy_unit"] = units[0]
     set_attrs(
         h5,
         {
             "hepsnake_version": __version__,
-            "sample": sample["name"],
-            "role": sample["role"],
+            "sample": sample.name,
+            "role": sample.role,
             "inputs": report["files"],
             "skipped": report["skipped"],
-            "config": {**config, "samples": [redact_sample(s) for s in config["samples"]]},
+            "config": to_data(redacted(contract)),
         },
     )
     return report
+
+
+def redacted(contract: ConvertContract) -> ConvertContract:
+    """``contract`` with its sample's file URLs redacted, for the provenance record."""
+    files = tuple(redact_url(f) for f in contract.sample.files)
+    return dataclasses.replace(contract, sample=dataclasses.replace(contract.sample, files=files))
 
 
 def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
@@ -299,9 +303,7 @@ def redacted_errors(path: str) -> Iterator[None]:
 
 def convert_file(
     path: str,
-    reader: dict[str, Any],
-    sample: dict[str, Any],
-    conv: dict[str, Any],
+    contract: ConvertContract,
     out: SampleWriter,
     bar: Progress,
     task: Any,
@@ -312,13 +314,13 @@ def convert_file(
     ``first_event`` is the event number of the file's first entry where entry indices serve
     as event numbers.
     """
-    cuts = conv["cuts"]
-    source = open_source(path, reader, sample.get("tree"), first_event, cut_names(cuts))
+    cuts, conv = list(contract.convert.cuts), contract.convert
+    source = open_source(path, contract.reader, contract.sample.tree, first_event, cut_names(cuts))
     pause_point("convert.file_opened")
     bar.update(task, total=bar.tasks[task].total + source.num_entries)
     jets_read = jets_kept = 0
     failed = [0] * len(cuts)
-    for n_entries, chunk in prefetched(source.chunks(conv["chunk_size"])):
+    for n_entries, chunk in prefetched(source.chunks(conv.chunk_size)):
         jets_read += len(chunk)
         check_finite(chunk, path)  # before the cuts, which would silently drop a NaN jet
         if len(chunk):

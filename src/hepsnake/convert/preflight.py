@@ -11,34 +11,28 @@ yet (the toy's).
 """
 
 import os
-from typing import Any
+from collections.abc import Sequence
 
-from hepsnake.config import expand_files, is_remote
+from hepsnake.config.contracts import ConvertContract, Inputs, LabelMap
+from hepsnake.config.samples import expand_files
 from hepsnake.convert.cuts import cut_names
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.expressions import names
-from hepsnake.io.physlite import physlite_variables
-from hepsnake.io.root import flat_variables
-from hepsnake.io.sources import open_source
+from hepsnake.io.remote import is_remote
+from hepsnake.io.sources import open_source, reader_variables
 
 
-def reader_variables(reader: dict[str, Any]) -> dict[str, list[str]]:
-    """The variables the reader config ``reader`` writes, per dataset."""
-    options = {k: v for k, v in reader.items() if k != "type"}
-    return flat_variables(options) if reader["type"] == "flat" else physlite_variables(options)
-
-
-def check_inputs_mapped(config: dict[str, Any]) -> None:
+def check_inputs_mapped(
+    samples: Sequence[ConvertContract], inputs: Inputs, label_map: LabelMap | None
+) -> None:
     """Each input variable is written by every sample's reader (in the dataset
     ``inputs.input_map`` names), and the ``prepare.label_map`` variable is a jet variable of
-    every sample without a label."""
-    inputs = config["inputs"]
-    label_map = config["prepare"].get("label_map")
-    for sample in config["samples"]:
-        name, reader = sample["name"], sample["reader"]
-        written = reader_variables(config["readers"][reader])
-        for coll, variables in inputs["variables"].items():
-            dataset = inputs["input_map"].get(coll, coll)
+    every sample without a label (``samples``: each sample's convert contract)."""
+    for convert in samples:
+        name, reader = convert.sample.name, convert.sample.reader
+        written = reader_variables(convert.reader)
+        for coll, variables in inputs.variables.items():
+            dataset = inputs.dataset(coll)
             if dataset not in written:
                 raise HepsnakeError(
                     f"config: inputs/variables/{coll}",
@@ -52,45 +46,48 @@ def check_inputs_mapped(config: dict[str, Any]) -> None:
                     f"no variable '{missing[0]}' in '{dataset}' of sample '{name}': reader"
                     f" '{reader}' maps {', '.join(written[dataset])}",
                 )
-        unlabelled = sample["role"] != "control" and sample.get("label") is None
-        if label_map and unlabelled and label_map["variable"] not in written["jets"]:
+        unlabelled = convert.sample.role != "control" and convert.sample.label is None
+        if label_map and unlabelled and label_map.variable not in written["jets"]:
             raise HepsnakeError(
                 "config: prepare/label_map/variable",
-                f"'{label_map['variable']}' is no jet variable of sample '{name}': reader"
+                f"'{label_map.variable}' is no jet variable of sample '{name}': reader"
                 f" '{reader}' maps {', '.join(written['jets'])}",
             )
 
 
-def check_first_file(config: dict[str, Any], sample: dict[str, Any], path: str) -> None:
-    """Open ``path``, a file of ``sample``, for its branch list: the branches its reader maps
-    exist, and each name a cut reads is a jet variable or a branch."""
-    reader = config["readers"][sample["reader"]]
-    cuts = config["convert"]["cuts"]
-    read_by_cuts = cut_names(cuts)
-    source = open_source(path, reader, sample.get("tree"), cut_names=read_by_cuts)
-    known = {*reader_variables(reader)["jets"], *source.cut_aux}
+def check_first_file(convert: ConvertContract, path: str) -> None:
+    """Open ``path``, a file of ``convert``'s sample, for its branch list: the branches its
+    reader maps exist, and each name a cut reads is a jet variable or a branch."""
+    sample, cuts = convert.sample, convert.convert.cuts
+    read_by_cuts = cut_names(list(cuts))
+    source = open_source(path, convert.reader, sample.tree, cut_names=read_by_cuts)
+    known = {*reader_variables(convert.reader)["jets"], *source.cut_aux}
     unknown = [n for n in read_by_cuts if n not in known]
     if unknown:
         cut = next(c for c in cuts if unknown[0] in names(c, "convert: cuts"))
         raise HepsnakeError(
             path,
             f"cut '{cut}' uses unknown jet variable '{unknown[0]}' (neither a jet variable of"
-            f" reader '{sample['reader']}' nor a branch of the file)",
+            f" reader '{sample.reader}' nor a branch of the file)",
         )
 
 
-def preflight(config: dict[str, Any]) -> None:
+def preflight(
+    samples: Sequence[ConvertContract], inputs: Inputs, label_map: LabelMap | None
+) -> None:
     """:func:`check_inputs_mapped`, then :func:`check_first_file` on the first file of each
     sample that is local and exists (one open per sample, whatever its number of files);
     with ``convert.skip_bad_files`` a bad first file is the convert job's to skip."""
-    check_inputs_mapped(config)
-    if config["convert"]["skip_bad_files"]:
-        return
-    for sample in config["samples"]:
-        first = next(iter(expand_files(sample)), None)
+    check_inputs_mapped(samples, inputs, label_map)
+    for convert in samples:
+        if convert.convert.skip_bad_files:
+            continue
+        first = next(iter(expand_files(convert.sample.name, convert.sample.files)), None)
         if first is None or is_remote(first) or not os.path.exists(first):
             continue
         try:
-            check_first_file(config, sample, first)
+            check_first_file(convert, first)
         except HepsnakeError as exc:  # the DAG's many samples: say which one
-            raise HepsnakeError(f"{exc.where} (sample '{sample['name']}')", exc.cause) from None
+            raise HepsnakeError(
+                f"{exc.where} (sample '{convert.sample.name}')", exc.cause
+            ) from None

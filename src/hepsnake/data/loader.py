@@ -7,11 +7,10 @@ adjacent same-typed input fields. Raw (unnormalised) values are returned; normal
 lives inside the model.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 import h5py
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 from h5py import h5s, h5t
 from numpy.lib import recfunctions as rfn
 
+from hepsnake.config.contracts import Inputs
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.files import open_h5
 from hepsnake.names import input_fields
@@ -35,13 +35,11 @@ class InputSpec:
     parameters: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_config(
-        cls, inputs: dict[str, Any], parameters: list[str] | None = None
-    ) -> "InputSpec":
+    def from_config(cls, inputs: Inputs, parameters: Sequence[str] | None = None) -> "InputSpec":
         return cls(
             variables=input_fields(inputs),
-            input_map=dict(inputs.get("input_map", {})),
-            num_inputs=dict(inputs.get("num_inputs", {})),
+            input_map=dict(inputs.input_map),
+            num_inputs=dict(inputs.num_inputs),
             parameters=list(parameters or []),
         )
 

@@ -9,15 +9,18 @@ Where signal is taken inclusively it is the signal of the training parameter val
 signal jet without parameters); other values enter only per parameter point.
 """
 
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from hepsnake.config.contracts import EvaluateSpec, ProbabilityTagger, ScoreTagger
 from hepsnake.errors import HepsnakeError
 from hepsnake.names import point_tag, prob_column
 from hepsnake.roc import auc, roc
-from hepsnake.stats import effective_count, rejection_error, weighted_ks
+from hepsnake.stats import effective_count, efficiency_error, rejection_error, weighted_ks
 
 INCLUSIVE = "inclusive"
 BAYES = "Bayes-optimal"
@@ -129,27 +132,28 @@ class Discriminant:
     shared: bool
 
 
-def discriminant_setup(evaluate: dict[str, Any], class_names: list[str]) -> Discriminant:
+def discriminant_setup(evaluate: EvaluateSpec, class_names: Sequence[str]) -> Discriminant:
     """The discriminant of ``evaluate.discriminant``: ``flavour`` (FTAG D_b, every background
     class recognised as c, tau or light; fractions f_c, f_tau and 1 − f_c − f_tau), ``fractions``
     (``evaluate.fractions``), or ``auto``: flavour when the signal is a b class, c and light
     classes exist and no ``evaluate.fractions`` are set."""
-    spec = evaluate.get("discriminant") or {}
-    kind, signal = spec.get("type", "auto"), evaluate["signal"]
+    spec = evaluate.discriminant
+    kind, signal = spec.type, str(evaluate.signal)
     flavours = {c: flavour_of(c) for c in class_names if c != signal}
     if kind == "auto":
         is_ftag = flavour_of(signal) == "b" and {"c", "light"} <= set(flavours.values())
-        is_ftag = is_ftag and not evaluate.get("fractions")
+        is_ftag = is_ftag and not evaluate.fractions
         kind = "flavour" if is_ftag else "fractions"
     if kind == "fractions":
-        return Discriminant(kind, evaluate.get("fractions"), False)
+        fractions = dict(evaluate.fractions) if evaluate.fractions is not None else None
+        return Discriminant(kind, fractions, False)
     where = "config: evaluate/discriminant"
-    if evaluate.get("fractions"):
+    if evaluate.fractions:
         raise HepsnakeError(where, "a flavour discriminant takes f_c (fc), not evaluate.fractions")
     other = [c for c, f in flavours.items() if f is None or f == "b"]
     if other:
         raise HepsnakeError(where, f"class '{other[0]}' is not a c, tau or light flavour")
-    fc, ftau = spec.get("fc", 0.2), spec.get("ftau", 0.0)
+    fc, ftau = spec.fc, spec.ftau
     if fc + ftau > 1:
         raise HepsnakeError(where, f"fc + ftau = {fc + ftau:g} exceeds 1")
     share = {"c": fc, "tau": ftau, "light": 1.0 - fc - ftau}
@@ -162,10 +166,10 @@ def discriminant_text(signal: str, fractions: dict[str, float]) -> str:
     return f"log(p_{signal} / ({terms}))"
 
 
-def working_points(evaluate: dict[str, Any], setup: Discriminant) -> list[float]:
+def working_points(evaluate: EvaluateSpec, setup: Discriminant) -> list[float]:
     """The configured signal efficiencies, else FTAG's for a flavour discriminant."""
-    if evaluate.get("working_points"):
-        return list(evaluate["working_points"])
+    if evaluate.working_points:
+        return list(evaluate.working_points)
     return FTAG_WORKING_POINTS if setup.kind == "flavour" else FRACTION_WORKING_POINTS
 
 
@@ -328,7 +332,7 @@ def finite(score: np.ndarray) -> np.ndarray:
 def reference_rocs(
     jets: np.ndarray,
     name: str,
-    spec: dict[str, Any],
+    spec: ScoreTagger | ProbabilityTagger,
     class_names: list[str],
     signal: str,
     fractions: dict[str, float],
@@ -338,14 +342,14 @@ def reference_rocs(
     per-class ``probabilities`` fields (classes of zero fraction may lack one); every ROC on the
     one score."""
     where = f"config: evaluate/reference_taggers/{name}"
-    if "score" in spec:
-        score = finite(jet_field(jets, spec["score"], where))
+    if isinstance(spec, ScoreTagger):
+        score = finite(jet_field(jets, spec.score, where))
         labels = jets["flavour_label"]
         return {
             k: (score, w)
             for k, w in roc_weights(labels, class_names, fractions, jet_weights).items()
         }
-    probs = spec["probabilities"]
+    probs = spec.probabilities
     needed = [signal, *(b for b, f in fractions.items() if f > 0)]
     missing = [c for c in needed if c not in probs]
     if missing:
@@ -472,7 +476,7 @@ def roc_book(
     fractions: dict[str, float] | None = None,
     parameters: list[str] | None = None,
     shared: bool = False,
-    references: dict[str, dict[str, Any]] | None = None,
+    references: Mapping[str, ScoreTagger | ProbabilityTagger] | None = None,
     jet_weights: np.ndarray | None = None,
 ) -> RocBook:
     """:func:`roc_sets` of ``model``, inclusive and at every signal point of ``parameters``,
@@ -571,3 +575,212 @@ def control_ks(
         d, p = weighted_ks(values[is_data], values[~is_data], weights[is_data], weights[~is_data])
         out[c] = {"ks": d, "p_value": p}
     return out
+
+
+def sb_scan(
+    score: np.ndarray, is_sig: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(cuts, S/√B) with (signed) weighted yields above each cut; the background yield is
+    floored at that of one jet of mean |weight|, so S/√B stays finite."""
+    cuts = np.quantile(score, np.linspace(0.0, 0.995, 200))
+    order = np.argsort(score)
+    s_cum = np.cumsum((weights * is_sig)[order][::-1])[::-1]
+    b_cum = np.cumsum((weights * ~is_sig)[order][::-1])[::-1]
+    index = np.searchsorted(score[order], cuts, side="left")
+    s, b = s_cum[index], b_cum[index]
+    floor = np.abs(weights[~is_sig]).mean() if np.any(~is_sig) else 1.0
+    return cuts, s / np.sqrt(np.maximum(b, floor if floor > 0 else 1.0))
+
+
+def physical_weights(jets: np.ndarray, setting: bool | None) -> tuple[bool, str]:
+    """Whether the jets' ``weight`` makes S/√B a yield ratio, and why not: ``setting`` true or
+    false decides; null (auto) says no when the weights are absent or all 1. Negative weights
+    (NLO generators) are physical: yields are signed sums."""
+    if setting is False:
+        return False, "evaluate.physical_weights is false"
+    if "weight" not in jets.dtype.names:
+        return False, "the jets have no weight field"
+    weights = jets["weight"]
+    if setting:
+        return True, ""
+    if np.all(weights == 1):
+        return False, "every weight is 1 (unweighted jets)"
+    return True, ""
+
+
+ROC_JETS = "jets: each test jet counts once, the background classes mixed by the fractions"
+
+
+def roc_jet_weights(
+    jets: np.ndarray, class_names: list[str], setting: str
+) -> tuple[np.ndarray | None, str]:
+    """The weight of every jet in the ROCs (None: each counts once) and what they are, as
+    ``evaluate.roc_weights`` asks: ``jets``, or ``physical``: the signed physics weights, or
+    their |w| where a class's do not sum to a positive number."""
+    if setting == "jets":
+        return None, ROC_JETS
+    labels = jets["flavour_label"]
+    groups = {c: labels == i for i, c in enumerate(class_names)}
+    weights, used = physics_weights(jets, groups, "config: evaluate/roc_weights")
+    return weights, f"{used}, the background classes mixed by the fractions"
+
+
+def constant_output(jets: np.ndarray, model: str, class_names: list[str]) -> dict[str, float]:
+    """The largest share of test jets with one identical output vector, and its signal-class
+    probability (e.g. every jet without constituents scored alike)."""
+    outputs = np.stack([jets[prob_column(model, c)] for c in class_names], axis=1)
+    if not len(outputs):
+        return {"fraction": 0.0}
+    values, counts = np.unique(outputs, axis=0, return_counts=True)
+    top = int(np.argmax(counts))
+    return {"fraction": float(counts[top] / len(outputs)), "outputs": values[top].tolist()}
+
+
+def pt_panels(pt: np.ndarray, edges: list[float], unit: str) -> dict[str, np.ndarray]:
+    """Jet masks of each pt bin [lo, hi), labelled with ``unit``."""
+    return {
+        f"{lo:g} ≤ pt < {hi:g} {unit}": (pt >= lo) & (pt < hi)
+        for lo, hi in itertools.pairwise(edges)
+    }
+
+
+def binned_auc(
+    score: np.ndarray,
+    weights: np.ndarray,
+    is_sig: np.ndarray,
+    panels: dict[str, np.ndarray],
+    jet_weights: np.ndarray | None = None,
+) -> list[float | None]:
+    """Inclusive AUC in each panel (None where it has no signal or no background); the
+    background jets weigh ``weights``, the signal jets ``jet_weights`` (None: 1)."""
+    out: list[float | None] = []
+    for sel in panels.values():
+        sig, bkg = is_sig & sel, (weights != 0) & sel
+        ws = signal_weights(sig, jet_weights)
+        out.append(
+            auc(score[sig], score[bkg], ws, weights[bkg]) if sig.any() and bkg.any() else None
+        )
+    return out
+
+
+def variable_panels(values: np.ndarray, edges: list[float]) -> list[np.ndarray]:
+    """Jet masks of each bin [lo, hi) of ``values``."""
+    return [(values >= lo) & (values < hi) for lo, hi in itertools.pairwise(edges)]
+
+
+def weighted_cut(score: np.ndarray, weights: np.ndarray, keep: float) -> float:
+    """The score cut above which the share ``keep`` of the (weighted) jets lie."""
+    order = np.argsort(score)[::-1]
+    share = np.cumsum(weights[order]) / weights.sum()
+    return float(score[order][min(int(np.argmax(share >= keep)), len(score) - 1)])
+
+
+def pass_rate(score: np.ndarray, weights: np.ndarray, cut: float) -> tuple[float, float] | None:
+    """(weighted share of the jets above ``cut``, their effective number); None without jets
+    (or with weights summing to 0)."""
+    total = float(weights.sum())
+    if not len(score) or total == 0:
+        return None
+    return float(weights[score > cut].sum() / total), effective_count(weights)
+
+
+def efficiency_entry(rate: tuple[float, float] | None) -> dict[str, float | None]:
+    """A signal efficiency and its binomial uncertainty (None without jets)."""
+    if rate is None:
+        return {"efficiency": None, "uncertainty": None}
+    return {"efficiency": rate[0], "uncertainty": float(efficiency_error(*rate))}
+
+
+def rejection_entry(rate: tuple[float, float] | None) -> dict[str, float | None]:
+    """A background rejection and its binomial uncertainty (None without jets or where no jet
+    passes)."""
+    if rate is None or rate[0] <= 0:
+        return {"rejection": None, "uncertainty": None}
+    rejection = 1 / rate[0]
+    return {"rejection": rejection, "uncertainty": float(rejection_error(rejection, rate[1]))}
+
+
+def binned_efficiency(
+    score: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    signal: str,
+    is_sig: np.ndarray,
+    panels: list[np.ndarray],
+    wp: float,
+    weights: np.ndarray,
+) -> dict[str, dict[str, Any]]:
+    """Per bin (``panels``), as puma's efficiency-vs-variable plots: ``at_working_point``, at
+    the inclusive cut keeping ``wp`` of the signal, the signal efficiency and each background
+    class's rejection; ``at_bin_efficiency``, with the cut set in each bin to keep ``wp`` of
+    its signal, each background's rejection. Jets count with their ``weights`` (signed);
+    uncertainties are binomial on the bin's effective number of jets (Σw)²/Σw² (None where a
+    bin has no such jet; a rejection None where none passes)."""
+    backgrounds = [c for i, c in enumerate(class_names) if c != signal and np.any(labels == i)]
+    is_bkg = {b: labels == class_names.index(b) for b in backgrounds}
+    cut = weighted_cut(score[is_sig], weights[is_sig], wp)
+    cuts = [
+        weighted_cut(score[is_sig & sel], weights[is_sig & sel], wp)
+        if np.any(is_sig & sel)
+        else None
+        for sel in panels
+    ]
+
+    def rejections(bin_cuts: list[float | None]) -> dict[str, list[dict[str, float | None]]]:
+        return {
+            b: [
+                rejection_entry(
+                    None if c is None else pass_rate(score[m & sel], weights[m & sel], c)
+                )
+                for sel, c in zip(panels, bin_cuts, strict=True)
+            ]
+            for b, m in is_bkg.items()
+        }
+
+    signal_rows = [
+        efficiency_entry(pass_rate(score[is_sig & sel], weights[is_sig & sel], cut))
+        for sel in panels
+    ]
+    return {
+        "at_working_point": {
+            "working_point": wp,
+            "cut": cut,
+            "signal": signal_rows,
+            "rejection": rejections([cut] * len(panels)),
+        },
+        "at_bin_efficiency": {"working_point": wp, "cuts": cuts, "rejection": rejections(cuts)},
+    }
+
+
+def parameter_scan(
+    jets: np.ndarray,
+    book: RocBook,
+    names: list[str],
+    signal: str,
+    is_sig: np.ndarray,
+    wp: float,
+) -> tuple[dict[str, Any], dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """Each parameter point's signal efficiency at the background efficiency that working
+    point ``wp`` has on the inclusive ROC (signal ``is_sig``), and each point's ROC curves; a
+    parameterised model is scored at each point (:func:`roc_sets`)."""
+    score, mixed = book.inclusive[book.model][INCLUSIVE]
+    bkg = mixed != 0
+    inclusive = roc(score[is_sig], score[bkg], signal_weights(is_sig, book.jet_weights), mixed[bkg])
+    eps_b = float(np.interp(wp, inclusive.tpr, inclusive.fpr))
+    point_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    efficiency: dict[str, dict[str, float]] = {}
+    for (par, value), sets in book.points.items():
+        at = signal_mask(jets, names, signal, point=(par, value))
+        for label, rocs in sets.items():
+            point_curves[f"{label} {par}={value:g}"] = curves(rocs, at, book.jet_weights)
+        score = sets[book.model][INCLUSIVE][0]
+        point = roc(score[at], score[bkg], signal_weights(at, book.jet_weights), mixed[bkg])
+        efficiency.setdefault(par, {})[f"{value:g}"] = float(np.interp(eps_b, point.fpr, point.tpr))
+    entry = {"working_point": wp, "background_efficiency": eps_b, "efficiency": efficiency}
+    return entry, point_curves
+
+
+def trained_values(train: Values) -> str:
+    """`` at mS ∈ {5, 16, 55}`` for the training values of each parameter ('' without)."""
+    parts = [f"{n} ∈ {{{', '.join(f'{v:g}' for v in vs)}}}" for n, vs in train.items() if vs]
+    return f" at {', '.join(parts)}" if parts else ""

@@ -194,7 +194,7 @@ def plot_binned_efficiency(
     variable: str, edges: list[float], per_bin: dict[str, Any], signal: str, output: str | Path
 ) -> None:
     """Per bin of ``variable`` (its axis label, e.g. ``jet pt [GeV]``), from ``per_bin`` as
-    :func:`hepsnake.evaluate.stage.binned_efficiency` gives it: the signal efficiency (left)
+    :func:`hepsnake.evaluate.metrics.binned_efficiency` gives it: the signal efficiency (left)
     and each background's rejection (middle, log) at the one inclusive cut of the working
     point, and each background's rejection with the cut set in every bin to keep that share
     of its signal (right, puma's "fixed efficiency per bin"); error bars from the effective

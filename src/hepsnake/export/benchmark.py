@@ -36,8 +36,8 @@ def load_batches(module: TrainedTagger, path: str, n_jets: int, batch_size: int)
     """
     truth = tuple((t.dataset, f) for t in module.model.tasks for f in t.truth())
     batches: Any = H5Batches(path, module.spec, batch_size, limit=n_jets, extra_fields=truth)
-    if module.hparams.parameters:
-        batches = WithParameters(batches, ParameterSampler(module.hparams.parameters), seed=0)
+    if module.trained.parameters:
+        batches = WithParameters(batches, ParameterSampler(module.trained.parameters), seed=0)
     return list(batches)
 
 

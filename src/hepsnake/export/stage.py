@@ -38,17 +38,15 @@ from hepsnake.io.atomic import atomic_path, job_scratch, write_json
 from hepsnake.io.files import open_h5
 from hepsnake.models.checkpoint import TrainedTagger, config_sha256
 from hepsnake.models.tasks.base import label_key
-from hepsnake.names import figure_files, valid_field
+from hepsnake.names import valid_field
+from hepsnake.paths import EXPORT_FILES, figure_files
 
 log = logging.getLogger("hepsnake")
 
-# the benchmark plot is written as PNG and PDF (hepsnake.names.figure_files)
+# the benchmark plot is written as PNG and PDF (hepsnake.paths.figure_files)
 OUTPUTS = (
-    "model.onnx",
-    "model.int8.onnx",
-    "validation.json",
-    "benchmark.json",
-    *figure_files("benchmark.png"),
+    *(EXPORT_FILES[k] for k in ("onnx", "int8", "validation", "benchmark")),
+    *figure_files(EXPORT_FILES["plot"]),
 )
 TOLERANCE = 1e-4  # ONNX Runtime vs PyTorch, max |Δ| of every output over its real entries
 PADDING_TOLERANCE = 1e-5  # outputs with garbage-filled extra padded slots vs without

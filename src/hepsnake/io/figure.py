@@ -8,7 +8,7 @@ Heros, shipped with mplhep), so a plot looks the same on every machine.
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -17,7 +17,10 @@ import matplotlib.pyplot as plt
 import mplhep
 
 from hepsnake.io.atomic import atomic_path
-from hepsnake.names import figure_files
+from hepsnake.paths import figure_files
+
+if TYPE_CHECKING:
+    from hepsnake.config.contracts import PlotStyle
 
 NEUTRAL = "ROOT"  # mplhep's experiment-free style, used when the config names no experiment
 # sizes for the figures drawn here (mplhep's styles are sized for 10 x 10 inch figures)
@@ -38,39 +41,39 @@ SIZES = {
 }
 
 # the evaluate.plot_style in use (set by use_style; empty: no experiment label)
-STYLE: dict[str, Any] = {}
+STYLE: list["PlotStyle"] = []
 
 
-def use_style(style: dict[str, Any] | None) -> None:
+def use_style(style: "PlotStyle | None") -> None:
     """Draw every later figure in ``style``'s experiment style and label (mplhep), or in the
-    neutral style without a label when it names no experiment."""
+    neutral style without a label when there is none."""
     STYLE.clear()
-    experiment = (style or {}).get("experiment")
     plt.style.use("default")
-    mplhep.style.use(experiment or NEUTRAL)
+    mplhep.style.use(style.experiment if style is not None else NEUTRAL)
     plt.rcParams.update(SIZES)
     # glyphs the style's font lacks (∈, ≤, √) come from matplotlib's own DejaVu Sans
     plt.rcParams["font.family"] = [*plt.rcParams["font.family"], "DejaVu Sans"]
-    if experiment:
-        STYLE.update(style or {})
+    if style is not None:
+        STYLE.append(style)
 
 
 def experiment_label(ax: plt.Axes) -> None:
     """The experiment label (e.g. "ATLAS Simulation Internal", the run text on the right) on
     ``ax`` when an experiment style is in use."""
     if STYLE:
+        style = STYLE[0]
         mplhep.label.exp_label(
-            exp=STYLE["experiment"],
-            text=STYLE.get("label", ""),
-            data=not STYLE.get("simulation", True),
-            rlabel=STYLE.get("text", ""),
+            exp=style.experiment,
+            text=style.label or "",
+            data=style.simulation is False,
+            rlabel=style.text or "",
             loc=0,
             ax=ax,
         )
 
 
 def save_figure(fig: plt.Figure, output: str | os.PathLike, dpi: int = 90) -> None:
-    """Write ``fig`` atomically as every file of :func:`hepsnake.names.figure_files`
+    """Write ``fig`` atomically as every file of :func:`hepsnake.paths.figure_files`
     (``output``, a PNG, and its PDF twin), without time stamps, then close it."""
     for path in figure_files(output):
         fmt = Path(path).suffix.lstrip(".")

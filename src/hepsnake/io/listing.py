@@ -5,7 +5,7 @@ reading.
 """
 
 import glob
-from typing import Any
+from collections.abc import Sequence
 
 from hepsnake.config import expand_files
 from hepsnake.errors import HepsnakeError
@@ -40,10 +40,11 @@ def expand_remote(pattern: str, sample_name: str) -> list[str]:
     return matched
 
 
-def expand_urls(sample: dict[str, Any]) -> list[str]:
-    """:func:`hepsnake.config.expand_files`, with remote globs listed through fsspec."""
+def expand_urls(sample: str, files: Sequence[str]) -> list[str]:
+    """:func:`hepsnake.config.expand_files` of sample ``sample``'s ``files``, with remote globs
+    listed through fsspec."""
     return [
         url
-        for path in expand_files(sample)
-        for url in (expand_remote(path, sample["name"]) if is_remote_glob(path) else [path])
+        for path in expand_files(sample, files)
+        for url in (expand_remote(path, sample) if is_remote_glob(path) else [path])
     ]

@@ -6,7 +6,7 @@ listing open both. :func:`set_timeouts` bounds how long a read waits for a serve
 away (XRootD's own defaults retry for minutes).
 """
 
-from typing import Any
+from hepsnake.config.contracts import XRootD
 
 # config key (convert.xrootd) -> XRootD client setting; each can be overridden by the
 # environment variable XRD_<SETTING upper-cased>, which XRootD reads itself and lets win
@@ -41,7 +41,7 @@ def register_xroot() -> None:
     fsspec.register_implementation("xroot", XRootAliasFileSystem)
 
 
-def set_timeouts(settings: dict[str, Any]) -> None:
+def set_timeouts(settings: XRootD) -> None:
     """Apply the ``convert.xrootd`` settings to the XRootD client of this process.
 
     A setting given as ``XRD_*`` environment variable is kept (XRootD refuses to replace it).
@@ -52,10 +52,10 @@ def set_timeouts(settings: dict[str, Any]) -> None:
     except ImportError:
         return
     for key, name in TIMEOUT_SETTINGS.items():
-        EnvPutInt(name, int(settings[key]))
+        EnvPutInt(name, int(getattr(settings, key)))
 
 
-def configure(settings: dict[str, Any]) -> None:
+def configure(settings: XRootD) -> None:
     """Set this process up for XRootD sample files: ``xroot://`` and the timeouts."""
     register_xroot()
     set_timeouts(settings)

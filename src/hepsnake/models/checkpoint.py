@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from hepsnake.config.contracts import Trained
+from hepsnake.config.typed import build
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.files import RERUN, require_file
 from hepsnake.models.tagger import build_tagger
@@ -78,12 +80,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 class TrainedTagger(nn.Module):
-    """A tagger rebuilt from its hyperparameters: ``model``, ``spec`` and ``hparams``."""
+    """A tagger rebuilt from its hyperparameters: ``model``, ``spec``, ``hparams`` (plain) and
+    ``trained`` (typed)."""
 
-    def __init__(self, hparams: Mapping[str, Any]) -> None:
+    def __init__(self, hparams: Mapping[str, Any], path: str | Path = "checkpoint") -> None:
         super().__init__()
         self.hparams = Hyperparameters(hparams)
-        self.spec, self.model = build_tagger(self.hparams)
+        try:
+            self.trained = build(Trained, hparams)
+        except TypeError as error:
+            raise HepsnakeError(
+                str(path), f"hyper_parameters of another hepsnake version ({error}): retrain it"
+            ) from None
+        self.spec, self.model = build_tagger(self.trained)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.model(batch)
@@ -100,7 +109,7 @@ def load_module(path: str | Path) -> TrainedTagger:
     missing = [k for k in NEEDED if k not in hparams]
     if missing:
         raise HepsnakeError(str(path), f"hyper_parameters lack '{missing[0]}'")
-    trained = TrainedTagger(hparams)
+    trained = TrainedTagger(hparams, path)
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     try:
         trained.model.load_state_dict(weights)

@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from hepsnake.config.contracts import PrepareSpec
 from hepsnake.errors import HepsnakeError
 
 log = logging.getLogger("hepsnake")
 
 
 def check_classes(
-    counts: dict[str, np.ndarray], class_names: list[str], prep: dict[str, Any]
+    counts: dict[str, np.ndarray], class_names: list[str], prep: PrepareSpec
 ) -> tuple[list[int], list[dict[str, Any]]]:
     """(the labels to drop, the warnings) for ``counts``: split name → jets per class label.
 
@@ -26,7 +27,7 @@ def check_classes(
         if not empty:
             continue
         jets = ", ".join(f"{s} {n}" for s, n in per_split.items())
-        if prep["empty_class"] == "error":
+        if prep.empty_class == "error":
             raise HepsnakeError(
                 f"split '{empty[0]}'",
                 f"class '{name}' has no jets (jets per split: {jets}): add jets of this class,"
@@ -42,7 +43,7 @@ def check_classes(
                 " it from class_names",
             }
         )
-    minimum = prep["min_class_jets"]
+    minimum = prep.min_class_jets
     for label, n in enumerate(counts["train"].tolist()):
         if label not in dropped and n < minimum:
             warnings.append(

@@ -8,11 +8,12 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hepsnake.config.contracts import Inputs, NormContract
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_yaml
 from hepsnake.io.files import h5_file, read_yaml
 from hepsnake.names import LABEL, input_fields, prob_suffix
-from hepsnake.prepare.guard import check_input_values, check_inputs, label_map_variable
+from hepsnake.prepare.guard import check_input_values, label_map_variable
 
 COLOURS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink")]
 # plot label and colour of the FTAG classes, as in atlas-ftag-tools' flavours.yaml
@@ -96,7 +97,7 @@ def counted(block: np.ndarray) -> np.ndarray:
 
 
 def norm_stats(
-    config: dict[str, Any],
+    contract: NormContract,
     train: str,
     norm_out: str,
     class_out: str,
@@ -112,23 +113,22 @@ def norm_stats(
     (:func:`flavour_classes`).
     Each dataset is read once, ``chunk`` jets at a time: memory does not grow with the file.
     """
-    inputs = config["inputs"]
-    check_inputs(inputs)
+    inputs = contract.inputs
     fields = input_fields(inputs)
-    floor = config["prepare"]["std_floor"]
-    n_classes = len(config["class_names"])
+    floor = contract.std_floor
+    n_classes = len(contract.class_names)
     stats: dict[str, dict[str, RunningStats]] = {}
     totals = np.zeros(n_classes)  # train_weight per class, from the first pass over the jets
     weighed = False
     with h5_file(train, "training split") as h5:
-        for coll in inputs["variables"]:
+        for coll in inputs.variables:
             ds = input_dataset(h5, train, inputs, coll)
             sample = counted(ds[:LEAK_SAMPLE])
             check_input_values(sample, coll, inputs, label_map_variable(h5.attrs), train)
             stats[coll] = {v: RunningStats() for v in fields[coll]}
             weigh = not weighed and ds.name == "/jets"
             weighed |= weigh
-            for block in blocks(ds, chunk, inputs["num_inputs"].get(coll)):
+            for block in blocks(ds, chunk, inputs.num_inputs.get(coll)):
                 if weigh:
                     totals += class_sums(block, n_classes)
                 records = counted(block)
@@ -144,18 +144,18 @@ def norm_stats(
     write_yaml(norm_out, norm)
     write_yaml(class_out, {"jets": {LABEL: class_weights(totals)}})
     if classes_out is not None:
-        write_yaml(classes_out, flavour_classes(config["class_names"]))
+        write_yaml(classes_out, flavour_classes(list(contract.class_names)))
     return norm
 
 
-def input_dataset(h5: h5py.File, path: str, inputs: dict[str, Any], coll: str) -> h5py.Dataset:
+def input_dataset(h5: h5py.File, path: str, inputs: Inputs, coll: str) -> h5py.Dataset:
     """The dataset of input collection ``coll``, which must hold each of its variables and
     transformed fields (written by the split stage)."""
-    name = inputs["input_map"].get(coll, coll)
+    name = inputs.dataset(coll)
     if name not in h5:
         raise HepsnakeError(path, f"no dataset '{name}' for inputs '{coll}'")
     ds = h5[name]
-    wanted = dict.fromkeys([*inputs["variables"][coll], *input_fields(inputs)[coll]])
+    wanted = dict.fromkeys([*inputs.variables[coll], *input_fields(inputs)[coll]])
     missing = [v for v in wanted if v not in ds.dtype.names]
     if missing:
         raise HepsnakeError(path, f"variable '{missing[0]}' not in '{name}'")
@@ -214,7 +214,7 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
 
 
-def read_norm_dict(path: str, inputs: dict[str, Any]) -> dict[str, Any]:
+def read_norm_dict(path: str, inputs: Inputs) -> dict[str, Any]:
     """The norm dict at ``path``; it holds a finite mean and std for every field the models
     read (:func:`~hepsnake.names.input_fields` of ``inputs``)."""
     norm = read_yaml(path, NORM_DICT)

@@ -12,10 +12,10 @@ units. All are fitted on the training split and applied unchanged to every split
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from hepsnake.config.contracts import WeightsSpec
 from hepsnake.errors import HepsnakeError
 
 
@@ -124,7 +124,7 @@ def fit_reweighter(
     train: Blocks,
     classes: dict[int, int],
     target_values: dict[str, np.ndarray],
-    cfg: dict[str, Any],
+    cfg: WeightsSpec,
     class_names: list[str],
     negative: str,
 ) -> Reweighter:
@@ -136,20 +136,20 @@ def fit_reweighter(
     their order, once per step that needs them: each histogram is summed in that order and
     each total as ``np.sum`` of the whole split would sum it. A class whose weights do not sum
     to a positive number cannot be balanced (an error), nor can a split without weight."""
-    use_physics = cfg["use_physics_weights"]
+    use_physics = cfg.use_physics_weights
 
     def base(jets: np.ndarray) -> np.ndarray:
         return base_weights(jets, use_physics, negative)
 
     present = [c for c in range(len(class_names)) if classes.get(c, 0)]
     rw = Reweighter([], [], {}, {})
-    if cfg["mode"] == "pt_to_signal":
-        target = class_names.index(cfg["target"])
+    if cfg.mode == "pt_to_signal":
+        target = class_names.index(str(cfg.target))
         if target not in present:
-            raise HepsnakeError("prepare: weights", f"no '{cfg['target']}' jets to reweight to")
-        rw.variables = list(cfg["variables"])
+            raise HepsnakeError("prepare: weights", f"no '{cfg.target}' jets to reweight to")
+        rw.variables = list(cfg.variables)
         for v in rw.variables:
-            inner = np.quantile(target_values[v], np.linspace(0, 1, cfg["bins"] + 1))[1:-1]
+            inner = np.quantile(target_values[v], np.linspace(0, 1, cfg.bins + 1))[1:-1]
             rw.edges.append(np.concatenate([[-np.inf], np.unique(inner), [np.inf]]))
         shape = tuple(len(e) - 1 for e in rw.edges)
         hists = {c: np.zeros(int(np.prod(shape))) for c in present}
@@ -167,9 +167,9 @@ def fit_reweighter(
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(hist > 0, target_hist / hist, 0.0)
             # signed weights (keep) can leave a bin of the target below 0: no negative ratio
-            rw.ratios[cls] = np.clip(ratio, 0.0, cfg["max_weight"])
+            rw.ratios[cls] = np.clip(ratio, 0.0, cfg.max_weight)
     n_train = sum(classes.values())
-    if cfg["balance_classes"]:
+    if cfg.balance_classes:
         total = PairwiseSum(n_train)
         per_class = {c: PairwiseSum(classes[c]) for c in present}
         for jets in train():

@@ -7,14 +7,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hepsnake.config import config_hash
+from hepsnake.config.contracts import ReportContract
 from hepsnake.evaluate import plots
-from hepsnake.evaluate.metrics import BAYES, INCLUSIVE, loaded_counts, loaded_curves
-from hepsnake.evaluate.stage import trained_values
+from hepsnake.evaluate.metrics import BAYES, INCLUSIVE, loaded_counts, loaded_curves, trained_values
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.figure import use_style
 from hepsnake.io.files import TRAINING_METRICS, read_json
 from hepsnake.io.h5 import DEFAULT_UNIT
+from hepsnake.paths import (
+    COMPARE_ROC,
+    EPOCHS_PLOT,
+    EXPORT_FILES,
+    RESULTS,
+    REWEIGHTING_PLOT,
+    page_file,
+)
 from hepsnake.provenance import git_commit, package_versions
 from hepsnake.report import warnings as review
 from hepsnake.report.compare import compare_section
@@ -33,7 +40,7 @@ VALIDATION = ("export validation.json", ())
 STUDY = ("tuning study.json", ("name", "trials", "best_params", "plots"))
 
 
-def compare_roc(metrics: dict[str, dict[str, Any]], config: dict[str, Any], output: Path) -> None:
+def compare_roc(metrics: dict[str, dict[str, Any]], contract: ReportContract, output: Path) -> None:
     """Every model's and reference tagger's rejection curves (inclusive, per background) with
     their statistical bands, as evaluate stored them in each model's metrics (the reference
     taggers' from the first), on one figure, with the ratio panel to
@@ -41,8 +48,8 @@ def compare_roc(metrics: dict[str, dict[str, Any]], config: dict[str, Any], outp
     models share (the toy truth on the same test jets) is drawn once, black; a model whose
     own differs (a parameterised model's knows each jet's parameters, as the model did) gets
     it dashed in its colour."""
-    ev = config["evaluate"]
-    references = list(ev.get("reference_taggers") or {})
+    ev = contract.evaluate
+    references = list(ev.reference_taggers)
     first = next(iter(metrics.values()))["roc_curves"]
     stored = {m: met["roc_curves"] for m, met in metrics.items()}
     truths: dict[str, list[str]] = {}  # a Bayes-optimal curve (as JSON) -> the models sharing it
@@ -63,8 +70,8 @@ def compare_roc(metrics: dict[str, dict[str, Any]], config: dict[str, Any], outp
     if shared:  # drawn last, over the models
         plot |= loaded_curves(stored[shared[0]], [BAYES])
         counts |= loaded_counts(stored[shared[0]], [BAYES])
-    wording = ev.get("signal_label") or ev["signal"]
-    reference = ev.get("ratio_reference") or next(iter(metrics))
+    wording = ev.signal_name
+    reference = ev.ratio_reference or next(iter(metrics))
     plots.plot_roc(plot, output, f"signal: {wording}", wording, reference, counts)
 
 
@@ -90,7 +97,7 @@ def export_section(exports: dict[str, tuple[str, dict, dict]], results: Path) ->
                     diff,
                 ]
             )
-        image = Path(path).with_name("benchmark.png")
+        image = Path(path).with_name(EXPORT_FILES["plot"])
         if image.exists():
             link = image.resolve().relative_to(results.resolve())
             images.append(f"![{model} export benchmark]({link})")
@@ -301,20 +308,18 @@ def tune_section(summary_path: str, results: Path) -> list[str]:
     return [*lines, ""]
 
 
-def run_lines(config: dict[str, Any], first: dict[str, Any]) -> list[str]:
+def run_lines(contract: ReportContract, first: dict[str, Any]) -> list[str]:
     """What the run is: classes, signal, discriminant, working points, reference taggers and
     the energy unit (from the first model's metrics)."""
-    ev = config["evaluate"]
-    refs = ", ".join(ev.get("reference_taggers") or {}) or "none"
-    scan = next(iter(config.get("parameters", {}).values()), {})
+    ev = contract.evaluate
+    refs = ", ".join(ev.reference_taggers) or "none"
+    scan = next(iter(contract.parameters.values()), None)
+    train = {k: list(v) for k, v in scan.train.items()} if scan else {}
     return table(
         ["item", "value"],
         [
-            ["classes", ", ".join(config["class_names"])],
-            [
-                "signal",
-                f"{ev.get('signal_label') or ev['signal']}{trained_values(scan.get('train', {}))}",
-            ],
+            ["classes", ", ".join(contract.class_names)],
+            ["signal", f"{ev.signal_name}{trained_values(train)}"],
             [
                 "discriminant",
                 f"{first['discriminant']['type']}: {first['discriminant']['formula']}",
@@ -353,7 +358,7 @@ def samples_section(
 
 
 def report(
-    config: dict[str, Any],
+    contract: ReportContract,
     metrics_files: dict[str, str],
     training_files: dict[str, str],
     split_summary: str,
@@ -364,11 +369,11 @@ def report(
     epochs: str | None = None,
     studies: list[str] | None = None,
 ) -> str:
-    """Write the report, its self-contained HTML page (:func:`page_path`) and the comparison
-    plot; return the Markdown text.
+    """Write the report, its self-contained HTML page (:func:`hepsnake.paths.page_file`) and
+    the comparison plot; return the Markdown text.
 
-    ``config`` is the report's stage slice (with ``config_hash``, the whole config's, and
-    ``parameters``, each model's scanned parameters) or a whole config. ``metrics_files`` and
+    The contract holds ``config_hash`` (the whole config's), each model's scanned
+    ``parameters`` and the ``report`` thresholds. ``metrics_files`` and
     ``training_files`` map each model name to its evaluate metrics and its training
     ``metrics.json``; ``exports`` are the export stage's ``benchmark.json`` files (each next
     to its ``validation.json``); ``epochs`` the table of ``hepsnake compare``, ``studies`` the
@@ -376,8 +381,8 @@ def report(
     """
     out = Path(output)
     results = out.parent
-    ev = config["evaluate"]
-    signal = ev.get("signal_label") or ev["signal"]
+    ev = contract.evaluate
+    signal = ev.signal_name
     metrics = {m: read_json(path, *EVALUATE_METRICS) for m, path in metrics_files.items()}
     histories = {m: read_json(path, *TRAINING) for m, path in training_files.items()}
     summaries = {path: read_json(path, *CONVERT_SUMMARY) for path in convert_summaries}
@@ -385,7 +390,7 @@ def report(
     exported = {}
     for path in exports or []:
         bench = read_json(path, *BENCHMARK)
-        valid_path = str(Path(path).with_name("validation.json"))
+        valid_path = str(Path(path).with_name(EXPORT_FILES["validation"]))
         exported[bench["model"]] = (path, bench, read_json(valid_path, *VALIDATION), valid_path)
 
     converted = [
@@ -399,23 +404,23 @@ def report(
     stage = [*review.without(converted, split_found), *split_found]
     samples_lines, negative = samples_section(list(summaries.values()), split)
     test_negative = max(met.get("weights", {}).get("negative", 0) for met in metrics.values())
-    own = review.dataset_checks(list(summaries.values()), split, negative, test_negative, config)
+    own = review.dataset_checks(list(summaries.values()), split, negative, test_negative, contract)
     for m, met in metrics.items():
         stage += review.stage_findings(m, histories[m], training_files[m])
         stage += review.stage_findings(m, met, metrics_files[m])
         validation = exported[m][2] if m in exported else None
         if validation is not None:
             stage += review.stage_findings(m, validation, exported[m][3])
-        own += review.model_checks(m, histories[m], met, validation, config["report"], ev)
+        own += review.model_checks(m, histories[m], met, validation, contract.report, ev)
     order = [review.DATASET, *metrics]
     findings = [*stage, *review.without(own, stage)]
     findings.sort(key=lambda f: order.index(f.subject))  # stable: stages first, in run order
 
-    compare_png = results / "plots" / "compare" / "roc.png"
-    use_style(ev.get("plot_style"))
-    compare_roc(metrics, config, compare_png)
-    digest = config["config_hash"] if "config_hash" in config else config_hash(config)
-    provenance = run_lines(config, next(iter(metrics.values())))
+    compare_png = results / Path(COMPARE_ROC).relative_to(RESULTS)
+    use_style(ev.plot_style)
+    compare_roc(metrics, contract, compare_png)
+    digest = contract.config_hash
+    provenance = run_lines(contract, next(iter(metrics.values())))
     provenance += table(
         ["item", "value"],
         [["config hash (sha256)", digest], ["git commit", git_commit(Path(repo))]],
@@ -431,10 +436,10 @@ def report(
     # the headline first (the warnings' one line, the summary, the model comparison), then
     # each model, export, epochs, tuning, the dataset, every warning, the provenance folded
     lines = ["# hepsnake report", "", review.headline(findings), ""]
-    lines += summary_lines(metrics, signal, config["report"]["best_by"], len(findings))
-    references = list(ev.get("reference_taggers") or {})
+    lines += summary_lines(metrics, signal, contract.report.best_by, len(findings))
+    references = list(ev.reference_taggers)
     lines += comparison_section(
-        metrics, signal, ev["signal"], compare_png.relative_to(results), references
+        metrics, signal, str(ev.signal), compare_png.relative_to(results), references
     )
     for m, met in metrics.items():
         lines += model_section(m, met, results, signal)
@@ -442,7 +447,7 @@ def report(
     if exported:
         lines += export_section({m: e[:3] for m, e in exported.items()}, results)
     if epochs:
-        lines += compare_section(epochs, "plots/compare/epochs.png")
+        lines += compare_section(epochs, str(Path(EPOCHS_PLOT).relative_to(RESULTS)))
     for study in studies or []:
         lines += tune_section(study, results)
 
@@ -454,13 +459,13 @@ def report(
             for r in split["rows"]
         ],
     )
-    lines += ["![reweighting](plots/prepare/reweighting.png)", ""]
+    lines += [f"![reweighting]({Path(REWEIGHTING_PLOT).relative_to(RESULTS)})", ""]
     lines += review.section(findings)
     lines += provenance_section(provenance)
     text = "\n".join(lines)
     with atomic_path(out) as tmp:
         tmp.write_text(text)
-    with atomic_path(page_path(out)) as tmp:
+    with atomic_path(page_file(out)) as tmp:
         tmp.write_text(render(text, "hepsnake report", images=results))
     return text
 
@@ -479,8 +484,3 @@ def provenance_section(tables: list[str]) -> list[str]:
         "</details>",
         "",
     ]
-
-
-def page_path(markdown: Path) -> Path:
-    """The self-contained HTML page of ``report.md``: ``report.md.html`` beside it."""
-    return markdown.with_name(f"{markdown.name}.html")

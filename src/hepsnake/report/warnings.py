@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from hepsnake.config.contracts import EvaluateSpec, ReportContract, ReportSpec
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.metrics import INCLUSIVE
 from hepsnake.negative_weights import policy_text
@@ -414,23 +415,23 @@ def model_checks(
     history: dict[str, Any],
     metrics: dict[str, Any],
     validation: dict[str, Any] | None,
-    limits: dict[str, Any],
-    evaluate: dict[str, Any],
+    limits: ReportSpec,
+    evaluate: EvaluateSpec,
 ) -> list[Finding]:
     """The report's checks of one model: its training ``history``, evaluate ``metrics`` and
     export ``validation`` (None: not exported), with the config's ``report`` ``limits`` and
     ``evaluate`` section."""
-    out = not_converged(model, history, limits["converged_tail"], limits["still_falling_epochs"])
-    out += overfitting(model, history, limits["overfitting_epochs"], limits["overfitting_rise"])
+    out = not_converged(model, history, limits.converged_tail, limits.still_falling_epochs)
+    out += overfitting(model, history, limits.overfitting_epochs, limits.overfitting_rise)
     out += no_improvement(model, metrics)
     out += ks_gate(model, metrics)
     adversarial = any("val_ks_pass" in e for e in history["epochs"])  # its K-S gate ran
-    out += data_mc(model, metrics, limits["ks_p_value"], adversarial)
+    out += data_mc(model, metrics, limits.ks_p_value, adversarial)
     out += worse_than_random(model, metrics)
-    out += constant_output(model, metrics, evaluate["constant_fraction"])
+    out += constant_output(model, metrics, evaluate.constant_fraction)
     out += pt_bins(model, metrics)
     if validation is not None:
-        out += export_checks(model, validation, limits["int8_auc_delta"])
+        out += export_checks(model, validation, limits.int8_auc_delta)
     return out
 
 
@@ -439,18 +440,18 @@ def dataset_checks(
     split: dict[str, Any],
     negative: dict[str, dict[str, float] | None],
     test_negative: int,
-    config: dict[str, Any],
+    contract: ReportContract,
 ) -> list[Finding]:
     """The report's checks of the conversion ``summaries`` and the ``split`` summary, with
     each sample's ``negative`` weight figures (``test_negative``: test jets with w < 0) and
-    the report's ``config`` slice."""
+    the report's ``contract`` (classes, evaluate settings, the negative-weight policy)."""
     out = []
     for summary in summaries:
         out += conversion(summary)
         out += dropped_jets(f"sample {summary['sample']}", summary.get("dropped", {}))
     out += dropped_jets("split", split.get("dropped", {}))
-    out += few_jets(split, config["class_names"], config["evaluate"]["min_class_jets"])
-    out += negative_weights(negative, config.get("negative_weights"), test_negative)
+    out += few_jets(split, list(contract.class_names), contract.evaluate.min_class_jets)
+    out += negative_weights(negative, contract.negative_weights, test_negative)
     return out
 
 

@@ -51,7 +51,7 @@ class ConstituentClassification(Task):
     def head(self, trunk: Trunk) -> "nn.Module":
         from hepsnake.models.tasks.heads import ConstituentHead
 
-        hidden = self.hidden if self.hidden is not None else trunk.head.get("hidden", [trunk.dim])
+        hidden = self.hidden if self.hidden is not None else trunk.head_hidden
         return ConstituentHead(
             self.collection, trunk.dim, trunk.jet_width, hidden, len(self.classes), self.mixture
         )

@@ -47,8 +47,8 @@ class JetClassification(Task):
     def head(self, trunk: Trunk) -> "nn.Module":
         from hepsnake.models.tasks.heads import JetHead
 
-        hidden = self.hidden if self.hidden is not None else trunk.head.get("hidden", [trunk.dim])
-        dropout = self.dropout if self.dropout is not None else trunk.head.get("dropout", 0.0)
+        hidden = self.hidden if self.hidden is not None else trunk.head_hidden
+        dropout = self.dropout if self.dropout is not None else trunk.head_dropout
         return JetHead(trunk.jet_width, hidden, len(self.context.class_names), dropout)
 
     def loss(
@@ -113,59 +113,59 @@ class JetClassification(Task):
         from hepsnake.evaluate.metrics import (
             INCLUSIVE,
             background_counts,
+            binned_auc,
+            binned_efficiency,
+            constant_output,
             control_ks,
             curves,
             data_mc_weights,
             discriminant_setup,
             discriminant_text,
             model_metrics,
-            roc_book,
-            signal_mask,
-            stored_curves,
-            working_points,
-        )
-        from hepsnake.evaluate.stage import (
-            binned_auc,
-            binned_efficiency,
-            constant_output,
             parameter_scan,
             physical_weights,
             pt_panels,
+            roc_book,
             roc_jet_weights,
             sb_scan,
+            signal_mask,
+            stored_curves,
             trained_values,
             variable_panels,
+            working_points,
         )
+        from hepsnake.paths import efficiency_plot, plot_file
 
         ev, model, unit, out = run.settings, run.model, run.unit, run.plots
         jets, control = run.jets, run.tables.get("control_jets")
-        names, signal = list(self.context.class_names), ev["signal"]
-        wording = ev.get("signal_label") or signal
+        names, signal = list(self.context.class_names), str(ev.signal)
+        wording = ev.signal_name
         scan = run.parameters
+        train = {k: list(v) for k, v in scan.train.items()}
         present = np.bincount(jets[LABEL], minlength=len(names))[: len(names)] > 0
         if not present[names.index(signal)] or present.sum() < 2:
             missing = "background" if present[names.index(signal)] else signal
             raise HepsnakeError(run.source, f"no {missing} jets in the test split: no ROC")
         setup = discriminant_setup(ev, names)
         wps = working_points(ev, setup)
-        references = ev.get("reference_taggers") or {}
-        jet_weights, roc_weights = roc_jet_weights(jets, names, ev.get("roc_weights", "jets"))
+        references = ev.reference_taggers
+        jet_weights, roc_weights = roc_jet_weights(jets, names, ev.roc_weights)
         book = roc_book(
             jets,
             model,
             names,
             signal,
             setup.fractions,
-            scan["names"],
+            list(scan.names),
             setup.shared,
             references,
             jet_weights,
         )
         formula = discriminant_text(signal, book.fractions)
         metrics: dict[str, Any] = {"discriminant": {"type": setup.kind, "formula": formula}}
-        metrics |= model_metrics(jets, book, names, signal, wps, scan["train"])
+        metrics |= model_metrics(jets, book, names, signal, wps, train)
         labels = jets[LABEL]
-        is_sig = signal_mask(jets, names, signal, scan["train"])
+        is_sig = signal_mask(jets, names, signal, train)
         roc_curves = {
             label: curves(rocs, is_sig, jet_weights) for label, rocs in book.inclusive.items()
         }
@@ -175,22 +175,22 @@ class JetClassification(Task):
         counts = {label: background_counts(rocs) for label, rocs in book.inclusive.items()}
         counts |= {name: background_counts(rocs) for name, rocs in book.references.items()}
         # another model as ratio_reference: its ratio is in the report's comparison
-        reference = ev.get("ratio_reference") if ev.get("ratio_reference") in roc_curves else model
-        title = f"signal: {wording}{trained_values(scan['train'])}; {formula}"
-        plots.plot_roc(roc_curves, out / "roc.png", title, wording, reference, counts)
+        reference = ev.ratio_reference if ev.ratio_reference in roc_curves else model
+        title = f"signal: {wording}{trained_values(train)}; {formula}"
+        plots.plot_roc(roc_curves, plot_file(out, "roc"), title, wording, reference, counts)
         # the report's comparison plot
         metrics["roc_curves"] = stored_curves(roc_curves, counts)
 
         score, mixed = book.inclusive[model][INCLUSIVE]
         keep = is_sig | (labels != names.index(signal))
         plots.plot_outputs(
-            score, labels, names, {"all test jets": keep}, out / "outputs.png", formula
+            score, labels, names, {"all test jets": keep}, plot_file(out, "outputs"), formula
         )
         weights = jets["weight"].astype(np.float64) if "weight" in jets.dtype.names else None
         wp = wps[len(wps) // 2]
-        binned = ({"pt": ev["pt_bins"]} if ev["pt_bins"] else {}) | (
-            ev.get("efficiency_variables") or {}
-        )
+        binned = ({"pt": list(ev.pt_bins)} if ev.pt_bins else {}) | {
+            var: list(edges) for var, edges in ev.efficiency_variables.items()
+        }
         for var, edges in binned.items():
             if var not in jets.dtype.names:
                 key = "pt_bins: null" if var == "pt" else f"efficiency_variables/{var}"
@@ -207,14 +207,15 @@ class JetClassification(Task):
                 jet_weights if jet_weights is not None else np.ones(len(jets)),
             )
             axis = f"jet pt [{unit}]" if var == "pt" else f"jet {var}"
-            plots.plot_binned_efficiency(axis, edges, rates, wording, out / f"efficiency_{var}.png")
+            plot = plot_file(out, efficiency_plot(var))
+            plots.plot_binned_efficiency(axis, edges, rates, wording, plot)
             inside = (jets[var] >= edges[0]) & (jets[var] < edges[-1])
             entry = {"edges": edges, "fraction_inside": float(inside.mean()) if len(jets) else 0.0}
             if var != "pt":
                 metrics.setdefault("efficiency_variables", {})[var] = entry | rates
                 continue
             panels = {k: keep & v for k, v in pt_panels(jets["pt"], edges, unit).items()}
-            plots.plot_outputs(score, labels, names, panels, out / "outputs_pt.png", formula)
+            plots.plot_outputs(score, labels, names, panels, plot_file(out, "outputs_pt"), formula)
             metrics["pt_bins"] = (
                 entry
                 | rates
@@ -224,7 +225,7 @@ class JetClassification(Task):
                 }
             )
 
-        physical, why_not = physical_weights(jets, ev.get("physical_weights"))
+        physical, why_not = physical_weights(jets, ev.physical_weights)
         negative = int(np.sum(weights < 0)) if weights is not None else 0
         metrics["weights"] = {
             "physical": physical,
@@ -236,30 +237,32 @@ class JetClassification(Task):
         }
         if physical and weights is not None:
             cuts, significance = sb_scan(score[keep], is_sig[keep], weights[keep])
-            plots.plot_sb_scan(cuts, significance, out / "sb_scan.png")
+            plots.plot_sb_scan(cuts, significance, plot_file(out, "sb_scan"))
             best = int(np.nanargmax(significance))
             metrics["sb_scan"] = {
                 "best_cut": float(cuts[best]),
                 "max_significance": float(significance[best]),
             }
-        elif ev.get("physical_weights") is not False:  # the rule declared the plot
-            plots.plot_note(f"S/√B omitted: {why_not}", out / "sb_scan.png")
+        elif ev.physical_weights is not False:  # the rule declared the plot
+            plots.plot_note(f"S/√B omitted: {why_not}", plot_file(out, "sb_scan"))
         metrics["constant_output"] = constant_output(jets, model, names)
 
         if book.points:
-            wp = wps[len(wps) // 2]
             metrics["parameter_efficiency"], point_curves = parameter_scan(
                 jets, book, names, signal, is_sig, wp
             )
             plots.plot_roc(
                 point_curves,
-                out / "roc_param.png",
+                plot_file(out, "roc_param"),
                 f"signal {wording} per parameter value",
                 wording,
             )
             eff = metrics["parameter_efficiency"]
             plots.plot_param_efficiency(
-                eff["efficiency"], wp, eff["background_efficiency"], out / "param_efficiency.png"
+                eff["efficiency"],
+                wp,
+                eff["background_efficiency"],
+                plot_file(out, "param_efficiency"),
             )
 
         if control is not None:
@@ -272,7 +275,7 @@ class JetClassification(Task):
                 data_mc,
                 metrics["control_ks"][signal],
                 column,
-                out / "control.png",
+                plot_file(out, "control"),
             )
         headline = metrics[INCLUSIVE]
         keys = ("auc", "bayes_auc", "auc_gap")
