@@ -76,6 +76,45 @@ def cluster_unavailable(reason: str, how: str) -> NoReturn:
     pytest.skip(f"{reason} ({how}; HEPSNAKE_REQUIRE_CLUSTER=1 makes this a failure)")
 
 
+# Debian's chromium, headless; without the background-networking flags its connections are
+# refused here (no network)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def browser_unavailable(reason: str) -> NoReturn:
+    """Skip a browser test on a machine without Chromium or Playwright, or fail it where
+    ``.ci/run`` installed them (``HEPSNAKE_REQUIRE_BROWSER=1``)."""
+    how = "apt-get install chromium; pip install -e '.[test]' brings playwright"
+    if os.environ.get("HEPSNAKE_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason}, but HEPSNAKE_REQUIRE_BROWSER=1 ({how})", pytrace=False)
+    pytest.skip(f"{reason} ({how}; HEPSNAKE_REQUIRE_BROWSER=1 makes this a failure)")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """A real headless Chromium (Debian's package) driven by Playwright (the driver only)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        browser_unavailable("playwright is not installed")
+    path = shutil.which("chromium")
+    if path is None:
+        browser_unavailable("no chromium on PATH")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
 def default_config() -> dict:
     """The shipped config/config.yaml as a dict (not yet validated)."""
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())

@@ -199,23 +199,38 @@ def test_prob_column_names() -> None:
 
 
 def roc_limits(monkeypatch: pytest.MonkeyPatch, curves: dict, path: Path) -> list[tuple]:
-    """The x and y limits of every panel of the ROC figure ``plot_roc`` draws for ``curves``."""
+    """The x and y limits of every panel of the ROC figure ``plot_roc`` draws for ``curves``
+    (rows: the ROC panels, then their ratio panels)."""
     drawn = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, output: drawn.append(fig))
     plots.plot_roc(curves, path, signal="sig", reference="a")
     return [(ax.get_xlim(), ax.get_ylim()) for ax in drawn[0].axes]
 
 
-def test_roc_axes_do_not_depend_on_the_run(monkeypatch, tmp_path) -> None:
-    """Two runs with very different curves get the same axes, so their plots compare."""
+def test_roc_axes_fit_the_curves_and_are_stable(monkeypatch, tmp_path) -> None:
+    """The rejection axis ends in the decade above twice the highest rejection drawn (room
+    for the legend), the efficiency axis starts at 0.2 or where the last curve starts; the
+    same curves give the same axes."""
     eff = np.linspace(0.01, 1, 200)
     weak = {"a": {"all": (eff, 1 / eff), "qcd": (eff, 1.5 / eff)}}
+    late = eff[eff >= 0.43]
     strong = {
-        "a": {"all": (eff, 1 / eff**6), "qcd": (eff, 1 / eff**9)},
-        "b": {"all": (eff, 2 / eff**6), "qcd": (eff, 1 / eff**8)},
+        "a": {"all": (eff, 1 / eff**3), "qcd": (late, 1 / late**9)},
+        "b": {"all": (eff, 2 / eff**3), "qcd": (late, 1.2 / late**8)},
     }
     first = roc_limits(monkeypatch, weak, tmp_path / "weak.png")
-    second = roc_limits(monkeypatch, strong, tmp_path / "strong.png")
-    assert len(first) == len(second) == 4  # two panels, each with its ratio panel
-    assert first == second
-    assert first[0] == (plots.EFFICIENCY_RANGE, plots.REJECTION_RANGE)
+    (all_x, all_y), (qcd_x, qcd_y) = first[:2]
+    assert all_x == qcd_x == (0.2, 1.0)
+    assert all_y == (1.0, 10.0) and qcd_y == (1.0, 100.0)  # 2 x 5 = 10, 2 x 7.5 = 15
+    (all_x, all_y), (qcd_x, qcd_y) = roc_limits(monkeypatch, strong, tmp_path / "strong.png")[:2]
+    assert all_x == (0.2, 1.0) and all_y == (1.0, 1000.0)  # 2 x 2 / 0.2**3 = 500
+    assert qcd_x == (0.4, 1.0) and qcd_y == (1.0, 1e4)  # 2 / 0.43**9 = 3900
+    assert roc_limits(monkeypatch, weak, tmp_path / "again.png") == first
+
+
+def test_the_ratio_panel_fits_the_bulk_of_the_ratios() -> None:
+    """5th to 95th percentile, in tenths, always around 1 ± 0.1, never below 0."""
+    assert plots.ratio_limits(np.array([1.0, 1.02, np.nan, np.inf])) == (0.9, 1.1)
+    ratios = np.r_[np.linspace(0.5, 2.0, 100), 50.0]
+    assert plots.ratio_limits(ratios) == (0.5, 2.0)
+    assert plots.ratio_limits(np.linspace(-1, 0.2, 50))[0] == 0.0

@@ -21,6 +21,7 @@ from hepsnake.evaluate import plots
 from hepsnake.evaluate.metrics import (
     FTAG_WORKING_POINTS,
     INCLUSIVE,
+    ROC_JETS,
     discriminant_setup,
     model_metrics,
     roc_book,
@@ -31,6 +32,7 @@ from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
 from hepsnake.names import prob_column
 from hepsnake.report.markdown import report
+from hepsnake.report.summary import summary_lines
 
 FLAVOURS = ["ujets", "cjets", "bjets"]
 GN2 = {"probabilities": {"bjets": "GN2v01_pb", "cjets": "GN2v01_pc", "ujets": "GN2v01_pu"}}
@@ -342,6 +344,60 @@ def warnings_of(text: str) -> list[str]:
     return [line for line in section(text, "## Warnings") if line.startswith("- ")]
 
 
+def test_the_report_opens_with_the_headline_and_ends_with_the_provenance(tmp_path: Path) -> None:
+    """Warnings' count, summary and model comparison first; dataset, warnings, then the
+    provenance tables folded in a <details> block."""
+    text = make_report(tmp_path)
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == [
+        "## Summary",
+        "## Model comparison",
+        "## Model `m`",
+        "## Dataset",
+        "## Warnings",
+        "## Provenance",
+    ]
+    assert text.splitlines()[2] == "0 warnings."
+    summary = section(text, "## Summary")
+    assert "- Models: `m`." in summary and "- 0 warnings (section Warnings)." in summary
+    provenance = section(text, "## Provenance")
+    assert provenance[1] == "<details>" and provenance[-1] == "</details>"
+    digest = stage(flavour_config(), "report").config_hash  # the whole config's, the contract's
+    assert f"| config hash (sha256) | {digest} |" in provenance
+    assert "| classes | ujets, cjets, bjets |" in provenance
+
+
+def headline_metrics(auc: float, rejections: list[float], bayes: float | None = None) -> dict:
+    entry = {"auc": auc, "rejection": {}}
+    for wp, rej in zip(("0.5", "0.7", "0.85"), rejections, strict=True):
+        entry["rejection"][wp] = {"rejection": rej, "uncertainty": 1.0}
+    if bayes is not None:
+        entry |= {"bayes_auc": bayes, "auc_gap": bayes - auc}
+    return {INCLUSIVE: entry}
+
+
+def test_the_summary_names_the_best_model_by_the_configured_figure() -> None:
+    """report.best_by: auc picks the higher AUC, rejection the higher rejection at the middle
+    working point (0.7); the best model's AUC, rejections and Bayes gap are quoted."""
+    metrics = {
+        "a": headline_metrics(0.90, [40.0, 9.0, 3.0], bayes=0.93),
+        "b": headline_metrics(0.88, [30.0, 12.0, 2.5], bayes=0.93),
+    }
+    by_auc = summary_lines(metrics, "signal", "auc", 1)
+    assert "- Models: `a`, `b`." in by_auc
+    best = next(line for line in by_auc if line.startswith("- Best by"))
+    assert "**`a`**, AUC 0.9000" in best
+    assert "rejection 40.0000 at 50%, 9.0000 at 70%, 3.0000 at 85% signal efficiency" in best
+    assert (
+        "- Gap to the Bayes-optimal AUC 0.9300 (the toy's true likelihood ratio): 0.0300." in by_auc
+    )
+    assert by_auc[-2] == "- 1 warning (section Warnings)."
+    by_rejection = summary_lines(metrics, "signal", "rejection", 2)
+    assert any("**`b`**, AUC 0.8800" in line for line in by_rejection)
+    without_truth = summary_lines({"c": headline_metrics(0.8, [5.0, 2.0, 1.5])}, "b-jets", "auc", 0)
+    assert not any("Bayes" in line for line in without_truth)
+
+
 def test_flavour_report_says_what_the_run_is_without_toy_wording(tmp_path: Path) -> None:
     """Classes, signal wording, D_b, reference taggers, MeV; no 'sig', no 'mass'; the
     references' rows and rejections in the comparison; 'Warnings: none' on a clean run."""
@@ -435,22 +491,47 @@ def test_plot_style_draws_the_experiment_label(
     assert roc[0] == "signal: b-jets; log(p_bjets / (0.9 p_ujets + 0.1 p_cjets))"
 
 
-def test_efficiency_and_rejection_per_pt_bin_at_one_cut(flavour_run: tuple) -> None:
-    """At the cut keeping 77% of all b jets (FTAG's middle working point), each MeV pt bin's
-    b efficiency and light rejection, counted by hand."""
-    root, jets, metrics = flavour_run
+def weighted_pass(score: np.ndarray, w: np.ndarray, cut: float) -> tuple[float, float]:
+    """(weighted share above ``cut``, Kish effective count) by hand."""
+    return w[score > cut].sum() / w.sum(), w.sum() ** 2 / (w**2).sum()
+
+
+def test_efficiency_and_rejection_per_pt_bin_at_one_cut(tmp_path: Path) -> None:
+    """With physics weights (roc_weights: physical), at the cut keeping 77% of the weighted b
+    jets (FTAG's middle working point), each MeV pt bin's b efficiency and light rejection
+    with binomial errors on the bin's effective jets (Σw)²/Σw²; with the cut set per bin to
+    keep 77% of the bin's b jets, the light rejection there; all counted by hand."""
+    root, jets = tmp_path, flavour_jets()
+    metrics = run_evaluate(root, jets, EVALUATE | {"roc_weights": "physical"})
+    assert metrics["weights"]["efficiency_pt"] == metrics["weights"]["roc"] != ROC_JETS
     per_bin = metrics["pt_bins"]["at_working_point"]
+    flat = metrics["pt_bins"]["at_bin_efficiency"]
     p = {c: jets[prob_column("m", c)].astype(np.float64) for c in FLAVOURS}
     score = d_b(p["bjets"], p["cjets"], p["ujets"], 0.1)
+    w = jets["weight"].astype(np.float64)
     b, u = jets["flavour_label"] == 2, jets["flavour_label"] == 0
-    cut = np.quantile(score[b], 1 - 0.77)
-    assert per_bin["working_point"] == 0.77 and per_bin["cut"] == pytest.approx(cut, abs=1e-4)
+
+    def cut_keeping(sel: np.ndarray, share: float) -> float:
+        order = np.argsort(score[sel])[::-1]
+        kept = np.cumsum(w[sel][order]) / w[sel].sum()
+        return score[sel][order][np.argmax(kept >= share)]
+
+    cut = cut_keeping(b, 0.77)
+    assert per_bin["working_point"] == 0.77 and per_bin["cut"] == pytest.approx(cut)
+    assert weighted_pass(score[b], w[b], cut)[0] == pytest.approx(0.77, abs=1e-3)
     for i, (lo, hi) in enumerate([(20_000, 60_000), (60_000, 200_000)]):
         sel = (jets["pt"] >= lo) & (jets["pt"] < hi)
-        eff = np.mean(score[b & sel] > cut)
-        assert per_bin["signal"][i]["efficiency"] == pytest.approx(eff, abs=2e-3)
-        rej = 1 / np.mean(score[u & sel] > cut)
-        assert per_bin["rejection"]["ujets"][i]["rejection"] == pytest.approx(rej, rel=1e-2)
+        eff, n = weighted_pass(score[b & sel], w[b & sel], cut)
+        assert per_bin["signal"][i]["efficiency"] == pytest.approx(eff)
+        assert per_bin["signal"][i]["uncertainty"] == pytest.approx(np.sqrt(eff * (1 - eff) / n))
+        eps, n = weighted_pass(score[u & sel], w[u & sel], cut)
+        light = per_bin["rejection"]["ujets"][i]
+        assert light["rejection"] == pytest.approx(1 / eps)
+        assert light["uncertainty"] == pytest.approx(np.sqrt(eps * (1 - eps) / n) / eps**2)
+        own = cut_keeping(b & sel, 0.77)
+        assert flat["cuts"][i] == pytest.approx(own) and own != pytest.approx(cut)
+        eps, _ = weighted_pass(score[u & sel], w[u & sel], own)
+        assert flat["rejection"]["ujets"][i]["rejection"] == pytest.approx(1 / eps)
     assert (root / "plots" / "m" / "efficiency_pt.png").stat().st_size > 0
 
 

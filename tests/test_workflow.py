@@ -1,7 +1,10 @@
 """The Snakemake workflow itself: lint, dry run of the default DAG, a tiny end-to-end run."""
 
+import base64
 import json
+import shutil
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import h5py
 import numpy as np
@@ -12,6 +15,7 @@ from conftest import REPO, report_numbers_match, snakemake
 from ftag.hdf5 import H5Reader
 
 from hepsnake.config import load
+from hepsnake.report.page import render
 
 PHYSLITE = "uproot-issue-951.root"
 
@@ -144,9 +148,20 @@ def ftag_tools_read(results: Path) -> None:
     assert not batch["tracks"]["pt"][~batch["tracks"]["valid"]].any(), "padding is zero"
 
 
-@pytest.mark.slow
-def test_tiny_end_to_end(workdir):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A working directory where the tiny config ran end to end, with its
+    ``snakemake --report`` (results/report.html)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    shutil.copytree(REPO / "config", workdir / "config")
     snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml")
+    snakemake(workdir, "--configfile", "config/tiny.yaml", "--report", "results/report.html")
+    return workdir
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end(tiny_run):
+    workdir = tiny_run
     tiny = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
     for name, spec in tiny["simulate"]["samples"].items():
         with h5py.File(workdir / "results" / "h5" / f"{name}.h5") as h5:
@@ -176,7 +191,6 @@ def test_tiny_end_to_end(workdir):
         assert set(bench["backends"]) == {"pytorch", "onnx_fp32", "onnx_int8"}
         assert f"![{model} export benchmark](export/{model}/benchmark.png)" in text
     ftag_tools_read(results)
-    snakemake(workdir, "--configfile", "config/tiny.yaml", "--report", "results/report.html")
     assert (results / "report.html").stat().st_size > 10_000
     again = snakemake(workdir, "-n", "--configfile", "config/tiny.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -202,3 +216,71 @@ def test_tiny_end_to_end(workdir):
     counts = jobs(dry.stdout)
     assert counts["convert"] == len(tiny["simulate"]["samples"]) and "simulate" not in counts
     assert counts["train"] == len(models)
+
+
+def loaded_images(page) -> list[tuple[str, int]]:
+    """Every image of the open page: its src (data URIs shortened) and its natural width
+    (0: it did not load)."""
+    script = "els => els.map(e => [e.getAttribute('src').slice(0, 60), e.naturalWidth])"
+    return [tuple(pair) for pair in page.eval_on_selector_all("img", script)]
+
+
+def broken_links(page) -> list[str]:
+    """Links of the open page that lead nowhere: a file:// link to no file, an anchor to no
+    element (the report links only to its own files and sections)."""
+    broken = []
+    for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"):
+        url = urlparse(href)
+        if url.scheme == "file" and not url.fragment:
+            ok = Path(unquote(url.path)).exists()
+        elif url.fragment:
+            ok = page.locator(f"[id='{url.fragment}'], [name='{url.fragment}']").count() > 0
+        else:
+            ok = False
+        if not ok:
+            broken.append(href)
+    return broken
+
+
+@pytest.mark.slow
+def test_the_report_in_a_real_browser(tiny_run, chromium, tmp_path):
+    """report.md rendered as CommonMark (tables on) opens in headless Chromium with every
+    table, image and link working; the HTML report of `snakemake --report` holds report.md's
+    page and every plot of the run, each image of it loading; screenshots in ``tmp_path``."""
+    results = tiny_run / "results"
+    text = (results / "report.md").read_text()
+    html = render(text, "report.md").replace("<head>", f'<head><base href="{results.as_uri()}/">')
+    (tmp_path / "report.md.html").write_text(html)
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto((tmp_path / "report.md.html").as_uri(), wait_until="load")
+    images = loaded_images(page)
+    assert len(images) == text.count("![") and all(w for _, w in images), images
+    tables = sum(line.startswith("|---") or line.startswith("| ---") for line in text.splitlines())
+    assert page.locator("table").count() == tables > 3
+    assert broken_links(page) == []
+    page.screenshot(path=tmp_path / "report.md.png", full_page=True)
+
+    page.goto((results / "report.html").as_uri(), wait_until="load")
+    entries = page.evaluate(
+        "() => Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.mime_type]))"
+    )
+    plots = {str(p.relative_to(tiny_run)) for p in results.glob("**/*.png")}
+    assert "results/report.md.html" in entries
+    assert {k for k, mime in entries.items() if mime == "image/png"} == plots
+    widths = page.evaluate(
+        """async () => Promise.all(Object.entries(results)
+            .filter(([k, v]) => v.mime_type.startsWith("image/"))
+            .map(([k, v]) => new Promise(done => {
+                const img = new Image();
+                img.onload = () => done([k, img.naturalWidth]);
+                img.onerror = () => done([k, 0]);
+                img.src = v.data_uri;
+            })))"""
+    )
+    assert len(widths) == len(plots) and all(w for _, w in widths), widths
+    page.screenshot(path=tmp_path / "snakemake_report.png")
+    uri = page.evaluate("() => results['results/report.md.html'].data_uri")
+    page.set_content(base64.b64decode(uri.split(",", 1)[1]).decode())
+    inlined = loaded_images(page)
+    assert len(inlined) == len(images) and all(w for _, w in inlined), inlined
+    assert page.locator("table").count() == tables

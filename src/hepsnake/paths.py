@@ -7,6 +7,8 @@ wildcards), code fills them with :func:`fill`. A stage that writes into a direct
 files with the ``*_FILES`` tables, so a rule's outputs and the files written cannot drift.
 """
 
+from collections.abc import Mapping
+from os import PathLike
 from pathlib import Path
 
 RESULTS = "results"
@@ -78,6 +80,8 @@ EPOCHS = f"{RESULTS}/compare/epochs.json"
 EPOCHS_PLOT = f"{RESULTS}/plots/compare/epochs.png"
 COMPARE_ROC = f"{RESULTS}/plots/compare/roc.png"
 REPORT = f"{RESULTS}/report.md"
+PAGE_SUFFIX = ".html"  # a Markdown file's HTML page: the same name with this appended
+REPORT_PAGE = f"{REPORT}{PAGE_SUFFIX}"  # report.md with its images inlined (one file)
 RUNS = f"{RESULTS}/tracking/runs.json"
 
 LOG = f"{RESULTS}/logs/{{name}}.log"
@@ -88,22 +92,66 @@ def fill(template: str, **names: object) -> str:
     return template.format(**names)
 
 
-def evaluate_plots(sb_scan: bool, parameters: bool, pt_bins: bool, control: bool) -> list[str]:
-    """The plots rule evaluate writes (each ``{name}.png`` in the model's plot directory):
-    always, and those the config calls for: S/√B (drawn, or a note saying why not), the
-    per-parameter ROC and efficiency, the pt-binned outputs and efficiency, the control
-    region's data/MC outputs."""
+FIGURE_FORMATS = ("png", "pdf")  # every plot: PNG for the reports, PDF for notes
+
+
+def figure_files(png: str | PathLike) -> list[str]:
+    """The files a plot is written as: ``png`` (``*.png``, a path or a rule's template) and
+    its twin in each other of :data:`FIGURE_FORMATS` (``*.pdf``)."""
+    stem = str(png).removesuffix(".png")
+    return [f"{stem}.{fmt}" for fmt in FIGURE_FORMATS]
+
+
+def figure_twins(**plots: str) -> dict[str, str]:
+    """A rule's extra outputs for its ``plots`` (output key → PNG): each plot's other
+    formats, keyed ``<key>_<format>`` (``plot_pdf``)."""
+    return {
+        f"{key}_{fmt}": twin
+        for key, png in plots.items()
+        for fmt, twin in zip(FIGURE_FORMATS[1:], figure_files(png)[1:], strict=True)
+    }
+
+
+def efficiency_plot(variable: str) -> str:
+    """The plot of the efficiency and rejections per bin of jet field ``variable``."""
+    return f"efficiency_{variable}"
+
+
+def evaluate_plots(
+    sb_scan: bool,
+    parameters: bool,
+    pt_bins: bool,
+    control: bool,
+    efficiency_variables: Mapping[str, object] | None = None,
+) -> list[str]:
+    """The plots rule evaluate writes (each ``{name}.png`` and its PDF in the model's plot
+    directory): always, and those the config calls for: S/√B (drawn, or a note saying why
+    not), the per-parameter ROC and efficiency, the pt-binned outputs, the control region's
+    data/MC outputs, the efficiency per bin of pt and of each ``efficiency_variables``."""
     names = ["roc", "outputs", "training"]
     names += ["sb_scan"] if sb_scan else []
     names += ["roc_param", "param_efficiency"] if parameters else []
-    names += ["outputs_pt", "efficiency_pt"] if pt_bins else []
+    names += ["outputs_pt"] if pt_bins else []
     names += ["control"] if control else []
-    return names
+    variables = [*(["pt"] if pt_bins else []), *(efficiency_variables or {})]
+    return names + [efficiency_plot(v) for v in variables]
+
+
+def evaluate_caption(name: str) -> str:
+    """The caption file (``workflow/report/<caption>.rst``) of evaluate's plot ``name``: the
+    efficiency plots of every variable share one."""
+    return "efficiency" if name.startswith(efficiency_plot("")) else name
 
 
 def plot_file(directory: str | Path, name: str) -> Path:
     """The file of plot ``name`` in a model's plot ``directory``."""
     return Path(directory) / f"{name}.png"
+
+
+def page_file(markdown: str | PathLike) -> Path:
+    """The HTML page of the Markdown file ``markdown`` (``report.md.html`` beside
+    ``report.md``)."""
+    return Path(f"{markdown}{PAGE_SUFFIX}")
 
 
 def best_path(study: str) -> Path:

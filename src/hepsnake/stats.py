@@ -1,7 +1,36 @@
-"""Weighted two-sample Kolmogorov–Smirnov distance (shared by training and evaluation)."""
+"""Weighted statistics shared by training, evaluation and the plots: the effective number of
+entries of signed weights, binomial uncertainties of efficiencies and rejections on it, and
+the weighted two-sample Kolmogorov–Smirnov distance."""
 
 import numpy as np
 from scipy.stats import kstwo
+
+
+def effective_count(weights: np.ndarray | None, n: int = 0) -> float:
+    """Kish's effective number of entries (Σw)²/Σw² of (signed) ``weights``; ``n`` without
+    weights; 0 where there is nothing (or the weights sum to 0)."""
+    if weights is None:
+        return float(n)
+    w = np.asarray(weights, dtype=np.float64)
+    squares = float(np.sum(w**2))
+    return float(w.sum() ** 2 / squares) if squares > 0 else 0.0
+
+
+def efficiency_error(efficiency: np.ndarray | float, n_eff: float) -> np.ndarray:
+    """Binomial uncertainty √(ε(1−ε)/n_eff) of an efficiency measured on ``n_eff`` effective
+    entries (NaN without entries)."""
+    eff = np.asarray(efficiency, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt(np.clip(eff * (1 - eff), 0, None) / n_eff) if n_eff > 0 else eff * np.nan
+
+
+def rejection_error(rejection: np.ndarray | float, n_eff: float) -> np.ndarray:
+    """Binomial uncertainty of a rejection 1/ε on ``n_eff`` effective background entries:
+    σ_ε/ε² (NaN where no background passes, i.e. infinite rejection)."""
+    rej = np.asarray(rejection, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eps = np.where(np.isfinite(rej) & (rej > 0), 1 / rej, np.nan)
+        return efficiency_error(eps, n_eff) / eps**2
 
 
 def weighted_ks(
@@ -26,6 +55,6 @@ def weighted_ks(
     cdf_a = np.concatenate([[0.0], np.cumsum(wa)])[np.searchsorted(a, points, side="right")]
     cdf_b = np.concatenate([[0.0], np.cumsum(wb)])[np.searchsorted(b, points, side="right")]
     d = float(np.max(np.abs(cdf_a / wa.sum() - cdf_b / wb.sum())))
-    n_a, n_b = wa.sum() ** 2 / np.sum(wa**2), wb.sum() ** 2 / np.sum(wb**2)
+    n_a, n_b = effective_count(wa), effective_count(wb)
     n_eff = max(1, round(n_a * n_b / (n_a + n_b)))
     return d, float(kstwo.sf(d, n_eff))

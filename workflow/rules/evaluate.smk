@@ -19,8 +19,8 @@ rule predict:
         "hepsnake predict --config {params.config:q} --model {wildcards.model:q} > {log:q} 2>&1"
 
 
-# the plots rule evaluate writes (paths.evaluate_plots), each paths.PLOT, and the folder of
-# the model's task plots
+# the plots rule evaluate writes (paths.evaluate_plots), each paths.PLOT and its PDF, and the
+# folder of the model's task plots
 rule evaluate:
     input:
         predictions=paths.PREDICTIONS,
@@ -32,10 +32,14 @@ rule evaluate:
             name: report(
                 paths.fill(paths.PLOT, model="{model}", name=name),
                 category="{model}",
-                caption=f"../report/{name}.rst",
+                caption=f"../report/{paths.evaluate_caption(name)}.rst",
             )
             for name in EVALUATE_PLOTS
         },
+        # every plot also as PDF, for notes
+        **paths.figure_twins(
+            **{name: paths.fill(paths.PLOT, model="{model}", name=name) for name in EVALUATE_PLOTS}
+        ),
     params:
         config=CONFIG,
         digest=lambda w: digest("evaluate", model=w.model),

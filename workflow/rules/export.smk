@@ -12,6 +12,7 @@ rule export:
             category="{model}",
             caption="../report/benchmark.rst",
         ),
+        **paths.figure_twins(plot=paths.EXPORT_PLOT),
         **(
             {"athena": paths.EXPORT_OUTPUTS["athena"]}
             if RESOLVED.athena

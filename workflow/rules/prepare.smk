@@ -14,6 +14,7 @@ rule prepare_splits:
             category="Dataset",
             caption="../report/reweighting.rst",
         ),
+        **paths.figure_twins(plot=paths.REWEIGHTING_PLOT),
     params:
         config=CONFIG,
         digest=digest("split"),

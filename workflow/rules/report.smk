@@ -12,11 +12,14 @@ rule report:
         studies=expand(paths.STUDY_SUMMARY, study=TUNED_STUDIES),
     output:
         md=paths.REPORT,
+        # report.md with its images inlined: the report inside `snakemake --report`
+        page=report(paths.REPORT_PAGE, category="Report", caption="../report/report.rst"),
         compare=report(
             paths.COMPARE_ROC,
             category="Comparison",
             caption="../report/compare.rst",
         ),
+        **paths.figure_twins(compare=paths.COMPARE_ROC),
     params:
         config=CONFIG,
         # the report's contract holds the whole config's hash: the report shows it
@@ -43,6 +46,7 @@ rule compare:
             category="Comparison",
             caption="../report/epochs.rst",
         ),
+        **paths.figure_twins(plot=paths.EPOCHS_PLOT),
     params:
         config=CONFIG,
         digest=digest("compare"),

@@ -35,6 +35,7 @@ rule tune_best:
         summary=paths.STUDY_SUMMARY,
         history=paths.STUDY_HISTORY,
         importances=paths.STUDY_IMPORTANCES,
+        **paths.figure_twins(history=paths.STUDY_HISTORY, importances=paths.STUDY_IMPORTANCES),
     params:
         config=CONFIG,
         digest=lambda w: digest("study", study=w.study),

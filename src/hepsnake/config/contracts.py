@@ -245,6 +245,7 @@ class EvaluateSpec:
     discriminant: Discriminant
     fractions: Mapping[str, float] | None
     pt_bins: tuple[float, ...] | None
+    efficiency_variables: Mapping[str, tuple[float, ...]]
     reference_taggers: Mapping[str, ScoreTagger | ProbabilityTagger]
     ratio_reference: str | None
     physical_weights: bool | None
@@ -261,8 +262,9 @@ class EvaluateSpec:
 
 @dataclass(frozen=True, slots=True)
 class ReportSpec:
-    """The thresholds of the report's warnings (``report:``)."""
+    """The report's summary ranking and the thresholds of its warnings (``report:``)."""
 
+    best_by: str  # what the summary ranks the models by: auc or rejection
     converged_tail: float
     still_falling_epochs: int
     overfitting_epochs: int

@@ -147,6 +147,7 @@ class Resolved:
             parameters=bool(self.signal_param_samples),
             pt_bins=bool(ev["pt_bins"]),
             control=self.control,
+            efficiency_variables=ev["efficiency_variables"],
         )
 
     @property

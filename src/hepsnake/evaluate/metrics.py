@@ -20,7 +20,7 @@ from hepsnake.config.contracts import EvaluateSpec, ProbabilityTagger, ScoreTagg
 from hepsnake.errors import HepsnakeError
 from hepsnake.names import point_tag, prob_column
 from hepsnake.roc import auc, roc
-from hepsnake.stats import weighted_ks
+from hepsnake.stats import effective_count, efficiency_error, rejection_error, weighted_ks
 
 INCLUSIVE = "inclusive"
 BAYES = "Bayes-optimal"
@@ -68,14 +68,12 @@ def rejection_at(
     weighted); inf/NaN when no background passes."""
     curve = roc(score_sig, score_bkg, weight_sig, weight_bkg)
     fpr, tpr = curve.fpr, curve.tpr
-    w = np.ones(len(score_bkg)) if weight_bkg is None else weight_bkg
-    n_eff = w.sum() ** 2 / np.sum(w**2)
+    n_eff = effective_count(weight_bkg, len(score_bkg))
     out = {}
     for eff in efficiencies:
         eps_b = float(np.interp(eff, tpr, fpr))
         rej = 1.0 / eps_b if eps_b > 0 else float("inf")
-        err = rej * np.sqrt((1 - eps_b) / (eps_b * n_eff)) if eps_b > 0 else float("nan")
-        out[f"{eff:g}"] = {"rejection": rej, "uncertainty": float(err)}
+        out[f"{eff:g}"] = {"rejection": rej, "uncertainty": float(rejection_error(rej, n_eff))}
     return out
 
 
@@ -380,17 +378,25 @@ def curves(
     }
 
 
+def background_counts(rocs: RocInputs) -> dict[str, float]:
+    """The effective number of background jets (Σw)²/Σw² of each ROC in ``rocs``: the
+    statistics of its rejection's uncertainty."""
+    return {name: effective_count(w[w != 0]) for name, (_, w) in rocs.items()}
+
+
 # the signal efficiencies at which the metrics JSON stores each rejection curve
 CURVE_EFFICIENCIES = np.linspace(0.005, 1.0, 200)
 Curves = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]  # tagger → ROC → (eff, rej)
 
 
-def stored_curves(taggers: Curves) -> dict[str, Any]:
+def stored_curves(taggers: Curves, counts: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Rejection curves as the metrics JSON stores them: ``efficiency`` (the shared
-    :data:`CURVE_EFFICIENCIES`), ``rocs`` (the ROC names in order: JSON keys are sorted) and,
-    per tagger and ROC, the rejection there (NaN, stored as null, outside the curve: where no
-    background jet passes the cut)."""
+    :data:`CURVE_EFFICIENCIES`), ``rocs`` (the ROC names in order: JSON keys are sorted),
+    per tagger and ROC the rejection there (NaN, stored as null, outside the curve: where no
+    background jet passes the cut) and its effective number of background jets
+    (``background_jets``, :func:`background_counts`: the uncertainty bands)."""
     return {
+        "background_jets": {tagger: counts[tagger] for tagger in taggers},
         "efficiency": CURVE_EFFICIENCIES.tolist(),
         "rocs": list(next(iter(taggers.values()))),
         "rejection": {
@@ -401,6 +407,11 @@ def stored_curves(taggers: Curves) -> dict[str, Any]:
             for tagger, rocs in taggers.items()
         },
     }
+
+
+def loaded_counts(stored: dict[str, Any], taggers: list[str]) -> dict[str, dict[str, float]]:
+    """The effective background counts :func:`stored_curves` stored for ``taggers``."""
+    return {tagger: stored["background_jets"][tagger] for tagger in taggers}
 
 
 def loaded_curves(stored: dict[str, Any], taggers: list[str]) -> Curves:
@@ -652,37 +663,93 @@ def binned_auc(
     return out
 
 
+def variable_panels(values: np.ndarray, edges: list[float]) -> list[np.ndarray]:
+    """Jet masks of each bin [lo, hi) of ``values``."""
+    return [(values >= lo) & (values < hi) for lo, hi in itertools.pairwise(edges)]
+
+
+def weighted_cut(score: np.ndarray, weights: np.ndarray, keep: float) -> float:
+    """The score cut above which the share ``keep`` of the (weighted) jets lie."""
+    order = np.argsort(score)[::-1]
+    share = np.cumsum(weights[order]) / weights.sum()
+    return float(score[order][min(int(np.argmax(share >= keep)), len(score) - 1)])
+
+
+def pass_rate(score: np.ndarray, weights: np.ndarray, cut: float) -> tuple[float, float] | None:
+    """(weighted share of the jets above ``cut``, their effective number); None without jets
+    (or with weights summing to 0)."""
+    total = float(weights.sum())
+    if not len(score) or total == 0:
+        return None
+    return float(weights[score > cut].sum() / total), effective_count(weights)
+
+
+def efficiency_entry(rate: tuple[float, float] | None) -> dict[str, float | None]:
+    """A signal efficiency and its binomial uncertainty (None without jets)."""
+    if rate is None:
+        return {"efficiency": None, "uncertainty": None}
+    return {"efficiency": rate[0], "uncertainty": float(efficiency_error(*rate))}
+
+
+def rejection_entry(rate: tuple[float, float] | None) -> dict[str, float | None]:
+    """A background rejection and its binomial uncertainty (None without jets or where no jet
+    passes)."""
+    if rate is None or rate[0] <= 0:
+        return {"rejection": None, "uncertainty": None}
+    rejection = 1 / rate[0]
+    return {"rejection": rejection, "uncertainty": float(rejection_error(rejection, rate[1]))}
+
+
 def binned_efficiency(
     score: np.ndarray,
     labels: np.ndarray,
     class_names: list[str],
     signal: str,
     is_sig: np.ndarray,
-    panels: dict[str, np.ndarray],
+    panels: list[np.ndarray],
     wp: float,
-) -> dict[str, Any]:
-    """Per panel (pt bin), at the inclusive cut keeping ``wp`` of the signal: the signal
-    efficiency and each background class's rejection, with binomial uncertainties (None where
-    a bin has no such jet; rejection None where none passes), as puma's efficiency-vs-pt."""
-    cut = float(np.quantile(score[is_sig], 1 - wp))
-    out: dict[str, Any] = {"working_point": wp, "cut": cut, "signal": [], "rejection": {}}
-    for sel in panels.values():
-        n = int(np.sum(is_sig & sel))
-        eff = float(np.mean(score[is_sig & sel] > cut)) if n else None
-        err = float(np.sqrt(eff * (1 - eff) / n)) if n else None
-        out["signal"].append({"efficiency": eff, "uncertainty": err})
+    weights: np.ndarray,
+) -> dict[str, dict[str, Any]]:
+    """Per bin (``panels``), as puma's efficiency-vs-variable plots: ``at_working_point``, at
+    the inclusive cut keeping ``wp`` of the signal, the signal efficiency and each background
+    class's rejection; ``at_bin_efficiency``, with the cut set in each bin to keep ``wp`` of
+    its signal, each background's rejection. Jets count with their ``weights`` (signed);
+    uncertainties are binomial on the bin's effective number of jets (Σw)²/Σw² (None where a
+    bin has no such jet; a rejection None where none passes)."""
     backgrounds = [c for i, c in enumerate(class_names) if c != signal and np.any(labels == i)]
-    for b in backgrounds:
-        is_b = labels == class_names.index(b)
-        rows = []
-        for sel in panels.values():
-            n = int(np.sum(is_b & sel))
-            eps = float(np.mean(score[is_b & sel] > cut)) if n else 0.0
-            rej = 1 / eps if eps > 0 else None
-            err = rej * np.sqrt((1 - eps) / (eps * n)) if rej is not None else None
-            rows.append({"rejection": rej, "uncertainty": err})
-        out["rejection"][b] = rows
-    return out
+    is_bkg = {b: labels == class_names.index(b) for b in backgrounds}
+    cut = weighted_cut(score[is_sig], weights[is_sig], wp)
+    cuts = [
+        weighted_cut(score[is_sig & sel], weights[is_sig & sel], wp)
+        if np.any(is_sig & sel)
+        else None
+        for sel in panels
+    ]
+
+    def rejections(bin_cuts: list[float | None]) -> dict[str, list[dict[str, float | None]]]:
+        return {
+            b: [
+                rejection_entry(
+                    None if c is None else pass_rate(score[m & sel], weights[m & sel], c)
+                )
+                for sel, c in zip(panels, bin_cuts, strict=True)
+            ]
+            for b, m in is_bkg.items()
+        }
+
+    signal_rows = [
+        efficiency_entry(pass_rate(score[is_sig & sel], weights[is_sig & sel], cut))
+        for sel in panels
+    ]
+    return {
+        "at_working_point": {
+            "working_point": wp,
+            "cut": cut,
+            "signal": signal_rows,
+            "rejection": rejections([cut] * len(panels)),
+        },
+        "at_bin_efficiency": {"working_point": wp, "cuts": cuts, "rejection": rejections(cuts)},
+    }
 
 
 def parameter_scan(

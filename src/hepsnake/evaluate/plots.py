@@ -1,4 +1,11 @@
-"""Evaluation plots (matplotlib, Agg): ROC, output distributions, S/√B, control region, training."""
+"""Evaluation plots in the one mplhep style (:mod:`hepsnake.io.figure`), each saved as PNG and
+PDF: ROC with a ratio panel and statistical bands, efficiency and rejection per bin of a jet
+variable, data/MC with a ratio panel, training curves, S/√B, control and task plots.
+
+They match puma's (the FTAG plotting library, not installed: puma-hep pins numpy < 2.4) with
+mplhep and matplotlib: rejection on a log axis against signal efficiency, binomial uncertainty
+bands from the effective number of background jets, a ratio panel to a reference tagger.
+"""
 
 from pathlib import Path
 from typing import Any
@@ -11,11 +18,16 @@ import numpy as np
 
 from hepsnake.evaluate.metrics import BAYES, INCLUSIVE
 from hepsnake.io.figure import STYLE, experiment_label, save_figure
+from hepsnake.stats import rejection_error
 
-# fixed axes of the plots users compare across runs (ROC, rejection vs pt): never from the data
-EFFICIENCY_RANGE = (0.2, 1.0)  # signal efficiency (x) of the ROC panels
-REJECTION_RANGE = (0.8, 1e5)  # background rejection (log y), ROC and rejection vs pt
-RATIO_RANGE = (0.5, 1.5)  # ROC ratio panels: rejection over the reference's
+# curve label -> ROC panel -> (signal efficiency, rejection), as metrics.curves gives them
+Curves = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
+# curve label -> ROC panel -> effective number of background jets (the bands' statistics)
+Counts = dict[str, dict[str, float]]
+
+LOWEST_EFFICIENCY = 0.2  # the ROC's x axis starts here unless the curves start higher
+BAYES_LABEL = f"{BAYES} (true likelihood ratio)"  # the legend of the toy truth's curve
+RATIO_POINTS = 161  # efficiencies at which the ratio panel compares the curves
 
 
 def finish_axes(ax: plt.Axes, title: str, legend: dict[str, Any] | None = None) -> None:
@@ -25,7 +37,7 @@ def finish_axes(ax: plt.Axes, title: str, legend: dict[str, Any] | None = None) 
     if legend is not None and not ax.get_legend_handles_labels()[0]:
         legend = None
     if not STYLE:
-        ax.set_title(title)
+        ax.set_title(title, loc="left", fontsize="small")
         if legend is not None:
             ax.legend(**legend)
         return
@@ -36,59 +48,114 @@ def finish_axes(ax: plt.Axes, title: str, legend: dict[str, Any] | None = None) 
         ax.text(0.03, 0.95, title, transform=ax.transAxes, va="top", fontsize="small")
 
 
+def efficiency_low(panel: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Where a ROC panel's x axis starts: :data:`LOWEST_EFFICIENCY`, or (rounded down to a
+    tenth) the efficiency where the last of its curves starts (below it some curve has no
+    background jet left)."""
+    starts = [float(np.min(eff)) for eff, _ in panel if len(eff)]
+    start = np.floor(max(starts, default=0.0) * 10) / 10
+    return float(max(LOWEST_EFFICIENCY, min(start, 0.9)))
+
+
+def log_limits(values: np.ndarray, floor: float | None = None) -> tuple[float, float]:
+    """Log-axis limits fitted to the finite positive ``values``: from the decade below the
+    smallest (or ``floor``) to the decade above twice the largest (room for the legend)."""
+    good = values[np.isfinite(values) & (values > 0)]
+    if not len(good):
+        return (floor or 0.1, 10.0)
+    low = floor if floor is not None else 10 ** np.floor(np.log10(good.min()))
+    return float(low), float(10 ** np.ceil(np.log10(2 * good.max())))
+
+
+def ratio_limits(ratios: np.ndarray) -> tuple[float, float]:
+    """Ratio-panel limits fitted to the bulk (5th to 95th percentile) of the finite
+    ``ratios``, in steps of 0.1, always showing 1 ± 0.1: a few points of low statistics do
+    not squeeze the rest."""
+    good = ratios[np.isfinite(ratios)]
+    low, high = np.percentile(good, [5, 95]) if len(good) else (1.0, 1.0)
+    low = min(0.9, np.floor(low * 10) / 10)
+    high = max(1.1, np.ceil(high * 10) / 10)
+    return float(max(low, 0.0)), float(high)
+
+
+def curve_style(label: str, previous: str | None) -> dict[str, Any]:
+    """How a ROC curve is drawn: the toy truth's (:data:`BAYES`) dashed in black, a truth
+    curve of one parameter point (``Bayes-optimal mS=16``) dashed in the colour of the curve
+    before it (that point's model curve), any other solid in the next colour."""
+    if label == BAYES:
+        return {"ls": "--", "color": "black", "label": BAYES_LABEL}
+    if label.startswith(BAYES):
+        return {"ls": "--", "color": previous, "label": label}
+    return {"label": label}
+
+
 def plot_roc(
-    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+    curves: Curves,
     output: str | Path,
     title: str = "",
     signal: str = "signal",
     reference: str | None = None,
+    counts: Counts | None = None,
 ) -> None:
-    """One panel per ROC (inclusive, each background): rejection (log) vs ``signal``
-    efficiency of each labelled curve, on fixed axes (:data:`EFFICIENCY_RANGE`,
-    :data:`REJECTION_RANGE`, :data:`RATIO_RANGE`) so runs compare by eye; a Bayes-optimal
-    curve is dashed, in the colour of the curve before it. With ``reference`` (a key of
-    ``curves``), a ratio panel below each shows every curve's rejection over the
-    reference's, as puma draws it."""
+    """One column per ROC (inclusive, each background): rejection (log) against ``signal``
+    efficiency of each labelled curve, with its binomial uncertainty band where ``counts``
+    gives the curve's effective number of background jets; below, each curve's rejection over
+    the ``reference`` curve's (default: the first), as puma draws them. The axes are fitted
+    to the curves (:func:`efficiency_low`, :func:`log_limits`, :func:`ratio_limits`); the
+    toy truth's curve is labelled Bayes-optimal (:func:`curve_style`)."""
     panels = list(next(iter(curves.values())))
-    rows = 2 if reference else 1
+    reference = reference if reference in curves else next(iter(curves))
     fig, axes = plt.subplots(
-        rows,
+        2,
         len(panels),
-        figsize=(5.5 * len(panels), 4.2 + 1.6 * (rows - 1)),
+        figsize=(6.5 * len(panels), 6.5),
         squeeze=False,
         sharex="col",
-        gridspec_kw={"height_ratios": [3, 1][:rows]},
+        gridspec_kw={"height_ratios": [3, 1]},
+        layout="constrained",
     )
-    low, high = EFFICIENCY_RANGE
     for col, panel in enumerate(panels):
-        ax = axes[0][col]
-        color = None
+        ax, rax = axes[0][col], axes[1][col]
+        low = efficiency_low([per[panel] for per in curves.values()])
+        grid = np.linspace(low, 1.0, RATIO_POINTS)
+        ref_eff, ref_rej = curves[reference][panel]
+        ref_at = np.interp(grid, ref_eff, ref_rej, left=np.nan)
+        shown, ratios, colour = [], [], None
         for label, per_panel in curves.items():
             eff, rej = per_panel[panel]
-            bayes = label.startswith(BAYES)
-            style = {"ls": "--", "color": color} if bayes else {}
-            (line,) = ax.plot(eff, rej, label=label, **style)
-            color = line.get_color()
-            if reference:
-                grid = np.linspace(low, high, 161)
-                ref_eff, ref_rej = curves[reference][panel]
-                ratio = np.interp(grid, eff, rej) / np.interp(grid, ref_eff, ref_rej)
-                axes[1][col].plot(grid, ratio, color=color, ls=style.get("ls", "-"))
+            inside = eff >= low
+            style = curve_style(label, colour)
+            (line,) = ax.plot(eff[inside], rej[inside], **style)
+            colour = line.get_color()
+            ratio = np.interp(grid, eff, rej, left=np.nan) / ref_at
+            rax.plot(grid, ratio, color=colour, ls=line.get_linestyle())
+            shown.append(rej[inside])
+            ratios.append(ratio)
+            if counts is not None and label in counts:
+                err = rejection_error(rej[inside], counts[label][panel])
+                ax.fill_between(
+                    eff[inside], rej[inside] - err, rej[inside] + err, color=colour, alpha=0.2, lw=0
+                )
+                at = np.interp(grid, eff, rej, left=np.nan)
+                rel = rejection_error(at, counts[label][panel]) / at
+                rax.fill_between(
+                    grid, ratio * (1 - rel), ratio * (1 + rel), color=colour, alpha=0.2, lw=0
+                )
         ax.set_yscale("log")
-        ax.set_xlim(low, high)
-        ax.set_ylim(*REJECTION_RANGE)
+        ax.set_xlim(low, 1.0)
+        ax.set_ylim(*log_limits(np.concatenate(shown), floor=1.0))
         ax.set_ylabel("background rejection" if panel == INCLUSIVE else f"{panel} rejection")
         ax.grid(alpha=0.3)
+        ax.tick_params(labelbottom=False)
         name = "all backgrounds" if panel == INCLUSIVE else f"{panel} only"
-        finish_axes(ax, name, {"fontsize": 8})
-        if reference:
-            axes[1][col].set_ylim(*RATIO_RANGE)
-            axes[1][col].set_ylabel(f"ratio to {reference}", fontsize="small")
-            axes[1][col].grid(alpha=0.3)
-        axes[-1][col].set_xlabel(f"{signal} efficiency")
+        legend = {"loc": "upper right", "fontsize": "x-small" if len(curves) > 4 else "small"}
+        finish_axes(ax, name, legend)
+        rax.set_ylim(*ratio_limits(np.concatenate(ratios)))
+        rax.set_ylabel(f"ratio to {reference}", fontsize="x-small")
+        rax.grid(alpha=0.3)
+        rax.set_xlabel(f"{signal} efficiency")
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize="small")
     save_figure(fig, output)
 
 
@@ -116,34 +183,54 @@ def plot_outputs(
     save_figure(fig, output)
 
 
-def plot_pt_efficiency(
-    edges: list[float], unit: str, per_bin: dict[str, Any], signal: str, output: str | Path
+def binned_points(rows: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values, uncertainties) of ``key`` in per-bin ``rows`` (None: NaN, not drawn)."""
+    values = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
+    errors = np.array([np.nan if r["uncertainty"] is None else r["uncertainty"] for r in rows])
+    return values, errors
+
+
+def plot_binned_efficiency(
+    variable: str, edges: list[float], per_bin: dict[str, Any], signal: str, output: str | Path
 ) -> None:
-    """Signal efficiency (left) and each background's rejection (right, log) per pt bin at
-    one inclusive cut, with binomial error bars, as puma's efficiency-vs-pt plots."""
+    """Per bin of ``variable`` (its axis label, e.g. ``jet pt [GeV]``), from ``per_bin`` as
+    :func:`hepsnake.evaluate.metrics.binned_efficiency` gives it: the signal efficiency (left)
+    and each background's rejection (middle, log) at the one inclusive cut of the working
+    point, and each background's rejection with the cut set in every bin to keep that share
+    of its signal (right, puma's "fixed efficiency per bin"); error bars from the effective
+    number of (weighted) jets in the bin."""
     lo, hi = np.asarray(edges[:-1], dtype=float), np.asarray(edges[1:], dtype=float)
     x, xerr = (lo + hi) / 2, (hi - lo) / 2
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
-
-    def draw(ax: plt.Axes, rows: list[dict[str, Any]], key: str, label: str) -> None:
-        y = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
-        e = np.array([np.nan if r["uncertainty"] is None else r["uncertainty"] for r in rows])
-        ax.errorbar(x, y, yerr=e, xerr=xerr, fmt="o", label=label)
-
-    draw(axes[0][0], per_bin["signal"], "efficiency", signal)
+    fixed, flat = per_bin["at_working_point"], per_bin["at_bin_efficiency"]
+    wp = f"{fixed['working_point']:.0%}"
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5.2), squeeze=False)
+    eff, err = binned_points(fixed["signal"], "efficiency")
+    axes[0][0].errorbar(x, eff, yerr=err, xerr=xerr, fmt="o", label=signal)
+    axes[0][0].axhline(fixed["working_point"], ls=":", color="grey")
     axes[0][0].set_ylabel(f"{signal} efficiency")
-    axes[0][0].set_ylim(0, 1.05)
-    for b, rows in per_bin["rejection"].items():
-        draw(axes[0][1], rows, "rejection", b)
-    axes[0][1].set_yscale("log")
-    axes[0][1].set_ylim(*REJECTION_RANGE)
-    axes[0][1].set_ylabel("background rejection")
-    wp = f"at the inclusive {per_bin['working_point']:.0%} {signal} working point"
-    for ax in axes[0]:
-        ax.set_xlabel(f"jet pt [{unit}]")
-        ax.set_xscale("log" if lo[0] > 0 and hi[-1] / lo[0] > 20 else "linear")
+    axes[0][0].set_ylim(0, 1.2)
+    shown = []
+    for ax, mode in ((axes[0][1], fixed), (axes[0][2], flat)):
+        for b, rows in mode["rejection"].items():
+            rej, err = binned_points(rows, "rejection")
+            ax.errorbar(x, rej, yerr=err, xerr=xerr, fmt="o", label=b)
+            shown.append(rej)
+        ax.set_yscale("log")
+        ax.set_ylabel("background rejection")
+    limits = log_limits(np.concatenate(shown)) if shown else (1.0, 10.0)
+    titles = (
+        f"inclusive cut at {wp} {signal} efficiency",
+        f"inclusive cut at {wp} {signal} efficiency",
+        f"cut at {wp} {signal} efficiency in each bin",
+    )
+    linear = lo[0] <= 0 or hi[-1] / lo[0] <= 20
+    for col, (ax, title) in enumerate(zip(axes[0], titles, strict=True)):
+        if col:
+            ax.set_ylim(*limits)
+        ax.set_xlabel(variable)
+        ax.set_xscale("linear" if linear else "log")
         ax.grid(alpha=0.3)
-        finish_axes(ax, wp, {"fontsize": 8})
+        finish_axes(ax, title, {"loc": "upper right"})
     fig.tight_layout()
     save_figure(fig, output)
 
@@ -171,6 +258,17 @@ def plot_sb_scan(cuts: np.ndarray, significance: np.ndarray, output: str | Path)
     save_figure(fig, output)
 
 
+def normalised_histogram(
+    values: np.ndarray, weights: np.ndarray, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(density, statistical uncertainty √Σw² of each bin, scaled alike) of weighted values."""
+    counts, _ = np.histogram(values, bins=edges, weights=weights)
+    squares, _ = np.histogram(values, bins=edges, weights=weights**2)
+    total = counts.sum()
+    scale = total * np.diff(edges) if total else np.ones(len(counts))
+    return counts / scale, np.sqrt(squares) / scale
+
+
 def plot_control(
     values: np.ndarray,
     is_data: np.ndarray,
@@ -179,57 +277,80 @@ def plot_control(
     label: str,
     output: str | Path,
 ) -> None:
-    """Data vs MC of one output in the control region, with the K-S distance and p-value."""
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    edges = np.linspace(0, 1, 41)
-    ax.hist(
-        values[~is_data],
-        bins=edges,
-        weights=weights[~is_data],
-        density=True,
-        histtype="stepfilled",
-        alpha=0.4,
-        label="MC",
+    """Data (points) against MC (filled, with its statistical band) of one output in the
+    control region, both normalised, the K-S distance and p-value in the legend; below, data
+    over MC with the statistical uncertainties of both."""
+    edges = np.linspace(0, 1, 26)
+    centres, half = (edges[1:] + edges[:-1]) / 2, np.diff(edges) / 2
+    mc, mc_err = normalised_histogram(values[~is_data], weights[~is_data], edges)
+    data, data_err = normalised_histogram(values[is_data], weights[is_data], edges)
+    fig, (ax, rax) = plt.subplots(
+        2,
+        1,
+        figsize=(6.5, 6.5),
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 1]},
+        layout="constrained",
     )
-    ax.hist(
-        values[is_data],
-        bins=edges,
-        weights=weights[is_data],
-        density=True,
-        histtype="step",
-        color="k",
-        label="data",
-    )
-    ax.set_xlabel(label)
+    ax.stairs(mc, edges, fill=True, alpha=0.4, label="MC")
+    band = {"fill": True, "hatch": "///", "alpha": 0.3, "color": "grey"}
+    ax.stairs(mc + mc_err, edges, baseline=mc - mc_err, label="MC stat. unc.", **band)
+    marker = {"fmt": "o", "color": "black", "ms": 4}
+    ax.errorbar(centres, data, yerr=data_err, xerr=half, label="data", **marker)
+    ax.plot([], [], " ", label=f"K-S D = {ks['ks']:.3f}, p = {ks['p_value']:.2g}")
     ax.set_ylabel("normalised")
-    finish_axes(ax, f"K-S distance {ks['ks']:.3f}, p-value {ks['p_value']:.2g}", {})
-    fig.tight_layout()
+    ax.set_ylim(0, 1.5 * max(np.nanmax(mc + mc_err, initial=0), np.nanmax(data, initial=0)) or 1)
+    ax.tick_params(labelbottom=False)
+    finish_axes(ax, "control region", {"loc": "upper right"})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = data / mc
+        ratio_err = np.hypot(data_err / mc, data * mc_err / mc**2)
+    rax.errorbar(centres, ratio, yerr=ratio_err, xerr=half, **marker)
+    rax.axhline(1.0, color="grey", ls="--")
+    rax.set_ylim(*ratio_limits(ratio))
+    rax.set_ylabel("data / MC", fontsize="x-small")
+    rax.set_xlabel(label)
     save_figure(fig, output)
 
 
-def plot_training(epochs: list[dict[str, Any]], output: str | Path) -> None:
-    """Losses and accuracies per epoch; discriminator loss and K-S when present."""
-    keys = epochs[0].keys() if epochs else []
-    panels = [
-        ("loss", ["train_loss", "val_loss", "train_ce", "val_ce"]),
-        ("accuracy", ["train_acc", "val_acc"]),
-    ]
-    adversarial = [
-        k
-        for k in keys
-        if k.startswith(("train_disc", "val_adv")) or (k.startswith("val_ks_p") and "_pt" not in k)
-    ]
-    if adversarial:
-        panels.append(("adversary", adversarial))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+def training_panel(key: str) -> str | None:
+    """The panel of the training plot an epoch record's ``key`` is drawn in (None: none):
+    losses (every task's), accuracies, the adversary's losses, the data/MC K-S distances of
+    the control region (not those per pt bin)."""
+    if key in {"train_adv", "val_adv", "train_disc"}:
+        return "adversary"
+    if key in {"train_acc", "val_acc"}:
+        return "accuracy"
+    if key.startswith("val_ks_p") and key != "val_ks_pass" and "_pt" not in key:
+        return "data/MC K-S (control)"
+    if key.startswith(("train_", "val_")) and key.endswith(("_loss", "_ce")):
+        return "loss"
+    return None
+
+
+def plot_training(
+    epochs: list[dict[str, Any]],
+    output: str | Path,
+    best_epoch: int | None = None,
+    monitor: str = "",
+) -> None:
+    """The training history per epoch (:func:`training_panel`), the best epoch (by
+    ``monitor``) marked in every panel."""
+    panels: dict[str, list[str]] = {"loss": [], "accuracy": []}
+    for key in epochs[0] if epochs else []:
+        if (panel := training_panel(key)) is not None:
+            panels.setdefault(panel, []).append(key)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.8), squeeze=False)
     x = [e["epoch"] for e in epochs]
-    for ax, (title, names) in zip(axes[0], panels, strict=True):
-        for name in names:
-            if name in keys:  # null (NaN or inf when written) is not drawn
-                values = [np.nan if e[name] is None else e[name] for e in epochs]
-                ax.plot(x, values, marker=".", label=name)
+    for ax, (title, names) in zip(axes[0], panels.items(), strict=True):
+        for name in names:  # null (NaN or inf when written) is not drawn
+            values = [np.nan if e.get(name) is None else e[name] for e in epochs]
+            ax.plot(x, values, marker=".", label=name)
+        if best_epoch is not None:
+            by = f" ({monitor})" if monitor else ""
+            ax.axvline(best_epoch, color="grey", ls=":", label=f"best epoch {best_epoch}{by}")
         ax.set_xlabel("epoch")
-        finish_axes(ax, title, {"fontsize": 8})
+        finish_axes(ax, title, {"fontsize": "x-small"})
     fig.tight_layout()
     save_figure(fig, output)
 

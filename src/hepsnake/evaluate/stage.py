@@ -72,7 +72,12 @@ def evaluate(
     history = read_json(
         training_metrics, TRAINING_METRICS, ["epochs", "best_epoch", "monitor", "train_seconds"]
     )
-    plots.plot_training(history["epochs"], plot_file(plot_dir, "training"))
+    plots.plot_training(
+        history["epochs"],
+        plot_file(plot_dir, "training"),
+        history["best_epoch"],
+        history["monitor"],
+    )
     metrics["training"] = {
         "best_epoch": history["best_epoch"],
         "epochs": len(history["epochs"]),

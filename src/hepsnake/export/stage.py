@@ -1,10 +1,10 @@
 """The ``export`` stage: ONNX fp32 + int8 models of a checkpoint, validated and benchmarked.
 
 Writes ``model.onnx``, ``model.int8.onnx``, ``validation.json``, ``benchmark.json`` and
-``benchmark.png`` in ``outdir``, with ``athena`` also ``model.athena.onnx`` (the Salt/Athena
-layout, :mod:`hepsnake.export.athena`). Everything is built in a temporary sibling directory
-and moved into place only once every model has passed validation; a failed check raises
-:class:`HepsnakeError` and leaves nothing behind.
+``benchmark.png`` (and ``.pdf``) in ``outdir``, with ``athena`` also ``model.athena.onnx`` (the
+Salt/Athena layout, :mod:`hepsnake.export.athena`). Everything is built in a temporary
+sibling directory and moved into place only once every model has passed validation; a failed
+check raises :class:`HepsnakeError` and leaves nothing behind.
 """
 
 import json
@@ -39,11 +39,15 @@ from hepsnake.io.files import open_h5
 from hepsnake.models.checkpoint import TrainedTagger, config_sha256
 from hepsnake.models.tasks.base import label_key
 from hepsnake.names import valid_field
-from hepsnake.paths import EXPORT_FILES
+from hepsnake.paths import EXPORT_FILES, figure_files
 
 log = logging.getLogger("hepsnake")
 
-OUTPUTS = tuple(EXPORT_FILES[k] for k in ("onnx", "int8", "validation", "benchmark", "plot"))
+# the benchmark plot is written as PNG and PDF (hepsnake.paths.figure_files)
+OUTPUTS = (
+    *(EXPORT_FILES[k] for k in ("onnx", "int8", "validation", "benchmark")),
+    *figure_files(EXPORT_FILES["plot"]),
+)
 TOLERANCE = 1e-4  # ONNX Runtime vs PyTorch, max |Δ| of every output over its real entries
 PADDING_TOLERANCE = 1e-5  # outputs with garbage-filled extra padded slots vs without
 # the metadata the Athena layout's gnn_config carries under "hepsnake"

@@ -3,20 +3,30 @@ model-comparison ROC (numbers and curves are copied from ``results/metrics/*.jso
 recomputed), with the warnings a reviewer would raise (:mod:`hepsnake.report.warnings`)."""
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
 from hepsnake.config.contracts import ReportContract
 from hepsnake.evaluate import plots
-from hepsnake.evaluate.metrics import INCLUSIVE, loaded_curves, trained_values
+from hepsnake.evaluate.metrics import BAYES, INCLUSIVE, loaded_counts, loaded_curves, trained_values
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.figure import use_style
 from hepsnake.io.files import TRAINING_METRICS, read_json
 from hepsnake.io.h5 import DEFAULT_UNIT
-from hepsnake.paths import COMPARE_ROC, EPOCHS_PLOT, EXPORT_FILES, RESULTS, REWEIGHTING_PLOT
+from hepsnake.paths import (
+    COMPARE_ROC,
+    EPOCHS_PLOT,
+    EXPORT_FILES,
+    RESULTS,
+    REWEIGHTING_PLOT,
+    page_file,
+)
 from hepsnake.provenance import git_commit, package_versions
 from hepsnake.report import warnings as review
 from hepsnake.report.compare import compare_section
+from hepsnake.report.page import render
+from hepsnake.report.summary import summary_lines
 from hepsnake.report.tables import fmt, table
 from hepsnake.report.warnings import ROC_NAMES, roc_entries
 
@@ -31,19 +41,38 @@ STUDY = ("tuning study.json", ("name", "trials", "best_params", "plots"))
 
 
 def compare_roc(metrics: dict[str, dict[str, Any]], contract: ReportContract, output: Path) -> None:
-    """Every model's and reference tagger's rejection curves (inclusive, per background), as
-    evaluate stored them in each model's metrics (the reference taggers' from the first), on
-    one figure, with the ratio panel to ``evaluate.ratio_reference`` (default: the first
-    reference tagger)."""
+    """Every model's and reference tagger's rejection curves (inclusive, per background) with
+    their statistical bands, as evaluate stored them in each model's metrics (the reference
+    taggers' from the first), on one figure, with the ratio panel to
+    ``evaluate.ratio_reference`` (default: the first model). The Bayes-optimal curve most
+    models share (the toy truth on the same test jets) is drawn once, black; a model whose
+    own differs (a parameterised model's knows each jet's parameters, as the model did) gets
+    it dashed in its colour."""
     ev = contract.evaluate
     references = list(ev.reference_taggers)
-    plot = {}
-    for model, met in metrics.items():
-        plot |= loaded_curves(met["roc_curves"], [model])
-    plot |= loaded_curves(next(iter(metrics.values()))["roc_curves"], references)
+    first = next(iter(metrics.values()))["roc_curves"]
+    stored = {m: met["roc_curves"] for m, met in metrics.items()}
+    truths: dict[str, list[str]] = {}  # a Bayes-optimal curve (as JSON) -> the models sharing it
+    for model, curves in stored.items():
+        if BAYES in curves["rejection"]:
+            truths.setdefault(json.dumps(curves["rejection"][BAYES]), []).append(model)
+    shared = max(truths.values(), key=len, default=[])
+    plot, counts = {}, {}
+    for model, curves in stored.items():
+        plot |= loaded_curves(curves, [model])
+        counts |= loaded_counts(curves, [model])
+        if BAYES in curves["rejection"] and model not in shared:
+            label = f"{BAYES} ({model})"
+            plot[label] = loaded_curves(curves, [BAYES])[BAYES]
+            counts[label] = loaded_counts(curves, [BAYES])[BAYES]
+    plot |= loaded_curves(first, references)
+    counts |= loaded_counts(first, references)
+    if shared:  # drawn last, over the models
+        plot |= loaded_curves(stored[shared[0]], [BAYES])
+        counts |= loaded_counts(stored[shared[0]], [BAYES])
     wording = ev.signal_name
-    reference = ev.ratio_reference or next(iter(references), None)
-    plots.plot_roc(plot, output, f"signal: {wording}", wording, reference)
+    reference = ev.ratio_reference or next(iter(metrics))
+    plots.plot_roc(plot, output, f"signal: {wording}", wording, reference, counts)
 
 
 def export_section(exports: dict[str, tuple[str, dict, dict]], results: Path) -> list[str]:
@@ -340,7 +369,8 @@ def report(
     epochs: str | None = None,
     studies: list[str] | None = None,
 ) -> str:
-    """Write the report and the comparison plot; return the Markdown text.
+    """Write the report, its self-contained HTML page (:func:`hepsnake.paths.page_file`) and
+    the comparison plot; return the Markdown text.
 
     The contract holds ``config_hash`` (the whole config's), each model's scanned
     ``parameters`` and the ``report`` thresholds. ``metrics_files`` and
@@ -390,32 +420,23 @@ def report(
     use_style(ev.plot_style)
     compare_roc(metrics, contract, compare_png)
     digest = contract.config_hash
-    lines = ["# hepsnake report", "", review.headline(findings), ""]
-    lines += ["## Run summary", ""]
-    lines += run_lines(contract, next(iter(metrics.values())))
-    lines += table(
+    provenance = run_lines(contract, next(iter(metrics.values())))
+    provenance += table(
         ["item", "value"],
         [["config hash (sha256)", digest], ["git commit", git_commit(Path(repo))]],
     )
-    lines += table(["package", "version"], [[k, v] for k, v in package_versions().items()])
+    provenance += table(["package", "version"], [[k, v] for k, v in package_versions().items()])
     inputs = [
         [summary["sample"], f["path"], f.get("xxh3_64", "-"), f.get("jets_written", "-")]
         for summary in summaries.values()
         for f in summary["files"]
     ]
-    lines += ["### Input files", ""]
-    lines += table(["sample", "file", "xxh3-64", "jets"], inputs)
+    provenance += ["Input files:", "", *table(["sample", "file", "xxh3-64", "jets"], inputs)]
 
-    lines += ["## Dataset", "", *samples_lines]
-    lines += table(
-        ["split", "sample", "class", "jets", "Σ weight", "Σ train weight"],
-        [
-            [r["split"], r["sample"], r["class"], r["jets"], r["sum_weight"], r["sum_train_weight"]]
-            for r in split["rows"]
-        ],
-    )
-    lines += [f"![reweighting]({Path(REWEIGHTING_PLOT).relative_to(RESULTS)})", ""]
-
+    # the headline first (the warnings' one line, the summary, the model comparison), then
+    # each model, export, epochs, tuning, the dataset, every warning, the provenance folded
+    lines = ["# hepsnake report", "", review.headline(findings), ""]
+    lines += summary_lines(metrics, signal, contract.report.best_by, len(findings))
     references = list(ev.reference_taggers)
     lines += comparison_section(
         metrics, signal, str(ev.signal), compare_png.relative_to(results), references
@@ -430,8 +451,36 @@ def report(
     for study in studies or []:
         lines += tune_section(study, results)
 
+    lines += ["## Dataset", "", *samples_lines]
+    lines += table(
+        ["split", "sample", "class", "jets", "Σ weight", "Σ train weight"],
+        [
+            [r["split"], r["sample"], r["class"], r["jets"], r["sum_weight"], r["sum_train_weight"]]
+            for r in split["rows"]
+        ],
+    )
+    lines += [f"![reweighting]({Path(REWEIGHTING_PLOT).relative_to(RESULTS)})", ""]
     lines += review.section(findings)
+    lines += provenance_section(provenance)
     text = "\n".join(lines)
     with atomic_path(out) as tmp:
         tmp.write_text(text)
+    with atomic_path(page_file(out)) as tmp:
+        tmp.write_text(render(text, "hepsnake report", images=results))
     return text
+
+
+def provenance_section(tables: list[str]) -> list[str]:
+    """The "Provenance" section: ``tables`` (what the run is, the config hash, git commit,
+    package versions, input files) folded in a ``<details>`` block (open with a click)."""
+    summary = "What ran: classes, signal, config hash, git commit, packages, input files"
+    return [
+        "## Provenance",
+        "",
+        "<details>",
+        f"<summary>{summary}</summary>",
+        "",
+        *tables,
+        "</details>",
+        "",
+    ]

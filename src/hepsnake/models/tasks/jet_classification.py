@@ -112,6 +112,7 @@ class JetClassification(Task):
         from hepsnake.evaluate import plots
         from hepsnake.evaluate.metrics import (
             INCLUSIVE,
+            background_counts,
             binned_auc,
             binned_efficiency,
             constant_output,
@@ -130,9 +131,10 @@ class JetClassification(Task):
             signal_mask,
             stored_curves,
             trained_values,
+            variable_panels,
             working_points,
         )
-        from hepsnake.paths import plot_file
+        from hepsnake.paths import efficiency_plot, plot_file
 
         ev, model, unit, out = run.settings, run.model, run.unit, run.plots
         jets, control = run.jets, run.tables.get("control_jets")
@@ -170,37 +172,59 @@ class JetClassification(Task):
         roc_curves |= {
             name: curves(rocs, is_sig, jet_weights) for name, rocs in book.references.items()
         }
-        reference = ev.ratio_reference or next(iter(references), None)
-        if reference not in roc_curves:  # another model: its ratio is in the report's comparison
-            reference = None
+        counts = {label: background_counts(rocs) for label, rocs in book.inclusive.items()}
+        counts |= {name: background_counts(rocs) for name, rocs in book.references.items()}
+        # another model as ratio_reference: its ratio is in the report's comparison
+        reference = ev.ratio_reference if ev.ratio_reference in roc_curves else model
         title = f"signal: {wording}{trained_values(train)}; {formula}"
-        plots.plot_roc(roc_curves, plot_file(out, "roc"), title, wording, reference)
-        metrics["roc_curves"] = stored_curves(roc_curves)  # the report's comparison plot
+        plots.plot_roc(roc_curves, plot_file(out, "roc"), title, wording, reference, counts)
+        # the report's comparison plot
+        metrics["roc_curves"] = stored_curves(roc_curves, counts)
 
         score, mixed = book.inclusive[model][INCLUSIVE]
         keep = is_sig | (labels != names.index(signal))
         plots.plot_outputs(
             score, labels, names, {"all test jets": keep}, plot_file(out, "outputs"), formula
         )
-        if ev.pt_bins:
-            if "pt" not in jets.dtype.names:
-                raise HepsnakeError(run.source, "no jet field 'pt' (set evaluate.pt_bins: null)")
-            edges = list(ev.pt_bins)
+        weights = jets["weight"].astype(np.float64) if "weight" in jets.dtype.names else None
+        wp = wps[len(wps) // 2]
+        binned = ({"pt": list(ev.pt_bins)} if ev.pt_bins else {}) | {
+            var: list(edges) for var, edges in ev.efficiency_variables.items()
+        }
+        for var, edges in binned.items():
+            if var not in jets.dtype.names:
+                key = "pt_bins: null" if var == "pt" else f"efficiency_variables/{var}"
+                raise HepsnakeError(run.source, f"no jet field '{var}' (evaluate.{key})")
+            bins = [keep & sel for sel in variable_panels(jets[var], edges)]
+            rates = binned_efficiency(
+                score,
+                labels,
+                names,
+                signal,
+                is_sig,
+                bins,
+                wp,
+                jet_weights if jet_weights is not None else np.ones(len(jets)),
+            )
+            axis = f"jet pt [{unit}]" if var == "pt" else f"jet {var}"
+            plot = plot_file(out, efficiency_plot(var))
+            plots.plot_binned_efficiency(axis, edges, rates, wording, plot)
+            inside = (jets[var] >= edges[0]) & (jets[var] < edges[-1])
+            entry = {"edges": edges, "fraction_inside": float(inside.mean()) if len(jets) else 0.0}
+            if var != "pt":
+                metrics.setdefault("efficiency_variables", {})[var] = entry | rates
+                continue
             panels = {k: keep & v for k, v in pt_panels(jets["pt"], edges, unit).items()}
             plots.plot_outputs(score, labels, names, panels, plot_file(out, "outputs_pt"), formula)
-            inside = (jets["pt"] >= edges[0]) & (jets["pt"] < edges[-1])
-            metrics["pt_bins"] = {
-                "edges": edges,
-                "unit": unit,
-                "inclusive_auc": binned_auc(score, mixed, is_sig, panels, jet_weights),
-                "fraction_inside": float(inside.mean()) if len(jets) else 0.0,
-            }
-            wp = wps[len(wps) // 2]
-            per_bin = binned_efficiency(score, labels, names, signal, is_sig, panels, wp)
-            metrics["pt_bins"]["at_working_point"] = per_bin
-            plots.plot_pt_efficiency(edges, unit, per_bin, wording, plot_file(out, "efficiency_pt"))
+            metrics["pt_bins"] = (
+                entry
+                | rates
+                | {
+                    "unit": unit,
+                    "inclusive_auc": binned_auc(score, mixed, is_sig, panels, jet_weights),
+                }
+            )
 
-        weights = jets["weight"].astype(np.float64) if "weight" in jets.dtype.names else None
         physical, why_not = physical_weights(jets, ev.physical_weights)
         negative = int(np.sum(weights < 0)) if weights is not None else 0
         metrics["weights"] = {
@@ -208,7 +232,7 @@ class JetClassification(Task):
             "negative": negative,
             "note": why_not,
             "roc": roc_weights,  # the ROCs, AUCs, rejections and their pt bins
-            "efficiency_pt": "jets: each test jet counts once",
+            "efficiency_pt": roc_weights,  # and every efficiency_variables plot
             "sb_scan": "signed physics weights" if physical else "not drawn",
         }
         if physical and weights is not None:
@@ -224,7 +248,6 @@ class JetClassification(Task):
         metrics["constant_output"] = constant_output(jets, model, names)
 
         if book.points:
-            wp = wps[len(wps) // 2]
             metrics["parameter_efficiency"], point_curves = parameter_scan(
                 jets, book, names, signal, is_sig, wp
             )
