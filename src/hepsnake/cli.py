@@ -26,14 +26,52 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
-    from hepsnake.convert.convert import convert
+    from hepsnake import paths
 
-    report = convert(
-        load(args.config), args.sample, args.output, args.summary, show_progress=args.progress
-    )
+    if args.part is None:
+        from hepsnake.convert.convert import convert
+
+        if not (args.output and args.summary):
+            raise HepsnakeError("convert", "--output and --summary are needed without --part")
+        output = args.output
+        report = convert(load(args.config), args.sample, output, args.summary, args.progress)
+    else:
+        from hepsnake.convert.part import convert_part
+
+        output = args.output or paths.part_file(args.sample, args.part)
+        status = args.status or paths.part_status(args.sample, args.part)
+        report = convert_part(
+            load(args.config), args.sample, args.part, output, status, args.progress
+        )
     for skipped in report["skipped"]:
         log.warning("skipped %s", skipped["reason"])
-    log.info("convert %s: %d jets → %s", args.sample, report["jets"], args.output)
+    log.info("convert %s: %d jets → %s", args.sample, report["jets"], output)
+
+
+def cmd_gather(args: argparse.Namespace) -> None:
+    from hepsnake import paths
+    from hepsnake.convert.gather import gather
+
+    output = args.output or paths.converted(args.sample)
+    summary = args.summary or paths.convert_summary(args.sample)
+    report = gather(load(args.config), args.sample, output, summary)
+    log.info(
+        "gather %s: %d jets from %d parts (%d failed) → %s",
+        args.sample,
+        report["jets"],
+        report["parts"],
+        len(report["failed_parts"]),
+        output,
+    )
+
+
+def cmd_list_files(args: argparse.Namespace) -> None:
+    from hepsnake import paths
+    from hepsnake.convert.file_list import write_file_list
+
+    output = args.output or paths.file_list(args.sample)
+    files = write_file_list(load(args.config), args.sample, output)
+    log.info("list-files %s: %d files → %s", args.sample, len(files), output)
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -230,18 +268,33 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--sample", required=True, help="a key of simulate.samples")
     sim.add_argument("--output", required=True)
 
-    conv = verb("convert", cmd_convert, "convert one sample's ROOT files to FTAG-layout HDF5")
-    conv.add_argument("--sample", required=True, help="a sample name from the sample list")
-    conv.add_argument("--output", required=True, help="output .h5")
-    conv.add_argument(
-        "--summary", required=True, help="output JSON: per-file counts, skipped files"
+    conv = verb(
+        "convert",
+        cmd_convert,
+        "convert one part of a sample (--part), or all its files, to FTAG-layout HDF5",
     )
+    conv.add_argument("--sample", required=True, help="a sample name from the sample list")
+    conv.add_argument("--part", type=int, help="the part (convert.files_per_job files) to convert")
+    conv.add_argument("--output", help="output .h5 (with --part: default the part's file)")
+    conv.add_argument("--summary", help="output JSON without --part: per-file counts, skipped")
+    conv.add_argument("--status", help="output JSON with --part (default the part's status)")
     conv.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="show a rich progress bar (a final line only, when stderr is not a terminal)",
     )
+    gat = verb(
+        "gather",
+        cmd_gather,
+        "a sample's converted parts as one HDF5 file (virtual datasets) and its summary",
+    )
+    gat.add_argument("--sample", required=True, help="a sample name from the sample list")
+    gat.add_argument("--output", help="output .h5 (default results/h5/SAMPLE.h5)")
+    gat.add_argument("--summary", help="output JSON (default results/h5/SAMPLE.summary.json)")
+    lst = verb("list-files", cmd_list_files, "list a sample's remote globs once, into a file")
+    lst.add_argument("--sample", required=True, help="a sample name from the sample list")
+    lst.add_argument("--output", help="output JSON (default results/h5/SAMPLE/files.json)")
     spl = verb("split", cmd_split, "event-level train/val/test splits with weights")
     spl.add_argument("--inputs", nargs="+", required=True, help="converted sample .h5 files")
     spl.add_argument("--outputs", nargs=3, required=True, metavar=("TRAIN", "VAL", "TEST"))

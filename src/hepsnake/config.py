@@ -637,6 +637,14 @@ def is_remote(path: str) -> bool:
     return path.startswith(REMOTE_PREFIXES)
 
 
+def run_parameters(config: dict[str, Any]) -> list[str]:
+    """Every sample parameter of the run, first-seen order: a stage slice's
+    ``run_parameters``, else those of the config's samples."""
+    if "run_parameters" in config:
+        return list(config["run_parameters"])
+    return list(dict.fromkeys(p for s in config["samples"] for p in s["params"]))
+
+
 def expand_files(sample: dict[str, Any]) -> list[str]:
     """Local globs expanded (sorted); a pattern matching nothing is an error.
 
@@ -697,14 +705,19 @@ def stage_config(config: dict[str, Any], stage: str, **wildcards: str) -> str:
         part["simulate"]["samples"] = {
             wildcards["toy"]: config["simulate"]["samples"][wildcards["toy"]]
         }
-    elif stage == "convert":
+    elif stage in ("convert", "gather"):
         sample = sample_by_name(config, wildcards["sample"])
         part = {
             "class_names": config["class_names"],
             "samples": [sample],
+            "run_parameters": run_parameters(config),
             "readers": {sample["reader"]: config["readers"][sample["reader"]]},
             "convert": config["convert"],
         }
+        if stage == "convert":  # judged by the gather: changing it reruns no part
+            part["convert"] = {
+                k: v for k, v in config["convert"].items() if k != "max_failed_fraction"
+            }
     elif stage == "split":
         part = {
             "class_names": config["class_names"],

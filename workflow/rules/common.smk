@@ -1,17 +1,17 @@
 # Config validation and the input functions the rules share; the logic lives in hepsnake.config.
+import functools
 import sys
 from types import SimpleNamespace
 
+from hepsnake import paths
 from hepsnake.config import (
-    expand_files,
-    is_remote,
     load_model,
     load_tune,
-    sample_by_name,
     samples_with_role,
     stage_config,
     workflow_config,
 )
+from hepsnake.convert.dag import SampleParts
 from hepsnake.errors import HepsnakeError
 
 # the checks and the one error line of the hepsnake command: file, key path, what is allowed
@@ -47,10 +47,14 @@ def train_inputs(wildcards):
     return inputs
 
 
-def sample_files(wildcards):
-    """The local input files of a sample (URLs are read inside the job)."""
-    sample = sample_by_name(config, wildcards.sample)
-    return [f for f in expand_files(sample) if not is_remote(f)]
+# each sample's parts (rules convert and gather), its listing awaited where it has remote globs
+PARTS = SampleParts(config, lambda sample: checkpoints.list_files.get(sample=sample))
+
+
+@functools.cache
+def convert_config(sample, stage):
+    """The convert (a part) or gather slice of ``sample``, made once per sample."""
+    return stage_config(config, stage, sample=sample)
 
 
 # hyperparameter studies (config tune:), rules tune_trial and tune_best

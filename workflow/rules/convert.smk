@@ -1,13 +1,41 @@
+# A sample is converted in parts of convert.files_per_job files (rule convert, one job per
+# part), then gathered (rule gather: a virtual dataset over the parts, no rows copied). A part
+# whose input fails is written as failed; the gather judges convert.max_failed_fraction and
+# removes failed parts' outputs, so the next run converts exactly those again.
+# A sample with remote globs is listed once (checkpoint list_files): later DAGs read the list.
+localrules:
+    gather,
+
+
+checkpoint list_files:
+    output:
+        paths.FILE_LIST,
+    params:
+        config=lambda w: convert_config(w.sample, "convert"),
+    log:
+        paths.FILE_LIST_LOG,
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../../envs/convert.yaml"
+    wildcard_constraints:
+        sample="[^/]+",
+    shell:
+        "hepsnake list-files --config {params.config:q} --sample {wildcards.sample:q}"
+        " --output {output:q} > {log:q} 2>&1"
+
+
 rule convert:
     input:
-        sample_files,
+        lambda w: PARTS.part_inputs(w.sample, int(w.part)),
     output:
-        h5="results/h5/{sample}.h5",
-        summary="results/h5/{sample}.summary.json",
+        h5=paths.PART,
+        status=paths.PART_STATUS,
     params:
-        config=lambda w: stage_config(config, "convert", sample=w.sample),
+        config=lambda w: convert_config(w.sample, "convert"),
     log:
-        "results/logs/convert/{sample}.log",
+        paths.PART_LOG,
     threads: 1
     resources:
         mem_mb=4000,
@@ -16,6 +44,30 @@ rule convert:
     wildcard_constraints:
         # any name: stage_config rejects an unknown sample (a joined name list slows big DAGs)
         sample="[^/]+",
+        part=paths.PART_WILDCARD,
     shell:
         "hepsnake convert --config {params.config:q} --sample {wildcards.sample:q}"
+        " --part {wildcards.part} --output {output.h5:q} --status {output.status:q}"
+        " --no-progress > {log:q} 2>&1"
+
+
+rule gather:
+    input:
+        lambda w: PARTS.gather_inputs(w.sample),
+    output:
+        h5=paths.CONVERTED,
+        summary=paths.CONVERT_SUMMARY,
+    params:
+        config=lambda w: convert_config(w.sample, "gather"),
+    log:
+        paths.GATHER_LOG,
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../../envs/convert.yaml"
+    wildcard_constraints:
+        sample="[^/]+",
+    shell:
+        "hepsnake gather --config {params.config:q} --sample {wildcards.sample:q}"
         " --output {output.h5:q} --summary {output.summary:q} > {log:q} 2>&1"

@@ -15,7 +15,7 @@ import xxhash
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hepsnake import __version__
-from hepsnake.config import is_remote, sample_by_name
+from hepsnake.config import is_remote, run_parameters, sample_by_name
 from hepsnake.convert.cuts import apply_cuts, cut_names, mev_warnings
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.atomic import atomic_path, json_text, write_errno
@@ -28,6 +28,8 @@ from hepsnake.io.root import FlatSource
 from hepsnake.names import LABEL
 
 DEFAULT_MAX_CONSTITUENTS = 40
+# an entry-numbered file's events are numbered from its index in the sample times this
+FILE_EVENT_STRIDE = 1 << 32
 T = TypeVar("T")
 log = logging.getLogger("hepsnake")
 
@@ -108,8 +110,7 @@ class SampleWriter:
         self.label = config["class_names"].index(label) if label in config["class_names"] else -1
         self.xsec = float(sample["xsec"])
         # every parameter of the run, NaN where this sample has none: one jets dtype per run
-        names = dict.fromkeys(p for s in config["samples"] for p in s["params"])
-        self.params = {p: sample["params"].get(p, np.nan) for p in names}
+        self.params = {p: sample["params"].get(p, np.nan) for p in run_parameters(config)}
         self.dtypes: dict[str, np.dtype] = {}
         self.truncated = 0
 
@@ -173,11 +174,13 @@ def convert(
     summary: str | Path,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Convert every file of ``sample_name``; write ``output`` (HDF5) and ``summary`` (JSON).
+    """Convert every file of ``sample_name`` in one job; write ``output`` (HDF5) and
+    ``summary`` (JSON).
 
     Both files are written under temporary names and renamed into place together at the end,
     so a failure leaves neither. Returns the summary: per-file entries and jets, skipped files
-    with reasons, totals.
+    with reasons, totals. (The workflow converts a sample in parts and gathers them:
+    :mod:`hepsnake.convert.part`, :mod:`hepsnake.convert.gather`.)
     """
     sample = sample_by_name(config, sample_name)
     files = expand_urls(sample)
@@ -187,30 +190,40 @@ def convert(
         progress_bar(show_progress) as bar,
     ):
         with h5py.File(tmp, "w") as h5:
-            report = {"sample": sample_name, **write_sample(h5, config, sample, files, bar)}
+            written = write_files(h5, config, sample, files, 0, bar)
+            report = {"sample": sample_name, **written, **sample_totals(config, sample, written)}
+            set_file_attrs(h5, config, sample, report["files"], report["skipped"])
         tmp_summary.write_text(json_text(report))
     return report
 
 
-def write_sample(
-    h5: h5py.File, config: dict[str, Any], sample: dict[str, Any], files: list[str], bar: Progress
+def write_files(
+    h5: h5py.File,
+    config: dict[str, Any],
+    sample: dict[str, Any],
+    files: Sequence[str],
+    first_file: int,
+    bar: Progress,
 ) -> dict[str, Any]:
-    """Stream ``files`` into the open output ``h5``; return the summary without the name.
+    """Stream ``files`` (``first_file`` the index of the first in the sample's file list)
+    into the open output ``h5``; return their ``files`` records, the ``skipped`` files,
+    ``jets`` and ``truncated_constituents``.
 
     Entry indices used as event numbers (flat readers without an ``eventNumber`` mapping)
-    continue across the files, so events of different files never share a number.
+    start at the file's index in the sample times :data:`FILE_EVENT_STRIDE`: events of
+    different files never share a number, whichever files a job converts.
     """
     conv = config["convert"]
     reader = config["readers"][sample["reader"]]
     report: dict[str, Any] = {"files": [], "skipped": []}
     out = SampleWriter(h5, config, sample)
     task = bar.add_task(f"convert {sample['name']}", total=0)
-    entries_before = 0
-    for path in files:
+    for index, path in enumerate(files, start=first_file):
         before = out.lengths()
+        first_event = index * FILE_EVENT_STRIDE
         try:
             with redacted_errors(path):
-                record = convert_file(path, reader, sample, conv, out, bar, task, entries_before)
+                record = convert_file(path, reader, sample, conv, out, bar, task, first_event)
         except Exception as exc:  # any per-file failure may be skipped, never a traceback
             if write_errno(exc) is not None:
                 raise  # the output cannot be written (disk full...): no input file is to blame
@@ -223,39 +236,59 @@ def write_sample(
             report["skipped"].append({"path": redact_url(path), "reason": str(exc)})
             continue
         report["files"].append(record)
-        entries_before += record["entries"]
-    n_jets = h5["jets"].shape[0] if "jets" in h5 else 0
-    if n_jets == 0:
-        why = f"zero jets after cuts {conv['cuts']}" if report["files"] else "no readable file"
-        raise HepsnakeError(f"sample '{sample['name']}'", why)
-    report["jets"] = n_jets
+    report["jets"] = h5["jets"].shape[0] if "jets" in h5 else 0
     report["truncated_constituents"] = out.truncated
-    report["dropped"] = {"cuts": sum(f["jets_read"] - f["jets_written"] for f in report["files"])}
-    report["cuts"] = {
-        cut: sum(f["failed_cuts"][i] for f in report["files"]) for i, cut in enumerate(conv["cuts"])
+    if report["jets"]:
+        h5["jets"].attrs["class_names"] = config["class_names"]
+        h5["jets"].attrs[LABEL] = config["class_names"]
+        h5["jets"].attrs["energy_unit"] = report["files"][0]["energy_unit"]
+    return report
+
+
+def sample_totals(
+    config: dict[str, Any], sample: dict[str, Any], written: dict[str, Any]
+) -> dict[str, Any]:
+    """The sample-level figures of its converted files (``written``: :func:`write_files`'
+    keys, over every file of the sample): jets dropped by the cuts, failures per cut, the
+    energy unit, the event number sources. Zero jets is an error naming the sample."""
+    conv, records = config["convert"], written["files"]
+    if written["jets"] == 0:
+        why = f"zero jets after cuts {conv['cuts']}" if records else "no readable file"
+        raise HepsnakeError(f"sample '{sample['name']}'", why)
+    totals: dict[str, Any] = {
+        "dropped": {"cuts": sum(f["jets_read"] - f["jets_written"] for f in records)},
+        "cuts": {
+            cut: sum(f["failed_cuts"][i] for f in records) for i, cut in enumerate(conv["cuts"])
+        },
+        "energy_unit": records[0]["energy_unit"],
+        "event_number_source": list(dict.fromkeys(f["event_number_source"] for f in records)),
     }
-    units = list(dict.fromkeys(f["energy_unit"] for f in report["files"]))
-    report["energy_unit"] = units[0]
-    report["event_number_source"] = list(
-        dict.fromkeys(f["event_number_source"] for f in report["files"])
-    )
-    for warning in mev_warnings(conv["cuts"], list(report["cuts"].values()), units[0]):
+    counts = list(totals["cuts"].values())
+    for warning in mev_warnings(conv["cuts"], counts, totals["energy_unit"]):
         log.warning("convert %s: %s", sample["name"], warning)
-    h5["jets"].attrs["class_names"] = config["class_names"]
-    h5["jets"].attrs[LABEL] = config["class_names"]
-    h5["jets"].attrs["energy_unit"] = units[0]
+    return totals
+
+
+def set_file_attrs(
+    h5: h5py.File,
+    config: dict[str, Any],
+    sample: dict[str, Any],
+    inputs: list[dict[str, Any]],
+    skipped: list[dict[str, Any]],
+) -> None:
+    """The provenance attributes of a converted file: version, sample, role, the input file
+    records (in the order of their jets), the skipped files and the config (URLs redacted)."""
     set_attrs(
         h5,
         {
             "hepsnake_version": __version__,
             "sample": sample["name"],
             "role": sample["role"],
-            "inputs": report["files"],
-            "skipped": report["skipped"],
+            "inputs": inputs,
+            "skipped": skipped,
             "config": {**config, "samples": [redact_sample(s) for s in config["samples"]]},
         },
     )
-    return report
 
 
 def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:

@@ -18,6 +18,7 @@ from hepsnake.config import check_prepare, label_intervals
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.h5 import DEFAULT_UNIT, TableWriter, set_attrs
+from hepsnake.io.vds import missing_sources
 from hepsnake.names import transformed_field
 from hepsnake.prepare.duplicates import unique_rows
 from hepsnake.prepare.hashing import assign_splits, event_uniform
@@ -71,6 +72,13 @@ class Input:
         :data:`SPLITS`, or -1 for a jet in none)."""
         if "jets" not in self.h5:
             raise HepsnakeError(self.path, "no 'jets' dataset")
+        missing = missing_sources(self.h5)
+        if missing:
+            raise HepsnakeError(
+                self.path,
+                f"{len(missing)} part files of its virtual datasets are missing, first"
+                f" {missing[0]}: convert the sample again",
+            )
         self.name = str(self.h5.attrs.get("sample", Path(self.path).stem))
         sample = next((s for s in config["samples"] if s["name"] == self.name), None)
         if sample is None:
@@ -254,9 +262,10 @@ def with_derived(table: np.ndarray, derived: Derived) -> np.ndarray:
     return out
 
 
-def union_dtype(inputs: list[Input], control: bool, derived: Derived) -> np.dtype:
+def union_dtype(inputs: list[Input], derived: Derived) -> np.dtype:
     """Every jet field of every input (first-seen order), the ``derived`` fields, then sample,
-    weights and is_data."""
+    weights and is_data (False outside the control region: one jets dtype for every
+    prepared file of a run)."""
     fields: dict[str, np.dtype] = {}
     for inp in inputs:
         for name in inp.dtype.names:
@@ -264,8 +273,7 @@ def union_dtype(inputs: list[Input], control: bool, derived: Derived) -> np.dtyp
     fields.update(dict.fromkeys(derived, np.dtype(np.float32)))
     fields["sample"] = np.dtype(np.int16)
     fields["train_weight"] = np.dtype(np.float32)
-    if control:
-        fields["is_data"] = np.dtype(bool)
+    fields["is_data"] = np.dtype(bool)
     return np.dtype(list(fields.items()))
 
 
@@ -294,8 +302,7 @@ def merged(
             part[field] = missing_value(dtype[field])
     fill_derived(part, derived)
     part["sample"] = names.index(inp.name)
-    if "is_data" in dtype.names:
-        part["is_data"] = inp.is_data
+    part["is_data"] = inp.is_data
     return part
 
 
@@ -351,7 +358,7 @@ def split(
         names = sorted(inp.name for inp in ins)
         jet_fields = {n for inp in ins for n in inp.dtype.names}
         derived = derived_fields(config["inputs"], "jets", jet_fields, ins[0].path)
-        dtype = union_dtype(ins, control, derived)
+        dtype = union_dtype(ins, derived)
         n_in = {s: sum(inp.count(i) for inp in ins) for i, s in enumerate(SPLITS)}
         for s in SPLITS:
             if n_in[s] == 0:
