@@ -15,6 +15,7 @@ CONVERT_SUMMARY = f"{RESULTS}/h5/{{sample}}.summary.json"
 PARTS_DIR = f"{RESULTS}/h5/{{sample}}"
 PART = f"{PARTS_DIR}/part-{{part}}.h5"
 PART_STATUS = f"{PARTS_DIR}/part-{{part}}.json"
+PART_RETRY = f"{PARTS_DIR}/part-{{part}}.retry"  # written by the gather when the part failed
 FILE_LIST = f"{PARTS_DIR}/files.json"
 
 LOGS = f"{RESULTS}/logs/convert"
@@ -48,6 +49,12 @@ def part_file(sample: str, index: int) -> str:
 def part_status(sample: str, index: int) -> str:
     """The status JSON of part ``index`` of ``sample``."""
     return PART_STATUS.format(sample=sample, part=part_name(index))
+
+
+def part_retry(sample: str, index: int) -> str:
+    """The retry mark of part ``index`` of ``sample``: an input of the part once it exists,
+    rewritten by the gather whenever the part failed, so Snakemake converts it again."""
+    return PART_RETRY.format(sample=sample, part=part_name(index))
 
 
 def file_list(sample: str) -> str:

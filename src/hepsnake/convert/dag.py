@@ -34,13 +34,18 @@ class SampleParts:
         return self.cache[key]
 
     def part_inputs(self, sample: str, index: int) -> list[str]:
-        """The local files of part ``index`` of ``sample``, and the sample's listing if any."""
+        """The local files of part ``index`` of ``sample``, the sample's listing if any, and
+        the part's retry mark once a gather wrote one (newer than the part's outputs when
+        the part failed: Snakemake converts it again)."""
         parts = self.parts(sample)
         if not 0 <= index < len(parts):
             raise HepsnakeError(f"sample '{sample}'", f"has {len(parts)} parts, no part {index}")
         inputs = [f for f in parts[index].files if not is_remote(f)]
         if needs_listing(sample_by_name(self.config, sample)):
             inputs.append(paths.file_list(sample))
+        retry = paths.part_retry(sample, index)
+        if os.path.exists(retry):
+            inputs.append(retry)
         return inputs
 
     def gather_inputs(self, sample: str) -> list[str]:

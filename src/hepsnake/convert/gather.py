@@ -4,9 +4,11 @@ the part files (no rows copied) and the sample's summary.
 Failed parts (:mod:`hepsnake.convert.part`) are judged here: more than
 ``convert.max_failed_fraction`` of the parts is an error naming the first; fewer leave their
 files out, listed in the summary (``failed_parts``, their files under ``skipped``, a
-``failed_parts`` warning). Either way the gather removes the failed parts' outputs, so
-Snakemake's DAG says what is true: those parts are not done, and the next run converts them
-again (and only them), then gathers again.
+``failed_parts`` warning). Either way the gather writes each failed part's retry mark
+(:func:`hepsnake.paths.part_retry`), an input of that part newer than its outputs: Snakemake's
+DAG says what is true, those parts are out of date, and the next run converts them again (and
+only them), then gathers again. (Removing their outputs would not do: Snakemake treats a
+missing intermediate file under an up-to-date output as a removed temporary.)
 """
 
 import json
@@ -60,11 +62,11 @@ def check_failures(sample: str, failed: list[dict[str, Any]], n_parts: int, limi
         )
 
 
-def forget(sample: str, failed: list[dict[str, Any]]) -> None:
-    """Remove the failed parts' outputs: Snakemake converts them again in the next run."""
+def mark_for_retry(sample: str, failed: list[dict[str, Any]]) -> None:
+    """Write each failed part's retry mark (its error): an input of the part newer than its
+    outputs, so Snakemake converts that part again in the next run."""
     for status in failed:
-        Path(paths.part_file(sample, status["part"])).unlink(missing_ok=True)
-        Path(paths.part_status(sample, status["part"])).unlink(missing_ok=True)
+        Path(paths.part_retry(sample, status["part"])).write_text(status["error"] + "\n")
 
 
 def failure_warning(failed: list[dict[str, Any]], n_parts: int) -> dict[str, str]:
@@ -114,7 +116,7 @@ def gather(
                 set_file_attrs(h5, config, sample, written["files"], written["skipped"])
             tmp_summary.write_text(json_text(report))
     finally:
-        forget(sample_name, failed)
+        mark_for_retry(sample_name, failed)
     for s in failed:
         log.warning("part %d failed, left out (the next run retries it): %s", s["part"], s["error"])
     return report
