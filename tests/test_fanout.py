@@ -274,7 +274,8 @@ def test_failed_part_tolerated_listed_and_alone_redone(inputs, workdir):
     (failed,) = summary["failed_parts"]
     assert failed["part"] == 1 and failed["files"] == [str(bad)]
     assert failed["error"].startswith(f"{bad}: ")
-    assert summary["skipped"] == [{"path": str(bad), "reason": f"part 1 failed: {failed['error']}"}]
+    reason = f"{bad}: left out, part 1 failed ({failed['error']})"
+    assert summary["skipped"] == [{"path": str(bad), "reason": reason}]
     assert summary["warnings"][0]["code"] == "failed_parts"
     assert summary["jets"] == 300 + 200
     with h5py.File(workdir / paths.converted("q")) as h5:

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import skhep_testdata
 import yaml
-from conftest import REPO, report_numbers_match, snakemake
+from conftest import REPO, read_together, report_numbers_match, snakemake
 from ftag.hdf5 import H5Reader
 
 from hepsnake.config import load
+from hepsnake.export.athena import read_gnn_config
 
 PHYSLITE = "uproot-issue-951.root"
 
@@ -157,6 +158,12 @@ def test_tiny_end_to_end(workdir):
         assert set(bench["backends"]) == {"pytorch", "onnx_fp32", "onnx_int8"}
         assert f"![{model} export benchmark](export/{model}/benchmark.png)" in text
     ftag_tools_read(results)
+    read_together(results)
+    for model in models:  # every model in the Salt/Athena layout too
+        gnn = read_gnn_config(results / "export" / model / "model.athena.onnx")
+        assert [s["name"] for s in gnn["input_sequences"]] == ["tracks", "clusters"]
+        validation = json.loads((results / "export" / model / "validation.json").read_text())
+        assert validation["athena"]["passed"]
     snakemake(workdir, "--configfile", "config/tiny.yaml", "--report", "results/report.html")
     assert (results / "report.html").stat().st_size > 10_000
     again = snakemake(workdir, "-n", "--configfile", "config/tiny.yaml")

@@ -180,7 +180,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from hepsnake.export import athena_layout
     from hepsnake.export.stage import export
     from hepsnake.provenance import git_commit
 
@@ -194,7 +193,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         git_commit=git_commit(Path(args.repo)),
         threads=args.threads,
         signal=config["evaluate"]["signal"],
-        **config["export"] | {"athena": athena_layout(config)},
+        **config["export"],
     )
     for name, target in result["targets"].items():
         state = "met" if target["met"] else "NOT met"

@@ -1,9 +1,5 @@
-from hepsnake.export import athena_layout
-
-# whether model.athena.onnx (the Salt/Athena layout) is made: export.athena, where null
-# whether a sample has a physlite reader; fixed per config, passed to the job resolved
-ATHENA = athena_layout(config)
-EXPORT_CONFIG = config | {"export": config["export"] | {"athena": ATHENA}}
+# whether model.athena.onnx (the Salt/Athena layout) is made: export.athena (default on)
+ATHENA = config["export"]["athena"]
 
 
 rule export:
@@ -25,7 +21,7 @@ rule export:
     params:
         outdir=subpath(output.onnx, parent=True),
         repo=workflow.basedir,
-        config=stage_config(EXPORT_CONFIG, "export"),
+        config=stage_config(config, "export"),
     log:
         "results/logs/export/{model}.log",
     threads: 1

@@ -95,7 +95,7 @@ def gather(
         check_failures(sample_name, failed, len(parts), config["convert"]["max_failed_fraction"])
         ok = [s for s in statuses if s["state"] == OK]
         left_out = [
-            {"path": path, "reason": f"part {s['part']} failed: {s['error']}"}
+            {"path": path, "reason": f"{path}: left out, part {s['part']} failed ({s['error']})"}
             for s in failed
             for path in s["inputs"]
         ]
