@@ -210,7 +210,7 @@ def test_htcondor_submissions_gpu_flavour_and_retry(home, workdir):
     # one convert job per part (the gathers run locally), each failed once on its "node", was
     # reported, resubmitted and succeeded
     parts = [re.search(r"sample=(\w+),part=(\d+)", s["arguments"]) for s in by_rule["convert"]]
-    assert sorted(m.groups() for m in parts if m) == sorted(PARTS | PARTS)
+    assert sorted(m.groups() for m in parts if m) == sorted([*PARTS, *PARTS])
     assert len(by_rule["convert"]) == 2 * len(PARTS)
     assert "Error in rule convert" in output
     assert "completed but failed with ExitCode 1" in output

@@ -43,7 +43,8 @@ def test_default_dry_run_lists_the_dag(workdir):
     models = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["models"]
     expected = [
         ("simulate", len(samples)),
-        ("convert", len(samples)),
+        ("convert", len(samples)),  # one part per sample: one toy file each
+        ("gather", len(samples)),
         ("prepare_splits", 1),
         ("prepare_control", 1),
         ("prepare_norm", 1),
