@@ -47,7 +47,7 @@ rule convert:
         part=paths.PART_WILDCARD,
     shell:
         "hepsnake convert --config {params.config:q} --sample {wildcards.sample:q}"
-        " --part {wildcards.part} --output {output.h5:q} --status {output.status:q}"
+        " --part {wildcards.part:q} --output {output.h5:q} --status {output.status:q}"
         " --no-progress > {log:q} 2>&1"
 
 
