@@ -24,9 +24,9 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        expand("results/h5/{sample}.h5", sample=SAMPLES),
+        expand(paths.CONVERTED, sample=SAMPLES),
         rules.prepare_norm.output,
         rules.prepare_control.output if CONTROL_SAMPLES else [],
-        "results/report.md" if MODELS else [],
-        "results/tracking/runs.json" if MODELS and config["tracking"]["mlflow"] else [],
+        paths.REPORT if MODELS else [],
+        paths.RUNS if MODELS and config["tracking"]["mlflow"] else [],
     default_target: True

@@ -1,6 +1,7 @@
-"""Helpers shared by the convert and prepare benchmarks (imported as ``_common``: the scripts
-run as ``python benchmarks/<name>.py``, which puts this directory first on ``sys.path``)."""
+"""Helpers shared by the benchmarks (imported as ``_common``: the scripts run as
+``python benchmarks/<name>.py``, which puts this directory first on ``sys.path``)."""
 
+import argparse
 import contextlib
 import gc
 import resource
@@ -13,7 +14,24 @@ from typing import Any
 
 import yaml
 
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "config.yaml"
+
+
+SMOKE_NOTE = "--smoke: tiny sizes, to check that the script runs; its figures measure nothing"
+
+
+def parse_args(parser: argparse.ArgumentParser, smoke: dict[str, Any]) -> argparse.Namespace:
+    """The command line, with ``--smoke`` added: it makes ``smoke`` (destination -> value) the
+    defaults, so the script runs in seconds on tiny sizes; options given explicitly still win.
+    """
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_NOTE.split(": ", 1)[1])
+    args = parser.parse_args()
+    if args.smoke:
+        parser.set_defaults(**smoke)
+        args = parser.parse_args()
+        print(SMOKE_NOTE, flush=True)
+    return args
 
 
 def shipped_config() -> dict[str, Any]:

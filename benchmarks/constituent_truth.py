@@ -1,7 +1,8 @@
 """The toy's per-constituent origin task: Bayes-optimal AUC from the truth fields, and how close a
 small set network (per-constituent MLP with a pooled jet context) gets.
 
-Usage: ``python benchmarks/constituent_truth.py [--scale 0.25] [--epochs 30] [--threads 2]``.
+Usage: ``python benchmarks/constituent_truth.py [--scale 0.25] [--epochs 30] [--threads 2]``
+(``--smoke``: 1 % of the sizes, one epoch; a test runs it to check that the script runs).
 Samples: the default config's training mix (qcd, bib, sig at the training masses, its class
 fractions), ``--scale`` of its sizes; 80 % train, 20 % test. Prints, per collection and origin,
 the Bayes AUC (one origin vs the rest) of :func:`bayes_constituent_score` and, knowing the jet's
@@ -14,7 +15,7 @@ import argparse
 import awkward as ak
 import numpy as np
 import torch
-from _common import shipped_config
+from _common import parse_args, shipped_config
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
@@ -153,7 +154,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.25)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = parse_args(parser, {"scale": 0.01, "epochs": 1, "threads": 1})
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     data = tables(default_mix(args.scale))

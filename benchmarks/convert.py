@@ -14,7 +14,8 @@ Writes a synthetic toy-like TTree (jet scalars, ~10 tracks and ~8 clusters per j
 Times are the best of ``--repeat`` alternating runs with the input in the page cache; each
 conversion starts after the previous output is deleted and dirty pages are synced (untimed).
 
-Run by hand, e.g. ``python benchmarks/convert.py --jets 500000``. Not a test.
+Run by hand, e.g. ``python benchmarks/convert.py --jets 500000``; ``--smoke`` (a test runs it)
+only checks that the script runs.
 """
 
 import argparse
@@ -30,7 +31,14 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import uproot
-from _common import peak_rss_mib, shipped_config, timed, warm_page_cache, work_directory
+from _common import (
+    parse_args,
+    peak_rss_mib,
+    shipped_config,
+    timed,
+    warm_page_cache,
+    work_directory,
+)
 
 from hepsnake.config import validate
 
@@ -128,11 +136,11 @@ def remove_outputs(workdir: Path) -> None:
 
 def run_convert(config: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """The full convert stage of the benchmark sample, progress bar off."""
+    from hepsnake.config import contract, resolve
     from hepsnake.convert.convert import convert
 
-    return convert(
-        config, "bench", workdir / "bench.h5", workdir / "bench.json", show_progress=False
-    )
+    c = contract(resolve(config), "convert", sample="bench")
+    return convert(c, workdir / "bench.h5", workdir / "bench.json", show_progress=False)
 
 
 def child_memory(args: argparse.Namespace) -> None:
@@ -186,7 +194,7 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-trace", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser, {"jets": 2000, "chunk_size": 500, "repeat": 1})
     if args.child:
         child_memory(args)
         return

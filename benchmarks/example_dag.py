@@ -21,7 +21,8 @@ The *fixed cost* of a job is what its ``hepsnake`` command pays before any work,
 Each is summed over the DAG's jobs and given as a fraction of the total wall time. The target
 is a whole DAG of at most 60 s on 2 cores. Run by hand from the repository root, e.g.
 ``python benchmarks/example_dag.py`` or ``python benchmarks/example_dag.py --example
-physlite_btagging --keep``. Not a test.
+physlite_btagging --keep``. ``--smoke`` (a slow test runs it: the DAG is the smallest there is)
+times the fixed costs once.
 """
 
 import argparse
@@ -37,7 +38,7 @@ import time
 from pathlib import Path
 
 import skhep_testdata
-from _common import work_directory
+from _common import parse_args, work_directory
 from dag import loadavg, parse_log, snakemake_exe
 from startup import REPO, noop_args, timed
 
@@ -179,7 +180,7 @@ def main() -> None:
     parser.add_argument("--example", default="physlite_btagging", help="config/examples/NAME")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the fixed-cost timings")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    args = parser.parse_args()
+    args = parse_args(parser, {"repeat": 1})
     path = tempfile.mkdtemp(prefix="hepsnake-example-") if args.keep else None
     with work_directory(path) as scratch:
         bench(args, scratch)

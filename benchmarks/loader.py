@@ -12,7 +12,8 @@ padding zero. Then, from a warm page cache, best of ``--repeat``, contenders in 
 Prints jets/s of both and their ratio, for ``--compression`` and for an uncompressed copy.
 Target: >= 600k jets/s and >= 0.75x the raw read. ``--file`` times an existing prepared file
 instead, with the ``inputs`` of config/config.yaml. Run by hand, e.g.
-``python benchmarks/loader.py --jets 200000``. Not a test.
+``python benchmarks/loader.py --jets 200000``; ``--smoke`` (a test runs it) only checks that the
+script runs.
 """
 
 import os
@@ -30,7 +31,9 @@ import h5py
 import numpy as np
 import torch
 import yaml
+from _common import parse_args, warm_page_cache
 
+from hepsnake.config.contracts import inputs as typed_inputs
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.io.h5 import TableWriter
 
@@ -110,15 +113,9 @@ def race(repeat: int, *fns: Callable[[], int]) -> list[tuple[float, float]]:
     return best
 
 
-def warm(path: str) -> None:
-    with open(path, "rb") as fh:
-        while fh.read(1 << 24):
-            pass
-
-
 def report(label: str, path: str, spec: InputSpec, repeat: int) -> None:
     datasets = sorted({spec.dataset(c) for c in spec.variables} | {"jets"})
-    warm(path)
+    warm_page_cache([path])
     loader_pass(path, spec, BATCH)  # warm-up
     (raw, raw_cpu), (ours, our_cpu) = race(
         repeat, lambda: raw_read(path, datasets, BATCH), lambda: loader_pass(path, spec, BATCH)
@@ -138,12 +135,13 @@ def main() -> None:
     parser.add_argument("--file", help="an existing prepared file (config/config.yaml inputs)")
     parser.add_argument("--repeat", type=int, default=3, help="timings per contender (best)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    args = parser.parse_args()
+    args = parse_args(parser, {"jets": 3000, "repeat": 1})
     torch.set_num_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores, batch {BATCH}")
     if args.file:
         inputs = yaml.safe_load(CONFIG.read_text())["inputs"]
-        report(Path(args.file).name, args.file, InputSpec.from_config(inputs), args.repeat)
+        spec = InputSpec.from_config(typed_inputs(inputs))
+        report(Path(args.file).name, args.file, spec, args.repeat)
         return
     spec = synthetic_spec(args.tracks_vars)
     print(

@@ -20,7 +20,8 @@ first, padding zero), then
 
 All timings start from a warm page cache and are the best of ``--repeat``, contenders run in
 turn. The machine should be otherwise idle (the load average is printed). Run by hand, e.g.
-``python benchmarks/prepare.py --jets 500000 --compression lzf``. Not a test.
+``python benchmarks/prepare.py --jets 500000 --compression lzf``; ``--smoke`` (a test runs it,
+also with ``--split-memory 3000,6000``) only checks that the script runs.
 """
 
 import argparse
@@ -35,11 +36,19 @@ from typing import Any
 
 import h5py
 import numpy as np
-from _common import peak_rss_mib, race, shipped_config, warm_page_cache, work_directory
+from _common import (
+    parse_args,
+    peak_rss_mib,
+    race,
+    shipped_config,
+    warm_page_cache,
+    work_directory,
+)
 
-from hepsnake.config import validate
+from hepsnake.config import contract, resolve, validate
 from hepsnake.io.h5 import TableWriter
 from hepsnake.prepare.norm import CHUNK
+from hepsnake.prepare.split import derived_fields, with_derived
 
 SLOTS = {"tracks": 40, "clusters": 30}
 MULTIPLICITY = {"tracks": 10, "clusters": 8}  # mean valid constituents per jet
@@ -93,14 +102,20 @@ def write_file(
     sample: str | None = None,
     slots: dict[str, int] = SLOTS,
 ) -> Path:
-    """Write ``n`` synthetic jets chunked as TableWriter does; ``sample`` sets the attribute."""
+    """Write ``n`` synthetic jets chunked as TableWriter does: a converted file of ``sample``
+    (its attribute set), or without a sample a prepared file (with the fields the split
+    derives from the shipped ``inputs.transforms``, which norm_stats reads)."""
     rng = np.random.default_rng(seed)
+    inputs = None if sample else contract(resolve(bench_config()), "split").inputs
     with h5py.File(path, "w") as h5:
         writer = TableWriter(h5, compression)
         for first in range(0, n, BLOCK):
             label = SAMPLES[sample] if sample else None
             block = synthetic_block(min(BLOCK, n - first), first, rng, label, slots)
             for name, table in block.items():
+                if inputs is not None:
+                    fields = set(table.dtype.names)
+                    table = with_derived(table, derived_fields(inputs, name, fields, str(path)))
                 writer.append(name, table)
         if sample:  # as convert records them: the split checks its inputs are distinct files
             h5.attrs["sample"] = sample
@@ -151,7 +166,8 @@ def raw_read(paths: list[str], chunk: int) -> int:
 def run_norm(config: dict[str, Any], train: str, workdir: Path, chunk: int) -> None:
     from hepsnake.prepare.norm import norm_stats
 
-    norm_stats(config, train, str(workdir / "norm.yaml"), str(workdir / "class.yaml"), chunk)
+    c = contract(resolve(config), "norm")
+    norm_stats(c, train, str(workdir / "norm.yaml"), str(workdir / "class.yaml"), chunk)
 
 
 def run_split(config: dict[str, Any], inputs: list[str], workdir: Path) -> None:
@@ -160,7 +176,7 @@ def run_split(config: dict[str, Any], inputs: list[str], workdir: Path) -> None:
     outputs = {s: str(workdir / f"{s}.h5") for s in SPLITS}
     for path in outputs.values():
         Path(path).unlink(missing_ok=True)  # as Snakemake does before rerunning a job
-    split(config, inputs, outputs, str(workdir / "summary.json"))
+    split(contract(resolve(config), "split"), inputs, outputs, str(workdir / "summary.json"))
 
 
 def child(args: argparse.Namespace) -> None:
@@ -311,7 +327,7 @@ def main() -> None:
     )
     parser.add_argument("--child", choices=["norm", "split"], help=argparse.SUPPRESS)
     parser.add_argument("--child-inputs", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser, {"jets": 3000, "repeat": 1})
     if args.child:
         child(args)
         return

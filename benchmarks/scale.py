@@ -32,6 +32,7 @@ files, a few thousand jets, 200 dry-run files, one round). Run by hand, e.g.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -42,15 +43,15 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import h5py
 import uproot
 import yaml
-from _common import peak_rss_mib, warm_page_cache, work_directory
+from _common import parse_args, peak_rss_mib, warm_page_cache, work_directory
 
 from hepsnake import paths
-from hepsnake.config import load, stage_config
+from hepsnake.config import contract, read_config
+from hepsnake.config.contracts import ConvertContract
 from hepsnake.convert.parts import sample_parts
 from hepsnake.io.root import FlatSource
 
@@ -142,16 +143,17 @@ def read_raw(files: list[str], tree: str, branches: list[str], step: int) -> int
     return n
 
 
-def raw_read(config: dict[str, Any], files: list[Path]) -> tuple[float, int]:
-    """Wall seconds and entries of the raw read of ``files``, one half per core."""
-    reader = config["readers"]["toy"]
-    source = FlatSource(str(files[0]), {k: v for k, v in reader.items() if k != "type"})
+def raw_read(convert: ConvertContract, files: list[Path]) -> tuple[float, int]:
+    """Wall seconds and entries of the raw read of ``files`` (``convert``: a sample's contract,
+    whose reader and chunk size the convert uses), one half per core."""
+    reader = convert.reader
+    source = FlatSource(str(files[0]), reader)
     halves = [[str(f) for f in files[i::2]] for i in range(2)]
-    step = config["convert"]["chunk_size"]
+    step = convert.convert.chunk_size
     with ProcessPoolExecutor(2) as pool:
         pool.submit(len, []).result()  # workers started before the clock
         start = time.perf_counter()
-        futures = [pool.submit(read_raw, h, reader["tree"], source.branches, step) for h in halves]
+        futures = [pool.submit(read_raw, h, reader.tree, source.branches, step) for h in halves]
         entries = sum(f.result() for f in futures)
     return time.perf_counter() - start, entries
 
@@ -165,18 +167,21 @@ def convert_parts(
     workdir: str, config_file: str, jobs: list[tuple[str, int]], compression: str | None
 ) -> int:
     """(Worker) convert the parts ``jobs`` ((sample, index)) one after the other, each as
-    rule convert does (its config slice; ``compression`` replaces the output's), into
+    rule convert does (its sample's contract; ``compression`` replaces the output's), into
     ``inproc/``; the jets written."""
     from hepsnake.convert.part import convert_part
 
     os.chdir(workdir)
-    config = load(config_file)
+    resolved = read_config(config_file)
     jets = 0
     for sample, index in jobs:
-        part = json.loads(stage_config(config, "convert", sample=sample))
-        part["convert"]["compression"] = compression or part["convert"]["compression"]
+        c = contract(resolved, "convert", sample=sample)
+        if compression:
+            c = dataclasses.replace(
+                c, convert=dataclasses.replace(c.convert, compression=compression)
+            )
         out = f"inproc/{sample}-{index}"
-        jets += convert_part(part, sample, index, f"{out}.h5", f"{out}.json", False)["jets"]
+        jets += convert_part(c, index, f"{out}.h5", f"{out}.json", False)["jets"]
     return jets
 
 
@@ -264,15 +269,16 @@ def bench_convert(args: argparse.Namespace, workdir: Path) -> None:
     cwd = Path.cwd()
     os.chdir(workdir)
     try:
-        config = load(config_file)
-        jobs = [(s, part.index) for s in SAMPLES for part in sample_parts(config, s)]
+        resolved = read_config(config_file)
+        contracts = {s: contract(resolved, "convert", sample=s) for s in SAMPLES}
+        jobs = [(s, part.index) for s, c in contracts.items() for part in sample_parts(c)]
     finally:
         os.chdir(cwd)
     (workdir / "inproc").mkdir()
     warm_page_cache(files)
     best = {"raw": float("inf"), "convert": float("inf"), "uncompressed": float("inf")}
     for _ in range(args.rounds):  # in turn, so that a change of the machine's load hits all
-        raw_wall, entries = raw_read(config, files)
+        raw_wall, entries = raw_read(contracts["qcd"], files)
         best["raw"] = min(best["raw"], raw_wall)
         best["convert"] = min(best["convert"], convert_in_two_jobs(workdir, config_file, jobs))
         wall = convert_in_two_jobs(workdir, config_file, jobs, "none")
@@ -296,10 +302,11 @@ def bench_convert(args: argparse.Namespace, workdir: Path) -> None:
         "ratio convert/raw, output uncompressed",
         f"{best['raw'] / best['uncompressed']:.2f} (the output's lzf compression apart)",
     )
-    targets = [paths.converted(s) for s in SAMPLES]
+    targets = [paths.fill(paths.CONVERTED, sample=s) for s in SAMPLES]
     wall, _ = snakemake(workdir, *targets, "--cores", "2", "--configfile", config_file)
     jets = sum(
-        json.loads((workdir / paths.convert_summary(s)).read_text())["jets"] for s in SAMPLES
+        json.loads((workdir / paths.fill(paths.CONVERT_SUMMARY, sample=s)).read_text())["jets"]
+        for s in SAMPLES
     )
     figure(
         "convert, snakemake --cores 2",
@@ -336,8 +343,8 @@ def bench_convert(args: argparse.Namespace, workdir: Path) -> None:
     )
 
     plain = [f"plain/{s}.h5" for s in SAMPLES]
-    for s in SAMPLES:  # with the slice the rule passes (its key order makes the field order)
-        verb = ["convert", "--config", stage_config(config, "convert", sample=s), "--sample", s]
+    for s in SAMPLES:  # each sample into one file by one job (no --part)
+        verb = ["convert", "--config", config_file, "--sample", s]
         outputs = ["--output", f"plain/{s}.h5", "--summary", f"plain/{s}.json"]
         peak_of(workdir, *verb, *outputs, "--no-progress")
     splits = {"gathered": (float("inf"), 0.0), "plain": (float("inf"), 0.0)}
@@ -457,13 +464,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="dry-run rounds (medians)")
     parser.add_argument("--rounds", type=int, default=2, help="raw/convert rounds (best)")
     parser.add_argument("--workdir", help="where files are written (default: a temp dir)")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round")
     parser.add_argument("--skip-convert", action="store_true", help="no steps 1 to 5")
     parser.add_argument("--skip-dry-run", action="store_true", help="no step 6")
-    args = parser.parse_args()
-    if args.smoke:
-        args.files, args.jets, args.per_job = 4, 2000, [1, 2]
-        args.dry_files, args.repeat, args.rounds = 200, 1, 1
+    smoke = {"files": 4, "jets": 2000, "per_job": [1, 2], "dry_files": 200, "repeat": 1}
+    args = parse_args(parser, smoke | {"rounds": 1})
     figure("machine", f"{os.cpu_count()} CPUs, {load_average()}")
     with work_directory(args.workdir) as workdir:
         shutil.copytree(REPO / "config", workdir / "config", dirs_exist_ok=True)

@@ -11,10 +11,12 @@ shared machine hits them alike) of
 
 Wall time counts the machine's load; CPU time (user + system of the child) much less so.
 Target: at most 3 s for every verb but ``train``. Run by hand from the repository root,
-e.g. ``python benchmarks/startup.py --repeat 5``. Not a test.
+e.g. ``python benchmarks/startup.py --repeat 5``; ``--smoke`` (one round; a test runs it) only
+checks that the script runs and that every no-op run stops with its verb's error.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -25,7 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from hepsnake.config import load, stage_config
+from _common import parse_args
+
+from hepsnake.config import load, read_config, write_resolved
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 3.0
@@ -34,49 +38,41 @@ import json, sys
 from hepsnake.cli import main
 heavy = {"lightning", "pytorch_lightning", "torch", "onnxruntime", "sklearn", "matplotlib"}
 try:
-    main(sys.argv[1:])
+    code = main(sys.argv[1:])
 finally:
     loaded = sorted({m.split(".")[0] for m in sys.modules} & heavy)
     print(json.dumps({"loaded": loaded}), file=sys.stderr)
+sys.exit(code)
 """
 
 
-def noop_args(verb: str, missing: Path) -> list[str]:
-    """The rule's ``--config`` slice of config/config.yaml and arguments naming inputs that do
-    not exist (under ``missing``)."""
+def noop_args(verb: str, missing: Path, resolved: Path) -> list[str]:
+    """What the rule passes (the resolved config of config/config.yaml and a name) and
+    arguments naming inputs that do not exist (under ``missing``)."""
     config = load(str(REPO / "config" / "config.yaml"))
     sample, model = config["samples"][0]["name"], config["models"][0]
-    toy = next(iter(config["simulate"]["samples"]))
-    wildcards = {
-        "simulate": {"toy": toy},
-        "convert": {"sample": sample},
-        "train": {"model": model},
-        "evaluate": {"model": model},
-    }
-    # predict reads no config (its rule passes none: the default path is never read)
-    part = None if verb == "predict" else stage_config(config, verb, **wildcards.get(verb, {}))
     m = str(missing)
     paths = {
         "simulate": ["--sample", "not-a-toy", "--output", f"{m}/x.root"],
         "convert": ["--sample", sample, "--output", f"{m}/x.h5", "--summary", f"{m}/x.json"],
         "split": ["--inputs", f"{m}/a.h5", "--outputs", f"{m}/t.h5", f"{m}/v.h5", f"{m}/s.h5"],
         "norm": ["--train", f"{m}/t.h5", "--norm", f"{m}/n.yaml", "--class-dict", f"{m}/c.yaml"],
-        "train": ["--train", f"{m}/t.h5", "--val", f"{m}/v.h5", "--norm", f"{m}/n.yaml"],
+        "train": ["--model", model, "--train", f"{m}/t.h5", "--val", f"{m}/v.h5"],
         "predict": ["--model", model, "--checkpoint", f"{m}/best.ckpt", "--test", f"{m}/t.h5"],
         "evaluate": ["--model", model, "--predictions", f"{m}/p.h5", "--training", f"{m}/t.json"],
         "export": ["--model", model, "--checkpoint", f"{m}/best.ckpt", "--test", f"{m}/t.h5"],
-        "report": ["--models", model, "--predictions", f"{m}/p.h5", "--metrics", f"{m}/m.json"],
+        "report": ["--models", model, "--metrics", f"{m}/m.json", "--training", f"{m}/t.json"],
     }[verb]
     more = {
         "split": ["--summary", f"{m}/s.json"],
-        "train": ["--class-dict", f"{m}/c.yaml", "--outdir", f"{m}/model"],
+        "train": ["--norm", f"{m}/n.yaml", "--class-dict", f"{m}/c.yaml", "--outdir", f"{m}/m"],
         "predict": ["--output", f"{m}/p.h5"],
         "evaluate": ["--output", f"{m}/m.json", "--plots", f"{m}/plots"],
         "export": ["--val", f"{m}/v.h5", "--outdir", f"{m}/export"],
         "report": ["--split-summary", f"{m}/s.json", "--convert-summaries", f"{m}/c.json"],
     }.get(verb, [])
     tail = ["--output", f"{m}/report.md"] if verb == "report" else []
-    return [*(["--config", part] if part else []), *paths, *more, *tail]
+    return ["--config", str(resolved), *paths, *more, *tail]
 
 
 VERBS = ("simulate", "convert", "split", "norm", "train", "predict", "evaluate", "export", "report")
@@ -93,24 +89,40 @@ def timed(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
     return wall, cpu, proc
 
 
+def check_noop(verb: str, proc: subprocess.CompletedProcess) -> None:
+    """Stop unless the no-op run ended as one: exit status 1 with the verb's one-line error
+    (anything else, e.g. arguments the CLI no longer takes, would make its time meaningless)."""
+    if proc.returncode != 1 or f"hepsnake {verb}: error:" not in proc.stderr:
+        raise SystemExit(
+            f"startup.py: the no-op run of {verb} did not stop at its first input"
+            f" (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--verbs", nargs="+", default=list(VERBS), choices=VERBS)
-    args = parser.parse_args()
+    args = parse_args(parser, {"repeat": 1})
     # per verb: --help wall, no-op wall, no-op CPU
     runs: dict[str, list[list[float]]] = {v: [[], [], []] for v in args.verbs}
     loaded: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="hepsnake-startup-") as tmp:
         missing = Path(tmp) / "missing"
+        resolved = Path(tmp) / "resolved.yaml"  # as common.smk writes it
+        with contextlib.chdir(REPO):
+            write_resolved(read_config("config/config.yaml"), resolved)
         for _ in range(args.repeat):
             for verb in args.verbs:
-                wall, _, _ = timed([sys.executable, "-m", "hepsnake.cli", verb, "--help"])
+                wall, _, helped = timed([sys.executable, "-m", "hepsnake.cli", verb, "--help"])
+                if helped.returncode != 0:
+                    raise SystemExit(f"hepsnake {verb} --help failed:\n{helped.stderr[-2000:]}")
                 runs[verb][0].append(wall)
-                cmd = [sys.executable, "-c", WRAPPER, verb, *noop_args(verb, missing)]
+                cmd = [sys.executable, "-c", WRAPPER, verb, *noop_args(verb, missing, resolved)]
                 wall, cpu, proc = timed(cmd)
                 runs[verb][1].append(wall)
                 runs[verb][2].append(cpu)
+                check_noop(verb, proc)
                 marks = [x for x in proc.stderr.splitlines() if x.startswith('{"loaded"')]
                 loaded[verb] = json.loads(marks[-1])["loaded"] if marks else ["?"]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; median / min [s]")

@@ -3,7 +3,7 @@ per-constituent AUC, and its jet AUC against the same model trained without the 
 task (with the AUC's statistical error).
 
     python benchmarks/tasks.py [--model gn2] [--jets 40000] [--epochs 10] [--workdir DIR]
-        [--no-single]
+        [--no-single] [--smoke]
 
 Simulates QCD, BIB and signal (mS 16) jets, converts, splits and normalises them, trains the
 shipped model twice (with its tasks, and with the jet classification only; ``--no-single``
@@ -11,6 +11,7 @@ trains the first only), predicts the test split and prints each task's headline 
 from :func:`hepsnake.evaluate.stage.score_tasks`, and per constituent task with a Bayes law
 the AUC of the model's jet posterior times that law. The acceptance figures of
 ``benchmarks/README.md`` are from ``--jets 300000 --epochs 20`` (~50 min on 2 cores).
+``--smoke`` (2000 jets, one epoch; a test runs it) only checks that the script runs.
 """
 
 import argparse
@@ -21,24 +22,23 @@ from typing import Any
 
 import h5py
 import numpy as np
-from _common import shipped_config, work_directory
+from _common import REPO, parse_args, shipped_config, work_directory
 from sklearn.metrics import roc_auc_score
 
-from hepsnake.config import load_model
-from hepsnake.evaluate.metrics import auc
+from hepsnake.config import contract, load_model, resolve
+from hepsnake.config.contracts import EvaluateContract
 from hepsnake.evaluate.predict import predict
 from hepsnake.evaluate.stage import score_tasks
-from hepsnake.models import registry
+from hepsnake.models.tasks import build_tasks
 from hepsnake.models.tasks.base import Context
 from hepsnake.models.tasks.constituent_classification import (
     ConstituentClassification,
     class_fractions,
 )
 from hepsnake.names import prob_column
+from hepsnake.roc import auc
 from hepsnake.simulate.prepared import prepared_toy
 from hepsnake.training.run import train
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def prepared(root: Path, n_jets: int) -> tuple[dict[str, Any], dict[str, str]]:
@@ -55,20 +55,17 @@ def auc_error(value: float, n_sig: int, n_bkg: int) -> float:
     return float(np.sqrt(var / (n_sig * n_bkg)))
 
 
-def gap_split(
-    config: dict[str, Any], model: dict[str, Any], name: str, predictions: Path
-) -> dict[str, float]:
+def gap_split(evaluation: EvaluateContract, predictions: Path) -> dict[str, float]:
     """Per constituent task with a ``bayes`` law: the AUC of the model's own jet class
     posterior times the toy's exact per-constituent law, i.e. how much of the gap to the Bayes
     AUC the jet half of the model costs. The model is trained under class-balanced weights
     (equal priors), so its posterior is moved to the evaluated class fractions by multiplying
     by them."""
-    context = Context(list(config["class_names"]))
+    name, context = evaluation.model, Context(list(evaluation.class_names))
     out = {}
     with h5py.File(predictions) as h5:
         jets = h5["jets"][:]
-        for block in model["model"]["tasks"]:
-            task = registry.build("task", block, context=context)
+        for task in build_tasks(evaluation.tasks, context):
             if not isinstance(task, ConstituentClassification) or not task.bayes:
                 continue
             p_class = np.stack([jets[prob_column(name, c)] for c in context.class_names], -1)
@@ -83,7 +80,8 @@ def gap_split(
 
 def run(config: dict, outputs: dict, root: Path, name: str, model: dict) -> dict[str, Any]:
     """Train, predict and score ``model``; its task figures plus the signal-vs-QCD jet AUC."""
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
+    resolved = resolve(config, models={name: model})
+    part = contract(resolved, "train", model=name)
     paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
     start = time.perf_counter()
     summary = train(part, *paths, str(root / name))
@@ -99,11 +97,11 @@ def run(config: dict, outputs: dict, root: Path, name: str, model: dict) -> dict
     )
     p_sig, p_qcd = jets[prob_column(name, "sig")], jets[prob_column(name, "qcd")]
     score = np.log(p_sig + 1e-12) - np.log(p_qcd + 1e-12)
-    jet_auc = auc(score[sig], score[qcd], np.ones(int(qcd.sum())))
-    with_tasks = config | {"tasks": model["model"]["tasks"]}
-    figures = score_tasks(with_tasks, name, str(predictions), root / name)["tasks"]
+    jet_auc = auc(score[sig], score[qcd])  # every jet counts once
+    evaluation = contract(resolved, "evaluate", model=name)
+    figures = score_tasks(evaluation, str(predictions), root / name)["tasks"]
     figures.pop("jet_classification")
-    for task, entry in gap_split(config, model, name, predictions).items():
+    for task, entry in gap_split(evaluation, predictions).items():
         figures[task]["model_jets_exact_law_auc"] = entry
     return {
         "jet_auc": jet_auc,
@@ -126,7 +124,7 @@ def main() -> None:
         action="store_false",
         help="train only the multi-task model (its task figures; no jet AUC comparison)",
     )
-    args = parser.parse_args()
+    args = parse_args(parser, {"jets": 2000, "epochs": 1})
     with work_directory(args.workdir) as root:
         config, outputs = prepared(root, args.jets)
         model = copy.deepcopy(load_model(config, args.model))

@@ -20,10 +20,12 @@ file loader). Reference support: DeepSets encoders with sum pooling
 and transformer encoders with cross-attention pooling (the baseline and transformer models).
 ``--model adversarial`` instead times its discriminator + main step with the control jets'
 forward shared by both steps against a fresh forward per step (the step before the change).
-Run by hand, e.g. ``python benchmarks/train_step.py --model transformer``. Not a test.
+Run by hand, e.g. ``python benchmarks/train_step.py --model transformer``; ``--smoke`` (a test
+runs it) only checks that the script runs.
 """
 
 import os
+from dataclasses import replace
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: no busy-waiting threads
 
@@ -38,9 +40,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import yaml
+from _common import parse_args
 from torch import nn
 
-from hepsnake.config import load_model
+from hepsnake.config import contract, resolve, validate
 from hepsnake.names import input_fields
 from hepsnake.training.module import TaggerModule
 from hepsnake.training.run import build_module
@@ -53,14 +56,13 @@ Batch = dict[str, torch.Tensor]
 
 def make_module(model: str) -> TaggerModule:
     config = yaml.safe_load((CONFIG / "config.yaml").read_text())
-    config["model_dir"] = str(CONFIG / "models")
-    config.setdefault("training_overrides", {})  # the schema's default (not validated here)
-    config["model"] = load_model(config, model)
+    config |= {"samples": str(CONFIG / "samples.tsv"), "model_dir": str(CONFIG / "models")}
+    part = contract(resolve(validate(config)), "train", model=model)
     norm = {
         coll: {v: {"mean": 0.0, "std": 1.0} for v in fields}
-        for coll, fields in input_fields(config["inputs"]).items()
+        for coll, fields in input_fields(part.inputs).items()
     }
-    return build_module(config, norm, [1.0] * len(config["class_names"]))
+    return build_module(part, norm, [1.0] * len(part.class_names))
 
 
 def make_batch(module: TaggerModule, size: int, gen: torch.Generator) -> Batch:
@@ -156,7 +158,9 @@ class Reference(nn.Module):
                 nn.Linear(dim, dim),
             )
         self.head = mlp([dim + n_jet, *cfg["head"]["hidden"], len(module.hparams.class_names)])
-        self.register_buffer("class_weights", module.class_weights.clone())
+        n_classes = len(module.hparams.class_names)
+        weights = module.hparams.class_weights or [1.0] * n_classes  # as the jet task's loss
+        self.register_buffer("class_weights", torch.tensor(weights, dtype=torch.float32))
 
     def normalise(self, coll: str, x: torch.Tensor) -> torch.Tensor:
         cols = self.log1p[coll]
@@ -208,12 +212,12 @@ class Stepper:
     """One model, its AdamW and its batches on ``device``: ``run(steps)`` times steps."""
 
     def __init__(
-        self, model: nn.Module, batches: list[Batch], device: str, bf16: bool, compile_: bool
+        self, model: nn.Module, batches: list[Batch], device: str, bf16: bool, compile_: str
     ) -> None:
         self.model = model.to(device)
         target = self.model.model if isinstance(self.model, TaggerModule) else self.model
         if compile_:
-            target.compile()
+            target.compile(backend=compile_)
         self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=1e-3)
         self.batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
         self.device = device
@@ -289,11 +293,12 @@ def lightning_rate(
 
 
 def compare(
-    args: argparse.Namespace, batches: list[Batch], device: str, bf16: bool, compile_: bool
+    args: argparse.Namespace, batches: list[Batch], device: str, bf16: bool, compile_: str
 ) -> dict[str, float]:
     """Jets/s of the shipped module and the reference, their steps interleaved in ``--rounds``
-    rounds of ``--steps`` steps each, so that a varying load hits both alike; in fp32 unless
-    ``--no-lightning``, also the Lightning step against the reference."""
+    rounds of ``--steps`` steps each, so that a varying load hits both alike; ``compile_``: the
+    ``torch.compile`` backend ("": none). In fp32 unless ``--no-lightning``, also the
+    Lightning step against the reference."""
     torch.manual_seed(0)
     shipped = Stepper(make_module(args.model), batches, device, bf16, compile_)
     torch.manual_seed(0)
@@ -321,7 +326,8 @@ def adversarial_rates(args: argparse.Namespace, batches: list[Batch]) -> dict[st
         torch.manual_seed(0)
         module = make_module("adversarial")
         # no Trainer here: no schedule, no Lightning gradient clipping (both per step alike)
-        module.hparams.training_cfg.update(schedule="none", gradient_clip=None)
+        training = replace(module.trained.training_cfg, schedule="none", gradient_clip=None)
+        module.trained = replace(module.trained, training_cfg=training)
         main_opt, disc_opt = module.configure_optimizers()
         module.optimizers = lambda o=(main_opt, disc_opt): o
         module.lr_schedulers = lambda: None
@@ -332,7 +338,7 @@ def adversarial_rates(args: argparse.Namespace, batches: list[Batch]) -> dict[st
         b | {"is_data": torch.rand(len(b["label"]), generator=gen) < 0.5, "pt": b["jets"][:, 0]}
         for b in batches
     ]
-    k = modules["shared"].adv["k_steps"]
+    k = modules["shared"].adv.k_steps
 
     def shared(module: Any, batch: Batch, control: Batch) -> None:
         probs = module.control_probs(control)
@@ -395,12 +401,24 @@ def main() -> None:
         default=[],
         help="GPU variants, each also given as a multiple of the last CPU figure",
     )
+    parser.add_argument(
+        "--cuda-device",
+        default="cuda",
+        choices=["cuda", "cpu"],
+        help="where the --cuda variants run: cpu runs the same code on the CPU (gpu.sh --dry-run)",
+    )
+    parser.add_argument(
+        "--compile-backend",
+        default="inductor",
+        help="torch.compile backend of the compile variants (eager: tracing only, for a dry run)",
+    )
     parser.add_argument("--no-lightning", action="store_true", help="skip the Trainer.fit runs")
-    args = parser.parse_args()
+    args = parse_args(parser, {"batch": 50, "steps": 1, "rounds": 1, "threads": [1]})
     if args.model == "adversarial":
         adversarial(args)
         return
-    if args.cuda and not torch.cuda.is_available():
+    device = args.cuda_device
+    if args.cuda and device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("train_step.py: --cuda given but torch sees no CUDA device")
     gen = torch.Generator().manual_seed(1)
     module = make_module(args.model)
@@ -408,27 +426,32 @@ def main() -> None:
     n_params = sum(p.numel() for p in module.parameters())
     n_ref = sum(p.numel() for p in Reference(module).parameters())
     print(
-        f"model {args.model}: {n_params:,d} parameters (reference {n_ref:,d}), batch {args.batch}"
+        f"model {args.model}: {n_params:,d} parameters (reference {n_ref:,d}), batch {args.batch};"
+        f" load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
     cpu = None
     for threads in args.threads:
         torch.set_num_threads(threads)
-        rates = compare(args, batches, "cpu", False, False)
+        rates = compare(args, batches, "cpu", False, "")
         report(f"cpu {threads} thread(s)", rates)
         cpu = rates["hepsnake"]
     if args.cuda:
-        print(f"  gpu: {torch.cuda.get_device_name()}")
+        name = torch.cuda.get_device_name() if device == "cuda" else "none (the CPU stands in)"
+        print(f"  gpu: {name}")
     for name in args.cuda:
         bf16, compile_ = CUDA_VARIANTS[name]
-        rates = compare(args, batches, "cuda", bf16, compile_)
-        report(f"cuda {name}", rates, cpu)
+        rates = compare(args, batches, device, bf16, args.compile_backend if compile_ else "")
+        report(f"{device} {name}", rates, cpu)
 
 
 def adversarial(args: argparse.Namespace) -> None:
     """``--model adversarial``: the shared control forward against a forward per step."""
     gen = torch.Generator().manual_seed(1)
     batches = [make_batch(make_module("adversarial"), args.batch, gen) for _ in range(4)]
-    print(f"model adversarial: discriminator + main step, batch {args.batch} (+ control)")
+    print(
+        f"model adversarial: discriminator + main step, batch {args.batch} (+ control);"
+        f" load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
     for threads in args.threads:
         torch.set_num_threads(threads)
         rates = adversarial_rates(args, batches)

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 # torch's idle OpenMP threads sleep instead of spinning (read when torch loads)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -18,8 +19,10 @@ import skhep_testdata
 import torch
 import yaml
 
-from hepsnake.config import validate
-from hepsnake.report.markdown import fmt
+from hepsnake.config import build, contract, resolve, validate
+from hepsnake.config.contracts import ModelSpec, TrainingSpec, trained
+from hepsnake.config.resolved import validated_model
+from hepsnake.report.tables import fmt
 from hepsnake.simulate.prepared import prepared_toy as toy_samples
 from hepsnake.training.module import TaggerModule
 
@@ -35,6 +38,43 @@ PHYSLITE_FILES = {
     "uproot-issue-951.root": 455,
     "uproot-issue-798.root": 372,
 }
+
+
+def stage(config: dict, name: str, models: dict | None = None, **names: str):
+    """The contract of stage ``name`` from a validated ``config`` (``models``: model configs
+    given as data, by name), for the ``model``/``sample``/``study`` in ``names``."""
+    return contract(resolve(config, models=models), name, **names)
+
+
+def train_contract(config: dict, model: dict, name: str = "m"):
+    """The train contract of a model config given as data, named ``name``."""
+    return stage(config, "train", models={name: model}, model=name)
+
+
+def inputs_of(config: dict, **changes: object):
+    """The typed ``inputs`` of a validated ``config``, with keys of ``changes`` replaced."""
+    return stage({**config, "inputs": {**config["inputs"], **changes}}, "norm").inputs
+
+
+def model_spec(block: dict):
+    """The typed ``model:`` block of a model config given as data (validated, defaults
+    filled)."""
+    model = validated_model({"training_overrides": {}}, "m", {"model": block})
+    return build(ModelSpec, model["model"])
+
+
+def training_spec(**keys: object):
+    """A model's typed ``training`` block with ``keys`` set (defaults filled)."""
+    model = validated_model({"training_overrides": {}}, "m", {"model": {}, "training": keys})
+    return build(TrainingSpec, model["training"])
+
+
+def cluster_unavailable(reason: str, how: str) -> NoReturn:
+    """Skip a test that needs a service this machine lacks (``how``: how to start it), or
+    fail it where ``.ci/run`` promised the service (``HEPSNAKE_REQUIRE_CLUSTER=1``)."""
+    if os.environ.get("HEPSNAKE_REQUIRE_CLUSTER") == "1":
+        pytest.fail(f"{reason}, but HEPSNAKE_REQUIRE_CLUSTER=1 ({how})", pytrace=False)
+    pytest.skip(f"{reason} ({how}; HEPSNAKE_REQUIRE_CLUSTER=1 makes this a failure)")
 
 
 def default_config() -> dict:
@@ -113,9 +153,12 @@ def checkpoint(data, name, model_cfg=TINY, parameters=None):
     """A checkpoint of an untrained tagger, as ``load_module`` reads it."""
     config, root, _, norm = data
     torch.manual_seed(0)
-    module = TaggerModule(
-        model_cfg, TRAINING, config["inputs"], norm, config["class_names"], None, parameters
-    )
+    model = {
+        "model": model_cfg,
+        "training": TRAINING | {"class_weights": False},
+        "parameters": parameters,
+    }
+    module = TaggerModule(trained(train_contract(config, model, name), norm, []))
     path = root / f"{name}.ckpt"
     torch.save(
         {

@@ -6,7 +6,9 @@ error files; the environment ``getenv`` selects plus ``environment``), and appen
 job-event-log entries (submit, execute, terminated) to the log the plugin reads with
 ``htcondor2.JobEventLog``. Jobs whose batch name starts with ``$RECORDER_FAIL_ONCE`` fail on
 their first attempt and those starting with ``$RECORDER_FAIL_ALWAYS`` on every attempt
-(exit code 1, as a broken execute node would), without running.
+(exit code 1, as a broken execute node would), without running. Jobs starting with
+``$RECORDER_HOLD_ONCE`` are held on their first attempt, for going over their memory request
+(HoldReasonCode 34, as the startd's memory policy holds them), and never run.
 
 Usage: ``python htcondor_recorder.py <snakemake arguments>``.
 """
@@ -27,6 +29,11 @@ import htcondor2
 
 HOST = "<127.0.0.1:9618?addrs=127.0.0.1-9618>"
 USAGE = "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  {} Usage\n"
+MEMORY_HOLD = (
+    "Job was held.\n\tError from slot1_1@{host}: Job has gone over cgroup memory limit of "
+    "{request} megabytes. Peak usage: {peak} megabytes.  Consider resubmitting with a higher "
+    "request_memory.\n\tCode 34 Subcode 0"
+)
 
 
 def condor_arguments(text: str) -> list[str]:
@@ -83,6 +90,12 @@ class RecordingSchedd:
         log = Path(submit["log"])
         self.event(log, cluster, "000", "Job submitted from host: " + HOST)
         self.event(log, cluster, "001", "Job executing on host: " + HOST)
+        hold_once = os.environ.get("RECORDER_HOLD_ONCE")
+        if hold_once and name.startswith(hold_once) and self.attempts[name] == 1:
+            request = int(submit["request_memory"].removesuffix("MB"))
+            held = MEMORY_HOLD.format(host="127.0.0.1", request=request, peak=request + 500)
+            self.event(log, cluster, "012", held)
+            return SubmitResult(cluster)
         code = self.execute(submit, cluster, name)
         terminated = f"Job terminated.\n\t(1) Normal termination (return value {code})\n"
         terminated += "".join(USAGE.format(u) for u in ("Run Remote", "Run Local"))

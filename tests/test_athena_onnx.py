@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO, TINY, checkpoint
+from conftest import stage as stage_of
 from test_export import PARAMETERS, data  # noqa: F401 (the module's prepared-toy fixture)
 
 from hepsnake.config import load_model
@@ -69,7 +70,9 @@ def test_gnn_config_follows_salts_layout(data, tmp_path):  # noqa: F811
     assert {n.split("_", 1)[0] for n in names} == {"tinymodelv2"}
     assert all(o.shape == [] and o.type == "tensor(float)" for o in sess.get_outputs())
     [jets] = gnn["inputs"]
-    fields = input_fields(config["inputs"])  # transformed inputs by their prepared names
+    fields = input_fields(
+        stage_of(config, "norm").inputs
+    )  # transformed inputs by their prepared names
     assert jets["name"] == "jet_var" and variables(jets) == fields["jets"]
     assert fields["jets"][0] == "log_pt"
     sequences = {s["name"]: variables(s) for s in gnn["input_sequences"]}
@@ -154,7 +157,7 @@ def test_jets_only_and_parameterised_models(
     sess = session(path)
     assert {i.name: i.shape for i in sess.get_inputs()} == inputs
     gnn = salt.read_gnn_config(path)
-    jets = input_fields(config["inputs"])["jets"]
+    jets = input_fields(stage_of(config, "norm").inputs)["jets"]
     assert variables(gnn["inputs"][0]) == jets + (["mS"] if parameters else [])
     assert len(gnn["input_sequences"]) == len(inputs) - 1
     batch = load_batches(module, data[2]["test"], 100, 100)[0]
@@ -202,7 +205,7 @@ def test_every_model_of_the_default_and_tiny_runs_has_its_gnn_config(data, tmp_p
     )
     gnn = salt.read_gnn_config(path)
     assert gnn["onnx_model_version"] == "v1" and gnn["model_name"] == salt.model_name(model)
-    fields = input_fields(config["inputs"])
+    fields = input_fields(stage_of(config, "norm").inputs)
     sequences = {s["name"]: variables(s) for s in gnn["input_sequences"]}
     assert sequences == {c: fields[c] for c in module.model.collections}
     assert set(module.model.collections) == set(fields) - {"jets"}  # every sequence of the run

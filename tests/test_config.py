@@ -1,11 +1,11 @@
-import json
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 from conftest import REPO, default_config
 
-from hepsnake.config import load, load_samples, parse_params, stage_config, validate
+from hepsnake.config import contract, load, load_samples, parse_params, read_config, validate
 from hepsnake.errors import HepsnakeError
 
 
@@ -184,15 +184,21 @@ def test_mode_only_keys_and_guard(monkeypatch):
     assert "std_floor" not in str(err.value)
 
 
-def test_stage_slices_hold_only_what_the_stage_reads(monkeypatch):
+def test_stage_contracts_hold_only_what_the_stage_reads(monkeypatch):
     monkeypatch.chdir(REPO)
-    config = load("config/config.yaml")
-    part = json.loads(stage_config(config, "convert", sample="qcd"))
-    assert set(part) == {"class_names", "samples", "readers", "convert"}
-    assert list(part["readers"]) == ["toy"] and [s["name"] for s in part["samples"]] == ["qcd"]
-    assert load(stage_config(config, "convert", sample="qcd")) == part
-    sim = json.loads(stage_config(config, "simulate", toy="bib"))
-    assert list(sim["simulate"]["samples"]) == ["bib"]
+    resolved = read_config("config/config.yaml")
+    part = contract(resolved, "convert", sample="qcd")
+    assert {f.name for f in dataclasses.fields(part)} == {
+        "class_names",
+        "sample",
+        "reader",
+        "convert",
+        "run_parameters",
+    }
+    assert part.sample.name == "qcd" and part.reader.type == "flat" and part.reader.tree == "jets"
+    assert contract(resolved, "simulate", sample="bib").sample.process == "bib"
+    with pytest.raises(HepsnakeError, match="no sample named 'nope'"):
+        contract(resolved, "convert", sample="nope")
 
 
 def test_schemas_are_package_data():
@@ -202,6 +208,7 @@ def test_schemas_are_package_data():
     from hepsnake.config import MODEL_SCHEMA, SCHEMA
 
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    declared = pyproject["tool"]["setuptools"]["package-data"]["hepsnake"]
+    declared = pyproject["tool"]["setuptools"]["package-data"]["hepsnake.config"]
     assert {SCHEMA.name, MODEL_SCHEMA.name} <= set(declared)
-    assert SCHEMA.parent.name == MODEL_SCHEMA.parent.name == "hepsnake"
+    assert SCHEMA.parent.name == MODEL_SCHEMA.parent.name == "config"
+    assert SCHEMA.read_text() == (REPO / "workflow" / "schemas" / SCHEMA.name).read_text()

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import uproot
-from conftest import PHYSLITE_FILES
+from conftest import PHYSLITE_FILES, stage
 
 from hepsnake import __version__
 from hepsnake.convert.convert import convert
@@ -32,7 +32,7 @@ def toy_files(tmp_path_factory):
 
 def run(config, sample, tmp_path):
     out, summary = tmp_path / f"{sample}.h5", tmp_path / f"{sample}.json"
-    report = convert(config, sample, out, summary, show_progress=False)
+    report = convert(stage(config, "convert", sample=sample), out, summary, show_progress=False)
     return out, report
 
 

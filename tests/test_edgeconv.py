@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, model_spec
 
 from hepsnake.config import load_model
 from hepsnake.data.loader import InputSpec
@@ -36,6 +36,11 @@ MODELS = {
 }
 
 
+def edge_spec(block: dict):
+    """A model's ``edge_features`` block, typed (defaults filled)."""
+    return model_spec({"edge_features": block}).edge_features
+
+
 def tagger(encoder: dict, seed: int = 0) -> Tagger:
     """A tiny tagger on toy-like inputs (norms: a transform on pt, plain elsewhere)."""
     torch.manual_seed(seed)
@@ -44,7 +49,9 @@ def tagger(encoder: dict, seed: int = 0) -> Tagger:
     cfg = {"dim": 8, "encoder": encoder, "pooling": {"type": "attention"}}
     if encoder["type"] != "edgeconv":
         cfg["edge_features"] = EDGES
-    return Tagger(cfg, InputSpec(variables=VARIABLES), norm, Context(["a", "b", "c"])).eval()
+    return Tagger(
+        model_spec(cfg), InputSpec(variables=VARIABLES), norm, Context(["a", "b", "c"])
+    ).eval()
 
 
 def batch(b: int, n_tracks: int, n_clusters: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -138,7 +145,7 @@ def test_pair_features_by_hand():
 
 def test_edge_features_undo_a_log_pt_field_and_skip_other_collections():
     fields = {"clusters": ["e"], "tracks": ["log_pt", "deta", "dphi"]}
-    edges = EdgeFeatures(EDGES | {"features": ["z"]}, fields)
+    edges = EdgeFeatures(edge_spec(EDGES | {"features": ["z"]}), fields)
     pt = torch.tensor([[[math.log1p(10.0), 0, 0], [math.log1p(30.0), 0.1, 0]]])
     raw = {"clusters": torch.ones(1, 2, 1), "tracks": pt}
     masks = {"clusters": torch.ones(1, 2, dtype=torch.bool), "tracks": torch.ones(1, 2, dtype=bool)}
@@ -154,7 +161,7 @@ def test_static_coordinates_must_be_inputs():
 
 def test_edge_feature_errors_name_the_key():
     with pytest.raises(HepsnakeError, match="model: edge_features: 'tracks' inputs have no"):
-        EdgeFeatures(EDGES | {"eta": "eta"}, {"tracks": VARIABLES["tracks"]})
+        EdgeFeatures(edge_spec(EDGES | {"eta": "eta"}), {"tracks": VARIABLES["tracks"]})
     with pytest.raises(HepsnakeError, match="encoder 'deepsets' takes no edge features"):
         norm = {c: {v: {"mean": 0.0, "std": 1.0} for v in vs} for c, vs in VARIABLES.items()}
         cfg = {
@@ -163,7 +170,7 @@ def test_edge_feature_errors_name_the_key():
             "pooling": {"type": "sum"},
             "edge_features": EDGES,
         }
-        Tagger(cfg, InputSpec(variables=VARIABLES), norm, Context(["a", "b"]))
+        Tagger(model_spec(cfg), InputSpec(variables=VARIABLES), norm, Context(["a", "b"]))
 
 
 def test_edgeconv_options_are_checked(tmp_path):

@@ -17,7 +17,12 @@ from packaging.version import Version
 
 ENVS = REPO / "envs"
 # conda-forge / pytorch channel names of PyPI distributions
-CONDA_NAMES = {"torch": "pytorch", "matplotlib": "matplotlib-base", "xxhash": "python-xxhash"}
+CONDA_NAMES = {
+    "torch": "pytorch",
+    "matplotlib": "matplotlib-base",
+    "xxhash": "python-xxhash",
+    "fsspec_xrootd": "fsspec-xrootd",  # the wheel's metadata spells it with _
+}
 CUDA_ENVS = {"train", "export"}
 
 

@@ -9,10 +9,10 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, TINY, checkpoint, prepared_toy, report_numbers_match
+from conftest import REPO, TINY, checkpoint, prepared_toy, report_numbers_match, stage
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from hepsnake.config import config_hash, stage_config, validate
+from hepsnake.config import resolve, to_data, validate
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.metrics import (
     BAYES,
@@ -32,6 +32,23 @@ from hepsnake.report.markdown import report
 
 CLASSES = ["qcd", "sig", "bib"]
 EVALUATE = {"signal": "sig", "working_points": [0.5, 0.7], "fractions": None, "pt_bins": None}
+# a dense model trained at mS = 5, evaluated as "m"
+MODEL_M = {
+    "model": {},
+    "parameters": {"names": ["mS"], "train": {"mS": [5.0]}, "test": {"mS": [5.0]}},
+}
+
+
+def evaluate_contract(**evaluate_keys):
+    """The evaluate contract of model "m" in the shipped config with ``EVALUATE`` and
+    ``evaluate_keys`` as its evaluate section."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config |= {
+        "samples": str(REPO / "config" / "samples.tsv"),
+        "model_dir": str(REPO / "config" / "models"),
+        "evaluate": EVALUATE | evaluate_keys,
+    }
+    return stage(validate(config), "evaluate", models={"m": MODEL_M}, model="m")
 
 
 def known_jets(
@@ -237,10 +254,11 @@ def write_predictions(path: Path, jets: np.ndarray, control: np.ndarray | None =
 def control_jets(n: int = 2000, seed: int = 3) -> np.ndarray:
     """Control-region jets, data and MC alike (random outputs)."""
     rng = np.random.default_rng(seed)
-    dtype = [("is_data", "?"), ("train_weight", "f4")] + [(f"m_p{c}", "f4") for c in CLASSES]
+    dtype = [("is_data", "?"), ("weight", "f4"), ("train_weight", "f4")]
+    dtype += [(f"m_p{c}", "f4") for c in CLASSES]
     table = np.zeros(n, dtype=dtype)
     table["is_data"] = rng.random(n) < 0.5
-    table["train_weight"] = 1.0
+    table["weight"] = table["train_weight"] = 1.0
     for c in CLASSES:
         table[f"m_p{c}"] = rng.random(n)
     return table
@@ -264,14 +282,9 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarra
     jets, _ = known_jets(6000, own_mass=5.0)
     write_predictions(root / "pred.h5", jets, control_jets())
     history(root / "training.json")
-    config = {
-        "class_names": CLASSES,
-        "evaluate": EVALUATE | {"pt_bins": [20, 100, 200], "fractions": {"qcd": 2, "bib": 1}},
-        "parameters": {"names": ["mS"], "train": {"mS": [5.0]}},
-    }
+    c = evaluate_contract(pt_bins=[20, 100, 200], fractions={"qcd": 2, "bib": 1})
     metrics = evaluate(
-        config,
-        "m",
+        c,
         str(root / "pred.h5"),
         str(root / "training.json"),
         str(root / "m.json"),
@@ -331,14 +344,8 @@ def test_report_numbers_hash_and_null_rejections(
     (results / "plots" / "m").mkdir(parents=True)
     write_predictions(results / "pred.h5", separated, control_jets())
     history(tmp_path / "training.json")
-    config = {
-        "class_names": CLASSES,
-        "evaluate": EVALUATE,
-        "parameters": {"names": ["mS"], "train": {"mS": [5.0]}},
-    }
     evaluate(
-        config,
-        "m",
+        evaluate_contract(),
         str(results / "pred.h5"),
         str(tmp_path / "training.json"),
         str(tmp_path / "m.json"),
@@ -354,11 +361,10 @@ def test_report_numbers_hash_and_null_rejections(
     monkeypatch.chdir(REPO)
     full = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     full = validate(full | {"evaluate": EVALUATE})
-    sliced = json.loads(stage_config(full, "report"))
     text = report(
-        sliced,
+        stage(full, "report"),
         {"m": str(tmp_path / "m.json")},
-        {"m": str(results / "pred.h5")},
+        {"m": str(tmp_path / "training.json")},
         str(tmp_path / "split.json"),
         [str(tmp_path / "conv.json")],
         str(results / "report.md"),
@@ -366,10 +372,10 @@ def test_report_numbers_hash_and_null_rejections(
     for link in report_numbers_match(text, metrics):
         assert (results / link).is_file(), link
     assert "| bib | 0.5 | - | - |" in text
-    assert f"| config hash (sha256) | {config_hash(full)} |" in text
+    assert f"| config hash (sha256) | {resolve(full).config_hash} |" in text
     changed = validate(full | {"training_overrides": {"max_epochs": 3}})
-    assert config_hash(changed) != config_hash(full)
-    assert json.loads(stage_config(changed, "report"))["config_hash"] == config_hash(changed)
+    assert resolve(changed).config_hash != resolve(full).config_hash
+    assert stage(changed, "report").config_hash == resolve(changed).config_hash
 
 
 def test_evaluate_slices_read_the_model_and_samples_not_simulate(
@@ -380,16 +386,16 @@ def test_evaluate_slices_read_the_model_and_samples_not_simulate(
     ``simulate`` is in neither the evaluate nor the report slice."""
     monkeypatch.chdir(REPO)
     full = validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
-    par = json.loads(stage_config(full, "evaluate", model="parameterised"))
-    base = json.loads(stage_config(full, "evaluate", model="baseline"))
-    assert par["parameters"] == {"names": ["mS"], "train": {"mS": [5.0, 16.0, 55.0]}}
-    assert base["parameters"] == {"names": ["mS"], "train": {"mS": [5.0, 16.0, 55.0]}}
-    report_slice = json.loads(stage_config(full, "report"))
-    assert set(report_slice["parameters"]) == set(full["models"])
-    for part in (par, base, report_slice):
-        assert "simulate" not in part
+    par = stage(full, "evaluate", model="parameterised")
+    base = stage(full, "evaluate", model="baseline")
+    assert to_data(par.parameters) == {"names": ["mS"], "train": {"mS": [5.0, 16.0, 55.0]}}
+    assert to_data(base.parameters) == {"names": ["mS"], "train": {"mS": [5.0, 16.0, 55.0]}}
+    report_contract = stage(full, "report")
+    assert set(report_contract.parameters) == set(full["models"])
+    for part in (par, base, report_contract):
+        assert "simulate" not in json.dumps(to_data(part))
     full["simulate"]["masses"]["train"] = [1.0]
-    assert json.loads(stage_config(full, "evaluate", model="baseline")) == base
+    assert stage(full, "evaluate", model="baseline") == base
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 from conftest import TINY, checkpoint, prepared_toy
+from conftest import stage as stage_of
 from onnx import TensorProto, helper
 
 from hepsnake import __version__
@@ -82,7 +83,8 @@ def test_onnx_names_types_and_metadata(exported, data):
     assert outputs == {f"tiny_p{c}": ["batch"] for c in config["class_names"]}
     meta = metadata(outdir / "model.onnx")
     variables = json.loads(meta["input_variables"])
-    fields = input_fields(config["inputs"])  # transformed inputs by their prepared names
+    # transformed inputs by their prepared names
+    fields = input_fields(stage_of(config, "norm").inputs)
     assert variables == {f"{c}_data": fields[c] for c in ("jets", "tracks", "clusters")}
     assert variables["jets_data"][0] == "log_pt" and variables["clusters_data"][0] == "log_e"
     assert json.loads(meta["input_names"]) == [i.name for i in sess.get_inputs()]

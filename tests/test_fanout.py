@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 import test_remote
 import yaml
-from conftest import REPO, snakemake
+from conftest import REPO, snakemake, stage
 from ftag.hdf5 import H5Reader
+from test_weights import nlo_weights
 
 from hepsnake import paths
+from hepsnake.config.contracts import FilesPerJob
 from hepsnake.convert.convert import convert
 from hepsnake.convert.gather import gather
 from hepsnake.convert.part import convert_part
@@ -65,41 +67,52 @@ def toy_config(config_factory, inputs, **convert_options) -> dict:
         samples,
         readers={"by_entry": reader},
         convert={"chunk_size": 120, **convert_options},
+        prepare={"empty_class": "drop"},  # no bib sample
     )
+
+
+def converted(sample: str) -> str:
+    """The gathered file of ``sample``."""
+    return paths.fill(paths.CONVERTED, sample=sample)
+
+
+def summary_of(sample: str) -> str:
+    """The convert summary of ``sample``."""
+    return paths.fill(paths.CONVERT_SUMMARY, sample=sample)
 
 
 def convert_in_parts(config: dict) -> None:
     """Every part of every sample, then the gathers, as the rules run them (cwd = workdir)."""
     for sample in config["samples"]:
         name = sample["name"]
-        for part in sample_parts(config, name):
+        contract = stage(config, "convert", sample=name)
+        for part in sample_parts(contract):
             convert_part(
-                config,
-                name,
+                contract,
                 part.index,
                 paths.part_file(name, part.index),
                 paths.part_status(name, part.index),
                 show_progress=False,
             )
-        gather(config, name, paths.converted(name), paths.convert_summary(name))
+        gather(contract, converted(name), summary_of(name))
 
 
 def test_group_files():
     files = [f"/d/{i}.root" for i in range(7)]
-    assert [p.files for p in group_files(files, 3)] == [
+    assert [p.files for p in group_files(files, FilesPerJob(3, 3))] == [
         tuple(files[0:3]),
         tuple(files[3:6]),
         tuple(files[6:]),
     ]
-    assert [p.first_file for p in group_files(files, 3)] == [0, 3, 6]
-    assert len(group_files(files, {"local": 10, "remote": 1})) == 1
+    assert [p.first_file for p in group_files(files, FilesPerJob(3, 3))] == [0, 3, 6]
+    assert len(group_files(files, FilesPerJob(local=10, remote=1))) == 1
     urls = [f"root://eos//d/{i}.root" for i in range(5)]
-    assert [len(p.files) for p in group_files(urls, {"local": 10, "remote": 2})] == [2, 2, 1]
+    assert [len(p.files) for p in group_files(urls, FilesPerJob(local=10, remote=2))] == [2, 2, 1]
     # mixed: a local file takes 1/4 of a job, a remote one 1/2
     mixed = [files[0], files[1], urls[0], files[2], urls[1], urls[2]]
-    parts = group_files(mixed, {"local": 4, "remote": 2})
+    parts = group_files(mixed, FilesPerJob(local=4, remote=2))
     assert [p.files for p in parts] == [tuple(mixed[:3]), (files[2], urls[1]), (urls[2],)]
-    assert group_files([], 5) == []
+    assert group_files([], FilesPerJob(5, 5)) == []
 
 
 def test_grouping_changes_no_prepared_byte(inputs, config_factory, tmp_path, monkeypatch):
@@ -112,16 +125,16 @@ def test_grouping_changes_no_prepared_byte(inputs, config_factory, tmp_path, mon
         monkeypatch.chdir(work)
         config = toy_config(config_factory, inputs, files_per_job=per_job)
         convert_in_parts(config)
-        n_parts = {s: len(sample_parts(config, s)) for s in SAMPLES}
+        n_parts = {s: len(sample_parts(stage(config, "convert", sample=s))) for s in SAMPLES}
         assert n_parts == ({"qcd": 3, "sig": 2} if per_job == 1 else {"qcd": 1, "sig": 1})
-        converted = [paths.converted(s) for s in SAMPLES]
+        gathered = [converted(s) for s in SAMPLES]
         outputs = {s: f"prepared/{s}.h5" for s in SPLITS}
         Path("prepared").mkdir()
-        split(config, converted, outputs, "prepared/summary.json", control=False)
+        split(stage(config, "split"), gathered, outputs, "prepared/summary.json", control=False)
         prepared[grouping] = {
             p.name: p.read_bytes() for p in sorted(Path("prepared").iterdir()) if p.is_file()
         }
-        with h5py.File(paths.converted("qcd")) as h5:
+        with h5py.File(converted("qcd")) as h5:
             assert h5["jets"].is_virtual
             jets, tracks = h5["jets"][:], h5["tracks"][:]
     assert prepared["one_per_job"].keys() == {"train.h5", "val.h5", "test.h5", "summary.json"}
@@ -130,7 +143,7 @@ def test_grouping_changes_no_prepared_byte(inputs, config_factory, tmp_path, mon
     # the same jets as one job converting every file into a plain file
     config = toy_config(config_factory, inputs)
     single = tmp_path / "single.h5"
-    convert(config, "qcd", single, tmp_path / "single.json", show_progress=False)
+    convert(stage(config, "convert", sample="qcd"), single, tmp_path / "single.json", False)
     with h5py.File(single) as h5:
         assert h5["jets"][:].tobytes() == jets.tobytes()
         assert h5["tracks"][:].tobytes() == tracks.tobytes()
@@ -143,10 +156,10 @@ def test_gathered_file_keeps_attrs_and_reads_as_one(inputs, config_factory, tmp_
     monkeypatch.chdir(tmp_path)
     config = toy_config(config_factory, inputs, files_per_job=1)
     convert_in_parts(config)
-    summary = json.loads(Path(paths.convert_summary("sig")).read_text())
+    summary = json.loads(Path(summary_of("sig")).read_text())
     assert summary["parts"] == 2 and summary["failed_parts"] == [] and summary["warnings"] == []
     assert [f["path"] for f in summary["files"]] == [str(f) for f in inputs["sig"]]
-    with h5py.File(paths.converted("sig")) as h5:
+    with h5py.File(converted("sig")) as h5:
         assert h5["jets"].is_virtual and h5["tracks"].is_virtual
         assert {s.file_name for s in h5["jets"].virtual_sources()} == {
             "sig/part-00000.h5",
@@ -167,8 +180,8 @@ def test_gathered_file_keeps_attrs_and_reads_as_one(inputs, config_factory, tmp_
     assert status["state"] == "ok" and status["inputs"] == [str(inputs["sig"][1])]
     assert status["jets"] == summary["files"][1]["jets_written"] and status["skipped"] == []
     # atlas-ftag-tools reads the virtual file like any other, both samples at once
-    files = [Path(paths.converted(s)) for s in SAMPLES]
-    total = sum(json.loads(Path(paths.convert_summary(s)).read_text())["jets"] for s in SAMPLES)
+    files = [Path(converted(s)) for s in SAMPLES]
+    total = sum(json.loads(Path(summary_of(s)).read_text())["jets"] for s in SAMPLES)
     reader = H5Reader(files, batch_size=total, shuffle=False)
     loaded = reader.load({"jets": None, "tracks": None}, num_global_objects=total)
     assert len(loaded["jets"]) == total and loaded["tracks"].shape == (total, 40)
@@ -176,7 +189,29 @@ def test_gathered_file_keeps_attrs_and_reads_as_one(inputs, config_factory, tmp_
     # a part file gone: the split refuses to read zeros in its place
     Path(paths.part_file("sig", 1)).unlink()
     with pytest.raises(HepsnakeError, match=r"1 part files .* missing, first .*part-00001\.h5"):
-        split(config, [paths.converted("qcd"), paths.converted("sig")], {}, "s.json")
+        split(stage(config, "split"), [converted("qcd"), converted("sig")], {}, "s.json")
+
+
+def test_gathered_negative_weight_figures_add_up_over_parts(config_factory, tmp_path, monkeypatch):
+    """The parts' weight sums added up give the figures (and the warning) of one job over
+    every file."""
+    monkeypatch.chdir(tmp_path)
+    files = []
+    for k, n in enumerate((400, 300, 200)):
+        branches = simulate("q", "qcd", n, 50 + k, **MASS_GRID)
+        branches["mcEventWeight"] = nlo_weights(len(branches["mcEventWeight"]), k)
+        write_root(branches, tmp_path / f"q_{k}.root")
+        files.append(str(tmp_path / f"q_{k}.root"))
+    sample = {"name": "q", "files": files, "reader": "toy", "label": "qcd"}
+    config = config_factory([sample], convert={"files_per_job": 1})
+    convert_in_parts(config)
+    gathered = json.loads(Path(summary_of("q")).read_text())
+    assert gathered["parts"] == 3
+    single = convert(stage(config, "convert", sample="q"), "single.h5", "single.json", False)
+    assert gathered["negative_weights"] == pytest.approx(single["negative_weights"], abs=1e-12)
+    assert 0.1 < gathered["negative_weights"]["fraction"] < 0.16
+    assert [w["code"] for w in gathered["warnings"]] == ["negative_weights"]
+    assert gathered["warnings"] == single["warnings"]
 
 
 def test_part_status_of_skipped_and_failed_files(inputs, config_factory, tmp_path, monkeypatch):
@@ -186,18 +221,18 @@ def test_part_status_of_skipped_and_failed_files(inputs, config_factory, tmp_pat
     files = [str(inputs["qcd"][0]), str(bad)]
     sample = {"name": "q", "files": files, "reader": "toy", "label": "qcd"}
     config = config_factory([sample], convert={"files_per_job": 2, "skip_bad_files": True})
-    status = convert_part(config, "q", 0, "p.h5", "p.json", show_progress=False)
+    status = convert_part(stage(config, "convert", sample="q"), 0, "p.h5", "p.json", False)
     assert status["state"] == "ok" and [s["path"] for s in status["skipped"]] == [str(bad)]
     assert "bad.root" in status["skipped"][0]["reason"]
-    config = config_factory([sample], convert={"files_per_job": 2})
-    status = convert_part(config, "q", 0, "p.h5", "p.json", show_progress=False)
+    contract = stage(config_factory([sample], convert={"files_per_job": 2}), "convert", sample="q")
+    status = convert_part(contract, 0, "p.h5", "p.json", show_progress=False)
     assert status["state"] == "failed" and status["jets"] == 0
     assert status["error"].startswith(f"{bad}: ") and status["inputs"] == files
     assert json.loads(Path("p.json").read_text()) == status
     with h5py.File("p.h5") as h5:
         assert list(h5) == [] and h5.attrs["sample"] == "q"
     with pytest.raises(HepsnakeError, match="sample 'q': has 1 parts, no part 1"):
-        convert_part(config, "q", 1, "p.h5", "p.json", show_progress=False)
+        convert_part(contract, 1, "p.h5", "p.json", show_progress=False)
 
 
 def test_cli_part_and_gather_by_hand(inputs, tmp_path):
@@ -269,7 +304,7 @@ def test_failed_part_tolerated_listed_and_alone_redone(inputs, workdir):
     first = snakemake(workdir, *target)
     output = first.stdout + first.stderr
     assert job_counts(output) == {"convert": 3, "gather": 1}
-    summary = json.loads((workdir / paths.convert_summary("q")).read_text())
+    summary = json.loads((workdir / summary_of("q")).read_text())
     assert summary["parts"] == 3
     (failed,) = summary["failed_parts"]
     assert failed["part"] == 1 and failed["files"] == [str(bad)]
@@ -278,7 +313,7 @@ def test_failed_part_tolerated_listed_and_alone_redone(inputs, workdir):
     assert summary["skipped"] == [{"path": str(bad), "reason": reason}]
     assert summary["warnings"][0]["code"] == "failed_parts"
     assert summary["jets"] == 300 + 200
-    with h5py.File(workdir / paths.converted("q")) as h5:
+    with h5py.File(workdir / converted("q")) as h5:
         assert h5["jets"].shape == (500,)
     part_log = (workdir / "results/logs/convert/q/part-00001.log").read_text()
     assert "part 1 of sample q failed" in part_log
@@ -291,7 +326,7 @@ def test_failed_part_tolerated_listed_and_alone_redone(inputs, workdir):
     shutil.copyfile(good, bad)
     second = snakemake(workdir, *target)
     assert converted_parts(second.stdout + second.stderr) == ["00001"]
-    summary = json.loads((workdir / paths.convert_summary("q")).read_text())
+    summary = json.loads((workdir / summary_of("q")).read_text())
     assert summary["failed_parts"] == [] and summary["skipped"] == [] and summary["jets"] == 750
     assert job_counts(snakemake(workdir, *target, "-n").stdout) == {}
 
@@ -318,7 +353,7 @@ def test_failed_part_beyond_the_fraction_stops_the_sample(inputs, workdir):
         f" (convert.max_failed_fraction 0); part 1: {bad}: not a readable ROOT file"
     )
     assert len(log.strip().splitlines()) == 1
-    assert not (workdir / paths.converted("q")).exists()
+    assert not (workdir / converted("q")).exists()
     assert (workdir / paths.part_retry("q", 1)).exists()
     assert not (workdir / paths.part_retry("q", 0)).exists()
     dry = snakemake(workdir, *target, "-n")
@@ -352,7 +387,7 @@ def test_remote_glob_listed_once_later_dags_need_no_network(
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
     for index in (0, 1):
         (workdir / paths.part_file("lite", index)).unlink()
-    (workdir / paths.converted("lite")).unlink()
+    (workdir / converted("lite")).unlink()
     dry = snakemake(workdir, *target, "-n")
     assert job_counts(dry.stdout) == {"convert": 2, "gather": 1}
     monkeypatch.undo()
@@ -362,9 +397,11 @@ def test_remote_glob_listed_once_later_dags_need_no_network(
         [{**sample, "files": [str(data_dir / f"uproot-issue-{n}.root") for n in (798, 951)]}],
         convert={"cuts": []},
     )
-    convert(local, "lite", workdir / "local.h5", workdir / "local.json", show_progress=False)
+    convert(
+        stage(local, "convert", sample="lite"), workdir / "local.h5", workdir / "local.json", False
+    )
     with (
-        h5py.File(workdir / paths.converted("lite")) as remote,
+        h5py.File(workdir / converted("lite")) as remote,
         h5py.File(workdir / "local.h5") as h5,
     ):
         assert sorted(remote) == sorted(h5)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import skhep_testdata
 import yaml
-from conftest import REPO, checkpoint, prepared_toy
+from conftest import REPO, checkpoint, prepared_toy, stage
 from ftag import Flavours
 from ftag.hdf5 import H5Reader
 from ftag.labels import LabelContainer
 
-from hepsnake.config import validate
+from hepsnake.config import resolve, validate
 from hepsnake.evaluate import plots
 from hepsnake.evaluate.predict import predict
 from hepsnake.names import input_fields, prob_column, prob_suffix, transformed_field
@@ -29,7 +29,7 @@ PHYSLITE = "uproot-physlite-rntuple_v1-0-0-0.root"
 def normalise(config: dict, root: Path, outputs: dict[str, str]) -> None:
     """The norm stage on the train split: ``norm.yaml``, ``class.yaml``, ``classes.yaml``."""
     norm_stats(
-        config,
+        stage(config, "norm"),
         outputs["train"],
         str(root / "norm.yaml"),
         str(root / "class.yaml"),
@@ -59,9 +59,9 @@ def physlite(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, dict
     ]
     config["model_dir"] = str(REPO / "config" / "models")
     config = validate(config)
-    convert_samples(config, root)
+    convert_samples(resolve(config), root)
     outputs = {s: str(root / f"{s}.h5") for s in SPLITS}
-    split(config, [str(root / "lite_a.h5")], outputs, str(root / "summary.json"))
+    split(stage(config, "split"), [str(root / "lite_a.h5")], outputs, str(root / "summary.json"))
     normalise(config, root, outputs)
     return config, root, outputs
 
@@ -148,7 +148,7 @@ def test_norm_dict_is_plain_mean_std_of_prepared_fields(run: str, request) -> No
     assert norm.keys() == inputs["variables"].keys()
     with h5py.File(outputs["train"]) as h5:
         for coll, entries in norm.items():
-            assert list(entries) == input_fields(inputs)[coll]
+            assert list(entries) == input_fields(stage(config, "norm").inputs)[coll]
             table = h5[inputs["input_map"].get(coll, coll)][:]
             if table.ndim == 2:
                 slots = table[:, : inputs["num_inputs"].get(coll)]

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, default_config, prepared_toy
+from conftest import REPO, default_config, prepared_toy, stage
 
-from hepsnake.config import load_model, validate
+from hepsnake.config import load_model, resolve, validate, write_resolved
+from hepsnake.config.contracts import inputs
 from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
 from hepsnake.io import atomic
@@ -65,10 +66,11 @@ def base_samples(roots: Path) -> list[dict]:
 
 def run_split(config: dict, out: Path) -> dict[str, np.ndarray]:
     """Convert every sample of ``config`` and split them into ``out``; the jets per split."""
-    convert_samples(config, out)
+    convert_samples(resolve(config), out)
     outputs = {s: str(out / f"{s}.h5") for s in SPLITS}
     names = [s["name"] for s in config["samples"]]
-    split(config, [str(out / f"{n}.h5") for n in names], outputs, str(out / "summary.json"))
+    inputs = [str(out / f"{n}.h5") for n in names]
+    split(stage(config, "split"), inputs, outputs, str(out / "summary.json"))
     jets = {}
     for s in SPLITS:
         with h5py.File(outputs[s]) as h5:
@@ -158,7 +160,7 @@ def test_ordinary_inputs_pass_the_value_guard(tmp_path):
     with h5py.File(outputs["train"]) as h5:
         assert "truth_logp_sig" in h5["jets"].dtype.names
     assert yaml.safe_load((tmp_path / "norm.yaml").read_text())["jets"].keys() == set(
-        input_fields(config["inputs"])["jets"]
+        input_fields(inputs(config["inputs"]))["jets"]
     )
 
 
@@ -178,25 +180,26 @@ def test_value_guard_rank_correlation(transform, refused):
     table["truth_p"] = rng.normal(size=4000)
     table["flavour_label"] = rng.integers(0, 3, 4000)
     table["x"] = transform(table["truth_p"].astype(np.float64))
-    inputs = {"variables": {"jets": ["x"]}, "truth": []}
+    plain = {"variables": {"jets": ["x"]}, "truth": []}
     if refused:
         with pytest.raises(HepsnakeError, match=r"input 'jets\.x' equals truth column 'truth_p'"):
-            check_input_values(table, "jets", inputs, None, "train.h5")
-        check_input_values(table, "jets", inputs | {"allow_truth_inputs": True}, None, "t.h5")
+            check_input_values(table, "jets", inputs(plain), None, "train.h5")
+        allowed = inputs(plain | {"allow_truth_inputs": True})
+        check_input_values(table, "jets", allowed, None, "t.h5")
     else:
-        check_input_values(table, "jets", inputs, None, "train.h5")
+        check_input_values(table, "jets", inputs(plain), None, "train.h5")
 
 
 def test_value_guard_checks_the_label_map_variable():
     table = np.zeros(100, dtype=[("flavour", "f4"), ("PartonID", "i4")])
     table["PartonID"] = np.arange(100) % 3
     table["flavour"] = table["PartonID"] * 2.0
-    inputs = {"variables": {"jets": ["flavour"]}, "truth": []}
-    check_input_values(table, "jets", inputs, None, "t.h5")  # PartonID: not truth* by name
+    plain = {"variables": {"jets": ["flavour"]}, "truth": []}
+    check_input_values(table, "jets", inputs(plain), None, "t.h5")  # PartonID: not truth*
     with pytest.raises(HepsnakeError, match="truth column 'PartonID'"):
-        check_input_values(table, "jets", inputs, "PartonID", "t.h5")
+        check_input_values(table, "jets", inputs(plain), "PartonID", "t.h5")
     with pytest.raises(HepsnakeError, match="truth column 'PartonID'"):
-        check_input_values(table, "jets", inputs | {"truth": ["Parton*"]}, None, "t.h5")
+        check_input_values(table, "jets", inputs(plain | {"truth": ["Parton*"]}), None, "t.h5")
 
 
 # -- item 7: a full disk, an unwritable output -----------------------------------------------
@@ -241,11 +244,11 @@ def stage_files(roots, tmp_path_factory) -> tuple[Path, Path, Path]:
     config_path.write_text(yaml.safe_dump(config))
     conv = root / "h5"
     conv.mkdir()
-    convert_samples(validate(config), conv)
+    convert_samples(resolve(validate(config)), conv)
     prepared = root / "prepared"
     names = [str(conv / f"{n}.h5") for n in TOY]
     outputs = {s: str(prepared / f"{s}.h5") for s in SPLITS}
-    split(validate(config), names, outputs, str(prepared / "summary.json"))
+    split(stage(validate(config), "split"), names, outputs, str(prepared / "summary.json"))
     return config_path, conv, prepared
 
 
@@ -334,7 +337,8 @@ def test_disk_full_inside_convert_names_the_output(roots, tmp_path, monkeypatch)
     monkeypatch.setattr("hepsnake.io.h5.TableWriter.append", full)
     config = toy_config(base_samples(roots))
     with pytest.raises(WriteError) as err:
-        convert(config, "qcd", tmp_path / "qcd.h5", tmp_path / "qcd.json", show_progress=False)
+        c = stage(config, "convert", sample="qcd")
+        convert(c, tmp_path / "qcd.h5", tmp_path / "qcd.json", show_progress=False)
     assert (
         str(err.value) == f"{tmp_path / 'qcd.h5'}: cannot write: No space left on device (ENOSPC)"
     )
@@ -362,15 +366,19 @@ def test_train_disk_full_leaves_no_truncated_checkpoint(stage_files, tmp_path):
     config_path, _, prepared = stage_files
     config = validate(yaml.safe_load(config_path.read_text()))
     norm_stats(
-        config, str(prepared / "train.h5"), str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml")
+        stage(config, "norm"),
+        str(prepared / "train.h5"),
+        str(tmp_path / "n.yaml"),
+        str(tmp_path / "c.yaml"),
     )
     model = load_model(config | {"model_dir": str(REPO / "config" / "models")}, "baseline")
     model["model"].update(dim=8, init_nets={"default": {"hidden": [8]}}, head={"hidden": [8]})
     model["training"].update(max_epochs=1, batch_size=500, early_stopping=None)
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
     out = tmp_path / "m"
+    resolved = tmp_path / "resolved.yaml"  # what the rule passes: the resolved config, a name
+    write_resolved(resolve(config, models={"m": model}), resolved)
     proc = hepsnake(
-        *("train", "--config", json.dumps(part | {"model_name": "m"})),
+        *("train", "--config", str(resolved), "--model", "m"),
         *("--train", str(prepared / "train.h5"), "--val", str(prepared / "val.h5")),
         *("--norm", str(tmp_path / "n.yaml"), "--class-dict", str(tmp_path / "c.yaml")),
         *("--outdir", str(out)),

@@ -1,19 +1,19 @@
 """kill -9 in the middle of a stage, then the rerun: the outputs of a clean run, and no
-temporary left anywhere under results/ (issue 12, item 8)."""
+temporary left anywhere under results/ (issue 12, item 8). Each job is killed while it waits at
+a named pause point (:mod:`hepsnake.pause`), so the kill always lands mid-stage."""
 
 import os
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, default_config
 
-from hepsnake.config import validate
+from hepsnake.config import resolve, validate
+from hepsnake.pause import environment, wait_reached
 from hepsnake.prepare.split import SPLITS
 from hepsnake.simulate.prepared import MASS_GRID, convert_samples
 from hepsnake.simulate.toy import simulate, write_root
@@ -34,7 +34,7 @@ def toy(tmp_path_factory) -> tuple[Path, Path]:
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     (root / "h5").mkdir()
-    convert_samples(validate(config), root / "h5")
+    convert_samples(resolve(validate(config)), root / "h5")
     return path, root / "h5"
 
 
@@ -68,15 +68,15 @@ def files(results: Path) -> dict[str, bytes]:
     return {str(p.relative_to(results)): p.read_bytes() for p in results.rglob("*") if p.is_file()}
 
 
-def kill_when(cmd: list[str], ready: Callable[[], bool]) -> None:
-    """Start ``cmd``, SIGKILL it as soon as ``ready()`` holds (polled), wait for it."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while not ready() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+def kill_at(cmd: list[str], point: str, pauses: Path) -> None:
+    """Run ``cmd`` until it waits at pause point ``point``, SIGKILL it there, wait for it."""
+    env = os.environ | environment(pauses, point)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        assert wait_reached(pauses, point) == proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
     assert proc.returncode == -signal.SIGKILL
 
 
@@ -86,21 +86,21 @@ def run(cmd: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("make_cmd", "marker"),
+    ("make_cmd", "point", "scratch"),
     [
-        # in the bucket shuffle: the scratch file of a whole collection exists
-        (split_cmd, lambda results: any(results.rglob(".split-*/buckets.h5"))),
+        # in the bucket shuffle: the jets' buckets are written, the outputs are temporary
+        (split_cmd, "split.buckets_written", ".split-*/buckets.h5"),
         # a first chunk written to the temporary output
-        (convert_cmd, lambda results: any(results.rglob(".qcd.h5.tmp.d/qcd.h5"))),
+        (convert_cmd, "convert.chunk_written", ".qcd.h5.tmp.d/qcd.h5"),
     ],
     ids=["split", "convert"],
 )
-def test_kill_then_rerun_equals_a_clean_run(make_cmd, marker, toy, tmp_path):
+def test_kill_then_rerun_equals_a_clean_run(make_cmd, point, scratch, toy, tmp_path):
     clean, killed = tmp_path / "clean" / "results", tmp_path / "killed" / "results"
     run(make_cmd(toy, clean))
     assert temporaries(clean) == []
-    kill_when(make_cmd(toy, killed), lambda: marker(killed))
-    assert temporaries(killed), "the kill left nothing to clean up: it came too late"
+    kill_at(make_cmd(toy, killed), point, tmp_path)
+    assert list(killed.rglob(scratch)), "the kill left no scratch file behind"
     run(make_cmd(toy, killed))
     assert temporaries(killed) == []
     assert files(killed) == files(clean)
@@ -118,25 +118,23 @@ def test_snakemake_lock_kill_unlock_resume(tmp_path):
     workflow profile sets ``rerun-incomplete``) and leaves no temporary."""
     shutil.copytree(REPO / "config", tmp_path / "config")
     target = ["results/prepared/train.h5", "--configfile", "config/tiny.yaml"]
-    scratch = tmp_path / "results" / "prepared" / ".train.h5.tmp.d"
+    pauses = tmp_path / "pauses"
+    pauses.mkdir()
     first = subprocess.Popen(
         snakemake_cmd(tmp_path, *target),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its process group: snakemake and its job
+        env=os.environ | environment(pauses, "split.buckets_written"),
     )
-    locks = tmp_path / ".snakemake" / "locks"
-    deadline = time.monotonic() + 300
-    while not any(locks.glob("*")) and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    second = subprocess.run(snakemake_cmd(tmp_path, *target), capture_output=True, text=True)
+    try:
+        wait_reached(pauses, "split.buckets_written")  # the split job waits: the run holds
+        second = subprocess.run(snakemake_cmd(tmp_path, *target), capture_output=True, text=True)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
     assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
-    while not scratch.exists() and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    assert first.poll() is None, "the run finished before it could be killed"
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
-    assert temporaries(tmp_path / "results")
+    assert (tmp_path / "results" / "prepared" / ".train.h5.tmp.d").is_dir()
     again = subprocess.run(snakemake_cmd(tmp_path, *target), capture_output=True, text=True)
     assert again.returncode != 0 and "--unlock" in again.stdout + again.stderr
     run(snakemake_cmd(tmp_path, "--unlock", *target))

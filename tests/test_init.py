@@ -16,7 +16,7 @@ import pytest
 import skhep_testdata
 import uproot
 import yaml
-from conftest import default_config, snakemake
+from conftest import default_config, snakemake, stage
 
 from hepsnake.cli import main
 from hepsnake.config import validate
@@ -103,7 +103,8 @@ def test_reader_converts_the_file(started, tmp_path):
     config = validate(copy.deepcopy(raw))
     (sample,) = config["samples"]
     out = tmp_path / "s.h5"
-    report = convert(config, sample["name"], out, tmp_path / "s.json", show_progress=False)
+    c = stage(config, "convert", sample=sample["name"])
+    report = convert(c, out, tmp_path / "s.json", show_progress=False)
     label = raw["prepare"]["label_map"]["variable"]
     with h5py.File(out) as h5:
         jets = h5["jets"][:]
@@ -186,7 +187,7 @@ def test_flat_without_truth_label_uses_the_dr_to_mc_b_quarks(tmp_path):
     config = validate(copy.deepcopy(raw))
     name = config["samples"][0]["name"]
     out = tmp_path / "s.h5"
-    convert(config, name, out, tmp_path / "s.json", show_progress=False)
+    convert(stage(config, "convert", sample=name), out, tmp_path / "s.json", show_progress=False)
     with h5py.File(out) as h5:
         dr = h5["jets"]["truth_dr_b"]
     eta = lambda px, py, pz: np.arcsinh(pz / np.hypot(px, py))  # noqa: E731
@@ -230,8 +231,9 @@ def toy_files(tmp_path_factory) -> dict[str, Path]:
     config = default_config()
     samples = config["simulate"]["samples"]
     config["simulate"]["samples"] = {n: samples[n] | {"n_jets": k} for n, k in TOY_JETS.items()}
+    config = validate(config)
     for name in TOY_JETS:
-        simulate_sample(config, name, root / f"{name}.root")
+        simulate_sample(stage(config, "simulate", sample=name), root / f"{name}.root")
     return {name: root / f"{name}.root" for name in TOY_JETS}
 
 
@@ -352,7 +354,12 @@ def test_calratio_per_jet_ntuple_asks_for_a_label_then_converts(tmp_path, capsys
         "map": {"category_0": [0], "category_1": [1], "category_2": [2]},
     }
     config = validate(copy.deepcopy(raw))
-    convert(config, "calratio", tmp_path / "s.h5", tmp_path / "s.json", show_progress=False)
+    convert(
+        stage(config, "convert", sample="calratio"),
+        tmp_path / "s.h5",
+        tmp_path / "s.json",
+        show_progress=False,
+    )
     with h5py.File(tmp_path / "s.h5") as h5:
         assert sorted(h5) == ["clusters", "jets", "segments", "tracks"]
         assert len(h5["jets"]) == 400
@@ -403,7 +410,12 @@ def test_per_event_ntuple_lists_per_jet_and_linked_collections(tmp_path):
     assert raw["prepare"]["label_map"]["variable"] == "truthLabel"
     assert any("MSeg_* lists are per event with no jet index" in line for line in lines)
     config = validate(copy.deepcopy(raw))
-    convert(config, "events", tmp_path / "s.h5", tmp_path / "s.json", show_progress=False)
+    convert(
+        stage(config, "convert", sample="events"),
+        tmp_path / "s.h5",
+        tmp_path / "s.json",
+        show_progress=False,
+    )
     with h5py.File(tmp_path / "s.h5") as h5:
         assert h5["tracks"]["valid"].sum(axis=1).tolist() == [1, 0, 2, 3, 1, 0]
         assert h5["clusters"]["valid"].sum(axis=1).tolist() == [1, 2, 0, 1, 0, 1]

@@ -9,9 +9,10 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, default_config, prepared_toy
+from conftest import REPO, default_config, inputs_of, model_spec, prepared_toy, train_contract
+from conftest import stage as stage_of
 
-from hepsnake.config import load_model
+from hepsnake.config import load_model, validate
 from hepsnake.data.loader import InputSpec
 from hepsnake.evaluate.predict import load_module, predict
 from hepsnake.evaluate.stage import evaluate
@@ -70,11 +71,7 @@ def model_config(config, name, **model):
 )
 def test_jets_only_trains_predicts_exports_and_evaluates(jets_only, tmp_path, caplog, name, model):
     config, root, outputs = jets_only
-    part = {
-        "class_names": config["class_names"],
-        "inputs": config["inputs"],
-        "model": model_config(config, name, **model),
-    }
+    part = train_contract(config, model_config(config, name, **model))
     paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
     with caplog.at_level(logging.WARNING, logger="hepsnake"):
         summary = train(part, *paths, str(tmp_path / "m"))
@@ -106,8 +103,7 @@ def test_jets_only_trains_predicts_exports_and_evaluates(jets_only, tmp_path, ca
 
     (tmp_path / "train.json").write_text(json.dumps(summary))
     metrics = evaluate(
-        config,
-        "m",
+        stage_of(config, "evaluate", models={"m": model_config(config, name, **model)}, model="m"),
         str(tmp_path / "pred.h5"),
         str(tmp_path / "train.json"),
         str(tmp_path / "metrics.json"),
@@ -116,15 +112,16 @@ def test_jets_only_trains_predicts_exports_and_evaluates(jets_only, tmp_path, ca
     assert 0.5 < metrics["inclusive"]["auc"] <= 1.0
 
 
-def test_dense_model_ignores_constituent_collections():
+def test_dense_model_ignores_constituent_collections(monkeypatch):
     """dense.yaml on inputs with tracks and clusters reads only the jet variables."""
     model = load_model(
         {"model_dir": str(REPO / "config" / "models"), "training_overrides": {}}, "dense"
     )
+    monkeypatch.chdir(REPO)  # the shipped config's sample sheet
     inputs = default_config()["inputs"]
-    spec = InputSpec.from_config(inputs)
+    spec = InputSpec.from_config(inputs_of(validate(default_config())))
     norm = {c: {v: {"mean": 0.0, "std": 1.0} for v in vs} for c, vs in spec.variables.items()}
-    tagger = Tagger(model["model"], spec, norm, Context(["a", "b", "c"]))
+    tagger = Tagger(model_spec(model["model"]), spec, norm, Context(["a", "b", "c"]))
     assert tagger.collections == [] and input_names(tagger) == ["jets_data"]
     out = tagger({"jets": torch.randn(5, len(inputs["variables"]["jets"]))})
     assert out["logits"].shape == (5, 3)
@@ -144,7 +141,7 @@ def test_jets_without_constituents_are_scored_by_their_variables(encoder, jet_in
         "head": {"hidden": [8]},
     }
     torch.manual_seed(0)
-    tagger = Tagger(cfg, spec, norm, Context(["a", "b", "c"])).eval()
+    tagger = Tagger(model_spec(cfg), spec, norm, Context(["a", "b", "c"])).eval()
     n = 6
     batch = {
         "jets": torch.randn(n, 2),

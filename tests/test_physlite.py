@@ -12,8 +12,9 @@ import uproot
 
 import hepsnake.io.physlite as physlite
 import hepsnake.io.root as root
+from hepsnake.config.contracts import reader
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.physlite import DEFAULTS, PhysliteSource
+from hepsnake.io.physlite import PhysliteSource
 
 RNTUPLE = "uproot-physlite-rntuple_v1-0-0-0.root"
 TTREE = "uproot-issue-951.root"
@@ -33,6 +34,14 @@ FILES: dict[str, tuple[str, str, int, int, dict[int, int], int]] = {
 def data(name: str) -> str:
     """Local path of a scikit-hep-testdata file (fetched once, then cached)."""
     return skhep_testdata.data_path(name)
+
+
+DEFAULTS = reader({"type": "physlite"})
+
+
+def lite(path: str, options: dict[str, Any]) -> PhysliteSource:
+    """A PHYSLITE source of ``path`` with a reader of ``options`` (validated, defaults filled)."""
+    return PhysliteSource(path, reader({"type": "physlite", **options}))
 
 
 def collect(source: PhysliteSource, step: int) -> dict[str, Any]:
@@ -73,7 +82,7 @@ def plain(name: str, tree: Any) -> ak.Array:
 def read(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Each file read once by PhysliteSource (steps 7 and 1000) and once with plain uproot."""
     name = request.param
-    source = PhysliteSource(data(name), {})
+    source = lite(data(name), {})
     return {
         "name": name,
         "source": source,
@@ -98,7 +107,7 @@ def test_tree_and_branches_detected(read: dict[str, Any]) -> None:
 def test_jets_and_labels(read: dict[str, Any]) -> None:
     _, _, _, n_jets, labels, _ = FILES[read["name"]]
     jets = read["small"]["jets"]
-    assert set(jets) == {*DEFAULTS["jets"], "eventNumber", "mcEventWeight"}
+    assert set(jets) == {*DEFAULTS.jets, "eventNumber", "mcEventWeight"}
     assert all(len(v) == n_jets for v in jets.values())
     assert dict(Counter(jets["HadronConeExclTruthLabelID"].tolist())) == labels
     assert jets["mcEventWeight"].dtype == np.float32
@@ -140,7 +149,7 @@ def test_ghost_tracks_match_plain_links(read: dict[str, Any]) -> None:
 
 def test_derived_track_variables(read: dict[str, Any]) -> None:
     tracks = read["small"]["tracks"]
-    assert set(tracks) == set(DEFAULTS["tracks"])
+    assert set(tracks) == set(DEFAULTS.tracks)
     for i in range(5):
         theta, q_over_p = float(tracks["theta"][i]), float(tracks["qOverP"][i])
         assert tracks["pt"][i] == pytest.approx(abs(math.sin(theta) / q_over_p), rel=1e-6)
@@ -170,7 +179,7 @@ def test_chunking_does_not_change_output(read: dict[str, Any]) -> None:
 
 
 def test_dr_association() -> None:
-    out = collect(PhysliteSource(data(TTREE), {"association": "dr"}), 7)
+    out = collect(lite(data(TTREE), {"association": "dr"}), 7)
     tracks, counts = out["tracks"], out["counts"]
     assert len(counts) == FILES[TTREE][3]
     assert (tracks["dr"] < 0.4).all()
@@ -204,20 +213,20 @@ def hide_ghost_links(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dr_fallback_without_ghost_links(monkeypatch: pytest.MonkeyPatch) -> None:
     path = data(TTREE)
     hide_ghost_links(monkeypatch)
-    source = PhysliteSource(path, {"dr_fallback": 0.3})
+    source = lite(path, {"dr_fallback": 0.3})
     assert source.links is None
     tracks = collect(source, 7)["tracks"]
     assert (tracks["dr"] < 0.3).all()
-    explicit = collect(PhysliteSource(path, {"association": "dr", "dr_cone": 0.3}), 1000)
+    explicit = collect(lite(path, {"association": "dr", "dr_cone": 0.3}), 1000)
     np.testing.assert_array_equal(tracks["dr"], explicit["tracks"]["dr"])
     with pytest.raises(HepsnakeError, match=r"AnalysisJetsAuxDyn\.GhostTrack"):
-        PhysliteSource(path, {"dr_fallback": None})
+        lite(path, {"dr_fallback": None})
 
 
 def test_missing_track_variable_names_file_and_branch() -> None:
     path = data(OLD_TTREE)  # the older file has no numberOfTRTHits
     with pytest.raises(HepsnakeError) as info:
-        PhysliteSource(path, {"tracks": ["pt", "numberOfTRTHits"]})
+        lite(path, {"tracks": ["pt", "numberOfTRTHits"]})
     assert path in str(info.value)
     assert "InDetTrackParticlesAuxDyn.numberOfTRTHits" in str(info.value)
 
@@ -225,16 +234,16 @@ def test_missing_track_variable_names_file_and_branch() -> None:
 def test_non_physlite_file_and_bad_spec() -> None:
     flat = data("uproot-HZZ.root")
     with pytest.raises(HepsnakeError, match="no PHYSLITE tree"):
-        PhysliteSource(flat, {})
+        lite(flat, {})
     with pytest.raises(HepsnakeError, match="association"):
-        PhysliteSource(data(TTREE), {"association": "cone"})
-    with pytest.raises(HepsnakeError, match="unknown physlite option 'jet'"):
-        PhysliteSource(data(TTREE), {"jet": ["pt"]})
+        lite(data(TTREE), {"association": "cone"})
+    with pytest.raises(HepsnakeError, match="'jet' was unexpected"):
+        lite(data(TTREE), {"jet": ["pt"]})
 
 
 def test_link_out_of_range_names_file() -> None:
     path = data(TTREE)
-    source = PhysliteSource(path, {})
+    source = lite(path, {})
     links = ak.Array(
         [[[{"m_persKey": 0, "m_persIndex": 9}, {"m_persKey": KEY, "m_persIndex": 3}]]],
     )

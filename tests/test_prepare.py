@@ -12,16 +12,17 @@ import numpy as np
 import pytest
 import skhep_testdata
 import yaml
-from conftest import default_config
+from conftest import default_config, stage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from hepsnake.config import stage_config, validate
+from hepsnake.config import build, validate
+from hepsnake.config.checks import check_inputs
+from hepsnake.config.contracts import WeightsSpec
 from hepsnake.convert.convert import convert
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.errors import HepsnakeError
-from hepsnake.prepare.guard import check_inputs
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.norm import norm_stats
 from hepsnake.prepare.split import SPLITS, split
@@ -62,15 +63,21 @@ def converted(tmp_path_factory):
     paths = {}
     for name, *_ in TOY:
         paths[name] = str(root / f"{name}.h5")
-        convert(config, name, paths[name], root / f"{name}.json", show_progress=False)
+        c = stage(config, "convert", sample=name)
+        convert(c, paths[name], root / f"{name}.json", show_progress=False)
     return config, paths
+
+
+def some_classes(config):
+    """``config`` for splitting samples of only some of its classes: the others dropped."""
+    return {**config, "prepare": {**config["prepare"], "empty_class": "drop"}}
 
 
 def run_split(config, paths, names, out, control=False, debug=True):
     outputs = {s: str(out / f"{s}.h5") for s in SPLITS}
     dbg = {s: str(out / f"debug_{s}.h5") for s in SPLITS} if debug else None
     report = split(
-        config,
+        stage(config, "split"),
         [paths[n] for n in names],
         outputs,
         str(out / "summary.json"),
@@ -140,7 +147,7 @@ def test_adding_a_sample_moves_no_other_jet(converted, tmp_path):
     config, paths = converted
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    small, _ = run_split(config, paths, ["qcd", "sig"], tmp_path / "a", debug=False)
+    small, _ = run_split(some_classes(config), paths, ["qcd", "sig"], tmp_path / "a", debug=False)
     large, _ = run_split(config, paths, ["qcd", "sig", "bib"], tmp_path / "b", debug=False)
     for s in SPLITS:
         a = {k for k in jet_ids(read(small[s]), ["qcd", "sig"]) if k[0] == "qcd"}
@@ -227,7 +234,7 @@ def test_norm_matches_numpy(converted, tmp_path):
     config, paths = converted
     outputs, _ = run_split(config, paths, ["qcd", "bib", "sig"], tmp_path, debug=False)
     norm_path, class_path = tmp_path / "norm.yaml", tmp_path / "class.yaml"
-    norm_stats(config, outputs["train"], str(norm_path), str(class_path), chunk=777)
+    norm_stats(stage(config, "norm"), outputs["train"], str(norm_path), str(class_path), chunk=777)
     norm = yaml.safe_load(norm_path.read_text())
     jets, tracks = read(outputs["train"]), read(outputs["train"], "tracks")
     real = tracks[tracks["valid"]]
@@ -276,7 +283,7 @@ def test_bad_inputs_leave_nothing(converted, tmp_path):
         "prepare": {**config["prepare"], "fractions": {"train": 0.8, "val": 0.1, "test": 0.2}},
     }
     with pytest.raises(HepsnakeError, match=r"prepare/fractions: sum to 1.1, not 1"):
-        run_split(bad, paths, ["qcd"], tmp_path)
+        validate(bad)  # when the config is read, before any job
     empty = tmp_path / "empty.h5"
     with h5py.File(empty, "w") as h5:
         h5.create_dataset("jets", data=read(paths["qcd"])[:0])
@@ -285,11 +292,11 @@ def test_bad_inputs_leave_nothing(converted, tmp_path):
         run_split(config, {"qcd": str(empty)}, ["qcd"], tmp_path)
     out = tmp_path / "ok"
     out.mkdir()
-    outputs, _ = run_split(config, paths, ["qcd", "sig"], out, debug=False)
+    outputs, _ = run_split(some_classes(config), paths, ["qcd", "sig"], out, debug=False)
     inputs = {**config["inputs"], "variables": {"tracks": ["pt", "charge"]}}
     with pytest.raises(HepsnakeError, match=r"train.h5: variable 'charge' not in 'tracks'"):
         norm_stats(
-            {**config, "inputs": inputs},
+            stage({**config, "inputs": inputs}, "norm"),
             outputs["train"],
             str(tmp_path / "n.yaml"),
             str(tmp_path / "c.yaml"),
@@ -300,13 +307,13 @@ def test_bad_inputs_leave_nothing(converted, tmp_path):
 
 def test_zero_std_needs_a_floor(converted, tmp_path):
     config, paths = converted
-    outputs, _ = run_split(config, paths, ["sig"], tmp_path, debug=False)
+    outputs, _ = run_split(some_classes(config), paths, ["sig"], tmp_path, debug=False)
     inputs = {**config["inputs"], "variables": {"jets": ["mS"]}}
     args = (outputs["train"], str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml"))
     with pytest.raises(HepsnakeError, match=r"'jets.mS': std is 0"):
-        norm_stats({**config, "inputs": inputs}, *args)
+        norm_stats(stage({**config, "inputs": inputs}, "norm"), *args)
     floored = {**config, "inputs": inputs, "prepare": {**config["prepare"], "std_floor": 0.5}}
-    assert norm_stats(floored, *args)["jets"]["mS"] == {"mean": 16.0, "std": 0.5}
+    assert norm_stats(stage(floored, "norm"), *args)["jets"]["mS"] == {"mean": 16.0, "std": 0.5}
 
 
 def physlite_flavours(tmp_path: Path, label_map: dict) -> dict:
@@ -323,7 +330,8 @@ def physlite_flavours(tmp_path: Path, label_map: dict) -> dict:
     config["prepare"]["weights"] = {"mode": "none", "balance_classes": False}
     config["evaluate"] = {"signal": "b"}
     config = validate(config)
-    convert(config, "p", tmp_path / "p.h5", tmp_path / "p.json", show_progress=False)
+    c = stage(config, "convert", sample="p")
+    convert(c, tmp_path / "p.h5", tmp_path / "p.json", show_progress=False)
     return config
 
 
@@ -385,7 +393,7 @@ def test_label_map_ranges_and_unmapped_drop(converted, tmp_path):
         "map": {"qcd": {"range": [0, 40]}, "sig": [{"range": [40, 60]}, 1000.0]},
         "unmapped": "drop",
     }
-    prepare = {**config["prepare"], "label_map": label_map}
+    prepare = {**config["prepare"], "label_map": label_map, "empty_class": "drop"}
     outputs, report = run_split(
         {**config, "prepare": prepare}, {"raw": str(raw)}, ["raw"], tmp_path, debug=False
     )
@@ -433,20 +441,25 @@ def test_resampling_instead_of_weights(mode, converted, tmp_path):
     for s in ("val", "test"):  # only the training split is resampled
         assert read(after[s]).tobytes() == read(before[s]).tobytes()
     with pytest.raises(HepsnakeError, match=r"config: prepare/resample: .* weights.mode: none"):
-        run_split(with_prepare(config, resample=mode), paths, ["qcd"], tmp_path / "x")
+        validate(with_prepare(config, resample=mode))  # when the config is read
 
 
 def test_weights_mode_none(converted, tmp_path):
+    """Without reweighting, the training weights are the physics weights (or 1) times the
+    one constant that makes their mean over the training split 1, in every split."""
     config, paths = converted
     for physics in (False, True):
         out = tmp_path / str(physics)
         out.mkdir()
         unweighted = with_prepare(config, **{**UNWEIGHTED, "use_physics_weights": physics})
         outputs, _ = run_split(unweighted, paths, ["qcd", "bib", "sig"], out, debug=False)
+        train = read(outputs["train"])
+        norm = len(train) / train["weight"].astype(np.float64).sum() if physics else 1.0
+        assert np.abs(train["train_weight"].astype(np.float64)).mean() == pytest.approx(1, 1e-6)
         for s in SPLITS:
             jets = read(outputs[s])
-            expected = jets["weight"] if physics else np.ones(len(jets), np.float32)
-            np.testing.assert_array_equal(jets["train_weight"], expected)
+            expected = jets["weight"] * norm if physics else np.ones(len(jets))
+            np.testing.assert_allclose(jets["train_weight"], expected, rtol=1e-6)
             assert not np.all(jets["weight"] == 1)  # physics weights differ from 1
 
 
@@ -455,7 +468,9 @@ def test_class_dict_on_unbalanced_classes(converted, tmp_path):
     outputs, _ = run_split(
         with_prepare(config, **UNWEIGHTED), paths, ["qcd", "bib", "sig"], tmp_path, debug=False
     )
-    norm_stats(config, outputs["train"], str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml"))
+    norm_stats(
+        stage(config, "norm"), outputs["train"], str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml")
+    )
     counts = np.bincount(read(outputs["train"])["flavour_label"], minlength=3).astype(float)
     assert counts[0] > 1.5 * counts[1]  # qcd has twice the jets of sig and bib
     got = yaml.safe_load((tmp_path / "c.yaml").read_text())["jets"]["flavour_label"]
@@ -497,7 +512,7 @@ def test_reweighting_2d_matches_signal(converted, tmp_path):
 
 def test_input_map_and_num_inputs_in_norm_and_loader(converted, tmp_path):
     config, paths = converted
-    outputs, _ = run_split(config, paths, ["qcd", "sig"], tmp_path, debug=False)
+    outputs, _ = run_split(some_classes(config), paths, ["qcd", "sig"], tmp_path, debug=False)
     renamed = tmp_path / "renamed.h5"
     shutil.copy(outputs["train"], renamed)
     with h5py.File(renamed, "a") as h5:
@@ -511,7 +526,7 @@ def test_input_map_and_num_inputs_in_norm_and_loader(converted, tmp_path):
         "transforms": {},
     }
     args = (str(renamed), str(tmp_path / "n.yaml"), str(tmp_path / "c.yaml"))
-    norm = norm_stats({**config, "inputs": inputs}, *args, chunk=500)
+    norm = norm_stats(stage({**config, "inputs": inputs}, "norm"), *args, chunk=500)
     tracks = read(renamed, "trk")
     first = tracks[:, :3][tracks["valid"][:, :3]]
     assert len(first) < tracks["valid"].sum()  # the truncation drops constituents
@@ -520,13 +535,22 @@ def test_input_map_and_num_inputs_in_norm_and_loader(converted, tmp_path):
         np.testing.assert_allclose(norm["tracks"][var]["mean"], values.mean(), rtol=1e-6)
         np.testing.assert_allclose(norm["tracks"][var]["std"], values.std(), rtol=1e-6)
     assert set(norm) == {"jets", "tracks"}
-    batch = next(iter(H5Batches(str(renamed), InputSpec.from_config(inputs), batch_size=64)))
+    spec = InputSpec.from_config(stage({**config, "inputs": inputs}, "norm").inputs)
+    batch = next(
+        iter(
+            H5Batches(
+                str(renamed),
+                spec,
+                batch_size=64,
+            )
+        )
+    )
     width = batch["tracks"].shape[1]
     assert width == 3 == batch["tracks_mask"].shape[1]
     np.testing.assert_array_equal(batch["tracks_mask"].numpy(), tracks["valid"][:64, :3])
     np.testing.assert_array_equal(batch["tracks"][..., 1].numpy(), tracks["d0"][:64, :3])
     with pytest.raises(HepsnakeError, match=r"renamed.h5: no dataset 'tracks' for inputs"):
-        norm_stats({**config, "inputs": {**inputs, "input_map": {}}}, *args)
+        norm_stats(stage({**config, "inputs": {**inputs, "input_map": {}}}, "norm"), *args)
 
 
 def test_missing_fields_are_filled_by_type(converted, tmp_path):
@@ -546,7 +570,9 @@ def test_missing_fields_are_filled_by_type(converted, tmp_path):
         h5["jets"].attrs.update(attrs)
     inputs = {"qcd": str(extended), "sig": paths["sig"]}
     (tmp_path / "out").mkdir()
-    outputs, _ = run_split(config, inputs, ["qcd", "sig"], tmp_path / "out", debug=False)
+    outputs, _ = run_split(
+        some_classes(config), inputs, ["qcd", "sig"], tmp_path / "out", debug=False
+    )
     merged = read(outputs["train"])
     qcd = merged["sample"] == 0
     assert qcd.any() and (~qcd).any()
@@ -587,13 +613,14 @@ def run_cli(config: str, paths: dict, out: Path) -> subprocess.CompletedProcess:
 
 def test_split_errors_through_the_cli(converted, tmp_path):
     config, paths = converted
+    config = some_classes(config)  # the CLI splits qcd and sig
     bad_var = with_prepare(config, mode="pt_to_signal", variables=["pt", "ptx"])
     bad_target = with_prepare(config, mode="pt_to_signal", target="top")
-    config_file = tmp_path / "config.yaml"
+    var_file, config_file = tmp_path / "var.yaml", tmp_path / "config.yaml"
+    var_file.write_text(yaml.safe_dump(bad_var))
     config_file.write_text(yaml.safe_dump(bad_target))
     cases = [
-        (stage_config(bad_var, "split"), f"{paths['qcd']}: prepare.weights.variables: 'ptx'"),
-        (stage_config(bad_target, "split"), "config: prepare/weights/target: 'top' is not one"),
+        (str(var_file), f"{paths['qcd']}: prepare.weights.variables: 'ptx'"),
         (str(config_file), f"{config_file}: prepare/weights/target: 'top' is not one"),
     ]
     for i, (cfg, needle) in enumerate(cases):
@@ -636,7 +663,7 @@ def test_summary_is_renamed_after_every_split_file(converted, tmp_path, monkeypa
         real(src, dst)
 
     monkeypatch.setattr("hepsnake.io.atomic.os.replace", record)
-    run_split(config, paths, ["qcd", "sig"], tmp_path)
+    run_split(some_classes(config), paths, ["qcd", "sig"], tmp_path)
     files = [n for n in renamed if n.endswith(".h5")]
     assert len(files) == 6 and renamed[-1] == "summary.json", renamed
 
@@ -678,7 +705,7 @@ def test_split_in_small_blocks_equals_one_block(converted, tmp_path, names, cont
         outputs = {s: str(out / f"{s}.h5") for s in SPLITS}
         debug = {s: str(out / f"debug_{s}.h5") for s in SPLITS}
         report = split(
-            config,
+            stage(config, "split"),
             inputs,
             outputs,
             str(out / "s.json"),
@@ -728,10 +755,10 @@ def test_pairwise_sum_in_blocks_is_numpy_sum(n, leaf):
     assert n < 65_537 or blocks != np.sum(values)
 
 
-def whole_split_reweighter(jets, cfg, class_names):
+def whole_split_reweighter(jets, cfg, class_names, negative="abs"):
     """The reweighter fitted on the whole training split at once (``np.bincount``
     histograms, ``np.sum`` totals): what the split computed before it streamed."""
-    base = base_weights(jets, cfg["use_physics_weights"])
+    base = base_weights(jets, cfg["use_physics_weights"], negative)
     labels = jets["flavour_label"]
     present = [c for c in range(len(class_names)) if np.any(labels == c)]
     rw = Reweighter([], [], {}, {})
@@ -758,18 +785,21 @@ def whole_split_reweighter(jets, cfg, class_names):
                     ratio = np.where(
                         histogram(labels == cls) > 0, target_hist / histogram(labels == cls), 0.0
                     )
-                rw.ratios[cls] = np.minimum(ratio, cfg["max_weight"])
+                rw.ratios[cls] = np.clip(ratio, 0.0, cfg["max_weight"])
     if cfg["balance_classes"]:
         weighted = rw.apply(jets, base).astype(np.float64)
         mean_total = weighted.sum() / len(present)
         rw.class_scale = {c: mean_total / weighted[labels == c].sum() for c in present}
+    rw.norm = len(jets) / np.sum(np.abs(rw.apply(jets, base).astype(np.float64)))
     return rw
 
 
+@pytest.mark.parametrize("negative", ["abs", "keep", "zero"])
 @pytest.mark.parametrize("variables", [["pt"], ["pt", "eta"]])
-def test_streamed_fit_equals_whole_split_fit(variables):
+def test_streamed_fit_equals_whole_split_fit(variables, negative):
     """Fitted a block at a time, in the split's order, the reweighter and the weights it gives
-    are those of the whole-split fit, bit for bit (physics weights spanning decades)."""
+    are those of the whole-split fit, bit for bit (physics weights spanning decades, 13 %
+    of them negative)."""
     rng = np.random.default_rng(3)
     n = 200_003
     jets = np.zeros(
@@ -783,6 +813,7 @@ def test_streamed_fit_equals_whole_split_fit(variables):
     )
     jets["flavour_label"] = rng.integers(0, 3, n)
     jets["weight"] = rng.lognormal(0.0, 4.0, n)  # sums that depend on the order
+    jets["weight"][rng.random(n) < 0.13] *= -1
     jets["pt"] = 20 + rng.exponential(40.0 + 10 * jets["flavour_label"], n)
     jets["eta"] = rng.normal(0.0, 1.0 + jets["flavour_label"] / 4, n)
     cfg = {
@@ -798,13 +829,13 @@ def test_streamed_fit_equals_whole_split_fit(variables):
     labels, counts = np.unique(jets["flavour_label"], return_counts=True)
     classes = dict(zip(labels.tolist(), counts.tolist(), strict=True))
     targets = {v: jets[v][jets["flavour_label"] == 1][::-1] for v in variables}  # any order
-    streamed = fit_reweighter(
-        lambda: (jets[a : a + 7_001] for a in range(0, n, 7_001)), classes, targets, cfg, names
-    )
-    whole = whole_split_reweighter(jets, cfg, names)
-    base = base_weights(jets, True)
+    spec = build(WeightsSpec, cfg)
+    blocks = lambda: (jets[a : a + 7_001] for a in range(0, n, 7_001))  # noqa: E731
+    streamed = fit_reweighter(blocks, classes, targets, spec, names, negative)
+    whole = whole_split_reweighter(jets, cfg, names, negative)
+    base = base_weights(jets, True, negative)
     assert streamed.apply(jets, base).tobytes() == whole.apply(jets, base).tobytes()
-    assert streamed.class_scale == whole.class_scale
+    assert streamed.class_scale == whole.class_scale and streamed.norm == whole.norm
     for cls, ratio in whole.ratios.items():
         assert streamed.ratios[cls].tobytes() == ratio.tobytes()
 
@@ -818,7 +849,9 @@ def test_split_equals_the_whole_split_computation(converted, tmp_path):
     names = ["qcd", "bib", "sig", "sig40"]
     inputs = [paths[n] for n in names]
     outputs = {s: str(tmp_path / f"{s}.h5") for s in SPLITS}
-    report = split(config, inputs, outputs, str(tmp_path / "s.json"), shuffle_bytes=SMALL)
+    report = split(
+        stage(config, "split"), inputs, outputs, str(tmp_path / "s.json"), shuffle_bytes=SMALL
+    )
     prep = config["prepare"]
     samples = {s["name"]: s for s in config["samples"]}
     written = {s: read(outputs[s]) for s in SPLITS}
@@ -839,7 +872,7 @@ def test_split_equals_the_whole_split_computation(converted, tmp_path):
     class_names = config["class_names"]
     whole = whole_split_reweighter(written["train"], prep["weights"], class_names)
     for s in SPLITS:
-        base = base_weights(written[s], True)
+        base = base_weights(written[s], True, prep["negative_weights"])
         assert written[s]["train_weight"].tobytes() == whole.apply(written[s], base).tobytes()
     for row in report["rows"]:
         table = written[row["split"]]

@@ -184,7 +184,11 @@ def test_htcondor_submissions_gpu_flavour_and_retry(home, workdir):
     assert hepsnake("install-profile", "htcondor", env=home).returncode == 0
     env = home | {"AWS_SECRET_ACCESS_KEY": "recorder-secret-7f3a"}
     proc, records = run_recorded(
-        workdir, env, "results/models/baseline/best.ckpt", fail_once="convert"
+        workdir,
+        env,
+        "results/models/baseline/best.ckpt",
+        fail_once="convert",
+        hold_once="prepare_splits",
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
@@ -193,6 +197,9 @@ def test_htcondor_submissions_gpu_flavour_and_retry(home, workdir):
     for rec in records:
         by_rule.setdefault(rec["submit"]["batch_name"].rsplit("-", 1)[0], []).append(rec["submit"])
     assert set(by_rule) == {"simulate", "convert", "prepare_splits", "prepare_norm", "train"}
+    # held for memory on its first attempt: resubmitted at once, asking for twice the memory
+    assert [s["request_memory"] for s in by_rule["prepare_splits"]] == ["8000MB", "16000MB"]
+    assert "is held: Error from slot1_1@127.0.0.1: Job has gone over cgroup memory" in output
     (train,) = by_rule["train"]
     assert train["request_gpus"] == "1"
     assert train["MY.JobFlavour"] == '"tomorrow"'
@@ -208,15 +215,17 @@ def test_htcondor_submissions_gpu_flavour_and_retry(home, workdir):
         assert submit["getenv"].startswith("PATH,"), "only listed variables are copied"
         assert submit["request_cpus"].isdigit()
     # one convert job per part (the gathers run locally), each failed once on its "node", was
-    # reported, resubmitted and succeeded
+    # reported, resubmitted (with more memory) and succeeded
     parts = [re.search(r"sample=(\w+),part=(\d+)", s["arguments"]) for s in by_rule["convert"]]
     assert sorted(m.groups() for m in parts if m) == sorted([*PARTS, *PARTS])
     assert len(by_rule["convert"]) == 2 * len(PARTS)
+    memory = sorted(s["request_memory"] for s in by_rule["convert"])
+    assert memory == ["4000MB"] * len(PARTS) + ["8000MB"] * len(PARTS), "more on the retry"
     assert "Error in rule convert" in output
     assert "completed but failed with ExitCode 1" in output
     assert "Trying to restart job" in output
     events = (workdir / ".snakemake" / "htcondor" / "snakemake-rules.log").read_text()
-    assert events.count("Job terminated.") == len(records)
+    assert events.count("Job terminated.") == len(records) - 1, "the held job never ended"
 
 
 @pytest.mark.slow
@@ -251,3 +260,43 @@ def test_htcondor_job_failing_every_attempt_fails_the_run(home, workdir):
     errors = list((workdir / ".snakemake" / "htcondor" / "simulate").glob("simulate-*.err"))
     assert len(errors) == 3 and "execute-node failure" in errors[0].read_text()
     assert not (workdir / "results" / "toy" / "qcd.root").exists()
+
+
+# Run as sitecustomize: this Python process behaves as if one executor plugin were not
+# installed (Snakemake finds plugins by listing the installed modules, then imports them).
+HIDE_PLUGIN = """
+import os, pkgutil, sys
+hidden = os.environ["HIDE_PLUGIN"]
+sys.modules[hidden] = None
+_iter_modules = pkgutil.iter_modules
+pkgutil.iter_modules = lambda *a, **k: (m for m in _iter_modules(*a, **k) if m.name != hidden)
+"""
+
+
+@pytest.mark.parametrize("profile", ["slurm", "htcondor"])
+def test_missing_executor_plugin_is_one_line(home, workdir, tmp_path, profile):
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(HIDE_PLUGIN)
+    env = home | {"PYTHONPATH": str(hide), "HIDE_PLUGIN": f"snakemake_executor_plugin_{profile}"}
+    args = ["-s", str(REPO / "Snakefile"), "--profile", f"{REPO}/profiles/{profile}", "-n"]
+    proc = subprocess.run(
+        ["snakemake", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert errors == [
+        f"hepsnake: error: profile {profile}: the Snakemake executor plugin "
+        f"snakemake-executor-plugin-{profile} is not installed: pip install 'hepsnake[{profile}]' "
+        f"(in a checkout: pip install -e '.[{profile}]')"
+    ], proc.stderr
+    assert "usage:" not in proc.stderr and "invalid choice" not in proc.stderr
+    # with the plugin the same command line passes the check
+    env.pop("HIDE_PLUGIN")
+    (hide / "sitecustomize.py").unlink()
+    dry_run(f"{REPO}/profiles/{profile}", workdir, env)

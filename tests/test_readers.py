@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import skhep_testdata
 import uproot
+from conftest import stage
 
 from hepsnake.config import validate
+from hepsnake.config.contracts import reader
 from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.physlite import PhysliteSource
@@ -45,7 +47,7 @@ def config_for(readers, samples, **convert_keys):
 
 def convert_one(config, tmp_path, name="s"):
     out, summary = tmp_path / f"{name}.h5", tmp_path / f"{name}.json"
-    report = convert(config, name, out, summary, show_progress=False)
+    report = convert(stage(config, "convert", sample=name), out, summary, show_progress=False)
     assert json.loads(summary.read_text()) == json.loads(json.dumps(report))
     return out, report
 
@@ -148,7 +150,7 @@ def test_nanoaod_muons_and_electrons_by_index_both_sides():
             "variables": {"pt": "Electron_pt"},
         },
     )
-    jets, colls = collect(FlatSource(data(NANO), spec), step=3)
+    jets, colls = collect(FlatSource(data(NANO), reader(spec)), step=3)
     assert len(jets["pt"]) == 75
     raw = uproot.open(data(NANO))["Events"].arrays(
         [
@@ -205,7 +207,7 @@ def test_linked_collection_on_a_hand_made_file(tmp_path):
         },
     }
     for step in (1, 10):
-        _, colls = collect(FlatSource(str(path), spec), step=step)
+        _, colls = collect(FlatSource(str(path), reader(spec)), step=step)
         np.testing.assert_array_equal(colls["a"][0], [2, 0, 1, 0, 2])
         np.testing.assert_array_equal(colls["a"][1]["pt"], [6.0, 7.0, 5.0, 10.0, 8.0])
         np.testing.assert_array_equal(colls["b"][0], [2, 0, 1, 0, 2])
@@ -231,7 +233,7 @@ def test_linked_collection_on_a_hand_made_file(tmp_path):
     with pytest.raises(
         HepsnakeError, match=r"collections\.a: 'Jet_lepIdx1' index 3 is out of range"
     ):
-        collect(FlatSource(str(bad), spec))
+        collect(FlatSource(str(bad), reader(spec)))
 
 
 # --- unexpected shapes, skip_bad_files ------------------------------------------------------
@@ -337,7 +339,7 @@ def test_unsplit_event_info_falls_back(tmp_path, event_info, source, numbers):
 
 
 def test_old_physlite_file_records_its_event_number_branch(tmp_path):
-    source = PhysliteSource(data(OLD_TTREE), {})
+    source = PhysliteSource(data(OLD_TTREE), reader({"type": "physlite"}))
     assert source.event_number_source == "EventInfoAux./EventInfoAux.eventNumber"
 
 
@@ -374,7 +376,7 @@ BTAG = {  # file: (b-tagging container, scores, branch separator)
 def btag_read(request):
     container, variables, sep = BTAG[request.param]
     spec = {"btagging": {"container": container, "variables": variables}}
-    source = PhysliteSource(data(request.param), spec)
+    source = PhysliteSource(data(request.param), reader({"type": "physlite", **spec}))
     jets, _ = collect(source, step=7)
     link = f"AnalysisJetsAuxDyn{sep}btaggingLink"
     scores = [f"{container}AuxDyn{sep}{v}" for v in variables]

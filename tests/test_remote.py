@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hepsnake.config import expand_files, stage_config
+from hepsnake.config import contract, expand_files, resolve, write_resolved
 from hepsnake.convert.convert import convert
 from hepsnake.io.listing import is_remote_glob
 from hepsnake.io.remote import redact_text, redact_url, url_secrets
@@ -74,16 +74,19 @@ def s3(data_dir, tmp_path_factory):
 
 
 def hepsnake_convert(config: dict, sample: str, results: Path) -> subprocess.CompletedProcess:
-    """Run ``hepsnake convert`` as the convert rule does: JSON slice, log file in results/."""
+    """Run ``hepsnake convert`` as the convert rule does: the resolved config file and the
+    sample's name, log file in results/."""
     hepsnake = shutil.which("hepsnake")
     assert hepsnake, "the hepsnake console script is installed"
     log = results / "logs" / "convert" / f"{sample}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    resolved = results / "config" / "resolved.yaml"
+    write_resolved(resolve(config), resolved)
     args = [
         hepsnake,
         "convert",
         "--config",
-        stage_config(config, "convert", sample=sample),
+        str(resolved),
         "--sample",
         sample,
         "--output",
@@ -181,8 +184,7 @@ def test_s3_convert_matches_local(
     local_out = tmp_path / "local"
     local_config = config_for([str(data_dir / f) for f in local_files])
     local = convert(
-        json.loads(stage_config(local_config, "convert", sample="remote")),  # what the CLI gets
-        "remote",
+        contract(resolve(local_config), "convert", sample="remote"),  # what the CLI gets
         local_out / "remote.h5",
         local_out / "remote.json",
         show_progress=False,
@@ -257,6 +259,6 @@ def test_redact_url(url, shown, hidden):
 def test_remote_globs_untouched_outside_the_job():
     """Snakemake builds its DAG with ``expand_files(sample)``: no listing, no credentials."""
     urls = ["s3://no-such-bucket/x/*.root", "root://host//eos/y/[ab].root", "https://h/a.root?x=1"]
-    assert expand_files({"name": "s", "files": urls}) == urls
+    assert expand_files("s", urls) == urls
     assert [is_remote_glob(u) for u in urls] == [True, True, False]
     assert not is_remote_glob("root://host//eos/a.root?xrd.wantprot=krb5")

@@ -2,6 +2,7 @@
 reference taggers beside the model, S/√B only on physical weights, every warning kind, and no
 toy wording, on small synthetic predictions and metrics files."""
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -11,8 +12,10 @@ import h5py
 import matplotlib
 import numpy as np
 import pytest
+from conftest import section, stage
 from sklearn.metrics import roc_auc_score
 
+from hepsnake.config import validate
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate import plots
 from hepsnake.evaluate.metrics import (
@@ -84,36 +87,62 @@ def write_predictions(path: Path, jets: np.ndarray, unit: str | None = "MeV") ->
             h5["jets"].attrs["energy_unit"] = unit
 
 
-def history(path: Path, best_epoch: int = 1) -> None:
+def history(path: Path, best_epoch: int = 2) -> None:
+    """A training metrics.json of a converged run: early stopping ended it after epoch 5 of
+    up to 20, its validation loss lowest at ``best_epoch``."""
     epochs = [
-        {"epoch": e, "train_loss": 1.0 / (e + 1), "val_loss": 1.0, "val_acc": 0.5} for e in range(2)
+        {
+            "epoch": e,
+            "train_loss": 1.0 / (e + 1),
+            "val_loss": 1.0 + 0.001 * abs(e - best_epoch),
+            "val_acc": 0.5,
+        }
+        for e in range(6)
     ]
-    write_json(
-        path,
-        {"epochs": epochs, "best_epoch": best_epoch, "monitor": "val_loss", "train_seconds": 1},
-    )
+    summary = {"epochs": epochs, "best_epoch": best_epoch, "monitor": "val_loss"}
+    write_json(path, summary | {"max_epochs": 20, "train_seconds": 1})
 
 
 def run_evaluate(
-    root: Path, jets: np.ndarray, evaluate_cfg: dict[str, Any] | None = None, best_epoch: int = 1
+    root: Path, jets: np.ndarray, evaluate_cfg: dict[str, Any] | None = None, best_epoch: int = 2
 ) -> dict[str, Any]:
     """The evaluate stage of model ``m`` on ``jets`` under ``root`` (plots in plots/m)."""
     write_predictions(root / "pred.h5", jets)
     history(root / "training.json", best_epoch)
-    config = {
-        "class_names": FLAVOURS,
-        "evaluate": evaluate_cfg or EVALUATE,
-        "parameters": {"names": [], "train": {}},
-    }
+    config = flavour_config(evaluate_cfg)
     (root / "plots" / "m").mkdir(parents=True, exist_ok=True)
     return evaluate(
-        config,
-        "m",
+        stage(config, "evaluate", models={"m": {"model": {}}}, model="m"),
         str(root / "pred.h5"),
         str(root / "training.json"),
         str(root / "m.json"),
         str(root / "plots" / "m"),
     )
+
+
+def flavour_config(
+    evaluate_cfg: dict[str, Any] | None = None,
+    classes: list[str] = FLAVOURS,
+    report: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """A validated config of ``classes`` (one PHYSLITE sample) with ``evaluate_cfg`` (default
+    ``EVALUATE``) as its evaluate section and ``report`` as its report section."""
+    return validate(
+        {
+            "class_names": list(classes),
+            "samples": [{"name": "s", "files": ["s.root"], "reader": "r"}],
+            "readers": {"r": {"type": "physlite"}},
+            "convert": {},
+            "inputs": {"variables": {"jets": ["pt"]}},
+            "evaluate": copy.deepcopy(evaluate_cfg or EVALUATE),
+            "report": dict(report or {}),
+        }
+    )
+
+
+def evaluate_spec(evaluate_cfg: dict[str, Any] | None = None, classes: list[str] = FLAVOURS):
+    """The typed evaluate section of :func:`flavour_config`."""
+    return stage(flavour_config(evaluate_cfg, classes), "report").evaluate
 
 
 def d_b(pb: np.ndarray, pc: np.ndarray, pu: np.ndarray, fc: float) -> np.ndarray:
@@ -125,11 +154,11 @@ def test_flavour_discriminant_with_fc_matches_a_by_hand_computation() -> None:
     """D_b = log(p_b / (f_c p_c + (1 − f_c) p_u)) scores every ROC; c rejection at 70% is
     1 / (share of c jets above the cut that keeps 70% of b jets)."""
     jets = flavour_jets(20000)
-    setup = discriminant_setup(EVALUATE, FLAVOURS)
+    setup = discriminant_setup(evaluate_spec(), FLAVOURS)
     assert setup.kind == "flavour" and setup.fractions == pytest.approx(
         {"ujets": 0.9, "cjets": 0.1}
     )
-    assert working_points(EVALUATE, setup) == FTAG_WORKING_POINTS
+    assert working_points(evaluate_spec(), setup) == FTAG_WORKING_POINTS
     book = roc_book(jets, "m", FLAVOURS, "bjets", setup.fractions, shared=setup.shared)
     p = {c: jets[prob_column("m", c)].astype(np.float64) for c in FLAVOURS}
     expected = d_b(p["bjets"], p["cjets"], p["ujets"], 0.1)
@@ -147,14 +176,15 @@ def test_flavour_discriminant_with_fc_matches_a_by_hand_computation() -> None:
 
 def test_discriminant_auto_detects_flavours_and_rejects_other_classes() -> None:
     auto = {"signal": "b", "discriminant": {"type": "auto"}}
-    assert discriminant_setup(auto, ["light", "c", "b"]).kind == "flavour"
-    assert discriminant_setup({"signal": "sig"}, ["qcd", "sig", "bib"]).kind == "fractions"
-    assert (
-        discriminant_setup(auto | {"fractions": {"c": 1, "light": 1}}, ["light", "c", "b"]).kind
-        == "fractions"
-    )
+    flavours = ["light", "c", "b"]
+    assert discriminant_setup(evaluate_spec(auto, flavours), flavours).kind == "flavour"
+    toy = ["qcd", "sig", "bib"]
+    assert discriminant_setup(evaluate_spec({"signal": "sig"}, toy), toy).kind == "fractions"
+    with_fractions = evaluate_spec(auto | {"fractions": {"c": 1, "light": 1}}, flavours)
+    assert discriminant_setup(with_fractions, flavours).kind == "fractions"
+    hbb = [*FLAVOURS, "hbb"]
     with pytest.raises(HepsnakeError, match="class 'hbb' is not a c, tau or light flavour"):
-        discriminant_setup(EVALUATE, [*FLAVOURS, "hbb"])
+        discriminant_setup(evaluate_spec(EVALUATE, hbb), hbb)
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +230,14 @@ def test_reference_taggers_in_the_metrics_and_the_roc_plot(flavour_run: tuple) -
     assert ratio is not None  # the reference over itself
     assert (root / "plots" / "m" / "roc.png").stat().st_size > 0
     assert metrics["pt_bins"]["unit"] == "MeV" and metrics["energy_unit"] == "MeV"
+    # the curves the report's comparison plot draws, stored in the metrics (not recomputed)
+    stored = metrics["roc_curves"]
+    assert stored["rocs"] == [INCLUSIVE, "ujets", "cjets"]
+    assert set(stored["rejection"]) == {"m", "GN2v01", "DeepFlavB"}
+    at = stored["efficiency"].index(pytest.approx(0.7))
+    for tagger, entry in [("m", metrics), ("GN2v01", refs["GN2v01"])]:
+        expected = entry[INCLUSIVE]["rejection"]["0.7"]["rejection"]
+        assert stored["rejection"][tagger][INCLUSIVE][at] == pytest.approx(expected, rel=0.05)
 
 
 def test_a_missing_reference_field_names_the_tagger(tmp_path: Path) -> None:
@@ -215,7 +253,7 @@ def test_a_missing_reference_field_names_the_tagger(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("weights", "setting", "physical"),
     [
-        ("negative", None, False),
+        ("negative", None, True),  # yields are signed sums
         ("ones", None, False),
         ("negative", True, True),
         ("uniform", False, False),
@@ -234,8 +272,9 @@ def test_sb_scan_only_on_physical_weights(
     assert metrics["weights"]["physical"] == physical
     assert metrics["weights"]["negative"] == (100 if weights == "negative" else 0)
     assert (tmp_path / "plots" / "m" / "sb_scan.png").exists() == (setting is not False)
-    if weights == "negative" and setting is None:
-        assert metrics["weights"]["note"] == "100 test jets have negative weights"
+    if physical:
+        assert metrics["weights"]["sb_scan"] == "signed physics weights"
+        assert np.isfinite(metrics["sb_scan"]["max_significance"])
 
 
 def split_summary(path: Path, counts: dict[str, int], dropped: dict | None = None) -> None:
@@ -269,7 +308,7 @@ def convert_summary(path: Path, dropped: dict | None = None) -> None:
 def make_report(
     root: Path,
     jets: np.ndarray | None = None,
-    best_epoch: int = 1,
+    best_epoch: int = 2,
     counts: dict[str, int] | None = None,
     convert_dropped: dict | None = None,
     split_dropped: dict | None = None,
@@ -281,16 +320,17 @@ def make_report(
     run_evaluate(results, flavour_jets() if jets is None else jets, best_epoch=best_epoch)
     split_summary(root / "split.json", counts or dict.fromkeys(FLAVOURS, 1000), split_dropped)
     convert_summary(root / "conv.json", convert_dropped)
-    config = {
-        "class_names": FLAVOURS,
-        "evaluate": EVALUATE,
-        "parameters": {"m": {"names": [], "train": {}}},
-        "config_hash": "0123456789abcdef",
-    }
+    return write_report(root)
+
+
+def write_report(root: Path, **report_limits: float) -> str:
+    """The report of model ``m`` from the files :func:`make_report` wrote under ``root``
+    (``report_limits``: the config's ``report`` thresholds, the schema's defaults else)."""
+    results = root / "results"
     return report(
-        config,
+        stage(flavour_config(report=report_limits), "report"),
         {"m": str(results / "m.json")},
-        {"m": str(results / "pred.h5")},
+        {"m": str(results / "training.json")},
         str(root / "split.json"),
         [str(root / "conv.json")],
         str(results / "report.md"),
@@ -298,7 +338,8 @@ def make_report(
 
 
 def warnings_of(text: str) -> list[str]:
-    return text.split("## Warnings\n\n")[1].strip().splitlines()
+    """The warning lines of the Warnings section (or its "- none")."""
+    return [line for line in section(text, "## Warnings") if line.startswith("- ")]
 
 
 def test_flavour_report_says_what_the_run_is_without_toy_wording(tmp_path: Path) -> None:
@@ -320,6 +361,7 @@ def test_flavour_report_says_what_the_run_is_without_toy_wording(tmp_path: Path)
     assert "| tagger | background | ε = 0.6 | ε = 0.7 | ε = 0.77 | ε = 0.85 |" in text
     assert "Maximum S/√B" in text
     assert warnings_of(text) == ["- none"]
+    assert text.splitlines()[2] == "0 warnings."
 
 
 def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> None:
@@ -341,23 +383,29 @@ def test_each_warning_kind_appears_when_its_condition_holds(tmp_path: Path) -> N
         convert_dropped={"label_map": 32, "cuts": 0},
         split_dropped={"nan": 5},
     )
-    warnings = warnings_of(text)
+    warnings = "\n".join(warnings_of(text))
     expected = [
-        "- sample ttbar: 32 jets dropped (label_map)",
-        "- split: 5 jets dropped (nan)",
-        "- class cjets: 12 jets in the val split (fewer than 100)",
-        "- class cjets: 12 jets in the test split (fewer than 100)",
-        "- model m: best epoch is 0 (it did not improve after the first epoch)",
-        "- test jets: 60 have negative weights",
+        "- **jets dropped**: sample ttbar: 32 jets dropped (label_map).",
+        "- **jets dropped**: split: 5 jets dropped (nan).",
+        "- **few jets in a class**: class cjets: 12 jets in the val split (fewer than 100).",
+        "- **few jets in a class**: class cjets: 12 jets in the test split (fewer than 100).",
+        "- **no improvement after epoch 0**: its best epoch is 0",
+        # the validated config always names a policy (the schema's default: abs)
+        "- **negative weights**: negative weights (60 test jets); training weights:"
+        " prepare.negative_weights: abs (|w|)",
+        "- **constant output**: 20.0% of the test jets get one identical output (0.5, 0.3, 0.2).",
+        "- **pt bins miss the jets**: the pt bins [20000, 60000, 200000] MeV hold only 0% of",
     ]
     for line in expected:
         assert line in warnings, (line, warnings)
-    assert any(re.match(r"- model m: AUC 0\.\d+ vs ujets, worse than random", w) for w in warnings)
-    assert "- model m: 20.0% of the test jets get one identical output (0.5, 0.3, 0.2)" in warnings
-    pt_warning = "- model m: the pt bins [20000, 60000, 200000] MeV hold only 0% of the test jets"
-    assert any(w.startswith(pt_warning) for w in warnings), warnings
-    assert not any("cuts" in w for w in warnings)  # a reason that dropped nothing
-    assert "S/√B omitted: 60 test jets have negative weights." in text
+    below = r"- \*\*AUC below 0\.5\*\*: AUC 0\.\d+ vs all backgrounds, 0\.\d+ vs cjets, 0\.\d+ vs"
+    assert re.search(below, warnings), warnings
+    assert "dropped (cuts)" not in warnings  # a reason that dropped nothing
+    assert warnings.count("*What to do:*") == len(warnings_of(text))  # each says what to do
+    assert "Maximum S/√B" in text  # signed yields: negative weights do not omit it
+    top = text.splitlines()[2]
+    assert top.startswith(f"**{len(warnings_of(text))} warnings**: jets dropped (dataset); ")
+    assert "; no improvement after epoch 0 (m);" in top
 
 
 def test_plot_style_draws_the_experiment_label(
@@ -404,3 +452,62 @@ def test_efficiency_and_rejection_per_pt_bin_at_one_cut(flavour_run: tuple) -> N
         rej = 1 / np.mean(score[u & sel] > cut)
         assert per_bin["rejection"]["ujets"][i]["rejection"] == pytest.approx(rej, rel=1e-2)
     assert (root / "plots" / "m" / "efficiency_pt.png").stat().st_size > 0
+
+
+def edit_json(path: Path, **keys: Any) -> None:
+    """Set ``keys`` in the JSON file ``path``."""
+    path.write_text(json.dumps(json.loads(path.read_text()) | keys))
+
+
+def test_stage_warnings_and_negative_weights_reach_the_report(tmp_path: Path) -> None:
+    """The ``warnings`` of every file the report reads are listed under their subject, a
+    report check a stage already made is not repeated, the samples table gives each
+    sample's negative-weight shares (n/a without them), and the report's own thresholds come
+    from the config's report section."""
+    make_report(tmp_path)
+    results = tmp_path / "results"
+
+    def said(code: str, where: str) -> dict[str, str]:
+        return {"code": code, "message": f"{code} in {where}", "advice": f"fix {where}"}
+
+    edit_json(
+        tmp_path / "conv.json",
+        warnings=[said("odd_branch", "conversion"), said("negative_weights", "conversion")],
+        negative_weights={"fraction": 0.13, "abs_share": 0.081},
+    )
+    edit_json(tmp_path / "split.json", warnings=[said("negative_weights", "split")])
+    edit_json(results / "training.json", warnings=[said("nan_batch", "training")])
+    edit_json(results / "m.json", warnings=[said("tiny_test", "evaluation")])
+    text = write_report(tmp_path)
+    lines = section(text, "## Warnings")
+    assert lines.index("### Dataset") < lines.index("### Model `m`")
+    dataset = lines[lines.index("### Dataset") : lines.index("### Model `m`")]
+    model = lines[lines.index("### Model `m`") :]
+    for code, where, part in [
+        ("odd_branch", "conversion", dataset),
+        ("negative_weights", "split", dataset),
+        ("nan_batch", "training", model),
+        ("tiny_test", "evaluation", model),
+    ]:
+        title = code.replace("_", " ")
+        expected = f"- **{title}**: {code} in {where}. *What to do:* fix {where}."
+        assert expected in part, (expected, part)
+    # the split's negative-weight warning replaces the conversion's, and the report's own
+    assert sum("negative weights" in line for line in lines) == 1
+    assert "| ttbar | - | 13.00% | 8.10% |" in text
+    assert text.splitlines()[2].startswith("**4 warnings**: odd branch (dataset); ")
+
+    edit_json(tmp_path / "conv.json", negative_weights=None, warnings=[])
+    edit_json(tmp_path / "split.json", warnings=[])
+    text = write_report(tmp_path)
+    assert "| ttbar | - | n/a | n/a |" in text
+    figures = {"negative_weights": {"fraction": 0.02, "abs_share": 0.01}}
+    edit_json(tmp_path / "split.json", samples={"ttbar": figures})
+    assert "| ttbar | - | 2.00% | 1.00% |" in write_report(tmp_path)  # the split's figures
+    edit_json(tmp_path / "split.json", samples={})
+    assert not any("overfitting" in line for line in warnings_of(text))
+    # after the best epoch the validation loss rises by 0.3%: overfitting above 0.1%
+    text = write_report(tmp_path, overfitting_rise=0.001)
+    assert any(
+        line.startswith("- **overfitting**: from epoch 2 to 5") for line in warnings_of(text)
+    )

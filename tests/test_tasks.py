@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, prepared_toy
+from conftest import REPO, prepared_toy, stage, train_contract
 from torch import nn
 
-from hepsnake.config import load_model
+from hepsnake.config import build, load_model
+from hepsnake.config.contracts import Component
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.predict import predict
 from hepsnake.evaluate.stage import evaluate, score_tasks
-from hepsnake.export import stage
+from hepsnake.export import stage as export_stage
 from hepsnake.export.onnx import session
 from hepsnake.models import registry
 from hepsnake.models.encoders import masked
@@ -113,9 +114,8 @@ def test_a_new_encoder_is_one_class_and_one_registry_entry(toy, tmp_path, monkey
     shipped["training"] |= {"max_epochs": 1, "batch_size": 500, "early_stopping": None}
     model = load_model(config | model_file(tmp_path, shipped), "m")
     assert model["model"]["encoder"] == {"type": "max", "scale": 0.5}
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
     paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
-    summary = train(part, *paths, str(tmp_path / "out"))
+    summary = train(train_contract(config, model), *paths, str(tmp_path / "out"))
     assert np.isfinite(summary["epochs"][0]["val_loss"])
     bad = copy.deepcopy(shipped)
     bad["model"]["encoder"] = {"type": "max", "scale": "big"}
@@ -190,9 +190,8 @@ def test_a_new_task_is_one_class_and_one_registry_entry(toy, tmp_path, monkeypat
     ]
     shipped["training"] |= {"max_epochs": 2, "batch_size": 500, "early_stopping": None}
     model = load_model(config | model_file(tmp_path, shipped), "m")
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
     paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
-    epoch = train(part, *paths, str(tmp_path / "out"))["epochs"][-1]
+    epoch = train(train_contract(config, model), *paths, str(tmp_path / "out"))["epochs"][-1]
     assert np.isfinite(epoch["val_has_mass_loss"]) and "val_ce" in epoch
     ckpt, predictions = str(tmp_path / "out" / "best.ckpt"), tmp_path / "pred.h5"
     predict("m", ckpt, outputs["test"], str(predictions))
@@ -203,8 +202,7 @@ def test_a_new_task_is_one_class_and_one_registry_entry(toy, tmp_path, monkeypat
     plot_dir = tmp_path / "plots"
     plot_dir.mkdir()
     metrics = evaluate(
-        config | {"tasks": model["model"]["tasks"]},
-        "m",
+        stage(config, "evaluate", models={"m": model}, model="m"),
         str(predictions),
         str(tmp_path / "out" / "metrics.json"),
         str(tmp_path / "metrics.json"),
@@ -217,7 +215,7 @@ def test_a_new_task_is_one_class_and_one_registry_entry(toy, tmp_path, monkeypat
     assert (plot_dir / "roc.png").is_file() and "inclusive" in metrics  # the jet classification
 
     outdir = tmp_path / "onnx"
-    stage.export(ckpt, "m", outputs["test"], outputs["val"], str(outdir), n_latency=5)
+    export_stage.export(ckpt, "m", outputs["test"], outputs["val"], str(outdir), n_latency=5)
     names = [o.name for o in session(outdir / "model.onnx").get_outputs()]
     assert names == [f"m_p{c}" for c in config["class_names"]] + ["m_has_mass_p"]
     validation = json.loads((outdir / "validation.json").read_text())
@@ -268,9 +266,8 @@ def test_every_task_trains_predicts_and_is_scored(toy, tmp_path):
     shipped["model"] |= {"dim": 16, "init_nets": {"default": {"hidden": [16]}}, "tasks": TASKS}
     shipped["training"] |= {"max_epochs": 2, "batch_size": 400, "early_stopping": None}
     model = load_model(config | model_file(tmp_path, shipped), "m")
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
     paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
-    epoch = train(part, *paths, str(tmp_path / "out"))["epochs"][-1]
+    epoch = train(train_contract(config, model), *paths, str(tmp_path / "out"))["epochs"][-1]
     weighted = epoch["val_ce"] + sum(
         t["weight"] * epoch[f"val_{t['name']}_loss"] for t in TASKS[1:]
     )
@@ -288,7 +285,7 @@ def test_every_task_trains_predicts_and_is_scored(toy, tmp_path):
     vertex = tracks["m_vertexing_vertex"]
     assert set(np.unique(vertex[tracks["valid"]])) <= {-1.0, *map(float, range(40))}
     metrics = score_tasks(
-        config | {"tasks": model["model"]["tasks"]}, "m", str(predictions), tmp_path
+        stage(config, "evaluate", models={"m": model}, model="m"), str(predictions), tmp_path
     )
     figures = metrics["tasks"]
     assert list(figures) == ["jet_classification", "mass", "track_origin", "vertexing"]
@@ -311,7 +308,7 @@ def test_task_bayes_score_is_the_generators_posterior(toy):
 
     config, _, outputs = toy
     names = list(config["class_names"])
-    task = registry.build("task", TASKS[2], context=Context(names))
+    task = registry.build("task", build(Component, TASKS[2]), context=Context(names))
     with h5py.File(outputs["test"]) as h5:
         jets, tracks = h5["jets"][:], h5["tracks"][:]
     fractions = {c: float(np.mean(jets["flavour_label"] == i)) for i, c in enumerate(names)}

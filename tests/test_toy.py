@@ -4,12 +4,15 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from conftest import REPO, default_config, stage
 from scipy import stats
 from scipy.special import expit
 from sklearn.metrics import roc_auc_score
 
+from hepsnake.config import validate
+from hepsnake.config.checks import check_inputs
 from hepsnake.errors import HepsnakeError
-from hepsnake.prepare.guard import check_inputs, forbidden_reason, is_truth_column
+from hepsnake.prepare.guard import forbidden_reason, is_truth_column
 from hepsnake.simulate.densities import (
     ORIGINS,
     STORED_POSTERIORS,
@@ -224,8 +227,9 @@ def test_data_sample_carries_the_mismodelling():
     assert np.mean(ak.num(data["track"])) > 1.15 * np.mean(ak.num(mc["track"]))
 
 
-def test_written_as_ttree(tmp_path):
-    config = {
+def test_written_as_ttree(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = default_config() | {
         "simulate": {
             "seed": 2,
             "masses": {"train": [5, 16], "unseen": [40]},
@@ -233,7 +237,7 @@ def test_written_as_ttree(tmp_path):
         }
     }
     out = tmp_path / "s.root"
-    assert simulate_sample(config, "s", out) == 300
+    assert simulate_sample(stage(validate(config), "simulate", sample="s"), out) == 300
     tree = uproot.open(out)["jets"]
     assert isinstance(tree, uproot.TTree) and tree.num_entries == 300
     keys = set(tree.keys())

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, default_config, training_spec
 
 from hepsnake.cli import main
 from hepsnake.errors import HepsnakeError
@@ -45,9 +46,14 @@ def test_mlflow_run_reads_back_params_metrics_and_artefacts(tmp_path, monkeypatc
     for path in (plot, onnx, other):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"\x89PNG" + path.name.encode())
-    config = {"tracking": {"mlflow": {"uri": "results/mlruns", "experiment": "toy"}}}
+    config = default_config() | {
+        "samples": str(REPO / "config" / "samples.tsv"),
+        "model_dir": str(REPO / "config" / "models"),
+        "tracking": {"mlflow": {"uri": "results/mlruns", "experiment": "toy"}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     out = tmp_path / "results" / "tracking" / "runs.json"
-    argv = ["track", "--config", json.dumps(config), "--models", str(model_dir)]
+    argv = ["track", "--config", "config.yaml", "--models", str(model_dir)]
     assert main([*argv, "--artifacts", str(plot), str(onnx), str(other), "--output", str(out)]) == 0
 
     run_id = json.loads(out.read_text())["runs"]["dense"]
@@ -97,9 +103,9 @@ def test_tracking_defaults_are_a_local_store(config_factory):
 def test_loggers_selected_once(tmp_path):
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    (tb,) = lightning_loggers(["tensorboard"], tmp_path, {"tensorboard": False})
+    (tb,) = lightning_loggers(["tensorboard"], tmp_path, training_spec(tensorboard=False))
     assert isinstance(tb, TensorBoardLogger)
-    assert lightning_loggers(["tensorboard"], tmp_path, {"tensorboard": True}) == []
+    assert lightning_loggers(["tensorboard"], tmp_path, training_spec(tensorboard=True)) == []
 
 
 def test_compare_ranks_epochs_by_loss_ks_sum_and_auc(tmp_path):

@@ -7,7 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
-import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -15,18 +15,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from conftest import REPO, prepared_toy
+from conftest import REPO, inputs_of, model_spec, prepared_toy, train_contract
+from conftest import stage as stage_of
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from hepsnake.config import load_model, load_samples
+from hepsnake.config import load_model, load_samples, resolve, to_data, write_resolved
 from hepsnake.convert.convert import convert
 from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.evaluate.predict import load_module
 from hepsnake.export import stage
-from hepsnake.models.encoders import GATv2
+from hepsnake.models.encoders import GatedDense, GATv2
 from hepsnake.models.tagger import Tagger
 from hepsnake.models.tasks.base import Context
+from hepsnake.pause import environment, wait_reached
 from hepsnake.prepare.split import SPLITS, split
 from hepsnake.simulate.prepared import MASS_GRID
 from hepsnake.simulate.toy import simulate, write_root
@@ -47,10 +49,11 @@ def prepared(tmp_path_factory):
         write_root(branches, root / f"{name}.root")
         sample = {"name": name, "files": [str(root / f"{name}.root")], "reader": "toy"}
         config["samples"] += load_samples([sample | {"label": name, "role": "control"}])
-        convert(config, name, root / f"{name}.h5", root / f"{name}.json", show_progress=False)
+        c = stage_of(config, "convert", sample=name)
+        convert(c, root / f"{name}.h5", root / f"{name}.json", show_progress=False)
     control = {s: str(root / f"control_{s}.h5") for s in SPLITS}
     inputs = [str(root / "data.h5"), str(root / "mc.h5")]
-    split(config, inputs, control, str(root / "control.json"), control=True)
+    split(stage_of(config, "split"), inputs, control, str(root / "control.json"), control=True)
     return config, root, outputs | {f"control_{s}": path for s, path in control.items()}
 
 
@@ -61,11 +64,11 @@ def norm_dict(root):
 @pytest.mark.parametrize("name", MODELS)
 def test_every_shipped_model_builds_and_runs(name, prepared):
     config, root, outputs = prepared
-    model_cfg = load_model(config, name)
-    parameters = model_cfg.get("parameters")
-    spec = InputSpec.from_config(config["inputs"], parameters["names"] if parameters else None)
+    c = train_contract(config, load_model(config, name))
+    parameters = c.model.parameters
+    spec = InputSpec.from_config(c.inputs, parameters.names if parameters else None)
     param_norm = {"mS": {"mean": 25.0, "std": 20.0}} if parameters else None
-    tagger = Tagger(model_cfg["model"], spec, norm_dict(root), Context(["a", "b", "c"]), param_norm)
+    tagger = Tagger(c.model.model, spec, norm_dict(root), Context(["a", "b", "c"]), param_norm)
     batches = H5Batches(outputs["val"], spec, 64, extra_fields=(("jets", "mS"),))
     if parameters:
         batches = WithParameters(batches, ParameterSampler(parameters), 0, fixed={"mS": 40.0})
@@ -80,10 +83,11 @@ def test_every_shipped_model_trains_an_epoch_and_exports(name, prepared, tmp_pat
     config, root, outputs = prepared
     model = copy.deepcopy(load_model(config, name))
     model["training"].update(max_epochs=1, batch_size=500, early_stopping=None)
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
     paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
     control = {s: outputs[f"control_{s}"] for s in ("train", "val")}
-    summary = train(part, *paths, str(tmp_path / "m"), control_paths=control)
+    summary = train(
+        train_contract(config, model), *paths, str(tmp_path / "m"), control_paths=control
+    )
     assert [e["epoch"] for e in summary["epochs"]] == [0]
     if not model["export"]:
         return
@@ -114,6 +118,8 @@ def padded(batch, extra, rng):
 
 
 HEADS = {k: {"heads": 2} for k in ("transformer", "gatv2", "cross_attention")}
+# an encoder entry "NAME:gated" is NAME with gated dense blocks
+OPTIONS = {"gated": {"gated": True}}
 
 
 @pytest.mark.parametrize(
@@ -123,6 +129,7 @@ HEADS = {k: {"heads": 2} for k in ("transformer", "gatv2", "cross_attention")}
         ("deepsets", "attention"),
         ("transformer", "cross_attention"),
         ("transformer", "mean"),
+        ("transformer:gated", "attention"),
         ("lstm", "attention"),
         ("gatv2", "attention"),
     ],
@@ -130,14 +137,17 @@ HEADS = {k: {"heads": 2} for k in ("transformer", "gatv2", "cross_attention")}
 def test_padding_never_changes_outputs(encoder, pooling, prepared):
     config, root, outputs = prepared
     torch.manual_seed(0)
-    spec = InputSpec.from_config(config["inputs"])
+    spec = InputSpec.from_config(inputs_of(config))
+    encoder, _, option = encoder.partition(":")
     cfg = {
         "dim": 16,
-        "encoder": {"type": encoder, "layers": 2} | HEADS.get(encoder, {}),
+        "encoder": {"type": encoder, "layers": 2}
+        | HEADS.get(encoder, {})
+        | OPTIONS.get(option, {}),
         "pooling": {"type": pooling} | HEADS.get(pooling, {}),
         "fourier": {"n_freqs": 2},
     }
-    tagger = Tagger(cfg, spec, norm_dict(root), Context(["a", "b", "c"])).eval()
+    tagger = Tagger(model_spec(cfg), spec, norm_dict(root), Context(["a", "b", "c"])).eval()
     batch = next(iter(H5Batches(outputs["val"], spec, 32)))
     batch["tracks_mask"][0] = False  # a jet without tracks
     rng = np.random.default_rng(1)
@@ -171,7 +181,7 @@ def test_gatv2_equals_attention_on_concatenated_pairs():
 
 def test_loader_batches_match_the_file(prepared):
     config, _, outputs = prepared
-    spec = InputSpec.from_config({**config["inputs"], "num_inputs": {"tracks": 5}})
+    spec = InputSpec.from_config(inputs_of(config, num_inputs={"tracks": 5}))
     loader = H5Batches(outputs["train"], spec, 700, shuffle=True, seed=3)
     with h5py.File(outputs["train"]) as h5:
         jets, tracks = h5["jets"][:], h5["tracks"][:]
@@ -199,18 +209,18 @@ def test_loader_batches_match_the_file(prepared):
     assert len(loader) == len(seen) // 2
 
 
-def run_train(config, root, outputs, outdir, model_cfg, wait=True):
-    part = {
-        "class_names": config["class_names"],
-        "inputs": config["inputs"],
-        "model_name": "m",
-        "model": model_cfg,
-    }
+def run_train(config, root, outputs, outdir, model_cfg, wait=True, env=None):
+    """``hepsnake train`` as the rule runs it: a resolved config file (with ``model_cfg`` as
+    model ``m``) and the model's name (``env``: the process's environment)."""
+    resolved = Path(outdir).parent / f"{Path(outdir).name}.resolved.yaml"
+    write_resolved(resolve(config, models={"m": model_cfg}), resolved)
     cmd = [
         shutil.which("hepsnake"),
         "train",
         "--config",
-        json.dumps(part),
+        str(resolved),
+        "--model",
+        "m",
         "--train",
         outputs["train"],
         "--val",
@@ -227,7 +237,9 @@ def run_train(config, root, outputs, outdir, model_cfg, wait=True):
     if model_cfg.get("adversarial"):
         cmd += ["--control-train", outputs["control_train"]]
         cmd += ["--control-val", outputs["control_val"]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     if wait:
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, out[-3000:]
@@ -268,17 +280,17 @@ def test_kill_and_resume_equals_uninterrupted(name, prepared, tmp_path):
     model = small_model(config, 6, name)
     run_train(config, root, outputs, tmp_path / "straight", model)
     killed = tmp_path / "killed"
-    proc = run_train(config, root, outputs, killed, model, wait=False)
-    resume = killed / ".work" / "resume.ckpt"
-    deadline = time.time() + 300
-    while not resume.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    env = os.environ | environment(tmp_path, "train.epoch_end")
+    proc = run_train(config, root, outputs, killed, model, wait=False, env=env)
+    try:  # killed after the first epoch's resume checkpoint, whatever the machine's speed
+        assert wait_reached(tmp_path, "train.epoch_end") == proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
     assert not (killed / "last.ckpt").exists()
-    epoch_at_kill = torch.load(resume, weights_only=False)["epoch"]
-    assert epoch_at_kill < 5
+    resume = killed / ".work" / "resume.ckpt"
+    assert torch.load(resume, weights_only=False)["epoch"] == 0
     run_train(config, root, outputs, killed, model)
     a = torch.load(tmp_path / "straight" / "last.ckpt", weights_only=False)["state_dict"]
     b = torch.load(killed / "last.ckpt", weights_only=False)["state_dict"]
@@ -309,8 +321,7 @@ def test_ddp_two_cpu_processes(prepared, tmp_path):
 
 
 def module_of(config, root, model_cfg):
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model_cfg}
-    return build_module(part, norm_dict(root), [1.0, 1.0, 1.0])
+    return build_module(train_contract(config, model_cfg), norm_dict(root), [1.0, 1.0, 1.0])
 
 
 def test_plateau_settings_come_from_config(prepared):
@@ -350,9 +361,24 @@ def test_per_jet_weights_enter_the_loss(prepared):
 
 def train_here(config, root, outputs, outdir, model_cfg):
     """``train`` in this process (no CLI start-up): the summary it returns."""
-    part = {"class_names": config["class_names"], "inputs": config["inputs"], "model": model_cfg}
     paths = (outputs["train"], outputs["val"], str(root / "norm.yaml"), str(root / "class.yaml"))
-    return train(part, *paths, str(outdir))
+    return train(train_contract(config, model_cfg), *paths, str(outdir))
+
+
+def test_cpu_training_is_deterministic_without_nan_filling(prepared, tmp_path, monkeypatch):
+    """Deterministic algorithms on CPU, but not torch's NaN-filling of every new tensor that
+    comes with them (it cost ~40 % of a small transformer's CPU step)."""
+    config, root, outputs = prepared
+    monkeypatch.setattr(torch.utils.deterministic, "fill_uninitialized_memory", True)
+    train_here(config, root, outputs, tmp_path / "m", small_model(config, 1))
+    assert not torch.utils.deterministic.fill_uninitialized_memory
+
+
+def test_gated_dense_is_a_gated_linear_unit():
+    block = GatedDense(4, 6)
+    x = torch.randn(3, 5, 4)
+    a, b = F.linear(x, block.inner.weight, block.inner.bias).split(6, dim=-1)
+    torch.testing.assert_close(block(x), block.out(F.silu(a) * b))
 
 
 def test_compiled_training_checkpoint_reloads(prepared, tmp_path):
@@ -451,7 +477,9 @@ def test_a_config_change_after_a_kill_starts_fresh(change, prepared, tmp_path, m
     resumed_old = train_here(config, root, outputs, killed_again, old)
     assert not np.allclose(val_losses(rerun), val_losses(resumed_old), rtol=1e-3)
     saved = torch.load(out / "best.ckpt", weights_only=True)["hyper_parameters"]
-    assert saved["model_cfg"] == new["model"] and saved["training_cfg"] == new["training"]
+    expected = train_contract(config, new).model  # the new config, defaults filled
+    assert saved["model_cfg"] == to_data(expected.model)
+    assert saved["training_cfg"] == to_data(expected.training)
 
 
 class Payload:

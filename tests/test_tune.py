@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import optuna
@@ -15,8 +14,9 @@ import yaml
 from conftest import REPO, snakemake
 
 from hepsnake.config import MODEL_SCHEMA, check_schema, schema_validator, workflow_config
+from hepsnake.config.loading import apply_params
 from hepsnake.errors import HepsnakeError
-from hepsnake.tune.space import apply_params
+from hepsnake.pause import environment, release, wait_reached
 
 TRIALS = 4
 
@@ -89,22 +89,14 @@ def study_of(workdir: Path) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def kill_first_running_trial(workdir: Path, proc: subprocess.Popen) -> optuna.trial.FrozenTrial:
-    """SIGKILL the process of the first trial seen RUNNING (with its pid recorded)."""
-    journal = workdir / "results" / "tune" / "tiny" / "journal.log"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists():
-            running = [
-                t
-                for t in study_of(workdir).get_trials(states=(optuna.trial.TrialState.RUNNING,))
-                if "pid" in t.user_attrs
-            ]
-            if running:
-                os.kill(running[0].user_attrs["pid"], signal.SIGKILL)
-                return running[0]
-        time.sleep(0.1)
-    raise AssertionError("no trial was seen running")
+def kill_first_running_trial(workdir: Path, pauses: Path) -> optuna.trial.FrozenTrial:
+    """SIGKILL the process of a trial waiting at pause point ``tune.trial_started`` (RUNNING,
+    its pid recorded), then let the other trials go on; the killed trial."""
+    pid = wait_reached(pauses, "tune.trial_started")
+    os.kill(pid, signal.SIGKILL)
+    release(pauses, "tune.trial_started")
+    (trial,) = [t for t in study_of(workdir).trials if t.user_attrs.get("pid") == pid]
+    return trial
 
 
 MINI_SAMPLES = ("qcd", "bib", "sig_mS16")  # the toy's three classes: fewer jobs before trials
@@ -126,8 +118,13 @@ def test_study_survives_a_killed_trial_resumes_and_its_best_trains(workdir):
     target = ["results/tune/tiny/best.yaml"]
     args = [shutil.which("snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
     args += ["--cores", "2", "--keep-going", *target, "--configfile", str(over)]
-    proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    killed = kill_first_running_trial(workdir, proc)
+    pauses = workdir / "pauses"
+    pauses.mkdir()
+    env = os.environ | environment(pauses, "tune.trial_started")
+    proc = subprocess.Popen(
+        args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    killed = kill_first_running_trial(workdir, pauses)
     output = proc.communicate(timeout=600)[0].decode()
     assert proc.returncode != 0, "the killed trial's job failed"
     trials = workdir / "results" / "tune" / "tiny" / "trials"
@@ -199,20 +196,20 @@ def test_tuned_model_before_its_study_says_how_to_make_it(workdir, monkeypatch):
 
 
 def test_failing_trial_is_recorded_and_its_job_succeeds(workdir, monkeypatch):
-    from hepsnake.config import stage_config
+    from hepsnake.config import contract
     from hepsnake.tune.study import open_study, run_trial
 
     monkeypatch.chdir(workdir)
     config = yaml.safe_load((workdir / "config" / "tiny.yaml").read_text())
-    workflow_config(config, [workdir / "config" / "tiny.yaml"])
-    part = json.loads(stage_config(config, "tune", study="tiny"))
+    resolved = workflow_config(config, [workdir / "config" / "tiny.yaml"])
+    part = contract(resolved, "tune", study="tiny")
     missing = {k: str(workdir / f"{k}.h5") for k in ("train", "val", "norm", "class_dict")}
     out = workdir / "results" / "tune" / "tiny" / "trials" / "0.json"
     record = run_trial(part, 0, missing, str(out.with_suffix("")), str(out))
     assert record["state"] == "FAIL" and "norm.h5" in record["error"]
     assert json.loads(out.read_text())["state"] == "FAIL"
-    (trial,) = open_study(part["study"]).trials
+    (trial,) = open_study(part.study).trials
     assert trial.state.name == "FAIL" and trial.user_attrs["job"] == 0
     # the job's rerun reuses the ended trial instead of starting another
     assert run_trial(part, 0, missing, str(out.with_suffix("")), str(out))["number"] == 0
-    assert len(open_study(part["study"]).trials) == 1
+    assert len(open_study(part.study).trials) == 1

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, default_config
+from conftest import REPO, default_config, stage, train_contract
 from scipy import stats
 from torch import nn
 
-from hepsnake.config import load_model, validate
+from hepsnake.config import build, load_model, resolve, validate
+from hepsnake.config.contracts import Parameters
 from hepsnake.data.loader import H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.errors import HepsnakeError
@@ -45,9 +46,14 @@ def test_weighted_ks_hand_computed():
     assert d == pytest.approx(0.75)
 
 
+def parameters(block):
+    """A model config's ``parameters`` block, typed (its ``test`` values the ``train`` ones)."""
+    return build(Parameters, {"test": block["train"]} | block)
+
+
 def test_background_parameters_follow_prob():
     sampler = ParameterSampler(
-        {"names": ["mS"], "train": {"mS": [5, 16, 55]}, "prob": {"mS": [1, 2, 7]}}
+        parameters({"names": ["mS"], "train": {"mS": [5, 16, 55]}, "prob": {"mS": [1, 2, 7]}})
     )
     params = torch.full((20000, 1), float("nan"))
     params[:100] = 40.0  # signal jets keep their own value
@@ -56,7 +62,7 @@ def test_background_parameters_follow_prob():
     counts = [np.sum(filled[100:] == v) for v in (5, 16, 55)]
     expected = np.array([0.1, 0.2, 0.7]) * 19900
     assert stats.chisquare(counts, expected).pvalue > 1e-3
-    uniform = ParameterSampler({"names": ["mS"], "train": {"mS": [5, 16]}})
+    uniform = ParameterSampler(parameters({"names": ["mS"], "train": {"mS": [5, 16]}}))
     drawn = uniform.fill(torch.full((10000, 1), float("nan")), np.random.default_rng(2)).numpy()
     assert abs(np.mean(drawn == 5) - 0.5) < 0.03
 
@@ -90,23 +96,25 @@ def prepared(tmp_path_factory):
         )
     config["model_dir"] = str(REPO / "config" / "models")
     config = validate(config)
-    convert_samples(config, root)
+    convert_samples(resolve(config), root)
     main = {s: str(root / f"{s}.h5") for s in SPLITS}
     control = {s: str(root / f"control_{s}.h5") for s in SPLITS}
     split(
-        config,
+        stage(config, "split"),
         [str(root / f"{n}.h5") for n in ("qcd", "bib", "sig5", "sig55")],
         main,
         str(root / "m.json"),
     )
     split(
-        config,
+        stage(config, "split"),
         [str(root / f"{n}.h5") for n in ("data", "mc")],
         control,
         str(root / "c.json"),
         control=True,
     )
-    norm_stats(config, main["train"], str(root / "norm.yaml"), str(root / "class.yaml"))
+    norm_stats(
+        stage(config, "norm"), main["train"], str(root / "norm.yaml"), str(root / "class.yaml")
+    )
     return config, root, main, control
 
 
@@ -118,7 +126,8 @@ def tiny(config, name, **training):
 
 
 def part(config, model):
-    return {"class_names": config["class_names"], "inputs": config["inputs"], "model": model}
+    """The train contract of ``model`` (a model config as data)."""
+    return train_contract(config, model)
 
 
 def test_parameterised_test_time_value(prepared):
@@ -127,7 +136,7 @@ def test_parameterised_test_time_value(prepared):
     module = build_module(
         part(config, model), yaml.safe_load((root / "norm.yaml").read_text()), [1, 1, 1]
     )
-    sampler = ParameterSampler(model["parameters"])
+    sampler = ParameterSampler(part(config, model).model.parameters)
     fixed = WithParameters(
         H5Batches(main["test"], module.spec, 300), sampler, 0, fixed={"mS": 40.0}
     )

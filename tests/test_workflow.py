@@ -58,6 +58,25 @@ def test_default_dry_run_lists_the_dag(workdir):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
 
 
+def test_printed_commands_are_short(workdir):
+    """What ``snakemake --cores all`` prints (printshellcmds): each command a short reference
+    to the resolved config and a name, the longest within 300 characters, with no JSON."""
+    tiny = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    best = f"results/tune/{next(iter(tiny['tune']))}/best.yaml"
+    proc = snakemake(workdir, "-n", "all", best, "--configfile", "config/tiny.yaml")
+    commands = [
+        line.removeprefix("Shell command: ")
+        for line in proc.stdout.splitlines()
+        if line.startswith("Shell command: hepsnake ")
+    ]
+    verbs = {c.split()[1] for c in commands}
+    assert verbs >= {"simulate", "convert", "split", "norm", "train", "predict", "evaluate"}
+    assert verbs >= {"export", "compare", "report", "tune", "study"}
+    longest = max(commands, key=len)
+    assert len(longest) <= 300, longest
+    assert all("--config results/config/resolved.yaml" in c and "{" not in c for c in commands)
+
+
 def test_models_marked_export_false_are_not_exported(workdir, tmp_path):
     extra = tmp_path / "lstm.yaml"
     extra.write_text("extends: config/config.yaml\nmodels: [baseline, lstm]\n")

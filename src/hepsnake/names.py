@@ -7,6 +7,11 @@ trailing ``jets``, so the FTAG classes ``bjets``/``cjets``/``ujets``/``taujets``
 ``_plight`` (name the class ``ujets`` for puma's ``_pu``).
 """
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hepsnake.config.contracts import Inputs
+
 LABEL = "flavour_label"  # the int class-index field of jets (Salt's and UPP's name)
 
 
@@ -34,16 +39,16 @@ def transformed_field(variable: str, transform: str | dict) -> str:
     return f"log_{variable}" if transform == "log1p" else f"clipped_{variable}"
 
 
-def input_fields(inputs: dict) -> dict[str, list[str]]:
+def input_fields(inputs: "Inputs") -> dict[str, list[str]]:
     """Per input collection, the prepared fields a model reads (and the norm dict lists):
     each configured variable, or its :func:`transformed_field` where it has a transform."""
-    transforms = inputs.get("transforms", {})
+    transforms = inputs.transforms
     return {
         coll: [
             transformed_field(v, transforms[coll][v]) if v in transforms.get(coll, {}) else v
             for v in variables
         ]
-        for coll, variables in inputs["variables"].items()
+        for coll, variables in inputs.variables.items()
     }
 
 

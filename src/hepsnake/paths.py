@@ -1,15 +1,24 @@
-"""The paths of the convert stage's jobs under ``results/``: the one place the rules and the
-stage code take them from.
+"""Every path a job reads or writes under ``results/``: the one place the Snakefile, the rules
+and the stage code take them from.
 
-The upper-case names are templates with ``{sample}`` and ``{part}`` fields: a rule uses them as
-they are (the fields are its wildcards), code fills them with the builder functions below. A
-sample is converted in parts (``results/h5/{sample}/part-NNNNN.h5``, each with its status
-JSON), gathered into ``results/h5/{sample}.h5``, a virtual dataset over the parts; a sample
-with remote globs is listed once into ``results/h5/{sample}/files.json``.
+The upper-case names are templates with ``{model}``, ``{sample}``, ``{split}``, ``{study}``,
+``{trial}``, ``{toy}`` or ``{name}`` fields: a rule uses them as they are (the fields are its
+wildcards), code fills them with :func:`fill`. A stage that writes into a directory names its
+files with the ``*_FILES`` tables, so a rule's outputs and the files written cannot drift.
 """
 
-RESULTS = "results"
+from pathlib import Path
 
+RESULTS = "results"
+RESOLVED_CONFIG = f"{RESULTS}/config/resolved.yaml"  # the validated config every job reads
+TUNED_PREFIX = "tune."  # a ``models:`` entry tune.<study> is the study's best.yaml
+
+SPLITS = ("train", "val", "test")
+
+TOY = f"{RESULTS}/toy/{{toy}}.root"
+# a sample is converted in parts (convert.files_per_job files each: a part file and its status
+# JSON), gathered into one file (a virtual dataset over the parts) and its summary; a sample
+# with remote globs is listed once into its file list
 CONVERTED = f"{RESULTS}/h5/{{sample}}.h5"
 CONVERT_SUMMARY = f"{RESULTS}/h5/{{sample}}.summary.json"
 PARTS_DIR = f"{RESULTS}/h5/{{sample}}"
@@ -17,13 +26,78 @@ PART = f"{PARTS_DIR}/part-{{part}}.h5"
 PART_STATUS = f"{PARTS_DIR}/part-{{part}}.json"
 PART_RETRY = f"{PARTS_DIR}/part-{{part}}.retry"  # written by the gather when the part failed
 FILE_LIST = f"{PARTS_DIR}/files.json"
-
-LOGS = f"{RESULTS}/logs/convert"
-PART_LOG = f"{LOGS}/{{sample}}/part-{{part}}.log"
-GATHER_LOG = f"{LOGS}/{{sample}}.log"
-FILE_LIST_LOG = f"{LOGS}/{{sample}}/files.log"
-
 PART_WILDCARD = r"\d+"  # a part's index as its files name it (:func:`part_name`)
+
+PREPARED = f"{RESULTS}/prepared"
+SPLIT = f"{PREPARED}/{{split}}.h5"
+DEBUG_SPLIT = f"{PREPARED}/debug_{{split}}.h5"
+CONTROL_SPLIT = f"{PREPARED}/control_{{split}}.h5"
+SPLIT_SUMMARY = f"{PREPARED}/split_summary.json"
+CONTROL_SUMMARY = f"{PREPARED}/control_summary.json"
+NORM = f"{PREPARED}/norm_dict.yaml"
+CLASS_DICT = f"{PREPARED}/class_dict.yaml"
+CLASSES = f"{PREPARED}/classes.yaml"
+REWEIGHTING_PLOT = f"{RESULTS}/plots/prepare/reweighting.png"
+
+# rule train's outputs, files of the model's directory
+MODEL_DIR = f"{RESULTS}/models/{{model}}"
+MODEL_FILES = {
+    "best": "best.ckpt",
+    "last": "last.ckpt",
+    "csv": "metrics.csv",
+    "json": "metrics.json",
+    "config": "config.yaml",
+}
+MODEL_OUTPUTS = {key: f"{MODEL_DIR}/{name}" for key, name in MODEL_FILES.items()}
+CHECKPOINT = MODEL_OUTPUTS["best"]
+TRAINING_METRICS = MODEL_OUTPUTS["json"]
+
+PREDICTIONS = f"{RESULTS}/predictions/{{model}}.h5"
+METRICS = f"{RESULTS}/metrics/{{model}}.json"
+PLOT_DIR = f"{RESULTS}/plots/{{model}}"
+PLOT = f"{PLOT_DIR}/{{name}}.png"
+TASK_PLOTS = "tasks"  # the folder of the plots of the model's tasks (a directory output)
+TASK_PLOT_DIR = f"{PLOT_DIR}/{TASK_PLOTS}"
+
+# rule export's outputs, files of the export directory
+EXPORT_DIR = f"{RESULTS}/export/{{model}}"
+EXPORT_FILES = {
+    "onnx": "model.onnx",
+    "int8": "model.int8.onnx",
+    "validation": "validation.json",
+    "benchmark": "benchmark.json",
+    "plot": "benchmark.png",
+    "athena": "model.athena.onnx",
+}
+EXPORT_OUTPUTS = {key: f"{EXPORT_DIR}/{name}" for key, name in EXPORT_FILES.items()}
+ONNX = EXPORT_OUTPUTS["onnx"]
+EXPORT_BENCHMARK = EXPORT_OUTPUTS["benchmark"]
+EXPORT_PLOT = EXPORT_OUTPUTS["plot"]
+
+TUNE_DIR = f"{RESULTS}/tune/{{study}}"
+TRIAL = f"{TUNE_DIR}/trials/{{trial}}.json"
+TRIAL_DIR = f"{TUNE_DIR}/trials/{{trial}}"  # the trial's training directory
+BEST_MODEL = f"{TUNE_DIR}/best.yaml"
+STUDY_SUMMARY = f"{TUNE_DIR}/study.json"
+STUDY_HISTORY = f"{TUNE_DIR}/history.png"
+STUDY_IMPORTANCES = f"{TUNE_DIR}/importances.png"
+JOURNAL = f"{TUNE_DIR}/journal.log"  # the Optuna storage every trial job shares
+
+EPOCHS = f"{RESULTS}/compare/epochs.json"
+EPOCHS_PLOT = f"{RESULTS}/plots/compare/epochs.png"
+COMPARE_ROC = f"{RESULTS}/plots/compare/roc.png"
+REPORT = f"{RESULTS}/report.md"
+RUNS = f"{RESULTS}/tracking/runs.json"
+
+LOG = f"{RESULTS}/logs/{{name}}.log"
+PART_LOG = f"{RESULTS}/logs/convert/{{sample}}/part-{{part}}.log"
+GATHER_LOG = f"{RESULTS}/logs/convert/{{sample}}.log"
+FILE_LIST_LOG = f"{RESULTS}/logs/convert/{{sample}}/files.log"
+
+
+def fill(template: str, **names: object) -> str:
+    """``template`` with its fields filled."""
+    return template.format(**names)
 
 
 def part_name(index: int) -> str:
@@ -31,32 +105,50 @@ def part_name(index: int) -> str:
     return f"{index:05d}"
 
 
-def converted(sample: str) -> str:
-    """The gathered HDF5 file of ``sample``."""
-    return CONVERTED.format(sample=sample)
-
-
-def convert_summary(sample: str) -> str:
-    """The convert summary JSON of ``sample``."""
-    return CONVERT_SUMMARY.format(sample=sample)
-
-
 def part_file(sample: str, index: int) -> str:
     """The HDF5 file of part ``index`` of ``sample``."""
-    return PART.format(sample=sample, part=part_name(index))
+    return fill(PART, sample=sample, part=part_name(index))
 
 
 def part_status(sample: str, index: int) -> str:
     """The status JSON of part ``index`` of ``sample``."""
-    return PART_STATUS.format(sample=sample, part=part_name(index))
+    return fill(PART_STATUS, sample=sample, part=part_name(index))
 
 
 def part_retry(sample: str, index: int) -> str:
     """The retry mark of part ``index`` of ``sample``: an input of the part once it exists,
     rewritten by the gather whenever the part failed, so Snakemake converts it again."""
-    return PART_RETRY.format(sample=sample, part=part_name(index))
+    return fill(PART_RETRY, sample=sample, part=part_name(index))
 
 
 def file_list(sample: str) -> str:
     """The listing of ``sample``'s remote globs (written once, read by every later DAG)."""
-    return FILE_LIST.format(sample=sample)
+    return fill(FILE_LIST, sample=sample)
+
+
+def evaluate_plots(sb_scan: bool, parameters: bool, pt_bins: bool, control: bool) -> list[str]:
+    """The plots rule evaluate writes (each ``{name}.png`` in the model's plot directory):
+    always, and those the config calls for: S/√B (drawn, or a note saying why not), the
+    per-parameter ROC and efficiency, the pt-binned outputs and efficiency, the control
+    region's data/MC outputs."""
+    names = ["roc", "outputs", "training"]
+    names += ["sb_scan"] if sb_scan else []
+    names += ["roc_param", "param_efficiency"] if parameters else []
+    names += ["outputs_pt", "efficiency_pt"] if pt_bins else []
+    names += ["control"] if control else []
+    return names
+
+
+def plot_file(directory: str | Path, name: str) -> Path:
+    """The file of plot ``name`` in a model's plot ``directory``."""
+    return Path(directory) / f"{name}.png"
+
+
+def best_path(study: str) -> Path:
+    """The best trial's model config, ``results/tune/<study>/best.yaml``."""
+    return Path(fill(BEST_MODEL, study=study))
+
+
+def journal_path(study: str) -> Path:
+    """The default Optuna storage of ``study``: a journal file beside its trials."""
+    return Path(fill(JOURNAL, study=study))

@@ -1,4 +1,4 @@
-"""``hepsnake install-profile``: make ``snakemake --profile NAME`` find this workflow's profiles.
+"""The batch profiles: ``hepsnake install-profile`` and the executor check they run.
 
 Snakemake looks a profile name up as ``./NAME``, then in its user config directory
 (``~/.config/snakemake/NAME``, or under ``$XDG_CONFIG_HOME``); the profiles live in this
@@ -6,7 +6,9 @@ repository under ``profiles/NAME``, so they are copied there once.
 """
 
 import filecmp
+import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 from hepsnake.errors import HepsnakeError
@@ -45,3 +47,20 @@ def install_profile(
         shutil.rmtree(target)
     staging.rename(target)
     return target
+
+
+def executor(name: str) -> str:
+    """``name``, the executor a profile selects, if its Snakemake plugin is installed; else exit
+    with one line naming the extra that installs it.
+
+    The batch profiles call this while Snakemake reads them (``__use_yte__``), before it
+    checks ``--executor`` against the installed plugins and prints its usage.
+    """
+    plugin = f"snakemake_executor_plugin_{name}"
+    if importlib.util.find_spec(plugin) is None:
+        sys.exit(
+            f"hepsnake: error: profile {name}: the Snakemake executor plugin "
+            f"{plugin.replace('_', '-')} is not installed: pip install 'hepsnake[{name}]' "
+            f"(in a checkout: pip install -e '.[{name}]')"
+        )
+    return name

@@ -6,19 +6,21 @@ so parallel training jobs never write to the tracking store. Credentials come on
 environment (``MLFLOW_TRACKING_TOKEN``, ...): the config refuses a URI that embeds one.
 """
 
-import json
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hepsnake.errors import HepsnakeError
+
+if TYPE_CHECKING:
+    from hepsnake.config.contracts import Mlflow, TrackContract, TrainingSpec
 
 MAX_PARAM = 6000  # MLflow's limit on a parameter value's length
 LOCAL_STORE = "mlflow.db"  # a directory URI holds DIR/mlflow.db and DIR/artifacts
 
 
-def lightning_loggers(names: Sequence[str], out: Path, training: dict[str, Any]) -> list[Any]:
+def lightning_loggers(names: Sequence[str], out: Path, training: "TrainingSpec") -> list[Any]:
     """The Lightning loggers ``tracking.loggers`` selects, writing under ``out``.
 
     ``tensorboard`` is that of ``training.tensorboard`` (not added twice); ``wandb`` and
@@ -27,7 +29,7 @@ def lightning_loggers(names: Sequence[str], out: Path, training: dict[str, Any])
     loggers: list[Any] = []
     for name in names:
         try:
-            if name == "tensorboard" and not training["tensorboard"]:
+            if name == "tensorboard" and not training.tensorboard:
                 from lightning.pytorch.loggers import TensorBoardLogger
 
                 loggers.append(TensorBoardLogger(out, name="tensorboard", version=""))
@@ -46,9 +48,9 @@ def lightning_loggers(names: Sequence[str], out: Path, training: dict[str, Any])
     return loggers
 
 
-def store(settings: dict[str, Any]) -> tuple[str, str | None]:
+def store(settings: "Mlflow") -> tuple[str, str | None]:
     """The tracking URI and, for a directory, its artefact root (None: the server's)."""
-    uri = settings["uri"]
+    uri = settings.uri
     if "://" in uri or uri.startswith(("databricks", "file:")):
         return uri, None
     root = Path(uri).resolve()
@@ -56,16 +58,16 @@ def store(settings: dict[str, Any]) -> tuple[str, str | None]:
     return f"sqlite:///{root / LOCAL_STORE}", (root / "artifacts").as_uri()
 
 
-def experiment(settings: dict[str, Any]) -> tuple[Any, str]:
+def experiment(settings: "Mlflow") -> tuple[Any, str]:
     """An ``MlflowClient`` of ``settings`` (``tracking.mlflow``) and its experiment's id."""
     import mlflow
 
     uri, artifacts = store(settings)
     client = mlflow.MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(settings["experiment"])
+    found = client.get_experiment_by_name(settings.experiment)
     if found is not None:
         return client, found.experiment_id
-    return client, client.create_experiment(settings["experiment"], artifact_location=artifacts)
+    return client, client.create_experiment(settings.experiment, artifact_location=artifacts)
 
 
 def flat_params(data: Any, prefix: str = "") -> dict[str, str]:
@@ -115,24 +117,23 @@ def log_run(
 
 
 def track_models(
-    config: dict[str, Any], model_dirs: Sequence[str], artifacts: Sequence[str], output: str
+    contract: "TrackContract", model_dirs: Sequence[str], artifacts: Sequence[str], output: str
 ) -> dict[str, str]:
     """One MLflow run per trained model (``results/models/<model>``): its model config as
     params, per-epoch metrics, ``config.yaml`` and ``metrics.json`` and the ``artifacts``
     below a folder of the model's name (plots, ONNX files) attached; the run ids → ``output``."""
-    import yaml
-
     from hepsnake.io.atomic import write_json
+    from hepsnake.io.files import TRAINING_METRICS, read_json, read_yaml
 
-    settings = config["tracking"]["mlflow"]
-    if not settings:
+    settings = contract.mlflow
+    if settings is None:
         raise HepsnakeError("config: tracking/mlflow", "not set: nothing to track to")
     client, experiment_id = experiment(settings)
     runs = {}
     for model_dir in map(Path, model_dirs):
         name = model_dir.name
-        trained = yaml.safe_load((model_dir / "config.yaml").read_text())
-        epochs = json.loads((model_dir / "metrics.json").read_text())["epochs"]
+        trained = read_yaml(model_dir / "config.yaml", "trained model's config.yaml")
+        epochs = read_json(model_dir / "metrics.json", TRAINING_METRICS, ["epochs"])["epochs"]
         files = [(model_dir / "config.yaml", ""), (model_dir / "metrics.json", "")]
         files += [(a, Path(a).parent.parent.name) for a in artifacts if Path(a).parent.name == name]
         runs[name] = log_run(

@@ -1,8 +1,9 @@
 # A sample is converted in parts of convert.files_per_job files (rule convert, one job per
 # part), then gathered (rule gather: a virtual dataset over the parts, no rows copied). A part
 # whose input fails is written as failed; the gather judges convert.max_failed_fraction and
-# removes failed parts' outputs, so the next run converts exactly those again.
-# A sample with remote globs is listed once (checkpoint list_files): later DAGs read the list.
+# marks failed parts for a retry (an input newer than their outputs), so the next run converts
+# exactly those again. A sample with remote globs is listed once (checkpoint list_files, again
+# when its patterns change): later DAGs read the list.
 localrules:
     gather,
 
@@ -11,7 +12,8 @@ checkpoint list_files:
     output:
         paths.FILE_LIST,
     params:
-        config=lambda w: convert_config(w.sample, "convert"),
+        config=CONFIG,
+        patterns=lambda w: PARTS.patterns(w.sample),
     log:
         paths.FILE_LIST_LOG,
     threads: 1
@@ -33,7 +35,8 @@ rule convert:
         h5=paths.PART,
         status=paths.PART_STATUS,
     params:
-        config=lambda w: convert_config(w.sample, "convert"),
+        config=CONFIG,
+        digest=lambda w: convert_part_digest(w.sample),
     log:
         paths.PART_LOG,
     threads: 1
@@ -42,7 +45,7 @@ rule convert:
     conda:
         "../../envs/convert.yaml"
     wildcard_constraints:
-        # any name: stage_config rejects an unknown sample (a joined name list slows big DAGs)
+        # any name: the contract rejects an unknown sample (a joined name list slows big DAGs)
         sample="[^/]+",
         part=paths.PART_WILDCARD,
     shell:
@@ -58,7 +61,8 @@ rule gather:
         h5=paths.CONVERTED,
         summary=paths.CONVERT_SUMMARY,
     params:
-        config=lambda w: convert_config(w.sample, "gather"),
+        config=CONFIG,
+        digest=lambda w: digest("convert", sample=w.sample),
     log:
         paths.GATHER_LOG,
     threads: 1

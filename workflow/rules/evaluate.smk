@@ -1,53 +1,46 @@
 rule predict:
     input:
-        ckpt="results/models/{model}/best.ckpt",
-        test="results/prepared/test.h5",
-        control="results/prepared/control_test.h5" if CONTROL_SAMPLES else [],
+        ckpt=paths.CHECKPOINT,
+        test=paths.fill(paths.SPLIT, split="test"),
+        control=paths.fill(paths.CONTROL_SPLIT, split="test") if CONTROL_SAMPLES else [],
     output:
-        "results/predictions/{model}.h5",
+        paths.PREDICTIONS,
     params:
-        # the flag and the path as two shell words, each quoted (none without a control split)
-        control=lambda w, input: ["--control", input.control] if input.control else [],
+        config=CONFIG,
+        digest=lambda w: digest("predict", model=w.model),
     log:
-        "results/logs/predict/{model}.log",
+        paths.fill(paths.LOG, name="predict/{model}"),
     threads: 2
     resources:
         mem_mb=4000,
     conda:
         "../../envs/train.yaml"
     shell:
-        "hepsnake predict --model {wildcards.model:q} --checkpoint {input.ckpt:q}"
-        " --test {input.test:q} {params.control:q} --output {output:q} > {log:q} 2>&1"
+        "hepsnake predict --config {params.config:q} --model {wildcards.model:q} > {log:q} 2>&1"
 
 
-# the plots rule evaluate writes: always, and those the config calls for
-EVALUATE_PLOTS = ["roc", "outputs", "training"]
-# S/√B: drawn, or a note saying why not (auto); not at all when switched off
-EVALUATE_PLOTS += ["sb_scan"] if config["evaluate"].get("physical_weights") is not False else []
-EVALUATE_PLOTS += ["roc_param", "param_efficiency"] if SIGNAL_PARAM_SAMPLES else []
-EVALUATE_PLOTS += ["outputs_pt", "efficiency_pt"] if config["evaluate"]["pt_bins"] else []
-EVALUATE_PLOTS += ["control"] if CONTROL_SAMPLES else []
-
-
+# the plots rule evaluate writes (paths.evaluate_plots), each paths.PLOT, and the folder of
+# the model's task plots
 rule evaluate:
     input:
-        predictions="results/predictions/{model}.h5",
-        training="results/models/{model}/metrics.json",
+        predictions=paths.PREDICTIONS,
+        training=paths.TRAINING_METRICS,
     output:
-        metrics="results/metrics/{model}.json",
+        metrics=paths.METRICS,
+        tasks=directory(paths.TASK_PLOT_DIR),
         **{
             name: report(
-                f"results/plots/{{model}}/{name}.png",
+                paths.fill(paths.PLOT, model="{model}", name=name),
                 category="{model}",
                 caption=f"../report/{name}.rst",
             )
             for name in EVALUATE_PLOTS
         },
     params:
-        config=lambda w: stage_config(config, "evaluate", model=w.model),
-        plots=subpath(output.roc, parent=True),
+        config=CONFIG,
+        digest=lambda w: digest("evaluate", model=w.model),
     log:
-        "results/logs/evaluate/{model}.log",
+        paths.fill(paths.LOG, name="evaluate/{model}"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -55,5 +48,4 @@ rule evaluate:
         "../../envs/evaluate.yaml"
     shell:
         "hepsnake evaluate --config {params.config:q} --model {wildcards.model:q}"
-        " --predictions {input.predictions:q} --training {input.training:q}"
-        " --output {output.metrics:q} --plots {params.plots:q} > {log:q} 2>&1"
+        " --output {output.metrics:q} > {log:q} 2>&1"

@@ -1,35 +1,32 @@
-# whether model.athena.onnx (the Salt/Athena layout) is made: export.athena (default on)
-ATHENA = config["export"]["athena"]
-
-
+# model.athena.onnx (the Salt/Athena layout) is made where export.athena says so (default on)
 rule export:
     input:
-        ckpt="results/models/{model}/best.ckpt",
-        test="results/prepared/test.h5",
-        val="results/prepared/val.h5",
+        ckpt=paths.CHECKPOINT,
+        test=paths.fill(paths.SPLIT, split="test"),
+        val=paths.fill(paths.SPLIT, split="val"),
     output:
-        onnx="results/export/{model}/model.onnx",
-        int8="results/export/{model}/model.int8.onnx",
-        validation="results/export/{model}/validation.json",
-        benchmark="results/export/{model}/benchmark.json",
+        **{k: v for k, v in paths.EXPORT_OUTPUTS.items() if k not in ("plot", "athena")},
         plot=report(
-            "results/export/{model}/benchmark.png",
+            paths.EXPORT_PLOT,
             category="{model}",
             caption="../report/benchmark.rst",
         ),
-        **({"athena": "results/export/{model}/model.athena.onnx"} if ATHENA else {}),
+        **(
+            {"athena": paths.EXPORT_OUTPUTS["athena"]}
+            if RESOLVED.config["export"]["athena"]
+            else {}
+        ),
     params:
-        outdir=subpath(output.onnx, parent=True),
+        config=CONFIG,
+        digest=lambda w: digest("export", model=w.model),
         repo=workflow.basedir,
-        config=stage_config(config, "export"),
     log:
-        "results/logs/export/{model}.log",
+        paths.fill(paths.LOG, name="export/{model}"),
     threads: 1
     resources:
         mem_mb=4000,
     conda:
         "../../envs/export.yaml"
     shell:
-        "hepsnake export --model {wildcards.model:q} --checkpoint {input.ckpt:q}"
-        " --test {input.test:q} --val {input.val:q} --outdir {params.outdir:q}"
-        " --config {params.config:q} --threads {threads} --repo {params.repo:q} > {log:q} 2>&1"
+        "hepsnake export --config {params.config:q} --model {wildcards.model:q}"
+        " --threads {threads} --repo {params.repo:q} > {log:q} 2>&1"

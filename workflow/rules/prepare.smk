@@ -1,66 +1,67 @@
+# The split jobs read every converted sample: their paths come from the contract (the
+# standard layout), so the command stays short; the inputs are declared for the DAG.
 rule prepare_splits:
     input:
-        expand("results/h5/{sample}.h5", sample=MAIN_SAMPLES),
+        expand(paths.CONVERTED, sample=MAIN_SAMPLES),
     output:
-        train="results/prepared/train.h5",
-        val="results/prepared/val.h5",
-        test="results/prepared/test.h5",
-        debug=expand("results/prepared/debug_{split}.h5", split=SPLITS),
-        summary="results/prepared/split_summary.json",
+        train=paths.fill(paths.SPLIT, split="train"),
+        val=paths.fill(paths.SPLIT, split="val"),
+        test=paths.fill(paths.SPLIT, split="test"),
+        debug=expand(paths.DEBUG_SPLIT, split=SPLITS),
+        summary=paths.SPLIT_SUMMARY,
         plot=report(
-            "results/plots/prepare/reweighting.png",
+            paths.REWEIGHTING_PLOT,
             category="Dataset",
             caption="../report/reweighting.rst",
         ),
     params:
-        config=stage_config(config, "split"),
+        config=CONFIG,
+        digest=digest("split"),
     log:
-        "results/logs/prepare/splits.log",
+        paths.fill(paths.LOG, name="prepare/splits"),
     threads: 1
     resources:
         mem_mb=8000,
     conda:
         "../../envs/prepare.yaml"
     shell:
-        "hepsnake split --config {params.config:q} --inputs {input:q}"
-        " --outputs {output.train:q} {output.val:q} {output.test:q} --debug {output.debug:q}"
-        " --summary {output.summary:q} --plot {output.plot:q} > {log:q} 2>&1"
+        "hepsnake split --config {params.config:q} > {log:q} 2>&1"
 
 
 rule prepare_control:
     input:
-        expand("results/h5/{sample}.h5", sample=CONTROL_SAMPLES),
+        expand(paths.CONVERTED, sample=CONTROL_SAMPLES),
     output:
-        train="results/prepared/control_train.h5",
-        val="results/prepared/control_val.h5",
-        test="results/prepared/control_test.h5",
-        summary="results/prepared/control_summary.json",
+        train=paths.fill(paths.CONTROL_SPLIT, split="train"),
+        val=paths.fill(paths.CONTROL_SPLIT, split="val"),
+        test=paths.fill(paths.CONTROL_SPLIT, split="test"),
+        summary=paths.CONTROL_SUMMARY,
     params:
-        config=stage_config(config, "split"),
+        config=CONFIG,
+        digest=digest("split"),
     log:
-        "results/logs/prepare/control.log",
+        paths.fill(paths.LOG, name="prepare/control"),
     threads: 1
     resources:
         mem_mb=4000,
     conda:
         "../../envs/prepare.yaml"
     shell:
-        "hepsnake split --control --config {params.config:q} --inputs {input:q}"
-        " --outputs {output.train:q} {output.val:q} {output.test:q} --summary {output.summary:q}"
-        " > {log:q} 2>&1"
+        "hepsnake split --control --config {params.config:q} > {log:q} 2>&1"
 
 
 rule prepare_norm:
     input:
-        train="results/prepared/train.h5",
+        train=paths.fill(paths.SPLIT, split="train"),
     output:
-        norm="results/prepared/norm_dict.yaml",
-        class_dict="results/prepared/class_dict.yaml",
-        classes="results/prepared/classes.yaml",
+        norm=paths.NORM,
+        class_dict=paths.CLASS_DICT,
+        classes=paths.CLASSES,
     params:
-        config=stage_config(config, "norm"),
+        config=CONFIG,
+        digest=digest("norm"),
     log:
-        "results/logs/prepare/norm.log",
+        paths.fill(paths.LOG, name="prepare/norm"),
     threads: 1
     resources:
         mem_mb=2000,

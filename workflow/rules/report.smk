@@ -1,91 +1,79 @@
-# studies whose best trial is a listed model (tune.<study>): the report shows how it was found
-TUNED_STUDIES = [m.removeprefix("tune.") for m in MODELS if m.removeprefix("tune.") in TUNE]
-
-
+# report, compare and track read a file per model or sample: their paths come from the
+# contract (the standard layout), so the command stays short; the inputs are declared for
+# the DAG.
 rule report:
     input:
-        metrics=expand("results/metrics/{model}.json", model=MODELS),
-        predictions=expand("results/predictions/{model}.h5", model=MODELS),
-        split_summary="results/prepared/split_summary.json",
-        convert_summaries=expand("results/h5/{sample}.summary.json", sample=SAMPLES),
-        exports=expand("results/export/{model}/benchmark.json", model=EXPORTED),
-        epochs="results/compare/epochs.json",
-        studies=expand("results/tune/{study}/study.json", study=TUNED_STUDIES),
+        metrics=expand(paths.METRICS, model=MODELS),
+        training=expand(paths.TRAINING_METRICS, model=MODELS),
+        split_summary=paths.SPLIT_SUMMARY,
+        convert_summaries=expand(paths.CONVERT_SUMMARY, sample=SAMPLES),
+        exports=expand(paths.EXPORT_BENCHMARK, model=EXPORTED),
+        epochs=paths.EPOCHS,
+        studies=expand(paths.STUDY_SUMMARY, study=TUNED_STUDIES),
     output:
-        md="results/report.md",
+        md=paths.REPORT,
         compare=report(
-            "results/plots/compare/roc.png",
+            paths.COMPARE_ROC,
             category="Comparison",
             caption="../report/compare.rst",
         ),
     params:
-        # holds config_hash, the whole config's: the report shows it
-        config=stage_config(config, "report"),
-        models=MODELS,
+        config=CONFIG,
+        # the report's contract holds the whole config's hash: the report shows it
+        digest=digest("report"),
         repo=workflow.basedir,
     log:
-        "results/logs/report/report.log",
+        paths.fill(paths.LOG, name="report/report"),
     threads: 1
     resources:
         mem_mb=2000,
     conda:
         "../../envs/evaluate.yaml"
     shell:
-        "hepsnake report --config {params.config:q} --models {params.models:q}"
-        " --predictions {input.predictions:q} --metrics {input.metrics:q}"
-        " --split-summary {input.split_summary:q}"
-        " --convert-summaries {input.convert_summaries:q}"
-        " --exports {input.exports:q} --epochs {input.epochs:q} --studies {input.studies:q}"
-        " --repo {params.repo:q} --output {output.md:q} > {log:q} 2>&1"
+        "hepsnake report --config {params.config:q} --repo {params.repo:q} > {log:q} 2>&1"
 
 
 rule compare:
     input:
-        expand("results/models/{model}/metrics.json", model=MODELS),
+        expand(paths.TRAINING_METRICS, model=MODELS),
     output:
-        table="results/compare/epochs.json",
+        table=paths.EPOCHS,
         plot=report(
-            "results/plots/compare/epochs.png",
+            paths.EPOCHS_PLOT,
             category="Comparison",
             caption="../report/epochs.rst",
         ),
     params:
-        models=MODELS,
+        config=CONFIG,
+        digest=digest("compare"),
     log:
-        "results/logs/report/compare.log",
+        paths.fill(paths.LOG, name="report/compare"),
     threads: 1
     resources:
         mem_mb=2000,
     conda:
         "../../envs/evaluate.yaml"
     shell:
-        "hepsnake compare --names {params.models:q} --metrics {input:q}"
-        " --output {output.table:q} --plot {output.plot:q} > {log:q} 2>&1"
+        "hepsnake compare --config {params.config:q} > {log:q} 2>&1"
 
 
 rule track:
     input:
-        training=expand("results/models/{model}/metrics.json", model=MODELS),
-        plots=expand(rules.evaluate.output.roc, model=MODELS),
-        onnx=expand(rules.export.output.onnx, model=EXPORTED),
+        training=expand(paths.TRAINING_METRICS, model=MODELS),
+        plots=expand(paths.PLOT, model=MODELS, name=EVALUATE_PLOTS),
+        onnx=expand(paths.ONNX, model=EXPORTED),
+        export_plots=expand(paths.EXPORT_PLOT, model=EXPORTED),
     output:
-        "results/tracking/runs.json",
+        paths.RUNS,
     params:
-        config=stage_config(config, "track"),
-        models=expand("results/models/{model}", model=MODELS),
-        # every plot of rule evaluate, and of rule export
-        artifacts=lambda w, input: [
-            *input.onnx,
-            *expand("results/plots/{model}/{name}.png", model=MODELS, name=EVALUATE_PLOTS),
-            *expand(rules.export.output.plot, model=EXPORTED),
-        ],
+        config=CONFIG,
+        digest=digest("track"),
     log:
-        "results/logs/report/track.log",
+        paths.fill(paths.LOG, name="report/track"),
     threads: 1
     resources:
         mem_mb=2000,
     conda:
         "../../envs/train.yaml"
     shell:
-        "hepsnake track --config {params.config:q} --models {params.models:q}"
-        " --artifacts {params.artifacts:q} --output {output:q} > {log:q} 2>&1"
+        "hepsnake track --config {params.config:q} > {log:q} 2>&1"

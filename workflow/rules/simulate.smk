@@ -1,10 +1,11 @@
 rule simulate:
     output:
-        "results/toy/{toy}.root",
+        paths.TOY,
     params:
-        config=lambda w: stage_config(config, "simulate", toy=w.toy),
+        config=CONFIG,
+        digest=lambda w: digest("simulate", sample=w.toy),
     log:
-        "results/logs/simulate/{toy}.log",
+        paths.fill(paths.LOG, name="simulate/{toy}"),
     threads: 1
     resources:
         mem_mb=2000,

@@ -1,20 +1,17 @@
 # Hyperparameter studies (config `tune:`): trial jobs sharing one Optuna study, then the best
 # trial as a model config (`models: [tune.<study>]` trains it like any other model).
+# Every trial job also writes to the study's storage, paths.JOURNAL (shared, not an output).
 rule tune_trial:
     input:
         unpack(tune_trial_inputs),
     output:
-        "results/tune/{study}/trials/{trial}.json",
+        record=paths.TRIAL,
+        outdir=directory(paths.TRIAL_DIR),
     params:
-        config=lambda w: stage_config(config, "tune", study=w.study),
-        outdir=lambda w: f"results/tune/{w.study}/trials/{w.trial}",
-        control=lambda w, input: (
-            ["--control-train", input.control_train, "--control-val", input.control_val]
-            if "control_train" in input.keys()
-            else []
-        ),
+        config=CONFIG,
+        digest=lambda w: digest("tune", study=w.study),
     log:
-        "results/logs/tune/{study}/{trial}.log",
+        paths.fill(paths.LOG, name="tune/{study}/{trial}"),
     # as rule train's (the batch profiles give both the same GPU request)
     threads: 2
     resources:
@@ -26,28 +23,23 @@ rule tune_trial:
         study="|".join(TUNE) or "NONE",
         trial=r"\d+",
     shell:
-        "hepsnake tune --config {params.config:q} --job {wildcards.trial:q}"
-        " --train {input.train:q} --val {input.val:q} --norm {input.norm:q}"
-        " --class-dict {input.class_dict:q} {params.control:q} --outdir {params.outdir:q}"
-        " --output {output:q} --threads {threads} > {log:q} 2>&1"
+        "hepsnake tune --config {params.config:q} --study {wildcards.study:q}"
+        " --job {wildcards.trial:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule tune_best:
     input:
-        lambda w: expand(
-            "results/tune/{study}/trials/{trial}.json",
-            study=w.study,
-            trial=range(TUNE[w.study]["n_trials"]),
-        ),
+        lambda w: expand(paths.TRIAL, study=w.study, trial=range(TUNE[w.study]["n_trials"])),
     output:
-        best="results/tune/{study}/best.yaml",
-        summary="results/tune/{study}/study.json",
-        history="results/tune/{study}/history.png",
-        importances="results/tune/{study}/importances.png",
+        best=paths.BEST_MODEL,
+        summary=paths.STUDY_SUMMARY,
+        history=paths.STUDY_HISTORY,
+        importances=paths.STUDY_IMPORTANCES,
     params:
-        config=lambda w: stage_config(config, "tune_best", study=w.study),
+        config=CONFIG,
+        digest=lambda w: digest("study", study=w.study),
     log:
-        "results/logs/tune/{study}/best.log",
+        paths.fill(paths.LOG, name="tune/{study}/best"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -56,6 +48,4 @@ rule tune_best:
     wildcard_constraints:
         study="|".join(TUNE) or "NONE",
     shell:
-        "hepsnake study --config {params.config:q} --trials {input:q} --output {output.best:q}"
-        " --summary {output.summary:q} --history {output.history:q}"
-        " --importances {output.importances:q} > {log:q} 2>&1"
+        "hepsnake study --config {params.config:q} --study {wildcards.study:q} > {log:q} 2>&1"

@@ -1,5 +1,6 @@
 """The ``convert`` stage: stream a sample's ROOT files into one FTAG-layout HDF5 file."""
 
+import dataclasses
 import logging
 import os
 import queue
@@ -7,7 +8,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
@@ -15,58 +16,28 @@ import xxhash
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hepsnake import __version__
-from hepsnake.config import is_remote, run_parameters, sample_by_name
+from hepsnake.config.contracts import ConvertContract
+from hepsnake.config.typed import to_data
 from hepsnake.convert.cuts import apply_cuts, cut_names, mev_warnings
+from hepsnake.convert.preflight import check_first_file
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.atomic import atomic_path, json_text, write_errno
 from hepsnake.io.chunks import JetChunk, pad
 from hepsnake.io.h5 import TableWriter, set_attrs
 from hepsnake.io.listing import expand_urls
-from hepsnake.io.physlite import PhysliteSource
-from hepsnake.io.remote import redact_sample, redact_text, redact_url
-from hepsnake.io.root import FlatSource
+from hepsnake.io.remote import is_remote, redact_text, redact_url
+from hepsnake.io.sources import open_source
+from hepsnake.io.xrootd import configure as configure_xrootd
 from hepsnake.names import LABEL
+from hepsnake.negative_weights import figures_of, warning, weight_sums
+from hepsnake.pause import pause_point
 
 DEFAULT_MAX_CONSTITUENTS = 40
+WEIGHT_BLOCK = 1 << 20  # jets per read of the written weights (the negative-weight figures)
 # an entry-numbered file's events are numbered from its index in the sample times this
 FILE_EVENT_STRIDE = 1 << 32
 T = TypeVar("T")
 log = logging.getLogger("hepsnake")
-
-
-class Source(Protocol):
-    """What a reader offers the converter."""
-
-    num_entries: int
-    energy_unit: str
-    event_number_source: str
-
-    def chunks(self, step: int) -> Iterator[tuple[int, JetChunk]]: ...
-
-
-def open_source(
-    path: str,
-    reader: dict[str, Any],
-    tree: str | None,
-    first_event: int = 0,
-    cut_names: Sequence[str] = (),
-) -> Source:
-    """Open ``path`` with the reader type named in ``reader`` (``tree`` overrides its tree).
-
-    ``first_event``: the event number of the first entry, for files whose events are
-    numbered by entry (flat readers without an ``eventNumber`` mapping, PHYSLITE files
-    without any event number). ``cut_names``: names the cuts read (raw branches among them
-    are read for the cuts).
-    """
-    if not is_remote(path) and not os.path.exists(path):
-        raise HepsnakeError(path, "file not found")
-    spec = dict(reader)
-    kind = spec.pop("type")
-    if tree:
-        spec["tree"] = tree
-    if kind == "flat":
-        return FlatSource(path, spec, first_event, cut_names)
-    return PhysliteSource(path, spec, first_event, cut_names)
 
 
 def file_record(path: str) -> dict[str, Any]:
@@ -100,17 +71,16 @@ def check_finite(chunk: JetChunk, where: str) -> None:
 class SampleWriter:
     """Turns chunks into the FTAG tables of one output file, with per-file rollback."""
 
-    def __init__(self, h5: h5py.File, config: dict[str, Any], sample: dict[str, Any]) -> None:
-        conv = config["convert"]
-        self.writer = TableWriter(h5, conv["compression"])
+    def __init__(self, h5: h5py.File, contract: ConvertContract) -> None:
+        conv, sample, classes = contract.convert, contract.sample, contract.class_names
+        self.writer = TableWriter(h5, conv.compression)
         self.h5 = h5
-        self.max_n = conv["max_constituents"]
-        self.sort_by = conv["sort_by"]
-        label = sample.get("label")
-        self.label = config["class_names"].index(label) if label in config["class_names"] else -1
-        self.xsec = float(sample["xsec"])
+        self.max_n = conv.max_constituents
+        self.sort_by = conv.sort_by
+        self.label = classes.index(sample.label) if sample.label in classes else -1
+        self.xsec = float(sample.xsec)
         # every parameter of the run, NaN where this sample has none: one jets dtype per run
-        self.params = {p: sample["params"].get(p, np.nan) for p in run_parameters(config)}
+        self.params = {p: sample.params.get(p, np.nan) for p in contract.run_parameters}
         self.dtypes: dict[str, np.dtype] = {}
         self.truncated = 0
 
@@ -168,13 +138,12 @@ def progress_bar(enabled: bool) -> Iterator[Progress]:
 
 
 def convert(
-    config: dict[str, Any],
-    sample_name: str,
+    contract: ConvertContract,
     output: str | Path,
     summary: str | Path,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Convert every file of ``sample_name`` in one job; write ``output`` (HDF5) and
+    """Convert every file of the contract's sample in one job; write ``output`` (HDF5) and
     ``summary`` (JSON).
 
     Both files are written under temporary names and renamed into place together at the end,
@@ -182,28 +151,35 @@ def convert(
     with reasons, totals. (The workflow converts a sample in parts and gathers them:
     :mod:`hepsnake.convert.part`, :mod:`hepsnake.convert.gather`.)
     """
-    sample = sample_by_name(config, sample_name)
-    files = expand_urls(sample)
+    configure_xrootd(contract.convert.xrootd)
+    files = expand_urls(contract.sample.name, contract.sample.files)
+    check_first(contract, files)
     with (
         atomic_path(output) as tmp,
         atomic_path(summary) as tmp_summary,
         progress_bar(show_progress) as bar,
     ):
         with h5py.File(tmp, "w") as h5:
-            written = write_files(h5, config, sample, files, 0, bar)
-            report = {"sample": sample_name, **written, **sample_totals(config, sample, written)}
-            set_file_attrs(h5, config, sample, report["files"], report["skipped"])
+            written = write_files(h5, contract, files, 0, bar)
+            report = {"sample": contract.sample.name, **written}
+            report |= sample_totals(contract, written)
+            report |= weight_totals(contract.sample.name, jet_weight_sums(h5))
+            set_file_attrs(h5, contract, report["files"], report["skipped"])
         tmp_summary.write_text(json_text(report))
     return report
 
 
+def check_first(contract: ConvertContract, files: Sequence[str]) -> None:
+    """The first of ``files`` opened for its branch list (what ``snakemake -n`` cannot do for
+    a remote file: :func:`~hepsnake.convert.preflight.check_first_file`), unless
+    ``convert.skip_bad_files`` makes a bad file the converter's to skip."""
+    if files and not contract.convert.skip_bad_files:
+        with redacted_errors(files[0]):
+            check_first_file(contract, files[0])
+
+
 def write_files(
-    h5: h5py.File,
-    config: dict[str, Any],
-    sample: dict[str, Any],
-    files: Sequence[str],
-    first_file: int,
-    bar: Progress,
+    h5: h5py.File, contract: ConvertContract, files: Sequence[str], first_file: int, bar: Progress
 ) -> dict[str, Any]:
     """Stream ``files`` (``first_file`` the index of the first in the sample's file list)
     into the open output ``h5``; return their ``files`` records, the ``skipped`` files,
@@ -213,24 +189,23 @@ def write_files(
     start at the file's index in the sample times :data:`FILE_EVENT_STRIDE`: events of
     different files never share a number, whichever files a job converts.
     """
-    conv = config["convert"]
-    reader = config["readers"][sample["reader"]]
+    conv, sample = contract.convert, contract.sample
     report: dict[str, Any] = {"files": [], "skipped": []}
-    out = SampleWriter(h5, config, sample)
-    task = bar.add_task(f"convert {sample['name']}", total=0)
+    out = SampleWriter(h5, contract)
+    task = bar.add_task(f"convert {sample.name}", total=0)
     for index, path in enumerate(files, start=first_file):
         before = out.lengths()
         first_event = index * FILE_EVENT_STRIDE
         try:
             with redacted_errors(path):
-                record = convert_file(path, reader, sample, conv, out, bar, task, first_event)
+                record = convert_file(path, contract, out, bar, task, first_event)
         except Exception as exc:  # any per-file failure may be skipped, never a traceback
             if write_errno(exc) is not None:
                 raise  # the output cannot be written (disk full...): no input file is to blame
             if not isinstance(exc, HepsnakeError):
                 why = f"cannot convert ({redact_text(first_line(exc), path)})"
                 exc = HepsnakeError(redact_url(path), why)
-            if not conv["skip_bad_files"]:
+            if not conv.skip_bad_files:
                 raise exc from None
             out.rollback(before)
             report["skipped"].append({"path": redact_url(path), "reason": str(exc)})
@@ -239,56 +214,76 @@ def write_files(
     report["jets"] = h5["jets"].shape[0] if "jets" in h5 else 0
     report["truncated_constituents"] = out.truncated
     if report["jets"]:
-        h5["jets"].attrs["class_names"] = config["class_names"]
-        h5["jets"].attrs[LABEL] = config["class_names"]
+        h5["jets"].attrs["class_names"] = list(contract.class_names)
+        h5["jets"].attrs[LABEL] = list(contract.class_names)
         h5["jets"].attrs["energy_unit"] = report["files"][0]["energy_unit"]
     return report
 
 
-def sample_totals(
-    config: dict[str, Any], sample: dict[str, Any], written: dict[str, Any]
-) -> dict[str, Any]:
+def sample_totals(contract: ConvertContract, written: dict[str, Any]) -> dict[str, Any]:
     """The sample-level figures of its converted files (``written``: :func:`write_files`'
     keys, over every file of the sample): jets dropped by the cuts, failures per cut, the
     energy unit, the event number sources. Zero jets is an error naming the sample."""
-    conv, records = config["convert"], written["files"]
+    cuts, name, records = list(contract.convert.cuts), contract.sample.name, written["files"]
     if written["jets"] == 0:
-        why = f"zero jets after cuts {conv['cuts']}" if records else "no readable file"
-        raise HepsnakeError(f"sample '{sample['name']}'", why)
+        why = f"zero jets after cuts {cuts}" if records else "no readable file"
+        raise HepsnakeError(f"sample '{name}'", why)
     totals: dict[str, Any] = {
         "dropped": {"cuts": sum(f["jets_read"] - f["jets_written"] for f in records)},
-        "cuts": {
-            cut: sum(f["failed_cuts"][i] for f in records) for i, cut in enumerate(conv["cuts"])
-        },
+        "cuts": {cut: sum(f["failed_cuts"][i] for f in records) for i, cut in enumerate(cuts)},
         "energy_unit": records[0]["energy_unit"],
         "event_number_source": list(dict.fromkeys(f["event_number_source"] for f in records)),
     }
-    counts = list(totals["cuts"].values())
-    for warning in mev_warnings(conv["cuts"], counts, totals["energy_unit"]):
-        log.warning("convert %s: %s", sample["name"], warning)
+    for text in mev_warnings(cuts, list(totals["cuts"].values()), totals["energy_unit"]):
+        log.warning("convert %s: %s", name, text)
     return totals
+
+
+def jet_weight_sums(h5: h5py.File) -> dict[str, float]:
+    """The :func:`~hepsnake.negative_weights.weight_sums` of the jets of the open converted
+    file ``h5`` (read in blocks; zeros without jets)."""
+    if "jets" not in h5:
+        return weight_sums([])
+    weights, n_jets = h5["jets"].fields("weight"), h5["jets"].shape[0]
+    return weight_sums(weights[a : a + WEIGHT_BLOCK] for a in range(0, n_jets, WEIGHT_BLOCK))
+
+
+def weight_totals(sample: str, sums: dict[str, float]) -> dict[str, Any]:
+    """The ``negative_weights`` figures of ``sample`` from its jets' weight ``sums`` and the
+    ``warnings`` list with their warning, if any."""
+    found = figures_of(sums)
+    negative = warning(sample, found, None)
+    if negative:
+        log.warning("convert %s: %s", sample, negative["message"])
+    return {"negative_weights": found, "warnings": [negative] if negative else []}
 
 
 def set_file_attrs(
     h5: h5py.File,
-    config: dict[str, Any],
-    sample: dict[str, Any],
+    contract: ConvertContract,
     inputs: list[dict[str, Any]],
     skipped: list[dict[str, Any]],
 ) -> None:
     """The provenance attributes of a converted file: version, sample, role, the input file
-    records (in the order of their jets), the skipped files and the config (URLs redacted)."""
+    records (in the order of their jets), the skipped files and the contract (URLs
+    redacted)."""
     set_attrs(
         h5,
         {
             "hepsnake_version": __version__,
-            "sample": sample["name"],
-            "role": sample["role"],
+            "sample": contract.sample.name,
+            "role": contract.sample.role,
             "inputs": inputs,
             "skipped": skipped,
-            "config": {**config, "samples": [redact_sample(s) for s in config["samples"]]},
+            "config": to_data(redacted(contract)),
         },
     )
+
+
+def redacted(contract: ConvertContract) -> ConvertContract:
+    """``contract`` with its sample's file URLs redacted, for the provenance record."""
+    files = tuple(redact_url(f) for f in contract.sample.files)
+    return dataclasses.replace(contract, sample=dataclasses.replace(contract.sample, files=files))
 
 
 def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
@@ -352,9 +347,7 @@ def redacted_errors(path: str) -> Iterator[None]:
 
 def convert_file(
     path: str,
-    reader: dict[str, Any],
-    sample: dict[str, Any],
-    conv: dict[str, Any],
+    contract: ConvertContract,
     out: SampleWriter,
     bar: Progress,
     task: Any,
@@ -365,12 +358,13 @@ def convert_file(
     ``first_event`` is the event number of the file's first entry where entry indices serve
     as event numbers.
     """
-    cuts = conv["cuts"]
-    source = open_source(path, reader, sample.get("tree"), first_event, cut_names(cuts))
+    cuts, conv = list(contract.convert.cuts), contract.convert
+    source = open_source(path, contract.reader, contract.sample.tree, first_event, cut_names(cuts))
+    pause_point("convert.file_opened")
     bar.update(task, total=bar.tasks[task].total + source.num_entries)
     jets_read = jets_kept = 0
     failed = [0] * len(cuts)
-    for n_entries, chunk in prefetched(source.chunks(conv["chunk_size"])):
+    for n_entries, chunk in prefetched(source.chunks(conv.chunk_size)):
         jets_read += len(chunk)
         check_finite(chunk, path)  # before the cuts, which would silently drop a NaN jet
         if len(chunk):
@@ -379,6 +373,7 @@ def convert_file(
             chunk = chunk.select(mask)
         if len(chunk):
             out.write(chunk)
+            pause_point("convert.chunk_written")  # tests: the output is still temporary
         jets_kept += len(chunk)
         bar.advance(task, n_entries)
     record = file_record(path)

@@ -19,14 +19,15 @@ from typing import Any
 import h5py
 
 from hepsnake import paths
-from hepsnake.config import sample_by_name
-from hepsnake.convert.convert import sample_totals, set_file_attrs
+from hepsnake.config.contracts import ConvertContract
+from hepsnake.convert.convert import sample_totals, set_file_attrs, weight_totals
 from hepsnake.convert.part import FAILED, OK
 from hepsnake.convert.parts import Part, sample_parts
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.remote import redact_url
 from hepsnake.io.vds import write_virtual
+from hepsnake.negative_weights import added
 
 log = logging.getLogger("hepsnake")
 
@@ -80,19 +81,17 @@ def failure_warning(failed: list[dict[str, Any]], n_parts: int) -> dict[str, str
     }
 
 
-def gather(
-    config: dict[str, Any], sample_name: str, output: str | Path, summary: str | Path
-) -> dict[str, Any]:
-    """Gather the parts of ``sample_name`` (their statuses at :func:`hepsnake.paths.part_status`)
-    into ``output``, a virtual dataset over the part files with jets, and write ``summary``
-    (returned): the convert summary of the whole sample plus ``parts`` and ``failed_parts``.
-    Both files appear together, or neither."""
-    sample = sample_by_name(config, sample_name)
-    parts = sample_parts(config, sample_name)
-    statuses = [read_status(sample_name, part) for part in parts]
+def gather(contract: ConvertContract, output: str | Path, summary: str | Path) -> dict[str, Any]:
+    """Gather the parts of the contract's sample (their statuses at
+    :func:`hepsnake.paths.part_status`) into ``output``, a virtual dataset over the part files
+    with jets, and write ``summary`` (returned): the convert summary of the whole sample plus
+    ``parts`` and ``failed_parts``. Both files appear together, or neither."""
+    name = contract.sample.name
+    parts = sample_parts(contract)
+    statuses = [read_status(name, part) for part in parts]
     failed = [s for s in statuses if s["state"] == FAILED]
     try:
-        check_failures(sample_name, failed, len(parts), config["convert"]["max_failed_fraction"])
+        check_failures(name, failed, len(parts), contract.convert.max_failed_fraction)
         ok = [s for s in statuses if s["state"] == OK]
         left_out = [
             {"path": path, "reason": f"{path}: left out, part {s['part']} failed ({s['error']})"}
@@ -105,18 +104,19 @@ def gather(
             "jets": sum(s["jets"] for s in ok),
             "truncated_constituents": sum(s["truncated_constituents"] for s in ok),
         }
-        report = {"sample": sample_name, **written, **sample_totals(config, sample, written)}
+        report = {"sample": name, **written, **sample_totals(contract, written)}
+        report |= weight_totals(name, added(s["weight_sums"] for s in ok))
         report |= {"parts": len(parts), "failed_parts": [failed_part(s) for s in failed]}
-        report["warnings"] = [failure_warning(failed, len(parts))] if failed else []
+        report["warnings"] += [failure_warning(failed, len(parts))] if failed else []
         filled = [s for s in ok if s["jets"]]
-        sources = [Path(paths.part_file(sample_name, s["part"])) for s in filled]
+        sources = [Path(paths.part_file(name, s["part"])) for s in filled]
         with atomic_path(output) as tmp, atomic_path(summary) as tmp_summary:
             with h5py.File(tmp, "w") as h5:
                 write_virtual(h5, sources, [s["datasets"] for s in filled], Path(output).parent)
-                set_file_attrs(h5, config, sample, written["files"], written["skipped"])
+                set_file_attrs(h5, contract, written["files"], written["skipped"])
             tmp_summary.write_text(json_text(report))
     finally:
-        mark_for_retry(sample_name, failed)
+        mark_for_retry(name, failed)
     for s in failed:
         log.warning("part %d failed, left out (the next run retries it): %s", s["part"], s["error"])
     return report

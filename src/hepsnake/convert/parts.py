@@ -2,11 +2,11 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from hepsnake.config import is_remote
+from hepsnake.config.contracts import ConvertContract, FilesPerJob
 from hepsnake.convert.file_list import sample_files
 from hepsnake.errors import HepsnakeError
+from hepsnake.io.remote import is_remote
 
 
 @dataclass(frozen=True)
@@ -19,14 +19,11 @@ class Part:
     files: tuple[str, ...]
 
 
-def group_files(files: Sequence[str], files_per_job: int | dict[str, int]) -> list[Part]:
-    """``files`` in list order, cut into parts of ``files_per_job`` files: a number for
-    every file, or ``{local: n, remote: m}``, where a local file takes 1/n of a job and a
-    remote one 1/m (a sample of both fills each job to the same share)."""
-    if isinstance(files_per_job, int):
-        local = remote = files_per_job
-    else:
-        local, remote = files_per_job["local"], files_per_job["remote"]
+def group_files(files: Sequence[str], files_per_job: FilesPerJob) -> list[Part]:
+    """``files`` in list order, cut into parts of ``files_per_job`` files, where a local file
+    takes 1/``local`` of a job and a remote one 1/``remote`` (a sample of both fills each
+    job to the same share)."""
+    local, remote = files_per_job.local, files_per_job.remote
     capacity = local * remote  # a local file costs `remote` units, a remote one `local`
     parts: list[Part] = []
     start = load = 0
@@ -41,15 +38,20 @@ def group_files(files: Sequence[str], files_per_job: int | dict[str, int]) -> li
     return parts
 
 
-def sample_parts(config: dict[str, Any], sample_name: str) -> list[Part]:
-    """The parts of ``sample_name``, whose files
+def sample_parts(contract: ConvertContract) -> list[Part]:
+    """The parts of the contract's sample, whose files
     :func:`~hepsnake.convert.file_list.sample_files` gives."""
-    return group_files(sample_files(config, sample_name), config["convert"]["files_per_job"])
+    return group_files(sample_files(contract), contract.convert.files_per_job)
 
 
-def sample_part(config: dict[str, Any], sample_name: str, index: int) -> Part:
-    """Part ``index`` of ``sample_name``; an index past its parts names how many it has."""
-    parts = sample_parts(config, sample_name)
+def sample_part(contract: ConvertContract, index: int) -> Part:
+    """Part ``index`` of the contract's sample (see :func:`part_of`)."""
+    return part_of(sample_parts(contract), contract.sample.name, index)
+
+
+def part_of(parts: Sequence[Part], sample: str, index: int) -> Part:
+    """Part ``index`` of ``parts``, those of ``sample``; an index past them names how many
+    there are."""
     if not 0 <= index < len(parts):
-        raise HepsnakeError(f"sample '{sample_name}'", f"has {len(parts)} parts, no part {index}")
+        raise HepsnakeError(f"sample '{sample}'", f"has {len(parts)} parts, no part {index}")
     return parts[index]

@@ -7,11 +7,10 @@ adjacent same-typed input fields. Raw (unnormalised) values are returned; normal
 lives inside the model.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 import h5py
 import numpy as np
@@ -19,7 +18,9 @@ import torch
 from h5py import h5s, h5t
 from numpy.lib import recfunctions as rfn
 
+from hepsnake.config.contracts import Inputs
 from hepsnake.errors import HepsnakeError
+from hepsnake.io.files import open_h5
 from hepsnake.names import input_fields
 
 
@@ -34,13 +35,11 @@ class InputSpec:
     parameters: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_config(
-        cls, inputs: dict[str, Any], parameters: list[str] | None = None
-    ) -> "InputSpec":
+    def from_config(cls, inputs: Inputs, parameters: Sequence[str] | None = None) -> "InputSpec":
         return cls(
             variables=input_fields(inputs),
-            input_map=dict(inputs.get("input_map", {})),
-            num_inputs=dict(inputs.get("num_inputs", {})),
+            input_map=dict(inputs.input_map),
+            num_inputs=dict(inputs.num_inputs),
             parameters=list(parameters or []),
         )
 
@@ -160,7 +159,7 @@ class H5Batches:
         self.epoch = 0
         self.rank, self.world_size = 0, 1
         self.extra = tuple(extra_fields)  # (dataset, field): labels of the tasks
-        with h5py.File(path, "r") as h5:
+        with open_h5(path, "split", ["jets"]) as h5:
             self.n_jets = h5["jets"].shape[0] if limit is None else min(limit, h5["jets"].shape[0])
             self._check(h5)
 
@@ -201,7 +200,10 @@ class H5Batches:
         slices = [(int(s), min(int(s) + self.batch_size, self.n_jets)) for s in self.starts()]
         names = {c: self.spec.dataset(c) for c in self.spec.variables}
         names |= {d: self.spec.dataset(d) for d, _ in self.extra if d != "jets"}
-        with h5py.File(self.path, "r") as h5, ThreadPoolExecutor(1, "h5batches-read") as pool:
+        with (
+            open_h5(self.path, "split") as h5,
+            ThreadPoolExecutor(1, "h5batches-read") as pool,
+        ):
             readers = {n: SliceReader(h5[n], self.batch_size) for n in {*names.values(), "jets"}}
             # two buffer sets: one is read into while the other is converted
             buffers = [{n: r.buffer() for n, r in readers.items()} for _ in range(2)]

@@ -6,21 +6,21 @@ At test time every jet gets the evaluated value.
 """
 
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
 
+from hepsnake.config.contracts import Parameters
 from hepsnake.data.loader import Batch, H5Batches
 
 
 class ParameterSampler:
     """Draws background parameter values following ``parameters.train`` and ``prob``."""
 
-    def __init__(self, parameters: dict[str, Any]) -> None:
-        self.names = list(parameters["names"])
-        self.values = [np.asarray(parameters["train"][n], dtype=np.float32) for n in self.names]
-        prob = parameters.get("prob") or {}
+    def __init__(self, parameters: Parameters) -> None:
+        self.names = list(parameters.names)
+        self.values = [np.asarray(parameters.train[n], dtype=np.float32) for n in self.names]
+        prob = parameters.prob or {}
         self.probs = []
         for name, values in zip(self.names, self.values, strict=True):
             p = np.asarray(prob.get(name, np.ones(len(values))), dtype=np.float64)

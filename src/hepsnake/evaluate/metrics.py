@@ -9,14 +9,17 @@ Where signal is taken inclusively it is the signal of the training parameter val
 signal jet without parameters); other values enter only per parameter point.
 """
 
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
 
+from hepsnake.config.contracts import EvaluateSpec, ProbabilityTagger, ScoreTagger
 from hepsnake.errors import HepsnakeError
 from hepsnake.names import point_tag, prob_column
+from hepsnake.roc import auc, roc
 from hepsnake.stats import weighted_ks
 
 INCLUSIVE = "inclusive"
@@ -53,43 +56,18 @@ def discriminant(
     return log_discriminant({c: np.log(p + EPS) for c, p in probs.items()}, signal, fractions)
 
 
-def labelled(
-    score_sig: np.ndarray, score_bkg: np.ndarray, weight_bkg: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(truth, scores, weights) of signal then background, as sklearn's metrics take them;
-    signal jets weigh 1."""
-    truth = np.r_[np.ones(len(score_sig)), np.zeros(len(score_bkg))]
-    weights = None if weight_bkg is None else np.r_[np.ones(len(score_sig)), weight_bkg]
-    return truth, np.r_[score_sig, score_bkg], weights
-
-
-def roc_points(
-    score_sig: np.ndarray, score_bkg: np.ndarray, weight_bkg: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(background efficiency, signal efficiency) along the threshold; background weighted."""
-    truth, scores, weights = labelled(score_sig, score_bkg, weight_bkg)
-    fpr, tpr, _ = roc_curve(truth, scores, sample_weight=weights)
-    return fpr, tpr
-
-
-def auc(
-    score_sig: np.ndarray, score_bkg: np.ndarray, weight_bkg: np.ndarray | None = None
-) -> float:
-    """Area under the ROC curve of signal vs (weighted) background scores (sklearn)."""
-    truth, scores, weights = labelled(score_sig, score_bkg, weight_bkg)
-    return float(roc_auc_score(truth, scores, sample_weight=weights))
-
-
 def rejection_at(
     score_sig: np.ndarray,
     score_bkg: np.ndarray,
     efficiencies: list[float],
     weight_bkg: np.ndarray | None = None,
+    weight_sig: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Background rejection 1/ε_b at each signal efficiency, with its binomial uncertainty
-    (on the effective number of background jets (Σw)²/Σw² when weighted); inf/NaN when no
-    background passes."""
-    fpr, tpr = roc_points(score_sig, score_bkg, weight_bkg)
+    """Background rejection 1/ε_b at each signal efficiency of the :func:`~hepsnake.roc.roc`,
+    with its binomial uncertainty (on the effective number of background jets (Σw)²/Σw² when
+    weighted); inf/NaN when no background passes."""
+    curve = roc(score_sig, score_bkg, weight_sig, weight_bkg)
+    fpr, tpr = curve.fpr, curve.tpr
     w = np.ones(len(score_bkg)) if weight_bkg is None else weight_bkg
     n_eff = w.sum() ** 2 / np.sum(w**2)
     out = {}
@@ -102,10 +80,14 @@ def rejection_at(
 
 
 def rejection_curve(
-    score_sig: np.ndarray, score_bkg: np.ndarray, weight_bkg: np.ndarray | None = None
+    score_sig: np.ndarray,
+    score_bkg: np.ndarray,
+    weight_bkg: np.ndarray | None = None,
+    weight_sig: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(signal efficiency, background rejection) along the threshold (ε_b > 0 only)."""
-    fpr, tpr = roc_points(score_sig, score_bkg, weight_bkg)
+    curve = roc(score_sig, score_bkg, weight_sig, weight_bkg)
+    fpr, tpr = curve.fpr, curve.tpr
     keep = fpr > 0
     return tpr[keep], 1.0 / fpr[keep]
 
@@ -152,27 +134,28 @@ class Discriminant:
     shared: bool
 
 
-def discriminant_setup(evaluate: dict[str, Any], class_names: list[str]) -> Discriminant:
+def discriminant_setup(evaluate: EvaluateSpec, class_names: Sequence[str]) -> Discriminant:
     """The discriminant of ``evaluate.discriminant``: ``flavour`` (FTAG D_b, every background
     class recognised as c, tau or light; fractions f_c, f_tau and 1 − f_c − f_tau), ``fractions``
     (``evaluate.fractions``), or ``auto``: flavour when the signal is a b class, c and light
     classes exist and no ``evaluate.fractions`` are set."""
-    spec = evaluate.get("discriminant") or {}
-    kind, signal = spec.get("type", "auto"), evaluate["signal"]
+    spec = evaluate.discriminant
+    kind, signal = spec.type, str(evaluate.signal)
     flavours = {c: flavour_of(c) for c in class_names if c != signal}
     if kind == "auto":
         is_ftag = flavour_of(signal) == "b" and {"c", "light"} <= set(flavours.values())
-        is_ftag = is_ftag and not evaluate.get("fractions")
+        is_ftag = is_ftag and not evaluate.fractions
         kind = "flavour" if is_ftag else "fractions"
     if kind == "fractions":
-        return Discriminant(kind, evaluate.get("fractions"), False)
+        fractions = dict(evaluate.fractions) if evaluate.fractions is not None else None
+        return Discriminant(kind, fractions, False)
     where = "config: evaluate/discriminant"
-    if evaluate.get("fractions"):
+    if evaluate.fractions:
         raise HepsnakeError(where, "a flavour discriminant takes f_c (fc), not evaluate.fractions")
     other = [c for c, f in flavours.items() if f is None or f == "b"]
     if other:
         raise HepsnakeError(where, f"class '{other[0]}' is not a c, tau or light flavour")
-    fc, ftau = spec.get("fc", 0.2), spec.get("ftau", 0.0)
+    fc, ftau = spec.fc, spec.ftau
     if fc + ftau > 1:
         raise HepsnakeError(where, f"fc + ftau = {fc + ftau:g} exceeds 1")
     share = {"c": fc, "tau": ftau, "light": 1.0 - fc - ftau}
@@ -185,24 +168,29 @@ def discriminant_text(signal: str, fractions: dict[str, float]) -> str:
     return f"log(p_{signal} / ({terms}))"
 
 
-def working_points(evaluate: dict[str, Any], setup: Discriminant) -> list[float]:
+def working_points(evaluate: EvaluateSpec, setup: Discriminant) -> list[float]:
     """The configured signal efficiencies, else FTAG's for a flavour discriminant."""
-    if evaluate.get("working_points"):
-        return list(evaluate["working_points"])
+    if evaluate.working_points:
+        return list(evaluate.working_points)
     return FTAG_WORKING_POINTS if setup.kind == "flavour" else FRACTION_WORKING_POINTS
 
 
 def roc_weights(
-    labels: np.ndarray, class_names: list[str], fractions: dict[str, float]
+    labels: np.ndarray,
+    class_names: list[str],
+    fractions: dict[str, float],
+    jet_weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Background weight of every jet in each ROC: ``inclusive`` (each class weighted to sum
-    f_b) and each background class alone (weight 1 on its jets)."""
+    """Background weight of every jet in each ROC (0: not in it): ``inclusive`` (each class
+    weighted to sum f_b) and each background class alone (its jets' ``jet_weights``, each
+    class's summing to a positive number; None: 1 each)."""
+    jw = np.ones(len(labels)) if jet_weights is None else jet_weights
     mixed = np.zeros(len(labels))
     out = {}
     for b, f in fractions.items():
         is_b = labels == class_names.index(b)
-        mixed[is_b] = f / is_b.sum()
-        out[b] = is_b.astype(np.float64)
+        mixed[is_b] = f * jw[is_b] / jw[is_b].sum()
+        out[b] = np.where(is_b, jw, 0.0)
     return {INCLUSIVE: mixed} | out
 
 
@@ -213,6 +201,7 @@ def roc_inputs(
     signal: str,
     fractions: dict[str, float],
     shared: bool = False,
+    jet_weights: np.ndarray | None = None,
 ) -> RocInputs:
     """The ``inclusive`` ROC and one per background class (:func:`roc_weights`), each class
     alone scored by log(p_sig / p_b), or with ``shared`` by the inclusive discriminant."""
@@ -224,7 +213,7 @@ def roc_inputs(
             else log_discriminant(logp, signal, {name: 1.0}),
             w,
         )
-        for name, w in roc_weights(labels, class_names, fractions).items()
+        for name, w in roc_weights(labels, class_names, fractions, jet_weights).items()
     }
 
 
@@ -308,6 +297,7 @@ def roc_sets(
     point: tuple[str, float] | None = None,
     parameters: list[str] | None = None,
     shared: bool = False,
+    jet_weights: np.ndarray | None = None,
 ) -> dict[str, RocInputs]:
     """ROC inputs of ``model`` (at ``point``: see :func:`point_prefix`) and, where the toy truth
     exists, of the Bayes-optimal classifier; keyed ``model`` and ``BAYES``. A parameterised
@@ -316,14 +306,14 @@ def roc_sets(
     labels = jets["flavour_label"]
     prefix = model if point is None else point_prefix(jets, model, signal, point)
     logp = model_logp(jets, prefix, class_names)
-    out = {model: roc_inputs(logp, labels, class_names, signal, fractions, shared)}
+    out = {model: roc_inputs(logp, labels, class_names, signal, fractions, shared, jet_weights)}
     parameter, value = point if point is not None else (None, None)
     seen = f"{model}_{parameters[0]}" if parameters and len(parameters) == 1 else ""
     if point is None and seen in jets.dtype.names:
         parameter, value = parameters[0], jets[seen].astype(np.float64)
     truth = truth_logp(jets, class_names, signal, parameter, value)
     if truth is not None:
-        out[BAYES] = roc_inputs(truth, labels, class_names, signal, fractions, shared)
+        out[BAYES] = roc_inputs(truth, labels, class_names, signal, fractions, shared, jet_weights)
     return out
 
 
@@ -344,54 +334,112 @@ def finite(score: np.ndarray) -> np.ndarray:
 def reference_rocs(
     jets: np.ndarray,
     name: str,
-    spec: dict[str, Any],
+    spec: ScoreTagger | ProbabilityTagger,
     class_names: list[str],
     signal: str,
     fractions: dict[str, float],
+    jet_weights: np.ndarray | None = None,
 ) -> RocInputs:
     """ROC inputs of reference tagger ``name``: its ``score`` field, or the discriminant of its
     per-class ``probabilities`` fields (classes of zero fraction may lack one); every ROC on the
     one score."""
     where = f"config: evaluate/reference_taggers/{name}"
-    if "score" in spec:
-        score = finite(jet_field(jets, spec["score"], where))
+    if isinstance(spec, ScoreTagger):
+        score = finite(jet_field(jets, spec.score, where))
+        labels = jets["flavour_label"]
         return {
             k: (score, w)
-            for k, w in roc_weights(jets["flavour_label"], class_names, fractions).items()
+            for k, w in roc_weights(labels, class_names, fractions, jet_weights).items()
         }
-    probs = spec["probabilities"]
+    probs = spec.probabilities
     needed = [signal, *(b for b, f in fractions.items() if f > 0)]
     missing = [c for c in needed if c not in probs]
     if missing:
         raise HepsnakeError(f"{where}/probabilities", f"no field for class '{missing[0]}'")
     logp = {c: np.log(jet_field(jets, probs[c], where) + EPS) for c in needed}
     logp |= {b: np.full(len(jets), -np.inf) for b in fractions if b not in logp}
-    rocs = roc_inputs(logp, jets["flavour_label"], class_names, signal, fractions, shared=True)
+    labels = jets["flavour_label"]
+    rocs = roc_inputs(logp, labels, class_names, signal, fractions, True, jet_weights)
     return {k: (finite(score), w) for k, (score, w) in rocs.items()}
 
 
-def curves(rocs: RocInputs, is_sig: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(signal efficiency, rejection) of each ROC in ``rocs``."""
+def signal_weights(is_sig: np.ndarray, jet_weights: np.ndarray | None) -> np.ndarray | None:
+    """The weights of the signal jets ``is_sig`` in a ROC (None: 1 each)."""
+    return None if jet_weights is None else jet_weights[is_sig]
+
+
+def curves(
+    rocs: RocInputs, is_sig: np.ndarray, jet_weights: np.ndarray | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(signal efficiency, rejection) of each ROC in ``rocs``, the signal jets ``is_sig``
+    weighted by ``jet_weights`` (None: 1 each)."""
+    ws = signal_weights(is_sig, jet_weights)
     return {
-        name: rejection_curve(score[is_sig], score[w > 0], w[w > 0])
+        name: rejection_curve(score[is_sig], score[w != 0], w[w != 0], ws)
         for name, (score, w) in rocs.items()
     }
 
 
+# the signal efficiencies at which the metrics JSON stores each rejection curve
+CURVE_EFFICIENCIES = np.linspace(0.005, 1.0, 200)
+Curves = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]  # tagger → ROC → (eff, rej)
+
+
+def stored_curves(taggers: Curves) -> dict[str, Any]:
+    """Rejection curves as the metrics JSON stores them: ``efficiency`` (the shared
+    :data:`CURVE_EFFICIENCIES`), ``rocs`` (the ROC names in order: JSON keys are sorted) and,
+    per tagger and ROC, the rejection there (NaN, stored as null, outside the curve: where no
+    background jet passes the cut)."""
+    return {
+        "efficiency": CURVE_EFFICIENCIES.tolist(),
+        "rocs": list(next(iter(taggers.values()))),
+        "rejection": {
+            tagger: {
+                name: np.interp(CURVE_EFFICIENCIES, eff, rej, left=np.nan, right=np.nan).tolist()
+                for name, (eff, rej) in rocs.items()
+            }
+            for tagger, rocs in taggers.items()
+        },
+    }
+
+
+def loaded_curves(stored: dict[str, Any], taggers: list[str]) -> Curves:
+    """:func:`stored_curves` of ``taggers`` back as arrays (null → NaN)."""
+    eff = np.asarray(stored["efficiency"], dtype=np.float64)
+    rejection = stored["rejection"]
+    return {
+        tagger: {
+            name: (eff, np.array(rejection[tagger][name], dtype=np.float64))  # None → NaN
+            for name in stored["rocs"]
+        }
+        for tagger in taggers
+    }
+
+
 def roc_metrics(
-    sets: dict[str, RocInputs], model: str, is_sig: np.ndarray, working_points: list[float]
+    sets: dict[str, RocInputs],
+    model: str,
+    is_sig: np.ndarray,
+    working_points: list[float],
+    jet_weights: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
     """AUC of each ROC of ``model`` in ``sets`` (and rejections at ``working_points``), with
-    the Bayes-optimal AUC and the gap to it when ``sets`` has the truth."""
+    the Bayes-optimal AUC and the gap to it when ``sets`` has the truth; the signal jets
+    weighted by ``jet_weights`` (None: 1 each), and a ``note`` where the ROC needed one
+    (:func:`~hepsnake.roc.roc`)."""
     out: dict[str, dict[str, Any]] = {}
+    ws = signal_weights(is_sig, jet_weights)
     for name, (score, w) in sets[model].items():
-        sig, bkg, wb = score[is_sig], score[w > 0], w[w > 0]
-        out[name] = {"auc": auc(sig, bkg, wb)}
+        sig, bkg, wb = score[is_sig], score[w != 0], w[w != 0]
+        curve = roc(sig, bkg, ws, wb)
+        out[name] = {"auc": curve.auc}
+        if curve.note:
+            out[name]["note"] = curve.note
         if working_points:
-            out[name]["rejection"] = rejection_at(sig, bkg, working_points, wb)
+            out[name]["rejection"] = rejection_at(sig, bkg, working_points, wb, ws)
         if BAYES in sets:
             bayes = sets[BAYES][name][0]
-            out[name]["bayes_auc"] = auc(bayes[is_sig], bayes[w > 0], wb)
+            out[name]["bayes_auc"] = auc(bayes[is_sig], bayes[w != 0], ws, wb)
             out[name]["auc_gap"] = out[name]["bayes_auc"] - out[name]["auc"]
     return out
 
@@ -399,13 +447,14 @@ def roc_metrics(
 @dataclass(frozen=True)
 class RocBook:
     """Every ROC input of one model, built once: inclusive and at each parameter point, and
-    of each reference tagger."""
+    of each reference tagger; ``jet_weights`` weigh the jets in every ROC (None: 1 each)."""
 
     model: str
     fractions: dict[str, float]
     inclusive: dict[str, RocInputs]
     points: dict[tuple[str, float], dict[str, RocInputs]]
     references: dict[str, RocInputs]
+    jet_weights: np.ndarray | None = None
 
 
 def roc_book(
@@ -416,24 +465,28 @@ def roc_book(
     fractions: dict[str, float] | None = None,
     parameters: list[str] | None = None,
     shared: bool = False,
-    references: dict[str, dict[str, Any]] | None = None,
+    references: Mapping[str, ScoreTagger | ProbabilityTagger] | None = None,
+    jet_weights: np.ndarray | None = None,
 ) -> RocBook:
     """:func:`roc_sets` of ``model``, inclusive and at every signal point of ``parameters``,
     and :func:`reference_rocs` of each of ``references``; ``fractions`` are the configured
-    background fractions (None: equal, see :func:`background_fractions`)."""
+    background fractions (None: equal, see :func:`background_fractions`); every jet weighs
+    its ``jet_weights`` (None: 1; each class's must sum to a positive number)."""
     fractions = background_fractions(jets["flavour_label"], class_names, signal, fractions)
+    args = (class_names, signal, fractions)
     return RocBook(
         model,
         fractions,
-        roc_sets(jets, model, class_names, signal, fractions, None, parameters, shared),
+        roc_sets(jets, model, *args, None, parameters, shared, jet_weights),
         {
-            p: roc_sets(jets, model, class_names, signal, fractions, p, parameters, shared)
+            p: roc_sets(jets, model, *args, p, parameters, shared, jet_weights)
             for p in signal_points(jets, class_names, signal, parameters or [])
         },
         {
-            name: reference_rocs(jets, name, spec, class_names, signal, fractions)
+            name: reference_rocs(jets, name, spec, *args, jet_weights)
             for name, spec in (references or {}).items()
         },
+        jet_weights,
     )
 
 
@@ -452,7 +505,7 @@ def model_metrics(
     given next to the model's.
     """
     is_sig = signal_mask(jets, class_names, signal, train)
-    entries = roc_metrics(book.inclusive, book.model, is_sig, working_points)
+    entries = roc_metrics(book.inclusive, book.model, is_sig, working_points, book.jet_weights)
     out: dict[str, Any] = {
         "n_test": len(jets),
         "fractions": book.fractions,
@@ -462,24 +515,205 @@ def model_metrics(
         "reference_taggers": {},
     }
     for name, rocs in book.references.items():
-        ref = roc_metrics({name: rocs}, name, is_sig, working_points)
+        ref = roc_metrics({name: rocs}, name, is_sig, working_points, book.jet_weights)
         out["reference_taggers"][name] = {INCLUSIVE: ref.pop(INCLUSIVE), "backgrounds": ref}
     for (par, value), sets in book.points.items():
         at = signal_mask(jets, class_names, signal, point=(par, value))
-        per = roc_metrics(sets, book.model, at, [])
+        per = roc_metrics(sets, book.model, at, [], book.jet_weights)
         trained = (train or {}).get(par)
         unseen = bool(trained) and value not in trained
         out["parameters"].setdefault(par, {})[f"{value:g}"] = {"unseen": unseen} | per
     return out
 
 
-def control_ks(jets: np.ndarray, model: str, class_names: list[str]) -> dict[str, dict[str, float]]:
-    """Weighted data/MC K-S distance and p-value of every class output in the control region."""
+SIGNED_PHYSICS = "signed physics weights"
+ABS_PHYSICS = "|physics weights|"
+
+
+def physics_weights(
+    jets: np.ndarray, groups: dict[str, np.ndarray], where: str
+) -> tuple[np.ndarray, str]:
+    """The jets' signed physics weights (field ``weight``) and :data:`SIGNED_PHYSICS`; their
+    magnitudes and a sentence why where the weights of a group of jets (name → mask) do not
+    sum to a positive number (a yield must be positive)."""
+    weights = jet_field(jets, "weight", where)
+    for name, mask in groups.items():
+        total = weights[mask].sum()
+        if mask.any() and not total > 0:
+            return np.abs(weights), f"{ABS_PHYSICS}: the {name} weights sum to {total:.4g}"
+    return weights, SIGNED_PHYSICS
+
+
+def data_mc_weights(jets: np.ndarray) -> tuple[np.ndarray, str]:
+    """Data/MC weights of control-region jets: 1 for data, MC jets their
+    :func:`physics_weights` (each side is normalised by the K-S test and the plot)."""
     is_data = jets["is_data"].astype(bool)
-    weights = jets["train_weight"].astype(np.float64)
+    mc, used = physics_weights(jets, {"MC": ~is_data}, "control_jets")
+    return np.where(is_data, 1.0, mc), f"data 1, MC {used}"
+
+
+def control_ks(
+    jets: np.ndarray, model: str, class_names: list[str], weights: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Weighted data/MC K-S distance and p-value of every class output in the control region
+    (``weights``: :func:`data_mc_weights`)."""
+    is_data = jets["is_data"].astype(bool)
     out = {}
     for c in class_names:
         values = jets[prob_column(model, c)]
         d, p = weighted_ks(values[is_data], values[~is_data], weights[is_data], weights[~is_data])
         out[c] = {"ks": d, "p_value": p}
     return out
+
+
+def sb_scan(
+    score: np.ndarray, is_sig: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(cuts, S/√B) with (signed) weighted yields above each cut; the background yield is
+    floored at that of one jet of mean |weight|, so S/√B stays finite."""
+    cuts = np.quantile(score, np.linspace(0.0, 0.995, 200))
+    order = np.argsort(score)
+    s_cum = np.cumsum((weights * is_sig)[order][::-1])[::-1]
+    b_cum = np.cumsum((weights * ~is_sig)[order][::-1])[::-1]
+    index = np.searchsorted(score[order], cuts, side="left")
+    s, b = s_cum[index], b_cum[index]
+    floor = np.abs(weights[~is_sig]).mean() if np.any(~is_sig) else 1.0
+    return cuts, s / np.sqrt(np.maximum(b, floor if floor > 0 else 1.0))
+
+
+def physical_weights(jets: np.ndarray, setting: bool | None) -> tuple[bool, str]:
+    """Whether the jets' ``weight`` makes S/√B a yield ratio, and why not: ``setting`` true or
+    false decides; null (auto) says no when the weights are absent or all 1. Negative weights
+    (NLO generators) are physical: yields are signed sums."""
+    if setting is False:
+        return False, "evaluate.physical_weights is false"
+    if "weight" not in jets.dtype.names:
+        return False, "the jets have no weight field"
+    weights = jets["weight"]
+    if setting:
+        return True, ""
+    if np.all(weights == 1):
+        return False, "every weight is 1 (unweighted jets)"
+    return True, ""
+
+
+ROC_JETS = "jets: each test jet counts once, the background classes mixed by the fractions"
+
+
+def roc_jet_weights(
+    jets: np.ndarray, class_names: list[str], setting: str
+) -> tuple[np.ndarray | None, str]:
+    """The weight of every jet in the ROCs (None: each counts once) and what they are, as
+    ``evaluate.roc_weights`` asks: ``jets``, or ``physical``: the signed physics weights, or
+    their |w| where a class's do not sum to a positive number."""
+    if setting == "jets":
+        return None, ROC_JETS
+    labels = jets["flavour_label"]
+    groups = {c: labels == i for i, c in enumerate(class_names)}
+    weights, used = physics_weights(jets, groups, "config: evaluate/roc_weights")
+    return weights, f"{used}, the background classes mixed by the fractions"
+
+
+def constant_output(jets: np.ndarray, model: str, class_names: list[str]) -> dict[str, float]:
+    """The largest share of test jets with one identical output vector, and its signal-class
+    probability (e.g. every jet without constituents scored alike)."""
+    outputs = np.stack([jets[prob_column(model, c)] for c in class_names], axis=1)
+    if not len(outputs):
+        return {"fraction": 0.0}
+    values, counts = np.unique(outputs, axis=0, return_counts=True)
+    top = int(np.argmax(counts))
+    return {"fraction": float(counts[top] / len(outputs)), "outputs": values[top].tolist()}
+
+
+def pt_panels(pt: np.ndarray, edges: list[float], unit: str) -> dict[str, np.ndarray]:
+    """Jet masks of each pt bin [lo, hi), labelled with ``unit``."""
+    return {
+        f"{lo:g} ≤ pt < {hi:g} {unit}": (pt >= lo) & (pt < hi)
+        for lo, hi in itertools.pairwise(edges)
+    }
+
+
+def binned_auc(
+    score: np.ndarray,
+    weights: np.ndarray,
+    is_sig: np.ndarray,
+    panels: dict[str, np.ndarray],
+    jet_weights: np.ndarray | None = None,
+) -> list[float | None]:
+    """Inclusive AUC in each panel (None where it has no signal or no background); the
+    background jets weigh ``weights``, the signal jets ``jet_weights`` (None: 1)."""
+    out: list[float | None] = []
+    for sel in panels.values():
+        sig, bkg = is_sig & sel, (weights != 0) & sel
+        ws = signal_weights(sig, jet_weights)
+        out.append(
+            auc(score[sig], score[bkg], ws, weights[bkg]) if sig.any() and bkg.any() else None
+        )
+    return out
+
+
+def binned_efficiency(
+    score: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    signal: str,
+    is_sig: np.ndarray,
+    panels: dict[str, np.ndarray],
+    wp: float,
+) -> dict[str, Any]:
+    """Per panel (pt bin), at the inclusive cut keeping ``wp`` of the signal: the signal
+    efficiency and each background class's rejection, with binomial uncertainties (None where
+    a bin has no such jet; rejection None where none passes), as puma's efficiency-vs-pt."""
+    cut = float(np.quantile(score[is_sig], 1 - wp))
+    out: dict[str, Any] = {"working_point": wp, "cut": cut, "signal": [], "rejection": {}}
+    for sel in panels.values():
+        n = int(np.sum(is_sig & sel))
+        eff = float(np.mean(score[is_sig & sel] > cut)) if n else None
+        err = float(np.sqrt(eff * (1 - eff) / n)) if n else None
+        out["signal"].append({"efficiency": eff, "uncertainty": err})
+    backgrounds = [c for i, c in enumerate(class_names) if c != signal and np.any(labels == i)]
+    for b in backgrounds:
+        is_b = labels == class_names.index(b)
+        rows = []
+        for sel in panels.values():
+            n = int(np.sum(is_b & sel))
+            eps = float(np.mean(score[is_b & sel] > cut)) if n else 0.0
+            rej = 1 / eps if eps > 0 else None
+            err = rej * np.sqrt((1 - eps) / (eps * n)) if rej is not None else None
+            rows.append({"rejection": rej, "uncertainty": err})
+        out["rejection"][b] = rows
+    return out
+
+
+def parameter_scan(
+    jets: np.ndarray,
+    book: RocBook,
+    names: list[str],
+    signal: str,
+    is_sig: np.ndarray,
+    wp: float,
+) -> tuple[dict[str, Any], dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """Each parameter point's signal efficiency at the background efficiency that working
+    point ``wp`` has on the inclusive ROC (signal ``is_sig``), and each point's ROC curves; a
+    parameterised model is scored at each point (:func:`roc_sets`)."""
+    score, mixed = book.inclusive[book.model][INCLUSIVE]
+    bkg = mixed != 0
+    inclusive = roc(score[is_sig], score[bkg], signal_weights(is_sig, book.jet_weights), mixed[bkg])
+    eps_b = float(np.interp(wp, inclusive.tpr, inclusive.fpr))
+    point_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    efficiency: dict[str, dict[str, float]] = {}
+    for (par, value), sets in book.points.items():
+        at = signal_mask(jets, names, signal, point=(par, value))
+        for label, rocs in sets.items():
+            point_curves[f"{label} {par}={value:g}"] = curves(rocs, at, book.jet_weights)
+        score = sets[book.model][INCLUSIVE][0]
+        point = roc(score[at], score[bkg], signal_weights(at, book.jet_weights), mixed[bkg])
+        efficiency.setdefault(par, {})[f"{value:g}"] = float(np.interp(eps_b, point.fpr, point.tpr))
+    entry = {"working_point": wp, "background_efficiency": eps_b, "efficiency": efficiency}
+    return entry, point_curves
+
+
+def trained_values(train: Values) -> str:
+    """`` at mS ∈ {5, 16, 55}`` for the training values of each parameter ('' without)."""
+    parts = [f"{n} ∈ {{{', '.join(f'{v:g}' for v in vs)}}}" for n, vs in train.items() if vs]
+    return f" at {', '.join(parts)}" if parts else ""

@@ -9,9 +9,11 @@ import h5py
 import numpy as np
 import torch
 
+from hepsnake.config.contracts import Parameters
 from hepsnake.data.loader import Batch, H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.io.atomic import atomic_path
+from hepsnake.io.files import open_h5
 from hepsnake.io.h5 import set_attrs
 from hepsnake.models.checkpoint import TrainedTagger, load_module
 from hepsnake.models.tasks.base import Task
@@ -51,12 +53,12 @@ def model_batches(
 ) -> H5Batches | WithParameters:
     """The batches of ``path`` in file order, parameters set as :func:`task_fields` says."""
     spec = module.spec
-    if not module.hparams.parameters:
+    if not module.trained.parameters:
         return H5Batches(path, spec, batch_size)
-    with h5py.File(path, "r") as h5:
+    with open_h5(path, "split", ["jets"]) as h5:
         fields = h5["jets"].dtype.names
     reader = H5Batches if any(n in fields for n in spec.parameters) else WithoutParameterFields
-    sampler = ParameterSampler(module.hparams.parameters)
+    sampler = ParameterSampler(module.trained.parameters)
     return WithParameters(reader(path, spec, batch_size), sampler, seed=0, fixed=fixed)
 
 
@@ -87,14 +89,12 @@ def task_fields(
     return parts, np.concatenate(params) if params else None
 
 
-def parameter_points(parameters: dict[str, Any]) -> dict[str, dict[str, float]]:
+def parameter_points(parameters: Parameters) -> dict[str, dict[str, float]]:
     """Column tag → parameter values: each ``test`` value of each parameter (``train`` values
     where it has no ``test`` list), the other parameters at their first value. A scan along
     each parameter, not a grid."""
-    names = parameters["names"]
-    values = {
-        n: [float(v) for v in parameters["test"].get(n, parameters["train"][n])] for n in names
-    }
+    names = parameters.names
+    values = {n: [float(v) for v in parameters.test.get(n, parameters.train[n])] for n in names}
     first = {n: v[0] for n, v in values.items()}
     return {point_tag(n, v): first | {n: v} for n in names for v in values[n]}
 
@@ -110,7 +110,7 @@ def point_fields(
     """Per :func:`parameter_points` tag of a parameterised model, the batches of the fields of
     the ``scanned`` tasks among ``tasks`` (named after ``model``; see :func:`task_fields`)
     with every jet at that point; each distinct point is evaluated once."""
-    parameters = module.hparams.parameters
+    parameters = module.trained.parameters
     scanned = [t for t in tasks if t.scanned]
     if not (parameters and scanned):
         return {}
@@ -135,7 +135,7 @@ def constituent_tables(
     ``tasks`` (their batches ``parts``), the ``valid`` flags and the truth fields the tasks
     score against (padding: NaN / -1)."""
     tables: dict[str, np.ndarray] = {}
-    with h5py.File(path, "r") as h5:
+    with open_h5(path, "split") as h5:
         for task in tasks:
             if task.dataset == "jets":
                 continue
@@ -171,7 +171,7 @@ def predicted(
     own, used = task_fields(module, path, tasks, model)
     columns = {}
     if used is not None:
-        for i, name in enumerate(module.hparams.parameters["names"]):
+        for i, name in enumerate(module.trained.parameters.names):
             columns[f"{model}_{name}"] = used[:, i].astype(np.float32)
     points = point_fields(module, path, tasks, model)
     for task in (t for t in tasks if t.dataset == "jets"):
@@ -207,7 +207,7 @@ def predict(
     counts = {}
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as out:
         for name, path in tables.items():
-            with h5py.File(path, "r") as h5:
+            with open_h5(path, "split", ["jets"]) as h5:
                 jets = h5["jets"][:]
                 unit = h5["jets"].attrs.get("energy_unit")
             columns, constituents = predicted(module, path, model_name, name == "jets")

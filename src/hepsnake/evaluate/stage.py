@@ -1,175 +1,37 @@
 """The ``evaluate`` stage: metrics and plots of one model → ``results/metrics/{model}.json``:
 each task scores itself (:meth:`~hepsnake.models.tasks.base.Task.score`); the numeric helpers
-of the jet classification's scoring live here."""
+of the jet classification's scoring live in :mod:`hepsnake.evaluate.metrics`."""
 
-import itertools
-import json
 from pathlib import Path
 from typing import Any
 
-import h5py
-import numpy as np
-
+from hepsnake.config.contracts import EvaluateContract
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate import plots
-from hepsnake.evaluate.metrics import (
-    INCLUSIVE,
-    RocBook,
-    Values,
-    auc,
-    curves,
-    roc_points,
-    signal_mask,
-)
 from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
+from hepsnake.io.files import TRAINING_METRICS, open_h5, read_json
 from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.models.tasks import build_tasks
 from hepsnake.models.tasks.base import Context, Scoring
-from hepsnake.names import prob_column
+from hepsnake.paths import TASK_PLOTS, plot_file
 
-
-def sb_scan(
-    score: np.ndarray, is_sig: np.ndarray, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(cuts, S/√B) with weighted yields above each cut (background yield floored at 1 jet)."""
-    cuts = np.quantile(score, np.linspace(0.0, 0.995, 200))
-    order = np.argsort(score)
-    s_cum = np.cumsum((weights * is_sig)[order][::-1])[::-1]
-    b_cum = np.cumsum((weights * ~is_sig)[order][::-1])[::-1]
-    index = np.searchsorted(score[order], cuts, side="left")
-    s, b = s_cum[index], b_cum[index]
-    floor = weights[~is_sig].mean() if np.any(~is_sig) else 1.0
-    return cuts, s / np.sqrt(np.maximum(b, floor))
-
-
-def physical_weights(jets: np.ndarray, setting: bool | None) -> tuple[bool, str]:
-    """Whether the jets' ``weight`` makes S/√B a yield ratio, and why not: ``setting`` true or
-    false decides; null (auto) says no when the weights are absent, all 1, or any negative."""
-    if setting is False:
-        return False, "evaluate.physical_weights is false"
-    if "weight" not in jets.dtype.names:
-        return False, "the jets have no weight field"
-    weights = jets["weight"]
-    if setting:
-        return True, ""
-    negative = int(np.sum(weights < 0))
-    if negative:
-        return False, f"{negative} test jets have negative weights"
-    if np.all(weights == 1):
-        return False, "every weight is 1 (unweighted jets)"
-    return True, ""
-
-
-def constant_output(jets: np.ndarray, model: str, class_names: list[str]) -> dict[str, float]:
-    """The largest share of test jets with one identical output vector, and its signal-class
-    probability (e.g. every jet without constituents scored alike)."""
-    outputs = np.stack([jets[prob_column(model, c)] for c in class_names], axis=1)
-    if not len(outputs):
-        return {"fraction": 0.0}
-    values, counts = np.unique(outputs, axis=0, return_counts=True)
-    top = int(np.argmax(counts))
-    return {"fraction": float(counts[top] / len(outputs)), "outputs": values[top].tolist()}
-
-
-def pt_panels(pt: np.ndarray, edges: list[float], unit: str) -> dict[str, np.ndarray]:
-    """Jet masks of each pt bin [lo, hi), labelled with ``unit``."""
-    return {
-        f"{lo:g} ≤ pt < {hi:g} {unit}": (pt >= lo) & (pt < hi)
-        for lo, hi in itertools.pairwise(edges)
-    }
-
-
-def binned_auc(
-    score: np.ndarray, weights: np.ndarray, is_sig: np.ndarray, panels: dict[str, np.ndarray]
-) -> list[float | None]:
-    """Inclusive AUC in each panel (None where it has no signal or no background)."""
-    out: list[float | None] = []
-    for sel in panels.values():
-        sig, bkg = is_sig & sel, (weights > 0) & sel
-        out.append(auc(score[sig], score[bkg], weights[bkg]) if sig.any() and bkg.any() else None)
-    return out
-
-
-def binned_efficiency(
-    score: np.ndarray,
-    labels: np.ndarray,
-    class_names: list[str],
-    signal: str,
-    is_sig: np.ndarray,
-    panels: dict[str, np.ndarray],
-    wp: float,
-) -> dict[str, Any]:
-    """Per panel (pt bin), at the inclusive cut keeping ``wp`` of the signal: the signal
-    efficiency and each background class's rejection, with binomial uncertainties (None where
-    a bin has no such jet; rejection None where none passes), as puma's efficiency-vs-pt."""
-    cut = float(np.quantile(score[is_sig], 1 - wp))
-    out: dict[str, Any] = {"working_point": wp, "cut": cut, "signal": [], "rejection": {}}
-    for sel in panels.values():
-        n = int(np.sum(is_sig & sel))
-        eff = float(np.mean(score[is_sig & sel] > cut)) if n else None
-        err = float(np.sqrt(eff * (1 - eff) / n)) if n else None
-        out["signal"].append({"efficiency": eff, "uncertainty": err})
-    backgrounds = [c for i, c in enumerate(class_names) if c != signal and np.any(labels == i)]
-    for b in backgrounds:
-        is_b = labels == class_names.index(b)
-        rows = []
-        for sel in panels.values():
-            n = int(np.sum(is_b & sel))
-            eps = float(np.mean(score[is_b & sel] > cut)) if n else 0.0
-            rej = 1 / eps if eps > 0 else None
-            err = rej * np.sqrt((1 - eps) / (eps * n)) if rej is not None else None
-            rows.append({"rejection": rej, "uncertainty": err})
-        out["rejection"][b] = rows
-    return out
-
-
-def parameter_scan(
-    jets: np.ndarray,
-    book: RocBook,
-    names: list[str],
-    signal: str,
-    is_sig: np.ndarray,
-    wp: float,
-) -> tuple[dict[str, Any], dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
-    """Each parameter point's signal efficiency at the background efficiency that working
-    point ``wp`` has on the inclusive ROC (signal ``is_sig``), and each point's ROC curves; a
-    parameterised model is scored at each point (:func:`roc_sets`)."""
-    score, mixed = book.inclusive[book.model][INCLUSIVE]
-    bkg = mixed > 0
-    fpr, tpr = roc_points(score[is_sig], score[bkg], mixed[bkg])
-    eps_b = float(np.interp(wp, tpr, fpr))
-    point_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-    efficiency: dict[str, dict[str, float]] = {}
-    for (par, value), sets in book.points.items():
-        at = signal_mask(jets, names, signal, point=(par, value))
-        for label, rocs in sets.items():
-            point_curves[f"{label} {par}={value:g}"] = curves(rocs, at)
-        score = sets[book.model][INCLUSIVE][0]
-        fpr, tpr = roc_points(score[at], score[bkg], mixed[bkg])
-        efficiency.setdefault(par, {})[f"{value:g}"] = float(np.interp(eps_b, fpr, tpr))
-    entry = {"working_point": wp, "background_efficiency": eps_b, "efficiency": efficiency}
-    return entry, point_curves
-
-
-def trained_values(train: Values) -> str:
-    """`` at mS ∈ {5, 16, 55}`` for the training values of each parameter ('' without)."""
-    parts = [f"{n} ∈ {{{', '.join(f'{v:g}' for v in vs)}}}" for n, vs in train.items() if vs]
-    return f" at {', '.join(parts)}" if parts else ""
+PREDICTIONS = "predictions file"  # what the file is called in errors
 
 
 def score_tasks(
-    config: dict[str, Any], model: str, predictions: str, plot_dir: str | Path
+    contract: EvaluateContract, predictions: str, plot_dir: str | Path
 ) -> dict[str, Any]:
-    """Every task's :meth:`~hepsnake.models.tasks.base.Task.score` of ``model``'s predictions
-    (plots drawn into ``plot_dir``): the headline task's figures at the top level, each task's
-    entry under ``tasks``.
+    """Every task's :meth:`~hepsnake.models.tasks.base.Task.score` of the contract's model's
+    predictions (plots drawn into ``plot_dir``): the headline task's figures at the top level,
+    each task's entry under ``tasks``.
 
-    ``config`` holds ``class_names``, ``evaluate``, the model's ``parameters`` (names and
-    training values, :func:`hepsnake.config.scan_parameters`) and its ``tasks``.
+    The contract holds the classes, ``evaluate``, the model's scanned ``parameters`` (names
+    and training values) and its ``tasks``.
     """
-    tasks = build_tasks(config.get("tasks"), Context(list(config["class_names"])))
-    with h5py.File(predictions, "r") as h5:
+    model = contract.model
+    tasks = build_tasks(contract.tasks, Context(list(contract.class_names)))
+    with open_h5(predictions, PREDICTIONS, ["jets"]) as h5:
         for task in tasks:
             if task.dataset not in h5:
                 raise HepsnakeError(
@@ -178,16 +40,17 @@ def score_tasks(
         wanted = dict.fromkeys(["jets", "control_jets", *(t.dataset for t in tasks)])
         tables = {name: h5[name][:] for name in wanted if name in h5}
         unit = str(h5["jets"].attrs.get("energy_unit", DEFAULT_UNIT))
-    use_style(config["evaluate"].get("plot_style"))
-    run = Scoring(
-        model,
-        predictions,
-        tables,
-        unit,
-        Path(plot_dir),
-        config["evaluate"],
-        config.get("parameters") or {"names": [], "train": {}},
-    )
+    for task in tasks:
+        fields = tables[task.dataset].dtype.names or ()
+        missing = [f for f in task.predict_names(model) if f not in fields]
+        if missing:
+            raise HepsnakeError(
+                predictions, f"not a {PREDICTIONS} of model '{model}': no column '{missing[0]}'"
+            )
+    use_style(contract.evaluate.plot_style)
+    out = Path(plot_dir)
+    (out / TASK_PLOTS).mkdir(parents=True, exist_ok=True)  # a directory output, if empty
+    run = Scoring(model, predictions, tables, unit, out, contract.evaluate, contract.parameters)
     metrics: dict[str, Any] = {"model": model, "energy_unit": unit, "tasks": {}}
     for task in tasks:
         scored = task.score(run)
@@ -197,18 +60,19 @@ def score_tasks(
 
 
 def evaluate(
-    config: dict[str, Any],
-    model: str,
+    contract: EvaluateContract,
     predictions: str,
     training_metrics: str,
     output: str,
     plot_dir: str,
 ) -> dict[str, Any]:
-    """Compute every metric of ``model`` on its test predictions (:func:`score_tasks`), draw its
-    plots and its training history's, write JSON."""
-    metrics = score_tasks(config, model, predictions, plot_dir)
-    history = json.loads(Path(training_metrics).read_text())
-    plots.plot_training(history["epochs"], Path(plot_dir) / "training.png")
+    """Compute every metric of the contract's model on its test predictions
+    (:func:`score_tasks`), draw its plots and its training history's, write JSON."""
+    metrics = score_tasks(contract, predictions, plot_dir)
+    history = read_json(
+        training_metrics, TRAINING_METRICS, ["epochs", "best_epoch", "monitor", "train_seconds"]
+    )
+    plots.plot_training(history["epochs"], plot_file(plot_dir, "training"))
     metrics["training"] = {
         "best_epoch": history["best_epoch"],
         "epochs": len(history["epochs"]),

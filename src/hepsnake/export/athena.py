@@ -36,8 +36,9 @@ from hepsnake.export.onnx import (
     traced,
 )
 from hepsnake.models.tagger import Tagger
+from hepsnake.paths import EXPORT_FILES
 
-FILE = "model.athena.onnx"
+FILE = EXPORT_FILES["athena"]
 ONNX_MODEL_VERSION = "v1"  # the SaltModelVersion Athena reads from gnn_config
 JET_INPUT = "jet_features"
 JET_SEQUENCE_NAME = "jet_var"  # Salt's name of the jet variables in gnn_config["inputs"]

@@ -21,6 +21,7 @@ from hepsnake.data.loader import Batch, H5Batches
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.export.onnx import feeds, session
 from hepsnake.models.checkpoint import TrainedTagger
+from hepsnake.roc import auc
 
 BACKENDS = ("pytorch", "onnx_fp32", "onnx_int8")
 TARGETS = {"fp32_latency_ratio_max": 0.5, "int8_speedup_min": 1.3, "int8_auc_delta_max": 0.005}
@@ -35,8 +36,8 @@ def load_batches(module: TrainedTagger, path: str, n_jets: int, batch_size: int)
     """
     truth = tuple((t.dataset, f) for t in module.model.tasks for f in t.truth())
     batches: Any = H5Batches(path, module.spec, batch_size, limit=n_jets, extra_fields=truth)
-    if module.hparams.parameters:
-        batches = WithParameters(batches, ParameterSampler(module.hparams.parameters), seed=0)
+    if module.trained.parameters:
+        batches = WithParameters(batches, ParameterSampler(module.trained.parameters), seed=0)
     return list(batches)
 
 
@@ -63,7 +64,7 @@ def signal_auc(
     probs: np.ndarray, labels: np.ndarray, class_names: list[str], signal: str = "sig"
 ) -> float | None:
     """AUC of the signal class against all others, with equal background fractions."""
-    from hepsnake.evaluate.metrics import auc, discriminant  # scikit-learn: ~1 s to import
+    from hepsnake.evaluate.metrics import discriminant  # scikit-learn: ~1 s to import
 
     if signal not in class_names:
         return None

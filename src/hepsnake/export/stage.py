@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 
@@ -36,13 +35,15 @@ from hepsnake.export.onnx import (
 from hepsnake.export.quantise import MODES, weight_errors
 from hepsnake.export.quantise import quantise as quantise_model
 from hepsnake.io.atomic import atomic_path, job_scratch, write_json
+from hepsnake.io.files import open_h5
 from hepsnake.models.checkpoint import TrainedTagger, config_sha256
 from hepsnake.models.tasks.base import label_key
 from hepsnake.names import valid_field
+from hepsnake.paths import EXPORT_FILES
 
 log = logging.getLogger("hepsnake")
 
-OUTPUTS = ("model.onnx", "model.int8.onnx", "validation.json", "benchmark.json", "benchmark.png")
+OUTPUTS = tuple(EXPORT_FILES[k] for k in ("onnx", "int8", "validation", "benchmark", "plot"))
 TOLERANCE = 1e-4  # ONNX Runtime vs PyTorch, max |Δ| of every output over its real entries
 PADDING_TOLERANCE = 1e-5  # outputs with garbage-filled extra padded slots vs without
 # the metadata the Athena layout's gnn_config carries under "hepsnake"
@@ -91,7 +92,7 @@ def model_metadata(
 
 def max_widths(spec: InputSpec, path: str) -> dict[str, int]:
     """The most constituents a loader batch of ``path`` can hold, per collection."""
-    with h5py.File(path, "r") as h5:
+    with open_h5(path, "test split", [spec.dataset(c) for c in spec.constituents]) as h5:
         widths = {c: h5[spec.dataset(c)].shape[1] for c in spec.constituents}
     return {c: min(w, spec.num_inputs.get(c) or w) for c, w in widths.items()}
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from hepsnake.convert.convert import open_source
+from hepsnake.config.contracts import reader as reader_spec
 from hepsnake.convert.cuts import apply_cuts, cut_names
 from hepsnake.errors import HepsnakeError
 from hepsnake.init.combine import combine
@@ -21,7 +21,7 @@ from hepsnake.init.info import FileInfo
 from hepsnake.init.inspect import inspect_file
 from hepsnake.init.labels import Labels, choose
 from hepsnake.io.atomic import atomic_path
-from hepsnake.io.physlite import DEFAULTS as PHYSLITE_DEFAULTS
+from hepsnake.io.sources import open_source
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.split import SPLITS
 
@@ -67,7 +67,8 @@ def physlite_parts(info: FileInfo) -> tuple[dict[str, Any], dict[str, Any], list
         for h in PHYSLITE_TRACK_HITS
         if f"InDetTrackParticlesAuxDyn{info.jet_prefix[-1]}{h}" in info.keys
     ]
-    reader["tracks"] = [v for v in PHYSLITE_DEFAULTS["tracks"] if v not in PHYSLITE_TRACK_HITS]
+    defaults = reader_spec({"type": "physlite"})
+    reader["tracks"] = [v for v in defaults.tracks if v not in PHYSLITE_TRACK_HITS]
     reader["tracks"] += hits
     notes = []
     if info.btag_container:
@@ -168,7 +169,8 @@ def jet_classes(
     reader = next(iter(config["readers"].values()))
     cuts = config["convert"]["cuts"]
     events, classes = [], []
-    for _, chunk in open_source(path, reader, None, 0, cut_names(cuts)).chunks(100000):
+    source = open_source(path, reader_spec(reader), None, 0, cut_names(cuts))
+    for _, chunk in source.chunks(100000):
         mask, _ = apply_cuts(chunk.jets, cuts, path, chunk.aux)
         events.append(chunk.jets["eventNumber"][mask])
         index = np.full(int(mask.sum()), -1)

@@ -126,6 +126,32 @@ def job_scratch(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def as_given(path: str | os.PathLike, folder: str | os.PathLike) -> Path | None:
+    """``path`` spelt from ``folder`` as the caller gave it (e.g. ``results/models/m/x``
+    for Lightning's absolute ``/work/.../results/models/m/x``); None when outside ``folder``."""
+    inside, base = Path(path).resolve(), Path(folder).resolve()
+    return Path(folder) / inside.relative_to(base) if inside.is_relative_to(base) else None
+
+
+@contextmanager
+def name_failed_writes(folder: str | os.PathLike) -> Iterator[None]:
+    """A write that fails inside the block (disk full, no permission) becomes
+    :func:`write_error` naming the file it names when that lies in the output ``folder`` (as
+    ``folder`` is spelt), else ``folder`` itself: never a temporary elsewhere (e.g. a
+    library's copy in /tmp)."""
+    try:
+        yield
+    except WriteError as exc:
+        raise WriteError(str(as_given(exc.where, folder) or exc.where), exc.cause) from None
+    except (OSError, RuntimeError) as exc:
+        code = write_errno(exc)
+        if code is None:
+            raise
+        named = named_file(exc)
+        inside = as_given(named, folder) if named else None
+        raise write_error(inside or folder, code) from None
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path for ``path`` (in :func:`job_scratch`); rename it onto ``path``

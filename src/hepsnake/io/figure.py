@@ -3,7 +3,7 @@ plotting modules only)."""
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -13,15 +13,18 @@ import matplotlib.pyplot as plt
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path
 
+if TYPE_CHECKING:
+    from hepsnake.config.contracts import PlotStyle
+
 # the evaluate.plot_style in use (set once per job by use_style; empty: plain matplotlib)
-STYLE: dict[str, Any] = {}
+STYLE: list["PlotStyle"] = []
 
 
-def use_style(style: dict[str, Any] | None) -> None:
+def use_style(style: "PlotStyle | None") -> None:
     """Draw every later figure in ``style``'s experiment style (mplhep), or plain matplotlib
-    when it names no experiment."""
+    when there is none."""
     STYLE.clear()
-    if not style or not style.get("experiment"):
+    if style is None:
         return
     try:
         import mplhep
@@ -29,8 +32,8 @@ def use_style(style: dict[str, Any] | None) -> None:
         raise HepsnakeError(
             "config: evaluate/plot_style", "needs mplhep (pip install mplhep)"
         ) from exc
-    mplhep.style.use(style["experiment"])
-    STYLE.update(style)
+    mplhep.style.use(style.experiment)
+    STYLE.append(style)
 
 
 def experiment_label(ax: plt.Axes) -> None:
@@ -39,11 +42,12 @@ def experiment_label(ax: plt.Axes) -> None:
     if STYLE:
         import mplhep
 
+        style = STYLE[0]
         mplhep.label.exp_label(
-            exp=STYLE["experiment"],
-            text=STYLE.get("label", ""),
-            data=not STYLE.get("simulation", True),
-            rlabel=STYLE.get("text", ""),
+            exp=style.experiment,
+            text=style.label or "",
+            data=style.simulation is False,
+            rlabel=style.text or "",
             loc=0,
             ax=ax,
         )

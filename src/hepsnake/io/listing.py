@@ -1,11 +1,12 @@
-"""Remote sample files: globs expanded by listing the storage, inside the convert job.
+"""Remote sample files: globs expanded by listing the storage, inside a job (the workflow's
+listing job, :mod:`hepsnake.convert.file_list`; or a one-job ``hepsnake convert``).
 
 Used where the credentials are; fsspec (s3fs, fsspec-xrootd) does the listing, uproot the
 reading.
 """
 
 import glob
-from typing import Any
+from collections.abc import Sequence
 
 from hepsnake.config import expand_files
 from hepsnake.errors import HepsnakeError
@@ -40,10 +41,11 @@ def expand_remote(pattern: str, sample_name: str) -> list[str]:
     return matched
 
 
-def expand_urls(sample: dict[str, Any]) -> list[str]:
-    """:func:`hepsnake.config.expand_files`, with remote globs listed through fsspec."""
+def expand_urls(sample: str, files: Sequence[str]) -> list[str]:
+    """:func:`hepsnake.config.expand_files` of sample ``sample``'s ``files``, with remote globs
+    listed through fsspec."""
     return [
         url
-        for path in expand_files(sample)
-        for url in (expand_remote(path, sample["name"]) if is_remote_glob(path) else [path])
+        for path in expand_files(sample, files)
+        for url in (expand_remote(path, sample) if is_remote_glob(path) else [path])
     ]

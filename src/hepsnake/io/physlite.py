@@ -12,6 +12,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from hepsnake.config.contracts import PhysliteReader
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.chunks import Jagged, JetChunk, exclusive_cumsum
 from hepsnake.io.root import (
@@ -22,34 +23,6 @@ from hepsnake.io.root import (
     require_keys,
     tree_keys,
 )
-
-DEFAULTS: dict[str, Any] = {
-    "tree": None,  # None: CollectionTree (TTree) or EventData (RNTuple), whichever the file has
-    "jet_container": "AnalysisJets",
-    "track_container": "InDetTrackParticles",
-    "event_info": "EventInfo",
-    "jets": ["pt", "eta", "phi", "m", "HadronConeExclTruthLabelID"],
-    "tracks": [
-        "pt",
-        "eta",
-        "phi",
-        "d0",
-        "z0SinTheta",
-        "qOverP",
-        "theta",
-        "deta",
-        "dphi",
-        "dr",
-        "numberOfPixelHits",
-        "numberOfSCTHits",
-    ],
-    "association": "ghost",  # "ghost" (GhostTrack element links) or "dr" (cone of dr_cone)
-    "track_key": 490246363,  # store-gate key of InDetTrackParticles; None: any non-zero key
-    "dr_fallback": 0.4,  # cone used when the file has no GhostTrack links; None: error instead
-    "dr_cone": 0.4,  # cone used by association "dr"
-    # reference tagger scores read through the jets' btaggingLink: {container, variables}
-    "btagging": None,
-}
 
 TREE_NAMES = ("CollectionTree", "EventData")
 
@@ -62,6 +35,14 @@ DERIVED: dict[str, tuple[str, ...]] = {
     "dphi": ("phi",),
     "dr": ("theta", "phi"),
 }
+
+
+def physlite_variables(spec: PhysliteReader) -> dict[str, list[str]]:
+    """The variables a ``physlite`` reader ``spec`` writes, per dataset: the jet and
+    ``btagging`` variables with ``eventNumber`` and ``mcEventWeight``, and the tracks'."""
+    btag = spec.btagging.variables if spec.btagging is not None else ()
+    jets = [*spec.jets, *btag, "eventNumber", "mcEventWeight"]
+    return {"jets": list(dict.fromkeys(jets)), "tracks": list(spec.tracks)}
 
 
 def open_physlite(path: str, tree: str | None) -> Any:
@@ -97,34 +78,26 @@ class PhysliteSource(TreeSource):
     """
 
     path: str
-    spec: dict[str, Any]
+    spec: PhysliteReader
     first_event: int = 0
     cut_names: Sequence[str] = ()
     energy_unit: str = "MeV"
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.spec) - set(DEFAULTS))
-        if unknown:
-            raise HepsnakeError(self.path, f"unknown physlite option '{unknown[0]}'")
-        self.spec = {**DEFAULTS, **self.spec}
-        if self.spec["association"] not in ("ghost", "dr"):
-            raise HepsnakeError(
-                self.path, f"association must be 'ghost' or 'dr', not {self.spec['association']!r}"
-            )
-        self.tree = open_physlite(self.path, self.spec["tree"])
+        self.tree = open_physlite(self.path, self.spec.tree)
         self.sep = "." if hasattr(self.tree, "branches") else ":"
-        self.jet_vars: list[str] = list(self.spec["jets"])
-        self.track_vars: list[str] = list(self.spec["tracks"])
+        self.jet_vars: list[str] = list(self.spec.jets)
+        self.track_vars: list[str] = list(self.spec.tracks)
         keys = tree_keys(self.tree)
 
         jet_needed = dict.fromkeys([*self.jet_vars, "eta", "phi"])
-        self.jet_branches = {v: self.aux(self.spec["jet_container"], v) for v in jet_needed}
+        self.jet_branches = {v: self.aux(self.spec.jet_container, v) for v in jet_needed}
         stored = [v for v in self.track_vars if v not in DERIVED]
         inputs = [i for v in self.track_vars if v in DERIVED for i in DERIVED[v]]
         track_needed = dict.fromkeys(["theta", "phi", *stored, *inputs])
-        self.track_branches = {v: self.aux(self.spec["track_container"], v) for v in track_needed}
+        self.track_branches = {v: self.aux(self.spec.track_container, v) for v in track_needed}
 
-        info = self.spec["event_info"]
+        info = self.spec.event_info
         candidates = [
             self.aux(info, "eventNumber"),
             f"{info}Aux./{info}Aux.eventNumber" if self.sep == "." else f"{info}Aux:eventNumber",
@@ -133,15 +106,16 @@ class PhysliteSource(TreeSource):
         self.event_number: str | None = next((c for c in candidates if c in keys), None)
         self.event_number_source = self.event_number or ENTRY_INDEX
         self.aux_branches = {
-            n: self.aux(self.spec["jet_container"], n)
+            n: self.aux(self.spec.jet_container, n)
             for n in self.cut_names
-            if n not in self.jet_vars and self.aux(self.spec["jet_container"], n) in keys
+            if n not in self.jet_vars and self.aux(self.spec.jet_container, n) in keys
         }
+        self.cut_aux = list(self.aux_branches)
         self.btag = self._btagging_branches()
         # btaggingLink: split into member branches (TTree), or one record field (RNTuple)
         self.btag_link: dict[str, str] = {}
         if self.btag:
-            link = self.aux(self.spec["jet_container"], "btaggingLink")
+            link = self.aux(self.spec.jet_container, "btaggingLink")
             members = {m: f"{link}/{link}.{m}" for m in ("m_persKey", "m_persIndex")}
             self.btag_link = members if members["m_persKey"] in keys else {"": link}
         weights = self.aux(info, "mcEventWeights")
@@ -149,13 +123,13 @@ class PhysliteSource(TreeSource):
 
         # the association actually used: GhostTrack links, or a ΔR cone of radius self.cone
         self.links: str | None = None
-        self.cone = float(self.spec["dr_cone"])
-        if self.spec["association"] == "ghost":
-            link_branch = self.aux(self.spec["jet_container"], "GhostTrack")
-            if link_branch in keys or self.spec["dr_fallback"] is None:
+        self.cone = float(self.spec.dr_cone)
+        if self.spec.association == "ghost":
+            link_branch = self.aux(self.spec.jet_container, "GhostTrack")
+            if link_branch in keys or self.spec.dr_fallback is None:
                 self.links = link_branch
             else:
-                self.cone = float(self.spec["dr_fallback"])
+                self.cone = float(self.spec.dr_fallback)
 
         self.branches = list(
             dict.fromkeys(
@@ -175,15 +149,13 @@ class PhysliteSource(TreeSource):
 
     def _btagging_branches(self) -> dict[str, str]:
         """Branch of each variable of the ``btagging`` option."""
-        btag = self.spec["btagging"]
+        btag = self.spec.btagging
         if btag is None:
             return {}
-        if not isinstance(btag, dict) or set(btag) != {"container", "variables"}:
-            raise HepsnakeError(self.path, "btagging needs exactly 'container' and 'variables'")
-        clash = [v for v in btag["variables"] if v in self.jet_vars]
+        clash = [v for v in btag.variables if v in self.jet_vars]
         if clash:
             raise HepsnakeError(self.path, f"btagging variable '{clash[0]}' is also in jets")
-        return {v: self.aux(btag["container"], v) for v in btag["variables"]}
+        return {v: self.aux(btag.container, v) for v in btag.variables}
 
     def aux(self, container: str, var: str) -> str:
         """The branch (TTree) or field (RNTuple) name of dynamic aux variable ``var``."""
@@ -260,7 +232,7 @@ class PhysliteSource(TreeSource):
                 self.path,
                 f"'{link_branch}' of jet {jet - int(exclusive_cumsum(jets_per_event)[event])}"
                 f" in entry {offset + event} points to no "
-                f"'{self.spec['btagging']['container']}' object (index {index[jet]}, "
+                f"'{self.spec.btagging.container}' object (index {index[jet]}, "
                 f"{per_event[event]} objects)",
             )
         flat_index = index + exclusive_cumsum(per_event)[event_of_jet]
@@ -301,7 +273,7 @@ class PhysliteSource(TreeSource):
         key = flat_values(per_jet["m_persKey"])
         index = flat_values(per_jet["m_persIndex"]).astype(np.int64)
         jet_of_link = np.repeat(np.arange(len(event_of_jet)), links_per_jet)
-        wanted = self.spec["track_key"]
+        wanted = self.spec.track_key
         keep = key != 0
         if wanted is not None:
             keep &= key == wanted
@@ -313,7 +285,7 @@ class PhysliteSource(TreeSource):
             raise HepsnakeError(
                 self.path,
                 f"'{self.links}' index {index[first]} is out of range for "
-                f"'{self.spec['track_container']}' ({tracks_per_event[event[first]]} tracks) "
+                f"'{self.spec.track_container}' ({tracks_per_event[event[first]]} tracks) "
                 f"in entry {offset + int(event[first])}",
             )
         return jet_of_link, index

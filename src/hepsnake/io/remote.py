@@ -2,14 +2,16 @@
 redacted wherever a URL is written (the listing is :mod:`hepsnake.io.listing`)."""
 
 import re
-from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from hepsnake.config import is_remote
-from hepsnake.errors import HepsnakeError
-
+REMOTE_PREFIXES = ("root://", "s3://", "http://", "https://", "xroot://")
 # query parameters that carry credentials (XRootD tokens, presigned S3 URLs)
 SECRET_QUERY_KEYS = re.compile(r"authz|token|signature|credential|secret|password", re.IGNORECASE)
+
+
+def is_remote(path: str) -> bool:
+    """Whether ``path`` is a URL read through XRootD/fsspec rather than a local file."""
+    return path.startswith(REMOTE_PREFIXES)
 
 
 def url_secrets(url: str) -> list[str]:
@@ -47,19 +49,6 @@ def embedded_credentials(url: str) -> str | None:
     return f"a credential query parameter '{keys[0]}'" if keys else None
 
 
-def refuse_credentials(config: dict[str, Any]) -> None:
-    """Raise naming the sample if a file URL embeds a secret, which Snakemake would record
-    (its command lines, logs and ``.snakemake/`` metadata): say how to pass it instead."""
-    for sample in config["samples"]:
-        for url in sample["files"]:
-            secret = embedded_credentials(url)
-            if secret:
-                raise HepsnakeError(
-                    f"config: samples: {sample['name']}: files",
-                    f"'{redact_url(url)}' embeds {secret}; {HOW_TO_PASS}",
-                )
-
-
 def redact_url(url: str) -> str:
     """``url`` fit for logs and outputs: user-info and credential query values become ``***``.
 
@@ -83,8 +72,3 @@ def redact_text(text: str, url: str) -> str:
     for secret in url_secrets(url):
         text = text.replace(secret, "***")
     return text
-
-
-def redact_sample(sample: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``sample`` whose file URLs are redacted, for provenance records."""
-    return {**sample, "files": [redact_url(f) for f in sample.get("files", [])]}

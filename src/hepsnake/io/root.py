@@ -9,10 +9,11 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from hepsnake.config.contracts import FlatCollection, FlatReader, Link
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.chunks import Jagged, JetChunk, exclusive_cumsum
 from hepsnake.io.expressions import evaluate, names
-from hepsnake.io.h5 import DEFAULT_UNIT
+from hepsnake.io.remote import is_remote
 
 
 def open_tree(path: str, tree: str) -> Any:
@@ -38,8 +39,15 @@ def open_tree(path: str, tree: str) -> Any:
 
 
 def tree_keys(tree: Any) -> set[str]:
-    """Every branch (TTree) or field (RNTuple) name of ``tree``, recursively."""
-    return set(tree.keys(recursive=True)) if hasattr(tree, "branches") else set(tree.keys())
+    """Every branch name of a TTree, recursively; every top-level field name of an RNTuple
+    (what readers read: its subfields, ``_collection0.X`` or ``link.m_persKey``, are read
+    through their field; listing them costs uproot 15-30 s on a NanoAOD or PHYSLITE file,
+    the top-level names under one)."""
+    return (
+        set(tree.keys(recursive=True))
+        if hasattr(tree, "branches")
+        else set(tree.keys(recursive=False))
+    )
 
 
 def require_keys(path: str, tree: Any, names: list[str]) -> None:
@@ -51,15 +59,16 @@ def require_keys(path: str, tree: Any, names: list[str]) -> None:
 
 
 def iterate(path: str, tree: Any, names: list[str], step: int) -> Iterator[ak.Array]:
-    """``tree.iterate`` over ``names`` that turns read failures (truncation) into HepsnakeError."""
+    """``tree.iterate`` over ``names`` that turns read failures (truncation, a remote server
+    gone) into HepsnakeError."""
     try:
         yield from tree.iterate(names, step_size=step, library="ak")
     except HepsnakeError:
         raise
     except Exception as exc:
-        raise HepsnakeError(
-            path, f"cannot read '{tree.name}': truncated or corrupt file ({first_line(exc)})"
-        ) from exc
+        remote = is_remote(path) and isinstance(exc, OSError)
+        why = "remote read failed" if remote else "truncated or corrupt file"
+        raise HepsnakeError(path, f"cannot read '{tree.name}': {why} ({first_line(exc)})") from exc
 
 
 def flat_values(array: ak.Array) -> np.ndarray:
@@ -74,6 +83,7 @@ class TreeSource(ABC):
     path: str
     tree: Any
     branches: list[str]
+    cut_aux: list[str]  # names the cuts read that are raw branches, not jet variables
 
     @property
     def num_entries(self) -> int:
@@ -96,6 +106,15 @@ class TreeSource(ABC):
 ENTRY_INDEX = "entry index"
 
 
+def flat_variables(spec: FlatReader) -> dict[str, list[str]]:
+    """The variables a ``flat`` reader ``spec`` writes, per dataset: its jet mapping (with
+    ``eventNumber``, the entry index where unmapped) and each collection's."""
+    out = {"jets": list(dict.fromkeys([*spec.jets, "eventNumber"]))}
+    for name, coll in spec.collections.items():
+        out[name] = list(coll.variables)
+    return out
+
+
 def kind_of(values: Any) -> str:
     """A short description of an array's layout, e.g. ``var * float32``."""
     return str(ak.type(values)).split(" * ", 1)[-1] if isinstance(values, ak.Array) else "scalar"
@@ -115,33 +134,29 @@ class FlatSource(TreeSource):
     """
 
     path: str
-    spec: dict[str, Any]
+    spec: FlatReader
     first_event: int = 0
     cut_names: Sequence[str] = ()
 
     def __post_init__(self) -> None:
-        self.tree = open_tree(self.path, self.spec["tree"])
+        self.tree = open_tree(self.path, self.spec.tree)
         self.keys = tree_keys(self.tree)
-        self.per_event = self.spec.get("entry", "jet") == "event"
-        self.energy_unit: str = self.spec.get("unit", DEFAULT_UNIT)
-        self.jet_map: dict[str, str] = dict(self.spec["jets"])
-        self.coll_specs: dict[str, dict[str, Any]] = {
-            name: value if "variables" in value else {"variables": value}
-            for name, value in self.spec.get("collections", {}).items()
-        }
+        self.per_event = self.spec.entry == "event"
+        self.energy_unit: str = self.spec.unit
+        self.jet_map: dict[str, str] = dict(self.spec.jets)
+        self.coll_specs = dict(self.spec.collections)
         needed = [b for var, e in self.jet_map.items() for b in self.reads(e, f"jets.{var}")]
         for name, coll in self.coll_specs.items():
-            for var, expr in coll["variables"].items():
+            for var, expr in coll.variables.items():
                 needed += self.reads(expr, f"collections.{name}.{var}")
-            link = coll.get("link")
-            if link is not None:
+            if coll.link is not None:
                 if not self.per_event:
                     raise HepsnakeError(
                         f"{self.path}: collections.{name}.link", "needs entry: event"
                     )
-                needed += link_branches(link)
-        self.aux_names = [n for n in self.cut_names if n not in self.jet_map and n in self.keys]
-        self.branches = sorted({*needed, *self.aux_names})
+                needed += coll.link.branches
+        self.cut_aux = [n for n in self.cut_names if n not in self.jet_map and n in self.keys]
+        self.branches = sorted({*needed, *self.cut_aux})
         require_keys(self.path, self.tree, self.branches)
         self.event_number_source = self.jet_map.get("eventNumber", ENTRY_INDEX)
 
@@ -169,7 +184,7 @@ class FlatSource(TreeSource):
         }
         aux = {
             n: self._jet_column(f"cuts: {n}", n, arrays[n], n_entries, per_event)
-            for n in self.aux_names
+            for n in self.cut_aux
         }
         event_index = np.arange(first, first + n_entries)
         if per_event is not None:
@@ -233,22 +248,22 @@ class FlatSource(TreeSource):
         self,
         arrays: ak.Array,
         name: str,
-        coll: dict[str, Any],
+        coll: FlatCollection,
         per_event: np.ndarray | None,
         offset: int,
     ) -> Jagged:
         """One constituent collection: jagged per jet, or a per-event collection by link."""
-        link = coll.get("link")
+        link = coll.link
         values = {
             var: self.value(arrays, expr, f"collections.{name}.{var}")
-            for var, expr in coll["variables"].items()
+            for var, expr in coll.variables.items()
         }
         depth = 2 if link is not None or not self.per_event else 3
         counts: np.ndarray | None = None
         flat: dict[str, np.ndarray] = {}
         for var, v in values.items():
             where = f"{self.path}: collections.{name}.{var}"
-            expr = coll["variables"][var]
+            expr = coll.variables[var]
             if not isinstance(v, ak.Array) or v.ndim != depth:
                 layout = "per event" if link is not None else "per jet"
                 raise HepsnakeError(
@@ -269,14 +284,6 @@ class FlatSource(TreeSource):
         return linked(
             arrays, link, counts, per_event, flat, f"{self.path}: collections.{name}", offset
         )
-
-
-def link_branches(link: dict[str, Any]) -> list[str]:
-    """The index branches of a ``link`` spec."""
-    if "jet_side" in link:
-        side = link["jet_side"]
-        return [side] if isinstance(side, str) else list(side)
-    return [link["constituent_side"]]
 
 
 def numeric(values: ak.Array, where: str, expr: str) -> np.ndarray:
@@ -320,7 +327,7 @@ def read_index(
 
 def linked(
     arrays: ak.Array,
-    link: dict[str, Any],
+    link: Link,
     coll_counts: np.ndarray,
     jets_per_event: np.ndarray,
     fields: dict[str, np.ndarray],
@@ -335,9 +342,9 @@ def linked(
     n_jets = int(jets_per_event.sum())
     jet_start = exclusive_cumsum(jets_per_event)
     coll_start = exclusive_cumsum(coll_counts)
-    if "jet_side" in link:
+    if link.jet_side is not None:
         columns = []
-        for branch in link_branches(link):
+        for branch in link.branches:
             idx, event_of_jet = read_index(
                 arrays, branch, (jets_per_event, "jet"), (coll_counts, "items"), where, offset
             )
@@ -347,7 +354,7 @@ def linked(
         counts = valid.sum(axis=1).astype(np.int64)
         take = slots[valid]
     else:
-        branch = link["constituent_side"]
+        branch = str(link.constituent_side)
         jidx, event_of_item = read_index(
             arrays, branch, (coll_counts, "constituent"), (jets_per_event, "jets"), where, offset
         )

@@ -9,6 +9,7 @@ import hashlib
 import json
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from hepsnake.config.contracts import Trained
+from hepsnake.config.typed import build
 from hepsnake.errors import HepsnakeError
+from hepsnake.io.files import RERUN, require_file
 from hepsnake.models.tagger import build_tagger
 
 HASH_KEY = "hepsnake_config_sha256"  # checkpoint key: config_sha256 of the hyperparameters
+ZIP_MAGIC = b"PK\x03\x04"  # the first bytes of a zip archive
 NEEDED = ("model_cfg", "training_cfg", "inputs", "norm", "class_names")
 
 
@@ -39,8 +44,24 @@ def config_sha256(hparams: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def check_archive(path: str | Path) -> None:
+    """``path`` is whole and of the kind ``torch.save`` writes: a zip archive (a truncated one
+    has lost the directory at its end)."""
+    with require_file(path, "checkpoint").open("rb") as fh:
+        head = fh.read(len(ZIP_MAGIC))
+    if head != ZIP_MAGIC:
+        raise HepsnakeError(
+            str(path), "not a checkpoint: another kind of file (torch.save writes a zip archive)"
+        )
+    if not zipfile.is_zipfile(path):
+        raise HepsnakeError(
+            str(path), f"truncated checkpoint (the end of its zip archive is missing): {RERUN}"
+        )
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint at ``path`` (tensors and plain types only), on the CPU."""
+    check_archive(path)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -59,12 +80,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 class TrainedTagger(nn.Module):
-    """A tagger rebuilt from its hyperparameters: ``model``, ``spec`` and ``hparams``."""
+    """A tagger rebuilt from its hyperparameters: ``model``, ``spec``, ``hparams`` (plain) and
+    ``trained`` (typed)."""
 
-    def __init__(self, hparams: Mapping[str, Any]) -> None:
+    def __init__(self, hparams: Mapping[str, Any], path: str | Path = "checkpoint") -> None:
         super().__init__()
         self.hparams = Hyperparameters(hparams)
-        self.spec, self.model = build_tagger(self.hparams)
+        try:
+            self.trained = build(Trained, hparams)
+        except TypeError as error:
+            raise HepsnakeError(
+                str(path), f"hyper_parameters of another hepsnake version ({error}): retrain it"
+            ) from None
+        self.spec, self.model = build_tagger(self.trained)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.model(batch)
@@ -81,7 +109,7 @@ def load_module(path: str | Path) -> TrainedTagger:
     missing = [k for k in NEEDED if k not in hparams]
     if missing:
         raise HepsnakeError(str(path), f"hyper_parameters lack '{missing[0]}'")
-    trained = TrainedTagger(hparams)
+    trained = TrainedTagger(hparams, path)
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     try:
         trained.model.load_state_dict(weights)

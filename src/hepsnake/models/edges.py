@@ -10,11 +10,11 @@ is undone with expm1. Pairs with a padded slot or a constituent of another colle
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
+from hepsnake.config.contracts import EdgeFeatures as EdgeSpec
 from hepsnake.errors import HepsnakeError
 
 FEATURES = ("dR", "kt", "z", "isSelfLoop")
@@ -68,17 +68,17 @@ class EdgeFeatures(nn.Module):
     names, ``features``); ``fields`` the input fields of each collection, in the tagger's
     order."""
 
-    def __init__(self, cfg: Mapping[str, Any], fields: Mapping[str, Sequence[str]]) -> None:
+    def __init__(self, cfg: EdgeSpec, fields: Mapping[str, Sequence[str]]) -> None:
         super().__init__()
-        self.collection = cfg["collection"]
+        self.collection = cfg.collection
         if self.collection not in fields:
             raise HepsnakeError(WHERE, f"collection {self.collection!r} is not a model input")
         names = fields[self.collection]
-        self.pt = column(names, cfg["pt"], self.collection, log=True)
-        self.log_pt = names[self.pt] != cfg["pt"]
-        self.eta = column(names, cfg["eta"], self.collection)
-        self.phi = column(names, cfg["phi"], self.collection)
-        self.features = list(cfg.get("features", FEATURES))
+        self.pt = column(names, cfg.pt, self.collection, log=True)
+        self.log_pt = names[self.pt] != cfg.pt
+        self.eta = column(names, cfg.eta, self.collection)
+        self.phi = column(names, cfg.phi, self.collection)
+        self.features = list(cfg.features)
         self.order = list(fields)
 
     @property

@@ -62,17 +62,44 @@ class DeepSets(nn.Module):
         return x
 
 
-class TransformerLayer(nn.Module):
-    """Pre-norm self-attention with ``scaled_dot_product_attention`` and a dense block."""
+class GatedDense(nn.Module):
+    """A gated linear unit block: ``out(SiLU(a) * b)`` with ``[a, b]`` one linear map of the
+    input (Salt's ``GLU`` with ``gated: true``), ``hidden`` wide."""
 
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0, edge_dim: int = 0) -> None:
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.inner = nn.Linear(dim, 2 * hidden)
+        self.out = nn.Linear(hidden, dim)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.inner(x).chunk(2, dim=-1)
+        return self.out(self.dropout(F.silu(a) * b))
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm self-attention with ``scaled_dot_product_attention`` and a dense block
+    (``gated``: a :class:`GatedDense`), 2 × dim wide."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        dropout: float = 0.0,
+        edge_dim: int = 0,
+        gated: bool = False,
+    ) -> None:
         super().__init__()
         self.heads = heads
         self.edge_bias = nn.Linear(edge_dim, heads) if edge_dim else None
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
-        self.dense = Dense(dim, [2 * dim], dim, dropout=dropout)
+        self.dense = (
+            GatedDense(dim, 2 * dim, dropout)
+            if gated
+            else Dense(dim, [2 * dim], dim, dropout=dropout)
+        )
         self.dropout = dropout
 
     def forward(
@@ -102,11 +129,17 @@ class Transformer(nn.Module):
     takes_edges = True
 
     def __init__(
-        self, dim: int, layers: int = 2, heads: int = 4, dropout: float = 0.0, edge_dim: int = 0
+        self,
+        dim: int,
+        layers: int = 2,
+        heads: int = 4,
+        dropout: float = 0.0,
+        edge_dim: int = 0,
+        gated: bool = False,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            TransformerLayer(dim, heads, dropout, edge_dim) for _ in range(layers)
+            TransformerLayer(dim, heads, dropout, edge_dim, gated) for _ in range(layers)
         )
         self.norm = nn.LayerNorm(dim)
         self.n_layers = layers

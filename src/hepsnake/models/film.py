@@ -1,10 +1,9 @@
 """Feature-wise linear modulation by the physics parameters (e.g. the LLP mass)."""
 
-from typing import Any
-
 import torch
 from torch import nn
 
+from hepsnake.config.contracts import Film
 from hepsnake.errors import HepsnakeError
 from hepsnake.models.layers import Dense
 
@@ -16,15 +15,15 @@ class FiLM(nn.Module):
     Small dense nets give γ (1 + output) and/or β per place; optional layer norm of x first.
     """
 
-    def __init__(self, n_params: int, dim: int, cfg: dict[str, Any], encoder_layers: int) -> None:
+    def __init__(self, n_params: int, dim: int, cfg: Film, encoder_layers: int) -> None:
         super().__init__()
-        self.where = list(cfg.get("where", ["input"]))
-        self.scale, self.bias = cfg.get("scale", True), cfg.get("bias", True)
+        self.where = list(cfg.where)
+        self.scale, self.bias = cfg.scale, cfg.bias
         if not (self.scale or self.bias):
             raise HepsnakeError("model: film", "scale and bias are both false")
         n_out = dim * (int(self.scale) + int(self.bias))
-        hidden = list(cfg.get("hidden", [32]))
-        layer_norm = cfg.get("layer_norm", False)
+        hidden = list(cfg.hidden)
+        layer_norm = cfg.layer_norm
 
         def net() -> nn.Module:
             return Dense(n_params, hidden, n_out)

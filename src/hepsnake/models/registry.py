@@ -11,9 +11,12 @@ arguments. A new component is one file holding its class plus one entry here (or
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hepsnake.errors import HepsnakeError
+
+if TYPE_CHECKING:
+    from hepsnake.config.contracts import Component as ComponentBlock
 
 KINDS = ("encoder", "pooling", "task")
 
@@ -60,6 +63,7 @@ REGISTRY: dict[str, dict[str, Component]] = {
                 "layers": INT | {"default": 2},
                 "heads": INT | {"default": 4},
                 "dropout": FRACTION | {"default": 0.0},
+                "gated": {"type": "boolean"},  # no default: older configs keep their hash
             },
         ),
         "lstm": Component(
@@ -163,13 +167,8 @@ def lookup(kind: str, name: str, where: str) -> Component:
     return known[name]
 
 
-def options(kind: str, cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The constructor keywords of an already validated component block (``type`` dropped)."""
-    return {k: v for k, v in cfg.items() if k != "type"}
-
-
-def build(kind: str, cfg: Mapping[str, Any], **context: Any) -> Any:
-    """The component of a validated ``cfg`` block, built with its options and ``context``
-    (e.g. the width ``dim``) as keyword arguments."""
-    component = lookup(kind, cfg["type"], kind)
-    return component.cls()(**context, **options(kind, cfg))
+def build(kind: str, block: "ComponentBlock", **context: Any) -> Any:
+    """The component of a validated ``block`` (:class:`hepsnake.config.contracts.Component`),
+    built with its options and ``context`` (e.g. the width ``dim``) as keyword arguments."""
+    component = lookup(kind, block.type, kind)
+    return component.cls()(**context, **dict(block.options))

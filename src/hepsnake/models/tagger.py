@@ -9,12 +9,12 @@ head, so a jet without constituents is still scored by its own variables; a mode
 """
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from hepsnake.config.contracts import Inputs, ModelSpec, Parameters, Trained
 from hepsnake.data.loader import InputSpec
 from hepsnake.errors import HepsnakeError
 from hepsnake.models import registry
@@ -26,15 +26,13 @@ from hepsnake.models.tasks import build_tasks
 from hepsnake.models.tasks.base import Context, Trunk, TrunkOutput
 from hepsnake.models.tasks.jet_classification import JetClassification
 
-DENSE_WIDTH = 64  # default head width of a model without ``dim`` (a dense net)
-
 
 class Tagger(nn.Module):
     """Tagger over heterogeneous constituent collections with one head per task."""
 
     def __init__(
         self,
-        cfg: dict[str, Any],
+        cfg: ModelSpec,
         spec: InputSpec,
         norm: dict[str, dict[str, Any]],
         context: Context,
@@ -42,11 +40,11 @@ class Tagger(nn.Module):
     ) -> None:
         super().__init__()
         self.spec = spec
-        self.collections = spec.constituents if "encoder" in cfg else []
-        self.jet_mode = cfg.get("jet_inputs", "constituents")
+        self.collections = spec.constituents if cfg.encoder is not None else []
+        self.jet_mode = cfg.jet_inputs
         self.norms = nn.ModuleDict({c: InputNorm(v, norm[c]) for c, v in spec.variables.items()})
         self.param_norm = InputNorm(spec.parameters, param_norm) if spec.parameters else None
-        film_cfg = cfg.get("film") if spec.parameters else None
+        film_cfg = cfg.film if spec.parameters else None
         if film_cfg and not self.collections:
             raise HepsnakeError("model: film", "FiLM needs a constituent collection to modulate")
         concat_params = bool(spec.parameters) and not film_cfg
@@ -56,42 +54,41 @@ class Tagger(nn.Module):
         if not (n_global or self.collections):
             raise HepsnakeError("inputs: variables", "the model has no input variables")
         self.concat_params = concat_params
-        fourier = cfg.get("fourier")
-        self.fourier = Fourier(fourier["n_freqs"], fourier.get("base", 2.0)) if fourier else None
+        fourier = cfg.fourier
+        self.fourier = Fourier(fourier.n_freqs, fourier.base) if fourier else None
 
         def width(n: int) -> int:
             return self.fourier.out_features(n) if self.fourier else n
 
-        dim = cfg.get("dim", DENSE_WIDTH)  # a dense model may leave it out
+        dim = cfg.dim
         to_constituents = n_global if self.jet_mode == "constituents" else 0
-        init = cfg.get("init_nets", {})
         self.init_nets = nn.ModuleDict(
             {
                 c: Dense(
                     width(len(spec.variables[c]) + to_constituents),
-                    list(init.get(c, init.get("default", {"hidden": [dim]}))["hidden"]),
+                    list(cfg.init_hidden(c)),
                     dim,
                     final_act=True,
                 )
                 for c in self.collections
             }
         )
-        edges = cfg.get("edge_features") if self.collections else None
+        edges = cfg.edge_features if self.collections else None
         fields = {c: spec.variables[c] for c in self.collections}
         self.edges = EdgeFeatures(edges, fields) if edges else None
         self.encoder = None
         if self.collections:
-            self.encoder = registry.build("encoder", cfg["encoder"], dim=dim, **self.edge_dim(cfg))
+            self.encoder = registry.build("encoder", cfg.encoder, dim=dim, **self.edge_dim(cfg))
         names = getattr(self.encoder, "coordinates", [])
         where = "model: encoder: space"
         self.coordinates = {c: [column(v, n, c, where) for n in names] for c, v in fields.items()}
         self.film = (
             FiLM(len(spec.parameters), dim, film_cfg, self.encoder.n_layers) if film_cfg else None
         )
-        self.pool = registry.build("pooling", cfg["pooling"], dim=dim) if self.collections else None
+        self.pool = registry.build("pooling", cfg.pooling, dim=dim) if self.collections else None
         head_in = (dim if self.collections else 0) + (width(n_global) if n_global else 0)
-        trunk = Trunk(head_in, dim, tuple(self.collections), cfg.get("head", {"hidden": [dim]}))
-        self.tasks = build_tasks(cfg.get("tasks"), context)
+        trunk = Trunk(head_in, dim, tuple(self.collections), cfg.head_hidden, cfg.head.dropout)
+        self.tasks = build_tasks(cfg.tasks, context)
         for task in self.tasks:
             needs = getattr(task, "collection", None)
             if needs is not None and needs not in self.collections:
@@ -106,11 +103,11 @@ class Tagger(nn.Module):
         adversarial training, the validation AUC and the export benchmark read."""
         return next(t for t in self.tasks if isinstance(t, JetClassification))
 
-    def edge_dim(self, cfg: dict[str, Any]) -> dict[str, int]:
+    def edge_dim(self, cfg: ModelSpec) -> dict[str, int]:
         """``edge_dim`` for an encoder that takes the model's edge features (none without)."""
-        if self.edges is None:
+        if self.edges is None or cfg.encoder is None:
             return {}
-        encoder = cfg["encoder"]["type"]
+        encoder = cfg.encoder.type
         if not getattr(
             registry.lookup("encoder", encoder, "model: encoder").cls(), "takes_edges", False
         ):
@@ -192,37 +189,36 @@ class Tagger(nn.Module):
         return {t.output_key: self.heads[t.name](trunk) for t in self.tasks}
 
 
-def input_spec(
-    inputs: Mapping[str, Any], model_cfg: Mapping[str, Any], parameters: Mapping[str, Any] | None
-) -> InputSpec:
+def input_spec(inputs: Inputs, model_cfg: ModelSpec, parameters: Parameters | None) -> InputSpec:
     """What a model reads: the configured inputs and parameters; a model without an
     ``encoder`` reads only the jet variables (its loader skips the constituent datasets)."""
-    spec = InputSpec.from_config(dict(inputs), list(parameters["names"]) if parameters else None)
-    if "encoder" in model_cfg:
+    spec = InputSpec.from_config(inputs, parameters.names if parameters else None)
+    if model_cfg.encoder is not None:
         return spec
     jets = {k: v for k, v in spec.variables.items() if k == "jets"}
     return dataclasses.replace(spec, variables=jets)
 
 
-def param_norm(parameters: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+def param_norm(parameters: Parameters) -> dict[str, dict[str, float]]:
     """Mean/std of each parameter over its training values (parameters enter normalised)."""
     out = {}
-    for name in parameters["names"]:
-        values = torch.tensor(parameters["train"][name], dtype=torch.float64)
+    for name in parameters.names:
+        values = torch.tensor(parameters.train[name], dtype=torch.float64)
         std = float(values.std(unbiased=False)) if len(values) > 1 else 1.0
         out[name] = {"mean": float(values.mean()), "std": std or 1.0}
     return out
 
 
-def build_tagger(hparams: Mapping[str, Any]) -> tuple[InputSpec, Tagger]:
-    """The input spec and (untrained) tagger of a checkpoint's hyperparameters."""
-    parameters = hparams.get("parameters")
-    spec = input_spec(hparams["inputs"], hparams["model_cfg"], parameters)
-    context = Context(list(hparams["class_names"]), list(hparams.get("class_weights") or []))
+def build_tagger(trained: Trained) -> tuple[InputSpec, Tagger]:
+    """The input spec and (untrained) tagger of a trained model's record (a checkpoint's
+    hyperparameters, :class:`~hepsnake.config.contracts.Trained`)."""
+    parameters = trained.parameters
+    spec = input_spec(trained.inputs, trained.model_cfg, parameters)
+    context = Context(list(trained.class_names), list(trained.class_weights or []))
     tagger = Tagger(
-        hparams["model_cfg"],
+        trained.model_cfg,
         spec,
-        hparams["norm"],
+        trained.norm,
         context,
         param_norm(parameters) if parameters else None,
     )

@@ -8,41 +8,13 @@ xxh3-64 checksum (recorded by convert), which also catches copies under another 
 the order of the split's inputs, the order of the sample list) and drops the jets of the others.
 """
 
-import os
 from typing import Any
 
 import numpy as np
 
-from hepsnake.config import expand_files, is_remote
+from hepsnake.config.checks import SWITCH, place
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.h5 import read_json_attr
-from hepsnake.io.remote import redact_url
-
-SWITCH = "set prepare.deduplicate: true to keep the first copy only"
-
-
-def place(sample: str, other: str) -> str:
-    """How a second copy is found: in another sample, or again in the same one."""
-    return (
-        f"twice in sample '{sample}'" if sample == other else f"in samples '{other}' and '{sample}'"
-    )
-
-
-def refuse_duplicate_files(config: dict[str, Any]) -> None:
-    """Raise naming the file and both samples if a file (resolved path, or URL) is listed twice."""
-    if config["prepare"]["deduplicate"]:
-        return
-    seen: dict[str, str] = {}
-    for sample in config["samples"]:
-        for path in expand_files(sample):
-            key = path if is_remote(path) else os.path.realpath(path)
-            if key in seen:
-                raise HepsnakeError(
-                    f"config: samples: {sample['name']}",
-                    f"file '{redact_url(path)}' is listed {place(sample['name'], seen[key])} "
-                    f"(a train/test leak; {SWITCH})",
-                )
-            seen[key] = sample["name"]
 
 
 def file_rows(h5: Any, path: str, n_jets: int) -> list[tuple[str, str, slice]]:

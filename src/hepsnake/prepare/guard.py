@@ -1,13 +1,15 @@
 """Truth-leak guard: training inputs may not contain labels, truth, event identifiers or weights."""
 
 import json
-from collections.abc import Callable
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hepsnake.errors import HepsnakeError
+
+if TYPE_CHECKING:
+    from hepsnake.config.contracts import Inputs
 
 IDENTIFIERS = {"eventNumber", "runNumber", "mcChannelNumber", "lumiBlock", "sample"}
 LABELS_AND_WEIGHTS = {
@@ -36,33 +38,6 @@ def forbidden_reason(
     if variable in IDENTIFIERS:
         return "is an event identifier"
     return None
-
-
-def check_inputs(
-    inputs: dict[str, Any],
-    label_source: str | None = None,
-    where: Callable[..., str] | None = None,
-) -> None:
-    """Raise naming the first forbidden training variable, unless ``allow_truth_inputs``.
-
-    ``label_source`` (the ``prepare.label_map`` variable) is truth too; ``where`` turns the
-    key path into the error's ``FILE: key/path`` (default ``config: key/path``).
-    """
-    if inputs["allow_truth_inputs"]:
-        return
-    for collection, variables in inputs["variables"].items():
-        for i, variable in enumerate(variables):
-            reason = forbidden_reason(variable, inputs["truth"], label_source)
-            if reason:
-                at = (
-                    where("inputs", "variables", collection, i)
-                    if where
-                    else f"config: inputs/variables/{collection}/{variable}"
-                )
-                raise HepsnakeError(
-                    at,
-                    f"truth leak: '{variable}' {reason} (set inputs.allow_truth_inputs to allow)",
-                )
 
 
 def is_truth_column(name: str, truth: list[str], label_variable: str | None) -> bool:
@@ -99,19 +74,19 @@ def label_map_variable(attrs: Any) -> str | None:
 def check_input_values(
     table: np.ndarray,
     coll: str,
-    inputs: dict[str, Any],
+    inputs: "Inputs",
     label_variable: str | None,
     where: str,
 ) -> None:
     """Raise naming both columns if an input of ``coll`` equals a truth column of the same
     ``table`` (a sample of its records) up to a monotone transform: |Spearman| ≥
     :data:`RANK_LIMIT`. Catches a reader mapping that copies truth under another name."""
-    if inputs.get("allow_truth_inputs", False):
+    if inputs.allow_truth_inputs:
         return
-    truth = list(inputs.get("truth", []))
+    truth = list(inputs.truth)
     names = table.dtype.names or ()
     truths = [n for n in names if is_truth_column(n, truth, label_variable)]
-    for variable in inputs["variables"][coll]:
+    for variable in inputs.variables[coll]:
         x = table[variable].astype(np.float64)
         for column in truths:
             if column == variable:

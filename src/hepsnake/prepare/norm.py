@@ -8,10 +8,12 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hepsnake.config.contracts import Inputs, NormContract
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_yaml
+from hepsnake.io.files import h5_file, read_yaml
 from hepsnake.names import LABEL, input_fields, prob_suffix
-from hepsnake.prepare.guard import check_input_values, check_inputs, label_map_variable
+from hepsnake.prepare.guard import check_input_values, label_map_variable
 
 COLOURS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink")]
 # plot label and colour of the FTAG classes, as in atlas-ftag-tools' flavours.yaml
@@ -21,6 +23,7 @@ FTAG_STYLE = {
     "ujets": ("Light-jets", "tab:green"),
     "taujets": ("$\\tau$-jets", "tab:purple"),
 }
+NORM_DICT, CLASS_DICT = "norm dict", "class dict"  # what the two outputs are called in errors
 CHUNK = 10_000  # jets per read: a block of constituents stays in cache while it is reduced
 LEAK_SAMPLE = 5_000  # jets (shuffled: a random sample) compared with the truth columns
 
@@ -94,7 +97,7 @@ def counted(block: np.ndarray) -> np.ndarray:
 
 
 def norm_stats(
-    config: dict[str, Any],
+    contract: NormContract,
     train: str,
     norm_out: str,
     class_out: str,
@@ -110,27 +113,22 @@ def norm_stats(
     (:func:`flavour_classes`).
     Each dataset is read once, ``chunk`` jets at a time: memory does not grow with the file.
     """
-    inputs = config["inputs"]
-    check_inputs(inputs)
+    inputs = contract.inputs
     fields = input_fields(inputs)
-    floor = config["prepare"]["std_floor"]
-    n_classes = len(config["class_names"])
+    floor = contract.std_floor
+    n_classes = len(contract.class_names)
     stats: dict[str, dict[str, RunningStats]] = {}
     totals = np.zeros(n_classes)  # train_weight per class, from the first pass over the jets
     weighed = False
-    try:
-        h5 = h5py.File(train, "r")
-    except OSError as exc:
-        raise HepsnakeError(train, f"not a readable HDF5 file ({exc})") from None
-    with h5:
-        for coll in inputs["variables"]:
+    with h5_file(train, "training split") as h5:
+        for coll in inputs.variables:
             ds = input_dataset(h5, train, inputs, coll)
             sample = counted(ds[:LEAK_SAMPLE])
             check_input_values(sample, coll, inputs, label_map_variable(h5.attrs), train)
             stats[coll] = {v: RunningStats() for v in fields[coll]}
             weigh = not weighed and ds.name == "/jets"
             weighed |= weigh
-            for block in blocks(ds, chunk, inputs["num_inputs"].get(coll)):
+            for block in blocks(ds, chunk, inputs.num_inputs.get(coll)):
                 if weigh:
                     totals += class_sums(block, n_classes)
                 records = counted(block)
@@ -146,18 +144,18 @@ def norm_stats(
     write_yaml(norm_out, norm)
     write_yaml(class_out, {"jets": {LABEL: class_weights(totals)}})
     if classes_out is not None:
-        write_yaml(classes_out, flavour_classes(config["class_names"]))
+        write_yaml(classes_out, flavour_classes(list(contract.class_names)))
     return norm
 
 
-def input_dataset(h5: h5py.File, path: str, inputs: dict[str, Any], coll: str) -> h5py.Dataset:
+def input_dataset(h5: h5py.File, path: str, inputs: Inputs, coll: str) -> h5py.Dataset:
     """The dataset of input collection ``coll``, which must hold each of its variables and
     transformed fields (written by the split stage)."""
-    name = inputs["input_map"].get(coll, coll)
+    name = inputs.dataset(coll)
     if name not in h5:
         raise HepsnakeError(path, f"no dataset '{name}' for inputs '{coll}'")
     ds = h5[name]
-    wanted = dict.fromkeys([*inputs["variables"][coll], *input_fields(inputs)[coll]])
+    wanted = dict.fromkeys([*inputs.variables[coll], *input_fields(inputs)[coll]])
     missing = [v for v in wanted if v not in ds.dtype.names]
     if missing:
         raise HepsnakeError(path, f"variable '{missing[0]}' not in '{name}'")
@@ -209,3 +207,44 @@ def flavour_classes(class_names: list[str]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool), as YAML reads numbers."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def read_norm_dict(path: str, inputs: Inputs) -> dict[str, Any]:
+    """The norm dict at ``path``; it holds a finite mean and std for every field the models
+    read (:func:`~hepsnake.names.input_fields` of ``inputs``)."""
+    norm = read_yaml(path, NORM_DICT)
+    for coll, fields in input_fields(inputs).items():
+        entries = norm.get(coll)
+        for field in fields:
+            entry = entries.get(field) if isinstance(entries, dict) else None
+            numbers = isinstance(entry, dict) and all(
+                is_number(entry.get(k)) for k in ("mean", "std")
+            )
+            if not numbers:
+                raise HepsnakeError(
+                    path,
+                    f"not a {NORM_DICT} of these inputs: no finite mean and std of "
+                    f"'{coll}.{field}' (rerun the norm stage)",
+                )
+    return norm
+
+
+def read_class_weights(path: str, n_classes: int) -> list[float]:
+    """The ``n_classes`` class weights of the class dict at ``path``."""
+    jets = read_yaml(path, CLASS_DICT, keys=("jets",))["jets"]
+    weights = jets.get(LABEL) if isinstance(jets, dict) else None
+    if (
+        not isinstance(weights, list)
+        or len(weights) != n_classes
+        or not all(map(is_number, weights))
+    ):
+        raise HepsnakeError(
+            path,
+            f"not a {CLASS_DICT} of {n_classes} classes: jets.{LABEL} is not {n_classes} weights",
+        )
+    return [float(w) for w in weights]

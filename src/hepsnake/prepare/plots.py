@@ -1,7 +1,6 @@
 """The reweighting check plot: each class's jet-variable distributions before and after weights."""
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -9,14 +8,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from hepsnake.config.contracts import WeightsSpec
 from hepsnake.io.figure import save_figure
 
 
 def plot_reweighting(
-    jets: np.ndarray, cfg: dict[str, Any], class_names: list[str], output: str | Path
+    jets: np.ndarray, cfg: WeightsSpec, class_names: list[str], output: str | Path
 ) -> None:
     """One row per reweighting variable: raw (left) and with ``train_weight`` (right)."""
-    variables = list(cfg["variables"]) or ["pt"]
+    variables = list(cfg.variables) or ["pt"]
     fig, axes = plt.subplots(len(variables), 2, figsize=(10, 3.6 * len(variables)), squeeze=False)
     for row, var in zip(axes, variables, strict=True):
         values = jets[var]

@@ -14,12 +14,17 @@ import numpy as np
 from numpy.lib.recfunctions import repack_fields
 
 from hepsnake import __version__
-from hepsnake.config import check_prepare, label_intervals
+from hepsnake.config.contracts import LabelMap, PrepareSpec, SplitContract, Transforms
+from hepsnake.config.typed import to_data
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
+from hepsnake.io.files import h5_file
 from hepsnake.io.h5 import DEFAULT_UNIT, TableWriter, set_attrs
 from hepsnake.io.vds import missing_sources
 from hepsnake.names import transformed_field
+from hepsnake.negative_weights import figures, policy_text, warning
+from hepsnake.pause import pause_point
+from hepsnake.prepare.classes import check_classes
 from hepsnake.prepare.duplicates import unique_rows
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.weights import (
@@ -44,16 +49,13 @@ class Input:
     Only those two small per-jet columns are held (int8 where they fit); the jet records
     are read in blocks."""
 
-    def __init__(self, path: str, config: dict[str, Any], control: bool) -> None:
+    def __init__(self, path: str, contract: SplitContract, control: bool) -> None:
         """Open ``path`` and read its jets; the file stays open until :meth:`close` (closed
         again at once if reading fails)."""
         self.path = path
+        self.h5 = h5_file(path, "converted sample")
         try:
-            self.h5 = h5py.File(path, "r")
-        except OSError as exc:
-            raise HepsnakeError(path, f"not a readable HDF5 file ({exc})") from exc
-        try:
-            self.read(config, control)
+            self.read(contract, control)
         except BaseException:
             self.h5.close()
             raise
@@ -67,7 +69,7 @@ class Input:
     def close(self) -> None:
         self.h5.close()
 
-    def read(self, config: dict[str, Any], control: bool) -> None:
+    def read(self, contract: SplitContract, control: bool) -> None:
         """Labels and the split of each jet of the open file (``which``: index into
         :data:`SPLITS`, or -1 for a jet in none)."""
         if "jets" not in self.h5:
@@ -80,7 +82,7 @@ class Input:
                 f" {missing[0]}: convert the sample again",
             )
         self.name = str(self.h5.attrs.get("sample", Path(self.path).stem))
-        sample = next((s for s in config["samples"] if s["name"] == self.name), None)
+        sample = next((s for s in contract.samples if s.name == self.name), None)
         if sample is None:
             raise HepsnakeError(self.path, f"sample '{self.name}' is not in the config")
         jets = self.h5["jets"]
@@ -89,21 +91,21 @@ class Input:
         if self.n_jets == 0:
             raise HepsnakeError(self.path, "empty sample: no jets")
         self.labels = self.columns(["flavour_label"])["flavour_label"]
-        self.is_data = control and sample.get("label") == "data"
+        self.is_data = control and sample.label == "data"
         self.dropped = 0  # jets the label map removes
         removed = None
         if not control:
-            removed = self.relabel(config["prepare"].get("label_map"), config["class_names"])
+            removed = self.relabel(contract.prepare.label_map, contract.class_names)
         self.labels = smallest_int(self.labels)
-        prep = config["prepare"]
+        prep = contract.prepare
         self.which = np.empty(self.n_jets, np.int8)
-        if sample["role"] == "test":
+        if sample.role == "test":
             self.which[:] = SPLITS.index("test")
         else:
-            fractions = [prep["fractions"][s] for s in SPLITS]
+            fractions = [prep.fractions[s] for s in SPLITS]
             for start in range(0, self.n_jets, READ_JETS):
                 events = jets.fields("eventNumber")[start : start + READ_JETS]
-                u = event_uniform(self.name, events, prep["seed"])
+                u = event_uniform(self.name, events, prep.seed)
                 self.which[start : start + len(u)] = assign_splits(u, fractions)
         if removed is not None:
             self.which[removed] = -1
@@ -116,6 +118,18 @@ class Input:
     def count(self, split: int) -> int:
         """Jets of split ``split`` (an index into :data:`SPLITS`)."""
         return int(np.count_nonzero(self.which == split))
+
+    def class_counts(self, split: int, n_classes: int) -> np.ndarray:
+        """Jets of split ``split`` per class label."""
+        labels = self.labels[self.which == split].astype(np.intp)
+        return np.bincount(labels[labels >= 0], minlength=n_classes)[:n_classes]
+
+    def split_weights(self) -> Iterator[np.ndarray]:
+        """The physics weights of the jets in a split, in blocks of :data:`READ_JETS`."""
+        jets = self.h5["jets"]
+        for start in range(0, self.n_jets, READ_JETS):
+            weights = jets.fields("weight")[start : start + READ_JETS]
+            yield weights[self.which[start : start + len(weights)] >= 0]
 
     def columns(self, names: list[str]) -> np.ndarray:
         """Jet fields ``names`` (each a field of the file) of every jet, as one table."""
@@ -134,7 +148,7 @@ class Input:
             raise HepsnakeError(self.path, f"{key}: '{missing[0]}' is not a jet field")
 
     def relabel(
-        self, label_map: dict[str, Any] | None, class_names: list[str]
+        self, label_map: LabelMap | None, class_names: tuple[str, ...]
     ) -> np.ndarray | None:
         """Apply ``prepare.label_map`` to jets without a sample label: ``drop`` jets (and with
         ``unmapped: drop`` jets in no class) leave, counted in ``dropped``, and are returned
@@ -147,16 +161,18 @@ class Input:
             raise HepsnakeError(
                 self.path, "jets have no class label and prepare.label_map is unset"
             )
-        variable = label_map["variable"]
+        variable = label_map.variable
         if variable not in self.dtype.names:
             raise HepsnakeError(self.path, f"label_map variable '{variable}' is not a jet field")
         raw = self.columns([variable])[variable]
         mapped = np.full(len(raw), UNMAPPED, dtype=np.int32)
-        for cls, spec in label_map["map"].items():
-            mapped[in_class(raw, spec)] = DROP if cls == "drop" else class_names.index(cls)
+        for cls in label_map.map:
+            mapped[in_class(raw, label_map.intervals(cls))] = (
+                DROP if cls == "drop" else class_names.index(cls)
+            )
         mapped = np.where(unlabelled, mapped, self.labels)
         missing = mapped == UNMAPPED
-        if missing.any() and label_map["unmapped"] == "error":
+        if missing.any() and label_map.unmapped == "error":
             raise HepsnakeError(
                 self.path,
                 f"prepare.label_map: {variable} values in no class: {value_counts(raw[missing])}"
@@ -189,11 +205,11 @@ def index_dtype(n: int) -> np.dtype:
     return np.dtype(np.int32 if n < 2**31 else np.int64)
 
 
-def in_class(raw: np.ndarray, spec: list[Any] | dict[str, Any]) -> np.ndarray:
-    """Whether each value of ``raw`` is one of a label-map class's values or ranges
-    (``[lo, hi)``)."""
+def in_class(raw: np.ndarray, intervals: list[tuple[float, float]]) -> np.ndarray:
+    """Whether each value of ``raw`` is in one of a label-map class's ``intervals``
+    (:meth:`~hepsnake.config.contracts.LabelMap.intervals`)."""
     mask = np.zeros(len(raw), dtype=bool)
-    for lo, hi in label_intervals(spec):
+    for lo, hi in intervals:
         mask |= (raw == lo) if lo == hi else (raw >= lo) & (raw < hi)
     return mask
 
@@ -210,13 +226,13 @@ Derived = dict[str, tuple[str, Any]]  # transformed field -> (variable, transfor
 LOG1P_FLOOR = -1.0 + 1e-6  # log1p's argument is clamped here: no -inf or NaN from pt <= -1
 
 
-def derived_fields(inputs: dict[str, Any], dataset: str, raw: set[str], where: str) -> Derived:
+def derived_fields(inputs: Transforms, dataset: str, raw: set[str], where: str) -> Derived:
     """The ``inputs.transforms`` fields written to prepared ``dataset`` (fields ``raw``): each
     named by :func:`~hepsnake.names.transformed_field`; the variable must be a field, the
     transformed name must not."""
     out: Derived = {}
-    for coll, per in inputs["transforms"].items():
-        if inputs["input_map"].get(coll, coll) != dataset:
+    for coll, per in inputs.transforms.items():
+        if inputs.dataset(coll) != dataset:
             continue
         for variable, transform in per.items():
             name = transformed_field(variable, transform)
@@ -307,7 +323,7 @@ def merged(
 
 
 def split(
-    config: dict[str, Any],
+    contract: SplitContract,
     inputs: list[str],
     outputs: dict[str, str],
     summary_path: str,
@@ -321,22 +337,25 @@ def split(
     Jets are assigned by a stable hash of (sample, eventNumber), merged across samples and
     shuffled with the configured seed; an input file used twice (same checksum) is an error,
     or with ``prepare.deduplicate`` its later copies are dropped, so no event is in two
-    splits. ``train_weight`` follows ``prepare.weights`` (control samples: MC normalised to
-    data). ``prepare.resample`` resamples the training split by
-    class instead; its jets then keep their base weights (physics weights or 1). A failure
-    leaves no output. Returns the summary written to ``summary_path``.
+    splits. A class with no jets in a split is an error, or is dropped
+    (:mod:`~hepsnake.prepare.classes`). ``train_weight`` follows ``prepare.weights`` and
+    ``prepare.negative_weights`` (:mod:`~hepsnake.prepare.weights`; control samples: MC
+    normalised to data). ``prepare.resample`` resamples the training split by class instead;
+    its jets then keep their base weights (physics weights or 1), normalised. A failure leaves
+    no output. Returns the summary written to ``summary_path``: jets and weight sums per split,
+    sample and class (``rows``), per sample its ``negative_weights`` figures (``samples``),
+    and the ``warnings`` (empty and rare classes, negative weights).
 
     Memory: per jet its label and split (a byte each), and while the order of a split is
     drawn, 4 bytes per jet of it; the order goes to a scratch file, and jets and
     constituents go through a bucket shuffle (:func:`fill_buckets`) in blocks of
     ``shuffle_bytes``. With ``prepare.resample`` the training order is sorted in memory.
     """
-    prep = config["prepare"]
-    check_prepare(config)
+    prep = contract.prepare
     with ExitStack() as stack:
         # entered first, so renamed last: the summary appears only after every split file
         tmp_summary = stack.enter_context(atomic_path(summary_path))
-        ins = [stack.enter_context(Input(p, config, control)) for p in inputs]
+        ins = [stack.enter_context(Input(p, contract, control)) for p in inputs]
         for inp in ins[1:]:
             if inp.energy_unit != ins[0].energy_unit:
                 raise HepsnakeError(
@@ -344,21 +363,24 @@ def split(
                     f"energy unit {inp.energy_unit}, but {ins[0].path} is in"
                     f" {ins[0].energy_unit}: convert every sample in one unit",
                 )
-        for inp, keep in zip(ins, unique_rows(ins, prep["deduplicate"]), strict=True):
+        for inp, keep in zip(ins, unique_rows(ins, prep.deduplicate), strict=True):
             inp.drop(keep)
-        weights = prep["weights"]
-        reweighted = not control and (weights["mode"] != "none" or plot)
+        weights = prep.weights
+        reweighted = not control and (weights.mode != "none" or plot)
         if reweighted:
             for inp in ins:
-                inp.require_fields(weights["variables"], "prepare.weights.variables")
+                inp.require_fields(list(weights.variables), "prepare.weights.variables")
         collections = ins[0].collections
         for inp in ins[1:]:
             if inp.collections != collections:
                 raise HepsnakeError(inp.path, f"collections {inp.collections} != {collections}")
         names = sorted(inp.name for inp in ins)
         jet_fields = {n for inp in ins for n in inp.dtype.names}
-        derived = derived_fields(config["inputs"], "jets", jet_fields, ins[0].path)
+        derived = derived_fields(contract.inputs, "jets", jet_fields, ins[0].path)
         dtype = union_dtype(ins, derived)
+        warnings = [] if control else checked_classes(ins, list(contract.class_names), prep)
+        negative = {inp.name: figures(inp.split_weights()) for inp in ins}
+        warnings += negative_weight_warnings(negative, prep, control)
         n_in = {s: sum(inp.count(i) for inp in ins) for i, s in enumerate(SPLITS)}
         for s in SPLITS:
             if n_in[s] == 0:
@@ -376,25 +398,55 @@ def split(
         )
         plan = stack.enter_context(h5py.File(tmp_dir / "plan.h5", "w"))
         n_out = ordering(ins, n_in, prep, control, plan)
-        variables = (list(weights["variables"]) or ["pt"]) if reweighted else []
+        variables = (list(weights.variables) or ["pt"]) if reweighted else []
         jets = JetSplits(
-            dtype, names, derived, config, control, variables, bool(plot) and not control
+            dtype, names, derived, contract, control, variables, bool(plot) and not control
         )
         write_split_files(
-            files, ins, jets, plan, n_out, collections, config, control, tmp_dir, shuffle_bytes
+            files, ins, jets, plan, n_out, collections, contract, control, tmp_dir, shuffle_bytes
         )
         report = jets.summary()
         report["dropped"] = {"label_map": sum(inp.dropped for inp in ins)}
+        report["samples"] = {name: {"negative_weights": f} for name, f in negative.items()}
+        report["warnings"] = warnings
         if plot and jets.reweighter is not None:
             from hepsnake.prepare.plots import plot_reweighting
 
-            plot_reweighting(jets.plotted(), prep["weights"], config["class_names"], plot)
+            plot_reweighting(jets.plotted(), prep.weights, list(contract.class_names), plot)
         tmp_summary.write_text(json_text(report))
     return report
 
 
+def checked_classes(
+    ins: list[Input], class_names: list[str], prep: PrepareSpec
+) -> list[dict[str, Any]]:
+    """:func:`~hepsnake.prepare.classes.check_classes` on the jets of each split: the jets of
+    a dropped class leave every split; returns the warnings."""
+    counts = {
+        s: sum(inp.class_counts(i, len(class_names)) for inp in ins) for i, s in enumerate(SPLITS)
+    }
+    dropped, warnings = check_classes(counts, class_names, prep)
+    if dropped:
+        for inp in ins:
+            inp.drop(~np.isin(inp.labels, dropped))
+    return warnings
+
+
+def negative_weight_warnings(
+    negative: dict[str, dict[str, float]], prep: PrepareSpec, control: bool
+) -> list[dict[str, Any]]:
+    """A ``negative_weights`` warning per sample with negative physics weights (``negative``:
+    sample → its :func:`~hepsnake.negative_weights.figures`), saying what its training
+    weights are."""
+    training = policy_text(prep.negative_weights)
+    if not control and not prep.weights.use_physics_weights:
+        training = "1 (prepare.weights.use_physics_weights: false)"
+    found = (warning(name, f, training) for name, f in negative.items())
+    return [w for w in found if w is not None]
+
+
 def ordering(
-    ins: list[Input], n_in: dict[str, int], prep: dict[str, Any], control: bool, plan: h5py.File
+    ins: list[Input], n_in: dict[str, int], prep: PrepareSpec, control: bool, plan: h5py.File
 ) -> dict[str, int]:
     """Per split, the jets' order: optional resampling (train), then a seeded shuffle of the
     inputs' ``n_in`` jets of that split, one after the other (the sources). Written to ``plan``:
@@ -403,12 +455,12 @@ def ordering(
     split."""
     n_out = {}
     for i, s in enumerate(SPLITS):
-        rng = np.random.default_rng([prep["seed"], i, int(control)])
+        rng = np.random.default_rng([prep.seed, i, int(control)])
         n = n_in[s]
         rows = None  # with resampling: the sources placed, sorted, with repeats
-        if s == "train" and not control and prep["resample"] != "none":
+        if s == "train" and not control and prep.resample != "none":
             labels = np.concatenate([inp.labels[inp.which == i] for inp in ins])
-            rows = resample(labels, prep["resample"], rng)
+            rows = resample(labels, prep.resample, rng)
             del labels
         m = n if rows is None else len(rows)
         # rng.permutation(m) is arange(m) shuffled: the same draws at any integer width
@@ -460,21 +512,22 @@ class JetSplits:
         dtype: np.dtype,
         names: list[str],
         derived: Derived,
-        config: dict[str, Any],
+        contract: SplitContract,
         control: bool,
         variables: list[str],
         plot: bool,
     ) -> None:
         self.dtype, self.names, self.derived = dtype, names, derived
-        self.weights = config["prepare"]["weights"]
-        self.class_names, self.control, self.plot = config["class_names"], control, plot
+        self.weights = contract.prepare.weights
+        self.negative = contract.prepare.negative_weights
+        self.class_names, self.control, self.plot = list(contract.class_names), control, plot
         self.target = None
-        if not control and self.weights["mode"] == "pt_to_signal":
-            self.target = self.class_names.index(self.weights["target"])
+        if not control and self.weights.mode == "pt_to_signal":
+            self.target = self.class_names.index(str(self.weights.target))
         self.variables = variables
         # per split: (sample, label) -> [jets, data jets], and the target's variable values
         self.groups: dict[str, dict[tuple[int, int], list[int]]] = {s: {} for s in SPLITS}
-        targets = self.weights["variables"] if self.target is not None else []
+        targets = self.weights.variables if self.target is not None else ()
         self.target_values: dict[str, list[np.ndarray]] = {v: [] for v in targets}
         self.reweighter: Reweighter | None = None
         self.scale: dict[str, float | None] = {}
@@ -513,7 +566,8 @@ class JetSplits:
                 n_data = sum(d for _, d in self.groups[s].values())
                 total = PairwiseSum(self.jets(s) - n_data)
                 for table in ordered(s, ["weight", "is_data"]):
-                    total.add(table["weight"][~table["is_data"]].astype(np.float64))
+                    mc = table[~table["is_data"]]
+                    total.add(base_weights(mc, True, self.negative))
                 self.scale[s] = control_scale(n_data, self.jets(s) - n_data, total.total())
         else:
             classes: dict[int, int] = {}
@@ -521,10 +575,15 @@ class JetSplits:
                 classes[label] = classes.get(label, 0) + n
             targets = {v: np.concatenate(parts) for v, parts in self.target_values.items()}
             self.target_values = {}
-            fields = ["flavour_label", "weight", *self.weights["variables"]]
+            fields = ["flavour_label", "weight", *self.weights.variables]
             fields = list(dict.fromkeys(f for f in fields if f in self.dtype.names))
             self.reweighter = fit_reweighter(
-                lambda: ordered("train", fields), classes, targets, self.weights, self.class_names
+                lambda: ordered("train", fields),
+                classes,
+                targets,
+                self.weights,
+                self.class_names,
+                self.negative,
             )
         for s in SPLITS:
             self.sums[s] = {
@@ -535,9 +594,10 @@ class JetSplits:
         """``table`` (jets of ``split`` from output position ``start``) with its
         ``train_weight``; adds it to the summary sums."""
         if self.control:
-            table["train_weight"] = control_weights(table, table["is_data"], self.scale[split])
+            scale = self.scale[split]
+            table["train_weight"] = control_weights(table, table["is_data"], scale, self.negative)
         else:
-            base = base_weights(table, self.weights["use_physics_weights"])
+            base = base_weights(table, self.weights.use_physics_weights, self.negative)
             table["train_weight"] = self.reweighter.apply(table, base)
         for (i, label), (weight, train_weight) in self.sums[split].items():
             sel = (table["sample"] == i) & (table["flavour_label"] == label)
@@ -590,7 +650,7 @@ class Stream:
     observe: Callable[[str, np.ndarray], None] | None = None
 
 
-def collection_stream(coll: str, ins: list[Input], inputs: dict[str, Any]) -> Stream:
+def collection_stream(coll: str, ins: list[Input], inputs: Transforms) -> Stream:
     """A constituent collection: records as stored, then its ``inputs.transforms`` fields."""
     dtype, slots = collection_layout(coll, ins)
     derived = derived_fields(inputs, coll, set(dtype.names), ins[0].path)
@@ -606,7 +666,7 @@ def write_split_files(
     plan: h5py.File,
     n_out: dict[str, int],
     collections: list[str],
-    config: dict[str, Any],
+    contract: SplitContract,
     control: bool,
     scratch: Path,
     shuffle_bytes: int,
@@ -614,22 +674,23 @@ def write_split_files(
     """Jets (their weights fitted between the shuffle's two passes), then each constituent
     collection, through the bucket shuffle (:func:`fill_buckets`), its buckets in
     ``scratch``."""
-    prep = config["prepare"]
-    writers = {k: TableWriter(f, prep["compression"]) for k, f in files.items()}
+    prep = contract.prepare
+    writers = {k: TableWriter(f, prep.compression) for k, f in files.items()}
     streams = {"jets": Stream(jets.dtype, (), jets.convert, jets.finish, jets.observe)}
-    streams |= {c: collection_stream(c, ins, config["inputs"]) for c in collections}
+    streams |= {c: collection_stream(c, ins, contract.inputs) for c in collections}
     for name, stream in streams.items():
         with h5py.File(scratch / "buckets.h5", "w") as buckets:
             rows = fill_buckets(name, stream, ins, plan, n_out, buckets, shuffle_bytes)
+            pause_point("split.buckets_written")  # tests: the outputs and buckets are temporary
             if name == "jets":
                 jets.fit(partial(in_order, buckets, rows))
-            write_buckets(name, stream, buckets, rows, writers, prep["debug_jets"])
+            write_buckets(name, stream, buckets, rows, writers, prep.debug_jets)
         (scratch / "buckets.h5").unlink()
     names = sorted(inp.name for inp in ins)
     for key, h5 in files.items():
-        h5["jets"].attrs["class_names"] = config["class_names"]
+        h5["jets"].attrs["class_names"] = list(contract.class_names)
         h5["jets"].attrs["energy_unit"] = ins[0].energy_unit if ins else DEFAULT_UNIT
-        h5["jets"].attrs["flavour_label"] = config["class_names"]
+        h5["jets"].attrs["flavour_label"] = list(contract.class_names)
         set_attrs(
             h5,
             {
@@ -638,7 +699,7 @@ def write_split_files(
                 "kind": "control" if control else "main",
                 "samples": names,
                 "inputs": [inp.path for inp in ins],
-                "prepare": prep,
+                "prepare": to_data(prep),
             },
         )
 

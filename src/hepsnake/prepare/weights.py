@@ -1,11 +1,21 @@
-"""Per-jet training weights: kinematic reweighting to the signal, class balancing, control norm."""
+"""Per-jet training weights: the negative-weight policy, kinematic reweighting to the signal,
+class balancing and the normalisation to mean |weight| 1; the control region's MC scaled to
+data.
+
+A jet's training weight is ``norm × class_scale[class] × ratio[class](x) × base``: ``base`` its
+physics weight with the ``prepare.negative_weights`` policy applied (abs: |w|, keep: w, zero:
+max(w, 0)), or 1 without physics weights; ``ratio`` the kinematic reweighting to the target
+class; ``class_scale`` gives every class the same total; ``norm`` makes the mean |training
+weight| over the training split 1, so the loss scale does not depend on the generator's
+units. All are fitted on the training split and applied unchanged to every split.
+"""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from hepsnake.config.contracts import WeightsSpec
 from hepsnake.errors import HepsnakeError
 
 
@@ -20,6 +30,7 @@ class Reweighter:
     edges: list[np.ndarray]
     ratios: dict[int, np.ndarray]
     class_scale: dict[int, float]
+    norm: float = 1.0
 
     def bins(self, jets: np.ndarray) -> tuple[np.ndarray, ...]:
         return tuple(
@@ -36,12 +47,21 @@ class Reweighter:
             out[is_cls] *= ratio[tuple(i[is_cls] for i in index)]
         for cls, scale in self.class_scale.items():
             out[jets["flavour_label"] == cls] *= scale
+        out *= self.norm
         return out.astype(np.float32)
 
 
-def base_weights(jets: np.ndarray, use_physics: bool) -> np.ndarray:
-    """Physics weights (``weight`` field) or ones."""
-    return jets["weight"].astype(np.float64) if use_physics else np.ones(len(jets))
+def base_weights(jets: np.ndarray, use_physics: bool, negative: str) -> np.ndarray:
+    """Physics weights (``weight`` field), a negative one replaced as the ``negative`` policy
+    says (:data:`hepsnake.negative_weights.POLICIES`), or ones."""
+    if not use_physics:
+        return np.ones(len(jets))
+    weights = jets["weight"].astype(np.float64)
+    if negative == "abs":
+        return np.abs(weights)
+    if negative == "zero":
+        return np.maximum(weights, 0.0)
+    return weights
 
 
 def pairwise_half(n: int) -> int:
@@ -104,34 +124,41 @@ def fit_reweighter(
     train: Blocks,
     classes: dict[int, int],
     target_values: dict[str, np.ndarray],
-    cfg: dict[str, Any],
+    cfg: WeightsSpec,
     class_names: list[str],
+    negative: str,
 ) -> Reweighter:
-    """Fit kinematic ratios and class-total scales on training jets, as ``cfg`` asks.
+    """Fit kinematic ratios, class-total scales and the normalisation on training jets, as
+    ``cfg`` (``prepare.weights``) and the ``negative`` policy ask.
 
     ``classes`` counts the training jets per class label, ``target_values`` holds each
     variable's values of the target class (any order); ``train()`` passes over the jets in
     their order, once per step that needs them: each histogram is summed in that order and
-    each total as ``np.sum`` of the whole split would sum it."""
-    use_physics = cfg["use_physics_weights"]
+    each total as ``np.sum`` of the whole split would sum it. A class whose weights do not sum
+    to a positive number cannot be balanced (an error), nor can a split without weight."""
+    use_physics = cfg.use_physics_weights
+
+    def base(jets: np.ndarray) -> np.ndarray:
+        return base_weights(jets, use_physics, negative)
+
     present = [c for c in range(len(class_names)) if classes.get(c, 0)]
     rw = Reweighter([], [], {}, {})
-    if cfg["mode"] == "pt_to_signal":
-        target = class_names.index(cfg["target"])
+    if cfg.mode == "pt_to_signal":
+        target = class_names.index(str(cfg.target))
         if target not in present:
-            raise HepsnakeError("prepare: weights", f"no '{cfg['target']}' jets to reweight to")
-        rw.variables = list(cfg["variables"])
+            raise HepsnakeError("prepare: weights", f"no '{cfg.target}' jets to reweight to")
+        rw.variables = list(cfg.variables)
         for v in rw.variables:
-            inner = np.quantile(target_values[v], np.linspace(0, 1, cfg["bins"] + 1))[1:-1]
+            inner = np.quantile(target_values[v], np.linspace(0, 1, cfg.bins + 1))[1:-1]
             rw.edges.append(np.concatenate([[-np.inf], np.unique(inner), [np.inf]]))
         shape = tuple(len(e) - 1 for e in rw.edges)
         hists = {c: np.zeros(int(np.prod(shape))) for c in present}
         for jets in train():
             flat = np.ravel_multi_index(rw.bins(jets), shape)
-            base = base_weights(jets, use_physics)
+            weights = base(jets)
             for cls, hist in hists.items():
                 is_cls = jets["flavour_label"] == cls
-                np.add.at(hist, flat[is_cls], base[is_cls])  # bincount's order of additions
+                np.add.at(hist, flat[is_cls], weights[is_cls])  # bincount's order of additions
         target_hist = normalised(hists[target].reshape(shape))
         for cls in present:
             if cls == target:
@@ -139,17 +166,37 @@ def fit_reweighter(
             hist = normalised(hists[cls].reshape(shape))
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(hist > 0, target_hist / hist, 0.0)
-            rw.ratios[cls] = np.minimum(ratio, cfg["max_weight"])
-    if cfg["balance_classes"]:
-        total = PairwiseSum(sum(classes.values()))
+            # signed weights (keep) can leave a bin of the target below 0: no negative ratio
+            rw.ratios[cls] = np.clip(ratio, 0.0, cfg.max_weight)
+    n_train = sum(classes.values())
+    if cfg.balance_classes:
+        total = PairwiseSum(n_train)
         per_class = {c: PairwiseSum(classes[c]) for c in present}
         for jets in train():
-            weighted = rw.apply(jets, base_weights(jets, use_physics)).astype(np.float64)
+            weighted = rw.apply(jets, base(jets)).astype(np.float64)
             total.add(weighted)
             for cls, cls_sum in per_class.items():
                 cls_sum.add(weighted[jets["flavour_label"] == cls])
+        sums = {c: s.total() for c, s in per_class.items()}
+        for c, value in sums.items():
+            if not value > 0:
+                raise HepsnakeError(
+                    "prepare: weights",
+                    f"class '{class_names[c]}': its training weights sum to {value:.4g}"
+                    f" (prepare.negative_weights: {negative}), so it cannot be balanced: use"
+                    " negative_weights abs, or weights.balance_classes false",
+                )
         mean_total = total.total() / len(present)
-        rw.class_scale = {c: mean_total / s.total() for c, s in per_class.items()}
+        rw.class_scale = {c: mean_total / value for c, value in sums.items()}
+    magnitude = PairwiseSum(n_train)
+    for jets in train():
+        magnitude.add(np.abs(rw.apply(jets, base(jets)).astype(np.float64)))
+    if not magnitude.total() > 0:
+        raise HepsnakeError(
+            "prepare: weights",
+            f"the training jets' weights are all 0 (prepare.negative_weights: {negative})",
+        )
+    rw.norm = n_train / magnitude.total()
     return rw
 
 
@@ -165,13 +212,15 @@ def control_scale(n_data: int, n_mc: int, total_mc: float) -> float | None:
     return np.int64(n_data) / total_mc if n_mc and total_mc > 0 else None
 
 
-def control_weights(jets: np.ndarray, is_data: np.ndarray, scale: float | None) -> np.ndarray:
-    """Data jets weigh 1; MC jets keep their physics weights times ``scale``
-    (:func:`control_scale`), or weigh 1 where it is None."""
+def control_weights(
+    jets: np.ndarray, is_data: np.ndarray, scale: float | None, negative: str
+) -> np.ndarray:
+    """Data jets weigh 1; MC jets their physics weights (the ``negative`` policy applied, see
+    :func:`base_weights`) times ``scale`` (:func:`control_scale`), or 1 where it is None."""
     out = np.ones(len(jets))
     mc = ~is_data
     if scale is not None:
-        out[mc] = jets["weight"][mc] * scale
+        out[mc] = base_weights(jets[mc], True, negative) * scale
     return out.astype(np.float32)
 
 

@@ -5,13 +5,13 @@ validation loss, the lowest K-S sum (adversarial models: the data/MC K-S distanc
 class output on the control validation split, added) and the highest validation AUC.
 """
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_json
+from hepsnake.io.files import TRAINING_METRICS, read_json
+from hepsnake.report.tables import table
 
 # the per-class K-S keys of training/adversarial.py: val_ks_p<class>, not its pT-binned ones
 KS_KEY = re.compile(r"^val_ks_p(?!ass$)(?!.*_pt[^_]+_[^_]+$).+$")
@@ -56,11 +56,7 @@ def compare(runs: dict[str, str], output: str, plot: str) -> dict[str, Any]:
     ``output`` and the per-epoch curves of the three figures to ``plot``."""
     rows = []
     for name, path in runs.items():
-        try:
-            data = json.loads(Path(path).read_text())
-        except ValueError as exc:
-            raise HepsnakeError(path, f"not JSON: {exc}") from None
-        epochs = data.get("epochs") if isinstance(data, dict) else None
+        epochs = read_json(path, TRAINING_METRICS, ["epochs"])["epochs"]
         if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
             raise HepsnakeError(path, "not a training metrics.json (no list of epoch records)")
         series = curves(epochs)
@@ -97,9 +93,7 @@ def plot_curves(rows: list[dict[str, Any]], output: str) -> None:
 
 def compare_section(table_path: str, plot: str) -> list[str]:
     """The report's "Best epochs" section: one row per run, the curves plot below."""
-    from hepsnake.report.markdown import table
-
-    data = json.loads(Path(table_path).read_text())
+    data = read_json(table_path, "epochs table of hepsnake compare", ["figures", "rows"])
 
     def cell(best: dict[str, Any] | None) -> str:
         return "-" if best is None else f"{best['value']:.4g} (epoch {best['epoch']})"

@@ -1,92 +1,62 @@
 """The ``report`` stage: ``results/report.md`` from the metrics, summaries and plots, plus the
-model-comparison ROC (numbers are copied from ``results/metrics/*.json``, never recomputed)."""
+model-comparison ROC (numbers and curves are copied from ``results/metrics/*.json``, never
+recomputed), with the warnings a reviewer would raise (:mod:`hepsnake.report.warnings`)."""
 
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
-import h5py
-import numpy as np
-
-from hepsnake.config import config_hash
+from hepsnake.config.contracts import ReportContract
 from hepsnake.evaluate import plots
-from hepsnake.evaluate.metrics import (
-    INCLUSIVE,
-    background_fractions,
-    curves,
-    discriminant_setup,
-    reference_rocs,
-    roc_sets,
-    signal_mask,
-)
-from hepsnake.evaluate.stage import trained_values
+from hepsnake.evaluate.metrics import INCLUSIVE, loaded_curves, trained_values
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.figure import use_style
+from hepsnake.io.files import TRAINING_METRICS, read_json
 from hepsnake.io.h5 import DEFAULT_UNIT
+from hepsnake.paths import COMPARE_ROC, EPOCHS_PLOT, EXPORT_FILES, RESULTS, REWEIGHTING_PLOT
 from hepsnake.provenance import git_commit, package_versions
+from hepsnake.report import warnings as review
+from hepsnake.report.compare import compare_section
+from hepsnake.report.tables import fmt, table
+from hepsnake.report.warnings import ROC_NAMES, roc_entries
+
+# what each file the report reads is called in errors, and the keys it must hold
+EVALUATE_METRICS = ("evaluate metrics", ("inclusive", "backgrounds", "training", "roc_curves"))
+TRAINING = (TRAINING_METRICS, ("epochs", "best_epoch"))
+CONVERT_SUMMARY = ("conversion summary", ("sample", "files"))
+SPLIT_SUMMARY = ("split summary", ("rows",))
+BENCHMARK = ("export benchmark.json", ("model", "backends"))
+VALIDATION = ("export validation.json", ())
+STUDY = ("tuning study.json", ("name", "trials", "best_params", "plots"))
 
 
-def fmt(value: Any) -> str:
-    """Numbers as the report prints them (4 decimals; counts as integers; null, i.e. a
-    non-finite value in the JSON, as "-")."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
-    return str(value)
-
-
-def table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    """A GitHub/GitLab Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(fmt(v).replace("|", "\\|") for v in row) + " |" for row in rows]
-    return [*lines, ""]
-
-
-def compare_roc(
-    models: list[str], predictions: dict[str, str], config: dict[str, Any], output: Path
-) -> None:
-    """Every model's and reference tagger's rejection curves (inclusive, per background) on
-    one figure, on the signal, discriminant and background fractions the metrics use, with
-    the ratio panel to ``evaluate.ratio_reference`` (default: the first reference tagger)."""
-    ev = config["evaluate"]
-    signal, references = ev["signal"], ev.get("reference_taggers") or {}
-    setup = discriminant_setup(ev, config["class_names"])
-    plot: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-    for model in models:
-        with h5py.File(predictions[model], "r") as h5:
-            jets = h5["jets"][:]
-            names = [str(c) for c in h5["jets"].attrs["class_names"]]
-        scan = config.get("parameters", {}).get(model, {})
-        fractions = background_fractions(jets["flavour_label"], names, signal, setup.fractions)
-        rocs = roc_sets(jets, model, names, signal, fractions, shared=setup.shared)[model]
-        is_sig = signal_mask(jets, names, signal, scan.get("train"))
-        plot[model] = curves(rocs, is_sig)
-        for name, spec in references.items():
-            if name not in plot:  # the same test jets in every file: scored once
-                ref = reference_rocs(jets, name, spec, names, signal, fractions)
-                plot[name] = curves(ref, is_sig)
-    wording = ev.get("signal_label") or signal
-    reference = ev.get("ratio_reference") or next(iter(references), None)
+def compare_roc(metrics: dict[str, dict[str, Any]], contract: ReportContract, output: Path) -> None:
+    """Every model's and reference tagger's rejection curves (inclusive, per background), as
+    evaluate stored them in each model's metrics (the reference taggers' from the first), on
+    one figure, with the ratio panel to ``evaluate.ratio_reference`` (default: the first
+    reference tagger)."""
+    ev = contract.evaluate
+    references = list(ev.reference_taggers)
+    plot = {}
+    for model, met in metrics.items():
+        plot |= loaded_curves(met["roc_curves"], [model])
+    plot |= loaded_curves(next(iter(metrics.values()))["roc_curves"], references)
+    wording = ev.signal_name
+    reference = ev.ratio_reference or next(iter(references), None)
     plots.plot_roc(plot, output, f"signal: {wording}", wording, reference)
 
 
-def export_section(benchmarks: list[str], results: Path) -> list[str]:
-    """The export table: validation, latency, throughput and AUC per backend, targets."""
-    rows, targets, plots = [], [], []
-    for path in benchmarks:
-        bench = json.loads(Path(path).read_text())
-        model = bench["model"]
-        valid = json.loads((Path(path).parent / "validation.json").read_text())
+def export_section(exports: dict[str, tuple[str, dict, dict]], results: Path) -> list[str]:
+    """The export table: latency, throughput, AUC and the largest output differences per
+    backend of each model (``exports``: model → (benchmark.json path, its content, the
+    validation.json content)). The export's own speed targets belong to the benchmarks
+    (benchmarks/README.md), not to this report."""
+    rows, images = [], []
+    for model, (path, bench, valid) in exports.items():
         for backend, entry in bench["backends"].items():
             diff = {
-                "onnx_fp32": valid["fp32"]["max_abs_diff_vs_pytorch"],
-                "onnx_int8": valid["int8"]["max_abs_diff_vs_fp32"],
+                "onnx_fp32": valid.get("fp32", {}).get("max_abs_diff_vs_pytorch", "-"),
+                "onnx_int8": valid.get("int8", {}).get("max_abs_diff_vs_fp32", "-"),
             }.get(backend, "-")
             rows.append(
                 [
@@ -98,13 +68,10 @@ def export_section(benchmarks: list[str], results: Path) -> list[str]:
                     diff,
                 ]
             )
-        for name, target in bench["targets"].items():
-            state = "met" if target["met"] else "**not met**"
-            targets.append([model, name, target["value"], target["target"], state])
-        plot = Path(path).with_name("benchmark.png")
-        if plot.exists():
-            link = plot.resolve().relative_to(results.resolve())
-            plots.append(f"![{model} export benchmark]({link})")
+        image = Path(path).with_name(EXPORT_FILES["plot"])
+        if image.exists():
+            link = image.resolve().relative_to(results.resolve())
+            images.append(f"![{model} export benchmark]({link})")
     lines = ["## Export (ONNX Runtime, CPU)", ""]
     lines += [
         "Timed in one thread, as that thread's CPU time (other jobs on the same cores do not"
@@ -125,11 +92,9 @@ def export_section(benchmarks: list[str], results: Path) -> list[str]:
         ],
         rows,
     )
-    lines += table(["model", "target", "value", "required", "state"], targets)
-    return [*lines, *plots, ""]
+    return [*lines, *images, ""]
 
 
-ROC_NAMES = {INCLUSIVE: "all backgrounds"}
 MODEL_PLOTS = (
     "roc",
     "roc_param",
@@ -141,12 +106,6 @@ MODEL_PLOTS = (
     "control",
     "param_efficiency",
 )
-
-
-def roc_entries(met: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The inclusive ROC entry of a metrics file (or of one reference tagger in it), then one
-    per background class."""
-    return {INCLUSIVE: met[INCLUSIVE], **met["backgrounds"]}
 
 
 def comparison_section(
@@ -297,7 +256,7 @@ def model_section(m: str, met: dict[str, Any], results: Path, signal: str) -> li
 def tune_section(summary_path: str, results: Path) -> list[str]:
     """A tuning study: its best trial, the five best trials, Optuna's history and importance
     plots (made by rule tune_best)."""
-    study = json.loads(Path(summary_path).read_text())
+    study = read_json(summary_path, *STUDY)
     ranked = sorted(
         (t for t in study["trials"] if t["state"] == "COMPLETE"),
         key=lambda t: t["value"],
@@ -320,80 +279,18 @@ def tune_section(summary_path: str, results: Path) -> list[str]:
     return [*lines, ""]
 
 
-def dropped_warnings(where: str, summary: dict[str, Any]) -> list[str]:
-    """One warning per reason of a summary's ``dropped`` {reason: jets} (nested per sample
-    or stage allowed) with jets dropped."""
-    out = []
-    for reason, count in summary.get("dropped", {}).items():
-        if isinstance(count, dict):
-            out += dropped_warnings(f"{where}, {reason}", {"dropped": count})
-        elif count:
-            out.append(f"{where}: {count} jets dropped ({reason})")
-    return out
-
-
-def small_class_warnings(split: dict[str, Any], class_names: list[str], minimum: int) -> list[str]:
-    """Classes with fewer than ``minimum`` jets in the val or test split."""
-    if split.get("kind", "main") != "main":
-        return []
-    out = []
-    for part in ("val", "test"):
-        counts = dict.fromkeys(class_names, 0)
-        for row in split["rows"]:
-            if row["split"] == part and row["class"] in counts:
-                counts[row["class"]] += row["jets"]
-        out += [
-            f"class {c}: {n} jets in the {part} split (fewer than {minimum})"
-            for c, n in counts.items()
-            if n < minimum
-        ]
-    return out
-
-
-def model_warnings(m: str, met: dict[str, Any], evaluate: dict[str, Any]) -> list[str]:
-    """Best epoch 0, an AUC below 0.5, one output vector shared by many jets, pt bins that
-    miss most jets (e.g. GeV edges on MeV jets), the K-S gate."""
-    out = []
-    if met["training"]["best_epoch"] == 0:
-        out.append(f"model {m}: best epoch is 0 (it did not improve after the first epoch)")
-    for name, entry in roc_entries(met).items():
-        if entry["auc"] is not None and entry["auc"] < 0.5:
-            label = ROC_NAMES.get(name, name)
-            out.append(f"model {m}: AUC {fmt(entry['auc'])} vs {label}, worse than random")
-    share = met.get("constant_output", {})
-    if share.get("fraction", 0.0) > evaluate.get("constant_fraction", 0.1):
-        outputs = ", ".join(f"{p:.5g}" for p in share["outputs"])
-        out.append(
-            f"model {m}: {share['fraction']:.1%} of the test jets get one identical output"
-            f" ({outputs})"
-        )
-    bins = met.get("pt_bins", {})
-    if bins.get("fraction_inside", 1.0) < 0.5:
-        edges = ", ".join(f"{e:g}" for e in bins["edges"])
-        out.append(
-            f"model {m}: the pt bins [{edges}] {bins['unit']} hold only"
-            f" {bins['fraction_inside']:.0%} of the test jets (evaluate.pt_bins are in"
-            f" {bins['unit']}, the jets' unit)"
-        )
-    if met["training"]["gate_fallback"]:
-        out.append(f"model {m}: no epoch passed the K-S gate; best = lowest validation loss")
-    return out
-
-
-def run_lines(config: dict[str, Any], first: dict[str, Any]) -> list[str]:
+def run_lines(contract: ReportContract, first: dict[str, Any]) -> list[str]:
     """What the run is: classes, signal, discriminant, working points, reference taggers and
     the energy unit (from the first model's metrics)."""
-    ev = config["evaluate"]
-    refs = ", ".join(ev.get("reference_taggers") or {}) or "none"
-    scan = next(iter(config.get("parameters", {}).values()), {})
+    ev = contract.evaluate
+    refs = ", ".join(ev.reference_taggers) or "none"
+    scan = next(iter(contract.parameters.values()), None)
+    train = {k: list(v) for k, v in scan.train.items()} if scan else {}
     return table(
         ["item", "value"],
         [
-            ["classes", ", ".join(config["class_names"])],
-            [
-                "signal",
-                f"{ev.get('signal_label') or ev['signal']}{trained_values(scan.get('train', {}))}",
-            ],
+            ["classes", ", ".join(contract.class_names)],
+            ["signal", f"{ev.signal_name}{trained_values(train)}"],
             [
                 "discriminant",
                 f"{first['discriminant']['type']}: {first['discriminant']['formula']}",
@@ -404,10 +301,37 @@ def run_lines(config: dict[str, Any], first: dict[str, Any]) -> list[str]:
     )
 
 
+def samples_section(
+    summaries: list[dict[str, Any]], split: dict[str, Any]
+) -> tuple[list[str], dict[str, dict[str, float] | None]]:
+    """The samples table (jets, and the share of negative weights among their jets and in
+    their Σ|w|, from the conversion summaries, else the split summary's per sample; "n/a"
+    where neither has them) and those negative-weight figures per sample."""
+    from_split = split.get("samples") or {}
+    figures: dict[str, dict[str, float] | None] = {}
+    rows = []
+    for summary in summaries:
+        sample = summary["sample"]
+        split_figures = (from_split.get(sample) or {}).get("negative_weights")
+        figures[sample] = summary.get("negative_weights") or split_figures
+        shares = figures[sample] or {}
+        na = "n/a"
+        rows.append(
+            [
+                sample,
+                summary.get("jets", "-"),
+                f"{shares['fraction']:.2%}" if "fraction" in shares else na,
+                f"{shares['abs_share']:.2%}" if "abs_share" in shares else na,
+            ]
+        )
+    header = ["sample", "jets", "negative weights (share of jets)", "their share of Σ|w|"]
+    return table(header, rows), figures
+
+
 def report(
-    config: dict[str, Any],
+    contract: ReportContract,
     metrics_files: dict[str, str],
-    predictions: dict[str, str],
+    training_files: dict[str, str],
     split_summary: str,
     convert_summaries: list[str],
     output: str,
@@ -418,50 +342,71 @@ def report(
 ) -> str:
     """Write the report and the comparison plot; return the Markdown text.
 
-    ``config`` is the report's stage slice (with ``config_hash``, the whole config's, and
-    ``parameters``, each model's scanned parameters) or a whole config. ``metrics_files`` and
-    ``predictions`` map each model name to its file; ``exports`` are the export stage's
-    ``benchmark.json`` files (each next to its ``validation.json``); ``epochs`` the table of
-    ``hepsnake compare``, ``studies`` the ``study.json`` of tuning studies.
+    The contract holds ``config_hash`` (the whole config's), each model's scanned
+    ``parameters`` and the ``report`` thresholds. ``metrics_files`` and
+    ``training_files`` map each model name to its evaluate metrics and its training
+    ``metrics.json``; ``exports`` are the export stage's ``benchmark.json`` files (each next
+    to its ``validation.json``); ``epochs`` the table of ``hepsnake compare``, ``studies`` the
+    ``study.json`` of tuning studies. Warnings: :mod:`hepsnake.report.warnings`.
     """
     out = Path(output)
     results = out.parent
-    ev = config["evaluate"]
-    signal = ev.get("signal_label") or ev["signal"]
-    models = list(metrics_files)
-    metrics = {m: json.loads(Path(path).read_text()) for m, path in metrics_files.items()}
-    compare_png = results / "plots" / "compare" / "roc.png"
-    use_style(ev.get("plot_style"))
-    compare_roc(models, predictions, config, compare_png)
-    digest = config["config_hash"] if "config_hash" in config else config_hash(config)
-    lines = ["# hepsnake report", ""]
+    ev = contract.evaluate
+    signal = ev.signal_name
+    metrics = {m: read_json(path, *EVALUATE_METRICS) for m, path in metrics_files.items()}
+    histories = {m: read_json(path, *TRAINING) for m, path in training_files.items()}
+    summaries = {path: read_json(path, *CONVERT_SUMMARY) for path in convert_summaries}
+    split = read_json(split_summary, *SPLIT_SUMMARY)
+    exported = {}
+    for path in exports or []:
+        bench = read_json(path, *BENCHMARK)
+        valid_path = str(Path(path).with_name(EXPORT_FILES["validation"]))
+        exported[bench["model"]] = (path, bench, read_json(valid_path, *VALIDATION), valid_path)
+
+    converted = [
+        f
+        for path, summary in summaries.items()
+        for f in review.stage_findings(review.DATASET, summary, path)
+    ]
+    # the split's warnings of a code (negative weights, with the training policy) replace the
+    # conversion's: it sees every main sample after its selection
+    split_found = review.stage_findings(review.DATASET, split, split_summary)
+    stage = [*review.without(converted, split_found), *split_found]
+    samples_lines, negative = samples_section(list(summaries.values()), split)
+    test_negative = max(met.get("weights", {}).get("negative", 0) for met in metrics.values())
+    own = review.dataset_checks(list(summaries.values()), split, negative, test_negative, contract)
+    for m, met in metrics.items():
+        stage += review.stage_findings(m, histories[m], training_files[m])
+        stage += review.stage_findings(m, met, metrics_files[m])
+        validation = exported[m][2] if m in exported else None
+        if validation is not None:
+            stage += review.stage_findings(m, validation, exported[m][3])
+        own += review.model_checks(m, histories[m], met, validation, contract.report, ev)
+    order = [review.DATASET, *metrics]
+    findings = [*stage, *review.without(own, stage)]
+    findings.sort(key=lambda f: order.index(f.subject))  # stable: stages first, in run order
+
+    compare_png = results / Path(COMPARE_ROC).relative_to(RESULTS)
+    use_style(ev.plot_style)
+    compare_roc(metrics, contract, compare_png)
+    digest = contract.config_hash
+    lines = ["# hepsnake report", "", review.headline(findings), ""]
     lines += ["## Run summary", ""]
-    lines += run_lines(config, next(iter(metrics.values())))
+    lines += run_lines(contract, next(iter(metrics.values())))
     lines += table(
         ["item", "value"],
         [["config hash (sha256)", digest], ["git commit", git_commit(Path(repo))]],
     )
     lines += table(["package", "version"], [[k, v] for k, v in package_versions().items()])
-    warnings: list[str] = []
-    inputs = []
-    for path in convert_summaries:
-        summary = json.loads(Path(path).read_text())
-        for f in summary["files"]:
-            inputs.append(
-                [summary["sample"], f["path"], f.get("xxh3_64", "-"), f.get("jets_written", "-")]
-            )
-        warnings += [
-            f"sample {summary['sample']}: skipped {s['reason']}" for s in summary["skipped"]
-        ]
-        if summary.get("truncated_constituents"):
-            n = summary["truncated_constituents"]
-            warnings.append(f"sample {summary['sample']}: {n} constituents truncated")
-        warnings += dropped_warnings(f"sample {summary['sample']}", summary)
+    inputs = [
+        [summary["sample"], f["path"], f.get("xxh3_64", "-"), f.get("jets_written", "-")]
+        for summary in summaries.values()
+        for f in summary["files"]
+    ]
     lines += ["### Input files", ""]
     lines += table(["sample", "file", "xxh3-64", "jets"], inputs)
 
-    lines += ["## Dataset", ""]
-    split = json.loads(Path(split_summary).read_text())
+    lines += ["## Dataset", "", *samples_lines]
     lines += table(
         ["split", "sample", "class", "jets", "Σ weight", "Σ train weight"],
         [
@@ -469,34 +414,24 @@ def report(
             for r in split["rows"]
         ],
     )
-    lines += ["![reweighting](plots/prepare/reweighting.png)", ""]
-    warnings += dropped_warnings("split", split)
-    warnings += small_class_warnings(split, config["class_names"], ev.get("min_class_jets", 100))
+    lines += [f"![reweighting]({Path(REWEIGHTING_PLOT).relative_to(RESULTS)})", ""]
 
-    references = list(ev.get("reference_taggers") or {})
+    references = list(ev.reference_taggers)
     lines += comparison_section(
-        metrics, signal, ev["signal"], compare_png.relative_to(results), references
+        metrics, signal, str(ev.signal), compare_png.relative_to(results), references
     )
-    negative = 0
     for m, met in metrics.items():
         lines += model_section(m, met, results, signal)
-        warnings += model_warnings(m, met, ev)
-        negative = max(negative, met.get("weights", {}).get("negative", 0))
-    if negative:
-        warnings.append(f"test jets: {negative} have negative weights")
 
-    if exports:
-        lines += export_section(exports, results)
+    if exported:
+        lines += export_section({m: e[:3] for m, e in exported.items()}, results)
     if epochs:
-        from hepsnake.report.compare import compare_section
-
-        lines += compare_section(epochs, "plots/compare/epochs.png")
+        lines += compare_section(epochs, str(Path(EPOCHS_PLOT).relative_to(RESULTS)))
     for study in studies or []:
         lines += tune_section(study, results)
 
-    lines += ["## Warnings", ""]
-    lines += [f"- {w}" for w in warnings] or ["- none"]
-    text = "\n".join(lines) + "\n"
+    lines += review.section(findings)
+    text = "\n".join(lines)
     with atomic_path(out) as tmp:
         tmp.write_text(text)
     return text

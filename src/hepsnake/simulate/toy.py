@@ -15,6 +15,7 @@ import numpy as np
 import uproot
 from scipy.special import logsumexp
 
+from hepsnake.config.contracts import SimulateContract
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.chunks import Jagged
 from hepsnake.simulate.densities import (
@@ -188,21 +189,20 @@ def write_root(
         f[tree].extend(branches)
 
 
-def simulate_sample(config: dict, name: str, output: str | Path) -> int:
-    """The ``simulate`` stage: write toy sample ``name`` of ``config['simulate']`` to ``output``."""
-    sim = config["simulate"]
-    spec = sim["samples"][name]
-    train = list(sim["masses"]["train"])
+def simulate_sample(contract: SimulateContract, output: str | Path) -> int:
+    """The ``simulate`` stage: write the contract's toy sample to ``output``."""
+    sample = contract.sample
+    train = list(contract.train_masses)
     branches = simulate(
-        name,
-        spec["process"],
-        spec["n_jets"],
-        sim["seed"],
+        contract.name,
+        sample.process,
+        sample.n_jets,
+        contract.seed,
         train_masses=train,
-        all_masses=sorted({*train, *sim["masses"].get("unseen", [])}),
-        mass=spec.get("mS"),
-        mismodel=spec.get("mismodel", False),
-        is_data=spec.get("data", False),
+        all_masses=sorted({*train, *contract.unseen_masses}),
+        mass=sample.mS,
+        mismodel=sample.mismodel,
+        is_data=sample.data,
     )
     write_root(branches, output)
-    return spec["n_jets"]
+    return sample.n_jets

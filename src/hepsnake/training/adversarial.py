@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hepsnake.config.contracts import Trained
+from hepsnake.errors import HepsnakeError
 from hepsnake.models.layers import Dense
 from hepsnake.models.tasks.heads import weighted_mean
 from hepsnake.stats import weighted_ks
@@ -20,11 +22,13 @@ from hepsnake.training.module import TaggerModule
 class AdversarialModule(TaggerModule):
     """A :class:`TaggerModule` with a data/MC discriminator and manual optimisation."""
 
-    def __init__(self, *args: Any, adversarial: dict[str, Any], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.adv = adversarial
-        n_classes = len(self.hparams.class_names)
-        self.discriminator = Dense(n_classes, list(adversarial["hidden"]), 1)
+    def __init__(self, trained: Trained) -> None:
+        super().__init__(trained)
+        if trained.adversarial is None:
+            raise HepsnakeError("model: adversarial", "not set: no adversarial training")
+        self.adv = trained.adversarial
+        n_classes = len(trained.class_names)
+        self.discriminator = Dense(n_classes, list(self.adv.hidden), 1)
         self.automatic_optimization = False
 
     def control_probs(self, control: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -58,11 +62,11 @@ class AdversarialModule(TaggerModule):
         result = self.losses(batch)
         self.discriminator.requires_grad_(False)
         adv = self.adversary_loss(control, probs)
-        total = result["loss"] - self.adv["lambda"] * adv
+        total = result["loss"] - self.adv.weight * adv
         main_opt.zero_grad()
         self.manual_backward(total)
         self.discriminator.requires_grad_(True)
-        clip = self.hparams.training_cfg["gradient_clip"]
+        clip = self.trained.training_cfg.gradient_clip
         if clip:
             self.clip_gradients(main_opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
         main_opt.step()
@@ -79,7 +83,7 @@ class AdversarialModule(TaggerModule):
         # jets (kept in the graph for the main step) serves every step of this batch
         probs = self.control_probs(control)
         disc = torch.stack(
-            [self.discriminator_step(control, probs) for _ in range(self.adv["k_steps"])]
+            [self.discriminator_step(control, probs) for _ in range(self.adv.k_steps)]
         )
         result = self.main_step(batch, control, probs)
         result["disc"] = disc.mean()
@@ -92,7 +96,7 @@ class AdversarialModule(TaggerModule):
 
     def configure_optimizers(self) -> Any:
         main = super().configure_optimizers()
-        disc_opt = torch.optim.AdamW(self.discriminator.parameters(), lr=self.adv["lr"])
+        disc_opt = torch.optim.AdamW(self.discriminator.parameters(), lr=self.adv.lr)
         if isinstance(main, dict):
             return [main["optimizer"], disc_opt], [main["lr_scheduler"]]
         return [main, disc_opt]
@@ -113,19 +117,19 @@ class AdversarialModule(TaggerModule):
         probs, data = np.concatenate(outs), np.concatenate(is_data).astype(bool)
         w, pt_all = np.concatenate(weights), np.concatenate(pt)
         metrics = {"val_adv": float(np.mean(losses))}
-        for i, name in enumerate(self.hparams.class_names):
+        for i, name in enumerate(self.trained.class_names):
             d, _ = weighted_ks(probs[data, i], probs[~data, i], w[data], w[~data])
             metrics[f"val_ks_p{name}"] = d
-            edges = self.adv["pt_bins"]
+            edges = self.adv.pt_bins
             for lo, hi in itertools.pairwise(edges):
                 sel = (pt_all >= lo) & (pt_all < hi)
                 d_bin, _ = weighted_ks(
                     probs[sel & data, i], probs[sel & ~data, i], w[sel & data], w[sel & ~data]
                 )
                 metrics[f"val_ks_p{name}_pt{lo:g}_{hi:g}"] = d_bin
-        gate = metrics[f"val_ks_p{self.adv['ks_class']}"]
+        gate = metrics[f"val_ks_p{self.adv.ks_class}"]
         val_loss = float(self.trainer.callback_metrics["val_loss"])
-        passed = gate < self.adv["ks_threshold"]
+        passed = gate < self.adv.ks_threshold
         metrics["val_ks_pass"] = float(passed)
         # epochs failing the gate rank after every passing one, so "best" falls back to the
         # lowest validation loss when none passes

@@ -1,5 +1,6 @@
 """Callbacks: a resume checkpoint written atomically every epoch, and the metrics.json summary."""
 
+import io
 import json
 import os
 import sys
@@ -10,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, write_json
+from hepsnake.pause import pause_point
 
 
 @contextmanager
@@ -34,6 +38,20 @@ def checkpoint_path(trainer: L.Trainer, path: str | os.PathLike) -> Iterator[str
         raise HepsnakeError(str(path), f"cannot write checkpoint: {cause}") from None
 
 
+class InPlaceCheckpointIO(TorchCheckpointIO):
+    """Saves a checkpoint straight to the path it is given: the callbacks give a temporary
+    beside the output (:func:`checkpoint_path`), so Lightning's own atomic save, which stages
+    a copy in the system temp folder, would only add a second copy and, on a full disk, an
+    error naming that /tmp file instead of the model folder."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        buffer = io.BytesIO()  # serialised first: a failed write is an OSError with its errno
+        torch.save(checkpoint, buffer)
+        Path(path).write_bytes(buffer.getbuffer())
+
+
 class AtomicModelCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint, saving through :func:`checkpoint_path`."""
 
@@ -52,20 +70,30 @@ class ResumeCheckpoint(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         with checkpoint_path(trainer, self.path) as tmp:
             trainer.save_checkpoint(tmp, weights_only=False)  # the full state: resume needs it
+        pause_point("train.epoch_end")  # tests: the resume checkpoint of this epoch is saved
 
 
 class MetricsSummary(L.Callback):
-    """Write ``metrics.json`` (per-epoch losses and accuracies, best epoch, timing) every epoch.
+    """Write ``metrics.json`` (per-epoch losses and accuracies, best epoch, timing, and the
+    ``warnings`` other callbacks append to ``warnings``) every epoch.
 
     Its state travels in checkpoints, so a resumed run keeps the epochs before the kill.
     ``echo`` also prints each epoch's record as one JSON line on stdout (for HPO tools).
     """
 
-    def __init__(self, path: Path, monitor: str = "val_loss", echo: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        monitor: str = "val_loss",
+        echo: bool = False,
+        warnings: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.monitor = monitor
         self.echo = echo
+        self.warnings = [] if warnings is None else warnings
         self.epochs: list[dict[str, Any]] = []
+        self.max_epochs: int | None = None
         self.started = 0.0
         self.jets = 0
 
@@ -86,6 +114,7 @@ class MetricsSummary(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
+        self.max_epochs = trainer.max_epochs
         seconds = time.perf_counter() - self.started
         record: dict[str, Any] = {"epoch": trainer.current_epoch, "seconds": round(seconds, 3)}
         record["jets_per_s"] = (
@@ -108,12 +137,16 @@ class MetricsSummary(L.Callback):
             "gate_fallback": bool(self.epochs and "val_ks_pass" in self.epochs[0] and not gated),
             "best_epoch": best["epoch"] if best else None,
             "best": best,
+            # fewer epochs than this: early stopping (or another callback) ended the run
+            "max_epochs": self.max_epochs,
             "epochs": self.epochs,
             "train_seconds": round(sum(e["seconds"] for e in self.epochs), 3),
+            "warnings": self.warnings,
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epochs": self.epochs}
+        return {"epochs": self.epochs, "warnings": self.warnings}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epochs = list(state_dict["epochs"])
+        self.warnings[:] = state_dict.get("warnings", [])

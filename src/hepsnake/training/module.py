@@ -5,6 +5,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from hepsnake.config.contracts import Trained
+from hepsnake.config.typed import to_data
 from hepsnake.models.checkpoint import HASH_KEY, config_sha256
 from hepsnake.models.tagger import build_tagger
 
@@ -12,24 +14,17 @@ from hepsnake.models.tagger import build_tagger
 class TaggerModule(L.LightningModule):
     """The tagger's tasks trained together: loss = Σ task weight × task loss (per-jet weights).
 
-    Everything needed to rebuild the model (config, inputs, norm dict) is saved as plain
-    hyperparameters, with their hash (resume checks it), so
-    :func:`hepsnake.models.checkpoint.load_trained` rebuilds the model without Lightning.
+    Everything needed to rebuild the model (:class:`~hepsnake.config.contracts.Trained`:
+    config, inputs, norm dict) is saved as plain hyperparameters, with their hash (resume
+    checks it), so :func:`hepsnake.models.checkpoint.load_module` rebuilds the model without
+    Lightning.
     """
 
-    def __init__(
-        self,
-        model_cfg: dict[str, Any],
-        training_cfg: dict[str, Any],
-        inputs: dict[str, Any],
-        norm: dict[str, Any],
-        class_names: list[str],
-        class_weights: list[float] | None = None,
-        parameters: dict[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, trained: Trained) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.spec, self.model = build_tagger(self.hparams)
+        self.save_hyperparameters(to_data(trained))
+        self.trained = trained
+        self.spec, self.model = build_tagger(trained)
         self.epoch_sums: dict[str, dict[str, torch.Tensor]] = {}
         self.epoch_jets: dict[str, int] = {}
 
@@ -103,20 +98,17 @@ class TaggerModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         # reseeding per epoch makes a resumed run repeat the uninterrupted one exactly
-        torch.manual_seed(self.hparams.training_cfg["seed"] * 1000 + self.current_epoch)
+        torch.manual_seed(self.trained.training_cfg.seed * 1000 + self.current_epoch)
 
     def configure_optimizers(self) -> Any:
-        cfg = self.hparams.training_cfg
-        optimiser = torch.optim.AdamW(
-            self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
-        )
-        schedule = cfg["schedule"]
+        cfg = self.trained.training_cfg
+        optimiser = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        schedule = cfg.schedule
         if schedule == "none":
             return optimiser
         if schedule == "plateau":
-            settings = cfg["plateau"]
             plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimiser, factor=settings["factor"], patience=settings["patience"]
+                optimiser, factor=cfg.plateau.factor, patience=cfg.plateau.patience
             )
             return {
                 "optimizer": optimiser,
@@ -124,9 +116,7 @@ class TaggerModule(L.LightningModule):
             }
         steps = self.trainer.estimated_stepping_batches
         if schedule == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                optimiser, max_lr=cfg["lr"], total_steps=steps
-            )
+            sched = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=cfg.lr, total_steps=steps)
         else:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

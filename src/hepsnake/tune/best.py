@@ -1,22 +1,26 @@
 """The ``tune_best`` stage: the best trial as a model config, the study's table and plots,
 and (with ``tracking.mlflow``) the study as an MLflow run with one child run per trial."""
 
-import json
 import logging
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hepsnake.config.contracts import Distribution, Mlflow, StudyContract
+from hepsnake.config.loading import best_model_file
+from hepsnake.config.typed import to_data
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_json, write_yaml
-from hepsnake.tune.space import apply_params, decode
+from hepsnake.io.files import TRAINING_METRICS, read_json
+from hepsnake.tune.space import decode
 from hepsnake.tune.study import open_study, study_name
 
 log = logging.getLogger("hepsnake")
 
 
 def trial_rows(
-    study: Any, space: dict[str, Any], records: dict[int, dict[str, Any]]
+    study: Any, space: Mapping[str, Distribution], records: dict[int, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """One row per trial: number, job, state, value, params, seconds, its training dir."""
     rows = []
@@ -72,32 +76,33 @@ def study_plots(study: Any, history: str, importances: str) -> None:
 
 
 def track_study(
-    settings: dict[str, Any], study: dict[str, Any], rows: list[dict[str, Any]], files: list[str]
+    settings: Mlflow, summary: dict[str, Any], rows: list[dict[str, Any]], files: list[str]
 ) -> dict[str, Any]:
-    """The study as an MLflow run (best params, value; ``files`` as artefacts) with a child
-    run per trial (its params, per-epoch training metrics, state and value)."""
+    """The study (its ``summary``) as an MLflow run (best params, value; ``files`` as
+    artefacts) with a child run per trial (its params, per-epoch training metrics, state and
+    value)."""
     from hepsnake.tracking import experiment, log_run
 
     client, experiment_id = experiment(settings)
-    best = next(r for r in rows if r["number"] == study["best_trial"])
+    best = next(r for r in rows if r["number"] == summary["best_trial"])
     parent = log_run(
         client,
         experiment_id,
-        f"tune.{study['name']}",
-        {"study": {k: study[k] for k in ("base_model", "metric", "direction", "sampler")}}
+        f"tune.{summary['name']}",
+        {"study": {k: summary[k] for k in ("base_model", "metric", "direction", "sampler")}}
         | {"best": best["params"]},
-        [{"epoch": 0, f"best_{study['metric']}": study["best"]}],
+        [{"epoch": 0, f"best_{summary['metric']}": summary["best"]}],
         [(f, "") for f in files],
-        tags={"hepsnake.study": study["name"]},
+        tags={"hepsnake.study": summary["name"]},
     )
     children = {}
     for row in rows:
         metrics = Path(row["outdir"] or "", "metrics.json")
-        epochs = json.loads(metrics.read_text())["epochs"] if row["outdir"] else []
+        epochs = read_json(metrics, TRAINING_METRICS, ["epochs"])["epochs"] if row["outdir"] else []
         children[row["number"]] = log_run(
             client,
             experiment_id,
-            f"tune.{study['name']}-trial{row['number']}",
+            f"tune.{summary['name']}-trial{row['number']}",
             row["params"],
             epochs,
             tags={"hepsnake.state": row["state"], "hepsnake.value": str(row["value"])},
@@ -107,59 +112,54 @@ def track_study(
 
 
 def tune_best(
-    config: dict[str, Any],
+    contract: StudyContract,
     trials: list[str],
     best_output: str,
     summary_output: str,
     history_plot: str,
     importance_plot: str,
 ) -> dict[str, Any]:
-    """Write the best trial's model config (``config['model_file']`` with its parameters:
-    a ``models:`` entry ``tune.<study>``), the study summary JSON and its two plots."""
+    """Write the best trial's model config (the base model's file with its parameters: a
+    ``models:`` entry ``tune.<study>``), the study summary JSON and its two plots."""
     from optuna.trial import TrialState
 
-    from hepsnake.config import MODEL_SCHEMA, check_schema, schema_validator
-
-    cfg = config["study"]
+    cfg = contract.study
     study = open_study(cfg)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(trial.number, state=TrialState.FAIL)  # every trial job has ended
-    records = {r["job"]: r for r in (json.loads(Path(p).read_text()) for p in trials)}
-    rows = trial_rows(study, cfg["space"], records)
+    records = {r["job"]: r for r in (read_json(p, "trial record", ["job"]) for p in trials)}
+    rows = trial_rows(study, cfg.space, records)
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     if not complete:
         states = ", ".join(f"{r['number']}: {r['state']}" for r in rows)
-        raise HepsnakeError(
-            summary_output, f"no trial of study '{cfg['name']}' completed ({states})"
-        )
+        raise HepsnakeError(summary_output, f"no trial of study '{cfg.name}' completed ({states})")
     best = study.best_trial
-    params = decode(cfg["space"], best.params)
-    where = f"{cfg['name']}: trial {best.number}"
-    model = apply_params(config["model_file"], params, where)
-    model["description"] = (
-        f"{cfg['base_model']} tuned by study {cfg['name']}: trial {best.number},"
-        f" {cfg['metric']} {best.value:.6g} ({', '.join(f'{k}={v}' for k, v in params.items())})"
+    params = decode(cfg.space, best.params)
+    where = f"{cfg.name}: trial {best.number}"
+    description = (
+        f"{cfg.base_model} tuned by study {cfg.name}: trial {best.number},"
+        f" {cfg.metric} {best.value:.6g} ({', '.join(f'{k}={v}' for k, v in params.items())})"
     )
-    check_schema(model, schema_validator(MODEL_SCHEMA, fill=False), lambda *p: where)
+    model = best_model_file(to_data(contract.base_model_file), params, description, where)
     study_plots(study, history_plot, importance_plot)
     write_yaml(best_output, model)
     summary = {
-        "name": cfg["name"],
+        "name": cfg.name,
         "optuna_study": study_name(cfg),
-        "base_model": cfg["base_model"],
-        "metric": cfg["metric"],
-        "direction": cfg["direction"],
-        "sampler": cfg["sampler"],
-        "pruner": cfg["pruner"],
-        "n_trials": cfg["n_trials"],
+        "base_model": cfg.base_model,
+        "metric": cfg.metric,
+        "direction": cfg.direction,
+        "sampler": cfg.sampler,
+        "pruner": cfg.pruner,
+        "n_trials": contract.n_trials,
         "best": best.value,
         "best_trial": best.number,
         "best_params": params,
         "trials": rows,
         "plots": {"history": history_plot, "importances": importance_plot},
     }
-    mlflow = config.get("tracking", {}).get("mlflow")
-    if mlflow:
+    mlflow = contract.mlflow
+    if mlflow is not None:
         files = [best_output, history_plot, importance_plot]
         summary["mlflow"] = track_study(mlflow, summary, rows, files)
     write_json(summary_output, summary)

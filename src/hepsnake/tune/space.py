@@ -1,41 +1,14 @@
-"""A study's search space: dotted model-config keys, their Optuna distributions."""
+"""A study's search space as Optuna samples it (the dotted keys are applied to a model config by
+:func:`hepsnake.config.loading.apply_params`)."""
 
-import copy
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from hepsnake.errors import HepsnakeError
+if TYPE_CHECKING:
+    from hepsnake.config.contracts import Distribution
 
 PRIMITIVE = (str, int, float, bool, type(None))  # what Optuna stores as a categorical choice
-
-
-def apply_params(model: dict[str, Any], params: dict[str, Any], where: str) -> dict[str, Any]:
-    """A copy of ``model`` with each dotted key of ``params`` (``training.lr``) set.
-
-    Missing mappings below a block are created; the block itself (``model``, ``training``,
-    ``adversarial``) must exist, so a study never switches adversarial training on.
-    """
-    out = copy.deepcopy(model)
-    for key, value in params.items():
-        block, *inner, last = key.split(".")
-        node = out.get(block)
-        if not isinstance(node, dict):
-            raise HepsnakeError(where, f"the base model has no '{block}' block for '{key}'")
-        for part in inner:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise HepsnakeError(where, f"'{part}' of '{key}' is not a mapping in the model")
-        node[last] = copy.deepcopy(value)
-    return out
-
-
-def space_corners(space: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each key with each end of its range (or each choice): the values validation checks."""
-    for key, dist in space.items():
-        values = dist["choices"] if dist["type"] == "categorical" else [dist["low"], dist["high"]]
-        for value in values:
-            yield key, {key: int(value) if dist["type"] == "int" else value}
 
 
 def encoded(choices: list[Any]) -> list[Any]:
@@ -43,33 +16,34 @@ def encoded(choices: list[Any]) -> list[Any]:
     return [c if isinstance(c, PRIMITIVE) else json.dumps(c) for c in choices]
 
 
-def suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
+def suggest(trial: Any, space: Mapping[str, "Distribution"]) -> dict[str, Any]:
     """The parameters ``trial`` (an ``optuna.Trial``) samples from ``space``, decoded."""
     params = {}
     for key, dist in space.items():
-        kind = dist["type"]
-        if kind == "categorical":
-            options = encoded(dist["choices"])
+        if dist.type == "categorical":
+            choices = list(dist.choices or ())
+            options = encoded(choices)
             picked = trial.suggest_categorical(key, options)
-            params[key] = dist["choices"][options.index(picked)]
-        elif kind == "int":
-            step = int(dist.get("step", 1))
+            params[key] = choices[options.index(picked)]
+        elif dist.type == "int":
+            step = int(dist.step or 1)
             params[key] = trial.suggest_int(
-                key, int(dist["low"]), int(dist["high"]), step=step, log=dist["log"]
+                key, int(dist.low), int(dist.high), step=step, log=bool(dist.log)
             )
         else:
             params[key] = trial.suggest_float(
-                key, dist["low"], dist["high"], step=dist.get("step"), log=dist["log"]
+                key, dist.low, dist.high, step=dist.step, log=bool(dist.log)
             )
     return params
 
 
-def decode(space: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+def decode(space: Mapping[str, "Distribution"], stored: dict[str, Any]) -> dict[str, Any]:
     """A finished trial's stored parameters as model-config values (JSON choices parsed)."""
     out = {}
     for key, value in stored.items():
         dist = space[key]
-        if dist["type"] == "categorical":
-            value = dist["choices"][encoded(dist["choices"]).index(value)]
+        if dist.type == "categorical":
+            choices = list(dist.choices or ())
+            value = choices[encoded(choices).index(value)]
         out[key] = value
     return out

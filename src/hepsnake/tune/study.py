@@ -16,10 +16,13 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from hepsnake.config.contracts import Study, TuneContract, trial_contract
+from hepsnake.config.typed import to_data
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.atomic import write_json
-from hepsnake.tune import journal_path
-from hepsnake.tune.space import apply_params, decode, suggest
+from hepsnake.paths import journal_path
+from hepsnake.pause import pause_point
+from hepsnake.tune.space import decode, suggest
 
 log = logging.getLogger("hepsnake")
 
@@ -27,47 +30,48 @@ log = logging.getLogger("hepsnake")
 DEFINITION = ("base_model", "metric", "direction", "sampler", "seed", "pruner", "space", "model")
 
 
-def study_name(study: dict[str, Any]) -> str:
+def study_name(study: Study) -> str:
     """The Optuna study name: ``<study>-<hash of its definition>``."""
-    text = json.dumps({k: study[k] for k in DEFINITION}, sort_keys=True, default=str)
-    return f"{study['name']}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    data = to_data(study)
+    text = json.dumps({k: data[k] for k in DEFINITION}, sort_keys=True, default=str)
+    return f"{study.name}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
-def storage(study: dict[str, Any]) -> Any:
+def storage(study: Study) -> Any:
     """The study's Optuna storage: its RDB URL, or the journal file with an open-lock."""
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-    if study["storage"]:
-        return optuna.storages.RDBStorage(study["storage"])
-    path = journal_path(study["name"])
+    if study.storage:
+        return optuna.storages.RDBStorage(study.storage)
+    path = journal_path(study.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
     return optuna.storages.JournalStorage(backend)
 
 
-def open_study(study: dict[str, Any], seed_offset: int = 0) -> Any:
+def open_study(study: Study, seed_offset: int = 0) -> Any:
     """The Optuna study (created by the first job), its sampler seeded ``seed + seed_offset``
     (parallel jobs must not draw the same start-up points)."""
     import optuna
 
-    seed = study["seed"] + seed_offset
+    seed = study.seed + seed_offset
     sampler = (
         optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-        if study["sampler"] == "tpe"
+        if study.sampler == "tpe"
         else optuna.samplers.RandomSampler(seed=seed)
     )
-    max_epochs = study["model"]["training"]["max_epochs"]
+    max_epochs = study.model.training.max_epochs
     pruner = {
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2),
         "hyperband": lambda: optuna.pruners.HyperbandPruner(max_resource=max_epochs),
         "none": optuna.pruners.NopPruner,
-    }[study["pruner"]]()
+    }[study.pruner]()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
         storage=storage(study),
         study_name=study_name(study),
-        direction=study["direction"],
+        direction=study.direction,
         sampler=sampler,
         pruner=pruner,
         load_if_exists=True,
@@ -112,37 +116,36 @@ def objective(summary: dict[str, Any], metric: str, direction: str) -> float:
     return min(values) if direction == "minimize" else max(values)
 
 
-def trial_record(trial: Any, study: dict[str, Any], job: int) -> dict[str, Any]:
+def trial_record(trial: Any, study: Study, job: int) -> dict[str, Any]:
     """The JSON of a finished trial (``trials/<job>.json``)."""
     return {
-        "study": study["name"],
+        "study": study.name,
         "job": job,
         "number": trial.number,
         "state": trial.state.name,
         "value": trial.value,
-        "params": decode(study["space"], trial.params),
+        "params": decode(study.space, trial.params),
         "error": trial.user_attrs.get("error"),
     }
 
 
 def run_trial(
-    config: dict[str, Any],
+    contract: TuneContract,
     job: int,
     paths: dict[str, str],
     outdir: str,
     output: str,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """Run trial job ``job`` of ``config['study']`` (the ``tune`` stage slice): ask a trial,
+    """Run trial job ``job`` of the contract's study: ask a trial,
     train its model in ``outdir`` (``paths``: train, val, norm, class_dict, control_*), tell
     the best epoch's metric (PRUNED or FAIL as it ended), write its record to ``output``."""
     from optuna.trial import TrialState
 
-    from hepsnake.config import MODEL_SCHEMA, check_schema, schema_validator
     from hepsnake.training.run import train
     from hepsnake.tune.callbacks import Pruning
 
-    study_cfg = config["study"]
+    study_cfg = contract.study
     study = open_study(study_cfg, seed_offset=job)
     fail_stale(study, job)
     done = [
@@ -157,22 +160,16 @@ def run_trial(
     trial = study.ask()
     for key, value in {"job": job, "pid": os.getpid(), "host": socket.gethostname()}.items():
         trial.set_user_attr(key, value)
-    where = f"{study_cfg['name']}: trial {trial.number}"
-    params = suggest(trial, study_cfg["space"])
+    pause_point("tune.trial_started")  # tests: the trial is RUNNING with its pid recorded
+    where = f"{study_cfg.name}: trial {trial.number}"
+    params = suggest(trial, study_cfg.space)
     log.info("%s: %s", where, params)
-    model = apply_params(study_cfg["model"], params, where)
-    pruning = Pruning(trial, study_cfg["metric"])
+    pruning = Pruning(trial, study_cfg.metric)
     control = {s: paths[f"control_{s}"] for s in ("train", "val") if f"control_{s}" in paths}
-    run_config = {
-        "class_names": config["class_names"],
-        "inputs": config["inputs"],
-        "model_name": f"{study_cfg['name']}-{job}",
-        "model": model,
-    } | ({"tracking": config["tracking"]} if "tracking" in config else {})
     try:
-        check_schema(model, schema_validator(MODEL_SCHEMA), lambda *p: where)
+        run_contract = trial_contract(contract, job, params, where)
         summary = train(
-            run_config,
+            run_contract,
             paths["train"],
             paths["val"],
             paths["norm"],
@@ -182,7 +179,7 @@ def run_trial(
             control or None,
             extra_callbacks=[pruning],
         )
-        value = objective(summary, study_cfg["metric"], study_cfg["direction"])
+        value = objective(summary, study_cfg.metric, study_cfg.direction)
     except Exception as exc:  # recorded: one failing trial must not stop the study
         log.error("%s failed: %s", where, first_line(exc))
         trial.set_user_attr("error", first_line(exc))

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from hepsnake.config.contracts import EvaluateSpec, Scan
+from hepsnake.paths import TASK_PLOTS
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -24,12 +27,14 @@ if TYPE_CHECKING:
 class Trunk:
     """What the tagger's trunk hands every head: the jet representation's width
     (pooled constituents + jet variables), the encoded constituents' width ``dim``, the
-    constituent collections, and the default head (``model.head``)."""
+    constituent collections, and the default head's hidden widths and dropout
+    (``model.head``)."""
 
     jet_width: int
     dim: int
     collections: tuple[str, ...]
-    head: Mapping[str, Any]
+    head_hidden: tuple[int, ...]
+    head_dropout: float
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,8 @@ class Scoring:
     tables: Mapping[str, "np.ndarray"]
     unit: str
     plots: Path
-    settings: Mapping[str, Any]
-    parameters: Mapping[str, Any]
+    settings: EvaluateSpec
+    parameters: Scan
 
     @property
     def jets(self) -> "np.ndarray":
@@ -181,9 +186,6 @@ class Task(ABC):
         directory.mkdir(parents=True, exist_ok=True)
         drawn = self.plot(table, run.model, directory, run.unit, run.jets)
         return Scores(figures | {"plots": [f"{TASK_PLOTS}/{name}" for name in drawn]})
-
-
-TASK_PLOTS = "tasks"  # the folder of the tasks' own plots, in the model's plot folder
 
 
 def plot_name(task: str, what: str) -> str:

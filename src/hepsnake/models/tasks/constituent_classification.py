@@ -14,6 +14,7 @@ import numpy as np
 
 from hepsnake.models.tasks.base import Context, Task, Trunk, plot_name
 from hepsnake.names import prob_suffix, task_field, valid_field
+from hepsnake.roc import auc
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +51,7 @@ class ConstituentClassification(Task):
     def head(self, trunk: Trunk) -> "nn.Module":
         from hepsnake.models.tasks.heads import ConstituentHead
 
-        hidden = self.hidden if self.hidden is not None else trunk.head.get("hidden", [trunk.dim])
+        hidden = self.hidden if self.hidden is not None else trunk.head_hidden
         return ConstituentHead(
             self.collection, trunk.dim, trunk.jet_width, hidden, len(self.classes), self.mixture
         )
@@ -126,16 +127,15 @@ class ConstituentClassification(Task):
     ) -> dict[str, Any]:
         """AUC of :attr:`signal` against the other classes over real labelled constituents
         (and the Bayes-optimal AUC of the ``bayes`` truth posterior), accuracy, confusion."""
-        from sklearn.metrics import roc_auc_score
-
         keep, truth, probs = self.scored(table, model)
         is_signal = truth == self.classes.index(self.signal)
         out: dict[str, Any] = {"n": int(keep.sum()), "signal": self.signal}
         if 0 < is_signal.sum() < len(truth):
-            out["auc"] = float(roc_auc_score(is_signal, probs[:, self.classes.index(self.signal)]))
+            score = probs[:, self.classes.index(self.signal)]
+            out["auc"] = auc(score[is_signal], score[~is_signal])
             bayes = self.bayes_score(table, jets)
             if bayes is not None:
-                out["bayes_auc"] = float(roc_auc_score(is_signal, bayes[keep]))
+                out["bayes_auc"] = auc(bayes[keep][is_signal], bayes[keep][~is_signal])
                 out["auc_gap"] = out["bayes_auc"] - out["auc"]
         out["accuracy"] = float(np.mean(probs.argmax(-1) == truth)) if len(truth) else None
         out["confusion"] = self.confusion(truth, probs)

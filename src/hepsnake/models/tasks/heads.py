@@ -13,8 +13,9 @@ PADDED = -1.0e4  # the pair logit of a pair with a padded slot
 
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Σ w·v / Σ w (0 when the weights sum to 0)."""
-    total = weights.sum()
+    """Σ w·v / Σ|w|: the weighted mean for weights ≥ 0; with negative (NLO) weights a batch
+    whose Σ w is near 0 still gives a loss no larger than max |v| (0 when every weight is 0)."""
+    total = weights.abs().sum()
     return (values * weights).sum() / total.clamp_min(torch.finfo(values.dtype).tiny)
 
 

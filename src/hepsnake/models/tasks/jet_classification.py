@@ -47,8 +47,8 @@ class JetClassification(Task):
     def head(self, trunk: Trunk) -> "nn.Module":
         from hepsnake.models.tasks.heads import JetHead
 
-        hidden = self.hidden if self.hidden is not None else trunk.head.get("hidden", [trunk.dim])
-        dropout = self.dropout if self.dropout is not None else trunk.head.get("dropout", 0.0)
+        hidden = self.hidden if self.hidden is not None else trunk.head_hidden
+        dropout = self.dropout if self.dropout is not None else trunk.head_dropout
         return JetHead(trunk.jet_width, hidden, len(self.context.class_names), dropout)
 
     def loss(
@@ -112,87 +112,115 @@ class JetClassification(Task):
         from hepsnake.evaluate import plots
         from hepsnake.evaluate.metrics import (
             INCLUSIVE,
-            control_ks,
-            curves,
-            discriminant_setup,
-            discriminant_text,
-            model_metrics,
-            roc_book,
-            signal_mask,
-            working_points,
-        )
-        from hepsnake.evaluate.stage import (
             binned_auc,
             binned_efficiency,
             constant_output,
+            control_ks,
+            curves,
+            data_mc_weights,
+            discriminant_setup,
+            discriminant_text,
+            model_metrics,
             parameter_scan,
             physical_weights,
             pt_panels,
+            roc_book,
+            roc_jet_weights,
             sb_scan,
+            signal_mask,
+            stored_curves,
             trained_values,
+            working_points,
         )
+        from hepsnake.paths import plot_file
 
         ev, model, unit, out = run.settings, run.model, run.unit, run.plots
         jets, control = run.jets, run.tables.get("control_jets")
-        names, signal = list(self.context.class_names), ev["signal"]
-        wording = ev.get("signal_label") or signal
+        names, signal = list(self.context.class_names), str(ev.signal)
+        wording = ev.signal_name
         scan = run.parameters
+        train = {k: list(v) for k, v in scan.train.items()}
+        present = np.bincount(jets[LABEL], minlength=len(names))[: len(names)] > 0
+        if not present[names.index(signal)] or present.sum() < 2:
+            missing = "background" if present[names.index(signal)] else signal
+            raise HepsnakeError(run.source, f"no {missing} jets in the test split: no ROC")
         setup = discriminant_setup(ev, names)
         wps = working_points(ev, setup)
-        references = ev.get("reference_taggers") or {}
+        references = ev.reference_taggers
+        jet_weights, roc_weights = roc_jet_weights(jets, names, ev.roc_weights)
         book = roc_book(
-            jets, model, names, signal, setup.fractions, scan["names"], setup.shared, references
+            jets,
+            model,
+            names,
+            signal,
+            setup.fractions,
+            list(scan.names),
+            setup.shared,
+            references,
+            jet_weights,
         )
         formula = discriminant_text(signal, book.fractions)
         metrics: dict[str, Any] = {"discriminant": {"type": setup.kind, "formula": formula}}
-        metrics |= model_metrics(jets, book, names, signal, wps, scan["train"])
+        metrics |= model_metrics(jets, book, names, signal, wps, train)
         labels = jets[LABEL]
-        is_sig = signal_mask(jets, names, signal, scan["train"])
-        roc_curves = {label: curves(rocs, is_sig) for label, rocs in book.inclusive.items()}
-        roc_curves |= {name: curves(rocs, is_sig) for name, rocs in book.references.items()}
-        reference = ev.get("ratio_reference") or next(iter(references), None)
+        is_sig = signal_mask(jets, names, signal, train)
+        roc_curves = {
+            label: curves(rocs, is_sig, jet_weights) for label, rocs in book.inclusive.items()
+        }
+        roc_curves |= {
+            name: curves(rocs, is_sig, jet_weights) for name, rocs in book.references.items()
+        }
+        reference = ev.ratio_reference or next(iter(references), None)
         if reference not in roc_curves:  # another model: its ratio is in the report's comparison
             reference = None
-        title = f"signal: {wording}{trained_values(scan['train'])}; {formula}"
-        plots.plot_roc(roc_curves, out / "roc.png", title, wording, reference)
+        title = f"signal: {wording}{trained_values(train)}; {formula}"
+        plots.plot_roc(roc_curves, plot_file(out, "roc"), title, wording, reference)
+        metrics["roc_curves"] = stored_curves(roc_curves)  # the report's comparison plot
 
         score, mixed = book.inclusive[model][INCLUSIVE]
         keep = is_sig | (labels != names.index(signal))
         plots.plot_outputs(
-            score, labels, names, {"all test jets": keep}, out / "outputs.png", formula
+            score, labels, names, {"all test jets": keep}, plot_file(out, "outputs"), formula
         )
-        if ev["pt_bins"]:
+        if ev.pt_bins:
             if "pt" not in jets.dtype.names:
                 raise HepsnakeError(run.source, "no jet field 'pt' (set evaluate.pt_bins: null)")
-            panels = {k: keep & v for k, v in pt_panels(jets["pt"], ev["pt_bins"], unit).items()}
-            plots.plot_outputs(score, labels, names, panels, out / "outputs_pt.png", formula)
-            edges = ev["pt_bins"]
+            edges = list(ev.pt_bins)
+            panels = {k: keep & v for k, v in pt_panels(jets["pt"], edges, unit).items()}
+            plots.plot_outputs(score, labels, names, panels, plot_file(out, "outputs_pt"), formula)
             inside = (jets["pt"] >= edges[0]) & (jets["pt"] < edges[-1])
             metrics["pt_bins"] = {
                 "edges": edges,
                 "unit": unit,
-                "inclusive_auc": binned_auc(score, mixed, is_sig, panels),
+                "inclusive_auc": binned_auc(score, mixed, is_sig, panels, jet_weights),
                 "fraction_inside": float(inside.mean()) if len(jets) else 0.0,
             }
             wp = wps[len(wps) // 2]
             per_bin = binned_efficiency(score, labels, names, signal, is_sig, panels, wp)
             metrics["pt_bins"]["at_working_point"] = per_bin
-            plots.plot_pt_efficiency(edges, unit, per_bin, wording, out / "efficiency_pt.png")
+            plots.plot_pt_efficiency(edges, unit, per_bin, wording, plot_file(out, "efficiency_pt"))
 
         weights = jets["weight"].astype(np.float64) if "weight" in jets.dtype.names else None
-        physical, why_not = physical_weights(jets, ev.get("physical_weights"))
+        physical, why_not = physical_weights(jets, ev.physical_weights)
         negative = int(np.sum(weights < 0)) if weights is not None else 0
-        metrics["weights"] = {"physical": physical, "negative": negative, "note": why_not}
+        metrics["weights"] = {
+            "physical": physical,
+            "negative": negative,
+            "note": why_not,
+            "roc": roc_weights,  # the ROCs, AUCs, rejections and their pt bins
+            "efficiency_pt": "jets: each test jet counts once",
+            "sb_scan": "signed physics weights" if physical else "not drawn",
+        }
         if physical and weights is not None:
             cuts, significance = sb_scan(score[keep], is_sig[keep], weights[keep])
-            plots.plot_sb_scan(cuts, significance, out / "sb_scan.png")
+            plots.plot_sb_scan(cuts, significance, plot_file(out, "sb_scan"))
             best = int(np.nanargmax(significance))
             metrics["sb_scan"] = {
                 "best_cut": float(cuts[best]),
                 "max_significance": float(significance[best]),
             }
-        elif ev.get("physical_weights") is not False:  # the rule declared the plot
-            plots.plot_note(f"S/√B omitted: {why_not}", out / "sb_scan.png")
+        elif ev.physical_weights is not False:  # the rule declared the plot
+            plots.plot_note(f"S/√B omitted: {why_not}", plot_file(out, "sb_scan"))
         metrics["constant_output"] = constant_output(jets, model, names)
 
         if book.points:
@@ -202,25 +230,29 @@ class JetClassification(Task):
             )
             plots.plot_roc(
                 point_curves,
-                out / "roc_param.png",
+                plot_file(out, "roc_param"),
                 f"signal {wording} per parameter value",
                 wording,
             )
             eff = metrics["parameter_efficiency"]
             plots.plot_param_efficiency(
-                eff["efficiency"], wp, eff["background_efficiency"], out / "param_efficiency.png"
+                eff["efficiency"],
+                wp,
+                eff["background_efficiency"],
+                plot_file(out, "param_efficiency"),
             )
 
         if control is not None:
-            metrics["control_ks"] = control_ks(control, model, names)
+            data_mc, metrics["weights"]["control"] = data_mc_weights(control)
+            metrics["control_ks"] = control_ks(control, model, names, data_mc)
             column = prob_column(model, signal)
             plots.plot_control(
                 control[column],
                 control["is_data"].astype(bool),
-                control["train_weight"].astype(np.float64),
+                data_mc,
                 metrics["control_ks"][signal],
                 column,
-                out / "control.png",
+                plot_file(out, "control"),
             )
         headline = metrics[INCLUSIVE]
         keys = ("auc", "bayes_auc", "auc_gap")

@@ -40,7 +40,7 @@ class JetRegression(Task):
     def head(self, trunk: Trunk) -> "nn.Module":
         from hepsnake.models.tasks.heads import JetHead
 
-        hidden = self.hidden if self.hidden is not None else trunk.head.get("hidden", [trunk.dim])
+        hidden = self.hidden if self.hidden is not None else trunk.head_hidden
         return JetHead(trunk.jet_width, hidden, 1, 0.0, squeeze=True)
 
     def labels(self) -> list[tuple[str, str]]:
