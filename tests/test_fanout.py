@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import test_remote
 import yaml
-from conftest import REPO, snakemake, stage
+from conftest import REPO, default_config, snakemake, stage
 from ftag.hdf5 import H5Reader
 from test_weights import nlo_weights
 
@@ -369,12 +369,12 @@ def test_remote_glob_listed_once_later_dags_need_no_network(
 ):
     glob = f"{s3}/physlite/uproot-issue-*.root"
     sample = {"name": "lite", "files": [glob], "reader": "physlite", "label": "qcd"}
-    overlay = {
-        "extends": "config/config.yaml",
+    config = default_config() | {  # inputs the physlite reader maps (checked by the DAG)
         "samples": [sample],
-        "convert": {"files_per_job": {"local": 10, "remote": 1}, "cuts": []},
+        "inputs": {"variables": {"jets": ["pt", "eta"], "tracks": ["pt", "eta", "phi"]}},
     }
-    (workdir / "config" / "remote.yaml").write_text(yaml.safe_dump(overlay))
+    config["convert"] |= {"files_per_job": {"local": 10, "remote": 1}, "cuts": []}
+    (workdir / "config" / "remote.yaml").write_text(yaml.safe_dump(config))
     target = ["results/h5/lite.h5", "--cores", "1", "--configfile", "config/remote.yaml"]
     # before the listing, the DAG stops at it
     assert "list_files" in job_counts(snakemake(workdir, *target, "-n").stdout)
