@@ -52,6 +52,7 @@ def write_virtual(
                 relative = os.path.relpath(source, folder)
                 virtual[start : start + n] = h5py.VirtualSource(relative, name, shape=shape)
                 start += n
+            virtual.dcpl.set_obj_track_times(False)  # no creation time: same parts, same bytes
             created = h5.create_virtual_dataset(name, virtual)
             for key, value in ds.attrs.items():
                 created.attrs[key] = value
