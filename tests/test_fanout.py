@@ -21,6 +21,7 @@ from ftag.hdf5 import H5Reader
 from test_weights import nlo_weights
 
 from hepsnake import paths
+from hepsnake.config import part_digest, resolve, stage_digest
 from hepsnake.config.contracts import FilesPerJob
 from hepsnake.convert.convert import convert
 from hepsnake.convert.gather import gather
@@ -114,6 +115,22 @@ def test_group_files():
     parts = group_files(mixed, FilesPerJob(local=4, remote=2))
     assert [p.files for p in parts] == [tuple(mixed[:3]), (files[2], urls[1]), (urls[2],)]
     assert group_files([], FilesPerJob(5, 5)) == []
+
+
+def test_max_failed_fraction_reruns_the_gather_alone(config_factory):
+    """Rule convert's digest (a part job) leaves out convert.max_failed_fraction, which only
+    the gather (its digest: the whole convert contract) judges; the grouping is in both."""
+    sample = {"name": "q", "files": ["/d/q.root"], "reader": "toy", "label": "qcd"}
+
+    def digests(**convert: object) -> tuple[str, str]:
+        resolved = resolve(config_factory([sample], convert=convert))
+        return part_digest(resolved, "q"), stage_digest(resolved, "convert", sample="q")
+
+    part, whole = digests()
+    tolerant = digests(max_failed_fraction=0.5)
+    assert tolerant[0] == part and tolerant[1] != whole
+    regrouped = digests(files_per_job=3)
+    assert regrouped[0] != part and regrouped[1] != whole
 
 
 def test_grouping_changes_no_prepared_byte(inputs, config_factory, tmp_path, monkeypatch):
