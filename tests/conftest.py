@@ -12,6 +12,7 @@ from typing import NoReturn
 # torch's idle OpenMP threads sleep instead of spinning (read when torch loads)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import h5py
 import lightning
 import pytest
 import skhep_testdata
@@ -247,3 +248,23 @@ def report_numbers_match(report_text: str, metrics: dict) -> list[str]:
         for c, ks in met.get("control_ks", {}).items():
             assert [c, fmt(ks["ks"]), fmt(ks["p_value"])] in rows, (c, rows)
     return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report_text)
+
+
+def read_together(results: Path) -> None:
+    """atlas-ftag-tools' ``H5Reader`` reads every jet field of all converted files of a run at
+    once, and of all its prepared files at once: one ``jets`` dtype per kind (issue 25)."""
+    from ftag.hdf5 import H5Reader
+
+    kinds = {"converted": sorted((results / "h5").glob("*.h5"))}
+    kinds["prepared"] = sorted((results / "prepared").glob("*.h5"))
+    for kind, files in kinds.items():
+        assert files, kind
+        dtypes, total = set(), 0
+        for path in files:
+            with h5py.File(path) as h5:
+                dtypes.add(h5["jets"].dtype)
+                total += h5["jets"].shape[0]
+        assert len(dtypes) == 1, (kind, dtypes)
+        reader = H5Reader(files, batch_size=total, shuffle=False)
+        jets = reader.load({"jets": None}, num_global_objects=total)["jets"]
+        assert jets.dtype == dtypes.pop() and total - len(files) <= len(jets) <= total, kind

@@ -1,5 +1,6 @@
 """The Salt/Athena ONNX layout: gnn_config as Salt writes it, per-jet runs through ONNX
-Runtime against the batched model, jets-only and parameterised models, the option."""
+Runtime against the batched model, jets-only and parameterised models, every model of the
+default and tiny runs."""
 
 import copy
 import json
@@ -8,11 +9,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import TINY, checkpoint
+import yaml
+from conftest import REPO, TINY, checkpoint
 from conftest import stage as stage_of
 from test_export import PARAMETERS, data  # noqa: F401 (the module's prepared-toy fixture)
 
-from hepsnake.config import resolve
+from hepsnake.config import load_model
 from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate.predict import load_module
 from hepsnake.export import athena as salt
@@ -182,13 +184,34 @@ def test_stage_writes_and_records_the_athena_layout(data, tmp_path):  # noqa: F8
     assert len(gnn["hepsnake"]["training_config_sha256"]) == 64
 
 
-def test_option_defaults_to_atlas_style_configs(data):  # noqa: F811
-    config = copy.deepcopy(data[0])
-    athena = stage_of(config, "export", model="m", models={"m": {"model": TINY}}).athena
-    assert config["export"]["athena"] is None and not athena  # toy readers
-    config["readers"]["physlite"] = {"type": "physlite"}
-    assert not resolve(config).athena  # a physlite reader that no sample uses
-    config["samples"][0]["reader"] = "physlite"
-    assert resolve(config).athena
-    config["export"]["athena"] = False
-    assert not resolve(config).athena
+def run_models() -> list[str]:
+    """The models of the default and the tiny run (the tiny config extends the default)."""
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["models"]
+    tiny = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    assert tiny["extends"] == "config/config.yaml"
+    return list(dict.fromkeys([*default, *tiny.get("models", default)]))
+
+
+@pytest.mark.parametrize("model", run_models())
+def test_every_model_of_the_default_and_tiny_runs_has_its_gnn_config(data, tmp_path, model):  # noqa: F811
+    """What rule export writes for each model of the toy runs (export.athena is on by
+    default): the Athena layout, its gnn_config naming every input sequence, per jet equal to
+    the batched model."""
+    config = data[0]
+    assert config["export"]["athena"] is True
+    spec = load_model(config, model)
+    module, batched, path = exported(
+        data, tmp_path, model, spec["model"], spec.get("parameters"), model=model
+    )
+    gnn = salt.read_gnn_config(path)
+    assert gnn["onnx_model_version"] == "v1" and gnn["model_name"] == salt.model_name(model)
+    fields = input_fields(stage_of(config, "norm").inputs)
+    sequences = {s["name"]: variables(s) for s in gnn["input_sequences"]}
+    assert sequences == {c: fields[c] for c in module.model.collections}
+    assert set(module.model.collections) == set(fields) - {"jets"}  # every sequence of the run
+    parameters = spec["parameters"]["names"] if spec.get("parameters") else []
+    assert variables(gnn["inputs"][0]) == fields["jets"] + parameters
+    batch = load_batches(module, data[2]["test"], 100, 100)[0]
+    edge = stage.edge_jets(batch, module.spec, stage.max_widths(module.spec, data[2]["test"]))
+    result = salt.validate_athena(path, batched, [batch], edge, model)
+    assert result["passed"] and result["max_abs_diff_vs_batched"] <= salt.TOLERANCE

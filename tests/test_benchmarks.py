@@ -105,6 +105,17 @@ SLOW_SMOKES: dict[str, tuple[list[str], list[str]]] = {
         ["example_dag.py", "--smoke"],
         [rf"^total wall {NUMBER} s", rf"^sum over the DAG's jobs, --help wall .*: {NUMBER} s"],
     ),
+    "scale": (
+        ["scale.py", "--smoke"],
+        [
+            rf"^ratio convert/raw\s+{NUMBER} \(target >= 0\.7",
+            rf"^convert job peak RSS\s+{NUMBER}-{NUMBER} MiB over \[1, 2\] files per job",
+            rf"^split/norm peak RSS\s+{NUMBER} MiB at {NUMBER} jets",
+            r"^prepared datasets, gathered vs plain\s+identical$",
+            rf"^dry run, 200 files\s+{NUMBER} jobs: hepsnake {NUMBER} s, bare Snakemake {NUMBER} s",
+            rf"^ratio dry run hepsnake/bare\s+{NUMBER} \(target <= 1\.5",
+        ],
+    ),
     "gpu.sh": (
         ["gpu.sh", "--dry-run"],
         [

@@ -47,6 +47,11 @@ JOBS = [
     ("simulate", ["--sample", "bib"], [paths.fill(paths.TOY, toy="bib")]),
     (
         "convert",
+        ["--sample", "sig_mS16", "--part", "0"],
+        [paths.part_file("sig_mS16", 0), paths.part_status("sig_mS16", 0)],
+    ),
+    (
+        "gather",
         ["--sample", "sig_mS16"],
         [paths.fill(t, sample="sig_mS16") for t in (paths.CONVERTED, paths.CONVERT_SUMMARY)],
     ),

@@ -323,8 +323,9 @@ def test_summary_failure_leaves_no_output(toy_files, tmp_path, config_factory, m
     assert list(tmp_path.iterdir()) == []
 
 
-def test_entry_numbers_continue_across_files(toy_files, tmp_path, config_factory):
-    """Without an eventNumber branch, events of different files get different numbers."""
+def test_entry_numbers_are_distinct_across_files(toy_files, tmp_path, config_factory):
+    """Without an eventNumber branch, file k's events are numbered from k * 2**32: events of
+    different files get different numbers, whichever files one job converts."""
     files = [toy_files["qcd"], toy_files["sig"]]
     config = config_factory(
         [{"name": "two", "files": [str(f) for f in files], "reader": "plain", "label": "qcd"}],
@@ -334,12 +335,11 @@ def test_entry_numbers_continue_across_files(toy_files, tmp_path, config_factory
         convert={"chunk_size": 700},
     )
     out, report = run(config, "two", tmp_path)
-    expected, first = [], 0
-    for path in files:
+    expected = []
+    for k, path in enumerate(files):
         tree = uproot.open(path)["jets"]
         pt, eta = tree["jet_pt"].array(library="np"), tree["jet_eta"].array(library="np")
-        expected.append(first + np.flatnonzero((pt > 20) & (np.abs(eta) < 2.5)))
-        first += tree.num_entries
+        expected.append(k * 2**32 + np.flatnonzero((pt > 20) & (np.abs(eta) < 2.5)))
     with h5py.File(out) as h5:
         numbers = h5["jets"]["eventNumber"]
     np.testing.assert_array_equal(numbers, np.concatenate(expected))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import skhep_testdata
 import yaml
-from conftest import REPO, snakemake
+from conftest import REPO, read_together, snakemake
 
 from hepsnake.init.starter import write_starter
 
@@ -83,6 +83,7 @@ def test_example_runs_to_the_report(example, workdir):
     classes = yaml.safe_load((folder / "config.yaml").read_text())["class_names"]
     check_report(report, classes, REFERENCES[example])
     assert (workdir / "results" / "export").is_dir()
+    read_together(workdir / "results")
 
 
 @pytest.mark.parametrize("name", INIT_ONLY)

@@ -7,6 +7,7 @@ No HTCondor pool exists here. The real executor plugin, ``htcondor2.Submit`` and
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,11 +25,14 @@ MINI = {
     "simulate": {
         "samples": {
             "qcd": {"process": "qcd", "n_jets": 1500},
+            "qcd_b": {"process": "qcd", "n_jets": 700},
             "bib": {"process": "bib", "n_jets": 800},
             "sig_mS16": {"process": "sig", "mS": 16, "n_jets": 800},
         }
     },
+    "convert": {"files_per_job": 1},  # qcd, two files, is converted in two parts
 }
+PARTS = {("qcd", "00000"), ("qcd", "00001"), ("bib", "00000"), ("sig_mS16", "00000")}
 
 
 def hepsnake(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -47,11 +51,16 @@ def home(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    """A working directory with the repository's config/ and a 3-sample, 1-model override."""
+    """A working directory with the repository's config/ and a 3-sample (4-file), 1-model
+    override."""
     work = tmp_path / "work"
     shutil.copytree(REPO / "config", work / "config")
     rows = (REPO / "config" / "samples.tsv").read_text().splitlines()
     keep = [r for r in rows if r.split("\t")[0] in ("name", *MINI["simulate"]["samples"])]
+    keep = [
+        r.replace("results/toy/qcd.root", "results/toy/qcd.root,results/toy/qcd_b.root")
+        for r in keep
+    ]
     (work / "config" / "mini_samples.tsv").write_text("\n".join(keep) + "\n")
     (work / "config" / "mini.yaml").write_text(yaml.safe_dump(MINI))
     return work
@@ -205,12 +214,13 @@ def test_htcondor_submissions_gpu_flavour_and_retry(home, workdir):
         assert "pip install" not in submit["arguments"], "no storage-plugin pip prefix"
         assert submit["getenv"].startswith("PATH,"), "only listed variables are copied"
         assert submit["request_cpus"].isdigit()
-    # each convert job failed once on its "node", was reported, resubmitted and succeeded
-    assert len(by_rule["convert"]) == 2 * len(MINI["simulate"]["samples"])
-    n_samples = len(MINI["simulate"]["samples"])
+    # one convert job per part (the gathers run locally), each failed once on its "node", was
+    # reported, resubmitted (with more memory) and succeeded
+    parts = [re.search(r"sample=(\w+),part=(\d+)", s["arguments"]) for s in by_rule["convert"]]
+    assert sorted(m.groups() for m in parts if m) == sorted([*PARTS, *PARTS])
+    assert len(by_rule["convert"]) == 2 * len(PARTS)
     memory = sorted(s["request_memory"] for s in by_rule["convert"])
-    assert memory == ["4000MB"] * n_samples + ["8000MB"] * n_samples, "more on the retry"
-    # (per-file convert jobs, issue 24 §1: each file group's job is recorded here as well)
+    assert memory == ["4000MB"] * len(PARTS) + ["8000MB"] * len(PARTS), "more on the retry"
     assert "Error in rule convert" in output
     assert "completed but failed with ExitCode 1" in output
     assert "Trying to restart job" in output

@@ -24,7 +24,8 @@ SAMPLES = {
     "bib": {"process": "bib", "n_jets": 800},
     "sig_mS16": {"process": "sig", "mS": 16, "n_jets": 800},
 }
-# the data stages of the tiny DAG: convert (one job per sample), split, norm
+# the data stages of the tiny DAG: convert (one part per sample: one toy file), gather, split,
+# norm
 TARGET = "results/prepared/norm_dict.yaml"
 CONFIG = ["--configfile", "config/tiny.yaml", "config/mini.yaml"]
 SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
@@ -66,8 +67,9 @@ def snakemake(work: Path, *args: str) -> list[str]:
 
 
 def outputs(results: Path) -> dict[str, bytes]:
-    """The deterministic outputs: converted samples and summaries, prepared splits and dicts."""
-    files = [*results.glob("h5/*"), *results.glob("prepared/*")]
+    """The deterministic outputs: converted parts and their statuses, gathered samples and
+    summaries, prepared splits and dicts."""
+    files = [*results.glob("h5/*"), *results.glob("h5/*/part-*"), *results.glob("prepared/*")]
     return {str(p.relative_to(results)): p.read_bytes() for p in files if p.is_file()}
 
 
@@ -124,8 +126,10 @@ def test_slurm_run_equals_local_retries_a_killed_job_with_more_memory(slurm, tmp
 
     assert outputs(cluster / "results") == outputs(local / "results")
     jobs = [(job, Path(log)) for job, log in SUBMITTED.findall(output)]
-    sample = next(log.parent.name for job, log in jobs if job == killed)
-    attempts = [job for job, log in jobs if log.parts[-3:-1] == ("rule_convert", sample)]
+    # the plugin's log folder of a job: its wildcards joined by "_" (sample, part)
+    folder = next(log.parent.name for job, log in jobs if job == killed)
+    sample, part = folder.rsplit("_", 1)
+    attempts = [job for job, log in jobs if log.parts[-3:-1] == ("rule_convert", folder)]
     assert attempts[0] == killed and len(attempts) == 2, jobs
     accounting = sh("sacct", "-n", "-X", "-P", "-o", "JobID,State,ReqMem", "-j", ",".join(attempts))
     assert accounting.split() == [f"{killed}|TIMEOUT|4000M", f"{attempts[1]}|COMPLETED|8000M"]
@@ -134,6 +138,6 @@ def test_slurm_run_equals_local_retries_a_killed_job_with_more_memory(slurm, tmp
     report = output[output.index("Error in rule convert:") :].split("Trying to restart job")[0]
     assert f"SLURM-job '{killed}' failed, SLURM status is: 'TIMEOUT'" in report
     slurm_log = next(log for job, log in jobs if job == killed)
-    assert f"log: results/logs/convert/{sample}.log, {slurm_log} " in report
+    assert f"log: results/logs/convert/{sample}/part-{part}.log, {slurm_log} " in report
     assert f"JOB {killed} ON " in slurm_log.read_text()
     assert " DUE TO TIME LIMIT ***" in slurm_log.read_text()

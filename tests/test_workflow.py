@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import skhep_testdata
 import yaml
-from conftest import REPO, report_numbers_match, snakemake
+from conftest import REPO, read_together, report_numbers_match, snakemake
 from ftag.hdf5 import H5Reader
 
 from hepsnake.config import load
+from hepsnake.export.athena import read_gnn_config
 from hepsnake.report.page import render
 
 PHYSLITE = "uproot-issue-951.root"
@@ -46,7 +47,8 @@ def test_default_dry_run_lists_the_dag(workdir):
     models = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["models"]
     expected = [
         ("simulate", len(samples)),
-        ("convert", len(samples)),
+        ("convert", len(samples)),  # one part per sample: one toy file each
+        ("gather", len(samples)),
         ("prepare_splits", 1),
         ("prepare_control", 1),
         ("prepare_norm", 1),
@@ -191,6 +193,12 @@ def test_tiny_end_to_end(tiny_run):
         assert set(bench["backends"]) == {"pytorch", "onnx_fp32", "onnx_int8"}
         assert f"![{model} export benchmark](export/{model}/benchmark.png)" in text
     ftag_tools_read(results)
+    read_together(results)
+    for model in models:  # every model in the Salt/Athena layout too
+        gnn = read_gnn_config(results / "export" / model / "model.athena.onnx")
+        assert sorted(s["name"] for s in gnn["input_sequences"]) == ["clusters", "tracks"]
+        validation = json.loads((results / "export" / model / "validation.json").read_text())
+        assert validation["athena"]["passed"]
     assert (results / "report.html").stat().st_size > 10_000
     again = snakemake(workdir, "-n", "--configfile", "config/tiny.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr

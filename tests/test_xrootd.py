@@ -1,9 +1,10 @@
 """Sample files on a real XRootD server (Debian's xrootd, tests/cluster/xrootd-up.sh).
 
-The convert job reads ``root://`` and ``xroot://`` globs as a user's job reads EOS; the
-outputs equal those of the same files read from local disk. A server that stops while a
-job reads fails the job within the configured XRootD timeouts, with one line naming the
-(redacted) URL; the rerun after the server is back completes.
+The convert jobs read ``root://`` and ``xroot://`` globs (listed once) as a user's job reads
+EOS; the outputs equal those of the same files read from local disk. A server that stops while
+a job reads fails its part within the configured XRootD timeouts, and the gather with one line
+naming the (redacted) URL; the rerun after the server is back converts the part and
+completes.
 
 Where no server is reachable the tests skip (``HEPSNAKE_REQUIRE_CLUSTER=1``, set by
 ``.ci/run``, makes that a failure). The server's directory and port are those of
@@ -184,16 +185,20 @@ def test_server_stopped_mid_job_fails_fast_then_rerun_completes(server, local, t
         assert proc.returncode != 0
         # connection_retry x connection_window_s = 2 s, plus the job's own exit
         assert failed_after < 60, f"the job took {failed_after:.0f} s to fail"
+        # the part's job writes it as failed; the gather stops the sample (no failure allowed)
         log = (work / "results" / "logs" / "convert" / "toy.log").read_text()
         errors = [line for line in log.splitlines() if "error" in line.lower()]
         shown = f"root://***@localhost:{port}//eos/stop/a.root"
         assert errors == [
-            f"hepsnake convert: error: {shown}: cannot read 'jets': remote read failed "
-            "(OSError: Server query for vector read info failed: [FATAL] Connection error)"
+            "hepsnake gather: error: sample 'toy': 1 of 1 parts failed"
+            f" (convert.max_failed_fraction 0); part 0: {shown}: cannot read 'jets': remote"
+            " read failed (OSError: Server query for vector read info failed: [FATAL]"
+            " Connection error)"
         ], log
         assert errors[0] in output.decode(), "Snakemake shows the failed job's log"
         assert not (work / "results" / "h5" / "toy.h5").exists()
-        assert "ci@" not in log
+        part_log = (work / "results" / "logs" / "convert" / "toy" / "part-00000.log").read_text()
+        assert "ci@" not in log + part_log
 
         xrootd("xrootd-up.sh")
         run(cmd, env)

@@ -52,15 +52,48 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
-    from hepsnake.convert.convert import convert
+    c = Run(args).contract("convert", sample=args.sample)
+    if args.part is None:
+        from hepsnake.convert.convert import convert
+
+        output = given(args.output, lambda: paths.fill(paths.CONVERTED, sample=args.sample))
+        summary = given(args.summary, lambda: paths.fill(paths.CONVERT_SUMMARY, sample=args.sample))
+        report = convert(c, output, summary, show_progress=args.progress)
+    else:
+        from hepsnake.convert.part import convert_part
+
+        output = given(args.output, lambda: paths.part_file(args.sample, args.part))
+        status = given(args.status, lambda: paths.part_status(args.sample, args.part))
+        report = convert_part(c, args.part, output, status, show_progress=args.progress)
+    for skipped in report["skipped"]:
+        log.warning("skipped %s", skipped["reason"])
+    log.info("convert %s: %d jets → %s", args.sample, report["jets"], output)
+
+
+def cmd_gather(args: argparse.Namespace) -> None:
+    from hepsnake.convert.gather import gather
 
     c = Run(args).contract("convert", sample=args.sample)
     output = given(args.output, lambda: paths.fill(paths.CONVERTED, sample=args.sample))
     summary = given(args.summary, lambda: paths.fill(paths.CONVERT_SUMMARY, sample=args.sample))
-    report = convert(c, output, summary, show_progress=args.progress)
-    for skipped in report["skipped"]:
-        log.warning("skipped %s", skipped["reason"])
-    log.info("convert %s: %d jets → %s", args.sample, report["jets"], output)
+    report = gather(c, output, summary)
+    log.info(
+        "gather %s: %d jets from %d parts (%d failed) → %s",
+        args.sample,
+        report["jets"],
+        report["parts"],
+        len(report["failed_parts"]),
+        output,
+    )
+
+
+def cmd_list_files(args: argparse.Namespace) -> None:
+    from hepsnake.convert.file_list import write_file_list
+
+    c = Run(args).contract("convert", sample=args.sample)
+    output = given(args.output, lambda: paths.file_list(args.sample))
+    files = write_file_list(c, output)
+    log.info("list-files %s: %d files → %s", args.sample, len(files), output)
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -374,16 +407,36 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--sample", required=True, help="a key of simulate.samples")
     sim.add_argument("--output", help="default results/toy/<sample>.root")
 
-    conv = verb("convert", cmd_convert, "convert one sample's ROOT files to FTAG-layout HDF5")
+    conv = verb(
+        "convert",
+        cmd_convert,
+        "convert one part of a sample (--part), or all its files, to FTAG-layout HDF5",
+    )
     conv.add_argument("--sample", required=True, help="a sample name from the sample list")
-    conv.add_argument("--output", help="output .h5 (default results/h5/<sample>.h5)")
-    conv.add_argument("--summary", help="output JSON: per-file counts, skipped files")
+    conv.add_argument("--part", type=int, help="the part (convert.files_per_job files) to convert")
+    conv.add_argument(
+        "--output",
+        help="output .h5 (default results/h5/<sample>.h5, with --part the part's file)",
+    )
+    conv.add_argument("--summary", help="output JSON without --part: per-file counts, skipped")
+    conv.add_argument("--status", help="output JSON with --part (default the part's status)")
     conv.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="show a rich progress bar (a final line only, when stderr is not a terminal)",
     )
+    gat = verb(
+        "gather",
+        cmd_gather,
+        "a sample's converted parts as one HDF5 file (virtual datasets) and its summary",
+    )
+    gat.add_argument("--sample", required=True, help="a sample name from the sample list")
+    gat.add_argument("--output", help="output .h5 (default results/h5/<sample>.h5)")
+    gat.add_argument("--summary", help="output JSON (default results/h5/<sample>.summary.json)")
+    lst = verb("list-files", cmd_list_files, "list a sample's remote globs once, into a file")
+    lst.add_argument("--sample", required=True, help="a sample name from the sample list")
+    lst.add_argument("--output", help="output JSON (default results/h5/<sample>/files.json)")
     spl = verb("split", cmd_split, "event-level train/val/test splits with weights")
     spl.add_argument(
         "--inputs", nargs="+", help="converted sample .h5 files (default: the config's)"

@@ -8,25 +8,42 @@ import numpy as np
 
 # what the training weight of a jet with w < 0 becomes under each prepare.negative_weights
 POLICIES = {"abs": "|w|", "keep": "w (signed)", "zero": "0"}
+SUMS = ("jets", "negative", "abs", "negative_abs")  # what :func:`weight_sums` adds up
 
 
-def figures(blocks: Iterable[np.ndarray]) -> dict[str, float]:
-    """``fraction``: the share of jets with a negative weight, ``abs_share``: their share of
-    Σ|w|, over the weights of ``blocks`` (summed block by block, so the same blocks give the
-    same figures); 0 for no jets or no weight."""
-    jets = negative = 0
-    total = negative_total = 0.0
+def weight_sums(blocks: Iterable[np.ndarray]) -> dict[str, float]:
+    """Over the weights of ``blocks`` (summed block by block, so the same blocks give the same
+    sums): ``jets``, ``negative`` (jets with w < 0), ``abs`` (Σ|w|) and ``negative_abs`` (Σ|w|
+    of the negative ones). The sums of several sets of weights add up (:func:`added`)."""
+    sums = dict.fromkeys(SUMS, 0.0)
     for weights in blocks:
         magnitude = np.abs(weights.astype(np.float64))
         below = weights < 0
-        jets += len(weights)
-        negative += int(np.count_nonzero(below))
-        total += float(magnitude.sum())
-        negative_total += float(magnitude[below].sum())
+        sums["jets"] += len(weights)
+        sums["negative"] += int(np.count_nonzero(below))
+        sums["abs"] += float(magnitude.sum())
+        sums["negative_abs"] += float(magnitude[below].sum())
+    return sums
+
+
+def added(sums: Iterable[dict[str, float]]) -> dict[str, float]:
+    """The :func:`weight_sums` of several sets of weights added up."""
+    parts = list(sums)
+    return {key: sum((s[key] for s in parts), 0.0) for key in SUMS}
+
+
+def figures_of(sums: dict[str, float]) -> dict[str, float]:
+    """``fraction``: the share of jets with a negative weight, ``abs_share``: their share of
+    Σ|w|, from :func:`weight_sums`; 0 for no jets or no weight."""
     return {
-        "fraction": negative / jets if jets else 0.0,
-        "abs_share": negative_total / total if total > 0 else 0.0,
+        "fraction": sums["negative"] / sums["jets"] if sums["jets"] else 0.0,
+        "abs_share": sums["negative_abs"] / sums["abs"] if sums["abs"] > 0 else 0.0,
     }
+
+
+def figures(blocks: Iterable[np.ndarray]) -> dict[str, float]:
+    """The :func:`figures_of` the weights of ``blocks``."""
+    return figures_of(weight_sums(blocks))
 
 
 def policy_text(policy: str) -> str:

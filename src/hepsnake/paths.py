@@ -18,8 +18,17 @@ TUNED_PREFIX = "tune."  # a ``models:`` entry tune.<study> is the study's best.y
 SPLITS = ("train", "val", "test")
 
 TOY = f"{RESULTS}/toy/{{toy}}.root"
+# a sample is converted in parts (convert.files_per_job files each: a part file and its status
+# JSON), gathered into one file (a virtual dataset over the parts) and its summary; a sample
+# with remote globs is listed once into its file list
 CONVERTED = f"{RESULTS}/h5/{{sample}}.h5"
 CONVERT_SUMMARY = f"{RESULTS}/h5/{{sample}}.summary.json"
+PARTS_DIR = f"{RESULTS}/h5/{{sample}}"
+PART = f"{PARTS_DIR}/part-{{part}}.h5"
+PART_STATUS = f"{PARTS_DIR}/part-{{part}}.json"
+PART_RETRY = f"{PARTS_DIR}/part-{{part}}.retry"  # written by the gather when the part failed
+FILE_LIST = f"{PARTS_DIR}/files.json"
+PART_WILDCARD = r"\d+"  # a part's index as its files name it (:func:`part_name`)
 
 PREPARED = f"{RESULTS}/prepared"
 SPLIT = f"{PREPARED}/{{split}}.h5"
@@ -85,11 +94,40 @@ REPORT_PAGE = f"{REPORT}{PAGE_SUFFIX}"  # report.md with its images inlined (one
 RUNS = f"{RESULTS}/tracking/runs.json"
 
 LOG = f"{RESULTS}/logs/{{name}}.log"
+PART_LOG = f"{RESULTS}/logs/convert/{{sample}}/part-{{part}}.log"
+GATHER_LOG = f"{RESULTS}/logs/convert/{{sample}}.log"
+FILE_LIST_LOG = f"{RESULTS}/logs/convert/{{sample}}/files.log"
 
 
 def fill(template: str, **names: object) -> str:
     """``template`` with its fields filled."""
     return template.format(**names)
+
+
+def part_name(index: int) -> str:
+    """The ``{part}`` of part ``index`` in file names: five digits or more (``00007``)."""
+    return f"{index:05d}"
+
+
+def part_file(sample: str, index: int) -> str:
+    """The HDF5 file of part ``index`` of ``sample``."""
+    return fill(PART, sample=sample, part=part_name(index))
+
+
+def part_status(sample: str, index: int) -> str:
+    """The status JSON of part ``index`` of ``sample``."""
+    return fill(PART_STATUS, sample=sample, part=part_name(index))
+
+
+def part_retry(sample: str, index: int) -> str:
+    """The retry mark of part ``index`` of ``sample``: an input of the part once it exists,
+    rewritten by the gather whenever the part failed, so Snakemake converts it again."""
+    return fill(PART_RETRY, sample=sample, part=part_name(index))
+
+
+def file_list(sample: str) -> str:
+    """The listing of ``sample``'s remote globs (written once, read by every later DAG)."""
+    return fill(FILE_LIST, sample=sample)
 
 
 FIGURE_FORMATS = ("png", "pdf")  # every plot: PNG for the reports, PDF for notes

@@ -1,18 +1,19 @@
 # Config validation, the resolved config every job reads, and the input functions the rules
 # share; the logic lives in hepsnake.config, the paths in hepsnake.paths.
+import functools
 import sys
 
 from hepsnake import paths
 from hepsnake.config import (
     contract,
-    expand_files,
+    part_digest,
     stage_digest,
     workflow_config,
     write_resolved,
 )
+from hepsnake.convert.dag import SampleParts
 from hepsnake.convert.preflight import preflight
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.remote import is_remote
 
 # the checks and the one error line of the hepsnake command: file, key path, what is allowed;
 # then the resolved config, rewritten only when its content changes (a batch job's re-read of
@@ -66,10 +67,18 @@ def train_inputs(wildcards):
     return prepared_inputs(RESOLVED.model(wildcards.model)["adversarial"])
 
 
-def sample_files(wildcards):
-    """The local input files of a sample (URLs are read inside the job)."""
-    sample = RESOLVED.sample(wildcards.sample)
-    return [f for f in expand_files(sample["name"], sample["files"]) if not is_remote(f)]
+# each sample's parts (rules convert and gather), its listing awaited where it has remote globs
+PARTS = SampleParts(
+    lambda sample: contract(RESOLVED, "convert", sample=sample),
+    lambda sample: checkpoints.list_files.get(sample=sample),
+)
+
+
+@functools.cache
+def convert_part_digest(sample):
+    """Rule convert's params entry, once per sample (not once per part): the hash of what a
+    part job reads (all of the convert contract but max_failed_fraction, the gather's)."""
+    return part_digest(RESOLVED, sample)
 
 
 # hyperparameter studies (config tune:), rules tune_trial and tune_best

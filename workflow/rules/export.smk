@@ -1,5 +1,4 @@
-# model.athena.onnx (the Salt/Athena layout) is made where export.athena says so, where null
-# when a sample has a physlite reader (resolved once per config)
+# model.athena.onnx (the Salt/Athena layout) is made where export.athena says so (default on)
 rule export:
     input:
         ckpt=paths.CHECKPOINT,
@@ -15,7 +14,7 @@ rule export:
         **paths.figure_twins(plot=paths.EXPORT_PLOT),
         **(
             {"athena": paths.EXPORT_OUTPUTS["athena"]}
-            if RESOLVED.athena
+            if RESOLVED.config["export"]["athena"]
             else {}
         ),
     params:

@@ -2,7 +2,13 @@
 :mod:`.samples`, :mod:`.checks`), resolved with its models and studies (:mod:`.resolved`),
 then cut into the typed contract of each stage (:mod:`.contracts`)."""
 
-from hepsnake.config.contracts import STAGES, contract, stage_digest, trial_contract
+from hepsnake.config.contracts import (
+    STAGES,
+    contract,
+    part_digest,
+    stage_digest,
+    trial_contract,
+)
 from hepsnake.config.loading import (
     load,
     load_model,
@@ -45,6 +51,7 @@ __all__ = [
     "load_samples",
     "load_tune",
     "parse_params",
+    "part_digest",
     "read_config",
     "read_mapping",
     "read_model",

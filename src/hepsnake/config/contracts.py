@@ -10,7 +10,7 @@ so a job reruns when what its stage reads changes, and only then.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hepsnake.config.typed import build, digest, to_data
@@ -128,6 +128,24 @@ class XRootD:
 
 
 @dataclass(frozen=True, slots=True)
+class FilesPerJob:
+    """Input files per convert job (a part of a sample): ``local`` of local files, ``remote``
+    of remote ones (``convert.files_per_job``; a single number sets both)."""
+
+    local: int
+    remote: int
+
+    @classmethod
+    def from_data(cls, data: int | Mapping[str, int]) -> "FilesPerJob":
+        if isinstance(data, int):
+            return cls(data, data)
+        return build_plain(cls, data)
+
+    def to_data(self) -> Any:
+        return {"local": self.local, "remote": self.remote}
+
+
+@dataclass(frozen=True, slots=True)
 class ConvertSpec:
     max_constituents: Mapping[str, int]
     sort_by: Mapping[str, str]
@@ -136,6 +154,8 @@ class ConvertSpec:
     chunk_size: int
     skip_bad_files: bool
     xrootd: XRootD
+    files_per_job: FilesPerJob
+    max_failed_fraction: float  # judged by the gather only (see part_digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,7 +516,8 @@ class SimulateContract:
 
 @dataclass(frozen=True, slots=True)
 class ConvertContract:
-    """``hepsnake convert``: one sample's files into one HDF5 file."""
+    """``hepsnake convert`` (one sample's files into one HDF5 file, or one part of them) and
+    ``hepsnake gather`` (the sample's parts into one file)."""
 
     class_names: tuple[str, ...]
     sample: Sample
@@ -622,7 +643,7 @@ class ExportContract:
     opset: int
     n_validate: int
     n_latency: int
-    athena: bool  # also the Salt/Athena layout (resolved: export.athena or a physlite reader)
+    athena: bool  # also the Salt/Athena layout (export.athena)
 
 
 @dataclass(frozen=True, slots=True)
@@ -814,7 +835,7 @@ def stage_data(r: Any, stage: str, names: Mapping[str, str]) -> dict[str, Any]:
         }
     if stage == "export":  # the checkpoint holds the model: any name is an output prefix
         model = need(names, "model", stage)
-        return {"model": model, "signal": c["evaluate"]["signal"], **r.export_settings}
+        return {"model": model, "signal": c["evaluate"]["signal"], **c["export"]}
     if stage == "compare":
         return {"models": c["models"]}
     if stage == "track":
@@ -898,3 +919,11 @@ def stage_digest(resolved: Any, stage: str, **names: str) -> str:
     """The hash of ``stage``'s contract: a rule's params, so Snakemake reruns a job exactly
     when what its stage reads changes."""
     return digest(contract(resolved, stage, **names))
+
+
+def part_digest(resolved: Any, sample: str) -> str:
+    """The hash of what a convert job of one part of ``sample`` reads: the sample's convert
+    contract less ``convert.max_failed_fraction``, which only the gather judges (changing it
+    reruns no part)."""
+    c = contract(resolved, "convert", sample=sample)
+    return digest(replace(c, convert=replace(c.convert, max_failed_fraction=0.0)))

@@ -126,20 +126,6 @@ class Resolved:
         return [s for s in listed if s in self.config["tune"]]
 
     @property
-    def athena(self) -> bool:
-        """Whether export also writes the Salt/Athena layout: ``export.athena``, or where that
-        is null whether a sample is read by a ``physlite`` reader."""
-        wanted = self.config["export"]["athena"]
-        if wanted is not None:
-            return bool(wanted)
-        readers = self.config["readers"]
-        return any(readers[s["reader"]]["type"] == "physlite" for s in self.config["samples"])
-
-    @property
-    def export_settings(self) -> dict[str, Any]:
-        return self.config["export"] | {"athena": self.athena}
-
-    @property
     def evaluate_plots(self) -> list[str]:
         ev = self.config["evaluate"]
         return evaluate_plots(

@@ -5,7 +5,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,11 +29,13 @@ from hepsnake.io.remote import is_remote, redact_text, redact_url
 from hepsnake.io.sources import open_source
 from hepsnake.io.xrootd import configure as configure_xrootd
 from hepsnake.names import LABEL
-from hepsnake.negative_weights import figures, warning
+from hepsnake.negative_weights import figures_of, warning, weight_sums
 from hepsnake.pause import pause_point
 
 DEFAULT_MAX_CONSTITUENTS = 40
 WEIGHT_BLOCK = 1 << 20  # jets per read of the written weights (the negative-weight figures)
+# an entry-numbered file's events are numbered from its index in the sample times this
+FILE_EVENT_STRIDE = 1 << 32
 T = TypeVar("T")
 log = logging.getLogger("hepsnake")
 
@@ -141,47 +143,62 @@ def convert(
     summary: str | Path,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Convert every file of the contract's sample; write ``output`` (HDF5) and ``summary``
-    (JSON).
+    """Convert every file of the contract's sample in one job; write ``output`` (HDF5) and
+    ``summary`` (JSON).
 
     Both files are written under temporary names and renamed into place together at the end,
     so a failure leaves neither. Returns the summary: per-file entries and jets, skipped files
-    with reasons, totals.
+    with reasons, totals. (The workflow converts a sample in parts and gathers them:
+    :mod:`hepsnake.convert.part`, :mod:`hepsnake.convert.gather`.)
     """
     configure_xrootd(contract.convert.xrootd)
     files = expand_urls(contract.sample.name, contract.sample.files)
-    if files and not contract.convert.skip_bad_files:
-        with redacted_errors(files[0]):  # what snakemake -n cannot do for a remote file
-            check_first_file(contract, files[0])
+    check_first(contract, files)
     with (
         atomic_path(output) as tmp,
         atomic_path(summary) as tmp_summary,
         progress_bar(show_progress) as bar,
     ):
         with h5py.File(tmp, "w") as h5:
-            report = {"sample": contract.sample.name, **write_sample(h5, contract, files, bar)}
+            written = write_files(h5, contract, files, 0, bar)
+            report = {"sample": contract.sample.name, **written}
+            report |= sample_totals(contract, written)
+            report |= weight_totals(contract.sample.name, jet_weight_sums(h5))
+            set_file_attrs(h5, contract, report["files"], report["skipped"])
         tmp_summary.write_text(json_text(report))
     return report
 
 
-def write_sample(
-    h5: h5py.File, contract: ConvertContract, files: list[str], bar: Progress
+def check_first(contract: ConvertContract, files: Sequence[str]) -> None:
+    """The first of ``files`` opened for its branch list (what ``snakemake -n`` cannot do for
+    a remote file: :func:`~hepsnake.convert.preflight.check_first_file`), unless
+    ``convert.skip_bad_files`` makes a bad file the converter's to skip."""
+    if files and not contract.convert.skip_bad_files:
+        with redacted_errors(files[0]):
+            check_first_file(contract, files[0])
+
+
+def write_files(
+    h5: h5py.File, contract: ConvertContract, files: Sequence[str], first_file: int, bar: Progress
 ) -> dict[str, Any]:
-    """Stream ``files`` into the open output ``h5``; return the summary without the name.
+    """Stream ``files`` (``first_file`` the index of the first in the sample's file list)
+    into the open output ``h5``; return their ``files`` records, the ``skipped`` files,
+    ``jets`` and ``truncated_constituents``.
 
     Entry indices used as event numbers (flat readers without an ``eventNumber`` mapping)
-    continue across the files, so events of different files never share a number.
+    start at the file's index in the sample times :data:`FILE_EVENT_STRIDE`: events of
+    different files never share a number, whichever files a job converts.
     """
     conv, sample = contract.convert, contract.sample
     report: dict[str, Any] = {"files": [], "skipped": []}
     out = SampleWriter(h5, contract)
     task = bar.add_task(f"convert {sample.name}", total=0)
-    entries_before = 0
-    for path in files:
+    for index, path in enumerate(files, start=first_file):
         before = out.lengths()
+        first_event = index * FILE_EVENT_STRIDE
         try:
             with redacted_errors(path):
-                record = convert_file(path, contract, out, bar, task, entries_before)
+                record = convert_file(path, contract, out, bar, task, first_event)
         except Exception as exc:  # any per-file failure may be skipped, never a traceback
             if write_errno(exc) is not None:
                 raise  # the output cannot be written (disk full...): no input file is to blame
@@ -194,46 +211,73 @@ def write_sample(
             report["skipped"].append({"path": redact_url(path), "reason": str(exc)})
             continue
         report["files"].append(record)
-        entries_before += record["entries"]
-    n_jets = h5["jets"].shape[0] if "jets" in h5 else 0
-    if n_jets == 0:
-        why = f"zero jets after cuts {list(conv.cuts)}" if report["files"] else "no readable file"
-        raise HepsnakeError(f"sample '{sample.name}'", why)
-    report["jets"] = n_jets
+    report["jets"] = h5["jets"].shape[0] if "jets" in h5 else 0
     report["truncated_constituents"] = out.truncated
-    report["dropped"] = {"cuts": sum(f["jets_read"] - f["jets_written"] for f in report["files"])}
-    report["cuts"] = {
-        cut: sum(f["failed_cuts"][i] for f in report["files"]) for i, cut in enumerate(conv.cuts)
+    if report["jets"]:
+        h5["jets"].attrs["class_names"] = list(contract.class_names)
+        h5["jets"].attrs[LABEL] = list(contract.class_names)
+        h5["jets"].attrs["energy_unit"] = report["files"][0]["energy_unit"]
+    return report
+
+
+def sample_totals(contract: ConvertContract, written: dict[str, Any]) -> dict[str, Any]:
+    """The sample-level figures of its converted files (``written``: :func:`write_files`'
+    keys, over every file of the sample): jets dropped by the cuts, failures per cut, the
+    energy unit, the event number sources. Zero jets is an error naming the sample."""
+    cuts, name, records = list(contract.convert.cuts), contract.sample.name, written["files"]
+    if written["jets"] == 0:
+        why = f"zero jets after cuts {cuts}" if records else "no readable file"
+        raise HepsnakeError(f"sample '{name}'", why)
+    totals: dict[str, Any] = {
+        "dropped": {"cuts": sum(f["jets_read"] - f["jets_written"] for f in records)},
+        "cuts": {cut: sum(f["failed_cuts"][i] for f in records) for i, cut in enumerate(cuts)},
+        "energy_unit": records[0]["energy_unit"],
+        "event_number_source": list(dict.fromkeys(f["event_number_source"] for f in records)),
     }
-    units = list(dict.fromkeys(f["energy_unit"] for f in report["files"]))
-    report["energy_unit"] = units[0]
-    report["event_number_source"] = list(
-        dict.fromkeys(f["event_number_source"] for f in report["files"])
-    )
-    for text in mev_warnings(list(conv.cuts), list(report["cuts"].values()), units[0]):
-        log.warning("convert %s: %s", sample.name, text)
-    weights = h5["jets"].fields("weight")
-    found = figures(weights[a : a + WEIGHT_BLOCK] for a in range(0, n_jets, WEIGHT_BLOCK))
-    report["negative_weights"] = found
-    negative = warning(sample.name, found, None)
-    report["warnings"] = [negative] if negative else []
+    for text in mev_warnings(cuts, list(totals["cuts"].values()), totals["energy_unit"]):
+        log.warning("convert %s: %s", name, text)
+    return totals
+
+
+def jet_weight_sums(h5: h5py.File) -> dict[str, float]:
+    """The :func:`~hepsnake.negative_weights.weight_sums` of the jets of the open converted
+    file ``h5`` (read in blocks; zeros without jets)."""
+    if "jets" not in h5:
+        return weight_sums([])
+    weights, n_jets = h5["jets"].fields("weight"), h5["jets"].shape[0]
+    return weight_sums(weights[a : a + WEIGHT_BLOCK] for a in range(0, n_jets, WEIGHT_BLOCK))
+
+
+def weight_totals(sample: str, sums: dict[str, float]) -> dict[str, Any]:
+    """The ``negative_weights`` figures of ``sample`` from its jets' weight ``sums`` and the
+    ``warnings`` list with their warning, if any."""
+    found = figures_of(sums)
+    negative = warning(sample, found, None)
     if negative:
-        log.warning("convert %s: %s", sample.name, negative["message"])
-    h5["jets"].attrs["class_names"] = list(contract.class_names)
-    h5["jets"].attrs[LABEL] = list(contract.class_names)
-    h5["jets"].attrs["energy_unit"] = units[0]
+        log.warning("convert %s: %s", sample, negative["message"])
+    return {"negative_weights": found, "warnings": [negative] if negative else []}
+
+
+def set_file_attrs(
+    h5: h5py.File,
+    contract: ConvertContract,
+    inputs: list[dict[str, Any]],
+    skipped: list[dict[str, Any]],
+) -> None:
+    """The provenance attributes of a converted file: version, sample, role, the input file
+    records (in the order of their jets), the skipped files and the contract (URLs
+    redacted)."""
     set_attrs(
         h5,
         {
             "hepsnake_version": __version__,
-            "sample": sample.name,
-            "role": sample.role,
-            "inputs": report["files"],
-            "skipped": report["skipped"],
+            "sample": contract.sample.name,
+            "role": contract.sample.role,
+            "inputs": inputs,
+            "skipped": skipped,
             "config": to_data(redacted(contract)),
         },
     )
-    return report
 
 
 def redacted(contract: ConvertContract) -> ConvertContract:

@@ -395,11 +395,10 @@ def export(
     n_latency: int = 300,
     threads: int = 1,
     signal: str = "sig",
-    athena: bool | None = False,
+    athena: bool = True,
 ) -> dict[str, Any]:
     """Export, quantise, validate and benchmark ``checkpoint``; write the outputs of ``outdir``
-    (with ``athena`` also the Salt/Athena layout, validated per jet against ``model.onnx``;
-    ``None``, unresolved, counts as off).
+    (with ``athena`` also the Salt/Athena layout, validated per jet against ``model.onnx``).
 
     Validation and the AUCs use the first ``n_validate`` jets of ``test`` (plus edge-case
     jets built from them); static quantisation calibrates on jets of ``val``; latency is

@@ -1,4 +1,5 @@
-"""Remote sample files: globs expanded by listing the storage, inside the convert job.
+"""Remote sample files: globs expanded by listing the storage, inside a job (the workflow's
+listing job, :mod:`hepsnake.convert.file_list`; or a one-job ``hepsnake convert``).
 
 Used where the credentials are; fsspec (s3fs, fsspec-xrootd) does the listing, uproot the
 reading.

@@ -20,6 +20,7 @@ from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
 from hepsnake.io.files import h5_file
 from hepsnake.io.h5 import DEFAULT_UNIT, TableWriter, set_attrs
+from hepsnake.io.vds import missing_sources
 from hepsnake.names import transformed_field
 from hepsnake.negative_weights import figures, policy_text, warning
 from hepsnake.pause import pause_point
@@ -73,6 +74,13 @@ class Input:
         :data:`SPLITS`, or -1 for a jet in none)."""
         if "jets" not in self.h5:
             raise HepsnakeError(self.path, "no 'jets' dataset")
+        missing = missing_sources(self.h5)
+        if missing:
+            raise HepsnakeError(
+                self.path,
+                f"{len(missing)} part files of its virtual datasets are missing, first"
+                f" {missing[0]}: convert the sample again",
+            )
         self.name = str(self.h5.attrs.get("sample", Path(self.path).stem))
         sample = next((s for s in contract.samples if s.name == self.name), None)
         if sample is None:
@@ -270,9 +278,10 @@ def with_derived(table: np.ndarray, derived: Derived) -> np.ndarray:
     return out
 
 
-def union_dtype(inputs: list[Input], control: bool, derived: Derived) -> np.dtype:
+def union_dtype(inputs: list[Input], derived: Derived) -> np.dtype:
     """Every jet field of every input (first-seen order), the ``derived`` fields, then sample,
-    weights and is_data."""
+    weights and is_data (False outside the control region: one jets dtype for every
+    prepared file of a run)."""
     fields: dict[str, np.dtype] = {}
     for inp in inputs:
         for name in inp.dtype.names:
@@ -280,8 +289,7 @@ def union_dtype(inputs: list[Input], control: bool, derived: Derived) -> np.dtyp
     fields.update(dict.fromkeys(derived, np.dtype(np.float32)))
     fields["sample"] = np.dtype(np.int16)
     fields["train_weight"] = np.dtype(np.float32)
-    if control:
-        fields["is_data"] = np.dtype(bool)
+    fields["is_data"] = np.dtype(bool)
     return np.dtype(list(fields.items()))
 
 
@@ -310,8 +318,7 @@ def merged(
             part[field] = missing_value(dtype[field])
     fill_derived(part, derived)
     part["sample"] = names.index(inp.name)
-    if "is_data" in dtype.names:
-        part["is_data"] = inp.is_data
+    part["is_data"] = inp.is_data
     return part
 
 
@@ -370,7 +377,7 @@ def split(
         names = sorted(inp.name for inp in ins)
         jet_fields = {n for inp in ins for n in inp.dtype.names}
         derived = derived_fields(contract.inputs, "jets", jet_fields, ins[0].path)
-        dtype = union_dtype(ins, control, derived)
+        dtype = union_dtype(ins, derived)
         warnings = [] if control else checked_classes(ins, list(contract.class_names), prep)
         negative = {inp.name: figures(inp.split_weights()) for inp in ins}
         warnings += negative_weight_warnings(negative, prep, control)

@@ -1,0 +1,491 @@
+"""Issue 24 §5: the convert fan-out at scale, on 2 cores.
+
+In a working directory (a temp dir unless ``--workdir``) holding a copy of config/:
+
+1. a toy sample of ``--files`` ROOT files, ``--jets`` jets in all, written by the toy
+   simulator (half of the files QCD jets, sample ``qcd``; half signal jets with mS = 16,
+   sample ``sig``), two files at a time;
+2. the raw read: every file's branches that the toy reader maps, read as the convert reads
+   them (``tree.iterate(..., library="ak")``, a fresh file, no cache), two processes (one per
+   core), input in the page cache: wall and jets/s;
+3. the conversion: the parts of both samples (``convert.files_per_job`` at its default),
+   each converted as rule convert does, by two processes side by side (two convert jobs at a
+   time, their start-up not counted): wall, jets/s and the ratio to the raw read (target >=
+   0.7), best of ``--rounds`` rounds taken in turn with the raw read; the same with the output
+   uncompressed (what the output's lzf compression costs); then as the workflow runs it,
+   ``snakemake --cores 2`` of both samples' gathered files (parts, then the gathers, each
+   job's start-up included);
+4. the peak RSS of one convert job (``hepsnake convert --part 0`` in a fresh process) with
+   ``files_per_job`` 1, 10 and 50 (target: flat in the number of files);
+5. ``hepsnake split`` and ``hepsnake norm`` on the gathered files (virtual datasets over the
+   parts): peak RSS (target <= 1.5 GB) and wall; the split once more on plain files (each sample
+   converted into one file by one job), wall side by side and the prepared files compared
+   byte for byte (whether the split reads the virtual datasets fast enough);
+6. the dry run: a sample of ``--dry-files`` local files with ``files_per_job: 1`` (empty but
+   the first, a toy file: the DAG opens each sample's first file for its branch list),
+   ``snakemake -n`` of the whole workflow (nothing on disk yet) against a bare Snakefile with
+   as many jobs (one per input file, a gather, a chain for the rest), ``--repeat`` rounds in
+   turn, medians (target: ratio <= 1.5).
+
+Prints the figures (and the load average) as it goes. ``--smoke`` runs tiny sizes (a few
+files, a few thousand jets, 200 dry-run files, one round). Run by hand, e.g.
+``python benchmarks/scale.py --files 200 --jets 1000000``. Not a test.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import h5py
+import uproot
+import yaml
+from _common import parse_args, peak_rss_mib, warm_page_cache, work_directory
+
+from hepsnake import paths
+from hepsnake.config import contract, read_config
+from hepsnake.config.contracts import ConvertContract
+from hepsnake.convert.parts import sample_parts
+from hepsnake.io.root import FlatSource
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = {"qcd": ("qcd", None), "sig": ("sig", 16.0)}  # sample -> (toy process, mS)
+CONVERT_TARGET, DRY_TARGET, MEMORY_TARGET_MIB = 0.7, 1.5, 1536
+BARE_SNAKEFILE = """\
+N = {n}
+OTHER = {other}
+
+rule all:
+    input: f"chain/{{OTHER - 1}}.txt" if OTHER else "gathered.txt"
+
+rule part:
+    input: "inputs/dry/f{{i}}.root"
+    output: "parts/{{i}}.txt"
+    shell: "touch {{output}}"
+
+rule gather:
+    input: expand("parts/{{i}}.txt", i=range(N))
+    output: "gathered.txt"
+    shell: "touch {{output}}"
+
+rule chain:
+    input: lambda w: "gathered.txt" if int(w.k) == 0 else f"chain/{{int(w.k) - 1}}.txt"
+    output: "chain/{{k}}.txt"
+    shell: "touch {{output}}"
+"""
+
+
+def load_average() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def figure(name: str, value: str) -> None:
+    print(f"{name:<34} {value}", flush=True)
+
+
+def write_toy_file(path: str, process: str, mass: float | None, jets: int, seed: int) -> None:
+    """(Worker) one toy ROOT file."""
+    from hepsnake.simulate.prepared import MASS_GRID
+    from hepsnake.simulate.toy import simulate, write_root
+
+    write_root(simulate(Path(path).stem, process, jets, seed, mass=mass, **MASS_GRID), path)
+
+
+def make_inputs(inputs: Path, files: int, jets: int) -> dict[str, list[Path]]:
+    """``files`` toy files, half per sample, ``jets`` jets in all (two processes)."""
+    inputs.mkdir(parents=True, exist_ok=True)
+    per_file = max(1, jets // files)
+    made: dict[str, list[Path]] = {s: [] for s in SAMPLES}
+    jobs = []
+    for i in range(files):
+        sample = list(SAMPLES)[i % 2]
+        path = inputs / f"{sample}_{i:04d}.root"
+        made[sample].append(path)
+        jobs.append((str(path), *SAMPLES[sample], per_file, 1000 + i))
+    with ProcessPoolExecutor(2) as pool:
+        for future in [pool.submit(write_toy_file, *job) for job in jobs]:
+            future.result()
+    return made
+
+
+def write_config(workdir: Path, name: str, inputs: dict[str, str], convert: dict) -> str:
+    """``config/{name}.yaml``: the shipped config with the samples ``{sample: glob}`` (its
+    class bib, of no sample, dropped at the split)."""
+    samples = [
+        {
+            "name": sample,
+            "files": glob,
+            "reader": "toy",
+            "label": SAMPLES[sample][0],
+            "params": {"mS": SAMPLES[sample][1]} if SAMPLES[sample][1] else {},
+        }
+        for sample, glob in inputs.items()
+    ]
+    overlay = {
+        "extends": "config/config.yaml",
+        "samples": samples,
+        "convert": convert,
+        "prepare": {"empty_class": "drop"},  # no bib sample
+    }
+    path = workdir / "config" / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    return str(path.relative_to(workdir))
+
+
+def read_raw(files: list[str], tree: str, branches: list[str], step: int) -> int:
+    """(Worker) read ``branches`` of ``files`` as the convert does; the entries read."""
+    n = 0
+    for path in files:
+        with uproot.open(path, array_cache=None) as f:
+            for arrays in f[tree].iterate(branches, step_size=step, library="ak"):
+                n += len(arrays)
+    return n
+
+
+def raw_read(convert: ConvertContract, files: list[Path]) -> tuple[float, int]:
+    """Wall seconds and entries of the raw read of ``files`` (``convert``: a sample's contract,
+    whose reader and chunk size the convert uses), one half per core."""
+    reader = convert.reader
+    source = FlatSource(str(files[0]), reader)
+    halves = [[str(f) for f in files[i::2]] for i in range(2)]
+    step = convert.convert.chunk_size
+    with ProcessPoolExecutor(2) as pool:
+        pool.submit(len, []).result()  # workers started before the clock
+        start = time.perf_counter()
+        futures = [pool.submit(read_raw, h, reader.tree, source.branches, step) for h in halves]
+        entries = sum(f.result() for f in futures)
+    return time.perf_counter() - start, entries
+
+
+def warm() -> None:
+    """(Worker) import the convert stage before the clock starts."""
+    import hepsnake.convert.part  # noqa: F401
+
+
+def convert_parts(
+    workdir: str, config_file: str, jobs: list[tuple[str, int]], compression: str | None
+) -> int:
+    """(Worker) convert the parts ``jobs`` ((sample, index)) one after the other, each as
+    rule convert does (its sample's contract; ``compression`` replaces the output's), into
+    ``inproc/``; the jets written."""
+    from hepsnake.convert.part import convert_part
+
+    os.chdir(workdir)
+    resolved = read_config(config_file)
+    jets = 0
+    for sample, index in jobs:
+        c = contract(resolved, "convert", sample=sample)
+        if compression:
+            c = dataclasses.replace(
+                c, convert=dataclasses.replace(c.convert, compression=compression)
+            )
+        out = f"inproc/{sample}-{index}"
+        jets += convert_part(c, index, f"{out}.h5", f"{out}.json", False)["jets"]
+    return jets
+
+
+def convert_in_two_jobs(
+    workdir: Path, config_file: str, jobs: list[tuple[str, int]], compression: str | None = None
+) -> float:
+    """Wall seconds of the parts ``jobs`` converted by two processes side by side (two
+    convert jobs at a time, job start-up not counted)."""
+    halves = [jobs[i::2] for i in range(2)]
+    with ProcessPoolExecutor(2) as pool:
+        for future in [pool.submit(warm) for _ in range(2)]:
+            future.result()
+        start = time.perf_counter()
+        futures = [
+            pool.submit(convert_parts, str(workdir), config_file, h, compression) for h in halves
+        ]
+        for future in futures:
+            future.result()
+    return time.perf_counter() - start
+
+
+def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
+    """Wall seconds and output of ``snakemake -s Snakefile ARGS`` in ``workdir``."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        ["snakemake", "-s", str(REPO / "Snakefile"), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"snakemake {' '.join(args)} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return wall, proc.stdout + proc.stderr
+
+
+def peak_of(workdir: Path, *verb: str) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of ``hepsnake VERB`` in a fresh process."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *verb],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"hepsnake {' '.join(verb)} failed:\n{proc.stderr[-3000:]}")
+    return wall, json.loads(proc.stdout.strip().splitlines()[-1])["peak_mib"]
+
+
+def child(verb: list[str]) -> None:
+    """(Subprocess) ``hepsnake VERB`` in this process; print its peak RSS as JSON."""
+    from hepsnake.cli import main
+
+    status = main(verb)
+    print(json.dumps({"status": status, "peak_mib": peak_rss_mib()}))
+    sys.exit(status)
+
+
+def split_of(workdir: Path, config: str, inputs: list[str], out: str) -> tuple[float, float]:
+    """Wall and peak RSS of the split of ``inputs`` into ``out/`` (a fresh process)."""
+    Path(workdir / out).mkdir(parents=True, exist_ok=True)
+    outputs = [f"{out}/{s}.h5" for s in ("train", "val", "test")]
+    verb = ["split", "--config", config, "--inputs", *inputs, "--outputs", *outputs]
+    return peak_of(workdir, *verb, "--summary", f"{out}/summary.json")
+
+
+def norm_of(workdir: Path, config: str, out: str) -> tuple[float, float]:
+    """Wall and peak RSS of the norm of the train split in ``out/`` (a fresh process)."""
+    verb = ["norm", "--config", config, "--train", f"{out}/train.h5", "--norm", f"{out}/norm.yaml"]
+    return peak_of(workdir, *verb, "--class-dict", f"{out}/class.yaml")
+
+
+def bench_convert(args: argparse.Namespace, workdir: Path) -> None:
+    """Steps 1 to 5."""
+    start = time.perf_counter()
+    made = make_inputs(workdir / "inputs", args.files, args.jets)
+    files = [f for paths_ in made.values() for f in paths_]
+    figure("toy sample", f"{len(files)} files, written in {time.perf_counter() - start:.0f} s")
+    globs = {s: f"inputs/{s}_*.root" for s in SAMPLES}
+    config_file = write_config(workdir, "scale", globs, {})
+    cwd = Path.cwd()
+    os.chdir(workdir)
+    try:
+        resolved = read_config(config_file)
+        contracts = {s: contract(resolved, "convert", sample=s) for s in SAMPLES}
+        jobs = [(s, part.index) for s, c in contracts.items() for part in sample_parts(c)]
+    finally:
+        os.chdir(cwd)
+    (workdir / "inproc").mkdir()
+    warm_page_cache(files)
+    best = {"raw": float("inf"), "convert": float("inf"), "uncompressed": float("inf")}
+    for _ in range(args.rounds):  # in turn, so that a change of the machine's load hits all
+        raw_wall, entries = raw_read(contracts["qcd"], files)
+        best["raw"] = min(best["raw"], raw_wall)
+        best["convert"] = min(best["convert"], convert_in_two_jobs(workdir, config_file, jobs))
+        wall = convert_in_two_jobs(workdir, config_file, jobs, "none")
+        best["uncompressed"] = min(best["uncompressed"], wall)
+    figure(
+        "raw uproot read, 2 processes",
+        f"{entries:,} jets in {best['raw']:.1f} s: {entries / best['raw']:,.0f} jets/s",
+    )
+    figure(
+        "convert, 2 jobs side by side",
+        f"{len(jobs)} parts in {best['convert']:.1f} s: {entries / best['convert']:,.0f} jets/s"
+        f" read and converted (best of {args.rounds})",
+    )
+    ratio = best["raw"] / best["convert"]
+    figure(
+        "ratio convert/raw",
+        f"{ratio:.2f} (target >= {CONVERT_TARGET}: "
+        f"{'met' if ratio >= CONVERT_TARGET else 'NOT met'}); {load_average()}",
+    )
+    figure(
+        "ratio convert/raw, output uncompressed",
+        f"{best['raw'] / best['uncompressed']:.2f} (the output's lzf compression apart)",
+    )
+    targets = [paths.fill(paths.CONVERTED, sample=s) for s in SAMPLES]
+    wall, _ = snakemake(workdir, *targets, "--cores", "2", "--configfile", config_file)
+    jets = sum(
+        json.loads((workdir / paths.fill(paths.CONVERT_SUMMARY, sample=s)).read_text())["jets"]
+        for s in SAMPLES
+    )
+    figure(
+        "convert, snakemake --cores 2",
+        f"{jets:,} jets in {wall:.1f} s, parts and gathers, job start-up included:"
+        f" {entries / wall:,.0f} jets/s",
+    )
+
+    peaks = []
+    for per_job in args.per_job:
+        name = f"per_job_{per_job}"
+        part_config = write_config(workdir, name, {"qcd": globs["qcd"]}, {"files_per_job": per_job})
+        out = f"memory/{name}"
+        wall, peak = peak_of(
+            workdir,
+            "convert",
+            "--config",
+            part_config,
+            "--sample",
+            "qcd",
+            "--part",
+            "0",
+            "--output",
+            f"{out}.h5",
+            "--status",
+            f"{out}.json",
+            "--no-progress",
+        )
+        n = min(per_job, len(made["qcd"]))
+        peaks.append(peak)
+        figure(f"  convert job of {n:>3} files", f"peak RSS {peak:,.0f} MiB, {wall:.1f} s")
+    figure(
+        "convert job peak RSS",
+        f"{min(peaks):,.0f}-{max(peaks):,.0f} MiB over {args.per_job} files per job",
+    )
+
+    plain = [f"plain/{s}.h5" for s in SAMPLES]
+    for s in SAMPLES:  # each sample into one file by one job (no --part)
+        verb = ["convert", "--config", config_file, "--sample", s]
+        outputs = ["--output", f"plain/{s}.h5", "--summary", f"plain/{s}.json"]
+        peak_of(workdir, *verb, *outputs, "--no-progress")
+    splits = {"gathered": (float("inf"), 0.0), "plain": (float("inf"), 0.0)}
+    for _ in range(args.rounds):  # in turn, as the raw read and the conversion
+        for kind, inputs in (("gathered", targets), ("plain", plain)):
+            wall, peak = split_of(workdir, config_file, inputs, f"prepared/{kind}")
+            splits[kind] = (min(splits[kind][0], wall), max(splits[kind][1], peak))
+    norm_wall, norm_peak = norm_of(workdir, config_file, "prepared/gathered")
+    norm_of(workdir, config_file, "prepared/plain")
+    for kind, (wall, peak) in splits.items():
+        figure(
+            f"split of {kind} files",
+            f"{jets / wall:,.0f} jets/s (best of {args.rounds}), peak RSS {peak:,.0f} MiB",
+        )
+    figure("norm", f"peak RSS {norm_peak:,.0f} MiB, {norm_wall:.1f} s")
+    worst = max(splits["gathered"][1], norm_peak)
+    met = "met" if worst <= MEMORY_TARGET_MIB else "NOT met"
+    figure(
+        "split/norm peak RSS",
+        f"{worst:,.0f} MiB at {jets:,} jets (target <= {MEMORY_TARGET_MIB} MiB: {met})",
+    )
+    same = (workdir / "prepared/gathered/norm.yaml").read_bytes() == (
+        workdir / "prepared/plain/norm.yaml"
+    ).read_bytes() and all(
+        same_datasets(workdir / "prepared/gathered" / f, workdir / "prepared/plain" / f)
+        for f in ("train.h5", "val.h5", "test.h5")
+    )
+    figure("prepared datasets, gathered vs plain", "identical" if same else "DIFFERENT")
+    figure(
+        "split wall gathered / plain",
+        f"{splits['gathered'][0] / splits['plain'][0]:.2f}; {load_average()}",
+    )
+    if not same:
+        sys.exit("the prepared files of the gathered and the plain samples differ")
+
+
+def same_datasets(a: Path, b: Path, rows: int = 100_000) -> bool:
+    """Whether two HDF5 files hold the same datasets, byte for byte (read in blocks)."""
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        if sorted(fa) != sorted(fb):
+            return False
+        for name in fa:
+            da, db = fa[name], fb[name]
+            if da.dtype != db.dtype or da.shape != db.shape:
+                return False
+            for start in range(0, da.shape[0], rows):
+                block = slice(start, start + rows)
+                if da[block].tobytes() != db[block].tobytes():
+                    return False
+    return True
+
+
+def job_total(output: str) -> int:
+    """The total of a dry run's job-stats table."""
+    match = re.search(r"^total\s+(\d+)$", output, re.M)
+    if not match:
+        sys.exit(f"no job stats in:\n{output[-2000:]}")
+    return int(match.group(1))
+
+
+def bench_dry_run(args: argparse.Namespace, workdir: Path) -> None:
+    """Step 6."""
+    folder = workdir / "inputs" / "dry"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in [f"f{i}.root" for i in range(1, args.dry_files)]:
+        (folder / name).touch()
+    # the first file of each sample a real one: the DAG opens it for its branch list
+    write_toy_file(str(folder / "f0.root"), *SAMPLES["qcd"], 10, 1)
+    write_toy_file(str(folder / "sig.root"), *SAMPLES["sig"], 10, 2)
+    config_file = write_config(
+        workdir,
+        "dry",
+        {"qcd": "inputs/dry/f*.root", "sig": "inputs/dry/sig.root"},
+        {"files_per_job": 1},
+    )
+    _, output = snakemake(workdir, "-n", "--configfile", config_file)
+    total = job_total(output)
+    bare = workdir / "bare"
+    bare.mkdir(exist_ok=True)
+    (bare / "inputs").symlink_to(workdir / "inputs")
+    (bare / "Snakefile").write_text(
+        BARE_SNAKEFILE.format(n=args.dry_files, other=total - args.dry_files - 2)
+    )
+    ours, theirs = [], []
+    for _ in range(args.repeat):
+        ours.append(snakemake(workdir, "-n", "--configfile", config_file)[0])
+        start = time.perf_counter()
+        proc = subprocess.run(["snakemake", "-n"], cwd=bare, capture_output=True, text=True)
+        theirs.append(time.perf_counter() - start)
+        if proc.returncode != 0 or job_total(proc.stdout + proc.stderr) != total:
+            sys.exit(f"the bare DAG is not {total} jobs:\n{(proc.stdout + proc.stderr)[-2000:]}")
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    figure(
+        f"dry run, {args.dry_files:,} files",
+        f"{total:,} jobs: hepsnake "
+        f"{statistics.median(ours):.1f} s, bare Snakemake {statistics.median(theirs):.1f} s "
+        f"(medians of {args.repeat})",
+    )
+    figure(
+        "ratio dry run hepsnake/bare",
+        f"{ratio:.2f} (target <= {DRY_TARGET}: "
+        f"{'met' if ratio <= DRY_TARGET else 'NOT met'}); {load_average()}",
+    )
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=200, help="toy ROOT files")
+    parser.add_argument("--jets", type=int, default=1_000_000, help="jets in all the files")
+    parser.add_argument(
+        "--per-job",
+        type=int,
+        nargs="+",
+        default=[1, 10, 50],
+        help="files per job of the convert-job memory runs",
+    )
+    parser.add_argument("--dry-files", type=int, default=10_000, help="files of the dry run")
+    parser.add_argument("--repeat", type=int, default=3, help="dry-run rounds (medians)")
+    parser.add_argument("--rounds", type=int, default=2, help="raw/convert rounds (best)")
+    parser.add_argument("--workdir", help="where files are written (default: a temp dir)")
+    parser.add_argument("--skip-convert", action="store_true", help="no steps 1 to 5")
+    parser.add_argument("--skip-dry-run", action="store_true", help="no step 6")
+    smoke = {"files": 4, "jets": 2000, "per_job": [1, 2], "dry_files": 200, "repeat": 1}
+    args = parse_args(parser, smoke | {"rounds": 1})
+    figure("machine", f"{os.cpu_count()} CPUs, {load_average()}")
+    with work_directory(args.workdir) as workdir:
+        shutil.copytree(REPO / "config", workdir / "config", dirs_exist_ok=True)
+        if not args.skip_convert:
+            bench_convert(args, workdir)
+        if not args.skip_dry_run:
+            bench_dry_run(args, workdir)
+
+
+if __name__ == "__main__":
+    main()
