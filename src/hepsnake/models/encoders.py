@@ -124,7 +124,13 @@ class TransformerLayer(nn.Module):
 
 
 class Transformer(nn.Module):
-    """A stack of :class:`TransformerLayer` with a final layer norm."""
+    """A stack of :class:`TransformerLayer` with a final layer norm.
+
+    ``registers`` learned tokens (Salt's ``num_registers``) join every jet's constituents in
+    each layer, attended to and attending like a real one, and leave before the output: a
+    constituent can attend to them instead of to the others (softmax weights must sum to
+    one), and what they gather is a jet-wide summary every constituent reads back.
+    """
 
     takes_edges = True
 
@@ -136,6 +142,7 @@ class Transformer(nn.Module):
         dropout: float = 0.0,
         edge_dim: int = 0,
         gated: bool = False,
+        registers: int = 0,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
@@ -143,6 +150,8 @@ class Transformer(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
         self.n_layers = layers
+        # Salt's initialisation: near zero, so each starts as a neutral token
+        self.registers = nn.Parameter(torch.randn(registers, dim) * 1e-4) if registers else None
 
     def forward(
         self,
@@ -151,9 +160,25 @@ class Transformer(nn.Module):
         modulate: Modulate | None = None,
         edges: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        n = x.shape[1]
+        if self.registers is not None:
+            x, mask, edges = self.with_registers(x, mask, edges)
         for i, layer in enumerate(self.layers):
             x = after_layer(layer(x, mask, edges), mask, i, modulate)
-        return masked(self.norm(x), mask)
+        return masked(self.norm(x[:, :n]), mask[:, :n])
+
+    def with_registers(
+        self, x: torch.Tensor, mask: torch.Tensor, edges: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``x``, ``mask`` and ``edges`` with the register tokens appended (real in the
+        mask; their edge features 0)."""
+        assert self.registers is not None
+        b, r = x.shape[0], self.registers.shape[0]
+        x = torch.cat([x, self.registers.to(x.dtype).expand(b, -1, -1)], dim=1)
+        mask = torch.cat([mask, mask.new_ones(b, r)], dim=1)
+        if edges is not None:
+            edges = F.pad(edges, (0, 0, 0, r, 0, r))
+        return x, mask, edges
 
 
 class LSTM(nn.Module):
