@@ -1,7 +1,9 @@
 """Constituent encoders; every one honours the padding mask (True = real constituent).
 
 Each takes an optional ``modulate(layer, x)`` applied after each of its ``n_layers`` layers
-(FiLM at the encoder layers); its output is masked again. Every encoder is built as
+(FiLM at the encoder layers); its output is masked again. One with ``n_registers`` > 0
+returns that many learned tokens after the constituents (B, n + n_registers, dim), which the
+tagger pools with them. Every encoder is built as
 ``Encoder(dim, **options)`` (see :mod:`hepsnake.models.registry`). One with ``takes_edges``
 is also built with ``edge_dim`` (the number of edge features, :mod:`hepsnake.models.edges`)
 when the model has them, and then called with ``edges`` (B, n, n, edge_dim).
@@ -126,10 +128,11 @@ class TransformerLayer(nn.Module):
 class Transformer(nn.Module):
     """A stack of :class:`TransformerLayer` with a final layer norm.
 
-    ``registers`` learned tokens (Salt's ``num_registers``) join every jet's constituents in
-    each layer, attended to and attending like a real one, and leave before the output: a
-    constituent can attend to them instead of to the others (softmax weights must sum to
-    one), and what they gather is a jet-wide summary every constituent reads back.
+    ``registers`` learned tokens (Salt's ``num_registers``) join every jet's constituents,
+    attended to and attending like real ones, and are returned after them: a constituent can
+    attend to them instead of to the others (softmax weights sum to one), what they gather is
+    a jet-wide summary every constituent reads back, and in the pooling their share of the
+    softmax weights depends on how many constituents the jet has.
     """
 
     takes_edges = True
@@ -152,6 +155,7 @@ class Transformer(nn.Module):
         self.n_layers = layers
         # Salt's initialisation: near zero, so each starts as a neutral token
         self.registers = nn.Parameter(torch.randn(registers, dim) * 1e-4) if registers else None
+        self.n_registers = registers
 
     def forward(
         self,
@@ -160,12 +164,11 @@ class Transformer(nn.Module):
         modulate: Modulate | None = None,
         edges: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        n = x.shape[1]
         if self.registers is not None:
             x, mask, edges = self.with_registers(x, mask, edges)
         for i, layer in enumerate(self.layers):
             x = after_layer(layer(x, mask, edges), mask, i, modulate)
-        return masked(self.norm(x[:, :n]), mask[:, :n])
+        return masked(self.norm(x), mask)
 
     def with_registers(
         self, x: torch.Tensor, mask: torch.Tensor, edges: torch.Tensor | None
