@@ -43,6 +43,7 @@ class Arch:
     init_hidden: list[int]
     layers: int
     heads: int
+    registers: int  # learned tokens in the encoder and the pooling (Salt needs at least 1)
     head_hidden: list[int]
     origin: dict[str, Any] | None  # the track-origin task block, None without it
     batch_size: int
@@ -63,6 +64,7 @@ def arch(model: dict[str, Any], aux: bool, batch_size: int, epochs: int) -> Arch
         init_hidden=list(init.get("default", {"hidden": [net["dim"]]})["hidden"]),
         layers=net["encoder"]["layers"],
         heads=net["encoder"]["heads"],
+        registers=net["encoder"].get("registers", 0),
         head_hidden=list(net.get("head", {"hidden": [net["dim"]]})["hidden"]),
         origin=origin if aux else None,
         batch_size=batch_size,
@@ -143,7 +145,7 @@ def config(
                 "num_layers": a.layers,
                 "embed_dim": a.dim,
                 "attn_type": "torch-math",
-                "num_registers": 1,
+                "num_registers": a.registers,
                 "attn_kwargs": {"num_heads": a.heads},
                 "dense_kwargs": {"activation": "SiLU", "gated": True},
             },

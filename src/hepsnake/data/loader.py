@@ -138,9 +138,9 @@ class H5Batches:
     ``shuffle`` (training) permutes the order of the slices (seeded by ``seed`` and the epoch);
     the files are already shuffled on write, so each slice is a mixed batch. Its slices are
     as many as ``batch_size`` needs and equal to a jet (not ``batch_size`` and a remainder):
-    a last batch of a few jets would take a full-size optimiser step on a noisy gradient. With ``rank`` and
-    ``world_size`` each process takes every ``world_size``-th slice (DDP). The next slice is
-    read in a background thread while the current one is converted and used.
+    a last batch of a few jets would take a full-size optimiser step on a noisy gradient.
+    With ``rank`` and ``world_size`` each process takes every ``world_size``-th slice (DDP).
+    The next slice is read in a background thread while the current one is converted and used.
     """
 
     def __init__(
