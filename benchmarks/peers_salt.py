@@ -7,11 +7,17 @@ global attention pooling, head widths and (optionally) the track-origin task, th
 optimiser (AdamW, one-cycle schedule with PyTorch's defaults), gradient clipping, batch
 size and epochs. What stays different, by design of each tool:
 
-* Salt's transformer appends ``num_registers`` (at least 1) learned tokens and adds no mask
-  after its layers; hepsnake re-zeroes padded slots after each layer;
+* Salt adds no mask after its transformer layers; hepsnake re-zeroes padded slots after each
+  layer (both append one learned register token: gn2.yaml's ``registers: 1``);
 * Salt's init nets end without an activation; hepsnake's end with one;
+* Salt's layer norms have no affine parameters; hepsnake's do;
 * hepsnake also feeds the jet variables to the heads beside the pooled vector;
 * Salt normalises in its data loader, hepsnake inside the graph.
+
+With those set alike (no init-net activation, identity layer norms, zero head weights on the
+jet variables) hepsnake's tagger carrying a trained Salt model's weights gives Salt's test
+predictions to 3e-7 (the jet variables come first in Salt's init-net inputs, last in
+hepsnake's: the columns are swapped).
 """
 
 import json
@@ -37,6 +43,7 @@ class Arch:
     init_hidden: list[int]
     layers: int
     heads: int
+    registers: int  # learned tokens in the encoder and the pooling (Salt needs at least 1)
     head_hidden: list[int]
     origin: dict[str, Any] | None  # the track-origin task block, None without it
     batch_size: int
@@ -57,6 +64,7 @@ def arch(model: dict[str, Any], aux: bool, batch_size: int, epochs: int) -> Arch
         init_hidden=list(init.get("default", {"hidden": [net["dim"]]})["hidden"]),
         layers=net["encoder"]["layers"],
         heads=net["encoder"]["heads"],
+        registers=net["encoder"].get("registers", 0),
         head_hidden=list(net.get("head", {"hidden": [net["dim"]]})["hidden"]),
         origin=origin if aux else None,
         batch_size=batch_size,
@@ -137,7 +145,7 @@ def config(
                 "num_layers": a.layers,
                 "embed_dim": a.dim,
                 "attn_type": "torch-math",
-                "num_registers": 1,
+                "num_registers": a.registers,
                 "attn_kwargs": {"num_heads": a.heads},
                 "dense_kwargs": {"activation": "SiLU", "gated": True},
             },

@@ -65,6 +65,7 @@ def test_salt_config_is_hepsnakes_model(config, aux, tmp_path) -> None:
         net["encoder"]["heads"],
     )
     assert encoder["dense_kwargs"]["gated"] is True
+    assert encoder["num_registers"] == net["encoder"]["registers"] == 1
     assert [i["input_name"] for i in salt["init_nets"]] == ["tracks", "clusters"]
     assert (
         salt["init_nets"][0]["dense_config"]["hidden_layers"]

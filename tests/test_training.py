@@ -25,7 +25,8 @@ from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.data.parameters import ParameterSampler, WithParameters
 from hepsnake.evaluate.predict import load_module
 from hepsnake.export import stage
-from hepsnake.models.encoders import GatedDense, GATv2
+from hepsnake.models.encoders import GatedDense, GATv2, Transformer
+from hepsnake.models.pooling import AttentionPool
 from hepsnake.models.tagger import Tagger
 from hepsnake.models.tasks.base import Context
 from hepsnake.pause import environment, wait_reached
@@ -118,8 +119,8 @@ def padded(batch, extra, rng):
 
 
 HEADS = {k: {"heads": 2} for k in ("transformer", "gatv2", "cross_attention")}
-# an encoder entry "NAME:gated" is NAME with gated dense blocks
-OPTIONS = {"gated": {"gated": True}}
+# an encoder entry "NAME:gated" is NAME with gated dense blocks, "NAME:registers" with 2 registers
+OPTIONS = {"gated": {"gated": True}, "registers": {"registers": 2}}
 
 
 @pytest.mark.parametrize(
@@ -130,6 +131,7 @@ OPTIONS = {"gated": {"gated": True}}
         ("transformer", "cross_attention"),
         ("transformer", "mean"),
         ("transformer:gated", "attention"),
+        ("transformer:registers", "attention"),
         ("lstm", "attention"),
         ("gatv2", "attention"),
     ],
@@ -202,9 +204,12 @@ def test_loader_batches_match_the_file(prepared):
             batch["tracks"][..., 3].numpy(), tracks["d0"][first : first + n, :width]
         )
         seen.append(first)
-    assert sorted(seen) == list(range(0, len(jets), 700)) and seen != sorted(seen)
+    # ceil(n / 700) shuffled slices covering every jet once, their sizes within one jet
+    sizes = np.diff([*sorted(seen), len(jets)])
+    assert len(seen) == -(-len(jets) // 700) and seen != sorted(seen) and sorted(seen)[0] == 0
+    assert sizes.max() <= 700 and sizes.max() - sizes.min() <= 1
     loader.set_epoch(1)
-    assert [int(s) for s in loader.starts()] != seen
+    assert [start for start, _ in loader.slices()] != seen
     loader.rank, loader.world_size = 1, 2
     assert len(loader) == len(seen) // 2
 
@@ -372,6 +377,24 @@ def test_cpu_training_is_deterministic_without_nan_filling(prepared, tmp_path, m
     monkeypatch.setattr(torch.utils.deterministic, "fill_uninitialized_memory", True)
     train_here(config, root, outputs, tmp_path / "m", small_model(config, 1))
     assert not torch.utils.deterministic.fill_uninitialized_memory
+
+
+def test_registers_let_the_pooling_count_constituents():
+    """Softmax attention and pooling give a jet of n copies of one constituent the same
+    output whatever n; with a register token the output depends on n."""
+    torch.manual_seed(0)
+    token = torch.randn(1, 1, 8)
+    for registers in (0, 1):
+        encoder = Transformer(8, layers=1, heads=2, registers=registers).eval()
+        pool = AttentionPool(8)
+        pooled = []
+        for n in (2, 5):
+            mask = torch.ones(1, n, dtype=torch.bool)
+            with torch.no_grad():
+                encoded = encoder(token.expand(1, n, 8), mask)
+                pooled.append(pool(encoded, F.pad(mask, (0, registers), value=True)))
+        assert encoded.shape[1] == 5 + registers
+        assert torch.allclose(*pooled, atol=1e-6) == (registers == 0)
 
 
 def test_gated_dense_is_a_gated_linear_unit():

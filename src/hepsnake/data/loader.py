@@ -135,10 +135,12 @@ class SliceReader:
 class H5Batches:
     """Iterate over batches of a prepared file, in contiguous slices of ``batch_size`` jets.
 
-    ``shuffle`` permutes the order of the slices (seeded by ``seed`` and the epoch); the
-    files are already shuffled on write, so each slice is a mixed batch. With ``rank`` and
-    ``world_size`` each process takes every ``world_size``-th slice (DDP). The next slice is
-    read in a background thread while the current one is converted and used.
+    ``shuffle`` (training) permutes the order of the slices (seeded by ``seed`` and the epoch);
+    the files are already shuffled on write, so each slice is a mixed batch. Its slices are
+    as many as ``batch_size`` needs and equal to a jet (not ``batch_size`` and a remainder):
+    a last batch of a few jets would take a full-size optimiser step on a noisy gradient.
+    With ``rank`` and ``world_size`` each process takes every ``world_size``-th slice (DDP).
+    The next slice is read in a background thread while the current one is converted and used.
     """
 
     def __init__(
@@ -182,22 +184,28 @@ class H5Batches:
                 raise HepsnakeError(self.path, f"field '{name}' missing in dataset '{dataset}'")
 
     def __len__(self) -> int:
-        return len(self.starts())
+        return len(self.slices())
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def starts(self) -> np.ndarray:
-        starts = np.arange(0, self.n_jets, self.batch_size)
+    def slices(self) -> list[tuple[int, int]]:
+        """This rank's (start, stop) jet slices of the epoch, in the order they are read."""
+        if self.shuffle:  # ceil(n / batch_size) slices, their sizes within one jet
+            n_slices = -(-self.n_jets // self.batch_size)
+            edges = np.linspace(0, self.n_jets, n_slices + 1).round().astype(np.int64)
+        else:
+            edges = np.append(np.arange(0, self.n_jets, self.batch_size), self.n_jets)
+        bounds = np.stack([edges[:-1], edges[1:]], axis=1)
         if self.shuffle:
-            starts = np.random.default_rng([self.seed, self.epoch]).permutation(starts)
+            bounds = np.random.default_rng([self.seed, self.epoch]).permutation(bounds)
         if self.world_size > 1:
             # every DDP rank must run the same number of steps, or the collectives hang
-            starts = starts[: len(starts) - len(starts) % self.world_size]
-        return starts[self.rank :: self.world_size]
+            bounds = bounds[: len(bounds) - len(bounds) % self.world_size]
+        return [(int(a), int(b)) for a, b in bounds[self.rank :: self.world_size]]
 
     def __iter__(self) -> Iterator[Batch]:
-        slices = [(int(s), min(int(s) + self.batch_size, self.n_jets)) for s in self.starts()]
+        slices = self.slices()
         names = {c: self.spec.dataset(c) for c in self.spec.variables}
         names |= {d: self.spec.dataset(d) for d, _ in self.extra if d != "jets"}
         with (

@@ -1,7 +1,9 @@
 """Constituent encoders; every one honours the padding mask (True = real constituent).
 
 Each takes an optional ``modulate(layer, x)`` applied after each of its ``n_layers`` layers
-(FiLM at the encoder layers); its output is masked again. Every encoder is built as
+(FiLM at the encoder layers); its output is masked again. One with ``n_registers`` > 0
+returns that many learned tokens after the constituents (B, n + n_registers, dim), which the
+tagger pools with them. Every encoder is built as
 ``Encoder(dim, **options)`` (see :mod:`hepsnake.models.registry`). One with ``takes_edges``
 is also built with ``edge_dim`` (the number of edge features, :mod:`hepsnake.models.edges`)
 when the model has them, and then called with ``edges`` (B, n, n, edge_dim).
@@ -124,7 +126,14 @@ class TransformerLayer(nn.Module):
 
 
 class Transformer(nn.Module):
-    """A stack of :class:`TransformerLayer` with a final layer norm."""
+    """A stack of :class:`TransformerLayer` with a final layer norm.
+
+    ``registers`` learned tokens (Salt's ``num_registers``) join every jet's constituents,
+    attended to and attending like real ones, and are returned after them: a constituent can
+    attend to them instead of to the others (softmax weights sum to one), what they gather is
+    a jet-wide summary every constituent reads back, and in the pooling their share of the
+    softmax weights depends on how many constituents the jet has.
+    """
 
     takes_edges = True
 
@@ -136,6 +145,7 @@ class Transformer(nn.Module):
         dropout: float = 0.0,
         edge_dim: int = 0,
         gated: bool = False,
+        registers: int = 0,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
@@ -143,6 +153,9 @@ class Transformer(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
         self.n_layers = layers
+        # Salt's initialisation: near zero, so each starts as a neutral token
+        self.registers = nn.Parameter(torch.randn(registers, dim) * 1e-4) if registers else None
+        self.n_registers = registers
 
     def forward(
         self,
@@ -151,9 +164,24 @@ class Transformer(nn.Module):
         modulate: Modulate | None = None,
         edges: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if self.registers is not None:
+            x, mask, edges = self.with_registers(x, mask, edges)
         for i, layer in enumerate(self.layers):
             x = after_layer(layer(x, mask, edges), mask, i, modulate)
         return masked(self.norm(x), mask)
+
+    def with_registers(
+        self, x: torch.Tensor, mask: torch.Tensor, edges: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``x``, ``mask`` and ``edges`` with the register tokens appended (real in the
+        mask; their edge features 0)."""
+        assert self.registers is not None
+        b, r = x.shape[0], self.registers.shape[0]
+        x = torch.cat([x, self.registers.to(x.dtype).expand(b, -1, -1)], dim=1)
+        mask = torch.cat([mask, mask.new_ones(b, r)], dim=1)
+        if edges is not None:
+            edges = F.pad(edges, (0, 0, 0, r, 0, r))
+        return x, mask, edges
 
 
 class LSTM(nn.Module):

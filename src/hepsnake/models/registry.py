@@ -64,6 +64,7 @@ REGISTRY: dict[str, dict[str, Component]] = {
                 "heads": INT | {"default": 4},
                 "dropout": FRACTION | {"default": 0.0},
                 "gated": {"type": "boolean"},  # no default: older configs keep their hash
+                "registers": {"type": "integer", "minimum": 0},  # no default, as gated
             },
         ),
         "lstm": Component(

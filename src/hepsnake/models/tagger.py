@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hepsnake.config.contracts import Inputs, ModelSpec, Parameters, Trained
@@ -166,7 +167,9 @@ class Tagger(nn.Module):
                 return self.film(h, params, "encoder", layer)
 
         encoded = self.encoder(x, mask, modulate, **self.graph(batch))
-        x = self.pool(encoded, mask)
+        registers = getattr(self.encoder, "n_registers", 0)  # returned after the constituents
+        x = self.pool(encoded, F.pad(mask, (0, registers), value=True) if registers else mask)
+        encoded = encoded[:, : mask.shape[1]]
         if params is not None:
             x = self.film(x, params, "pooled")
         sizes = [m.shape[1] for m in masks]
