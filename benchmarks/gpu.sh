@@ -96,7 +96,7 @@ else
   echo "  (one GPU: no 2-device DDP step)"
 fi
 
-# 4. the GN2-size model, hepsnake's and Salt's (Salt from benchmarks/peers_env.py's venv, skipped
+# 4. the GN2-size model, hepsnake's and Salt's (Salt from benchmarks/_peers_env.py's venv, skipped
 #    with one line where it is not built): fp32, bf16, compiled; jets/s and model FLOPs utilisation
 peers_gpu=(python "$repo/benchmarks/peers_gpu.py")
 if [ "${1:-}" = "--dry-run" ]; then peers_gpu+=(--dry-run); fi

@@ -4,22 +4,22 @@ preparation, and hepsnake's per-job start-up, side by side in one run.
     python benchmarks/peers.py [--smoke] [--sections train onnx prepare startup]
         [--jets 60000] [--epochs 5] [--prepare-jets 1e6,1e7] [--workdir DIR]
 
-The peers run in their own venvs (``benchmarks/peers_env.py``: built once, cached under
+The peers run in their own venvs (``benchmarks/_peers_env.py``: built once, cached under
 ``~/.cache/hepsnake-peers``; ``--smoke`` skips a peer whose venv cannot be built, with one
 line saying why). Sections:
 
 * ``train``: the toy (tracks and clusters) simulated, converted, split and normalised by
   hepsnake, then the same GN2-like architecture (``config/models/gn2.yaml`` with gated dense
-  blocks; see :mod:`peers_salt` for what differs by design) trained by hepsnake and by
+  blocks; see :mod:`_peers_salt` for what differs by design) trained by hepsnake and by
   ``salt fit`` on those files, with and without the track-origin task, same batch, epochs and
   threads (``--threads``, default 2); each epoch's training part timed by the same callback
-  (:mod:`peers_timing`). Figures: jets/s (median over the epochs after the first) and the test
+  (:mod:`_peers_timing`). Figures: jets/s (median over the epochs after the first) and the test
   jet AUC (signal vs QCD, log p_sig/p_qcd), beside the toy's Bayes-optimal AUC.
 * ``onnx``: Salt's ``to_onnx`` and hepsnake's Athena-layout export of the trained
   jet-classification models; ONNX Runtime latency per jet at 0, 10 and 40 tracks (and
   0, 8, 30 clusters: the toy's 40 : 30 slots), batch 1, one thread, models interleaved.
 * ``prepare``: UPP against hepsnake's split + norm on the same converted files
-  (:mod:`peers_upp`).
+  (:mod:`_peers_upp`).
 * ``startup``: ``benchmarks/startup.py`` (every verb but train within 3 s).
 
 Ends with the table of ``benchmarks/README.md`` (figure, peer, hepsnake, ratio, target, met)
@@ -46,14 +46,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _peers_env
+import _peers_salt
+import _peers_upp
 import h5py
 import hdf5plugin  # noqa: F401  (Salt writes its predictions with a plugin filter)
 import numpy as np
-import peers_env
-import peers_salt
-import peers_upp
 from _common import shipped_config, work_directory
-from peers_timing import EpochTimer
+from _peers_timing import EpochTimer
 
 REPO = Path(__file__).resolve().parents[1]
 HEPSNAKE_ONNX = "hepsnakeGN2"
@@ -199,14 +199,14 @@ def train_hepsnake(
     ckpt = out / "model" / "best.ckpt"
     predictions = out / "predictions.h5"
     predict(HEPSNAKE_ONNX, str(ckpt), files["test"], str(predictions))
-    return peers_salt.timings(timing), ckpt, predictions
+    return _peers_salt.timings(timing), ckpt, predictions
 
 
 def train_salt(
     salt_bin: Path,
     config: dict[str, Any],
     files: dict[str, str],
-    a: peers_salt.Arch,
+    a: _peers_salt.Arch,
     out: Path,
     threads: int,
     workers: int,
@@ -216,12 +216,12 @@ def train_salt(
     timing = out / "timing.jsonl"
     out.mkdir(parents=True, exist_ok=True)
     timing.unlink(missing_ok=True)
-    cfg = peers_salt.config(
+    cfg = _peers_salt.config(
         a, config["inputs"], config["class_names"], files, out / "logs", timing, workers
     )
-    run_dir = peers_salt.fit(salt_bin, cfg, out, threads)
-    predictions = peers_salt.test(salt_bin, run_dir, threads)
-    return peers_salt.timings(timing), run_dir, predictions
+    run_dir = _peers_salt.fit(salt_bin, cfg, out, threads)
+    predictions = _peers_salt.test(salt_bin, run_dir, threads)
+    return _peers_salt.timings(timing), run_dir, predictions
 
 
 def bench_train(args: argparse.Namespace, root: Path, salt_bin: Path) -> tuple[list[Row], dict]:
@@ -236,7 +236,7 @@ def bench_train(args: argparse.Namespace, root: Path, salt_bin: Path) -> tuple[l
     for i, aux in enumerate((False, True)):
         variant = "jet + track origin" if aux else "jet only"
         model = hepsnake_model(config, aux, args.epochs, args.batch)
-        a = peers_salt.arch(model, aux, args.batch, args.epochs)
+        a = _peers_salt.arch(model, aux, args.batch, args.epochs)
         sides: dict[str, Callable[[], tuple]] = {
             "hepsnake": lambda m=model, v=i: train_hepsnake(
                 config, files, m, root / f"hepsnake_{v}", args.threads
@@ -352,7 +352,7 @@ def latencies(models: dict[str, Path], rounds: int, calls: int) -> dict[str, dic
 def bench_onnx(args: argparse.Namespace, root: Path, salt_bin: Path, trained: dict) -> list[Row]:
     """Export both jet-classification models and time them per jet."""
     models = trained["jet only"]
-    salt_onnx = peers_salt.to_onnx(salt_bin, models["salt"], 1)
+    salt_onnx = _peers_salt.to_onnx(salt_bin, models["salt"], 1)
     ours = export_hepsnake(models["hepsnake"], root)
     rounds = 3 if args.smoke else 10
     result = latencies({"salt": salt_onnx, "hepsnake": ours}, rounds, args.latency_calls)
@@ -424,7 +424,7 @@ def venv(name: str, smoke: bool) -> Path | None:
     """The peer's bin directory, built if missing; None (with a line) when ``smoke`` and
     the build fails."""
     try:
-        return peers_env.build(peers_env.PEERS[name]).parent
+        return _peers_env.build(_peers_env.PEERS[name]).parent
     except RuntimeError as error:
         if not smoke:
             raise
@@ -490,7 +490,8 @@ def main() -> None:
         if "prepare" in args.sections and (upp := venv("upp", args.smoke)):
             sizes = [int(float(x)) for x in args.prepare_jets.split(",")]
             section(
-                "prepare", lambda: [Row(**r) for r in peers_upp.bench(root / "prepare", upp, sizes)]
+                "prepare",
+                lambda: [Row(**r) for r in _peers_upp.bench(root / "prepare", upp, sizes)],
             )
         if "startup" in args.sections:
             section("startup", lambda: bench_startup(args))

@@ -7,7 +7,7 @@ Both models: the toy's inputs (5 jet variables joined to 40 tracks and 30 cluste
 variables each, random values, ~60 % of the slots real), init nets ``[dim]`` wide, a
 ``layers``-layer transformer of width ``dim`` with ``heads`` heads and gated dense blocks,
 global attention pooling and a ``[128, 64, 32]`` jet head, AdamW; one step = forward,
-backward, optimiser step. Salt runs in its own venv (``benchmarks/peers_env.py``; on a
+backward, optimiser step. Salt runs in its own venv (``benchmarks/_peers_env.py``; on a
 device machine without it the Salt column is skipped with one line). The model FLOPs of a step
 are counted by ``torch.utils.flop_counter`` (fp32, eager); utilisation is FLOPs/s over the
 device's dense peak for the step's precision (``--peak-tflops`` overrides the table).
@@ -201,10 +201,10 @@ def peak(device: str, mode: str, override: float | None) -> float | None:
 
 
 def salt_python() -> Path | None:
-    import peers_env
+    import _peers_env
 
-    if peers_env.is_built(peers_env.SALT):
-        return peers_env.python(peers_env.SALT)
+    if _peers_env.is_built(_peers_env.SALT):
+        return _peers_env.python(_peers_env.SALT)
     return None
 
 
@@ -238,7 +238,7 @@ def main() -> None:
     for side, python in sides.items():
         if python is None:
             print(
-                f"  {side}: skipped: no Salt venv (python benchmarks/peers_env.py salt builds it)"
+                f"  {side}: skipped: no Salt venv (python benchmarks/_peers_env.py salt builds it)"
             )
             continue
         proc = subprocess.run(child_cmd(python, side, args), capture_output=True, text=True)

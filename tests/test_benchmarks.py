@@ -133,17 +133,11 @@ SLOW_SMOKES: dict[str, tuple[list[str], list[str]]] = {
 
 # scripts another run covers: tests/test_raw_config_reads.py runs raw_config_reads.py's smoke
 # (a count, not a timing: no banner) and asserts it; gpu.sh --dry-run calls peers_gpu.py
-# --dry-run; tests/test_peers.py runs peers.py --smoke (slow: it builds the peers' venvs); the
-# other peers_* files are modules of peers.py (the peers' venvs, Salt's and UPP's sides, the
-# epoch timer), no benchmark of their own
+# --dry-run; tests/test_peers.py runs peers.py --smoke (slow: it builds the peers' venvs)
 RUN_ELSEWHERE = {
     "raw_config_reads.py": "tests/test_raw_config_reads.py",
     "peers_gpu.py": "gpu.sh --dry-run",
     "peers.py": "tests/test_peers.py::test_peers_smoke",
-    "peers_env.py": "peers.py",
-    "peers_salt.py": "peers.py",
-    "peers_upp.py": "peers.py",
-    "peers_timing.py": "peers.py",
 }
 
 

@@ -12,9 +12,9 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import _peers_salt
+import _peers_upp
 import peers
-import peers_salt
-import peers_upp
 from _common import shipped_config
 
 from hepsnake.config import validate
@@ -47,8 +47,8 @@ def test_salt_config_is_hepsnakes_model(config, aux, tmp_path) -> None:
     norm_path = tmp_path / "norm.yaml"
     norm_path.write_text(yaml.safe_dump(norm))
     files = {"train": "t.h5", "val": "v.h5", "test": "s.h5", "class_dict": "c.yaml"}
-    a = peers_salt.arch(model, aux, 500, 3)
-    cfg = peers_salt.config(
+    a = _peers_salt.arch(model, aux, 500, 3)
+    cfg = _peers_salt.config(
         a,
         config["inputs"],
         config["class_names"],
@@ -94,9 +94,9 @@ def test_salt_config_is_hepsnakes_model(config, aux, tmp_path) -> None:
 def test_upp_config_uses_hepsnakes_classes(tmp_path) -> None:
     """UPP gets one component per class file, the classes by their flavour_label cut, and
     countup towards the signal only when resampling."""
-    inputs = peers_upp.sample_files(tmp_path, 3000, "lzf")
+    inputs = _peers_upp.sample_files(tmp_path, 3000, "lzf")
     for resample in ("none", "up"):
-        cfg = peers_upp.upp_config(inputs, tmp_path, resample, tmp_path / "classes.yaml")
+        cfg = _peers_upp.upp_config(inputs, tmp_path, resample, tmp_path / "classes.yaml")
         assert [c["classes"] for c in cfg["components"]] == [["qcd"], ["sig"], ["bib"]]
         assert [c["sample"]["pattern"] for c in cfg["components"]] == [
             p.rsplit("/", 1)[-1] for p in inputs

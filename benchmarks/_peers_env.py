@@ -7,7 +7,7 @@ with ``--no-deps`` and its requirements by hand, with torch held at the CPU whee
 constraints file so that pip never pulls a CUDA build. A venv counts as built once its marker
 file holds the specs it was built from; a failed build leaves no marker and says why.
 
-Run ``python benchmarks/peers_env.py`` to build both (minutes; idempotent).
+Run ``python benchmarks/_peers_env.py`` to build both (minutes; idempotent).
 """
 
 import argparse

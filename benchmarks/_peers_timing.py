@@ -1,7 +1,7 @@
 """A Lightning callback that times training epochs the same way in hepsnake and in Salt.
 
 Imported by both sides (hepsnake's venv and Salt's, which each have Lightning): Salt names it
-in its config as ``peers_timing.EpochTimer`` with this directory on ``PYTHONPATH``; hepsnake
+in its config as ``_peers_timing.EpochTimer`` with this directory on ``PYTHONPATH``; hepsnake
 passes it to :func:`hepsnake.training.run.train` as an extra callback. Per epoch it records
 the training part only (epoch start to the end of its last training batch: data loading,
 forward, backward and optimiser steps, no validation or checkpoint writing) as wall and CPU

@@ -197,7 +197,7 @@ def config(
                     "init_args": {"monitor_loss": "val/jets_classification_loss"},
                 },
                 {"class_path": "salt.callbacks.PredictionWriter"},
-                {"class_path": "peers_timing.EpochTimer", "init_args": {"path": str(timing)}},
+                {"class_path": "_peers_timing.EpochTimer", "init_args": {"path": str(timing)}},
             ],
         },
         "model": {
@@ -304,5 +304,5 @@ def to_onnx(bin_dir: Path, run_dir: Path, threads: int) -> Path:
 
 
 def timings(path: Path) -> list[dict[str, Any]]:
-    """The :class:`peers_timing.EpochTimer` records of one run."""
+    """The :class:`_peers_timing.EpochTimer` records of one run."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
