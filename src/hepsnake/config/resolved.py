@@ -25,7 +25,7 @@ from hepsnake.config.loading import (
     resolve_extends,
     validate,
 )
-from hepsnake.config.samples import sample_by_name
+from hepsnake.config.samples import sample_by_name, samples_with_role
 from hepsnake.config.schema import MODEL_SCHEMA, Origin, check_schema, schema_validator
 from hepsnake.errors import HepsnakeError
 from hepsnake.paths import TUNED_PREFIX, evaluate_plots
@@ -97,7 +97,7 @@ class Resolved:
 
     def roles(self, *roles: str) -> list[str]:
         """The samples whose role is one of ``roles``."""
-        return [s["name"] for s in self.config["samples"] if s["role"] in roles]
+        return samples_with_role(self.config, *roles)
 
     @property
     def control(self) -> bool:
