@@ -119,9 +119,13 @@ def load_model(config: dict[str, Any], name: str) -> dict[str, Any]:
     """The validated model config of ``name`` (:func:`model_path`) with ``training_overrides``
     applied (checked with the config: an override's error names the config, not the model
     file)."""
-    path = model_path(config, name)
     model = read_model(config, name)
-    origin = Origin([(str(path), model)])
+    return validate_model(config, model, Origin([(str(model_path(config, name)), model)]))
+
+
+def validate_model(config: dict[str, Any], model: dict[str, Any], origin: Origin) -> dict[str, Any]:
+    """``model`` (a model config's data, read from ``origin``) validated in place: defaults
+    filled, the config's ``training_overrides`` applied and checked, its components checked."""
     check_schema(model, schema_validator(MODEL_SCHEMA), origin.where)
     model["training"].update(config["training_overrides"])
     check_schema(model, schema_validator(MODEL_SCHEMA), origin.where)

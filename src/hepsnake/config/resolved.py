@@ -24,9 +24,10 @@ from hepsnake.config.loading import (
     read_model,
     resolve_extends,
     validate,
+    validate_model,
 )
 from hepsnake.config.samples import sample_by_name, samples_with_role
-from hepsnake.config.schema import MODEL_SCHEMA, Origin, check_schema, schema_validator
+from hepsnake.config.schema import Origin
 from hepsnake.errors import HepsnakeError
 from hepsnake.paths import TUNED_PREFIX, evaluate_plots
 
@@ -209,15 +210,8 @@ def workflow_config(config: dict[str, Any], configfiles: Sequence[str | Path]) -
 def validated_model(config: dict[str, Any], name: str, model: dict[str, Any]) -> dict[str, Any]:
     """A model config given as data, validated (defaults filled, ``training_overrides``
     applied) as :func:`~hepsnake.config.loading.load_model` validates a file."""
-    from hepsnake.config.loading import check_components
-
     model = copy.deepcopy(model)
-    origin = Origin([(f"model {name}", model)])
-    check_schema(model, schema_validator(MODEL_SCHEMA), origin.where)
-    model["training"].update(config["training_overrides"])
-    check_schema(model, schema_validator(MODEL_SCHEMA), origin.where)
-    check_components(model["model"], origin)
-    return model
+    return validate_model(config, model, Origin([(f"model {name}", model)]))
 
 
 def read_config(path: str | Path) -> Resolved:
