@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hepsnake.config.typed import build, digest, to_data
+from hepsnake.config.typed import build, build_fields, digest, to_data
 from hepsnake.errors import HepsnakeError
 
 # ---------------------------------------------------------------- shared pieces
@@ -69,8 +69,8 @@ class FlatCollection:
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> "FlatCollection":
         if "variables" in data and isinstance(data["variables"], Mapping):
-            return build_plain(cls, data)
-        return build_plain(cls, {"variables": data})
+            return build_fields(cls, data)
+        return build_fields(cls, {"variables": data})
 
     def to_data(self) -> Any:
         if self.link is None:
@@ -139,7 +139,7 @@ class FilesPerJob:
     def from_data(cls, data: int | Mapping[str, int]) -> "FilesPerJob":
         if isinstance(data, int):
             return cls(data, data)
-        return build_plain(cls, data)
+        return build_fields(cls, data)
 
     def to_data(self) -> Any:
         return {"local": self.local, "remote": self.remote}
@@ -455,7 +455,7 @@ class Adversarial:
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> "Adversarial":
         # ``lambda`` (the config's name) is a Python keyword
-        return build_plain(cls, {"weight" if k == "lambda" else k: v for k, v in data.items()})
+        return build_fields(cls, {"weight" if k == "lambda" else k: v for k, v in data.items()})
 
     def to_data(self) -> Any:
         return {
@@ -694,23 +694,6 @@ STAGES: dict[str, type] = {
     "track": TrackContract,
     "report": ReportContract,
 }
-
-
-def build_plain(cls: type, data: Mapping[str, Any]) -> Any:
-    """:func:`~.typed.build` by the field types alone (for a ``from_data`` that reshapes)."""
-    from hepsnake.config.typed import convert, field_types, optional
-
-    types_ = field_types(cls)
-    unknown = set(data) - set(types_)
-    if unknown:
-        raise TypeError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
-    return cls(
-        **{
-            n: convert(t, data[n]) if n in data else None
-            for n, t in types_.items()
-            if n in data or optional(t)
-        }
-    )
 
 
 def model_data(model: Mapping[str, Any]) -> dict[str, Any]:

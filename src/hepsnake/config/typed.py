@@ -41,6 +41,12 @@ def build(cls: type[T], data: Any) -> T:
     shape = getattr(cls, "from_data", None)
     if shape is not None:
         return shape(data)
+    return build_fields(cls, data)
+
+
+def build_fields(cls: type[T], data: Any) -> T:
+    """:func:`build` by the field types alone, ``from_data`` left aside (what a
+    ``from_data`` calls once it has reshaped its data)."""
     if not isinstance(data, Mapping):
         raise TypeError(f"{cls.__name__}: expected a mapping, got {data!r}")
     types_ = field_types(cls)
