@@ -11,7 +11,6 @@ only them), then gathers again. (Removing their outputs would not do: Snakemake 
 missing intermediate file under an up-to-date output as a removed temporary.)
 """
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from hepsnake.convert.part import FAILED, OK
 from hepsnake.convert.parts import Part, sample_parts
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
+from hepsnake.io.files import read_json
 from hepsnake.io.remote import redact_url
 from hepsnake.io.vds import write_virtual
 from hepsnake.negative_weights import added
@@ -41,7 +41,7 @@ def read_status(sample: str, part: Part) -> dict[str, Any]:
             f"part {part.index} of sample '{sample}' is not converted"
             f" (`hepsnake convert --sample {sample} --part {part.index}`)",
         )
-    status = json.loads(path.read_text())
+    status = read_json(path, "part status", ["inputs", "state", "part"])
     if status["inputs"] != [redact_url(f) for f in part.files]:
         raise HepsnakeError(str(path), "is of other files than the part now has: convert it again")
     return status
