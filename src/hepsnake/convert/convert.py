@@ -117,7 +117,7 @@ class SampleWriter:
             self.writer.append(name, pad(jag, max_n, self.dtypes[name], self.sort_by.get(name)))
 
     def lengths(self) -> dict[str, int]:
-        return {name: ds.shape[0] for name, ds in self.h5.items()}
+        return self.writer.lengths()
 
     def rollback(self, lengths: dict[str, int]) -> None:
         for name, ds in self.h5.items():

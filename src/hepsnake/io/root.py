@@ -71,6 +71,27 @@ def iterate(path: str, tree: Any, names: list[str], step: int) -> Iterator[ak.Ar
         raise HepsnakeError(path, f"cannot read '{tree.name}': {why} ({first_line(exc)})") from exc
 
 
+def field(arrays: ak.Array, name: str) -> ak.Array:
+    """Field ``name`` of a block of entries (straight from its record layout: ``arrays[name]``
+    costs ~0.1 ms, per variable and chunk)."""
+    layout = arrays.layout
+    if isinstance(layout, ak.contents.RecordArray):
+        return ak.Array(layout.content(name))
+    return arrays[name]
+
+
+def lists(values: ak.Array) -> tuple[np.ndarray, ak.Array]:
+    """Per-entry lengths (int64) and the content one level down of a list array (``ak.num``
+    and ``ak.flatten`` along axis 1; read from the offsets of a plain ListOffsetArray, where
+    those two calls cost ~0.7 ms per variable and chunk)."""
+    layout = values.layout
+    if isinstance(layout, ak.contents.ListOffsetArray) and not layout.parameters:  # no strings
+        offsets = np.asarray(layout.offsets.data).astype(np.int64, copy=False)
+        content = layout.content[int(offsets[0]) : int(offsets[-1])]
+        return np.diff(offsets), ak.Array(content)
+    return ak.to_numpy(ak.num(values, axis=1)).astype(np.int64), ak.flatten(values, axis=1)
+
+
 def flat_values(array: ak.Array) -> np.ndarray:
     """The contiguous numpy content of a (possibly jagged) numeric awkward array."""
     return np.asarray(ak.to_numpy(ak.flatten(array, axis=None)))
@@ -169,7 +190,7 @@ class FlatSource(TreeSource):
     def value(self, arrays: ak.Array, expr: str, key: str) -> Any:
         """``expr`` evaluated over a block of entries (a branch is read as it is)."""
         if expr in self.keys:
-            return arrays[expr]
+            return field(arrays, expr)
         where = f"{self.path}: {key}"
         return evaluate(expr, {n: arrays[n] for n in names(expr, where)}, where)
 
@@ -270,13 +291,13 @@ class FlatSource(TreeSource):
                     where, f"'{expr}' is {kind_of(v)}: a constituent variable needs a list {layout}"
                 )
             if depth == 3:
-                v = ak.flatten(v, axis=1)
-            these = ak.to_numpy(ak.num(v, axis=1)).astype(np.int64)
+                v = lists(v)[1]
+            these, content = lists(v)
             if counts is None:
                 counts = these
             elif not np.array_equal(these, counts):
                 raise HepsnakeError(where, f"'{expr}' has a different length than the others")
-            flat[var] = numeric(ak.flatten(v, axis=1), where, expr)
+            flat[var] = numeric(content, where, expr)
         assert counts is not None
         if link is None:
             return Jagged(counts, flat)
@@ -288,8 +309,12 @@ class FlatSource(TreeSource):
 
 def numeric(values: ak.Array, where: str, expr: str) -> np.ndarray:
     """The numpy content of a flat numeric awkward array; anything else names ``expr``."""
+    layout = values.layout
     try:
-        out = np.asarray(ak.to_numpy(values))
+        if isinstance(layout, ak.contents.NumpyArray) and not layout.parameters:  # ~0.1 ms saved
+            out = np.asarray(layout.data)
+        else:
+            out = np.asarray(ak.to_numpy(values))
     except Exception as exc:
         raise HepsnakeError(where, f"'{expr}' is not numeric ({first_line(exc)})") from exc
     if out.dtype.kind not in "biuf":
