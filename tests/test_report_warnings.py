@@ -34,6 +34,7 @@ def converged(h: dict[str, Any]) -> list[review.Finding]:
 
 def test_thresholds_are_the_documented_defaults() -> None:
     assert LIMITS == {
+        "best_by": "auc",
         "converged_tail": 0.1,
         "still_falling_epochs": 3,
         "overfitting_epochs": 3,

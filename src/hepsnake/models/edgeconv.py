@@ -34,10 +34,14 @@ def nearest(space: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tens
 
 
 def neighbours(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """x_j (B, n, k, d) for the indices (B, n, k) into each jet's own slots of x (B, n, d)."""
-    b, n, d = x.shape
-    offset = (torch.arange(b, device=x.device) * n).view(b, 1, 1)
-    return x.reshape(b * n, d)[(index + offset).flatten()].view(b, n, -1, d)
+    """x_j (B, n, k, d) for the indices (B, n, k) into each jet's own slots of x (B, n, d).
+
+    Gathered per jet, never through a (B·n, d) view: exported, a jet without constituents
+    would ask ONNX's Reshape for a dimension 0, which Reshape reads as "keep the input's".
+    """
+    b, n, k = index.shape
+    flat = index.flatten(1).unsqueeze(-1).expand(-1, -1, x.shape[-1])
+    return x.gather(1, flat).view(b, n, k, x.shape[-1])
 
 
 class EdgeConvLayer(nn.Module):
