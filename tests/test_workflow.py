@@ -162,6 +162,23 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
+def test_task_plots_are_in_the_snakemake_report(tmp_path: Path) -> None:
+    """A multi-task model's task plots (a directory output of evaluate) are in the HTML report
+    of `snakemake --report`, beside its other plots: every PNG the model's evaluation wrote."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    target, model = "results/metrics/gn2.json", ["--config", 'models=["gn2"]']
+    snakemake(tmp_path, "--cores", "2", target, "--configfile", "config/tiny.yaml", *model)
+    snakemake(
+        tmp_path, target, "--report", "report.html", "--configfile", "config/tiny.yaml", *model
+    )
+    plots = tmp_path / "results" / "plots" / "gn2"
+    written = {str(p.relative_to(tmp_path)) for p in plots.glob("**/*.png")}
+    assert any("/tasks/" in name for name in written), written
+    html = (tmp_path / "report.html").read_text()
+    assert {name for name in written if f'"{name}"' in html} == written
+
+
+@pytest.mark.slow
 def test_tiny_end_to_end(tiny_run):
     workdir = tiny_run
     tiny = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())

@@ -20,14 +20,19 @@ rule predict:
 
 
 # the plots rule evaluate writes (paths.evaluate_plots), each paths.PLOT and its PDF, and the
-# folder of the model's task plots
+# folder of the model's task plots (its PNGs in snakemake --report too)
 rule evaluate:
     input:
         predictions=paths.PREDICTIONS,
         training=paths.TRAINING_METRICS,
     output:
         metrics=paths.METRICS,
-        tasks=directory(paths.TASK_PLOT_DIR),
+        tasks=report(
+            directory(paths.TASK_PLOT_DIR),
+            patterns=["{task_plot}.png"],
+            category="{model}",
+            caption="../report/task.rst",
+        ),
         **{
             name: report(
                 paths.fill(paths.PLOT, model="{model}", name=name),
