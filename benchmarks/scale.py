@@ -210,36 +210,29 @@ def convert_in_two_jobs(
     return time.perf_counter() - start
 
 
-def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
-    """Wall seconds and output of ``snakemake -s Snakefile ARGS`` in ``workdir``."""
+def timed(workdir: Path, cmd: list[str], what: str) -> tuple[float, str, str]:
+    """Wall seconds, stdout and stderr of ``cmd`` run in ``workdir`` (exits, naming ``what``
+    and its last output, when it fails)."""
     start = time.perf_counter()
-    proc = subprocess.run(
-        ["snakemake", "-s", str(REPO / "Snakefile"), *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        sys.exit(f"snakemake {' '.join(args)} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
-    return wall, proc.stdout + proc.stderr
+        sys.exit(f"{what} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return wall, proc.stdout, proc.stderr
+
+
+def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
+    """Wall seconds and output of ``snakemake -s Snakefile ARGS`` in ``workdir``."""
+    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), *args]
+    wall, out, err = timed(workdir, cmd, f"snakemake {' '.join(args)}")
+    return wall, out + err
 
 
 def peak_of(workdir: Path, *verb: str) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of ``hepsnake VERB`` in a fresh process."""
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", *verb],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"hepsnake {' '.join(verb)} failed:\n{proc.stderr[-3000:]}")
-    return wall, json.loads(proc.stdout.strip().splitlines()[-1])["peak_mib"]
+    cmd = [sys.executable, __file__, "--child", *verb]
+    wall, out, _ = timed(workdir, cmd, f"hepsnake {' '.join(verb)}")
+    return wall, json.loads(out.strip().splitlines()[-1])["peak_mib"]
 
 
 def child(verb: list[str]) -> None:
