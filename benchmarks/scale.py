@@ -330,8 +330,6 @@ def bench_convert(args: argparse.Namespace, workdir: Path) -> None:
             "0",
             "--output",
             f"{out}.h5",
-            "--status",
-            f"{out}.json",
             "--no-progress",
         )
         n = min(per_job, len(made["qcd"]))

@@ -48,7 +48,7 @@ JOBS = [
     (
         "convert",
         ["--sample", "sig_mS16", "--part", "0"],
-        [paths.part_file("sig_mS16", 0), paths.part_status("sig_mS16", 0)],
+        [paths.part_file("sig_mS16", 0)],
     ),
     (
         "gather",

@@ -93,7 +93,6 @@ def convert_in_parts(config: dict) -> None:
                 contract,
                 part.index,
                 paths.part_file(name, part.index),
-                paths.part_status(name, part.index),
                 show_progress=False,
             )
         gather(contract, converted(name), summary_of(name))
@@ -200,7 +199,8 @@ def test_gathered_file_keeps_attrs_and_reads_as_one(inputs, config_factory, tmp_
     gather(stage(config, "convert", sample="sig"), converted("sig"), summary_of("sig"))
     assert Path(converted("sig")).read_bytes() == first
     # each part records its files, jets and skipped files
-    status = json.loads(Path(paths.part_status("sig", 1)).read_text())
+    with h5py.File(paths.part_file("sig", 1)) as h5:
+        status = json.loads(h5.attrs["part_status"])
     assert status["state"] == "ok" and status["inputs"] == [str(inputs["sig"][1])]
     assert status["jets"] == summary["files"][1]["jets_written"] and status["skipped"] == []
     # atlas-ftag-tools reads the virtual file like any other, both samples at once
@@ -245,18 +245,18 @@ def test_part_status_of_skipped_and_failed_files(inputs, config_factory, tmp_pat
     files = [str(inputs["qcd"][0]), str(bad)]
     sample = {"name": "q", "files": files, "reader": "toy", "label": "qcd"}
     config = config_factory([sample], convert={"files_per_job": 2, "skip_bad_files": True})
-    status = convert_part(stage(config, "convert", sample="q"), 0, "p.h5", "p.json", False)
+    status = convert_part(stage(config, "convert", sample="q"), 0, "p.h5", False)
     assert status["state"] == "ok" and [s["path"] for s in status["skipped"]] == [str(bad)]
     assert "bad.root" in status["skipped"][0]["reason"]
     contract = stage(config_factory([sample], convert={"files_per_job": 2}), "convert", sample="q")
-    status = convert_part(contract, 0, "p.h5", "p.json", show_progress=False)
+    status = convert_part(contract, 0, "p.h5", show_progress=False)
     assert status["state"] == "failed" and status["jets"] == 0
     assert status["error"].startswith(f"{bad}: ") and status["inputs"] == files
-    assert json.loads(Path("p.json").read_text()) == status
     with h5py.File("p.h5") as h5:
         assert list(h5) == [] and h5.attrs["sample"] == "q"
+        assert json.loads(h5.attrs["part_status"]) == status
     with pytest.raises(HepsnakeError, match="sample 'q': has 1 parts, no part 1"):
-        convert_part(contract, 1, "p.h5", "p.json", show_progress=False)
+        convert_part(contract, 1, "p.h5", show_progress=False)
 
 
 def test_cli_part_and_gather_by_hand(inputs, tmp_path):
@@ -286,7 +286,7 @@ def test_cli_part_and_gather_by_hand(inputs, tmp_path):
     proc = hepsnake("gather")
     assert proc.returncode == 1
     assert proc.stderr.strip() == (
-        "hepsnake gather: error: results/h5/q/part-00000.json: part 0 of sample 'q' is not"
+        "hepsnake gather: error: results/h5/q/part-00000.h5: part 0 of sample 'q' is not"
         " converted (`hepsnake convert --sample q --part 0`)"
     )
     for part in ("0", "1"):

@@ -67,7 +67,7 @@ def snakemake(work: Path, *args: str) -> list[str]:
 
 
 def outputs(results: Path) -> dict[str, bytes]:
-    """The deterministic outputs: converted parts and their statuses, gathered samples and
+    """The deterministic outputs: converted parts (with their statuses), gathered samples and
     summaries, prepared splits and dicts."""
     files = [*results.glob("h5/*"), *results.glob("h5/*/part-*"), *results.glob("prepared/*")]
     return {str(p.relative_to(results)): p.read_bytes() for p in files if p.is_file()}

@@ -63,8 +63,7 @@ def cmd_convert(args: argparse.Namespace) -> None:
         from hepsnake.convert.part import convert_part
 
         output = given(args.output, lambda: paths.part_file(args.sample, args.part))
-        status = given(args.status, lambda: paths.part_status(args.sample, args.part))
-        report = convert_part(c, args.part, output, status, show_progress=args.progress)
+        report = convert_part(c, args.part, output, show_progress=args.progress)
     for skipped in report["skipped"]:
         log.warning("skipped %s", skipped["reason"])
     log.info("convert %s: %d jets → %s", args.sample, report["jets"], output)
@@ -419,7 +418,6 @@ def parser() -> argparse.ArgumentParser:
         help="output .h5 (default results/h5/<sample>.h5, with --part the part's file)",
     )
     conv.add_argument("--summary", help="output JSON without --part: per-file counts, skipped")
-    conv.add_argument("--status", help="output JSON with --part (default the part's status)")
     conv.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

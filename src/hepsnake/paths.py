@@ -25,7 +25,6 @@ CONVERTED = f"{RESULTS}/h5/{{sample}}.h5"
 CONVERT_SUMMARY = f"{RESULTS}/h5/{{sample}}.summary.json"
 PARTS_DIR = f"{RESULTS}/h5/{{sample}}"
 PART = f"{PARTS_DIR}/part-{{part}}.h5"
-PART_STATUS = f"{PARTS_DIR}/part-{{part}}.json"
 PART_RETRY = f"{PARTS_DIR}/part-{{part}}.retry"  # written by the gather when the part failed
 FILE_LIST = f"{PARTS_DIR}/files.json"
 PART_WILDCARD = r"\d+"  # a part's index as its files name it (:func:`part_name`)
@@ -112,11 +111,6 @@ def part_name(index: int) -> str:
 def part_file(sample: str, index: int) -> str:
     """The HDF5 file of part ``index`` of ``sample``."""
     return fill(PART, sample=sample, part=part_name(index))
-
-
-def part_status(sample: str, index: int) -> str:
-    """The status JSON of part ``index`` of ``sample``."""
-    return fill(PART_STATUS, sample=sample, part=part_name(index))
 
 
 def part_retry(sample: str, index: int) -> str:

@@ -32,8 +32,7 @@ rule convert:
     input:
         lambda w: PARTS.part_inputs(w.sample, int(w.part)),
     output:
-        h5=paths.PART,
-        status=paths.PART_STATUS,
+        paths.PART,
     params:
         config=CONFIG,
         digest=lambda w: convert_part_digest(w.sample),
@@ -50,8 +49,7 @@ rule convert:
         part=paths.PART_WILDCARD,
     shell:
         "hepsnake convert --config {params.config:q} --sample {wildcards.sample:q}"
-        " --part {wildcards.part:q} --output {output.h5:q} --status {output.status:q}"
-        " --no-progress > {log:q} 2>&1"
+        " --part {wildcards.part:q} --output {output:q} --no-progress > {log:q} 2>&1"
 
 
 rule gather:

@@ -58,9 +58,5 @@ class SampleParts:
         return inputs
 
     def gather_inputs(self, sample: str) -> list[str]:
-        """Every part file and part status of ``sample``."""
-        return [
-            path(sample, part.index)
-            for part in self.parts(sample)
-            for path in (paths.part_file, paths.part_status)
-        ]
+        """Every part file of ``sample``."""
+        return [paths.part_file(sample, part.index) for part in self.parts(sample)]

@@ -20,11 +20,12 @@ import h5py
 from hepsnake import paths
 from hepsnake.config.contracts import ConvertContract
 from hepsnake.convert.convert import sample_totals, set_file_attrs, weight_totals
-from hepsnake.convert.part import FAILED, OK
+from hepsnake.convert.part import FAILED, OK, STATUS
 from hepsnake.convert.parts import Part, sample_parts
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import atomic_path, json_text
-from hepsnake.io.files import read_json
+from hepsnake.io.files import mapping, open_h5
+from hepsnake.io.h5 import read_json_attr
 from hepsnake.io.remote import redact_url
 from hepsnake.io.vds import write_virtual
 from hepsnake.negative_weights import added
@@ -33,15 +34,19 @@ log = logging.getLogger("hepsnake")
 
 
 def read_status(sample: str, part: Part) -> dict[str, Any]:
-    """The status of ``part``, which must be of its current files."""
-    path = Path(paths.part_status(sample, part.index))
+    """The status of ``part`` (its file's :data:`~hepsnake.convert.part.STATUS`), which must
+    be of its current files."""
+    path = Path(paths.part_file(sample, part.index))
     if not path.is_file():
         raise HepsnakeError(
             str(path),
             f"part {part.index} of sample '{sample}' is not converted"
             f" (`hepsnake convert --sample {sample} --part {part.index}`)",
         )
-    status = read_json(path, "part status", ["inputs", "state", "part"])
+    with open_h5(path, "part file") as h5:
+        if STATUS not in h5.attrs:
+            raise HepsnakeError(str(path), f"not a part file: no '{STATUS}' attribute")
+        status = mapping(read_json_attr(h5, STATUS), path, "part file", ["inputs", "state", "part"])
     if status["inputs"] != [redact_url(f) for f in part.files]:
         raise HepsnakeError(str(path), "is of other files than the part now has: convert it again")
     return status
@@ -82,8 +87,8 @@ def failure_warning(failed: list[dict[str, Any]], n_parts: int) -> dict[str, str
 
 
 def gather(contract: ConvertContract, output: str | Path, summary: str | Path) -> dict[str, Any]:
-    """Gather the parts of the contract's sample (their statuses at
-    :func:`hepsnake.paths.part_status`) into ``output``, a virtual dataset over the part files
+    """Gather the parts of the contract's sample (:func:`hepsnake.paths.part_file`) into
+    ``output``, a virtual dataset over the part files
     with jets, and write ``summary`` (returned): the convert summary of the whole sample plus
     ``parts`` and ``failed_parts``. Both files appear together, or neither."""
     name = contract.sample.name

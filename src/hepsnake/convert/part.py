@@ -1,9 +1,10 @@
-"""One convert job: a part of a sample (:mod:`hepsnake.convert.parts`) into its HDF5 file and
-its status JSON.
+"""One convert job: a part of a sample (:mod:`hepsnake.convert.parts`) into its HDF5 file, whose
+``part_status`` attribute (JSON) holds the part's status: one output per job, which keeps
+Snakemake's per-job work (and so ``snakemake -n`` of thousands of parts) small.
 
 A part never fails for its input: a file that cannot be converted (and is not skipped with
-``convert.skip_bad_files``) makes the part ``failed``: an HDF5 file without datasets and a
-status naming the cause, which the gather judges against ``convert.max_failed_fraction``.
+``convert.skip_bad_files``) makes the part ``failed``: an HDF5 file without datasets whose
+status names the cause, which the gather judges against ``convert.max_failed_fraction``.
 The job itself fails only where its output cannot be written (disk full) or on a bug.
 """
 
@@ -23,13 +24,15 @@ from hepsnake.convert.convert import (
 )
 from hepsnake.convert.parts import sample_part
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.atomic import atomic_path, json_text
+from hepsnake.io.atomic import atomic_path
+from hepsnake.io.h5 import set_attrs
 from hepsnake.io.remote import redact_url
 from hepsnake.io.xrootd import configure as configure_xrootd
 from hepsnake.negative_weights import weight_sums
 
 log = logging.getLogger("hepsnake")
 OK, FAILED = "ok", "failed"
+STATUS = "part_status"  # the attribute of a part file that holds its status
 
 
 def dataset_layouts(h5: h5py.File) -> dict[str, dict[str, Any]]:
@@ -40,17 +43,13 @@ def dataset_layouts(h5: h5py.File) -> dict[str, dict[str, Any]]:
 
 
 def convert_part(
-    contract: ConvertContract,
-    index: int,
-    output: str | Path,
-    status: str | Path,
-    show_progress: bool = True,
+    contract: ConvertContract, index: int, output: str | Path, show_progress: bool = True
 ) -> dict[str, Any]:
-    """Convert part ``index`` of the contract's sample into ``output``; write its status
-    (returned) to ``status``: ``state`` ok or failed (with ``error``), its ``inputs``, the
-    ``files`` converted, the ``skipped`` ones, ``jets``, ``truncated_constituents``, the
-    ``datasets`` written and the ``weight_sums`` of its jets (the gather adds them up). Both
-    files appear together, or neither."""
+    """Convert part ``index`` of the contract's sample into ``output``, with its status
+    (returned) as the file's :data:`STATUS` attribute: ``state`` ok or failed (with
+    ``error``), its ``inputs``, the ``files`` converted, the ``skipped`` ones, ``jets``,
+    ``truncated_constituents``, the ``datasets`` written and the ``weight_sums`` of its jets
+    (the gather adds them up). The file appears whole, or not at all."""
     name = contract.sample.name
     part = sample_part(contract, index)
     configure_xrootd(contract.convert.xrootd)
@@ -60,11 +59,7 @@ def convert_part(
         "first_file": part.first_file,
         "inputs": [redact_url(f) for f in part.files],
     }
-    with (
-        atomic_path(output) as tmp,
-        atomic_path(status) as tmp_status,
-        progress_bar(show_progress) as bar,
-    ):
+    with atomic_path(output) as tmp, progress_bar(show_progress) as bar:
         try:
             check_first(contract, part.files)
             with h5py.File(tmp, "w") as h5:
@@ -72,12 +67,13 @@ def convert_part(
                 set_file_attrs(h5, contract, written["files"], written["skipped"])
                 record |= {"state": OK, **written, "datasets": dataset_layouts(h5)}
                 record["weight_sums"] = jet_weight_sums(h5)
+                set_attrs(h5, {STATUS: record})
         except HepsnakeError as exc:  # an input's fault (a failed write is an OSError)
             log.warning("part %d of sample %s failed: %s", index, name, exc)
-            with h5py.File(tmp, "w") as h5:
-                set_file_attrs(h5, contract, [], [])
             record |= {"state": FAILED, "error": str(exc), "files": [], "skipped": []}
             record |= {"jets": 0, "truncated_constituents": 0, "datasets": {}}
             record["weight_sums"] = weight_sums([])
-        tmp_status.write_text(json_text(record))
+            with h5py.File(tmp, "w") as h5:
+                set_file_attrs(h5, contract, [], [])
+                set_attrs(h5, {STATUS: record})
     return record
