@@ -24,6 +24,7 @@ from hepsnake import paths
 from hepsnake.config import part_digest, resolve, stage_digest
 from hepsnake.config.contracts import FilesPerJob
 from hepsnake.convert.convert import convert
+from hepsnake.convert.file_list import sample_files
 from hepsnake.convert.gather import gather
 from hepsnake.convert.part import convert_part
 from hepsnake.convert.parts import group_files, sample_parts
@@ -431,3 +432,29 @@ def test_remote_glob_listed_once_later_dags_need_no_network(
         assert sorted(remote) == sorted(h5)
         for name in h5:
             assert remote[name][:].tobytes() == h5[name][:].tobytes(), name
+
+
+def test_a_sample_listing_is_read_with_checks(config_factory, tmp_path, monkeypatch):
+    """A remote glob's listing: missing, truncated or of other patterns is one error naming
+    the listing file."""
+    monkeypatch.chdir(tmp_path)
+    glob = "root://eos.example.org//store/q_*.root"
+    sample = {"name": "r", "files": [glob], "reader": "toy", "label": "qcd"}
+    contract = stage(config_factory([sample]), "convert", sample="r")
+    listing = Path(paths.file_list("r"))
+    with pytest.raises(HepsnakeError, match="sample 'r' has remote globs and is not listed yet"):
+        sample_files(contract)
+    listing.parent.mkdir(parents=True)
+    listing.write_text('{"sample": "r", "patterns": [')
+    with pytest.raises(HepsnakeError, match=r"files\.json: truncated file listing"):
+        sample_files(contract)
+    listing.write_text(json.dumps({"sample": "r", "patterns": [glob]}))
+    with pytest.raises(HepsnakeError, match=r"files\.json: not a file listing: no key 'files'"):
+        sample_files(contract)
+    other = "root://eos.example.org//store/other_*.root"
+    listing.write_text(json.dumps({"sample": "r", "patterns": [other], "files": []}))
+    with pytest.raises(HepsnakeError, match=r"now has .*: list it again"):
+        sample_files(contract)
+    urls = ["root://eos.example.org//store/q_1.root"]
+    listing.write_text(json.dumps({"sample": "r", "patterns": [glob], "files": urls}))
+    assert sample_files(contract) == urls

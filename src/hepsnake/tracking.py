@@ -123,7 +123,7 @@ def track_models(
     params, per-epoch metrics, ``config.yaml`` and ``metrics.json`` and the ``artifacts``
     below a folder of the model's name (plots, ONNX files) attached; the run ids → ``output``."""
     from hepsnake.io.atomic import write_json
-    from hepsnake.io.files import TRAINING_METRICS, read_json, read_yaml
+    from hepsnake.io.files import TRAINING_METRICS_KIND, read_json, read_yaml
 
     settings = contract.mlflow
     if settings is None:
@@ -133,7 +133,7 @@ def track_models(
     for model_dir in map(Path, model_dirs):
         name = model_dir.name
         trained = read_yaml(model_dir / "config.yaml", "trained model's config.yaml")
-        epochs = read_json(model_dir / "metrics.json", TRAINING_METRICS, ["epochs"])["epochs"]
+        epochs = read_json(model_dir / "metrics.json", TRAINING_METRICS_KIND, ["epochs"])["epochs"]
         files = [(model_dir / "config.yaml", ""), (model_dir / "metrics.json", "")]
         files += [(a, Path(a).parent.parent.name) for a in artifacts if Path(a).parent.name == name]
         runs[name] = log_run(

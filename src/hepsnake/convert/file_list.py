@@ -2,7 +2,6 @@
 one listing job whose file (:func:`hepsnake.paths.file_list`) every later DAG reads, so
 ``snakemake -n`` needs no network once a sample is listed."""
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from hepsnake.config.contracts import ConvertContract
 from hepsnake.config.samples import expand_files
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_json
+from hepsnake.io.files import read_json
 from hepsnake.io.listing import expand_urls, is_remote_glob
 from hepsnake.io.remote import redact_url
 from hepsnake.io.xrootd import configure as configure_xrootd
@@ -50,7 +50,7 @@ def sample_files(contract: ConvertContract) -> list[str]:
             f"sample '{sample.name}' has remote globs and is not listed yet"
             f" (`hepsnake list-files --sample {sample.name}` or snakemake lists it)",
         )
-    listing = json.loads(Path(path).read_text())
+    listing = read_json(path, "file listing", ["patterns", "files"])
     if listing["patterns"] != patterns(sample.files):
         raise HepsnakeError(
             path,

@@ -10,7 +10,7 @@ from hepsnake.errors import HepsnakeError
 from hepsnake.evaluate import plots
 from hepsnake.io.atomic import write_json
 from hepsnake.io.figure import use_style
-from hepsnake.io.files import TRAINING_METRICS, open_h5, read_json
+from hepsnake.io.files import TRAINING_METRICS_KIND, open_h5, read_json
 from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.models.tasks import build_tasks
 from hepsnake.models.tasks.base import Context, Scoring
@@ -69,9 +69,8 @@ def evaluate(
     """Compute every metric of the contract's model on its test predictions
     (:func:`score_tasks`), draw its plots and its training history's, write JSON."""
     metrics = score_tasks(contract, predictions, plot_dir)
-    history = read_json(
-        training_metrics, TRAINING_METRICS, ["epochs", "best_epoch", "monitor", "train_seconds"]
-    )
+    history_keys = ["epochs", "best_epoch", "monitor", "train_seconds"]
+    history = read_json(training_metrics, TRAINING_METRICS_KIND, history_keys)
     plots.plot_training(
         history["epochs"],
         plot_file(plot_dir, "training"),

@@ -10,16 +10,18 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import yaml
 
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.atomic import write_errno
 
+if TYPE_CHECKING:
+    import h5py
+
 RERUN = "rerun the stage that writes it"
-TRAINING_METRICS = "training metrics.json"  # a kind several stages read
+TRAINING_METRICS_KIND = "training metrics.json"  # a kind several stages read
 
 
 def a(kind: str) -> str:
@@ -79,8 +81,10 @@ def read_yaml(path: str | Path, kind: str, keys: Sequence[str] = ()) -> dict[str
     return mapping(data, path, kind, keys)
 
 
-def h5_file(path: str | Path, kind: str) -> h5py.File:
+def h5_file(path: str | Path, kind: str) -> "h5py.File":
     """``path`` open for reading as HDF5 (the caller closes it)."""
+    import h5py  # here: the readers of JSON and YAML serve the DAG's start-up, h5py does not
+
     require_file(path, kind)
     try:
         return h5py.File(path, "r")
@@ -92,7 +96,7 @@ def h5_file(path: str | Path, kind: str) -> h5py.File:
 
 
 @contextmanager
-def open_h5(path: str | Path, kind: str, datasets: Sequence[str] = ()) -> Iterator[h5py.File]:
+def open_h5(path: str | Path, kind: str, datasets: Sequence[str] = ()) -> Iterator["h5py.File"]:
     """:func:`h5_file` of ``path`` in a block, holding ``datasets``; a read that fails inside
     the block (a truncated file opens, then fails where its data is missing) names the file.
     Failed writes of other files inside the block are left as they are."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_json
-from hepsnake.io.files import TRAINING_METRICS, read_json
+from hepsnake.io.files import TRAINING_METRICS_KIND, read_json
 from hepsnake.report.tables import table
 
 # the per-class K-S keys of training/adversarial.py: val_ks_p<class>, not its pT-binned ones
@@ -56,7 +56,7 @@ def compare(runs: dict[str, str], output: str, plot: str) -> dict[str, Any]:
     ``output`` and the per-epoch curves of the three figures to ``plot``."""
     rows = []
     for name, path in runs.items():
-        epochs = read_json(path, TRAINING_METRICS, ["epochs"])["epochs"]
+        epochs = read_json(path, TRAINING_METRICS_KIND, ["epochs"])["epochs"]
         if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
             raise HepsnakeError(path, "not a training metrics.json (no list of epoch records)")
         series = curves(epochs)

@@ -12,15 +12,18 @@ from hepsnake.evaluate import plots
 from hepsnake.evaluate.metrics import BAYES, INCLUSIVE, loaded_counts, loaded_curves, trained_values
 from hepsnake.io.atomic import atomic_path
 from hepsnake.io.figure import use_style
-from hepsnake.io.files import TRAINING_METRICS, read_json
+from hepsnake.io.files import TRAINING_METRICS_KIND, read_json
 from hepsnake.io.h5 import DEFAULT_UNIT
 from hepsnake.paths import (
     COMPARE_ROC,
     EPOCHS_PLOT,
     EXPORT_FILES,
+    PLOT_DIR,
     RESULTS,
     REWEIGHTING_PLOT,
+    fill,
     page_file,
+    plot_file,
 )
 from hepsnake.provenance import git_commit, package_versions
 from hepsnake.report import warnings as review
@@ -32,7 +35,7 @@ from hepsnake.report.warnings import ROC_NAMES, roc_entries
 
 # what each file the report reads is called in errors, and the keys it must hold
 EVALUATE_METRICS = ("evaluate metrics", ("inclusive", "backgrounds", "training", "roc_curves"))
-TRAINING = (TRAINING_METRICS, ("epochs", "best_epoch"))
+TRAINING = (TRAINING_METRICS_KIND, ("epochs", "best_epoch"))
 CONVERT_SUMMARY = ("conversion summary", ("sample", "files"))
 SPLIT_SUMMARY = ("split summary", ("rows",))
 BENCHMARK = ("export benchmark.json", ("model", "backends"))
@@ -213,6 +216,11 @@ def parameter_lines(met: dict[str, Any], signal: str) -> list[str]:
     return lines
 
 
+def model_plots(model: str) -> Path:
+    """The plot folder of ``model``, relative to the results folder (where report.md is)."""
+    return Path(fill(PLOT_DIR, model=model)).relative_to(RESULTS)
+
+
 def task_lines(m: str, tasks: dict[str, dict[str, Any]]) -> list[str]:
     """A table of each task's scalar headline figures and its plots (a model with only the
     jet classification, whose figures are above, gets none)."""
@@ -224,7 +232,8 @@ def task_lines(m: str, tasks: dict[str, dict[str, Any]]) -> list[str]:
         for key, value in figures.items()
         if isinstance(value, int | float | str) and not isinstance(value, bool)
     ]
-    images = [f"![{m} {p}](plots/{m}/{p})" for f in tasks.values() for p in f.get("plots", [])]
+    drawn = [p for figures in tasks.values() for p in figures.get("plots", [])]
+    images = [f"![{m} {p}]({model_plots(m) / p})" for p in drawn]
     return ["Tasks:", "", *table(["task", "figure", "value"], rows), *images]
 
 
@@ -277,8 +286,9 @@ def model_section(m: str, met: dict[str, Any], results: Path, signal: str) -> li
     for name in MODEL_PLOTS:
         if name == "sb_scan" and "sb_scan" not in met:
             continue
-        if (results / "plots" / m / f"{name}.png").exists():
-            lines.append(f"![{m} {name}](plots/{m}/{name}.png)")
+        image = plot_file(model_plots(m), name)
+        if (results / image).exists():
+            lines.append(f"![{m} {name}]({image})")
     return [*lines, ""]
 
 

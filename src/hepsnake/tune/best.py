@@ -12,7 +12,7 @@ from hepsnake.config.loading import best_model_file
 from hepsnake.config.typed import to_data
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.atomic import write_json, write_yaml
-from hepsnake.io.files import TRAINING_METRICS, read_json
+from hepsnake.io.files import TRAINING_METRICS_KIND, read_json
 from hepsnake.tune.space import decode
 from hepsnake.tune.study import open_study, study_name
 
@@ -98,7 +98,9 @@ def track_study(
     children = {}
     for row in rows:
         metrics = Path(row["outdir"] or "", "metrics.json")
-        epochs = read_json(metrics, TRAINING_METRICS, ["epochs"])["epochs"] if row["outdir"] else []
+        epochs = []
+        if row["outdir"]:
+            epochs = read_json(metrics, TRAINING_METRICS_KIND, ["epochs"])["epochs"]
         children[row["number"]] = log_run(
             client,
             experiment_id,
