@@ -25,7 +25,8 @@ In a working directory (a temp dir unless ``--workdir``) holding a copy of confi
    the first, a toy file: the DAG opens each sample's first file for its branch list),
    ``snakemake -n`` of the whole workflow (nothing on disk yet) against a bare Snakefile with
    as many jobs (one per input file, a gather, a chain for the rest), ``--repeat`` rounds in
-   turn, medians (target: ratio <= 1.5).
+   turn, medians of wall and of CPU seconds (user + system: the figure that holds on a shared
+   machine), each side's ratio (target: ratio <= 1.5).
 
 Prints the figures (and the load average) as it goes. ``--smoke`` runs tiny sizes (a few
 files, a few thousand jets, 200 dry-run files, one round). Run by hand, e.g.
@@ -37,6 +38,7 @@ import dataclasses
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -44,6 +46,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import uproot
@@ -210,29 +213,43 @@ def convert_in_two_jobs(
     return time.perf_counter() - start
 
 
-def timed(workdir: Path, cmd: list[str], what: str) -> tuple[float, str, str]:
-    """Wall seconds, stdout and stderr of ``cmd`` run in ``workdir`` (exits, naming ``what``
-    and its last output, when it fails)."""
-    start = time.perf_counter()
+class Timed(NamedTuple):
+    """A finished command: wall and CPU seconds (its processes' user + system), its output."""
+
+    wall: float
+    cpu: float
+    stdout: str
+    stderr: str
+
+
+def children_cpu() -> float:
+    """User + system seconds of this process's finished children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(workdir: Path, cmd: list[str], what: str) -> Timed:
+    """``cmd`` run in ``workdir`` (exits, naming ``what`` and its last output, when it
+    fails)."""
+    start, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"{what} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
-    return wall, proc.stdout, proc.stderr
+    return Timed(wall, children_cpu() - cpu, proc.stdout, proc.stderr)
 
 
-def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
-    """Wall seconds and output of ``snakemake -s Snakefile ARGS`` in ``workdir``."""
-    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), *args]
-    wall, out, err = timed(workdir, cmd, f"snakemake {' '.join(args)}")
-    return wall, out + err
+def snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> Timed:
+    """``snakemake -s SNAKEFILE ARGS`` run in ``workdir``."""
+    cmd = ["snakemake", "-s", str(snakefile), *args]
+    return timed(workdir, cmd, f"snakemake {' '.join(args)}")
 
 
 def peak_of(workdir: Path, *verb: str) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of ``hepsnake VERB`` in a fresh process."""
     cmd = [sys.executable, __file__, "--child", *verb]
-    wall, out, _ = timed(workdir, cmd, f"hepsnake {' '.join(verb)}")
-    return wall, json.loads(out.strip().splitlines()[-1])["peak_mib"]
+    run = timed(workdir, cmd, f"hepsnake {' '.join(verb)}")
+    return run.wall, json.loads(run.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
 def child(verb: list[str]) -> None:
@@ -303,7 +320,7 @@ def bench_convert(args: argparse.Namespace, workdir: Path) -> None:
         f"{best['raw'] / best['uncompressed']:.2f} (the output's lzf compression apart)",
     )
     targets = [paths.fill(paths.CONVERTED, sample=s) for s in SAMPLES]
-    wall, _ = snakemake(workdir, *targets, "--cores", "2", "--configfile", config_file)
+    wall = snakemake(workdir, *targets, "--cores", "2", "--configfile", config_file).wall
     jets = sum(
         json.loads((workdir / paths.fill(paths.CONVERT_SUMMARY, sample=s)).read_text())["jets"]
         for s in SAMPLES
@@ -418,34 +435,35 @@ def bench_dry_run(args: argparse.Namespace, workdir: Path) -> None:
         {"qcd": "inputs/dry/f*.root", "sig": "inputs/dry/sig.root"},
         {"files_per_job": 1},
     )
-    _, output = snakemake(workdir, "-n", "--configfile", config_file)
-    total = job_total(output)
+    first = snakemake(workdir, "-n", "--configfile", config_file)
+    total = job_total(first.stdout + first.stderr)
     bare = workdir / "bare"
     bare.mkdir(exist_ok=True)
     (bare / "inputs").symlink_to(workdir / "inputs")
     (bare / "Snakefile").write_text(
         BARE_SNAKEFILE.format(n=args.dry_files, other=total - args.dry_files - 2)
     )
-    ours, theirs = [], []
+    ours: list[Timed] = []
+    theirs: list[Timed] = []
     for _ in range(args.repeat):
-        ours.append(snakemake(workdir, "-n", "--configfile", config_file)[0])
-        start = time.perf_counter()
-        proc = subprocess.run(["snakemake", "-n"], cwd=bare, capture_output=True, text=True)
-        theirs.append(time.perf_counter() - start)
-        if proc.returncode != 0 or job_total(proc.stdout + proc.stderr) != total:
-            sys.exit(f"the bare DAG is not {total} jobs:\n{(proc.stdout + proc.stderr)[-2000:]}")
-    ratio = statistics.median(ours) / statistics.median(theirs)
-    figure(
-        f"dry run, {args.dry_files:,} files",
-        f"{total:,} jobs: hepsnake "
-        f"{statistics.median(ours):.1f} s, bare Snakemake {statistics.median(theirs):.1f} s "
-        f"(medians of {args.repeat})",
-    )
-    figure(
-        "ratio dry run hepsnake/bare",
-        f"{ratio:.2f} (target <= {DRY_TARGET}: "
-        f"{'met' if ratio <= DRY_TARGET else 'NOT met'}); {load_average()}",
-    )
+        ours.append(snakemake(workdir, "-n", "--configfile", config_file))
+        theirs.append(snakemake(bare, "-n", snakefile=bare / "Snakefile"))
+        if job_total(theirs[-1].stdout + theirs[-1].stderr) != total:
+            sys.exit(f"the bare DAG is not {total} jobs:\n{theirs[-1].stdout[-2000:]}")
+    for what in ("wall", "cpu"):
+        mine = statistics.median(getattr(run, what) for run in ours)
+        bare_s = statistics.median(getattr(run, what) for run in theirs)
+        figure(
+            f"dry run, {args.dry_files:,} files, {what}",
+            f"{total:,} jobs: hepsnake {mine:.1f} s, bare Snakemake {bare_s:.1f} s"
+            f" (medians of {args.repeat})",
+        )
+        ratio = mine / bare_s
+        figure(
+            f"ratio dry run hepsnake/bare, {what}",
+            f"{ratio:.2f} (target <= {DRY_TARGET}: "
+            f"{'met' if ratio <= DRY_TARGET else 'NOT met'}); {load_average()}",
+        )
 
 
 def main() -> None:

@@ -112,8 +112,10 @@ SLOW_SMOKES: dict[str, tuple[list[str], list[str]]] = {
             rf"^convert job peak RSS\s+{NUMBER}-{NUMBER} MiB over \[1, 2\] files per job",
             rf"^split/norm peak RSS\s+{NUMBER} MiB at {NUMBER} jets",
             r"^prepared datasets, gathered vs plain\s+identical$",
-            rf"^dry run, 200 files\s+{NUMBER} jobs: hepsnake {NUMBER} s, bare Snakemake {NUMBER} s",
-            rf"^ratio dry run hepsnake/bare\s+{NUMBER} \(target <= 1\.5",
+            rf"^dry run, 200 files, wall\s+{NUMBER} jobs: hepsnake {NUMBER} s, bare Snakemake",
+            rf"^ratio dry run hepsnake/bare, wall\s+{NUMBER} \(target <= 1\.5",
+            rf"^dry run, 200 files, cpu\s+{NUMBER} jobs: hepsnake {NUMBER} s, bare Snakemake",
+            rf"^ratio dry run hepsnake/bare, cpu\s+{NUMBER} \(target <= 1\.5",
         ],
     ),
     "gpu.sh": (
