@@ -15,7 +15,6 @@ import h5py
 
 from hepsnake.config.contracts import ConvertContract
 from hepsnake.convert.convert import (
-    check_first,
     jet_weight_sums,
     progress_bar,
     set_file_attrs,
@@ -66,7 +65,6 @@ def convert_part(
         progress_bar(show_progress) as bar,
     ):
         try:
-            check_first(contract, part.files)
             with h5py.File(tmp, "w") as h5:
                 written = write_files(h5, contract, part.files, part.first_file, bar)
                 set_file_attrs(h5, contract, written["files"], written["skipped"])
