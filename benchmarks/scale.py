@@ -12,7 +12,10 @@ In a working directory (a temp dir unless ``--workdir``) holding a copy of confi
    each converted as rule convert does, by two processes side by side (two convert jobs at a
    time, their start-up not counted): wall, jets/s and the ratio to the raw read (target >=
    0.7), best of ``--rounds`` rounds taken in turn with the raw read; the same with the output
-   uncompressed (what the output's lzf compression costs); then as the workflow runs it,
+   uncompressed (what the output's lzf compression costs); the CPU seconds of one part's raw
+   read and conversion (lzf, uncompressed) in this process, which the machine's load sways
+   less than the wall of two processes (best of ``--rounds``, at least 3, in turn); then as
+   the workflow runs it,
    ``snakemake --cores 2`` of both samples' gathered files (parts, then the gathers, each
    job's start-up included);
 4. the peak RSS of one convert job (``hepsnake convert --part 0`` in a fresh process) with
@@ -34,6 +37,7 @@ files, a few thousand jets, 200 dry-run files, one round). Run by hand, e.g.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -51,7 +55,7 @@ from typing import NamedTuple
 import h5py
 import uproot
 import yaml
-from _common import parse_args, peak_rss_mib, warm_page_cache, work_directory
+from _common import parse_args, peak_rss_mib, race, warm_page_cache, work_directory
 
 from hepsnake import paths
 from hepsnake.config import contract, read_config
@@ -179,20 +183,47 @@ def convert_parts(
     """(Worker) convert the parts ``jobs`` ((sample, index)) one after the other, each as
     rule convert does (its sample's contract; ``compression`` replaces the output's), into
     ``inproc/``; the jets written."""
-    from hepsnake.convert.part import convert_part
-
     os.chdir(workdir)
     resolved = read_config(config_file)
     jets = 0
     for sample, index in jobs:
-        c = contract(resolved, "convert", sample=sample)
-        if compression:
-            c = dataclasses.replace(
-                c, convert=dataclasses.replace(c.convert, compression=compression)
-            )
-        out = f"inproc/{sample}-{index}"
-        jets += convert_part(c, index, f"{out}.h5", f"{out}.json", False)["jets"]
+        c = compressed(contract(resolved, "convert", sample=sample), compression)
+        jets += convert_one(c, index, f"inproc/{sample}-{index}")
     return jets
+
+
+def compressed(convert: ConvertContract, compression: str | None) -> ConvertContract:
+    """``convert`` with its output's compression replaced by ``compression`` (if given)."""
+    if not compression:
+        return convert
+    return dataclasses.replace(
+        convert, convert=dataclasses.replace(convert.convert, compression=compression)
+    )
+
+
+def convert_one(convert: ConvertContract, index: int, out: str) -> int:
+    """Part ``index`` converted as rule convert does, into ``{out}.h5``; its jets."""
+    from hepsnake.convert.part import convert_part
+
+    return convert_part(convert, index, f"{out}.h5", f"{out}.json", False)["jets"]
+
+
+def cpu_per_part(workdir: Path, convert: ConvertContract, rounds: int) -> list[float]:
+    """CPU seconds (every thread) of the first part of ``convert``'s sample in this process:
+    its raw read, its conversion, and its conversion with the output uncompressed (the run
+    of least wall of ``rounds`` in turn): what the conversion adds to the read, robust to
+    the machine's load where the wall of two processes is not."""
+    with contextlib.chdir(workdir):
+        files = [str(f) for f in sample_parts(convert)[0].files]
+        branches = FlatSource(files[0], convert.reader).branches
+        tree, step = convert.reader.tree, convert.convert.chunk_size
+        runs = race(
+            rounds,
+            lambda: read_raw(files, tree, branches, step),
+            lambda: convert_one(convert, 0, "inproc/cpu"),
+            lambda: convert_one(compressed(convert, "none"), 0, "inproc/cpu"),
+        )
+    return [cpu for _, cpu in runs]
 
 
 def convert_in_two_jobs(
@@ -318,6 +349,12 @@ def bench_convert(args: argparse.Namespace, workdir: Path) -> None:
     figure(
         "ratio convert/raw, output uncompressed",
         f"{best['raw'] / best['uncompressed']:.2f} (the output's lzf compression apart)",
+    )
+    raw_cpu, lzf_cpu, none_cpu = cpu_per_part(workdir, contracts["qcd"], max(3, args.rounds))
+    figure(
+        "CPU per part, one process",
+        f"raw read {raw_cpu:.2f} s, convert {lzf_cpu:.2f} s ({raw_cpu / lzf_cpu:.2f}x),"
+        f" uncompressed {none_cpu:.2f} s ({raw_cpu / none_cpu:.2f}x); {load_average()}",
     )
     targets = [paths.fill(paths.CONVERTED, sample=s) for s in SAMPLES]
     wall = snakemake(workdir, *targets, "--cores", "2", "--configfile", config_file).wall

@@ -14,7 +14,7 @@ from conftest import PHYSLITE_FILES, stage
 from hepsnake import __version__
 from hepsnake.convert.convert import convert
 from hepsnake.errors import HepsnakeError
-from hepsnake.io.h5 import read_json_attr
+from hepsnake.io.h5 import TableWriter, read_json_attr
 from hepsnake.simulate.densities import ORIGINS, origin_field, origin_posterior
 from hepsnake.simulate.prepared import MASS_GRID
 from hepsnake.simulate.toy import simulate, write_root
@@ -384,3 +384,22 @@ def test_flat_reader_on_rntuple(tmp_path, config_factory):
     top = ak.sort(source["trk_pt"][passing], axis=1, ascending=False)[:, :6]
     np.testing.assert_array_equal(tracks["pt"][tracks["valid"]], ak.flatten(top).to_numpy())
     assert report["truncated_constituents"] == int(np.clip(counts[passing] - 6, 0, None).sum())
+
+
+def test_each_output_dataset_caches_several_chunks(tmp_path):
+    """The writer's datasets keep a chunk cache of several chunks (HDF5 1.x's 1 MiB default
+    holds none of a 40-slot constituent chunk: a partly filled chunk would be recompressed at
+    every append), and appends land in order."""
+    record = np.dtype([("valid", bool), *[(f"x{i}", np.float32) for i in range(24)]])
+    table = np.zeros((1500, 40), dtype=record)
+    table["x0"] = np.arange(1500)[:, None]
+    with h5py.File(tmp_path / "out.h5", "w") as h5:
+        writer = TableWriter(h5, "lzf")
+        writer.append("tracks", table[:700])
+        writer.append("tracks", table[700:])
+        chunk_bytes = 1000 * 40 * record.itemsize  # 3.9 MB
+        assert h5["tracks"].chunks == (1000, 40)
+        cached = writer.datasets["tracks"][0].id.get_access_plist().get_chunk_cache()[1]
+        assert cached >= 4 * chunk_bytes
+    with h5py.File(tmp_path / "out.h5") as h5:
+        assert h5["tracks"][:].tobytes() == table.tobytes()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hepsnake.convert.convert import prefetched
-from hepsnake.io.chunks import Jagged, pad
+from hepsnake.io.chunks import Jagged, JetChunk, pad
 
 FIELDS = ("pt", "eta", "d0")
 
@@ -136,6 +136,29 @@ def numbers(n: int, fail_at: int | None = None, log: list[str] | None = None):
     finally:
         if log is not None:
             log.append("closed")
+
+
+@pytest.mark.parametrize("keep", ["random", "none", "all"])
+def test_select_keeps_the_constituents_of_the_kept_jets(keep: str) -> None:
+    """JetChunk.select against one jet at a time; keeping every jet keeps every value."""
+    rng = np.random.default_rng(3)
+    jagged = random_jagged(rng, 300, 4.0)
+    jets = {"pt": rng.normal(0, 1, 300), "eventNumber": np.arange(300)}
+    chunk = JetChunk(jets, {"tracks": jagged}, {"aux": rng.normal(0, 1, 300)})
+    mask = {"random": rng.random(300) < 0.6, "none": np.zeros(300, bool)}.get(keep)
+    mask = np.ones(300, bool) if mask is None else mask
+    got = chunk.select(mask)
+    starts = np.concatenate([[0], np.cumsum(jagged.counts)])
+    kept = np.flatnonzero(mask)
+    assert len(got) == len(kept)
+    assert np.array_equal(got.jets["eventNumber"], kept)
+    assert np.array_equal(got.aux["aux"], chunk.aux["aux"][mask])
+    selected = got.collections["tracks"]
+    assert np.array_equal(selected.counts, jagged.counts[mask])
+    for name, values in jagged.fields.items():
+        want = [values[starts[j] : starts[j + 1]] for j in kept]
+        flat = np.concatenate(want) if want else values[:0]
+        assert selected.fields[name].tobytes() == flat.tobytes()
 
 
 @pytest.mark.parametrize("depth", [1, 3])

@@ -19,7 +19,7 @@ from hepsnake import __version__
 from hepsnake.config.contracts import ConvertContract
 from hepsnake.config.typed import to_data
 from hepsnake.convert.cuts import apply_cuts, cut_names, mev_warnings
-from hepsnake.convert.preflight import check_first_file
+from hepsnake.convert.preflight import check_cut_names
 from hepsnake.errors import HepsnakeError, first_line
 from hepsnake.io.atomic import atomic_path, json_text, write_errno
 from hepsnake.io.chunks import JetChunk, pad
@@ -153,7 +153,6 @@ def convert(
     """
     configure_xrootd(contract.convert.xrootd)
     files = expand_urls(contract.sample.name, contract.sample.files)
-    check_first(contract, files)
     with (
         atomic_path(output) as tmp,
         atomic_path(summary) as tmp_summary,
@@ -167,15 +166,6 @@ def convert(
             set_file_attrs(h5, contract, report["files"], report["skipped"])
         tmp_summary.write_text(json_text(report))
     return report
-
-
-def check_first(contract: ConvertContract, files: Sequence[str]) -> None:
-    """The first of ``files`` opened for its branch list (what ``snakemake -n`` cannot do for
-    a remote file: :func:`~hepsnake.convert.preflight.check_first_file`), unless
-    ``convert.skip_bad_files`` makes a bad file the converter's to skip."""
-    if files and not contract.convert.skip_bad_files:
-        with redacted_errors(files[0]):
-            check_first_file(contract, files[0])
 
 
 def write_files(
@@ -360,6 +350,7 @@ def convert_file(
     """
     cuts, conv = list(contract.convert.cuts), contract.convert
     source = open_source(path, contract.reader, contract.sample.tree, first_event, cut_names(cuts))
+    check_cut_names(contract, source, path)
     pause_point("convert.file_opened")
     bar.update(task, total=bar.tasks[task].total + source.num_entries)
     jets_read = jets_kept = 0

@@ -16,7 +16,6 @@ import h5py
 
 from hepsnake.config.contracts import ConvertContract
 from hepsnake.convert.convert import (
-    check_first,
     jet_weight_sums,
     progress_bar,
     set_file_attrs,
@@ -61,7 +60,6 @@ def convert_part(
     }
     with atomic_path(output) as tmp, progress_bar(show_progress) as bar:
         try:
-            check_first(contract, part.files)
             with h5py.File(tmp, "w") as h5:
                 written = write_files(h5, contract, part.files, part.first_file, bar)
                 set_file_attrs(h5, contract, written["files"], written["skipped"])

@@ -5,9 +5,9 @@ From the config alone: every training input is a variable that each sample's rea
 and the ``prepare.label_map`` variable a jet variable of each sample it labels. From the first
 file of each sample, opened for its branch list only (no entry is read): every branch the
 reader maps exists, and every name a cut reads is a jet variable or a branch. Run when the
-Snakemake DAG is built (``snakemake -n`` included) for local files; a remote file is checked
-by its convert job first thing (:func:`check_first_file`), as is a file no stage has written
-yet (the toy's).
+Snakemake DAG is built (``snakemake -n`` included) for local files. A remote file, or one no
+stage has written yet (the toy's), is checked by its convert job: the job checks each file it
+opens (:func:`check_cut_names`) before reading any entry.
 """
 
 import os
@@ -19,7 +19,7 @@ from hepsnake.convert.cuts import cut_names
 from hepsnake.errors import HepsnakeError
 from hepsnake.io.expressions import names
 from hepsnake.io.remote import is_remote
-from hepsnake.io.sources import open_source, reader_variables
+from hepsnake.io.sources import Source, open_source, reader_variables
 
 
 def check_inputs_mapped(
@@ -57,10 +57,17 @@ def check_inputs_mapped(
 
 def check_first_file(convert: ConvertContract, path: str) -> None:
     """Open ``path``, a file of ``convert``'s sample, for its branch list: the branches its
-    reader maps exist, and each name a cut reads is a jet variable or a branch."""
+    reader maps exist (:func:`~hepsnake.io.sources.open_source` checks), and
+    :func:`check_cut_names`."""
+    cuts = cut_names(list(convert.convert.cuts))
+    check_cut_names(convert, open_source(path, convert.reader, convert.sample.tree, 0, cuts), path)
+
+
+def check_cut_names(convert: ConvertContract, source: Source, path: str) -> None:
+    """Each name a cut of ``convert`` reads is a jet variable of its reader or a branch of
+    ``source``, the open file ``path`` (no entry is read)."""
     sample, cuts = convert.sample, convert.convert.cuts
     read_by_cuts = cut_names(list(cuts))
-    source = open_source(path, convert.reader, sample.tree, cut_names=read_by_cuts)
     known = {*reader_variables(convert.reader)["jets"], *source.cut_aux}
     unknown = [n for n in read_by_cuts if n not in known]
     if unknown:

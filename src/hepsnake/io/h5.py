@@ -1,6 +1,7 @@
 """FTAG-layout HDF5: resizable structured datasets appended chunk by chunk, JSON attributes."""
 
 import json
+import math
 from typing import Any
 
 import h5py
@@ -11,6 +12,7 @@ from hepsnake.errors import HepsnakeError
 DEFAULT_UNIT = "GeV"  # the energy unit of jets that record none (jets.attrs["energy_unit"])
 
 COMPRESSION = {"none": None, "lzf": "lzf", "gzip": "gzip"}
+CHUNK_CACHE_BYTES = 8 << 20  # per dataset at least (HDF5 2's default; HDF5 1.x's is 1 MiB)
 
 
 def set_attrs(obj: h5py.HLObject, attrs: dict[str, Any]) -> None:
@@ -32,9 +34,11 @@ class TableWriter:
     """Appends structured arrays to resizable, chunked datasets of an open HDF5 file.
 
     Jet tables are (N,), constituent tables (N, max_n); every dataset grows along axis 0.
-    Each dataset stays open between appends: closing it flushes its chunk cache, so the
-    last, partly filled chunk would be compressed, written, read back and decompressed at
-    every append (30 % of the writing time with 5000-jet appends, lzf).
+    Each dataset stays open between appends, with a chunk cache that holds several of its
+    chunks: where the last, partly filled chunk leaves the cache (closing the dataset
+    flushes it; HDF5 1.x's 1 MiB default cache holds no 1.4 MB constituent chunk), it is
+    compressed, written, read back and decompressed at every append (+34 % of the lzf
+    writing time with 4500-jet appends).
     """
 
     def __init__(self, h5: h5py.File, compression: str = "lzf", chunk_jets: int = 1000) -> None:
@@ -48,16 +52,7 @@ class TableWriter:
     def append(self, name: str, table: np.ndarray) -> None:
         """Append ``table`` along axis 0 of dataset ``name``, creating it on first use."""
         if name not in self.datasets:
-            if name not in self.h5:
-                self.h5.create_dataset(
-                    name,
-                    shape=(0, *table.shape[1:]),
-                    maxshape=(None, *table.shape[1:]),
-                    dtype=table.dtype,
-                    chunks=(self.chunk_jets, *table.shape[1:]),
-                    compression=self.compression,
-                )
-            ds = self.h5[name]
+            ds = self.h5[name] if name in self.h5 else self.create(name, table)
             self.datasets[name] = (ds, ds.dtype)
         ds, dtype = self.datasets[name]
         if dtype != table.dtype:
@@ -65,6 +60,19 @@ class TableWriter:
         start = ds.shape[0]
         ds.resize(start + len(table), axis=0)
         ds[start:] = table
+
+    def create(self, name: str, table: np.ndarray) -> h5py.Dataset:
+        """An empty dataset ``name`` for rows like ``table``'s, with its chunk cache."""
+        chunk = (self.chunk_jets, *table.shape[1:])
+        return self.h5.create_dataset(
+            name,
+            shape=(0, *table.shape[1:]),
+            maxshape=(None, *table.shape[1:]),
+            dtype=table.dtype,
+            chunks=chunk,
+            compression=self.compression,
+            rdcc_nbytes=max(CHUNK_CACHE_BYTES, 4 * math.prod(chunk) * table.dtype.itemsize),
+        )
 
     def lengths(self) -> dict[str, int]:
         """Rows per dataset written so far."""
