@@ -205,7 +205,7 @@ def convert_one(convert: ConvertContract, index: int, out: str) -> int:
     """Part ``index`` converted as rule convert does, into ``{out}.h5``; its jets."""
     from hepsnake.convert.part import convert_part
 
-    return convert_part(convert, index, f"{out}.h5", f"{out}.json", False)["jets"]
+    return convert_part(convert, index, f"{out}.h5", False)["jets"]
 
 
 def cpu_per_part(workdir: Path, convert: ConvertContract, rounds: int) -> list[float]:
