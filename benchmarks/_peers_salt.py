@@ -9,15 +9,14 @@ size and epochs. What stays different, by design of each tool:
 
 * Salt adds no mask after its transformer layers; hepsnake re-zeroes padded slots after each
   layer (both append one learned register token: gn2.yaml's ``registers: 1``);
-* Salt's init nets end without an activation; hepsnake's end with one;
 * Salt's layer norms have no affine parameters; hepsnake's do;
 * hepsnake also feeds the jet variables to the heads beside the pooled vector;
 * Salt normalises in its data loader, hepsnake inside the graph.
 
-With those set alike (no init-net activation, identity layer norms, zero head weights on the
-jet variables) hepsnake's tagger carrying a trained Salt model's weights gives Salt's test
-predictions to 3e-7 (the jet variables come first in Salt's init-net inputs, last in
-hepsnake's: the columns are swapped).
+The init nets end linear on both sides (gn2.yaml's ``final_activation: false``). With the
+others set alike (identity layer norms, zero head weights on the jet variables) hepsnake's
+tagger carrying a trained Salt model's weights gives Salt's test predictions to 3e-7 (the jet
+variables come first in Salt's init-net inputs, last in hepsnake's: the columns are swapped).
 """
 
 import json

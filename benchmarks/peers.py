@@ -2,7 +2,8 @@
 preparation, and hepsnake's per-job start-up, side by side in one run.
 
     python benchmarks/peers.py [--smoke] [--sections train onnx prepare startup]
-        [--jets 60000] [--epochs 5] [--prepare-jets 1e6,1e7] [--workdir DIR]
+        [--tasks jet origin] [--seeds 1 2 3] [--jets 60000] [--epochs 5]
+        [--prepare-jets 1e6,1e7] [--workdir DIR]
 
 The peers run in their own venvs (``benchmarks/_peers_env.py``: built once, cached under
 ``~/.cache/hepsnake-peers``; ``--smoke`` skips a peer whose venv cannot be built, with one
@@ -13,8 +14,11 @@ line saying why). Sections:
   blocks; see :mod:`_peers_salt` for what differs by design) trained by hepsnake and by
   ``salt fit`` on those files, with and without the track-origin task, same batch, epochs and
   threads (``--threads``, default 2); each epoch's training part timed by the same callback
-  (:mod:`_peers_timing`). Figures: jets/s (median over the epochs after the first) and the test
-  jet AUC (signal vs QCD, log p_sig/p_qcd), beside the toy's Bayes-optimal AUC.
+  (:mod:`_peers_timing`). ``--tasks`` picks the variants (``jet``: jet only, ``origin``: with
+  the track-origin task), ``--seeds`` the training seeds of both sides (each seed trains both).
+  Figures: jets/s (median over the epochs after the first; over seeds, the median) and the
+  test jet AUC (signal vs QCD, log p_sig/p_qcd; over seeds, the mean of each side and the
+  difference of the means ± its error), beside the toy's Bayes-optimal AUC.
 * ``onnx``: Salt's ``to_onnx`` and hepsnake's Athena-layout export of the trained
   jet-classification models; ONNX Runtime latency per jet at 0, 10 and 40 tracks (and
   0, 8, 30 clusters: the toy's 40 : 30 slots), batch 1, one thread, models interleaved.
@@ -60,6 +64,7 @@ HEPSNAKE_ONNX = "hepsnakeGN2"
 EPS = 1e-12
 TRACKS = (0, 10, 40)  # constituent counts of the latency figure
 VERBS = ("simulate", "convert", "split", "norm", "train", "predict", "evaluate", "export", "report")
+VARIANTS = {"jet": "jet only", "origin": "jet + track origin"}  # --tasks
 SMOKE = {"jets": 3000, "epochs": 1, "batch": 250, "prepare_jets": "2e4", "latency_calls": 20}
 
 
@@ -118,9 +123,12 @@ def prepared(root: Path, n_jets: int) -> tuple[dict[str, Any], dict[str, str]]:
     return config, files
 
 
-def hepsnake_model(config: dict[str, Any], aux: bool, epochs: int, batch: int) -> dict[str, Any]:
+def hepsnake_model(
+    config: dict[str, Any], aux: bool, epochs: int, batch: int, seed: int | None = None
+) -> dict[str, Any]:
     """gn2.yaml with gated dense blocks (Salt's GN2), a plain track-origin head (Salt has no
-    gated mixture) or none, ``epochs`` epochs without early stopping, batch ``batch``."""
+    gated mixture) or none, ``epochs`` epochs without early stopping, batch ``batch``, training
+    seed ``seed`` (None: gn2.yaml's)."""
     from hepsnake.config import load_model
 
     model = copy.deepcopy(load_model(config, "gn2"))
@@ -134,6 +142,8 @@ def hepsnake_model(config: dict[str, Any], aux: bool, epochs: int, batch: int) -
             keep.append(task | {"mixture": 1})
     net["tasks"] = keep
     model["training"] |= {"max_epochs": epochs, "batch_size": batch, "early_stopping": None}
+    if seed is not None:
+        model["training"]["seed"] = seed
     return model
 
 
@@ -224,8 +234,40 @@ def train_salt(
     return _peers_salt.timings(timing), run_dir, predictions
 
 
+def listed(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds))
+
+
+def mean_and_error(values: list[float]) -> tuple[float, float]:
+    """The mean of ``values`` and its standard error (0 for one value)."""
+    if len(values) < 2:
+        return values[0], 0.0
+    return statistics.mean(values), statistics.stdev(values) / len(values) ** 0.5
+
+
+def auc_note(bayes: float, seeds: list[int], salt: list[float], ours: list[float]) -> str:
+    """The AUC row's note: the gap of each side to the Bayes-optimal AUC and hepsnake − Salt
+    against the target (of the means ± its error, with each seed's AUCs, over several seeds)."""
+    (m_salt, e_salt), (m_ours, e_ours) = mean_and_error(salt), mean_and_error(ours)
+    diff = m_ours - m_salt
+    note = f"Bayes {bayes:.4f}: gap Salt {bayes - m_salt:.4f}, hepsnake {bayes - m_ours:.4f}"
+    if len(seeds) > 1:
+        error = (e_salt**2 + e_ours**2) ** 0.5
+        pairs = zip(seeds, salt, ours, strict=True)
+        each = ", ".join(f"{s}: {a:.4f} / {b:.4f}" for s, a, b in pairs)
+        note += (
+            f"; means over seeds {listed(seeds)}: Salt ± {e_salt:.4f}, hepsnake ±"
+            f" {e_ours:.4f}; hepsnake − Salt {diff:+.4f} ± {error:.4f}"
+            f" (per seed Salt / hepsnake: {each})"
+        )
+    else:
+        note += f"; hepsnake − Salt {diff:+.4f}"
+    return note + f" (target ≥ −0.002: {'met' if diff >= -0.002 else 'NOT met'})"
+
+
 def bench_train(args: argparse.Namespace, root: Path, salt_bin: Path) -> tuple[list[Row], dict]:
-    """The training comparison; its rows and, per variant, the two trained models."""
+    """The training comparison of each ``args.tasks`` variant over ``args.seeds``; its rows
+    and, per variant, the two models trained with the first seed."""
     start = time.perf_counter()
     config, files = prepared(root / "toy", args.jets)
     print(f"toy prepared: {args.jets:,d} jets in {time.perf_counter() - start:.0f} s", flush=True)
@@ -233,38 +275,49 @@ def bench_train(args: argparse.Namespace, root: Path, salt_bin: Path) -> tuple[l
     names = list(config["class_names"])
     bayes = bayes_auc(jets, names)
     rows, trained = [], {}
-    for i, aux in enumerate((False, True)):
-        variant = "jet + track origin" if aux else "jet only"
-        model = hepsnake_model(config, aux, args.epochs, args.batch)
-        a = _peers_salt.arch(model, aux, args.batch, args.epochs)
-        sides: dict[str, Callable[[], tuple]] = {
-            "hepsnake": lambda m=model, v=i: train_hepsnake(
-                config, files, m, root / f"hepsnake_{v}", args.threads
-            ),
-            "salt": lambda a=a, v=i: train_salt(
-                salt_bin, config, files, a, root / f"salt_{v}", args.threads, args.salt_workers
-            ),
-        }
-        order = ["hepsnake", "salt"] if i % 2 == 0 else ["salt", "hepsnake"]
-        result = {}
-        for side in order:  # alternated between variants: a load drift hits both alike
-            began = time.perf_counter()
-            result[side] = sides[side]()
-            print(
-                f"{variant}: {side} trained and tested in {time.perf_counter() - began:.0f} s"
-                f" ({load()})",
-                flush=True,
-            )
-        trained[variant] = {side: result[side][1] for side in result}
-        (ours, _, ours_pred), (theirs, _, salt_pred) = result["hepsnake"], result["salt"]
-        auc_ours, auc_salt = model_auc(ours_pred, jets, names), model_auc(salt_pred, jets, names)
-        epochs = f"{len(ours)} epochs, batch {args.batch}, {args.threads} threads"
+    turn = 0  # which side goes first alternates: a load drift hits both alike
+    for i, task in enumerate(args.tasks):
+        aux, variant = task == "origin", VARIANTS[task]
+        speed: dict[str, list[tuple[float, float]]] = {"hepsnake": [], "salt": []}
+        aucs: dict[str, list[float]] = {"hepsnake": [], "salt": []}
+        for seed in args.seeds:
+            model = hepsnake_model(config, aux, args.epochs, args.batch, seed)
+            a = _peers_salt.arch(model, aux, args.batch, args.epochs)
+            tag = f"{i}" if len(args.seeds) == 1 else f"{i}_seed{seed}"
+            sides: dict[str, Callable[[], tuple]] = {
+                "hepsnake": lambda m=model, t=tag: train_hepsnake(
+                    config, files, m, root / f"hepsnake_{t}", args.threads
+                ),
+                "salt": lambda a=a, t=tag: train_salt(
+                    salt_bin, config, files, a, root / f"salt_{t}", args.threads, args.salt_workers
+                ),
+            }
+            result = {}
+            for side in ["hepsnake", "salt"][:: 1 if turn % 2 == 0 else -1]:
+                began = time.perf_counter()
+                result[side] = sides[side]()
+                records, _, predictions = result[side]
+                speed[side].append((rate(records, "wall_s"), rate(records, "cpu_s")))
+                aucs[side].append(model_auc(predictions, jets, names))
+                print(
+                    f"{variant}, seed {seed}: {side} trained and tested in"
+                    f" {time.perf_counter() - began:.0f} s, test AUC {aucs[side][-1]:.4f}"
+                    f" ({load()})",
+                    flush=True,
+                )
+            turn += 1
+            trained.setdefault(variant, {side: result[side][1] for side in result})
+        wall = {side: statistics.median(w for w, _ in v) for side, v in speed.items()}
+        cpu = {side: statistics.median(c for _, c in v) for side, v in speed.items()}
+        epochs = f"{args.epochs} epochs, batch {args.batch}, {args.threads} threads"
+        if len(args.seeds) > 1:
+            epochs += f", median over seeds {listed(args.seeds)}"
         rows += [
             Row(
                 f"train jets/s, {variant} (wall)",
                 "Salt",
-                rate(theirs, "wall_s"),
-                rate(ours, "wall_s"),
+                wall["salt"],
+                wall["hepsnake"],
                 "jets/s",
                 True,
                 1.0,
@@ -273,8 +326,8 @@ def bench_train(args: argparse.Namespace, root: Path, salt_bin: Path) -> tuple[l
             Row(
                 f"train jets/CPU-s, {variant}",
                 "Salt",
-                rate(theirs, "cpu_s"),
-                rate(ours, "cpu_s"),
+                cpu["salt"],
+                cpu["hepsnake"],
                 "jets/s",
                 True,
                 None,
@@ -283,14 +336,12 @@ def bench_train(args: argparse.Namespace, root: Path, salt_bin: Path) -> tuple[l
             Row(
                 f"test AUC sig vs QCD, {variant}",
                 "Salt",
-                auc_salt,
-                auc_ours,
+                statistics.mean(aucs["salt"]),
+                statistics.mean(aucs["hepsnake"]),
                 "AUC",
                 True,
                 None,
-                f"Bayes {bayes:.4f}: gap Salt {bayes - auc_salt:.4f},"
-                f" hepsnake {bayes - auc_ours:.4f}; hepsnake − Salt {auc_ours - auc_salt:+.4f}"
-                f" (target ≥ −0.002: {'met' if auc_ours - auc_salt >= -0.002 else 'NOT met'})",
+                auc_note(bayes, args.seeds, aucs["salt"], aucs["hepsnake"]),
             ),
         ]
     return rows, trained
@@ -351,7 +402,7 @@ def latencies(models: dict[str, Path], rounds: int, calls: int) -> dict[str, dic
 
 def bench_onnx(args: argparse.Namespace, root: Path, salt_bin: Path, trained: dict) -> list[Row]:
     """Export both jet-classification models and time them per jet."""
-    models = trained["jet only"]
+    models = trained[VARIANTS["jet"]]
     salt_onnx = _peers_salt.to_onnx(salt_bin, models["salt"], 1)
     ours = export_hepsnake(models["hepsnake"], root)
     rounds = 3 if args.smoke else 10
@@ -441,6 +492,20 @@ def main() -> None:
         default=["train", "onnx", "prepare", "startup"],
         choices=["train", "onnx", "prepare", "startup"],
     )
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        default=list(VARIANTS),
+        choices=list(VARIANTS),
+        help="training variants: jet only, with the track-origin task (train section)",
+    )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[1],
+        help="training seeds; each trains both sides (gn2.yaml's seed is 1)",
+    )
     parser.add_argument("--jets", type=int, default=60_000, help="toy jets (train section)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1000)
@@ -460,8 +525,8 @@ def main() -> None:
     if args.smoke:
         for key, value in SMOKE.items():
             setattr(args, key, value)
-    if "onnx" in args.sections and "train" not in args.sections:
-        parser.error("the onnx section exports the models the train section trains")
+    if "onnx" in args.sections and ("train" not in args.sections or "jet" not in args.tasks):
+        parser.error("the onnx section exports the jet-only models the train section trains")
     print(f"peers: {load()} at the start", flush=True)
     rows: list[Row] = []
     failed = []

@@ -145,3 +145,15 @@ def test_peers_smoke() -> None:
             assert re.search(row, out, re.M), (section, figure, out[-4000:])
     for auc in re.findall(r"^\| test AUC[^|]*\| Salt \| ([0-9.]+) \| ([0-9.]+) \|", out, re.M):
         assert all(0.5 < float(a) <= 1.0 for a in auc), auc
+
+
+def test_auc_note_over_seeds() -> None:
+    """Over several seeds the AUC row compares the means (the difference ± its error, each
+    seed listed) and judges the target on the mean difference; one seed gives its difference."""
+    note = peers.auc_note(0.87, [1, 2, 3], [0.82, 0.81, 0.83], [0.815, 0.81, 0.82])
+    # means 0.82 and 0.815, standard errors 0.00577 and 0.00289: 0.00645 together
+    assert "hepsnake − Salt -0.0050 ± 0.0065" in note
+    assert "1: 0.8200 / 0.8150" in note and note.endswith("(target ≥ −0.002: NOT met)")
+    one = peers.auc_note(0.87, [1], [0.82], [0.819])
+    assert "hepsnake − Salt -0.0010" in one and "±" not in one and one.endswith("met)")
+    assert "NOT" not in one

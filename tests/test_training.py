@@ -404,6 +404,24 @@ def test_gated_dense_is_a_gated_linear_unit():
     torch.testing.assert_close(block(x), block.out(F.silu(a) * b))
 
 
+@pytest.mark.parametrize("final", [None, True, False])
+def test_init_net_final_activation(prepared, final):
+    """An init net ends with its activation unless ``final_activation: false`` (Salt's init
+    nets end linear); a config without the key keeps the activation."""
+    config, root, _ = prepared
+    spec = InputSpec.from_config(inputs_of(config))
+    net = {"hidden": [8]} | ({} if final is None else {"final_activation": final})
+    cfg = {
+        "dim": 16,
+        "encoder": {"type": "deepsets"},
+        "pooling": {"type": "mean"},
+        "init_nets": {"default": net},
+    }
+    tagger = Tagger(model_spec(cfg), spec, norm_dict(root), Context(["a", "b", "c"]))
+    for init_net in tagger.init_nets.values():
+        assert isinstance(init_net[-1], torch.nn.Linear) == (final is False)
+
+
 def test_compiled_training_checkpoint_reloads(prepared, tmp_path):
     config, root, outputs = prepared
     model = small_model(config, 1)

@@ -335,6 +335,7 @@ class Component:
 @dataclass(frozen=True, slots=True)
 class InitNet:
     hidden: tuple[int, ...] | None = None
+    final_activation: bool | None = None  # None: True (configs before the key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,11 +383,19 @@ class ModelSpec:
     encoder: Component | None = None
     pooling: Component | None = None
 
+    def init_net(self, collection: str) -> InitNet:
+        """``collection``'s init net: its own, or the ``default`` one."""
+        return self.init_nets.get(collection, self.init_nets.get("default", InitNet()))
+
     def init_hidden(self, collection: str) -> tuple[int, ...]:
-        """The hidden widths of ``collection``'s init net: its own, the ``default`` one's, or
-        one layer of ``dim``."""
-        net = self.init_nets.get(collection, self.init_nets.get("default", InitNet()))
+        """The hidden widths of ``collection``'s init net (one layer of ``dim`` unless
+        configured)."""
+        net = self.init_net(collection)
         return net.hidden if net.hidden is not None else (self.dim,)
+
+    def init_final_activation(self, collection: str) -> bool:
+        """Whether ``collection``'s init net ends with its activation (unless configured)."""
+        return self.init_net(collection).final_activation is not False
 
     @property
     def head_hidden(self) -> tuple[int, ...]:

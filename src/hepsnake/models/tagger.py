@@ -69,7 +69,7 @@ class Tagger(nn.Module):
                     width(len(spec.variables[c]) + to_constituents),
                     list(cfg.init_hidden(c)),
                     dim,
-                    final_act=True,
+                    final_act=cfg.init_final_activation(c),
                 )
                 for c in self.collections
             }
