@@ -216,9 +216,14 @@ def parameter_lines(met: dict[str, Any], signal: str) -> list[str]:
     return lines
 
 
+def linked(path: str) -> Path:
+    """A results path as report.md (in the results folder) links it."""
+    return Path(path).relative_to(RESULTS)
+
+
 def model_plots(model: str) -> Path:
-    """The plot folder of ``model``, relative to the results folder (where report.md is)."""
-    return Path(fill(PLOT_DIR, model=model)).relative_to(RESULTS)
+    """The plot folder of ``model``, as report.md links it."""
+    return linked(fill(PLOT_DIR, model=model))
 
 
 def task_lines(m: str, tasks: dict[str, dict[str, Any]]) -> list[str]:
@@ -426,7 +431,7 @@ def report(
     findings = [*stage, *review.without(own, stage)]
     findings.sort(key=lambda f: order.index(f.subject))  # stable: stages first, in run order
 
-    compare_png = results / Path(COMPARE_ROC).relative_to(RESULTS)
+    compare_png = results / linked(COMPARE_ROC)
     use_style(ev.plot_style)
     compare_roc(metrics, contract, compare_png)
     digest = contract.config_hash
@@ -457,7 +462,7 @@ def report(
     if exported:
         lines += export_section({m: e[:3] for m, e in exported.items()}, results)
     if epochs:
-        lines += compare_section(epochs, str(Path(EPOCHS_PLOT).relative_to(RESULTS)))
+        lines += compare_section(epochs, str(linked(EPOCHS_PLOT)))
     for study in studies or []:
         lines += tune_section(study, results)
 
@@ -469,7 +474,7 @@ def report(
             for r in split["rows"]
         ],
     )
-    lines += [f"![reweighting]({Path(REWEIGHTING_PLOT).relative_to(RESULTS)})", ""]
+    lines += [f"![reweighting]({linked(REWEIGHTING_PLOT)})", ""]
     lines += review.section(findings)
     lines += provenance_section(provenance)
     text = "\n".join(lines)
