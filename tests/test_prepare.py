@@ -25,7 +25,7 @@ from hepsnake.data.loader import H5Batches, InputSpec
 from hepsnake.errors import HepsnakeError
 from hepsnake.prepare.hashing import assign_splits, event_uniform
 from hepsnake.prepare.norm import norm_stats
-from hepsnake.prepare.split import SPLITS, split
+from hepsnake.prepare.split import SPLITS, bucket_rows, scratch_file, split
 from hepsnake.prepare.weights import PairwiseSum, Reweighter, base_weights, fit_reweighter
 from hepsnake.simulate.prepared import MASS_GRID
 from hepsnake.simulate.toy import simulate, write_root
@@ -666,6 +666,35 @@ def test_summary_is_renamed_after_every_split_file(converted, tmp_path, monkeypa
     run_split(some_classes(config), paths, ["qcd", "sig"], tmp_path)
     files = [n for n in renamed if n.endswith(".h5")]
     assert len(files) == 6 and renamed[-1] == "summary.json", renamed
+
+
+@pytest.mark.parametrize("most", [10**5, 10**7, 10**8])
+def test_shuffle_writes_do_not_shrink_with_the_dataset(most):
+    """A block's rows reach each bucket in writes of >= 64 KiB on average (of 16 MiB
+    buckets), however many jets: the buckets grow as the root of the dataset instead."""
+    row_bytes = 40 * 35  # 40 track slots of 35 bytes
+    rows = bucket_rows(row_bytes, most, 16 << 20)
+    assert rows >= (16 << 20) // row_bytes
+    assert rows * rows / most * row_bytes >= 64 << 10 or rows == most
+    assert rows * row_bytes <= 128 << 20  # 86 MB at 10^8 jets
+
+
+def test_shuffle_scratch_writes_only_what_it_writes(tmp_path):
+    """Small writes to far apart places of the shuffle's scratch file cost their own bytes,
+    not a 64 KiB read and write-back each (HDF5's data sieve)."""
+
+    def written() -> int:
+        return int(Path("/proc/self/io").read_text().split("wchar: ")[1].split()[0])
+
+    with scratch_file(tmp_path / "b.h5") as h5:
+        ds = h5.create_dataset("pos", (10**7,), "i8")
+        ds[0] = 1  # the dataset's storage allocated
+        before = written()
+        for k in range(1, 1000):
+            ds[k * 10_000 : k * 10_000 + 2] = [k, k]
+        assert written() - before < 1000 * 1024
+    with h5py.File(tmp_path / "b.h5") as h5:
+        assert h5["pos"][990_000:990_002].tolist() == [99, 99]
 
 
 SMALL = 256 << 10  # shuffle_bytes: buckets of ~200 jets' tracks
