@@ -434,6 +434,28 @@ def test_remote_glob_listed_once_later_dags_need_no_network(
             assert remote[name][:].tobytes() == h5[name][:].tobytes(), name
 
 
+def test_a_part_status_is_read_with_checks(inputs, config_factory, tmp_path, monkeypatch):
+    """A part file without its status attribute, or with one that is not JSON, is one error
+    naming the file at the gather."""
+    monkeypatch.chdir(tmp_path)
+    sample = {"name": "q", "files": [str(inputs["qcd"][0])], "reader": "toy", "label": "qcd"}
+    contract = stage(config_factory([sample]), "convert", sample="q")
+    part = Path(paths.part_file("q", 0))
+    convert_part(contract, 0, part, show_progress=False)
+    gather(contract, converted("q"), summary_of("q"))
+    for value, cause in [
+        (None, "not a part file: no 'part_status' attribute"),
+        ('{"inputs": [', "attribute 'part_status' is not JSON"),
+        (np.arange(3), "attribute 'part_status' is not JSON"),
+    ]:
+        with h5py.File(part, "a") as h5:
+            h5.attrs.pop("part_status", None)
+            if value is not None:
+                h5.attrs["part_status"] = value
+        with pytest.raises(HepsnakeError, match=f"^{re.escape(str(part))}: {re.escape(cause)}"):
+            gather(contract, converted("q"), summary_of("q"))
+
+
 def test_a_sample_listing_is_read_with_checks(config_factory, tmp_path, monkeypatch):
     """A remote glob's listing: missing, truncated or of other patterns is one error naming
     the listing file."""

@@ -7,7 +7,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from hepsnake.errors import HepsnakeError
+from hepsnake.errors import HepsnakeError, first_line
 
 DEFAULT_UNIT = "GeV"  # the energy unit of jets that record none (jets.attrs["energy_unit"])
 
@@ -26,8 +26,15 @@ def set_attrs(obj: h5py.HLObject, attrs: dict[str, Any]) -> None:
 
 
 def read_json_attr(obj: h5py.HLObject, key: str) -> Any:
-    """Read back an attribute written by :func:`set_attrs` as JSON."""
-    return json.loads(obj.attrs[key])
+    """Read back an attribute written by :func:`set_attrs` as JSON; one error naming the file
+    where it is missing or not JSON."""
+    where = obj.file.filename
+    if key not in obj.attrs:
+        raise HepsnakeError(where, f"no '{key}' attribute")
+    try:
+        return json.loads(obj.attrs[key])
+    except (TypeError, ValueError) as exc:  # not a string; not JSON
+        raise HepsnakeError(where, f"attribute '{key}' is not JSON ({first_line(exc)})") from None
 
 
 class TableWriter:
