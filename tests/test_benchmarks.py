@@ -14,7 +14,10 @@ from conftest import REPO
 
 BENCHMARKS = REPO / "benchmarks"
 NUMBER = r"[\d,]+(?:\.\d+)?"
-VERBS = ("simulate", "convert", "split", "norm", "train", "predict", "evaluate", "export", "report")
+VERBS = (
+    *("simulate", "list-files", "convert", "gather", "split", "norm", "train"),
+    *("predict", "evaluate", "export", "report"),
+)
 
 # id: (command from the repository root, a pattern per figure line it must print)
 SMOKES: dict[str, tuple[list[str], list[str]]] = {
