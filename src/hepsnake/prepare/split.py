@@ -721,11 +721,11 @@ def bucket_rows(row_bytes: int, most: int, shuffle_bytes: int) -> int:
     split: ``shuffle_bytes`` of rows, more where the dataset is large.
 
     A block of ``r`` rows spreads over ``most / r`` buckets, ``r * r / most`` rows to each: with
-    a fixed ``r`` the writes shrink and multiply as the square of the dataset (at 10^7 jets, 2
-    rows of tracks per write, 1.3 million writes). A bucket of ``sqrt(most * shuffle_bytes /
-    WRITES_PER_BUCKET / row_bytes)`` rows keeps a write at ``shuffle_bytes /
-    WRITES_PER_BUCKET`` on average, its memory growing as the root of the dataset (27 MB of
-    tracks at 10^7 jets, 86 MB at 10^8).
+    a fixed ``r`` the writes shrink and multiply as the square of the dataset (10^7 jets in
+    16 MiB buckets: 14 rows of tracks per write, 0.7 million writes). A bucket of
+    ``sqrt(most * shuffle_bytes / WRITES_PER_BUCKET / row_bytes)`` rows keeps a write at
+    ``shuffle_bytes / WRITES_PER_BUCKET`` or more on average, its memory growing as the root of
+    the dataset (27 MB of tracks at 10^7 jets, 86 MB at 10^8).
     """
     by_bytes = shuffle_bytes // row_bytes
     by_writes = math.isqrt(most * (shuffle_bytes // WRITES_PER_BUCKET) // row_bytes) + 1
