@@ -65,9 +65,10 @@ def test_toy_layout(toy_files, tmp_path, config_factory):
         assert h5.attrs["hepsnake_version"] == __version__
         assert (h5.attrs["sample"], h5.attrs["role"]) == ("sig", "train")
         assert h5["tracks"].chunks[1:] == (6,) and h5["tracks"].compression == "lzf"
-        inputs = read_json_attr(h5, "inputs")
+        inputs = read_json_attr(h5, "inputs", "converted file")
         assert inputs[0]["size"] == toy_files["sig"].stat().st_size and inputs[0]["xxh3_64"]
-        assert read_json_attr(h5, "config")["convert"]["max_constituents"]["tracks"] == 6
+        config = read_json_attr(h5, "config", "converted file")
+        assert config["convert"]["max_constituents"]["tracks"] == 6
     assert len(jets) == passing.sum() == report["jets"]
     np.testing.assert_array_equal(jets["pt"], pt[passing])
     assert np.all(jets["flavour_label"] == 1) and np.all(jets["mS"] == 16)

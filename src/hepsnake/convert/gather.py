@@ -44,9 +44,8 @@ def read_status(sample: str, part: Part) -> dict[str, Any]:
             f" (`hepsnake convert --sample {sample} --part {part.index}`)",
         )
     with open_h5(path, "part file") as h5:
-        if STATUS not in h5.attrs:
-            raise HepsnakeError(str(path), f"not a part file: no '{STATUS}' attribute")
-        status = mapping(read_json_attr(h5, STATUS), path, "part file", ["inputs", "state", "part"])
+        status = read_json_attr(h5, STATUS, "part file")
+        status = mapping(status, path, "part file", ["inputs", "state", "part"])
     if status["inputs"] != [redact_url(f) for f in part.files]:
         raise HepsnakeError(str(path), "is of other files than the part now has: convert it again")
     return status

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 
 from hepsnake.errors import HepsnakeError, first_line
+from hepsnake.io.files import a
 
 DEFAULT_UNIT = "GeV"  # the energy unit of jets that record none (jets.attrs["energy_unit"])
 
@@ -25,12 +26,12 @@ def set_attrs(obj: h5py.HLObject, attrs: dict[str, Any]) -> None:
         obj.attrs[key] = value
 
 
-def read_json_attr(obj: h5py.HLObject, key: str) -> Any:
+def read_json_attr(obj: h5py.HLObject, key: str, kind: str) -> Any:
     """Read back an attribute written by :func:`set_attrs` as JSON; one error naming the file
-    where it is missing or not JSON."""
+    (``kind`` of file, e.g. "part file") where it is missing or not JSON."""
     where = obj.file.filename
     if key not in obj.attrs:
-        raise HepsnakeError(where, f"no '{key}' attribute")
+        raise HepsnakeError(where, f"not {a(kind)}: no '{key}' attribute")
     try:
         return json.loads(obj.attrs[key])
     except (TypeError, ValueError) as exc:  # not a string; not JSON

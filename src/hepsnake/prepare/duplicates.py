@@ -20,7 +20,7 @@ from hepsnake.io.h5 import read_json_attr
 def file_rows(h5: Any, path: str, n_jets: int) -> list[tuple[str, str, slice]]:
     """Per input file of a converted sample: its identity (checksum, else URL), its recorded
     path and its rows of ``jets`` (convert writes the files' jets one after the other)."""
-    records = read_json_attr(h5, "inputs")
+    records = read_json_attr(h5, "inputs", "converted file")
     counts = [int(r["jets_written"]) for r in records]
     if sum(counts) != n_jets:
         raise HepsnakeError(path, f"inputs record {sum(counts)} jets, 'jets' holds {n_jets}")
